@@ -1,0 +1,333 @@
+//! The canonical call record (JSON on the enriched topic and from the API) and its
+//! ClickHouse row (`CallRow`, matching `migrations/0001_calls.sql`).
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use serde_repr::{Deserialize_repr, Serialize_repr};
+use uuid::Uuid;
+
+use crate::{CallId, ClientId, Money, E164};
+
+/// How a record reached us. The numbers are the ClickHouse `Enum8` values.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize_repr, Deserialize_repr, Default,
+)]
+#[repr(i8)]
+pub enum Source {
+    #[default]
+    Webhook = 1,
+    Poll = 2,
+    Csv = 3,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Webhook => "webhook",
+            Source::Poll => "poll",
+            Source::Csv => "csv",
+        }
+    }
+}
+
+/// Text form for JSON and config; the `repr` form above is for ClickHouse.
+pub mod source_text {
+    use super::Source;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(source: &Source, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(source.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Source, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "webhook" => Ok(Source::Webhook),
+            "poll" => Ok(Source::Poll),
+            "csv" => Ok(Source::Csv),
+            other => Err(serde::de::Error::custom(format!(
+                "unknown source {other:?}; expected webhook, poll or csv"
+            ))),
+        }
+    }
+}
+
+/// Where in Kafka a canonical call came from, so any row can be traced to its input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawPosition {
+    pub raw_id: Uuid,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// One call, normalised. Text fields the partner did not send are `None` here and
+/// empty strings in ClickHouse; numbers the partner did not send stay unknown
+/// (`None`/NULL), never zero.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallRecord {
+    pub id: CallId,
+    /// ReplacingMergeTree version: the raw record's receive time in milliseconds, so
+    /// reprocessing the same raw record rewrites the same version and a later partner
+    /// correction (received later) wins.
+    pub version: u64,
+    pub account: String,
+    pub client_id: ClientId,
+    #[serde(with = "source_text")]
+    pub source: Source,
+    pub external_id: Option<String>,
+    pub caller: E164,
+    pub called: Option<E164>,
+    pub started_at: DateTime<Utc>,
+    pub local_tz: String,
+    pub duration_s: Option<u32>,
+    pub payout: Option<Money>,
+    pub revenue: Option<Money>,
+    pub currency: String,
+    pub zip: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub campaign: Option<String>,
+    pub publisher: Option<String>,
+    pub buyer: Option<String>,
+    pub tags: Vec<String>,
+    pub status: String,
+    pub is_duplicate: bool,
+    pub cm_call_id: Option<String>,
+    /// Optional fields that could not be coerced: kept visible, never dropped silently.
+    pub warnings: Vec<String>,
+    pub received_at: DateTime<Utc>,
+    pub processed_at: DateTime<Utc>,
+    pub raw: RawPosition,
+    pub mapping_version: u32,
+}
+
+/// The `calls` table row. Field order and names must match the DDL; a test in
+/// `tests/` compares them against the live table.
+#[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
+pub struct CallRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub id: Uuid,
+    pub version: u64,
+    pub account: String,
+    pub client_id: String,
+    pub source: Source,
+    pub external_id: String,
+    pub caller: String,
+    pub called: String,
+    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    pub started_at: DateTime<Utc>,
+    pub local_tz: String,
+    pub duration_s: Option<u32>,
+    pub payout: Option<i64>,
+    pub revenue: Option<i64>,
+    pub currency: String,
+    pub zip: String,
+    pub city: String,
+    pub state: String,
+    pub campaign: String,
+    pub publisher: String,
+    pub buyer: String,
+    pub tags: Vec<String>,
+    pub status: String,
+    pub is_duplicate: u8,
+    pub cm_call_id: String,
+    pub warnings: Vec<String>,
+    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    pub received_at: DateTime<Utc>,
+    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    pub processed_at: DateTime<Utc>,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub raw_id: Uuid,
+    pub raw_topic: String,
+    pub raw_partition: i32,
+    pub raw_offset: i64,
+    pub mapping_version: u32,
+}
+
+/// Column names of `calls`, in DDL order, for explicit `SELECT` lists.
+pub const CALL_COLUMNS: &str = "id, version, account, client_id, source, external_id, caller, called, \
+started_at, local_tz, duration_s, payout, revenue, currency, zip, city, state, campaign, publisher, \
+buyer, tags, status, is_duplicate, cm_call_id, warnings, received_at, processed_at, raw_id, raw_topic, \
+raw_partition, raw_offset, mapping_version";
+
+fn text(value: &Option<String>) -> String {
+    value.clone().unwrap_or_default()
+}
+
+fn optional(value: String) -> Option<String> {
+    (!value.is_empty()).then_some(value)
+}
+
+impl From<&CallRecord> for CallRow {
+    fn from(call: &CallRecord) -> Self {
+        Self {
+            id: call.id.0,
+            version: call.version,
+            account: call.account.clone(),
+            client_id: call.client_id.to_string(),
+            source: call.source,
+            external_id: text(&call.external_id),
+            caller: call.caller.to_string(),
+            called: call
+                .called
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            started_at: call.started_at,
+            local_tz: call.local_tz.clone(),
+            duration_s: call.duration_s,
+            payout: call.payout.map(Money::units),
+            revenue: call.revenue.map(Money::units),
+            currency: call.currency.clone(),
+            zip: text(&call.zip),
+            city: text(&call.city),
+            state: text(&call.state),
+            campaign: text(&call.campaign),
+            publisher: text(&call.publisher),
+            buyer: text(&call.buyer),
+            tags: call.tags.clone(),
+            status: call.status.clone(),
+            is_duplicate: u8::from(call.is_duplicate),
+            cm_call_id: text(&call.cm_call_id),
+            warnings: call.warnings.clone(),
+            received_at: call.received_at,
+            processed_at: call.processed_at,
+            raw_id: call.raw.raw_id,
+            raw_topic: call.raw.topic.clone(),
+            raw_partition: call.raw.partition,
+            raw_offset: call.raw.offset,
+            mapping_version: call.mapping_version,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("row {id} in ClickHouse has an invalid {field}: {reason}")]
+pub struct RowDecodeError {
+    pub id: Uuid,
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl TryFrom<CallRow> for CallRecord {
+    type Error = RowDecodeError;
+
+    fn try_from(row: CallRow) -> Result<Self, Self::Error> {
+        let id = row.id;
+        let bad = |field: &'static str, reason: String| RowDecodeError { id, field, reason };
+        let called = match row.called.as_str() {
+            "" => None,
+            text => Some(E164::try_from(text.to_owned()).map_err(|e| bad("called", e.to_string()))?),
+        };
+        let money = |field: &'static str, units: Option<i64>| {
+            units
+                .map(|u| Money::from_units(u).ok_or_else(|| bad(field, format!("{u} out of range"))))
+                .transpose()
+        };
+        Ok(Self {
+            id: CallId(row.id),
+            version: row.version,
+            account: row.account,
+            client_id: ClientId::parse(&row.client_id).map_err(|e| bad("client_id", e.to_string()))?,
+            source: row.source,
+            external_id: optional(row.external_id),
+            caller: E164::try_from(row.caller).map_err(|e| bad("caller", e.to_string()))?,
+            called,
+            started_at: row.started_at,
+            local_tz: row.local_tz,
+            duration_s: row.duration_s,
+            payout: money("payout", row.payout)?,
+            revenue: money("revenue", row.revenue)?,
+            currency: row.currency,
+            zip: optional(row.zip),
+            city: optional(row.city),
+            state: optional(row.state),
+            campaign: optional(row.campaign),
+            publisher: optional(row.publisher),
+            buyer: optional(row.buyer),
+            tags: row.tags,
+            status: row.status,
+            is_duplicate: row.is_duplicate != 0,
+            cm_call_id: optional(row.cm_call_id),
+            warnings: row.warnings,
+            received_at: row.received_at,
+            processed_at: row.processed_at,
+            raw: RawPosition {
+                raw_id: row.raw_id,
+                topic: row.raw_topic,
+                partition: row.raw_partition,
+                offset: row.raw_offset,
+            },
+            mapping_version: row.mapping_version,
+        })
+    }
+}
+
+/// ClickHouse `DateTime` holds whole seconds; everything we store is truncated to
+/// them first so a record read back equals the record written.
+pub fn to_whole_seconds(instant: DateTime<Utc>) -> DateTime<Utc> {
+    Utc.timestamp_opt(instant.timestamp(), 0)
+        .single()
+        .unwrap_or(instant)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use phonenumber::country::Id;
+
+    pub(crate) fn sample() -> CallRecord {
+        let at = Utc.with_ymd_and_hms(2026, 11, 20, 22, 3, 22).unwrap();
+        CallRecord {
+            id: CallId::from_external(&ClientId::parse("arroyo").unwrap(), "ar_1"),
+            version: 1,
+            account: "acme".into(),
+            client_id: ClientId::parse("arroyo").unwrap(),
+            source: Source::Webhook,
+            external_id: Some("ar_1".into()),
+            caller: E164::parse("4155552671", Id::US).unwrap(),
+            called: None,
+            started_at: at,
+            local_tz: "America/Los_Angeles".into(),
+            duration_s: Some(252),
+            payout: Some("45.00".parse().unwrap()),
+            revenue: None,
+            currency: "USD".into(),
+            zip: Some("94103".into()),
+            city: None,
+            state: None,
+            campaign: Some("Auto".into()),
+            publisher: None,
+            buyer: None,
+            tags: vec!["auto".into()],
+            status: "qualified".into(),
+            is_duplicate: false,
+            cm_call_id: None,
+            warnings: vec![],
+            received_at: at,
+            processed_at: at,
+            raw: RawPosition {
+                raw_id: Uuid::nil(),
+                topic: "calls.raw".into(),
+                partition: 2,
+                offset: 17,
+            },
+            mapping_version: 3,
+        }
+    }
+
+    #[test]
+    fn row_round_trip_keeps_every_field() {
+        let call = sample();
+        let back = CallRecord::try_from(CallRow::from(&call)).unwrap();
+        assert_eq!(back, call);
+    }
+
+    #[test]
+    fn json_uses_text_source_and_string_money() {
+        let json = serde_json::to_value(sample()).unwrap();
+        assert_eq!(json["source"], "webhook");
+        assert_eq!(json["payout"], "45.00");
+        assert_eq!(json["revenue"], serde_json::Value::Null);
+    }
+}

@@ -1,0 +1,238 @@
+//! Integration definitions: who the partner is, which account it belongs to, and how
+//! its records map onto the canonical call. Validated when loaded, with errors that
+//! name the integration and the rule.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::call::source_text;
+use crate::{ClientId, Source};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IntegrationError {
+    #[error("integration {client_id}: {field}: {problem}")]
+    Invalid {
+        client_id: String,
+        field: String,
+        problem: String,
+    },
+}
+
+/// One partner feed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Integration {
+    /// Appears in the webhook URL: `/api/integrations/webhook/{client_id}`.
+    pub client_id: ClientId,
+    /// The platform account whose reporting these calls belong to.
+    pub account: String,
+    /// Human name for dashboards.
+    pub name: String,
+    /// How records arrive.
+    #[serde(with = "source_text")]
+    pub source: Source,
+    /// Disabled integrations refuse new records (webhooks answer 403).
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    /// Increases with every change; rows record the mapping version they were made with.
+    pub version: u32,
+    /// ISO region for numbers written without a country code.
+    #[serde(default = "default_region")]
+    pub default_region: String,
+    /// IANA zone applied to partner timestamps that carry no offset.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// Currency of amounts that do not name one.
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    pub mapping: Mapping,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+fn default_region() -> String {
+    "US".to_owned()
+}
+fn default_timezone() -> String {
+    "UTC".to_owned()
+}
+fn default_currency() -> String {
+    "USD".to_owned()
+}
+
+/// The canonical fields a mapping can fill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CanonicalField {
+    ExternalId,
+    Caller,
+    Called,
+    StartedAt,
+    DurationS,
+    Payout,
+    Revenue,
+    Currency,
+    Zip,
+    City,
+    State,
+    Campaign,
+    Publisher,
+    Buyer,
+    Tags,
+    Status,
+    CmCallId,
+}
+
+impl CanonicalField {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ExternalId => "external_id",
+            Self::Caller => "caller",
+            Self::Called => "called",
+            Self::StartedAt => "started_at",
+            Self::DurationS => "duration_s",
+            Self::Payout => "payout",
+            Self::Revenue => "revenue",
+            Self::Currency => "currency",
+            Self::Zip => "zip",
+            Self::City => "city",
+            Self::State => "state",
+            Self::Campaign => "campaign",
+            Self::Publisher => "publisher",
+            Self::Buyer => "buyer",
+            Self::Tags => "tags",
+            Self::Status => "status",
+            Self::CmCallId => "cm_call_id",
+        }
+    }
+
+    /// A record without these cannot become a call and is dead-lettered.
+    pub fn is_required(self) -> bool {
+        matches!(self, Self::Caller | Self::StartedAt)
+    }
+}
+
+/// Partner shape → canonical call.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mapping {
+    pub fields: BTreeMap<CanonicalField, FieldRule>,
+}
+
+/// How one canonical field is filled: from a path in the record, or a fixed value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldRule {
+    /// Where the value sits: `call.caller.number`, `legs[0].to`, `["Caller Phone"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// A constant, used when the partner never sends this field.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "static")]
+    pub static_value: Option<serde_json::Value>,
+    /// An explicit chrono format for timestamps that no built-in form matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+}
+
+impl Integration {
+    /// Checks what serde cannot: names resolve, rules are complete.
+    pub fn validate(&self) -> Result<(), IntegrationError> {
+        let invalid = |field: &str, problem: String| IntegrationError::Invalid {
+            client_id: self.client_id.to_string(),
+            field: field.to_owned(),
+            problem,
+        };
+        if self.account.trim().is_empty() {
+            return Err(invalid("account", "must not be empty".into()));
+        }
+        if self.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(invalid(
+                "timezone",
+                format!("{:?} is not an IANA time zone", self.timezone),
+            ));
+        }
+        if crate::phone::region(&self.default_region).is_err() {
+            return Err(invalid(
+                "default_region",
+                format!("{:?} is not an ISO 3166 region code", self.default_region),
+            ));
+        }
+        for required in [CanonicalField::Caller, CanonicalField::StartedAt] {
+            if !self.mapping.fields.contains_key(&required) {
+                return Err(invalid(
+                    &format!("mapping.fields.{}", required.name()),
+                    "is required".into(),
+                ));
+            }
+        }
+        for (field, rule) in &self.mapping.fields {
+            let at = format!("mapping.fields.{}", field.name());
+            match (&rule.path, &rule.static_value) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(&at, "has both `path` and `static`; pick one".into()))
+                }
+                (None, None) => {
+                    return Err(invalid(&at, "needs `path` or `static`".into()));
+                }
+                (Some(path), None) if path.trim().is_empty() => {
+                    return Err(invalid(&at, "`path` is empty".into()));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arroyo() -> Integration {
+        serde_json::from_value(serde_json::json!({
+            "client_id": "arroyo",
+            "account": "acme-leads",
+            "name": "Arroyo",
+            "source": "webhook",
+            "version": 1,
+            "mapping": {"fields": {
+                "caller": {"path": "call.caller.number"},
+                "started_at": {"path": "call.started_at"},
+                "currency": {"static": "USD"}
+            }}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let integration = arroyo();
+        assert!(integration.enabled);
+        assert_eq!(integration.timezone, "UTC");
+        integration.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_canonical_field_is_refused_by_name() {
+        let err = serde_json::from_value::<Mapping>(serde_json::json!({
+            "fields": {"callr": {"path": "x"}}
+        }))
+        .unwrap_err();
+        assert!(err.to_string().contains("callr"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_bad_rule() {
+        let mut integration = arroyo();
+        integration.timezone = "Mars/Olympus".into();
+        let err = integration.validate().unwrap_err().to_string();
+        assert!(err.contains("arroyo") && err.contains("timezone"), "{err}");
+
+        let mut integration = arroyo();
+        integration.mapping.fields.remove(&CanonicalField::Caller);
+        let err = integration.validate().unwrap_err().to_string();
+        assert!(err.contains("mapping.fields.caller"), "{err}");
+    }
+}

@@ -1,0 +1,20 @@
+//! Shared vocabulary of the pipeline. Every binary and test speaks these types;
+//! nothing here does I/O except the migration list, which is embedded SQL text.
+
+pub mod call;
+pub mod dead_letter;
+pub mod envelope;
+pub mod ids;
+pub mod integration;
+pub mod migrations;
+pub mod money;
+pub mod phone;
+pub mod topics;
+
+pub use call::{CallRecord, CallRow, Source};
+pub use dead_letter::{DeadLetter, DeadLetterRow};
+pub use envelope::RawEnvelope;
+pub use ids::{CallId, ClientId, ClientIdError};
+pub use integration::{FieldRule, Integration, IntegrationError, Mapping};
+pub use money::{Money, MoneyError};
+pub use phone::{E164, PhoneError};

@@ -1,0 +1,83 @@
+//! The ClickHouse schema as numbered migrations, embedded in every binary so the
+//! schema and the code that writes it ship together. Applied by `cmctl migrate`
+//! (see `runtime::migrate`).
+
+pub struct Migration {
+    pub version: u32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "calls",
+        sql: include_str!("../migrations/0001_calls.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "dead_letters",
+        sql: include_str!("../migrations/0002_dead_letters.sql"),
+    },
+];
+
+impl Migration {
+    /// The statements of a migration file: the HTTP interface takes one at a time.
+    /// Statements end with `;` at the end of a line; `--` comment lines are dropped.
+    pub fn statements(&self) -> Vec<String> {
+        let mut statements = Vec::new();
+        let mut current = String::new();
+        for line in self.sql.lines() {
+            let trimmed = line.trim();
+            if trimmed.starts_with("--") || trimmed.is_empty() {
+                continue;
+            }
+            current.push_str(line);
+            current.push('\n');
+            if trimmed.ends_with(';') {
+                let statement = current.trim().trim_end_matches(';').trim().to_owned();
+                statements.push(statement);
+                current.clear();
+            }
+        }
+        if !current.trim().is_empty() {
+            statements.push(current.trim().to_owned());
+        }
+        statements
+    }
+
+    /// Detects a shipped migration edited after it was applied somewhere.
+    pub fn checksum(&self) -> String {
+        // FNV-1a: stable across Rust versions, unlike `DefaultHasher`.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in self.sql.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{hash:016x}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_dense_and_ordered() {
+        for (i, migration) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(migration.version as usize, i + 1, "{}", migration.name);
+        }
+    }
+
+    #[test]
+    fn every_file_splits_into_statements_without_comments() {
+        for migration in MIGRATIONS {
+            let statements = migration.statements();
+            assert!(!statements.is_empty(), "{}", migration.name);
+            for statement in statements {
+                assert!(!statement.contains("--"), "{statement}");
+                assert!(!statement.ends_with(';'));
+            }
+        }
+    }
+}

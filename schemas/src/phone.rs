@@ -1,0 +1,134 @@
+//! E.164 phone numbers. The only way to get an `E164` is to parse one, so a value of
+//! this type is always a valid, normalised number.
+
+use std::fmt;
+
+use phonenumber::country::Id as Region;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PhoneError {
+    #[error("{value:?} is not a phone number")]
+    Unparseable { value: String },
+    #[error("{value:?} is not a valid number in region {region}")]
+    Invalid { value: String, region: String },
+    #[error("{region:?} is not an ISO 3166 region code")]
+    UnknownRegion { region: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct E164(String);
+
+/// Turns a region code from configuration ("US") into the parser's region id.
+pub fn region(code: &str) -> Result<Region, PhoneError> {
+    code.parse().map_err(|_| PhoneError::UnknownRegion {
+        region: code.to_owned(),
+    })
+}
+
+impl E164 {
+    /// Parses what partners send: national formats of `default_region`, `+` forms,
+    /// `tel:` URIs, punctuation, and extensions (which are dropped: a call is to the
+    /// line, not the extension).
+    pub fn parse(input: &str, default_region: Region) -> Result<Self, PhoneError> {
+        let trimmed = input.trim();
+        let text = trimmed
+            .strip_prefix("tel:")
+            .or_else(|| trimmed.strip_prefix("TEL:"))
+            .unwrap_or(trimmed);
+        let number = phonenumber::parse(Some(default_region), text).map_err(|_| {
+            PhoneError::Unparseable {
+                value: input.to_owned(),
+            }
+        })?;
+        if !phonenumber::is_valid(&number) {
+            return Err(PhoneError::Invalid {
+                value: input.to_owned(),
+                region: format!("{default_region:?}"),
+            });
+        }
+        Ok(Self(
+            number.format().mode(phonenumber::Mode::E164).to_string(),
+        ))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for E164 {
+    type Error = PhoneError;
+    /// Accepts only text already in E.164 form (what we wrote ourselves).
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let parsed = Self::parse(&value, Region::US)?;
+        if parsed.0 == value {
+            Ok(parsed)
+        } else {
+            Err(PhoneError::Unparseable { value })
+        }
+    }
+}
+
+impl From<E164> for String {
+    fn from(value: E164) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for E164 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn normalises_the_formats_in_the_samples() {
+        for raw in [
+            "(415) 555-2671",
+            "415-555-2671",
+            "4155552671",
+            "+1 415 555 2671",
+            "tel:+1-415-555-2671",
+            "415.555.2671 ext. 12",
+        ] {
+            assert_eq!(
+                E164::parse(raw, Region::US).unwrap().as_str(),
+                "+14155552671",
+                "{raw}"
+            );
+        }
+        assert_eq!(
+            E164::parse("18885550123", Region::US).unwrap().as_str(),
+            "+18885550123"
+        );
+    }
+
+    #[test]
+    fn rejects_non_numbers() {
+        assert!(E164::parse("not provided", Region::US).is_err());
+        assert!(E164::parse("", Region::US).is_err());
+        assert!(E164::parse("123", Region::US).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in ".{0,30}") {
+            let _ = E164::parse(&text, Region::US);
+        }
+
+        #[test]
+        fn normalised_numbers_are_fixed_points(n in 2_000_000_000_u64..9_999_999_999) {
+            if let Ok(number) = E164::parse(&n.to_string(), Region::US) {
+                let again = E164::parse(number.as_str(), Region::GB).unwrap();
+                prop_assert_eq!(again, number);
+            }
+        }
+    }
+}
