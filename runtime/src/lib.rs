@@ -1,0 +1,12 @@
+//! What every binary runs on. Kafka is wrapped once here (producer that returns only
+//! after the ack, consumers that never auto-commit), so delivery guarantees and
+//! metrics are the same in ingest, processor and api.
+
+pub mod clickhouse;
+pub mod config;
+pub mod http;
+pub mod kafka;
+pub mod migrate;
+pub mod registry;
+pub mod shutdown;
+pub mod telemetry;

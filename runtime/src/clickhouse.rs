@@ -1,0 +1,77 @@
+//! The ClickHouse client as every binary builds it. RowBinary over HTTP with schema
+//! validation off: the server here is 18.16, which lacks what validation queries.
+
+use std::time::Duration;
+
+use clickhouse::Client;
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClickHouseConfig {
+    /// HTTP interface, e.g. `http://127.0.0.1:8123`.
+    pub url: String,
+    /// Database holding the pipeline's tables; created by `cmctl migrate`.
+    #[serde(default = "default_database")]
+    pub database: String,
+    #[serde(default = "default_user")]
+    pub user: String,
+    #[serde(default)]
+    pub password: String,
+}
+
+fn default_database() -> String {
+    "callmatrix".to_owned()
+}
+
+fn default_user() -> String {
+    "default".to_owned()
+}
+
+impl ClickHouseConfig {
+    /// A client bound to the pipeline's database.
+    pub fn client(&self) -> Client {
+        self.server_client().with_database(&self.database)
+    }
+
+    /// A client with no database selected, for `CREATE DATABASE`.
+    pub fn server_client(&self) -> Client {
+        Client::default()
+            .with_url(&self.url)
+            .with_user(&self.user)
+            .with_password(&self.password)
+            .with_validation(false)
+    }
+
+    pub fn validate(&self, section: &str) -> Result<(), ConfigError> {
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return Err(ConfigError::invalid(
+                &format!("{section}.url"),
+                format!("{:?} must start with http:// or https://", self.url),
+            ));
+        }
+        if self.database.is_empty()
+            || !self
+                .database
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(ConfigError::invalid(
+                &format!("{section}.database"),
+                format!("{:?} must be letters, digits and '_'", self.database),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `SELECT 1` within `timeout`: the health check's proof ClickHouse answers.
+pub async fn ping(client: &Client, timeout: Duration) -> Result<(), String> {
+    match tokio::time::timeout(timeout, client.query("SELECT 1").fetch_one::<u8>()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {timeout:?}")),
+    }
+}

@@ -1,0 +1,80 @@
+//! Consumers. Group consumers never auto-commit: the loop that owns one commits
+//! offsets only after its sink confirmed the write (see the processor).
+
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+
+use super::KafkaConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    #[error("creating a Kafka consumer: {0}")]
+    Create(KafkaError),
+    #[error("subscribing to {topics:?}: {source}")]
+    Subscribe { topics: Vec<String>, source: KafkaError },
+    #[error("reading metadata of topic {topic}: {source}")]
+    Metadata { topic: String, source: KafkaError },
+    #[error("topic {topic} does not exist (create it with `cmctl topics`)")]
+    MissingTopic { topic: String },
+}
+
+/// A member of consumer group `group`, subscribed to `topics`, committing by hand.
+pub fn group_consumer(
+    config: &KafkaConfig,
+    group: &str,
+    topics: &[&str],
+) -> Result<StreamConsumer, ConsumerError> {
+    let mut client = config.client_config();
+    client
+        .set("group.id", config.group_id(group))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("partition.assignment.strategy", "cooperative-sticky");
+    let consumer: StreamConsumer = client.create().map_err(ConsumerError::Create)?;
+    consumer
+        .subscribe(topics)
+        .map_err(|source| ConsumerError::Subscribe {
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            source,
+        })?;
+    Ok(consumer)
+}
+
+/// `(partition, low, high)` for every partition of `topic`. Blocking: call from a
+/// blocking task or at start-up.
+pub fn high_watermarks<C: Consumer<Ctx>, Ctx: rdkafka::consumer::ConsumerContext>(
+    consumer: &C,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<(i32, i64, i64)>, ConsumerError> {
+    let metadata_error = |source| ConsumerError::Metadata {
+        topic: topic.to_owned(),
+        source,
+    };
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(metadata_error)?;
+    let Some(topic_metadata) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        return Err(ConsumerError::MissingTopic {
+            topic: topic.to_owned(),
+        });
+    };
+    if topic_metadata.error().is_some() || topic_metadata.partitions().is_empty() {
+        return Err(ConsumerError::MissingTopic {
+            topic: topic.to_owned(),
+        });
+    }
+    let mut marks = Vec::new();
+    for partition in topic_metadata.partitions() {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition.id(), timeout)
+            .map_err(metadata_error)?;
+        marks.push((partition.id(), low, high));
+    }
+    Ok(marks)
+}

@@ -1,0 +1,132 @@
+//! A producer whose `send_all` returns only when the broker acknowledged every
+//! record (acks=all, idempotent). Callers acknowledge their own senders after it.
+
+use std::time::Instant;
+
+use futures::future::join_all;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::util::Timeout;
+
+use super::KafkaConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    #[error("creating the Kafka producer: {0}")]
+    Create(KafkaError),
+    #[error("{failed} of {total} records to {topic} were not acknowledged: {first}")]
+    NotAcknowledged {
+        topic: String,
+        failed: usize,
+        total: usize,
+        first: KafkaError,
+    },
+}
+
+impl ProduceError {
+    /// Broker down, slow or out of room: the caller should ask the sender to retry
+    /// later rather than report a permanent failure.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ProduceError::Create(_) => false,
+            ProduceError::NotAcknowledged { first, .. } => !matches!(
+                first.rdkafka_error_code(),
+                Some(RDKafkaErrorCode::MessageSizeTooLarge)
+                    | Some(RDKafkaErrorCode::InvalidMessageSize)
+            ),
+        }
+    }
+}
+
+pub struct OutgoingMessage<'a> {
+    pub key: &'a [u8],
+    pub payload: &'a [u8],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+#[derive(Clone)]
+pub struct AckedProducer {
+    inner: FutureProducer,
+}
+
+impl AckedProducer {
+    pub fn new(config: &KafkaConfig) -> Result<Self, ProduceError> {
+        let mut client = config.client_config();
+        client
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("compression.type", "lz4")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", config.message_timeout_ms.to_string());
+        let inner = client.create().map_err(ProduceError::Create)?;
+        Ok(Self { inner })
+    }
+
+    /// Sends every message and waits for every ack. On error some messages may have
+    /// been written: senders retry, and deterministic ids make the retry harmless.
+    pub async fn send_all(
+        &self,
+        topic: &str,
+        messages: &[OutgoingMessage<'_>],
+    ) -> Result<Vec<Delivered>, ProduceError> {
+        let started = Instant::now();
+        let sends = messages.iter().map(|message| {
+            let record = FutureRecord::to(topic)
+                .key(message.key)
+                .payload(message.payload);
+            // Queue waits count against the same budget as the broker's ack.
+            self.inner.send(record, Timeout::Never)
+        });
+        let results = join_all(sends).await;
+        let mut delivered = Vec::with_capacity(results.len());
+        let mut failed = 0;
+        let mut first_error = None;
+        for result in results {
+            match result {
+                Ok(delivery) => delivered.push(Delivered {
+                    partition: delivery.partition,
+                    offset: delivery.offset,
+                }),
+                Err((error, _message)) => {
+                    failed += 1;
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        let labels = [("topic", topic.to_owned())];
+        metrics::histogram!("kafka_produce_batch_seconds", &labels)
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("kafka_produced_total", &labels).increment(delivered.len() as u64);
+        match first_error {
+            None => Ok(delivered),
+            Some(first) => {
+                metrics::counter!("kafka_produce_errors_total", &labels).increment(failed as u64);
+                Err(ProduceError::NotAcknowledged {
+                    topic: topic.to_owned(),
+                    failed,
+                    total: messages.len(),
+                    first,
+                })
+            }
+        }
+    }
+
+    /// Asks the broker for cluster metadata: the health check's proof of a live link.
+    pub async fn check_broker(&self, timeout: std::time::Duration) -> Result<usize, KafkaError> {
+        let producer = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, timeout)
+                .map(|m| m.brokers().len())
+        })
+        .await
+        .unwrap_or(Err(KafkaError::Canceled))
+    }
+}
