@@ -1,0 +1,110 @@
+//! Operator commands, as a library so tests set up their isolated topics and
+//! databases with exactly what `cmctl` runs.
+
+use std::path::Path;
+
+use runtime::clickhouse::ClickHouseConfig;
+use runtime::kafka::{ensure_topics, AdminError, AckedProducer, KafkaConfig, TopicSpec};
+use runtime::registry::{publish, RegistryError};
+use schemas::Integration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Produce(#[from] runtime::kafka::ProduceError),
+    #[error(transparent)]
+    Migrate(#[from] runtime::migrate::MigrateError),
+    #[error("reading {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+}
+
+/// The pipeline's topics. `partitions` bounds processor parallelism: one consumer
+/// per partition at most, so size it for the instance count you expect.
+pub fn topic_specs(kafka: &KafkaConfig, partitions: i32) -> Vec<TopicSpec> {
+    let topics = kafka.topics();
+    let spec = |name: &str, partitions: i32, settings: Vec<(&str, &str)>| TopicSpec {
+        name: name.to_owned(),
+        partitions,
+        replication: 1,
+        settings: settings
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+    };
+    vec![
+        spec(&topics.raw, partitions, vec![]),
+        spec(&topics.enriched, partitions, vec![]),
+        spec(&topics.dead_letter, 1, vec![]),
+        // Keyed by client id, only the latest definition matters.
+        spec(&topics.integrations, 1, vec![("cleanup.policy", "compact")]),
+    ]
+}
+
+pub async fn create_topics(kafka: &KafkaConfig, partitions: i32) -> Result<Vec<String>, CtlError> {
+    Ok(ensure_topics(kafka, &topic_specs(kafka, partitions)).await?)
+}
+
+pub async fn migrate(clickhouse: &ClickHouseConfig) -> Result<Vec<u32>, CtlError> {
+    Ok(runtime::migrate::migrate(clickhouse).await?)
+}
+
+/// Reads a JSON array of integrations and validates each, naming the bad one.
+pub fn read_integrations(path: &Path) -> Result<Vec<Integration>, CtlError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CtlError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse_integrations(&text).map_err(|message| CtlError::Parse {
+        path: path.display().to_string(),
+        message,
+    })
+}
+
+pub fn parse_integrations(text: &str) -> Result<Vec<Integration>, String> {
+    let integrations: Vec<Integration> = serde_json::from_str(text)
+        .map_err(|e| format!("not a JSON array of integrations: {e}"))?;
+    for integration in &integrations {
+        integration.validate().map_err(|e| e.to_string())?;
+    }
+    Ok(integrations)
+}
+
+pub async fn publish_integrations(
+    kafka: &KafkaConfig,
+    integrations: &[Integration],
+) -> Result<(), CtlError> {
+    let producer = AckedProducer::new(kafka)?;
+    for integration in integrations {
+        publish(&producer, kafka, integration).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_sample_integrations_are_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/integrations/samples.json");
+        let integrations = read_integrations(&path).unwrap();
+        let ids: Vec<_> = integrations.iter().map(|i| i.client_id.to_string()).collect();
+        assert_eq!(ids, ["arroyo", "ringpartner", "legacy-sheet"]);
+    }
+
+    #[test]
+    fn a_bad_integration_is_named() {
+        let err = parse_integrations(
+            r#"[{"client_id":"x1","account":"a","name":"n","source":"webhook","version":1,
+                 "timezone":"Nowhere/Land","mapping":{"fields":{"caller":{"path":"a"},"started_at":{"path":"b"}}}}]"#,
+        )
+        .unwrap_err();
+        assert!(err.contains("x1") && err.contains("timezone"), "{err}");
+    }
+}

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::call::source_text;
+use crate::path::FieldPath;
 use crate::{ClientId, Source};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -128,6 +129,13 @@ pub struct FieldRule {
     /// Where the value sits: `call.caller.number`, `legs[0].to`, `["Caller Phone"]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// Several paths joined into one text value with `separator` (e.g. a date column
+    /// and a time column); missing parts are skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join: Option<Vec<String>>,
+    /// Separator for `join` (default one space).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub separator: Option<String>,
     /// A constant, used when the partner never sends this field.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "static")]
     pub static_value: Option<serde_json::Value>,
@@ -169,17 +177,27 @@ impl Integration {
         }
         for (field, rule) in &self.mapping.fields {
             let at = format!("mapping.fields.{}", field.name());
-            match (&rule.path, &rule.static_value) {
-                (Some(_), Some(_)) => {
-                    return Err(invalid(&at, "has both `path` and `static`; pick one".into()))
+            let sources = [
+                rule.path.is_some(),
+                rule.join.is_some(),
+                rule.static_value.is_some(),
+            ];
+            match sources.iter().filter(|s| **s).count() {
+                0 => return Err(invalid(&at, "needs one of `path`, `join` or `static`".into())),
+                1 => {}
+                _ => {
+                    return Err(invalid(
+                        &at,
+                        "has more than one of `path`, `join` and `static`; pick one".into(),
+                    ))
                 }
-                (None, None) => {
-                    return Err(invalid(&at, "needs `path` or `static`".into()));
-                }
-                (Some(path), None) if path.trim().is_empty() => {
-                    return Err(invalid(&at, "`path` is empty".into()));
-                }
-                _ => {}
+            }
+            let paths = rule.path.iter().chain(rule.join.iter().flatten());
+            for path in paths {
+                FieldPath::parse(path).map_err(|e| invalid(&at, e.to_string()))?;
+            }
+            if rule.join.as_ref().is_some_and(|j| j.is_empty()) {
+                return Err(invalid(&at, "`join` lists no paths".into()));
             }
         }
         Ok(())
@@ -234,5 +252,15 @@ mod tests {
         integration.mapping.fields.remove(&CanonicalField::Caller);
         let err = integration.validate().unwrap_err().to_string();
         assert!(err.contains("mapping.fields.caller"), "{err}");
+
+        let mut integration = arroyo();
+        integration
+            .mapping
+            .fields
+            .get_mut(&CanonicalField::StartedAt)
+            .unwrap()
+            .path = Some("call..started_at".into());
+        let err = integration.validate().unwrap_err().to_string();
+        assert!(err.contains("started_at") && err.contains("position 5"), "{err}");
     }
 }

@@ -8,6 +8,7 @@ pub mod ids;
 pub mod integration;
 pub mod migrations;
 pub mod money;
+pub mod path;
 pub mod phone;
 pub mod topics;
 
@@ -15,6 +16,7 @@ pub use call::{CallRecord, CallRow, Source};
 pub use dead_letter::{DeadLetter, DeadLetterRow};
 pub use envelope::RawEnvelope;
 pub use ids::{CallId, ClientId, ClientIdError};
-pub use integration::{FieldRule, Integration, IntegrationError, Mapping};
+pub use integration::{CanonicalField, FieldRule, Integration, IntegrationError, Mapping};
+pub use path::{FieldPath, PathError};
 pub use money::{Money, MoneyError};
 pub use phone::{E164, PhoneError};

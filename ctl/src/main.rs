@@ -1,0 +1,91 @@
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use runtime::clickhouse::ClickHouseConfig;
+use runtime::kafka::KafkaConfig;
+
+/// Operator commands for the call-integrations pipeline.
+#[derive(Parser)]
+#[command(name = "cmctl", version)]
+struct Cli {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "CM_KAFKA_BROKERS", default_value = "127.0.0.1:19092", global = true)]
+    brokers: String,
+    /// Prefix of topic and group names (one per environment).
+    #[arg(long, env = "CM_TOPIC_PREFIX", default_value = "", global = true)]
+    topic_prefix: String,
+    /// ClickHouse HTTP URL.
+    #[arg(long, env = "CM_CLICKHOUSE_URL", default_value = "http://127.0.0.1:18123", global = true)]
+    clickhouse_url: String,
+    /// ClickHouse database.
+    #[arg(long, env = "CM_DATABASE", default_value = "callmatrix", global = true)]
+    database: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the pipeline's topics that do not exist yet.
+    Topics {
+        /// Partitions of the raw and enriched topics.
+        #[arg(long, default_value_t = 3)]
+        partitions: i32,
+    },
+    /// Apply the ClickHouse migrations not applied yet.
+    Migrate,
+    /// Integration definitions.
+    #[command(subcommand)]
+    Integrations(IntegrationsCommand),
+}
+
+#[derive(Subcommand)]
+enum IntegrationsCommand {
+    /// Validate a JSON array of integrations and publish each to the integrations topic.
+    Publish { file: PathBuf },
+    /// Validate a file without publishing it.
+    Check { file: PathBuf },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    runtime::telemetry::init_logging();
+    let cli = Cli::parse();
+    let kafka = KafkaConfig {
+        brokers: cli.brokers.clone(),
+        topic_prefix: cli.topic_prefix.clone(),
+        message_timeout_ms: 10_000,
+        properties: Default::default(),
+    };
+    let clickhouse = ClickHouseConfig {
+        url: cli.clickhouse_url.clone(),
+        database: cli.database.clone(),
+        user: "default".into(),
+        password: String::new(),
+    };
+    match cli.command {
+        Command::Topics { partitions } => {
+            let created = cmctl::create_topics(&kafka, partitions).await?;
+            println!("topics created: {}", if created.is_empty() { "none (all exist)".into() } else { created.join(", ") });
+        }
+        Command::Migrate => {
+            let applied = cmctl::migrate(&clickhouse).await?;
+            println!("migrations applied: {}", if applied.is_empty() { "none (up to date)".into() } else { format!("{applied:?}") });
+        }
+        Command::Integrations(IntegrationsCommand::Check { file }) => {
+            let integrations = cmctl::read_integrations(&file)?;
+            println!("{}: {} valid integrations", file.display(), integrations.len());
+        }
+        Command::Integrations(IntegrationsCommand::Publish { file }) => {
+            let integrations = cmctl::read_integrations(&file)?;
+            cmctl::publish_integrations(&kafka, &integrations)
+                .await
+                .with_context(|| format!("publishing {}", file.display()))?;
+            for integration in &integrations {
+                println!("published {} v{} ({})", integration.client_id, integration.version, integration.name);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# The local stack: a Kafka-protocol broker (tansu, sqlite storage), ClickHouse 18.16
+# with the project's own config, and the three binaries, with all data under one
+# directory. Idempotent: starting what runs already is a no-op.
+#
+#   deploy/stack.sh install          install tansu and clickhouse-server if missing
+#   deploy/stack.sh start [infra]    start everything (or only broker + ClickHouse),
+#                                    create topics, apply migrations, publish integrations
+#   deploy/stack.sh stop [infra]     stop everything (or only broker + ClickHouse)
+#   deploy/stack.sh status           what runs, on which port, with which pid
+#   deploy/stack.sh logs [NAME]      tail a service's log (tansu, clickhouse, ingest, processor, api)
+#
+# Settings (environment):
+#   CM_DATA_DIR               data, logs and pid files       (default: .data/stack in the repo)
+#   CM_KAFKA_PORT             broker port                    (default 19092)
+#   CM_CLICKHOUSE_HTTP_PORT   ClickHouse HTTP port           (default 18123)
+#   CM_CLICKHOUSE_TCP_PORT    ClickHouse native port         (default 19000)
+#   CM_INGEST_PORT / CM_API_PORT / CM_PROCESSOR_PORT        (default 8080 / 8081 / 8082)
+#   CM_TOPIC_PREFIX           prefix of topics and groups    (default empty)
+#   CM_DATABASE               ClickHouse database            (default callmatrix)
+#   CM_INTEGRATIONS           integrations file to publish   (default deploy/integrations/samples.json)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DATA="${CM_DATA_DIR:-$ROOT/.data/stack}"
+KAFKA_PORT="${CM_KAFKA_PORT:-19092}"
+CH_HTTP_PORT="${CM_CLICKHOUSE_HTTP_PORT:-18123}"
+CH_TCP_PORT="${CM_CLICKHOUSE_TCP_PORT:-19000}"
+INGEST_PORT="${CM_INGEST_PORT:-8080}"
+API_PORT="${CM_API_PORT:-8081}"
+PROCESSOR_PORT="${CM_PROCESSOR_PORT:-8082}"
+TOPIC_PREFIX="${CM_TOPIC_PREFIX:-}"
+DATABASE="${CM_DATABASE:-callmatrix}"
+INTEGRATIONS="${CM_INTEGRATIONS:-$ROOT/deploy/integrations/samples.json}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+TANSU_VERSION="0.6.0"
+
+BROKERS="127.0.0.1:$KAFKA_PORT"
+CH_URL="http://127.0.0.1:$CH_HTTP_PORT"
+APPS=(processor ingest api)
+
+say() { printf '[stack] %s\n' "$*"; }
+die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
+
+port_of() {
+  case "$1" in
+    tansu) echo "$KAFKA_PORT" ;;
+    clickhouse) echo "$CH_HTTP_PORT" ;;
+    ingest) echo "$INGEST_PORT" ;;
+    api) echo "$API_PORT" ;;
+    processor) echo "$PROCESSOR_PORT" ;;
+  esac
+}
+
+pid_file() { echo "$DATA/run/$1.pid"; }
+
+running() {
+  local pid_path; pid_path="$(pid_file "$1")"
+  [ -f "$pid_path" ] && kill -0 "$(cat "$pid_path")" 2>/dev/null
+}
+
+port_busy() { ss -ltnH "sport = :$1" 2>/dev/null | grep -q .; }
+
+wait_until() { # wait_until SECONDS NAME COMMAND...
+  local seconds="$1" name="$2"; shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    if ! running "$name"; then
+      say "$name exited during start-up; last lines of $DATA/logs/$name.log:"
+      tail -n 30 "$DATA/logs/$name.log" >&2 || true
+      return 1
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      say "$name did not become ready within ${seconds}s; last lines of $DATA/logs/$name.log:"
+      tail -n 30 "$DATA/logs/$name.log" >&2 || true
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+launch() { # launch NAME COMMAND... : start in the background, record the pid
+  local name="$1"; shift
+  local port; port="$(port_of "$name")"
+  if running "$name"; then say "$name already running (pid $(cat "$(pid_file "$name")"))"; return 0; fi
+  if port_busy "$port"; then
+    die "port $port for $name is already taken by another process ($(ss -ltnpH "sport = :$port" | sed 's/.*users://' | head -n1)); free it or set the port variable (see deploy/stack.sh header)"
+  fi
+  mkdir -p "$DATA/logs" "$DATA/run"
+  nohup "$@" >>"$DATA/logs/$name.log" 2>&1 &
+  echo $! >"$(pid_file "$name")"
+  say "$name starting (pid $!, port $port, log $DATA/logs/$name.log)"
+}
+
+install() {
+  if ! command -v tansu >/dev/null 2>&1; then
+    say "installing tansu $TANSU_VERSION with sqlite and memory storage (about 11 minutes on 2 cores, once per machine)"
+    cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql
+  fi
+  if ! command -v clickhouse-server >/dev/null 2>&1; then
+    say "installing clickhouse-server from Debian"
+    if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null
+  fi
+  command -v ss >/dev/null 2>&1 || die "the ss command (iproute2) is missing"
+  command -v curl >/dev/null 2>&1 || die "curl is missing"
+  say "tools present: $(command -v tansu), $(command -v clickhouse-server)"
+}
+
+# tansu drops the first slash of a sqlite URL's path: an absolute path needs four.
+abs_path() { (mkdir -p "$1" && cd "$1" && pwd) | sed 's|^/|//|'; }
+
+start_tansu() {
+  mkdir -p "$DATA/kafka"
+  launch tansu tansu broker \
+    --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --storage-engine "sqlite://$(abs_path "$DATA")/kafka/tansu.db"
+  wait_until 30 tansu bash -c "exec 3<>/dev/tcp/127.0.0.1/$KAFKA_PORT"
+}
+
+start_clickhouse() {
+  mkdir -p "$DATA/clickhouse/tmp" "$DATA/clickhouse/user_files" "$DATA/clickhouse/format_schemas" "$DATA/logs"
+  sed -e "s|@DATA@|$DATA|g" -e "s|@HTTP_PORT@|$CH_HTTP_PORT|g" -e "s|@TCP_PORT@|$CH_TCP_PORT|g" \
+    "$ROOT/deploy/clickhouse/config.xml.template" >"$DATA/clickhouse/config.xml"
+  if ! running clickhouse && port_busy "$CH_TCP_PORT"; then
+    die "port $CH_TCP_PORT (ClickHouse native) is already taken; set CM_CLICKHOUSE_TCP_PORT"
+  fi
+  launch clickhouse clickhouse-server --config-file="$DATA/clickhouse/config.xml"
+  wait_until 60 clickhouse curl -fsS "$CH_URL/ping"
+}
+
+cargo_bin() { echo "$TARGET_DIR/debug/$1"; }
+
+build() {
+  say "building the workspace binaries (cargo build --workspace --bins)"
+  (cd "$ROOT" && cargo build --workspace --bins --quiet)
+}
+
+setup() {
+  "$(cargo_bin cmctl)" topics
+  "$(cargo_bin cmctl)" migrate
+  "$(cargo_bin cmctl)" integrations publish "$INTEGRATIONS"
+}
+
+export_app_env() {
+  export CM_KAFKA_BROKERS="$BROKERS" CM_TOPIC_PREFIX="$TOPIC_PREFIX"
+  export CM_CLICKHOUSE_URL="$CH_URL" CM_DATABASE="$DATABASE"
+  for app in INGEST PROCESSOR API; do
+    export "${app}_KAFKA__BROKERS=$BROKERS" "${app}_KAFKA__TOPIC_PREFIX=$TOPIC_PREFIX"
+  done
+  export PROCESSOR_CLICKHOUSE__URL="$CH_URL" PROCESSOR_CLICKHOUSE__DATABASE="$DATABASE"
+  export API_CLICKHOUSE__URL="$CH_URL" API_CLICKHOUSE__DATABASE="$DATABASE"
+  export INGEST_HTTP__LISTEN="127.0.0.1:$INGEST_PORT"
+  export API_HTTP__LISTEN="127.0.0.1:$API_PORT"
+  export PROCESSOR_HTTP__LISTEN="127.0.0.1:$PROCESSOR_PORT"
+}
+
+start_apps() {
+  for app in "${APPS[@]}"; do
+    launch "$app" "$(cargo_bin "$app")" --config "$ROOT/deploy/config/$app.toml"
+  done
+  for app in "${APPS[@]}"; do
+    wait_until 60 "$app" curl -fsS "http://127.0.0.1:$(port_of "$app")/healthz"
+    say "$app ready on http://127.0.0.1:$(port_of "$app")"
+  done
+}
+
+stop_one() {
+  local name="$1" pid_path; pid_path="$(pid_file "$name")"
+  if running "$name"; then
+    local pid; pid="$(cat "$pid_path")"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
+    say "$name stopped"
+  fi
+  rm -f "$pid_path"
+}
+
+status() {
+  for name in tansu clickhouse "${APPS[@]}"; do
+    if running "$name"; then
+      printf '%-11s running  pid %-8s port %s\n' "$name" "$(cat "$(pid_file "$name")")" "$(port_of "$name")"
+    else
+      printf '%-11s stopped\n' "$name"
+    fi
+  done
+  echo "data: $DATA"
+}
+
+command="${1:-}"; scope="${2:-all}"
+case "$command" in
+  install) install ;;
+  start)
+    install
+    start_tansu
+    start_clickhouse
+    export_app_env
+    if [ "$scope" != "infra" ]; then
+      build
+      setup
+      start_apps
+    fi
+    say "stack is up (data under $DATA)"
+    ;;
+  stop)
+    if [ "$scope" != "infra" ]; then for app in api ingest processor; do stop_one "$app"; done; fi
+    stop_one clickhouse
+    stop_one tansu
+    ;;
+  status) status ;;
+  logs)
+    name="${2:-}"
+    if [ -z "$name" ]; then ls -1 "$DATA/logs"; else tail -n 100 -f "$DATA/logs/$name.log"; fi
+    ;;
+  *)
+    sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
+    [ -z "$command" ] || exit 2
+    ;;
+esac
