@@ -79,23 +79,46 @@ mod tests {
         }
     }
 
-    #[test]
-    fn file_then_environment_then_validation() {
-        let dir = tempfile::tempdir().unwrap();
+    fn sample_file(dir: &tempfile::TempDir) -> std::path::PathBuf {
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "[http]\nlisten = \"127.0.0.1:1\"\nbody_limit_bytes = 5\n").unwrap();
+        path
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = sample_file(&dir);
         figment::Jail::expect_with(|jail| {
-            let loaded: Sample = load(Some(&path), "CFGTEST").unwrap();
+            let loaded: Sample = load(Some(&path), "CFGA").unwrap();
             assert_eq!(loaded.http.body_limit_bytes, 5);
-            jail.set_env("CFGTEST_HTTP__BODY_LIMIT_BYTES", "7");
-            let loaded: Sample = load(Some(&path), "CFGTEST").unwrap();
+            assert_eq!(loaded.http.listen.port(), 1);
+            jail.set_env("CFGA_HTTP__BODY_LIMIT_BYTES", "7");
+            let loaded: Sample = load(Some(&path), "CFGA").unwrap();
             assert_eq!(loaded.http.body_limit_bytes, 7);
-            jail.set_env("CFGTEST_HTTP__LISTEN", "not an address");
-            let err = load::<Sample>(Some(&path), "CFGTEST").unwrap_err().to_string();
-            assert!(err.contains("listen"), "{err}");
-            jail.set_env("CFGTEST_HTTP__LISTEN", "127.0.0.1:2");
-            jail.set_env("CFGTEST_HTTP__BODY_LIMIT_BYTES", "1");
-            let err = load::<Sample>(Some(&path), "CFGTEST").unwrap_err().to_string();
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = sample_file(&dir);
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CFGB_HTTP__LISTEN", "not an address");
+            let err = load::<Sample>(Some(&path), "CFGB").unwrap_err().to_string();
+            assert!(err.to_lowercase().contains("http.listen"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn validation_names_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = sample_file(&dir);
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CFGC_HTTP__BODY_LIMIT_BYTES", "1");
+            let err = load::<Sample>(Some(&path), "CFGC").unwrap_err().to_string();
             assert!(err.contains("http.body_limit_bytes"), "{err}");
             Ok(())
         });

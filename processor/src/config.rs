@@ -1,0 +1,111 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use runtime::clickhouse::ClickHouseConfig;
+use runtime::config::{ConfigError, Validate};
+use runtime::kafka::KafkaConfig;
+use serde::{Deserialize, Serialize};
+
+/// `processor --config deploy/config/processor.toml`; override any key with
+/// `PROCESSOR_SECTION__KEY`, e.g. `PROCESSOR_BATCH__MAX_RECORDS=5000`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessorConfig {
+    pub kafka: KafkaConfig,
+    pub clickhouse: ClickHouseConfig,
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub batch: BatchConfig,
+    #[serde(default)]
+    pub registry: RegistryConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Ops port: `/healthz` and `/metrics`.
+    pub listen: SocketAddr,
+}
+
+/// A batch closes at `max_records` or `max_wait_ms` after its first record,
+/// whichever comes first: bigger batches mean fewer ClickHouse parts, shorter waits
+/// mean fresher dashboards.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    #[serde(default = "default_max_records")]
+    pub max_records: usize,
+    #[serde(default = "default_max_wait_ms")]
+    pub max_wait_ms: u64,
+    /// Longest pause between retries of a failed ClickHouse or Kafka write.
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+}
+
+fn default_max_records() -> usize {
+    1000
+}
+fn default_max_wait_ms() -> u64 {
+    200
+}
+fn default_max_backoff_ms() -> u64 {
+    10_000
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_records: default_max_records(),
+            max_wait_ms: default_max_wait_ms(),
+            max_backoff_ms: default_max_backoff_ms(),
+        }
+    }
+}
+
+impl BatchConfig {
+    pub fn max_wait(&self) -> Duration {
+        Duration::from_millis(self.max_wait_ms)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Start-up: how long to read the integrations topic before giving up.
+    #[serde(default = "default_initial_load_ms")]
+    pub initial_load_ms: u64,
+    /// A record stamped with an integration version this instance has not seen
+    /// yet waits this long for it before being dead-lettered.
+    #[serde(default = "default_wait_ms")]
+    pub wait_ms: u64,
+}
+
+fn default_initial_load_ms() -> u64 {
+    30_000
+}
+fn default_wait_ms() -> u64 {
+    5_000
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            initial_load_ms: default_initial_load_ms(),
+            wait_ms: default_wait_ms(),
+        }
+    }
+}
+
+impl Validate for ProcessorConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.kafka.validate("kafka")?;
+        self.clickhouse.validate("clickhouse")?;
+        if self.batch.max_records == 0 || self.batch.max_records > 100_000 {
+            return Err(ConfigError::invalid("batch.max_records", "must be between 1 and 100000"));
+        }
+        if self.batch.max_wait_ms == 0 {
+            return Err(ConfigError::invalid("batch.max_wait_ms", "must be at least 1"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,223 @@
+//! Timestamps. Values with an offset are exact; values without one are read in the
+//! integration's zone. A local time that does not exist (spring forward) or happens
+//! twice (fall back) is an error naming the zone: guessing would store a wrong
+//! instant with nothing to show for it. Partners can avoid it by sending offsets.
+
+use chrono::{DateTime, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use super::{scalar_text, CoerceError};
+
+/// An instant and the zone it was written in, kept as the call's local zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamped {
+    pub instant: DateTime<Utc>,
+    /// An IANA name when the value was zone-less, else the offset it carried (`-08:00`).
+    pub zone: String,
+}
+
+/// Zone-less forms, tried in order. US month-first (partners here are US trackers);
+/// a day-first partner needs an explicit `format` on its rule.
+const LOCAL_FORMATS: &[&str] = &[
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M",
+    "%m/%d/%Y %I:%M:%S %p",
+    "%m/%d/%Y %I:%M %p",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M",
+    "%b %d, %Y %I:%M:%S %p",
+    "%b %d, %Y %I:%M %p",
+    "%B %d, %Y %I:%M:%S %p",
+    "%B %d, %Y %I:%M %p",
+    "%d %b %Y %H:%M:%S",
+];
+
+/// With an explicit offset or `Z`.
+const OFFSET_FORMATS: &[&str] = &["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f %z"];
+
+/// Below this a bare number is seconds since the epoch, above it milliseconds
+/// (1e11 s is the year 5138; 1e11 ms is 1973).
+const EPOCH_MILLIS_THRESHOLD: i64 = 100_000_000_000;
+
+pub fn timestamp(
+    value: &serde_json::Value,
+    zone: Tz,
+    explicit_format: Option<&str>,
+) -> Result<Option<Stamped>, CoerceError> {
+    let Some(text) = scalar_text(value)? else {
+        return Ok(None);
+    };
+    if let Some(format) = explicit_format {
+        return with_format(&text, format, zone).map(Some);
+    }
+    if let Ok(epoch) = text.parse::<i64>() {
+        return from_epoch(epoch).map(Some);
+    }
+    if let Ok(fixed) = DateTime::parse_from_rfc3339(&text) {
+        return Ok(Some(exact(fixed)));
+    }
+    if let Some(fixed) = OFFSET_FORMATS
+        .iter()
+        .find_map(|f| DateTime::parse_from_str(&text, f).ok())
+    {
+        return Ok(Some(exact(fixed)));
+    }
+    let upper = text.to_ascii_uppercase();
+    if let Some(naive) = LOCAL_FORMATS
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(&upper, f).ok())
+    {
+        return in_zone(naive, zone, &text).map(Some);
+    }
+    if NaiveDate::parse_from_str(&text, "%Y-%m-%d").is_ok()
+        || NaiveDate::parse_from_str(&text, "%m/%d/%Y").is_ok()
+    {
+        return Err(CoerceError::new(format!(
+            "{text:?} is a date without a time of day"
+        )));
+    }
+    Err(CoerceError::new(format!(
+        "{text:?} is not a timestamp in any supported form (RFC 3339, YYYY-MM-DD HH:MM:SS, MM/DD/YYYY h:mm[:ss] AM/PM, epoch seconds or milliseconds); set `format` on the rule for other forms"
+    )))
+}
+
+fn exact(fixed: DateTime<FixedOffset>) -> Stamped {
+    Stamped {
+        instant: fixed.with_timezone(&Utc),
+        zone: fixed.offset().to_string(),
+    }
+}
+
+fn from_epoch(epoch: i64) -> Result<Stamped, CoerceError> {
+    let instant = if epoch.abs() >= EPOCH_MILLIS_THRESHOLD {
+        Utc.timestamp_millis_opt(epoch).single()
+    } else {
+        Utc.timestamp_opt(epoch, 0).single()
+    };
+    let instant = instant.ok_or_else(|| CoerceError::new(format!("{epoch} is out of range as an epoch time")))?;
+    Ok(Stamped {
+        instant,
+        zone: "UTC".to_owned(),
+    })
+}
+
+fn with_format(text: &str, format: &str, zone: Tz) -> Result<Stamped, CoerceError> {
+    if let Ok(fixed) = DateTime::parse_from_str(text, format) {
+        return Ok(exact(fixed));
+    }
+    let naive = NaiveDateTime::parse_from_str(text, format)
+        .or_else(|_| NaiveDateTime::parse_from_str(&text.to_ascii_uppercase(), format))
+        .map_err(|e| CoerceError::new(format!("{text:?} does not match format {format:?}: {e}")))?;
+    in_zone(naive, zone, text)
+}
+
+fn in_zone(naive: NaiveDateTime, zone: Tz, text: &str) -> Result<Stamped, CoerceError> {
+    match zone.from_local_datetime(&naive) {
+        LocalResult::Single(local) => Ok(Stamped {
+            instant: local.with_timezone(&Utc),
+            zone: zone.name().to_owned(),
+        }),
+        LocalResult::Ambiguous(first, second) => Err(CoerceError::new(format!(
+            "{text:?} happens twice in {} (clocks fall back: {} or {}); the partner must send an offset",
+            zone.name(),
+            first.to_rfc3339(),
+            second.to_rfc3339()
+        ))),
+        LocalResult::None => Err(CoerceError::new(format!(
+            "{text:?} does not exist in {} (clocks spring forward over it)",
+            zone.name()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn utc(value: serde_json::Value, zone: Tz) -> String {
+        timestamp(&value, zone, None)
+            .unwrap()
+            .unwrap()
+            .instant
+            .to_rfc3339()
+    }
+
+    #[test]
+    fn table_of_supported_forms() {
+        let ny = chrono_tz::America::New_York;
+        let cases = [
+            (json!("2026-11-20T14:03:22-08:00"), "2026-11-20T22:03:22+00:00"),
+            (json!("2026-11-20T22:03:22Z"), "2026-11-20T22:03:22+00:00"),
+            (json!("2026-11-20 17:03:22"), "2026-11-20T22:03:22+00:00"),
+            (json!("11/20/2026 05:03:22 PM"), "2026-11-20T22:03:22+00:00"),
+            (json!("11/20/2026 5:03 pm"), "2026-11-20T22:03:00+00:00"),
+            (json!("11/20/2026 17:03"), "2026-11-20T22:03:00+00:00"),
+            (json!("Nov 20, 2026 5:03 PM"), "2026-11-20T22:03:00+00:00"),
+            (json!(1_795_212_202), "2026-11-20T22:03:22+00:00"),
+            (json!("1795212202000"), "2026-11-20T22:03:22+00:00"),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(utc(value.clone(), ny), expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn zone_is_kept() {
+        let ny = chrono_tz::America::New_York;
+        let offset = timestamp(&json!("2026-11-20T14:03:22-06:00"), ny, None).unwrap().unwrap();
+        assert_eq!(offset.zone, "-06:00");
+        let local = timestamp(&json!("2026-11-20 14:03:22"), ny, None).unwrap().unwrap();
+        assert_eq!(local.zone, "America/New_York");
+    }
+
+    #[test]
+    fn dst_edges_in_new_york_are_errors_not_guesses() {
+        let ny = chrono_tz::America::New_York;
+        let gap = timestamp(&json!("2026-03-08 02:30:00"), ny, None).unwrap_err();
+        assert!(gap.0.contains("does not exist"), "{gap}");
+        let overlap = timestamp(&json!("2026-11-01 01:30:00"), ny, None).unwrap_err();
+        assert!(overlap.0.contains("happens twice"), "{overlap}");
+        // Either side of the gap is fine.
+        assert_eq!(utc(json!("2026-03-08 01:59:59"), ny), "2026-03-08T06:59:59+00:00");
+        assert_eq!(utc(json!("2026-03-08 03:00:00"), ny), "2026-03-08T07:00:00+00:00");
+    }
+
+    #[test]
+    fn explicit_format() {
+        let chicago = chrono_tz::America::Chicago;
+        let stamped = timestamp(&json!("11/20/2026 04:03:22 PM"), chicago, Some("%m/%d/%Y %I:%M:%S %p"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(stamped.instant.to_rfc3339(), "2026-11-20T22:03:22+00:00");
+        assert!(timestamp(&json!("2026-11-20"), chicago, Some("%m/%d/%Y %I:%M:%S %p")).is_err());
+    }
+
+    #[test]
+    fn missing_and_bad_values() {
+        let utc_zone = chrono_tz::UTC;
+        assert_eq!(timestamp(&json!(null), utc_zone, None).unwrap(), None);
+        assert_eq!(timestamp(&json!("  "), utc_zone, None).unwrap(), None);
+        assert!(timestamp(&json!("11/04/2026"), utc_zone, None).unwrap_err().0.contains("without a time"));
+        assert!(timestamp(&json!("yesterday"), utc_zone, None).is_err());
+        assert!(timestamp(&json!({"a": 1}), utc_zone, None).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn rfc3339_round_trips(secs in 0_i64..4_000_000_000, offset_min in -720_i32..=840) {
+            let offset = FixedOffset::east_opt(offset_min * 60).unwrap();
+            let written = offset.timestamp_opt(secs, 0).unwrap().to_rfc3339();
+            let parsed = timestamp(&json!(written), chrono_tz::UTC, None).unwrap().unwrap();
+            prop_assert_eq!(parsed.instant.timestamp(), secs);
+        }
+
+        #[test]
+        fn arbitrary_text_is_a_value_or_an_error(text in ".{0,40}") {
+            let _ = timestamp(&json!(text), chrono_tz::America::New_York, None);
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Partner record → canonical call. Rules are compiled once per integration
+//! version (`CompiledMapping`); each record then costs one walk of its fields.
+//! Required fields that fail reject the record with every field error; optional
+//! fields that fail become warnings on the row.
+
+pub mod coerce;
+mod compiled;
+mod record;
+
+pub use compiled::CompiledMapping;
+pub use record::{map_record, FieldError, Rejection};
+
+#[cfg(test)]
+mod samples_test;

@@ -1,0 +1,267 @@
+//! The consume → map → write → commit loop.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::{Offset, TopicPartitionList};
+use runtime::kafka::{group_consumer, AckedProducer, ConsumerError, ProduceError};
+use runtime::registry::{IntegrationRegistry, RegistryError};
+use runtime::shutdown::Shutdown;
+use schemas::call::RawPosition;
+use schemas::dead_letter::Stage;
+use schemas::{CallRecord, ClientId, DeadLetter, RawEnvelope, Source};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::config::ProcessorConfig;
+use crate::mapping::{map_record, CompiledMapping};
+use crate::ops::{self, OpsState};
+use crate::sink::BatchSink;
+
+/// The consumer group every processor instance joins.
+pub const GROUP: &str = "processor";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessorError {
+    #[error(transparent)]
+    Consumer(#[from] ConsumerError),
+    #[error(transparent)]
+    Producer(#[from] ProduceError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Bind(#[from] runtime::http::BindError),
+    #[error(transparent)]
+    Telemetry(#[from] runtime::telemetry::TelemetryError),
+}
+
+/// Runs until `shutdown`. Offsets of a batch whose writes did not finish are not
+/// committed; the next owner of those partitions processes them again.
+pub async fn run(
+    config: ProcessorConfig,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+    shutdown: Shutdown,
+) -> Result<(), ProcessorError> {
+    let topics = config.kafka.topics();
+    let registry = IntegrationRegistry::start(
+        &config.kafka,
+        shutdown.clone(),
+        Duration::from_millis(config.registry.initial_load_ms),
+    )
+    .await?;
+    let producer = AckedProducer::new(&config.kafka)?;
+    let clickhouse = config.clickhouse.client();
+
+    let listener = runtime::http::bind(config.http.listen).await?;
+    let ops_state = OpsState {
+        clickhouse: clickhouse.clone(),
+        producer: producer.clone(),
+        metrics,
+    };
+    tokio::spawn(runtime::http::serve(
+        listener,
+        move |request| ops::handle(ops_state.clone(), request),
+        shutdown.clone(),
+        Duration::from_secs(1),
+    ));
+
+    let consumer = group_consumer(&config.kafka, GROUP, &[&topics.raw])?;
+    let sink = BatchSink {
+        clickhouse,
+        producer,
+        topics: topics.clone(),
+        max_backoff: Duration::from_millis(config.batch.max_backoff_ms),
+    };
+    let mut state = Pipeline {
+        registry,
+        registry_wait: Duration::from_millis(config.registry.wait_ms),
+        mappings: HashMap::new(),
+    };
+    tracing::info!(topic = %topics.raw, group = %config.kafka.group_id(GROUP), "processor consuming");
+    let mut stop = shutdown.clone();
+    loop {
+        let batch = tokio::select! {
+            _ = stop.wait() => break,
+            batch = next_batch(&consumer, config.batch.max_records, config.batch.max_wait()) => batch,
+        };
+        let started = Instant::now();
+        let processed = state.process(&batch).await;
+        let span = tracing::info_span!("batch", records = batch.len(), calls = processed.calls.len(), dead = processed.dead_letters.len());
+        if let Err(interrupted) = sink.write(&processed.calls, &processed.dead_letters, &shutdown).instrument(span).await {
+            tracing::warn!(error = %interrupted, "stopping with an unwritten batch; it will be reprocessed");
+            break;
+        }
+        commit(&consumer, &batch);
+        metrics::histogram!("processor_batch_seconds").record(started.elapsed().as_secs_f64());
+        metrics::counter!("processor_records_total", "outcome" => "call").increment(processed.calls.len() as u64);
+        metrics::counter!("processor_records_total", "outcome" => "dead_letter").increment(processed.dead_letters.len() as u64);
+    }
+    tracing::info!("processor stopped");
+    Ok(())
+}
+
+/// Waits for a first record, then gathers more until the batch is full or
+/// `max_wait` has passed since the first.
+async fn next_batch(consumer: &StreamConsumer, max_records: usize, max_wait: Duration) -> Vec<OwnedMessage> {
+    let mut batch = Vec::new();
+    let mut deadline = None;
+    while batch.len() < max_records {
+        let received = match deadline {
+            None => consumer.recv().await,
+            Some(deadline) => match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(received) => received,
+                Err(_) => break,
+            },
+        };
+        match received {
+            Ok(message) => {
+                batch.push(message.detach());
+                deadline.get_or_insert_with(|| Instant::now() + max_wait);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "consumer error");
+                metrics::counter!("kafka_consume_errors_total").increment(1);
+                if batch.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                } else {
+                    break;
+                }
+            }
+        }
+    }
+    batch
+}
+
+/// Commits the offset after the last record of each partition in `batch`.
+fn commit(consumer: &StreamConsumer, batch: &[OwnedMessage]) {
+    let mut next: HashMap<(&str, i32), i64> = HashMap::new();
+    for message in batch {
+        let entry = next.entry((message.topic(), message.partition())).or_insert(0);
+        *entry = (*entry).max(message.offset() + 1);
+    }
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        if let Err(error) = list.add_partition_offset(topic, partition, Offset::Offset(offset)) {
+            tracing::error!(%error, topic, partition, "building the commit list");
+        }
+    }
+    match consumer.commit(&list, CommitMode::Sync) {
+        Ok(()) => metrics::counter!("kafka_commits_total").increment(1),
+        Err(error) => {
+            // Usually a rebalance took the partitions away: the new owner replays
+            // from the last commit, and the idempotent writes make that harmless.
+            tracing::warn!(%error, "commit failed; records will be reprocessed by the partition's next owner");
+            metrics::counter!("kafka_commit_errors_total").increment(1);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Processed {
+    calls: Vec<CallRecord>,
+    dead_letters: Vec<DeadLetter>,
+}
+
+struct Pipeline {
+    registry: IntegrationRegistry,
+    registry_wait: Duration,
+    /// Compiled once per integration version.
+    mappings: HashMap<ClientId, Arc<CompiledMapping>>,
+}
+
+impl Pipeline {
+    async fn process(&mut self, batch: &[OwnedMessage]) -> Processed {
+        let processed_at = Utc::now();
+        let mut out = Processed::default();
+        for message in batch {
+            let bytes = message.payload().unwrap_or_default();
+            let envelope: RawEnvelope = match serde_json::from_slice(bytes) {
+                Ok(envelope) => envelope,
+                Err(error) => {
+                    out.dead_letters.push(unreadable(message, &error.to_string()));
+                    continue;
+                }
+            };
+            let position = RawPosition {
+                raw_id: envelope.raw_id,
+                topic: message.topic().to_owned(),
+                partition: message.partition(),
+                offset: message.offset(),
+            };
+            let mapping = match self.mapping_for(&envelope).await {
+                Ok(mapping) => mapping,
+                Err(reason) => {
+                    out.dead_letters.push(dead_letter(&envelope, &position, reason, vec![]));
+                    continue;
+                }
+            };
+            match map_record(&mapping, &envelope, position.clone(), processed_at) {
+                Ok(call) => out.calls.push(call),
+                Err(rejection) => {
+                    tracing::debug!(client_id = %envelope.client_id, raw_id = %envelope.raw_id, reason = %rejection.reason, "record dead-lettered");
+                    let errors = rejection.errors.iter().map(ToString::to_string).collect();
+                    out.dead_letters.push(dead_letter(&envelope, &position, rejection.reason, errors));
+                }
+            }
+        }
+        out
+    }
+
+    async fn mapping_for(&mut self, envelope: &RawEnvelope) -> Result<Arc<CompiledMapping>, String> {
+        let integration = self
+            .registry
+            .wait_for(&envelope.client_id, envelope.integration_version, self.registry_wait)
+            .await
+            .ok_or_else(|| format!("integration {} is not defined", envelope.client_id))?;
+        if let Some(compiled) = self.mappings.get(&envelope.client_id) {
+            if compiled.integration.version == integration.version {
+                return Ok(compiled.clone());
+            }
+        }
+        let compiled = Arc::new(CompiledMapping::compile(&integration).map_err(|e| e.to_string())?);
+        self.mappings.insert(envelope.client_id.clone(), compiled.clone());
+        Ok(compiled)
+    }
+}
+
+fn dead_letter(envelope: &RawEnvelope, position: &RawPosition, reason: String, errors: Vec<String>) -> DeadLetter {
+    DeadLetter {
+        raw_id: envelope.raw_id,
+        client_id: envelope.client_id.clone(),
+        source: envelope.source,
+        stage: Stage::Mapping,
+        reason,
+        errors,
+        received_at: schemas::call::to_whole_seconds(envelope.received_at),
+        failed_at: schemas::call::to_whole_seconds(Utc::now()),
+        raw_partition: Some(position.partition),
+        raw_offset: Some(position.offset),
+        payload: envelope.payload.get().to_owned(),
+    }
+}
+
+/// A raw-topic message that is not an envelope: only a foreign producer writes
+/// those. Kept with a name-based id so a replay does not add a second row.
+fn unreadable(message: &OwnedMessage, error: &str) -> DeadLetter {
+    let payload = String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned();
+    let key = format!("{}/{}/{}", message.topic(), message.partition(), message.offset());
+    let unknown = ClientId::parse("unknown").unwrap_or_else(|_| unreachable!("\"unknown\" is a valid client id"));
+    let now = schemas::call::to_whole_seconds(Utc::now());
+    DeadLetter {
+        raw_id: schemas::ids::raw_record_id(&unknown, &key),
+        client_id: unknown,
+        source: Source::Webhook,
+        stage: Stage::Mapping,
+        reason: format!("raw message is not an envelope: {error}"),
+        errors: vec![],
+        received_at: now,
+        failed_at: now,
+        raw_partition: Some(message.partition()),
+        raw_offset: Some(message.offset()),
+        payload,
+    }
+}

@@ -1,0 +1,108 @@
+//! Durable writes of one batch, retried until they succeed or the process is asked
+//! to stop. Nothing here commits offsets: the pipeline does that after `write`.
+
+use std::time::Duration;
+
+use runtime::kafka::{AckedProducer, OutgoingMessage};
+use runtime::shutdown::Shutdown;
+use schemas::topics::Topics;
+use schemas::{CallRecord, CallRow, DeadLetter, DeadLetterRow};
+
+#[derive(Debug, thiserror::Error)]
+#[error("stopped while retrying a write: {last_error}")]
+pub struct Interrupted {
+    pub last_error: String,
+}
+
+pub struct BatchSink {
+    pub clickhouse: clickhouse::Client,
+    pub producer: AckedProducer,
+    pub topics: Topics,
+    pub max_backoff: Duration,
+}
+
+impl BatchSink {
+    /// ClickHouse first (the system of record), then the topics that announce it.
+    pub async fn write(
+        &self,
+        calls: &[CallRecord],
+        dead_letters: &[DeadLetter],
+        shutdown: &Shutdown,
+    ) -> Result<(), Interrupted> {
+        if !calls.is_empty() {
+            let rows: Vec<CallRow> = calls.iter().map(CallRow::from).collect();
+            self.retry("insert calls", shutdown, || insert(&self.clickhouse, "calls", &rows))
+                .await?;
+            metrics::counter!("clickhouse_rows_written_total", "table" => "calls").increment(rows.len() as u64);
+        }
+        if !dead_letters.is_empty() {
+            let rows: Vec<DeadLetterRow> = dead_letters.iter().map(DeadLetterRow::from).collect();
+            self.retry("insert dead letters", shutdown, || insert(&self.clickhouse, "dead_letters", &rows))
+                .await?;
+            metrics::counter!("clickhouse_rows_written_total", "table" => "dead_letters").increment(rows.len() as u64);
+            let payloads: Vec<(String, Vec<u8>)> = dead_letters
+                .iter()
+                .map(|d| (d.raw_id.to_string(), serde_json::to_vec(d).unwrap_or_default()))
+                .collect();
+            self.retry("publish dead letters", shutdown, || publish(&self.producer, &self.topics.dead_letter, &payloads))
+                .await?;
+        }
+        if !calls.is_empty() {
+            let payloads: Vec<(String, Vec<u8>)> = calls
+                .iter()
+                .map(|c| (c.id.to_string(), serde_json::to_vec(c).unwrap_or_default()))
+                .collect();
+            self.retry("publish enriched calls", shutdown, || publish(&self.producer, &self.topics.enriched, &payloads))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn retry<F, Fut>(&self, what: &str, shutdown: &Shutdown, mut attempt: F) -> Result<(), Interrupted>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>>,
+    {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match attempt().await {
+                Ok(()) => return Ok(()),
+                Err(error) => {
+                    metrics::counter!("processor_write_retries_total", "write" => what.to_owned()).increment(1);
+                    tracing::warn!(%error, write = what, retry_in_ms = backoff.as_millis() as u64, "write failed; retrying");
+                    if shutdown.is_triggered() {
+                        return Err(Interrupted { last_error: error });
+                    }
+                    let mut waiter = shutdown.clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = waiter.wait() => return Err(Interrupted { last_error: error }),
+                    }
+                    backoff = (backoff * 2).min(self.max_backoff);
+                }
+            }
+        }
+    }
+}
+
+async fn insert<T>(client: &clickhouse::Client, table: &str, rows: &[T]) -> Result<(), String>
+where
+    T: clickhouse::RowOwned + clickhouse::RowWrite,
+{
+    let mut insert = client.insert::<T>(table).await.map_err(|e| e.to_string())?;
+    for row in rows {
+        insert.write(row).await.map_err(|e| e.to_string())?;
+    }
+    insert.end().await.map_err(|e| e.to_string())
+}
+
+async fn publish(producer: &AckedProducer, topic: &str, payloads: &[(String, Vec<u8>)]) -> Result<(), String> {
+    let messages: Vec<OutgoingMessage<'_>> = payloads
+        .iter()
+        .map(|(key, payload)| OutgoingMessage {
+            key: key.as_bytes(),
+            payload,
+        })
+        .collect();
+    producer.send_all(topic, &messages).await.map(|_| ()).map_err(|e| e.to_string())
+}
