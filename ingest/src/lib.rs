@@ -1,0 +1,10 @@
+//! The ingest edge. A webhook is answered 2xx only after the broker acknowledged
+//! every accepted record (acks=all, idempotent producer); records it cannot read
+//! go to the dead-letter topic with their position and reason.
+
+pub mod config;
+mod server;
+pub mod webhook;
+
+pub use config::IngestConfig;
+pub use server::{run, IngestError};

@@ -1,11 +1,12 @@
 //! The processor: raw topic → mapping → ClickHouse → enriched topic → commit.
 //!
 //! Delivery: a raw offset is committed only after every record before it is either a
-//! row in ClickHouse or a dead letter (ClickHouse table and topic), and its canonical
+//! row in ClickHouse or a dead letter acknowledged by the dead-letter topic, and its canonical
 //! call was published. A crash anywhere replays from the last commit; call ids are
 //! deterministic and `calls` is a ReplacingMergeTree, so a replay leaves one row.
 
 pub mod config;
+mod dead_letters;
 pub mod mapping;
 mod ops;
 mod pipeline;

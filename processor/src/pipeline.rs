@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::config::ProcessorConfig;
+use crate::dead_letters;
 use crate::mapping::{map_record, CompiledMapping};
 use crate::ops::{self, OpsState};
 use crate::sink::BatchSink;
@@ -70,11 +71,20 @@ pub async fn run(
     ));
 
     let consumer = group_consumer(&config.kafka, GROUP, &[&topics.raw])?;
-    let sink = BatchSink {
+    let sink = Arc::new(BatchSink {
         clickhouse,
         producer,
         topics: topics.clone(),
         max_backoff: Duration::from_millis(config.batch.max_backoff_ms),
+    });
+    let recorder = {
+        let (kafka, sink, shutdown) = (config.kafka.clone(), sink.clone(), shutdown.clone());
+        let (max_records, max_wait) = (config.batch.max_records, config.batch.max_wait());
+        tokio::spawn(async move {
+            if let Err(error) = dead_letters::record(&kafka, &sink, max_records, max_wait, shutdown).await {
+                tracing::error!(%error, "dead-letter recorder stopped");
+            }
+        })
     };
     let mut state = Pipeline {
         registry,
@@ -100,13 +110,14 @@ pub async fn run(
         metrics::counter!("processor_records_total", "outcome" => "call").increment(processed.calls.len() as u64);
         metrics::counter!("processor_records_total", "outcome" => "dead_letter").increment(processed.dead_letters.len() as u64);
     }
+    let _ = recorder.await;
     tracing::info!("processor stopped");
     Ok(())
 }
 
 /// Waits for a first record, then gathers more until the batch is full or
 /// `max_wait` has passed since the first.
-async fn next_batch(consumer: &StreamConsumer, max_records: usize, max_wait: Duration) -> Vec<OwnedMessage> {
+pub(crate) async fn next_batch(consumer: &StreamConsumer, max_records: usize, max_wait: Duration) -> Vec<OwnedMessage> {
     let mut batch = Vec::new();
     let mut deadline = None;
     while batch.len() < max_records {
@@ -137,7 +148,7 @@ async fn next_batch(consumer: &StreamConsumer, max_records: usize, max_wait: Dur
 }
 
 /// Commits the offset after the last record of each partition in `batch`.
-fn commit(consumer: &StreamConsumer, batch: &[OwnedMessage]) {
+pub(crate) fn commit(consumer: &StreamConsumer, batch: &[OwnedMessage]) {
     let mut next: HashMap<(&str, i32), i64> = HashMap::new();
     for message in batch {
         let entry = next.entry((message.topic(), message.partition())).or_insert(0);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use runtime::kafka::{AckedProducer, OutgoingMessage};
 use runtime::shutdown::Shutdown;
 use schemas::topics::Topics;
-use schemas::{CallRecord, CallRow, DeadLetter, DeadLetterRow};
+use schemas::{CallRecord, CallRow, DeadLetter};
 
 #[derive(Debug, thiserror::Error)]
 #[error("stopped while retrying a write: {last_error}")]
@@ -22,7 +22,8 @@ pub struct BatchSink {
 }
 
 impl BatchSink {
-    /// ClickHouse first (the system of record), then the topics that announce it.
+    /// Calls to ClickHouse first (the system of record), then dead letters to their
+    /// topic, then the calls to the enriched topic that announces them.
     pub async fn write(
         &self,
         calls: &[CallRecord],
@@ -36,10 +37,8 @@ impl BatchSink {
             metrics::counter!("clickhouse_rows_written_total", "table" => "calls").increment(rows.len() as u64);
         }
         if !dead_letters.is_empty() {
-            let rows: Vec<DeadLetterRow> = dead_letters.iter().map(DeadLetterRow::from).collect();
-            self.retry("insert dead letters", shutdown, || insert(&self.clickhouse, "dead_letters", &rows))
-                .await?;
-            metrics::counter!("clickhouse_rows_written_total", "table" => "dead_letters").increment(rows.len() as u64);
+            // The topic is the durable record; `dead_letters::record` copies it into
+            // ClickHouse for the API, the same way for ingest's and ours.
             let payloads: Vec<(String, Vec<u8>)> = dead_letters
                 .iter()
                 .map(|d| (d.raw_id.to_string(), serde_json::to_vec(d).unwrap_or_default()))
@@ -58,7 +57,7 @@ impl BatchSink {
         Ok(())
     }
 
-    async fn retry<F, Fut>(&self, what: &str, shutdown: &Shutdown, mut attempt: F) -> Result<(), Interrupted>
+    pub async fn retry<F, Fut>(&self, what: &str, shutdown: &Shutdown, mut attempt: F) -> Result<(), Interrupted>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<(), String>>,
@@ -85,7 +84,7 @@ impl BatchSink {
     }
 }
 
-async fn insert<T>(client: &clickhouse::Client, table: &str, rows: &[T]) -> Result<(), String>
+pub async fn insert<T>(client: &clickhouse::Client, table: &str, rows: &[T]) -> Result<(), String>
 where
     T: clickhouse::RowOwned + clickhouse::RowWrite,
 {

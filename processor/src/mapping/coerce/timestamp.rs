@@ -41,7 +41,31 @@ const OFFSET_FORMATS: &[&str] = &["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%
 /// (1e11 s is the year 5138; 1e11 ms is 1973).
 const EPOCH_MILLIS_THRESHOLD: i64 = 100_000_000_000;
 
+/// Calls happen between these instants (UTC seconds): 2000-01-01 and 2100-01-01.
+/// Anything outside is a data error, and ClickHouse `DateTime` could not hold much
+/// of it anyway (a failed insert would stall the whole batch).
+const EARLIEST_CALL: i64 = 946_684_800;
+const LATEST_CALL: i64 = 4_102_444_800;
+
 pub fn timestamp(
+    value: &serde_json::Value,
+    zone: Tz,
+    explicit_format: Option<&str>,
+) -> Result<Option<Stamped>, CoerceError> {
+    let stamped = parse(value, zone, explicit_format)?;
+    if let Some(stamped) = &stamped {
+        let seconds = stamped.instant.timestamp();
+        if !(EARLIEST_CALL..LATEST_CALL).contains(&seconds) {
+            return Err(CoerceError::new(format!(
+                "{} is outside the years 2000 to 2099 that a call can have",
+                stamped.instant.to_rfc3339()
+            )));
+        }
+    }
+    Ok(stamped)
+}
+
+fn parse(
     value: &serde_json::Value,
     zone: Tz,
     explicit_format: Option<&str>,
@@ -204,11 +228,13 @@ mod tests {
         assert!(timestamp(&json!("11/04/2026"), utc_zone, None).unwrap_err().0.contains("without a time"));
         assert!(timestamp(&json!("yesterday"), utc_zone, None).is_err());
         assert!(timestamp(&json!({"a": 1}), utc_zone, None).is_err());
+        assert!(timestamp(&json!("1900-01-01T00:00:00Z"), utc_zone, None).unwrap_err().0.contains("outside"));
+        assert!(timestamp(&json!(0), utc_zone, None).is_err(), "epoch zero is a missing value in disguise");
     }
 
     proptest! {
         #[test]
-        fn rfc3339_round_trips(secs in 0_i64..4_000_000_000, offset_min in -720_i32..=840) {
+        fn rfc3339_round_trips(secs in EARLIEST_CALL..LATEST_CALL, offset_min in -720_i32..=840) {
             let offset = FixedOffset::east_opt(offset_min * 60).unwrap();
             let written = offset.timestamp_opt(secs, 0).unwrap().to_rfc3339();
             let parsed = timestamp(&json!(written), chrono_tz::UTC, None).unwrap().unwrap();

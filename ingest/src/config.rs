@@ -1,0 +1,74 @@
+use std::net::SocketAddr;
+
+use runtime::config::{ConfigError, Validate};
+use runtime::kafka::KafkaConfig;
+use serde::{Deserialize, Serialize};
+
+/// `ingest --config deploy/config/ingest.toml`; override any key with
+/// `INGEST_SECTION__KEY`, e.g. `INGEST_HTTP__BODY_LIMIT_BYTES=1048576`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    pub kafka: KafkaConfig,
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub registry: RegistryConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// Largest webhook body accepted; larger ones get 413 before being read.
+    #[serde(default = "default_body_limit")]
+    pub body_limit_bytes: usize,
+    /// Most records in one webhook request; more get 413.
+    #[serde(default = "default_max_records")]
+    pub max_records: usize,
+    /// `Retry-After` seconds sent with 503 when the broker does not acknowledge.
+    #[serde(default = "default_retry_after")]
+    pub retry_after_s: u64,
+}
+
+fn default_body_limit() -> usize {
+    10 * 1024 * 1024
+}
+fn default_max_records() -> usize {
+    10_000
+}
+fn default_retry_after() -> u64 {
+    5
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Start-up: how long to read the integrations topic before giving up.
+    #[serde(default = "default_initial_load_ms")]
+    pub initial_load_ms: u64,
+}
+
+fn default_initial_load_ms() -> u64 {
+    30_000
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            initial_load_ms: default_initial_load_ms(),
+        }
+    }
+}
+
+impl Validate for IngestConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.kafka.validate("kafka")?;
+        if self.http.body_limit_bytes < 1024 {
+            return Err(ConfigError::invalid("http.body_limit_bytes", "must be at least 1024"));
+        }
+        if self.http.max_records == 0 {
+            return Err(ConfigError::invalid("http.max_records", "must be at least 1"));
+        }
+        Ok(())
+    }
+}

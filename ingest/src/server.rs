@@ -1,0 +1,98 @@
+//! Routes of the ingest edge, read as a table:
+//!
+//! | method | path                                   | what                         |
+//! |--------|----------------------------------------|------------------------------|
+//! | POST   | /api/integrations/webhook/{clientId}   | partner records (webhook)    |
+//! | GET    | /healthz                               | broker reachable, registry up |
+//! | GET    | /metrics                               | Prometheus text              |
+
+use std::time::Duration;
+
+use http::header::ALLOW;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use metrics_exporter_prometheus::PrometheusHandle;
+use runtime::http::{json, metrics, Body, Problem};
+use runtime::kafka::{AckedProducer, ProduceError};
+use runtime::registry::{IntegrationRegistry, RegistryError};
+use runtime::shutdown::Shutdown;
+
+use crate::config::IngestConfig;
+use crate::webhook::{self, WebhookState};
+
+const WEBHOOK_PREFIX: &str = "/api/integrations/webhook/";
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Producer(#[from] ProduceError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Bind(#[from] runtime::http::BindError),
+}
+
+#[derive(Clone)]
+struct Ingest {
+    webhook: WebhookState,
+    metrics: PrometheusHandle,
+}
+
+/// Serves until `shutdown`. Returns once the listener is bound through `ready`, so
+/// callers (tests, main) know the port is open.
+pub async fn run(config: IngestConfig, metrics: PrometheusHandle, shutdown: Shutdown) -> Result<(), IngestError> {
+    let registry = IntegrationRegistry::start(
+        &config.kafka,
+        shutdown.clone(),
+        Duration::from_millis(config.registry.initial_load_ms),
+    )
+    .await?;
+    let producer = AckedProducer::new(&config.kafka)?;
+    let state = Ingest {
+        webhook: WebhookState {
+            registry,
+            producer,
+            topics: config.kafka.topics(),
+            body_limit: config.http.body_limit_bytes,
+            max_records: config.http.max_records,
+            retry_after_s: config.http.retry_after_s,
+        },
+        metrics,
+    };
+    let listener = runtime::http::bind(config.http.listen).await?;
+    tracing::info!(listen = %config.http.listen, "ingest listening");
+    runtime::http::serve(listener, move |request| route(state.clone(), request), shutdown, Duration::from_secs(5)).await;
+    Ok(())
+}
+
+async fn route(state: Ingest, request: Request<Incoming>) -> Response<Body> {
+    let path = request.uri().path().to_owned();
+    if let Some(client) = path.strip_prefix(WEBHOOK_PREFIX) {
+        if request.method() != Method::POST {
+            let mut response =
+                Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "webhooks are delivered with POST").into_response();
+            response.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
+            return response;
+        }
+        return webhook::handle(&state.webhook, client, request).await;
+    }
+    match (request.method(), path.as_str()) {
+        (&Method::GET, "/healthz") => health(&state).await,
+        (&Method::GET, "/metrics") => metrics(&state.metrics),
+        _ => Problem::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {} {path}", request.method())).into_response(),
+    }
+}
+
+async fn health(state: &Ingest) -> Response<Body> {
+    let kafka = state.webhook.producer.check_broker(Duration::from_secs(2)).await;
+    let integrations = state.webhook.registry.all().len();
+    let status = if kafka.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    json(
+        status,
+        &serde_json::json!({
+            "status": if kafka.is_ok() { "ok" } else { "unavailable" },
+            "kafka": kafka.map(|_| "ok".to_owned()).unwrap_or_else(|e| e.to_string()),
+            "integrations": integrations,
+        }),
+    )
+}

@@ -1,0 +1,253 @@
+//! Splits a webhook body into records without re-encoding them: each record keeps
+//! the exact bytes the partner sent. Accepts one JSON object, a JSON array of
+//! objects, or NDJSON (one object per line).
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    Json,
+    Ndjson,
+}
+
+impl BodyFormat {
+    /// From a `Content-Type` header; `None` for types we do not take.
+    pub fn from_content_type(value: &str) -> Option<Self> {
+        let media = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        match media.as_str() {
+            "application/json" | "text/json" => Some(Self::Json),
+            "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" | "application/jsonlines" => {
+                Some(Self::Ndjson)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A record that could not be taken, and where it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectedRecord {
+    /// Position among the body's records (array index or NDJSON record number), from 0.
+    pub index: usize,
+    /// 1-based line of the body where the record starts.
+    pub line: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+    pub error: String,
+    #[serde(skip)]
+    pub text: String,
+}
+
+#[derive(Debug)]
+pub struct ParsedBody {
+    /// `(index, record)` for every record accepted, in body order.
+    pub records: Vec<(usize, Box<RawValue>)>,
+    pub rejected: Vec<RejectedRecord>,
+}
+
+/// Problems with the body as a whole: nothing in it can be taken.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BodyError {
+    #[error("body is empty")]
+    Empty,
+    #[error("body is not UTF-8: invalid byte at position {position}")]
+    NotUtf8 { position: usize },
+    #[error("malformed JSON at line {line}, column {column}: {message}")]
+    Malformed { line: usize, column: usize, message: String },
+    #[error("body must be a JSON object or an array of objects, not {found}")]
+    WrongShape { found: &'static str },
+    #[error("body contains no records")]
+    NoRecords,
+    #[error("body has {count} records; at most {limit} are accepted per request")]
+    TooManyRecords { count: usize, limit: usize },
+}
+
+pub fn parse_body(bytes: &[u8], format: BodyFormat, max_records: usize) -> Result<ParsedBody, BodyError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| BodyError::NotUtf8 { position: e.valid_up_to() })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.trim().is_empty() {
+        return Err(BodyError::Empty);
+    }
+    let parsed = match format {
+        BodyFormat::Json => parse_json(text)?,
+        BodyFormat::Ndjson => parse_ndjson(text),
+    };
+    let count = parsed.records.len() + parsed.rejected.len();
+    if count == 0 {
+        return Err(BodyError::NoRecords);
+    }
+    if count > max_records {
+        return Err(BodyError::TooManyRecords { count, limit: max_records });
+    }
+    Ok(parsed)
+}
+
+fn parse_json(text: &str) -> Result<ParsedBody, BodyError> {
+    let malformed = |e: serde_json::Error| BodyError::Malformed {
+        line: e.line(),
+        column: e.column(),
+        message: strip_position(&e.to_string()),
+    };
+    // Borrowed parses: every slice points into `text`, which gives each item's line.
+    let whole: &RawValue = serde_json::from_str(text).map_err(malformed)?;
+    match whole.get().as_bytes().first() {
+        Some(b'{') => Ok(ParsedBody { records: vec![(0, whole.to_owned())], rejected: vec![] }),
+        Some(b'[') => {
+            let items: Vec<&RawValue> = serde_json::from_str(whole.get()).map_err(malformed)?;
+            let mut parsed = ParsedBody { records: Vec::with_capacity(items.len()), rejected: vec![] };
+            for (index, item) in items.into_iter().enumerate() {
+                match kind_of(item) {
+                    "an object" => parsed.records.push((index, item.to_owned())),
+                    other => parsed.rejected.push(RejectedRecord {
+                        index,
+                        line: line_of(text, item.get()),
+                        column: None,
+                        error: format!("record must be a JSON object, not {other}"),
+                        text: item.get().to_owned(),
+                    }),
+                }
+            }
+            Ok(parsed)
+        }
+        _ => Err(BodyError::WrongShape { found: kind_of(whole) }),
+    }
+}
+
+fn parse_ndjson(text: &str) -> ParsedBody {
+    let mut parsed = ParsedBody { records: vec![], rejected: vec![] };
+    let mut index = 0;
+    for (line_number, line) in text.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Box<RawValue>>(line) {
+            Ok(record) if kind_of(&record) == "an object" => parsed.records.push((index, record)),
+            Ok(record) => parsed.rejected.push(RejectedRecord {
+                index,
+                line: line_number + 1,
+                column: None,
+                error: format!("record must be a JSON object, not {}", kind_of(&record)),
+                text: line.to_owned(),
+            }),
+            Err(e) => parsed.rejected.push(RejectedRecord {
+                index,
+                line: line_number + 1,
+                column: Some(e.column()),
+                error: format!("malformed JSON: {}", strip_position(&e.to_string())),
+                text: line.to_owned(),
+            }),
+        }
+        index += 1;
+    }
+    parsed
+}
+
+fn kind_of(value: &RawValue) -> &'static str {
+    match value.get().trim_start().as_bytes().first() {
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+/// serde_json appends " at line L column C"; we report those as fields.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// The 1-based line of `text` where `item`, a slice of `text`, starts.
+fn line_of(text: &str, item: &str) -> usize {
+    let offset = (item.as_ptr() as usize).saturating_sub(text.as_ptr() as usize).min(text.len());
+    text.as_bytes()[..offset].iter().filter(|b| **b == b'\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json(text: &str) -> Result<ParsedBody, BodyError> {
+        parse_body(text.as_bytes(), BodyFormat::Json, 100)
+    }
+
+    #[test]
+    fn one_object_an_array_and_ndjson() {
+        assert_eq!(json(r#"{"a":1}"#).unwrap().records.len(), 1);
+        let array = json("[{\"a\":1},\n {\"b\": 2}]").unwrap();
+        assert_eq!(array.records.len(), 2);
+        assert_eq!(array.records[1].1.get(), "{\"b\": 2}", "bytes kept exactly");
+        let nd = parse_body(b"{\"a\":1}\r\n\n{\"b\":2}\n", BodyFormat::Ndjson, 100).unwrap();
+        assert_eq!(nd.records.len(), 2);
+        assert_eq!(nd.records[1].0, 1);
+    }
+
+    #[test]
+    fn malformed_json_names_line_and_column() {
+        let err = json("[{\"a\":1},\n {\"b\" 2}]").unwrap_err();
+        assert!(matches!(err, BodyError::Malformed { line: 2, column: 7, .. }), "{err:?}");
+        assert!(err.to_string().contains("line 2, column 7"));
+    }
+
+    #[test]
+    fn bad_items_are_rejected_by_position_and_good_ones_kept() {
+        let parsed = json("[{\"a\":1},\n 42,\n {\"c\":3},\n 42]").unwrap();
+        assert_eq!(parsed.records.iter().map(|r| r.0).collect::<Vec<_>>(), [0, 2]);
+        assert_eq!(parsed.rejected.len(), 2);
+        assert_eq!((parsed.rejected[1].index, parsed.rejected[1].line), (3, 4), "same text, own line");
+        assert_eq!(parsed.rejected[0].index, 1);
+        assert_eq!(parsed.rejected[0].line, 2);
+        assert!(parsed.rejected[0].error.contains("not a number"));
+
+        let nd = parse_body(b"{\"a\":1}\n{broken\n[1]\n{\"d\":4}", BodyFormat::Ndjson, 100).unwrap();
+        assert_eq!(nd.records.len(), 2);
+        let rejected: Vec<_> = nd.rejected.iter().map(|r| (r.index, r.line)).collect();
+        assert_eq!(rejected, [(1, 2), (2, 3)]);
+        assert!(nd.rejected[0].column.is_some());
+    }
+
+    #[test]
+    fn whole_body_problems() {
+        assert_eq!(json("  ").unwrap_err(), BodyError::Empty);
+        assert_eq!(json("[]").unwrap_err(), BodyError::NoRecords);
+        assert_eq!(json("\"hi\"").unwrap_err(), BodyError::WrongShape { found: "a string" });
+        assert!(matches!(parse_body(&[0xff, 0xfe], BodyFormat::Json, 10), Err(BodyError::NotUtf8 { position: 0 })));
+        assert_eq!(
+            parse_body(b"[{},{},{}]", BodyFormat::Json, 2).unwrap_err(),
+            BodyError::TooManyRecords { count: 3, limit: 2 }
+        );
+        assert!(json("\u{feff}{\"bom\":true}").is_ok());
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(BodyFormat::from_content_type("application/json; charset=utf-8"), Some(BodyFormat::Json));
+        assert_eq!(BodyFormat::from_content_type("Application/X-NDJSON"), Some(BodyFormat::Ndjson));
+        assert_eq!(BodyFormat::from_content_type("text/plain"), None);
+        assert_eq!(BodyFormat::from_content_type("application/x-www-form-urlencoded"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = parse_body(&bytes, BodyFormat::Json, 10);
+            let _ = parse_body(&bytes, BodyFormat::Ndjson, 10);
+        }
+
+        #[test]
+        fn every_ndjson_line_is_accounted_for(lines in proptest::collection::vec("[ -~]{0,12}", 1..20)) {
+            let body = lines.join("\n");
+            if let Ok(parsed) = parse_body(body.as_bytes(), BodyFormat::Ndjson, 100) {
+                let non_blank = lines.iter().filter(|l| !l.trim().is_empty()).count();
+                prop_assert_eq!(parsed.records.len() + parsed.rejected.len(), non_blank);
+            }
+        }
+    }
+}

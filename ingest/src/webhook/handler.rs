@@ -1,0 +1,244 @@
+use std::time::Instant;
+
+use bytes::Bytes;
+use chrono::Utc;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use runtime::http::{json, Body, Problem};
+use runtime::kafka::{AckedProducer, OutgoingMessage, ProduceError};
+use runtime::registry::IntegrationRegistry;
+use schemas::dead_letter::Stage;
+use schemas::ids::raw_record_id;
+use schemas::topics::Topics;
+use schemas::{ClientId, DeadLetter, Integration, RawEnvelope, Source};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::body::{parse_body, BodyError, BodyFormat, RejectedRecord};
+
+/// Namespace of content-derived idempotency keys (records sent without a key).
+const CONTENT_KEY_NAMESPACE: Uuid = Uuid::from_u128(0x2f0c_11d2_7a4b_4c39_9e51_0d8f_6b2a_7c44);
+
+#[derive(Clone)]
+pub struct WebhookState {
+    pub registry: IntegrationRegistry,
+    pub producer: AckedProducer,
+    pub topics: Topics,
+    pub body_limit: usize,
+    pub max_records: usize,
+    pub retry_after_s: u64,
+}
+
+#[derive(Serialize)]
+struct Accepted<'a> {
+    accepted: usize,
+    /// Raw record ids, in body order of the accepted records: the same record sent
+    /// again gets the same id.
+    ids: Vec<Uuid>,
+    rejected: &'a [RejectedRecord],
+}
+
+pub async fn handle(state: &WebhookState, client: &str, request: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let response = match accept(state, client, request).await {
+        Ok(response) => response,
+        Err(problem) => problem.into_response(),
+    };
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("ingest_webhook_requests_total", "status" => status).increment(1);
+    metrics::histogram!("ingest_webhook_seconds").record(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn accept(state: &WebhookState, client: &str, request: Request<Incoming>) -> Result<Response<Body>, Problem> {
+    let integration = find_integration(&state.registry, client)?;
+    let span = tracing::info_span!("webhook", client_id = %integration.client_id);
+    let _entered = span.enter();
+    let format = content_format(request.headers())?;
+    let key = idempotency_key(request.headers());
+    let bytes = read_body(request, state.body_limit).await?;
+    let received_at = Utc::now();
+
+    let parsed = match parse_body(&bytes, format, state.max_records) {
+        Ok(parsed) => parsed,
+        Err(error) => return Err(body_problem(state, &integration, &bytes, error, received_at).await),
+    };
+
+    let envelopes: Vec<RawEnvelope> = parsed
+        .records
+        .into_iter()
+        .map(|(index, payload)| {
+            let idempotency_key = match &key {
+                Some(key) => format!("{key}#{index}"),
+                None => Uuid::new_v5(&CONTENT_KEY_NAMESPACE, payload.get().as_bytes()).to_string(),
+            };
+            RawEnvelope {
+                raw_id: raw_record_id(&integration.client_id, &idempotency_key),
+                client_id: integration.client_id.clone(),
+                source: Source::Webhook,
+                received_at,
+                idempotency_key,
+                integration_version: integration.version,
+                payload,
+            }
+        })
+        .collect();
+    let encoded: Vec<(String, Vec<u8>)> = envelopes.iter().map(|e| (e.raw_id.to_string(), e.to_json())).collect();
+    send(state, &state.topics.raw, &encoded).await?;
+
+    if !parsed.rejected.is_empty() {
+        let letters: Vec<(String, Vec<u8>)> = parsed
+            .rejected
+            .iter()
+            .map(|r| {
+                let letter = refused(&integration.client_id, &r.text, format!("record {} (line {}): {}", r.index, r.line, r.error), received_at);
+                (letter.raw_id.to_string(), serde_json::to_vec(&letter).unwrap_or_default())
+            })
+            .collect();
+        send(state, &state.topics.dead_letter, &letters).await?;
+    }
+    metrics::counter!("ingest_records_total", "outcome" => "accepted").increment(envelopes.len() as u64);
+    metrics::counter!("ingest_records_total", "outcome" => "rejected").increment(parsed.rejected.len() as u64);
+    tracing::info!(accepted = envelopes.len(), rejected = parsed.rejected.len(), "webhook accepted");
+
+    let status = if envelopes.is_empty() { StatusCode::BAD_REQUEST } else { StatusCode::ACCEPTED };
+    Ok(json(
+        status,
+        &Accepted {
+            accepted: envelopes.len(),
+            ids: envelopes.iter().map(|e| e.raw_id).collect(),
+            rejected: &parsed.rejected,
+        },
+    ))
+}
+
+fn find_integration(registry: &IntegrationRegistry, client: &str) -> Result<std::sync::Arc<Integration>, Problem> {
+    let not_found = || {
+        Problem::new(StatusCode::NOT_FOUND, "unknown_integration", format!("no integration with client id {client:?}"))
+    };
+    let id = ClientId::parse(client).map_err(|_| not_found())?;
+    let integration = registry.get(&id).ok_or_else(not_found)?;
+    if !integration.enabled {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "integration_disabled",
+            format!("integration {client:?} is disabled and accepts no records"),
+        ));
+    }
+    Ok(integration)
+}
+
+fn content_format(headers: &HeaderMap) -> Result<BodyFormat, Problem> {
+    let value = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    BodyFormat::from_content_type(value).ok_or_else(|| {
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("Content-Type {value:?} is not accepted; send application/json (one object or an array) or application/x-ndjson"),
+        )
+    })
+}
+
+/// The sender's idempotency key, if it gave one (Standard Webhooks' `webhook-id`,
+/// or `Idempotency-Key`). Keys are bounded so they cannot bloat every envelope.
+fn idempotency_key(headers: &HeaderMap) -> Option<String> {
+    ["idempotency-key", "webhook-id"]
+        .iter()
+        .filter_map(|name| headers.get(*name)?.to_str().ok())
+        .map(str::trim)
+        .find(|v| !v.is_empty() && v.len() <= 256)
+        .map(str::to_owned)
+}
+
+async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Problem> {
+    let too_large = || {
+        Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("body is larger than the limit of {limit} bytes"))
+            .with_detail("limit_bytes", limit)
+    };
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large());
+    }
+    match Limited::new(request.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(error) => Err(Problem::new(StatusCode::BAD_REQUEST, "body_unreadable", format!("reading the body failed: {error}"))),
+    }
+}
+
+async fn body_problem(
+    state: &WebhookState,
+    integration: &Integration,
+    bytes: &[u8],
+    error: BodyError,
+    received_at: chrono::DateTime<Utc>,
+) -> Problem {
+    let (status, code) = match &error {
+        BodyError::TooManyRecords { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_records"),
+        BodyError::Malformed { .. } => (StatusCode::BAD_REQUEST, "malformed_json"),
+        BodyError::NotUtf8 { .. } => (StatusCode::BAD_REQUEST, "not_utf8"),
+        BodyError::Empty | BodyError::NoRecords => (StatusCode::BAD_REQUEST, "no_records"),
+        BodyError::WrongShape { .. } => (StatusCode::BAD_REQUEST, "wrong_shape"),
+    };
+    let mut problem = Problem::new(status, code, error.to_string());
+    match &error {
+        BodyError::Malformed { line, column, .. } => {
+            problem = problem.with_detail("line", line).with_detail("column", column);
+        }
+        BodyError::NotUtf8 { position } => problem = problem.with_detail("position", position),
+        _ => {}
+    }
+    // A body that says something but cannot be read is kept for the operator to
+    // see; an empty one is not worth a dead letter.
+    if matches!(error, BodyError::Malformed { .. } | BodyError::NotUtf8 { .. } | BodyError::WrongShape { .. }) {
+        let letter = refused(&integration.client_id, &String::from_utf8_lossy(bytes), error.to_string(), received_at);
+        let encoded = [(letter.raw_id.to_string(), serde_json::to_vec(&letter).unwrap_or_default())];
+        if let Err(problem) = send(state, &state.topics.dead_letter, &encoded).await {
+            tracing::warn!(message = %problem.message, "could not dead-letter a malformed body");
+        }
+    }
+    problem
+}
+
+fn refused(client: &ClientId, text: &str, reason: String, received_at: chrono::DateTime<Utc>) -> DeadLetter {
+    let key = Uuid::new_v5(&CONTENT_KEY_NAMESPACE, text.as_bytes()).to_string();
+    DeadLetter {
+        raw_id: raw_record_id(client, &key),
+        client_id: client.clone(),
+        source: Source::Webhook,
+        stage: Stage::Ingest,
+        reason,
+        errors: vec![],
+        received_at: schemas::call::to_whole_seconds(received_at),
+        failed_at: schemas::call::to_whole_seconds(Utc::now()),
+        raw_partition: None,
+        raw_offset: None,
+        payload: text.to_owned(),
+    }
+}
+
+async fn send(state: &WebhookState, topic: &str, encoded: &[(String, Vec<u8>)]) -> Result<(), Problem> {
+    let messages: Vec<OutgoingMessage<'_>> =
+        encoded.iter().map(|(key, payload)| OutgoingMessage { key: key.as_bytes(), payload }).collect();
+    state.producer.send_all(topic, &messages).await.map(|_| ()).map_err(|error| unavailable(state, &error))
+}
+
+fn unavailable(state: &WebhookState, error: &ProduceError) -> Problem {
+    tracing::warn!(%error, "records not acknowledged by Kafka");
+    if error.is_transient() {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "broker_unavailable",
+            "the records could not be stored right now; nothing was acknowledged, retry later",
+        )
+        .retry_after(state.retry_after_s)
+    } else {
+        Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "record_too_large", format!("the broker refused a record: {error}"))
+    }
+}
