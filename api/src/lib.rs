@@ -1,0 +1,13 @@
+//! The read side: calls and dead letters from ClickHouse (`FINAL`, so every call
+//! is one row however often it was delivered), and a live feed of new calls over
+//! Server-Sent Events, tailing the enriched topic.
+
+mod calls;
+pub mod config;
+mod dead_letters;
+mod events;
+mod query;
+mod server;
+
+pub use config::ApiConfig;
+pub use server::{run, ApiError};

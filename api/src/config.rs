@@ -1,0 +1,60 @@
+use std::net::SocketAddr;
+
+use runtime::clickhouse::ClickHouseConfig;
+use runtime::config::{ConfigError, Validate};
+use runtime::kafka::KafkaConfig;
+use serde::{Deserialize, Serialize};
+
+/// `api --config deploy/config/api.toml`; override any key with
+/// `API_SECTION__KEY`, e.g. `API_HTTP__LISTEN=0.0.0.0:8081`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    pub kafka: KafkaConfig,
+    pub clickhouse: ClickHouseConfig,
+    pub http: HttpConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// Seconds between SSE heartbeat comments, which keep proxies from closing an
+    /// idle stream and let clients notice a dead one.
+    #[serde(default = "default_heartbeat_s")]
+    pub heartbeat_s: u64,
+    /// Events buffered per SSE client. A client that falls further behind gets a
+    /// `dropped` event and is disconnected rather than growing server memory.
+    #[serde(default = "default_sse_buffer")]
+    pub sse_buffer: usize,
+    /// Largest page `GET /api/calls` returns.
+    #[serde(default = "default_max_page")]
+    pub max_page: u32,
+}
+
+fn default_heartbeat_s() -> u64 {
+    15
+}
+fn default_sse_buffer() -> usize {
+    1024
+}
+fn default_max_page() -> u32 {
+    1000
+}
+
+impl Validate for ApiConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.kafka.validate("kafka")?;
+        self.clickhouse.validate("clickhouse")?;
+        if self.http.heartbeat_s == 0 {
+            return Err(ConfigError::invalid("http.heartbeat_s", "must be at least 1"));
+        }
+        if self.http.sse_buffer == 0 {
+            return Err(ConfigError::invalid("http.sse_buffer", "must be at least 1"));
+        }
+        if self.http.max_page == 0 {
+            return Err(ConfigError::invalid("http.max_page", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
