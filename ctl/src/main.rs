@@ -56,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
         brokers: cli.brokers.clone(),
         topic_prefix: cli.topic_prefix.clone(),
         message_timeout_ms: 10_000,
+        instance_id: None,
         properties: Default::default(),
     };
     let clickhouse = ClickHouseConfig {

@@ -1,0 +1,187 @@
+//! Harness for tests against the real stack: a tansu broker and a ClickHouse server
+//! started by `deploy/test.sh` (addresses in `CM_TEST_BROKERS` and
+//! `CM_TEST_CLICKHOUSE_URL`), and the real `ingest`, `processor` and `api` binaries
+//! started as child processes.
+//!
+//! Every test gets its own topic prefix, consumer groups and ClickHouse database, so
+//! tests run in parallel on one broker and one server without seeing each other.
+
+pub mod sse;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use runtime::clickhouse::ClickHouseConfig;
+use runtime::kafka::KafkaConfig;
+
+static NEXT_ENV: AtomicU32 = AtomicU32::new(0);
+
+/// One isolated environment on the shared broker and ClickHouse.
+pub struct TestEnv {
+    pub name: String,
+    pub kafka: KafkaConfig,
+    pub clickhouse: ClickHouseConfig,
+}
+
+impl TestEnv {
+    /// Topics created, migrations applied, the sample integrations published.
+    pub async fn new(name: &str) -> Self {
+        let brokers = std::env::var("CM_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into());
+        let clickhouse_url = std::env::var("CM_TEST_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:18123".into());
+        let id = format!("t{}x{}{}", std::process::id(), NEXT_ENV.fetch_add(1, Ordering::SeqCst), name.replace('-', "_"));
+        let kafka = KafkaConfig {
+            brokers,
+            topic_prefix: format!("{id}."),
+            message_timeout_ms: 10_000,
+            instance_id: None,
+        properties: Default::default(),
+        };
+        let clickhouse = ClickHouseConfig {
+            url: clickhouse_url,
+            database: id.clone(),
+            user: "default".into(),
+            password: String::new(),
+        };
+        let unreachable = |what: &str, error: String| -> ! {
+            panic!("{what} is not reachable ({error}). Integration tests need the test stack: run `deploy/test.sh`, which starts it and runs the suite.")
+        };
+        if let Err(e) = runtime::clickhouse::ping(&clickhouse.server_client(), Duration::from_secs(5)).await {
+            unreachable("ClickHouse", e);
+        }
+        if let Err(e) = cmctl::create_topics(&kafka, 3).await {
+            unreachable("the Kafka broker", e.to_string());
+        }
+        cmctl::migrate(&clickhouse).await.expect("migrations apply");
+        let integrations = cmctl::read_integrations(&repo_root().join("deploy/integrations/samples.json")).expect("sample integrations");
+        cmctl::publish_integrations(&kafka, &integrations).await.expect("publish integrations");
+        Self { name: id, kafka, clickhouse }
+    }
+
+    pub fn client(&self) -> clickhouse::Client {
+        self.clickhouse.client()
+    }
+
+    /// Environment for a binary: everything it needs to join this test's world.
+    fn binary_env(&self, prefix: &str, port: u16) -> Vec<(String, String)> {
+        let mut env = vec![
+            (format!("{prefix}_KAFKA__BROKERS"), self.kafka.brokers.clone()),
+            (format!("{prefix}_KAFKA__TOPIC_PREFIX"), self.kafka.topic_prefix.clone()),
+            (format!("{prefix}_HTTP__LISTEN"), format!("127.0.0.1:{port}")),
+        ];
+        if prefix != "INGEST" {
+            env.push((format!("{prefix}_CLICKHOUSE__URL"), self.clickhouse.url.clone()));
+            env.push((format!("{prefix}_CLICKHOUSE__DATABASE"), self.clickhouse.database.clone()));
+        }
+        env
+    }
+
+    /// Starts `binary` (ingest, processor or api) with the shipped config file plus
+    /// this environment's overrides and `extra`, and waits for its `/healthz`.
+    pub async fn start(&self, binary: &str, extra: &[(&str, &str)]) -> Service {
+        let port = free_port();
+        let prefix = binary.to_uppercase();
+        let mut command = Command::new(binary_path(binary));
+        command
+            .arg("--config")
+            .arg(repo_root().join(format!("deploy/config/{binary}.toml")))
+            .envs(self.binary_env(&prefix, port))
+            .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .env("RUST_LOG", std::env::var("CM_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(Stdio::null());
+        let child = command.spawn().unwrap_or_else(|e| panic!("starting {binary}: {e}"));
+        let service = Service { name: binary.to_owned(), port, child: Some(child) };
+        service.wait_healthy(Duration::from_secs(60)).await;
+        service
+    }
+}
+
+/// A running binary; killed when dropped.
+pub struct Service {
+    pub name: String,
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Service {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    async fn wait_healthy(&self, timeout: Duration) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(response) = client.get(self.url("/healthz")).send().await {
+                if response.status().is_success() {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "{} did not become healthy within {timeout:?}", self.name);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGKILL: no graceful shutdown, no last commit. What a crash looks like.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The workspace's binaries sit next to the test executable's `deps/` folder.
+fn binary_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target directory");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing: build the binaries first (`cargo build --workspace --bins`, which deploy/test.sh does)", path.display());
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn fixture(name: &str) -> String {
+    std::fs::read_to_string(repo_root().join("tests/fixtures").join(name)).expect("fixture")
+}
+
+/// `SELECT count() FROM calls FINAL WHERE client_id = ?`: one per call id.
+pub async fn final_count(client: &clickhouse::Client, client_id: &str) -> u64 {
+    client
+        .query("SELECT count() FROM calls FINAL WHERE client_id = ?")
+        .bind(client_id)
+        .fetch_one::<u64>()
+        .await
+        .unwrap_or(0)
+}

@@ -33,8 +33,10 @@ pub fn group_consumer(
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "1000")
-        .set("partition.assignment.strategy", "cooperative-sticky");
+        .set("heartbeat.interval.ms", "1000");
+    if let Some(instance) = &config.instance_id {
+        client.set("group.instance.id", instance);
+    }
     let consumer: StreamConsumer = client.create().map_err(ConsumerError::Create)?;
     consumer
         .subscribe(topics)

@@ -31,6 +31,12 @@ pub struct KafkaConfig {
     /// failed (`message.timeout.ms`). The webhook answers 503 when it runs out.
     #[serde(default = "default_message_timeout_ms")]
     pub message_timeout_ms: u64,
+    /// A stable name for this instance (a pod name in a StatefulSet, a host name).
+    /// Turns on static group membership (`group.instance.id`): a restarted instance
+    /// takes its partitions back at once instead of waiting for the group to notice
+    /// the old member is gone. Must be unique among live instances of a binary.
+    #[serde(default)]
+    pub instance_id: Option<String>,
     /// Extra librdkafka properties (security, tuning), passed through verbatim.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
