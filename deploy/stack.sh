@@ -155,6 +155,8 @@ export_app_env() {
   export INGEST_HTTP__LISTEN="127.0.0.1:$INGEST_PORT"
   export API_HTTP__LISTEN="127.0.0.1:$API_PORT"
   export PROCESSOR_HTTP__LISTEN="127.0.0.1:$PROCESSOR_PORT"
+  # Static group membership: a restarted processor takes its partitions back at once.
+  export PROCESSOR_KAFKA__INSTANCE_ID="processor-$(hostname)"
 }
 
 start_apps() {

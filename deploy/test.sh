@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, on a machine that may have none of its services:
+# installs tansu and ClickHouse if missing, starts a throwaway broker and ClickHouse
+# on test ports (data under .data/test, wiped each run), builds the workspace, runs
+# every test (unit, property, and integration against the real stack), then stops
+# the stack. Extra arguments go to `cargo test` (e.g. `deploy/test.sh -p processor`).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export CM_DATA_DIR="${CM_TEST_DATA_DIR:-$ROOT/.data/test}"
+export CM_KAFKA_PORT="${CM_TEST_KAFKA_PORT:-29092}"
+export CM_CLICKHOUSE_HTTP_PORT="${CM_TEST_CLICKHOUSE_HTTP_PORT:-28123}"
+export CM_CLICKHOUSE_TCP_PORT="${CM_TEST_CLICKHOUSE_TCP_PORT:-29000}"
+
+deploy/stack.sh stop infra >/dev/null 2>&1 || true
+rm -rf "$CM_DATA_DIR"
+trap 'deploy/stack.sh stop infra' EXIT
+deploy/stack.sh start infra
+
+echo "[test] building the workspace (binaries and tests)"
+cargo build --workspace --bins --tests
+
+export CM_TEST_BROKERS="127.0.0.1:$CM_KAFKA_PORT"
+export CM_TEST_CLICKHOUSE_URL="http://127.0.0.1:$CM_CLICKHOUSE_HTTP_PORT"
+cargo test --workspace "$@"
