@@ -2,7 +2,8 @@
 # The whole test suite, on a machine that may have none of its services:
 # installs tansu and ClickHouse if missing, starts a throwaway broker and ClickHouse
 # on test ports (data under .data/test, wiped each run), builds the workspace, runs
-# every test (unit, property, and integration against the real stack), then stops
+# the SQL portability check against current ClickHouse, then every test (unit,
+# property, and integration against the real stack), then stops
 # the stack. Extra arguments go to `cargo test` (e.g. `deploy/test.sh -p processor`).
 set -euo pipefail
 
@@ -17,6 +18,14 @@ deploy/stack.sh stop infra >/dev/null 2>&1 || true
 rm -rf "$CM_DATA_DIR"
 trap 'deploy/stack.sh stop infra' EXIT
 deploy/stack.sh start infra
+
+# Every shipped SQL statement must also run on current ClickHouse (chdb 26.9);
+# the integration tests below run them on 18.16.
+if ! python3 -c "import chdb" >/dev/null 2>&1; then
+  echo "[test] installing chdb-core (ClickHouse 26.9 embedded, one ~180 MB wheel)"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "chdb-core==26.9.0"
+fi
+python3 tests/sql/check_current_clickhouse.py
 
 echo "[test] building the workspace (binaries and tests)"
 cargo build --workspace --bins --tests

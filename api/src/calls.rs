@@ -51,17 +51,27 @@ struct CallsPage {
     next_cursor: Option<String>,
 }
 
-pub async fn list(client: &clickhouse::Client, max_page: u32, query: Option<&str>) -> Result<Response<Body>, Problem> {
+pub async fn list(
+    client: &clickhouse::Client,
+    max_page: u32,
+    query: Option<&str>,
+) -> Result<Response<Body>, Problem> {
     let params: CallsQuery = parse(query)?;
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if limit == 0 || limit > max_page {
-        return Err(bad_parameter("limit", format!("must be between 1 and {max_page}")));
+        return Err(bad_parameter(
+            "limit",
+            format!("must be between 1 and {max_page}"),
+        ));
     }
     if let Some(client_id) = &params.client_id {
         ClientId::parse(client_id).map_err(|e| bad_parameter("client_id", e.to_string()))?;
     }
     let cursor = match &params.cursor {
-        Some(text) => Some(Cursor::decode(text).ok_or_else(|| bad_parameter("cursor", "is not a cursor this API issued"))?),
+        Some(text) => Some(
+            Cursor::decode(text)
+                .ok_or_else(|| bad_parameter("cursor", "is not a cursor this API issued"))?,
+        ),
         None => None,
     };
 
@@ -86,17 +96,23 @@ pub async fn list(client: &clickhouse::Client, max_page: u32, query: Option<&str
         q = q.bind(account.as_str());
     }
     if let Some(cursor) = cursor {
-        q = q.bind(cursor.started_at).bind(cursor.started_at).bind(cursor.id.to_string());
+        q = q
+            .bind(cursor.started_at)
+            .bind(cursor.started_at)
+            .bind(cursor.id.to_string());
     }
     // One extra row tells whether another page exists.
     q = q.bind(limit + 1);
     let mut rows: Vec<CallRow> = q.fetch_all().await.map_err(storage_error)?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| rows.last())
-        .flatten()
-        .map(|last| Cursor { started_at: last.started_at.timestamp() as u32, id: last.id }.encode());
+    let next_cursor = more.then(|| rows.last()).flatten().map(|last| {
+        Cursor {
+            started_at: last.started_at.timestamp() as u32,
+            id: last.id,
+        }
+        .encode()
+    });
     let calls = rows
         .into_iter()
         .map(CallRecord::try_from)
@@ -107,7 +123,12 @@ pub async fn list(client: &clickhouse::Client, max_page: u32, query: Option<&str
 
 pub fn storage_error(error: clickhouse::error::Error) -> Problem {
     tracing::error!(%error, "ClickHouse query failed");
-    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "ClickHouse did not answer; retry shortly").retry_after(2)
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage_unavailable",
+        "ClickHouse did not answer; retry shortly",
+    )
+    .retry_after(2)
 }
 
 #[cfg(test)]
@@ -116,9 +137,19 @@ mod tests {
 
     #[test]
     fn cursor_round_trips_and_rejects_junk() {
-        let cursor = Cursor { started_at: 1_795_212_202, id: Uuid::from_u128(7) };
+        let cursor = Cursor {
+            started_at: 1_795_212_202,
+            id: Uuid::from_u128(7),
+        };
         assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
-        for junk in ["", "abc", "12.", ".abc", "-1.00000000000000000000000000000007", "1.xyz"] {
+        for junk in [
+            "",
+            "abc",
+            "12.",
+            ".abc",
+            "-1.00000000000000000000000000000007",
+            "1.xyz",
+        ] {
             assert_eq!(Cursor::decode(junk), None, "{junk}");
         }
     }

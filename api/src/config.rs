@@ -47,10 +47,16 @@ impl Validate for ApiConfig {
         self.kafka.validate("kafka")?;
         self.clickhouse.validate("clickhouse")?;
         if self.http.heartbeat_s == 0 {
-            return Err(ConfigError::invalid("http.heartbeat_s", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "http.heartbeat_s",
+                "must be at least 1",
+            ));
         }
         if self.http.sse_buffer == 0 {
-            return Err(ConfigError::invalid("http.sse_buffer", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "http.sse_buffer",
+                "must be at least 1",
+            ));
         }
         if self.http.max_page == 0 {
             return Err(ConfigError::invalid("http.max_page", "must be at least 1"));

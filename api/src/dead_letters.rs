@@ -16,11 +16,18 @@ struct DeadLettersQuery {
     limit: Option<u32>,
 }
 
-pub async fn list(client: &clickhouse::Client, max_page: u32, query: Option<&str>) -> Result<Response<Body>, Problem> {
+pub async fn list(
+    client: &clickhouse::Client,
+    max_page: u32,
+    query: Option<&str>,
+) -> Result<Response<Body>, Problem> {
     let params: DeadLettersQuery = parse(query)?;
     let limit = params.limit.unwrap_or(50);
     if limit == 0 || limit > max_page {
-        return Err(bad_parameter("limit", format!("must be between 1 and {max_page}")));
+        return Err(bad_parameter(
+            "limit",
+            format!("must be between 1 and {max_page}"),
+        ));
     }
     let mut sql = "SELECT raw_id, client_id, source, stage, reason, errors, received_at, failed_at, raw_partition, raw_offset, payload \
                    FROM dead_letters FINAL WHERE 1"
@@ -53,5 +60,8 @@ pub async fn list(client: &clickhouse::Client, max_page: u32, query: Option<&str
             })
         })
         .collect();
-    Ok(json(StatusCode::OK, &serde_json::json!({ "dead_letters": letters })))
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "dead_letters": letters }),
+    ))
 }

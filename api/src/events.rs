@@ -46,7 +46,10 @@ pub enum HubError {
     #[error(transparent)]
     Consumer(#[from] ConsumerError),
     #[error("assigning partitions of {topic}: {source}")]
-    Assign { topic: String, source: rdkafka::error::KafkaError },
+    Assign {
+        topic: String,
+        source: rdkafka::error::KafkaError,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,11 +62,19 @@ struct EventsQuery {
 impl EventHub {
     /// Starts tailing the enriched topic from its current end: events published
     /// after this returns reach subscribers.
-    pub async fn start(kafka: &KafkaConfig, buffer: usize, heartbeat: Duration, shutdown: Shutdown) -> Result<Self, HubError> {
+    pub async fn start(
+        kafka: &KafkaConfig,
+        buffer: usize,
+        heartbeat: Duration,
+        shutdown: Shutdown,
+    ) -> Result<Self, HubError> {
         let topic = kafka.topics().enriched;
         let consumer = tail_from_end(kafka, &topic).await?;
         let (sender, _) = broadcast::channel(buffer);
-        let hub = Self { sender: sender.clone(), heartbeat };
+        let hub = Self {
+            sender: sender.clone(),
+            heartbeat,
+        };
         tokio::spawn(async move {
             let mut shutdown = shutdown;
             loop {
@@ -73,7 +84,9 @@ impl EventHub {
                 };
                 match message {
                     Ok(message) => {
-                        if let Some(event) = render(message.partition(), message.offset(), message.payload()) {
+                        if let Some(event) =
+                            render(message.partition(), message.offset(), message.payload())
+                        {
                             // No subscribers is fine: nobody is watching.
                             let _ = sender.send(Arc::new(event));
                             metrics::counter!("api_sse_events_total").increment(1);
@@ -156,8 +169,15 @@ impl SseClient {
     }
 
     fn wants(&self, event: &CallEvent) -> bool {
-        self.filter.client_id.as_ref().is_none_or(|c| *c == event.client_id)
-            && self.filter.account.as_ref().is_none_or(|a| *a == event.account)
+        self.filter
+            .client_id
+            .as_ref()
+            .is_none_or(|c| *c == event.client_id)
+            && self
+                .filter
+                .account
+                .as_ref()
+                .is_none_or(|a| *a == event.account)
     }
 }
 
@@ -190,7 +210,9 @@ fn render(partition: i32, offset: i64, payload: Option<&[u8]>) -> Option<CallEve
     Some(CallEvent {
         client_id: scope.client_id,
         account: scope.account,
-        frame: Bytes::from(format!("id: {partition}-{offset}\nevent: call.created\ndata: {data}\n\n")),
+        frame: Bytes::from(format!(
+            "id: {partition}-{offset}\nevent: call.created\ndata: {data}\n\n"
+        )),
     })
 }
 
@@ -207,14 +229,25 @@ async fn tail_from_end(kafka: &KafkaConfig, topic: &str) -> Result<StreamConsume
         (consumer, marks)
     })
     .await
-    .map_err(|_| HubError::Assign { topic: topic.to_owned(), source: rdkafka::error::KafkaError::Canceled })?;
+    .map_err(|_| HubError::Assign {
+        topic: topic.to_owned(),
+        source: rdkafka::error::KafkaError::Canceled,
+    })?;
     let mut assignment = TopicPartitionList::new();
     for (partition, _low, high) in marks? {
         assignment
             .add_partition_offset(topic, partition, Offset::Offset(high))
-            .map_err(|source| HubError::Assign { topic: topic.to_owned(), source })?;
+            .map_err(|source| HubError::Assign {
+                topic: topic.to_owned(),
+                source,
+            })?;
     }
-    consumer.assign(&assignment).map_err(|source| HubError::Assign { topic: topic.to_owned(), source })?;
+    consumer
+        .assign(&assignment)
+        .map_err(|source| HubError::Assign {
+            topic: topic.to_owned(),
+            source,
+        })?;
     Ok(consumer)
 }
 
@@ -224,7 +257,12 @@ mod tests {
 
     #[test]
     fn renders_one_sse_frame_with_a_stable_id() {
-        let event = render(2, 41, Some(br#"{"client_id":"arroyo","account":"acme","x":1}"#)).unwrap();
+        let event = render(
+            2,
+            41,
+            Some(br#"{"client_id":"arroyo","account":"acme","x":1}"#),
+        )
+        .unwrap();
         let frame = std::str::from_utf8(&event.frame).unwrap();
         assert_eq!(frame, "id: 2-41\nevent: call.created\ndata: {\"client_id\":\"arroyo\",\"account\":\"acme\",\"x\":1}\n\n");
         assert!(render(0, 0, Some(b"not json")).is_none());

@@ -7,11 +7,19 @@ use serde::de::DeserializeOwned;
 
 pub fn parse<T: DeserializeOwned>(query: Option<&str>) -> Result<T, Problem> {
     serde_urlencoded::from_str(query.unwrap_or("")).map_err(|e| {
-        Problem::new(StatusCode::BAD_REQUEST, "bad_query", format!("query string: {e}"))
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            format!("query string: {e}"),
+        )
     })
 }
 
 pub fn bad_parameter(name: &str, problem: impl Into<String>) -> Problem {
-    Problem::new(StatusCode::BAD_REQUEST, "bad_query", format!("parameter `{name}`: {}", problem.into()))
-        .with_detail("parameter", name)
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "bad_query",
+        format!("parameter `{name}`: {}", problem.into()),
+    )
+    .with_detail("parameter", name)
 }

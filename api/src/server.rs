@@ -36,7 +36,11 @@ struct Api {
     max_page: u32,
 }
 
-pub async fn run(config: ApiConfig, metrics: PrometheusHandle, shutdown: Shutdown) -> Result<(), ApiError> {
+pub async fn run(
+    config: ApiConfig,
+    metrics: PrometheusHandle,
+    shutdown: Shutdown,
+) -> Result<(), ApiError> {
     let events = EventHub::start(
         &config.kafka,
         config.http.sse_buffer,
@@ -52,7 +56,13 @@ pub async fn run(config: ApiConfig, metrics: PrometheusHandle, shutdown: Shutdow
     };
     let listener = runtime::http::bind(config.http.listen).await?;
     tracing::info!(listen = %config.http.listen, "api listening");
-    runtime::http::serve(listener, move |request| route(state.clone(), request), shutdown, Duration::from_secs(2)).await;
+    runtime::http::serve(
+        listener,
+        move |request| route(state.clone(), request),
+        shutdown,
+        Duration::from_secs(2),
+    )
+    .await;
     Ok(())
 }
 
@@ -61,20 +71,31 @@ async fn route(state: Api, request: Request<Incoming>) -> Response<Body> {
     let query = query.as_deref();
     let result = match (request.method(), request.uri().path()) {
         (&Method::GET, "/api/calls") => calls::list(&state.clickhouse, state.max_page, query).await,
-        (&Method::GET, "/api/dead-letters") => dead_letters::list(&state.clickhouse, state.max_page, query).await,
+        (&Method::GET, "/api/dead-letters") => {
+            dead_letters::list(&state.clickhouse, state.max_page, query).await
+        }
         (&Method::GET, "/api/events") => state.events.subscribe(query),
         (&Method::GET, "/healthz") => Ok(health(&state).await),
         (&Method::GET, "/metrics") => Ok(metrics(&state.metrics)),
-        (method, path) => Err(Problem::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {method} {path}"))),
+        (method, path) => Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route for {method} {path}"),
+        )),
     };
     let response = result.unwrap_or_else(Problem::into_response);
-    metrics::counter!("api_requests_total", "status" => response.status().as_u16().to_string()).increment(1);
+    metrics::counter!("api_requests_total", "status" => response.status().as_u16().to_string())
+        .increment(1);
     response
 }
 
 async fn health(state: &Api) -> Response<Body> {
     let clickhouse = runtime::clickhouse::ping(&state.clickhouse, Duration::from_secs(2)).await;
-    let status = if clickhouse.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if clickhouse.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     json(
         status,
         &serde_json::json!({

@@ -1,0 +1,60 @@
+//! Inputs shared by the benchmarks: a typical partner record and its integration.
+
+use schemas::Integration;
+
+/// A webhook record with 20 mapped fields of every kind the mapping coerces:
+/// nested paths, phones, an offset timestamp, a clock duration, `$` money, tags.
+pub fn typical_record(n: usize) -> String {
+    serde_json::json!({
+        "event": "call.completed",
+        "call": {
+            "id": format!("bench_{n:08}"),
+            "caller": {"number": "(415) 555-2671", "zip": "94103", "city": "San Francisco", "state": "CA"},
+            "tracking_number": "+1 (888) 555-0100",
+            "started_at": "2026-11-20T14:03:22-08:00",
+            "duration": "00:04:12",
+            "payout": "$1,045.00",
+            "revenue": "USD 1,200.50",
+            "currency": "USD",
+            "tags": ["auto", "insurance", "ca"],
+            "campaign": {"id": 771, "name": "Auto Insurance CA"},
+            "publisher": {"name": "BlueMedia"},
+            "buyer": {"name": "Acme Insurance"},
+            "status": "Converted",
+            "routed": {"cm_call_id": "cm_0001"},
+            "extra": {"ivr": [1, 2, 3], "notes": "called back"}
+        }
+    })
+    .to_string()
+}
+
+pub fn typical_integration() -> Integration {
+    serde_json::from_value(serde_json::json!({
+        "client_id": "bench",
+        "account": "acme-leads",
+        "name": "Benchmark partner",
+        "source": "webhook",
+        "version": 1,
+        "timezone": "America/Los_Angeles",
+        "mapping": {"fields": {
+            "external_id": {"path": "call.id"},
+            "caller": {"path": "call.caller.number"},
+            "called": {"path": "call.tracking_number"},
+            "started_at": {"path": "call.started_at"},
+            "duration_s": {"path": "call.duration"},
+            "payout": {"path": "call.payout"},
+            "revenue": {"path": "call.revenue"},
+            "currency": {"path": "call.currency"},
+            "zip": {"path": "call.caller.zip"},
+            "city": {"path": "call.caller.city"},
+            "state": {"path": "call.caller.state"},
+            "campaign": {"path": "call.campaign.name"},
+            "publisher": {"path": "call.publisher.name"},
+            "buyer": {"path": "call.buyer.name"},
+            "tags": {"path": "call.tags"},
+            "status": {"path": "call.status"},
+            "cm_call_id": {"path": "call.routed.cm_call_id"}
+        }}
+    }))
+    .expect("benchmark integration is valid")
+}

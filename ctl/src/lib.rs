@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use runtime::clickhouse::ClickHouseConfig;
-use runtime::kafka::{ensure_topics, AdminError, AckedProducer, KafkaConfig, TopicSpec};
+use runtime::kafka::{ensure_topics, AckedProducer, AdminError, KafkaConfig, TopicSpec};
 use runtime::registry::{publish, RegistryError};
 use schemas::Integration;
 
@@ -19,7 +19,10 @@ pub enum CtlError {
     #[error(transparent)]
     Migrate(#[from] runtime::migrate::MigrateError),
     #[error("reading {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
 }
@@ -67,8 +70,8 @@ pub fn read_integrations(path: &Path) -> Result<Vec<Integration>, CtlError> {
 }
 
 pub fn parse_integrations(text: &str) -> Result<Vec<Integration>, String> {
-    let integrations: Vec<Integration> = serde_json::from_str(text)
-        .map_err(|e| format!("not a JSON array of integrations: {e}"))?;
+    let integrations: Vec<Integration> =
+        serde_json::from_str(text).map_err(|e| format!("not a JSON array of integrations: {e}"))?;
     for integration in &integrations {
         integration.validate().map_err(|e| e.to_string())?;
     }
@@ -92,9 +95,13 @@ mod tests {
 
     #[test]
     fn shipped_sample_integrations_are_valid() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/integrations/samples.json");
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/integrations/samples.json");
         let integrations = read_integrations(&path).unwrap();
-        let ids: Vec<_> = integrations.iter().map(|i| i.client_id.to_string()).collect();
+        let ids: Vec<_> = integrations
+            .iter()
+            .map(|i| i.client_id.to_string())
+            .collect();
         assert_eq!(ids, ["arroyo", "ringpartner", "legacy-sheet"]);
     }
 

@@ -10,13 +10,23 @@ use runtime::kafka::KafkaConfig;
 #[command(name = "cmctl", version)]
 struct Cli {
     /// Kafka bootstrap servers.
-    #[arg(long, env = "CM_KAFKA_BROKERS", default_value = "127.0.0.1:19092", global = true)]
+    #[arg(
+        long,
+        env = "CM_KAFKA_BROKERS",
+        default_value = "127.0.0.1:19092",
+        global = true
+    )]
     brokers: String,
     /// Prefix of topic and group names (one per environment).
     #[arg(long, env = "CM_TOPIC_PREFIX", default_value = "", global = true)]
     topic_prefix: String,
     /// ClickHouse HTTP URL.
-    #[arg(long, env = "CM_CLICKHOUSE_URL", default_value = "http://127.0.0.1:18123", global = true)]
+    #[arg(
+        long,
+        env = "CM_CLICKHOUSE_URL",
+        default_value = "http://127.0.0.1:18123",
+        global = true
+    )]
     clickhouse_url: String,
     /// ClickHouse database.
     #[arg(long, env = "CM_DATABASE", default_value = "callmatrix", global = true)]
@@ -68,15 +78,33 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Topics { partitions } => {
             let created = cmctl::create_topics(&kafka, partitions).await?;
-            println!("topics created: {}", if created.is_empty() { "none (all exist)".into() } else { created.join(", ") });
+            println!(
+                "topics created: {}",
+                if created.is_empty() {
+                    "none (all exist)".into()
+                } else {
+                    created.join(", ")
+                }
+            );
         }
         Command::Migrate => {
             let applied = cmctl::migrate(&clickhouse).await?;
-            println!("migrations applied: {}", if applied.is_empty() { "none (up to date)".into() } else { format!("{applied:?}") });
+            println!(
+                "migrations applied: {}",
+                if applied.is_empty() {
+                    "none (up to date)".into()
+                } else {
+                    format!("{applied:?}")
+                }
+            );
         }
         Command::Integrations(IntegrationsCommand::Check { file }) => {
             let integrations = cmctl::read_integrations(&file)?;
-            println!("{}: {} valid integrations", file.display(), integrations.len());
+            println!(
+                "{}: {} valid integrations",
+                file.display(),
+                integrations.len()
+            );
         }
         Command::Integrations(IntegrationsCommand::Publish { file }) => {
             let integrations = cmctl::read_integrations(&file)?;
@@ -84,7 +112,10 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("publishing {}", file.display()))?;
             for integration in &integrations {
-                println!("published {} v{} ({})", integration.client_id, integration.version, integration.name);
+                println!(
+                    "published {} v{} ({})",
+                    integration.client_id, integration.version, integration.name
+                );
             }
         }
     }

@@ -64,10 +64,16 @@ impl Validate for IngestConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         self.kafka.validate("kafka")?;
         if self.http.body_limit_bytes < 1024 {
-            return Err(ConfigError::invalid("http.body_limit_bytes", "must be at least 1024"));
+            return Err(ConfigError::invalid(
+                "http.body_limit_bytes",
+                "must be at least 1024",
+            ));
         }
         if self.http.max_records == 0 {
-            return Err(ConfigError::invalid("http.max_records", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "http.max_records",
+                "must be at least 1",
+            ));
         }
         Ok(())
     }

@@ -40,7 +40,11 @@ struct Ingest {
 
 /// Serves until `shutdown`. Returns once the listener is bound through `ready`, so
 /// callers (tests, main) know the port is open.
-pub async fn run(config: IngestConfig, metrics: PrometheusHandle, shutdown: Shutdown) -> Result<(), IngestError> {
+pub async fn run(
+    config: IngestConfig,
+    metrics: PrometheusHandle,
+    shutdown: Shutdown,
+) -> Result<(), IngestError> {
     let registry = IntegrationRegistry::start(
         &config.kafka,
         shutdown.clone(),
@@ -61,7 +65,13 @@ pub async fn run(config: IngestConfig, metrics: PrometheusHandle, shutdown: Shut
     };
     let listener = runtime::http::bind(config.http.listen).await?;
     tracing::info!(listen = %config.http.listen, "ingest listening");
-    runtime::http::serve(listener, move |request| route(state.clone(), request), shutdown, Duration::from_secs(5)).await;
+    runtime::http::serve(
+        listener,
+        move |request| route(state.clone(), request),
+        shutdown,
+        Duration::from_secs(5),
+    )
+    .await;
     Ok(())
 }
 
@@ -69,9 +79,15 @@ async fn route(state: Ingest, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path().to_owned();
     if let Some(client) = path.strip_prefix(WEBHOOK_PREFIX) {
         if request.method() != Method::POST {
-            let mut response =
-                Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "webhooks are delivered with POST").into_response();
-            response.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
+            let mut response = Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "webhooks are delivered with POST",
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("POST"));
             return response;
         }
         return webhook::handle(&state.webhook, client, request).await;
@@ -79,14 +95,27 @@ async fn route(state: Ingest, request: Request<Incoming>) -> Response<Body> {
     match (request.method(), path.as_str()) {
         (&Method::GET, "/healthz") => health(&state).await,
         (&Method::GET, "/metrics") => metrics(&state.metrics),
-        _ => Problem::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {} {path}", request.method())).into_response(),
+        _ => Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route for {} {path}", request.method()),
+        )
+        .into_response(),
     }
 }
 
 async fn health(state: &Ingest) -> Response<Body> {
-    let kafka = state.webhook.producer.check_broker(Duration::from_secs(2)).await;
+    let kafka = state
+        .webhook
+        .producer
+        .check_broker(Duration::from_secs(2))
+        .await;
     let integrations = state.webhook.registry.all().len();
-    let status = if kafka.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if kafka.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     json(
         status,
         &serde_json::json!({

@@ -101,10 +101,16 @@ impl Validate for ProcessorConfig {
         self.kafka.validate("kafka")?;
         self.clickhouse.validate("clickhouse")?;
         if self.batch.max_records == 0 || self.batch.max_records > 100_000 {
-            return Err(ConfigError::invalid("batch.max_records", "must be between 1 and 100000"));
+            return Err(ConfigError::invalid(
+                "batch.max_records",
+                "must be between 1 and 100000",
+            ));
         }
         if self.batch.max_wait_ms == 0 {
-            return Err(ConfigError::invalid("batch.max_wait_ms", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "batch.max_wait_ms",
+                "must be at least 1",
+            ));
         }
         Ok(())
     }

@@ -42,12 +42,15 @@ pub async fn record(
             .collect();
         if !rows.is_empty() {
             let written = sink
-                .retry("insert dead letters", &shutdown, || insert(&sink.clickhouse, "dead_letters", &rows))
+                .retry("insert dead letters", &shutdown, || {
+                    insert(&sink.clickhouse, "dead_letters", &rows)
+                })
                 .await;
             if written.is_err() {
                 break;
             }
-            metrics::counter!("clickhouse_rows_written_total", "table" => "dead_letters").increment(rows.len() as u64);
+            metrics::counter!("clickhouse_rows_written_total", "table" => "dead_letters")
+                .increment(rows.len() as u64);
         }
         commit(&consumer, &batch);
     }

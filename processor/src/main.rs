@@ -15,7 +15,8 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     runtime::telemetry::init_logging();
     let args = Args::parse();
-    let config: processor::ProcessorConfig = runtime::config::load(args.config.as_deref(), "PROCESSOR")?;
+    let config: processor::ProcessorConfig =
+        runtime::config::load(args.config.as_deref(), "PROCESSOR")?;
     let metrics = runtime::telemetry::init_metrics()?;
     processor::run(config, metrics, runtime::shutdown::Shutdown::on_signals()).await?;
     Ok(())

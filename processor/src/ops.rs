@@ -15,20 +15,36 @@ pub struct OpsState {
     pub metrics: PrometheusHandle,
 }
 
-pub async fn handle(state: OpsState, request: http::Request<hyper::body::Incoming>) -> http::Response<Body> {
+pub async fn handle(
+    state: OpsState,
+    request: http::Request<hyper::body::Incoming>,
+) -> http::Response<Body> {
     match (request.method(), request.uri().path()) {
         (&Method::GET, "/metrics") => metrics(&state.metrics),
         (&Method::GET, "/healthz") => health(&state).await,
-        _ => Problem::new(StatusCode::NOT_FOUND, "not_found", "try /healthz or /metrics").into_response(),
+        _ => Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "try /healthz or /metrics",
+        )
+        .into_response(),
     }
 }
 
 async fn health(state: &OpsState) -> http::Response<Body> {
     let timeout = Duration::from_secs(2);
     let clickhouse = runtime::clickhouse::ping(&state.clickhouse, timeout).await;
-    let kafka = state.producer.check_broker(timeout).await.map_err(|e| e.to_string());
+    let kafka = state
+        .producer
+        .check_broker(timeout)
+        .await
+        .map_err(|e| e.to_string());
     let healthy = clickhouse.is_ok() && kafka.is_ok();
-    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     json(
         status,
         &serde_json::json!({

@@ -81,7 +81,9 @@ pub async fn run(
         let (kafka, sink, shutdown) = (config.kafka.clone(), sink.clone(), shutdown.clone());
         let (max_records, max_wait) = (config.batch.max_records, config.batch.max_wait());
         tokio::spawn(async move {
-            if let Err(error) = dead_letters::record(&kafka, &sink, max_records, max_wait, shutdown).await {
+            if let Err(error) =
+                dead_letters::record(&kafka, &sink, max_records, max_wait, shutdown).await
+            {
                 tracing::error!(%error, "dead-letter recorder stopped");
             }
         })
@@ -100,15 +102,26 @@ pub async fn run(
         };
         let started = Instant::now();
         let processed = state.process(&batch).await;
-        let span = tracing::info_span!("batch", records = batch.len(), calls = processed.calls.len(), dead = processed.dead_letters.len());
-        if let Err(interrupted) = sink.write(&processed.calls, &processed.dead_letters, &shutdown).instrument(span).await {
+        let span = tracing::info_span!(
+            "batch",
+            records = batch.len(),
+            calls = processed.calls.len(),
+            dead = processed.dead_letters.len()
+        );
+        if let Err(interrupted) = sink
+            .write(&processed.calls, &processed.dead_letters, &shutdown)
+            .instrument(span)
+            .await
+        {
             tracing::warn!(error = %interrupted, "stopping with an unwritten batch; it will be reprocessed");
             break;
         }
         commit(&consumer, &batch);
         metrics::histogram!("processor_batch_seconds").record(started.elapsed().as_secs_f64());
-        metrics::counter!("processor_records_total", "outcome" => "call").increment(processed.calls.len() as u64);
-        metrics::counter!("processor_records_total", "outcome" => "dead_letter").increment(processed.dead_letters.len() as u64);
+        metrics::counter!("processor_records_total", "outcome" => "call")
+            .increment(processed.calls.len() as u64);
+        metrics::counter!("processor_records_total", "outcome" => "dead_letter")
+            .increment(processed.dead_letters.len() as u64);
     }
     let _ = recorder.await;
     tracing::info!("processor stopped");
@@ -117,7 +130,11 @@ pub async fn run(
 
 /// Waits for a first record, then gathers more until the batch is full or
 /// `max_wait` has passed since the first.
-pub(crate) async fn next_batch(consumer: &StreamConsumer, max_records: usize, max_wait: Duration) -> Vec<OwnedMessage> {
+pub(crate) async fn next_batch(
+    consumer: &StreamConsumer,
+    max_records: usize,
+    max_wait: Duration,
+) -> Vec<OwnedMessage> {
     let mut batch = Vec::new();
     let mut deadline = None;
     while batch.len() < max_records {
@@ -151,7 +168,9 @@ pub(crate) async fn next_batch(consumer: &StreamConsumer, max_records: usize, ma
 pub(crate) fn commit(consumer: &StreamConsumer, batch: &[OwnedMessage]) {
     let mut next: HashMap<(&str, i32), i64> = HashMap::new();
     for message in batch {
-        let entry = next.entry((message.topic(), message.partition())).or_insert(0);
+        let entry = next
+            .entry((message.topic(), message.partition()))
+            .or_insert(0);
         *entry = (*entry).max(message.offset() + 1);
     }
     let mut list = TopicPartitionList::new();
@@ -193,7 +212,8 @@ impl Pipeline {
             let envelope: RawEnvelope = match serde_json::from_slice(bytes) {
                 Ok(envelope) => envelope,
                 Err(error) => {
-                    out.dead_letters.push(unreadable(message, &error.to_string()));
+                    out.dead_letters
+                        .push(unreadable(message, &error.to_string()));
                     continue;
                 }
             };
@@ -206,7 +226,8 @@ impl Pipeline {
             let mapping = match self.mapping_for(&envelope).await {
                 Ok(mapping) => mapping,
                 Err(reason) => {
-                    out.dead_letters.push(dead_letter(&envelope, &position, reason, vec![]));
+                    out.dead_letters
+                        .push(dead_letter(&envelope, &position, reason, vec![]));
                     continue;
                 }
             };
@@ -215,17 +236,29 @@ impl Pipeline {
                 Err(rejection) => {
                     tracing::debug!(client_id = %envelope.client_id, raw_id = %envelope.raw_id, reason = %rejection.reason, "record dead-lettered");
                     let errors = rejection.errors.iter().map(ToString::to_string).collect();
-                    out.dead_letters.push(dead_letter(&envelope, &position, rejection.reason, errors));
+                    out.dead_letters.push(dead_letter(
+                        &envelope,
+                        &position,
+                        rejection.reason,
+                        errors,
+                    ));
                 }
             }
         }
         out
     }
 
-    async fn mapping_for(&mut self, envelope: &RawEnvelope) -> Result<Arc<CompiledMapping>, String> {
+    async fn mapping_for(
+        &mut self,
+        envelope: &RawEnvelope,
+    ) -> Result<Arc<CompiledMapping>, String> {
         let integration = self
             .registry
-            .wait_for(&envelope.client_id, envelope.integration_version, self.registry_wait)
+            .wait_for(
+                &envelope.client_id,
+                envelope.integration_version,
+                self.registry_wait,
+            )
             .await
             .ok_or_else(|| format!("integration {} is not defined", envelope.client_id))?;
         if let Some(compiled) = self.mappings.get(&envelope.client_id) {
@@ -234,12 +267,18 @@ impl Pipeline {
             }
         }
         let compiled = Arc::new(CompiledMapping::compile(&integration).map_err(|e| e.to_string())?);
-        self.mappings.insert(envelope.client_id.clone(), compiled.clone());
+        self.mappings
+            .insert(envelope.client_id.clone(), compiled.clone());
         Ok(compiled)
     }
 }
 
-fn dead_letter(envelope: &RawEnvelope, position: &RawPosition, reason: String, errors: Vec<String>) -> DeadLetter {
+fn dead_letter(
+    envelope: &RawEnvelope,
+    position: &RawPosition,
+    reason: String,
+    errors: Vec<String>,
+) -> DeadLetter {
     DeadLetter {
         raw_id: envelope.raw_id,
         client_id: envelope.client_id.clone(),
@@ -259,8 +298,14 @@ fn dead_letter(envelope: &RawEnvelope, position: &RawPosition, reason: String, e
 /// those. Kept with a name-based id so a replay does not add a second row.
 fn unreadable(message: &OwnedMessage, error: &str) -> DeadLetter {
     let payload = String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned();
-    let key = format!("{}/{}/{}", message.topic(), message.partition(), message.offset());
-    let unknown = ClientId::parse("unknown").unwrap_or_else(|_| unreachable!("\"unknown\" is a valid client id"));
+    let key = format!(
+        "{}/{}/{}",
+        message.topic(),
+        message.partition(),
+        message.offset()
+    );
+    let unknown = ClientId::parse("unknown")
+        .unwrap_or_else(|_| unreachable!("\"unknown\" is a valid client id"));
     let now = schemas::call::to_whole_seconds(Utc::now());
     DeadLetter {
         raw_id: schemas::ids::raw_record_id(&unknown, &key),

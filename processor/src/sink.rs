@@ -32,32 +32,49 @@ impl BatchSink {
     ) -> Result<(), Interrupted> {
         if !calls.is_empty() {
             let rows: Vec<CallRow> = calls.iter().map(CallRow::from).collect();
-            self.retry("insert calls", shutdown, || insert(&self.clickhouse, "calls", &rows))
-                .await?;
-            metrics::counter!("clickhouse_rows_written_total", "table" => "calls").increment(rows.len() as u64);
+            self.retry("insert calls", shutdown, || {
+                insert(&self.clickhouse, "calls", &rows)
+            })
+            .await?;
+            metrics::counter!("clickhouse_rows_written_total", "table" => "calls")
+                .increment(rows.len() as u64);
         }
         if !dead_letters.is_empty() {
             // The topic is the durable record; `dead_letters::record` copies it into
             // ClickHouse for the API, the same way for ingest's and ours.
             let payloads: Vec<(String, Vec<u8>)> = dead_letters
                 .iter()
-                .map(|d| (d.raw_id.to_string(), serde_json::to_vec(d).unwrap_or_default()))
+                .map(|d| {
+                    (
+                        d.raw_id.to_string(),
+                        serde_json::to_vec(d).unwrap_or_default(),
+                    )
+                })
                 .collect();
-            self.retry("publish dead letters", shutdown, || publish(&self.producer, &self.topics.dead_letter, &payloads))
-                .await?;
+            self.retry("publish dead letters", shutdown, || {
+                publish(&self.producer, &self.topics.dead_letter, &payloads)
+            })
+            .await?;
         }
         if !calls.is_empty() {
             let payloads: Vec<(String, Vec<u8>)> = calls
                 .iter()
                 .map(|c| (c.id.to_string(), serde_json::to_vec(c).unwrap_or_default()))
                 .collect();
-            self.retry("publish enriched calls", shutdown, || publish(&self.producer, &self.topics.enriched, &payloads))
-                .await?;
+            self.retry("publish enriched calls", shutdown, || {
+                publish(&self.producer, &self.topics.enriched, &payloads)
+            })
+            .await?;
         }
         Ok(())
     }
 
-    pub async fn retry<F, Fut>(&self, what: &str, shutdown: &Shutdown, mut attempt: F) -> Result<(), Interrupted>
+    pub async fn retry<F, Fut>(
+        &self,
+        what: &str,
+        shutdown: &Shutdown,
+        mut attempt: F,
+    ) -> Result<(), Interrupted>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<(), String>>,
@@ -67,7 +84,8 @@ impl BatchSink {
             match attempt().await {
                 Ok(()) => return Ok(()),
                 Err(error) => {
-                    metrics::counter!("processor_write_retries_total", "write" => what.to_owned()).increment(1);
+                    metrics::counter!("processor_write_retries_total", "write" => what.to_owned())
+                        .increment(1);
                     tracing::warn!(%error, write = what, retry_in_ms = backoff.as_millis() as u64, "write failed; retrying");
                     if shutdown.is_triggered() {
                         return Err(Interrupted { last_error: error });
@@ -95,7 +113,11 @@ where
     insert.end().await.map_err(|e| e.to_string())
 }
 
-async fn publish(producer: &AckedProducer, topic: &str, payloads: &[(String, Vec<u8>)]) -> Result<(), String> {
+async fn publish(
+    producer: &AckedProducer,
+    topic: &str,
+    payloads: &[(String, Vec<u8>)],
+) -> Result<(), String> {
     let messages: Vec<OutgoingMessage<'_>> = payloads
         .iter()
         .map(|(key, payload)| OutgoingMessage {
@@ -103,5 +125,9 @@ async fn publish(producer: &AckedProducer, topic: &str, payloads: &[(String, Vec
             payload,
         })
         .collect();
-    producer.send_all(topic, &messages).await.map(|_| ()).map_err(|e| e.to_string())
+    producer
+        .send_all(topic, &messages)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }

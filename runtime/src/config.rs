@@ -56,6 +56,8 @@ pub fn load<T: DeserializeOwned + Validate>(
 }
 
 #[cfg(test)]
+// `figment::Jail`'s closure type returns figment's own (large) error; not ours to box.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use serde::Deserialize;
@@ -81,7 +83,11 @@ mod tests {
 
     fn sample_file(dir: &tempfile::TempDir) -> std::path::PathBuf {
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, "[http]\nlisten = \"127.0.0.1:1\"\nbody_limit_bytes = 5\n").unwrap();
+        std::fs::write(
+            &path,
+            "[http]\nlisten = \"127.0.0.1:1\"\nbody_limit_bytes = 5\n",
+        )
+        .unwrap();
         path
     }
 

@@ -164,7 +164,10 @@ where
             }
         });
     }
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::info!("open connections cut after the grace period");
     }
 }

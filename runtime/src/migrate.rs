@@ -3,7 +3,7 @@
 //! changed after it was applied is refused rather than silently diverging.
 
 use chrono::{DateTime, Utc};
-use schemas::migrations::{Migration, MIGRATIONS};
+use schemas::migrations::{Migration, LEDGER, MIGRATIONS};
 use serde::{Deserialize, Serialize};
 
 use crate::clickhouse::ClickHouseConfig;
@@ -48,20 +48,15 @@ pub async fn migrate(config: &ClickHouseConfig) -> Result<Vec<u32>, MigrateError
     };
     config
         .server_client()
-        .query(&format!("CREATE DATABASE IF NOT EXISTS {}", config.database))
+        .query(&format!(
+            "CREATE DATABASE IF NOT EXISTS {}",
+            config.database
+        ))
         .execute()
         .await
         .map_err(server_error)?;
     let client = config.client();
-    client
-        .query(
-            "CREATE TABLE IF NOT EXISTS schema_migrations \
-             (version UInt32, name String, checksum String, applied_at DateTime('UTC')) \
-             ENGINE = ReplacingMergeTree ORDER BY version",
-        )
-        .execute()
-        .await
-        .map_err(server_error)?;
+    apply(&client, &LEDGER).await?;
     let applied: Vec<AppliedMigration> = client
         .query("SELECT version, name, checksum, applied_at FROM schema_migrations FINAL")
         .fetch_all()
@@ -97,7 +92,11 @@ pub async fn migrate(config: &ClickHouseConfig) -> Result<Vec<u32>, MigrateError
             .await
             .map_err(server_error)?;
         insert.end().await.map_err(server_error)?;
-        tracing::info!(version = migration.version, name = migration.name, "migration applied");
+        tracing::info!(
+            version = migration.version,
+            name = migration.name,
+            "migration applied"
+        );
         newly_applied.push(migration.version);
     }
     Ok(newly_applied)

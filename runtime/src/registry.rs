@@ -14,7 +14,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use schemas::{ClientId, Integration};
 use tokio::sync::watch;
 
-use crate::kafka::{high_watermarks, AckedProducer, ConsumerError, KafkaConfig, OutgoingMessage, ProduceError};
+use crate::kafka::{
+    high_watermarks, AckedProducer, ConsumerError, KafkaConfig, OutgoingMessage, ProduceError,
+};
 use crate::shutdown::Shutdown;
 
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +111,8 @@ impl IntegrationRegistry {
             }
         });
 
-        let loaded = tokio::time::timeout(initial_load_timeout, loaded_rx.wait_for(|done| *done)).await;
+        let loaded =
+            tokio::time::timeout(initial_load_timeout, loaded_rx.wait_for(|done| *done)).await;
         match loaded {
             Ok(Ok(_)) => {
                 tracing::info!(topic = %topic, integrations = registry.snapshot().len(), "integrations loaded");

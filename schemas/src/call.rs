@@ -9,9 +9,7 @@ use uuid::Uuid;
 use crate::{CallId, ClientId, Money, E164};
 
 /// How a record reached us. The numbers are the ClickHouse `Enum8` values.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize_repr, Deserialize_repr, Default,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize_repr, Deserialize_repr, Default)]
 #[repr(i8)]
 pub enum Source {
     #[default]
@@ -217,18 +215,23 @@ impl TryFrom<CallRow> for CallRecord {
         let bad = |field: &'static str, reason: String| RowDecodeError { id, field, reason };
         let called = match row.called.as_str() {
             "" => None,
-            text => Some(E164::try_from(text.to_owned()).map_err(|e| bad("called", e.to_string()))?),
+            text => {
+                Some(E164::try_from(text.to_owned()).map_err(|e| bad("called", e.to_string()))?)
+            }
         };
         let money = |field: &'static str, units: Option<i64>| {
             units
-                .map(|u| Money::from_units(u).ok_or_else(|| bad(field, format!("{u} out of range"))))
+                .map(|u| {
+                    Money::from_units(u).ok_or_else(|| bad(field, format!("{u} out of range")))
+                })
                 .transpose()
         };
         Ok(Self {
             id: CallId(row.id),
             version: row.version,
             account: row.account,
-            client_id: ClientId::parse(&row.client_id).map_err(|e| bad("client_id", e.to_string()))?,
+            client_id: ClientId::parse(&row.client_id)
+                .map_err(|e| bad("client_id", e.to_string()))?,
             source: row.source,
             external_id: optional(row.external_id),
             caller: E164::try_from(row.caller).map_err(|e| bad("caller", e.to_string()))?,

@@ -183,7 +183,12 @@ impl Integration {
                 rule.static_value.is_some(),
             ];
             match sources.iter().filter(|s| **s).count() {
-                0 => return Err(invalid(&at, "needs one of `path`, `join` or `static`".into())),
+                0 => {
+                    return Err(invalid(
+                        &at,
+                        "needs one of `path`, `join` or `static`".into(),
+                    ))
+                }
                 1 => {}
                 _ => {
                     return Err(invalid(
@@ -261,6 +266,9 @@ mod tests {
             .unwrap()
             .path = Some("call..started_at".into());
         let err = integration.validate().unwrap_err().to_string();
-        assert!(err.contains("started_at") && err.contains("position 5"), "{err}");
+        assert!(
+            err.contains("started_at") && err.contains("position 5"),
+            "{err}"
+        );
     }
 }

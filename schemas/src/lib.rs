@@ -17,6 +17,6 @@ pub use dead_letter::{DeadLetter, DeadLetterRow};
 pub use envelope::RawEnvelope;
 pub use ids::{CallId, ClientId, ClientIdError};
 pub use integration::{CanonicalField, FieldRule, Integration, IntegrationError, Mapping};
-pub use path::{FieldPath, PathError};
 pub use money::{Money, MoneyError};
-pub use phone::{E164, PhoneError};
+pub use path::{FieldPath, PathError};
+pub use phone::{PhoneError, E164};

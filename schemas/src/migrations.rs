@@ -8,6 +8,13 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
+/// The ledger table `schema_migrations`, created before the numbered migrations.
+pub const LEDGER: Migration = Migration {
+    version: 0,
+    name: "ledger",
+    sql: include_str!("../migrations/ledger.sql"),
+};
+
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,

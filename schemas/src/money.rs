@@ -149,7 +149,9 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_plain_decimal() {
-        for bad in ["", "-", ".", "$45", "1,020.00", "1e3", "12.34567", "abc", "1.2.3"] {
+        for bad in [
+            "", "-", ".", "$45", "1,020.00", "1e3", "12.34567", "abc", "1.2.3",
+        ] {
             assert!(bad.parse::<Money>().is_err(), "{bad:?} should be rejected");
         }
         assert!(matches!(

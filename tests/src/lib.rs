@@ -30,14 +30,20 @@ impl TestEnv {
     /// Topics created, migrations applied, the sample integrations published.
     pub async fn new(name: &str) -> Self {
         let brokers = std::env::var("CM_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into());
-        let clickhouse_url = std::env::var("CM_TEST_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:18123".into());
-        let id = format!("t{}x{}{}", std::process::id(), NEXT_ENV.fetch_add(1, Ordering::SeqCst), name.replace('-', "_"));
+        let clickhouse_url = std::env::var("CM_TEST_CLICKHOUSE_URL")
+            .unwrap_or_else(|_| "http://127.0.0.1:18123".into());
+        let id = format!(
+            "t{}x{}{}",
+            std::process::id(),
+            NEXT_ENV.fetch_add(1, Ordering::SeqCst),
+            name.replace('-', "_")
+        );
         let kafka = KafkaConfig {
             brokers,
             topic_prefix: format!("{id}."),
             message_timeout_ms: 10_000,
             instance_id: None,
-        properties: Default::default(),
+            properties: Default::default(),
         };
         let clickhouse = ClickHouseConfig {
             url: clickhouse_url,
@@ -48,16 +54,26 @@ impl TestEnv {
         let unreachable = |what: &str, error: String| -> ! {
             panic!("{what} is not reachable ({error}). Integration tests need the test stack: run `deploy/test.sh`, which starts it and runs the suite.")
         };
-        if let Err(e) = runtime::clickhouse::ping(&clickhouse.server_client(), Duration::from_secs(5)).await {
+        if let Err(e) =
+            runtime::clickhouse::ping(&clickhouse.server_client(), Duration::from_secs(5)).await
+        {
             unreachable("ClickHouse", e);
         }
         if let Err(e) = cmctl::create_topics(&kafka, 3).await {
             unreachable("the Kafka broker", e.to_string());
         }
         cmctl::migrate(&clickhouse).await.expect("migrations apply");
-        let integrations = cmctl::read_integrations(&repo_root().join("deploy/integrations/samples.json")).expect("sample integrations");
-        cmctl::publish_integrations(&kafka, &integrations).await.expect("publish integrations");
-        Self { name: id, kafka, clickhouse }
+        let integrations =
+            cmctl::read_integrations(&repo_root().join("deploy/integrations/samples.json"))
+                .expect("sample integrations");
+        cmctl::publish_integrations(&kafka, &integrations)
+            .await
+            .expect("publish integrations");
+        Self {
+            name: id,
+            kafka,
+            clickhouse,
+        }
     }
 
     pub fn client(&self) -> clickhouse::Client {
@@ -67,13 +83,28 @@ impl TestEnv {
     /// Environment for a binary: everything it needs to join this test's world.
     fn binary_env(&self, prefix: &str, port: u16) -> Vec<(String, String)> {
         let mut env = vec![
-            (format!("{prefix}_KAFKA__BROKERS"), self.kafka.brokers.clone()),
-            (format!("{prefix}_KAFKA__TOPIC_PREFIX"), self.kafka.topic_prefix.clone()),
-            (format!("{prefix}_HTTP__LISTEN"), format!("127.0.0.1:{port}")),
+            (
+                format!("{prefix}_KAFKA__BROKERS"),
+                self.kafka.brokers.clone(),
+            ),
+            (
+                format!("{prefix}_KAFKA__TOPIC_PREFIX"),
+                self.kafka.topic_prefix.clone(),
+            ),
+            (
+                format!("{prefix}_HTTP__LISTEN"),
+                format!("127.0.0.1:{port}"),
+            ),
         ];
         if prefix != "INGEST" {
-            env.push((format!("{prefix}_CLICKHOUSE__URL"), self.clickhouse.url.clone()));
-            env.push((format!("{prefix}_CLICKHOUSE__DATABASE"), self.clickhouse.database.clone()));
+            env.push((
+                format!("{prefix}_CLICKHOUSE__URL"),
+                self.clickhouse.url.clone(),
+            ));
+            env.push((
+                format!("{prefix}_CLICKHOUSE__DATABASE"),
+                self.clickhouse.database.clone(),
+            ));
         }
         env
     }
@@ -89,10 +120,19 @@ impl TestEnv {
             .arg(repo_root().join(format!("deploy/config/{binary}.toml")))
             .envs(self.binary_env(&prefix, port))
             .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
-            .env("RUST_LOG", std::env::var("CM_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("CM_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null());
-        let child = command.spawn().unwrap_or_else(|e| panic!("starting {binary}: {e}"));
-        let service = Service { name: binary.to_owned(), port, child: Some(child) };
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {binary}: {e}"));
+        let service = Service {
+            name: binary.to_owned(),
+            port,
+            child: Some(child),
+        };
         service.wait_healthy(Duration::from_secs(60)).await;
         service
     }
@@ -119,7 +159,11 @@ impl Service {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "{} did not become healthy within {timeout:?}", self.name);
+            assert!(
+                Instant::now() < deadline,
+                "{} did not become healthy within {timeout:?}",
+                self.name
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -146,14 +190,20 @@ pub fn repo_root() -> PathBuf {
 /// The workspace's binaries sit next to the test executable's `deps/` folder.
 fn binary_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target directory");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory");
     let path = dir.join(name);
     assert!(path.exists(), "{} is missing: build the binaries first (`cargo build --workspace --bins`, which deploy/test.sh does)", path.display());
     path
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
@@ -167,7 +217,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

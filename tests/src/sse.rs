@@ -17,11 +17,22 @@ pub struct SseReader {
 
 impl SseReader {
     pub async fn connect(url: &str) -> Self {
-        let response = reqwest::Client::new().get(url).send().await.expect("SSE connect");
+        let response = reqwest::Client::new()
+            .get(url)
+            .send()
+            .await
+            .expect("SSE connect");
         assert_eq!(response.status(), 200, "SSE status");
-        let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         assert_eq!(content_type, "text/event-stream");
-        Self { stream: response.bytes_stream().boxed(), buffer: String::new() }
+        Self {
+            stream: response.bytes_stream().boxed(),
+            buffer: String::new(),
+        }
     }
 
     /// The next event that is not a comment-only frame; `None` when the stream ends.
@@ -43,10 +54,17 @@ impl SseReader {
 }
 
 fn parse_frame(frame: &str) -> Option<SseEvent> {
-    let mut event = SseEvent { id: None, event: "message".into(), data: String::new() };
+    let mut event = SseEvent {
+        id: None,
+        event: "message".into(),
+        data: String::new(),
+    };
     let mut has_data = false;
     for line in frame.lines() {
-        let (field, value) = line.split_once(':').map(|(f, v)| (f, v.strip_prefix(' ').unwrap_or(v))).unwrap_or((line, ""));
+        let (field, value) = line
+            .split_once(':')
+            .map(|(f, v)| (f, v.strip_prefix(' ').unwrap_or(v)))
+            .unwrap_or((line, ""));
         match field {
             "id" => event.id = Some(value.to_owned()),
             "event" => event.event = value.to_owned(),

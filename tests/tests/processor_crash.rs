@@ -63,10 +63,14 @@ async fn processor_killed_mid_stream_loses_and_doubles_nothing() {
         post(request).await;
         if request == requests * 4 / 10 {
             // Let the processor get some way in, then crash it mid-stream.
-            stored_before_kill = eventually("the processor to store some calls", Duration::from_secs(60), || async {
-                let n = final_count(&client, "arroyo").await;
-                (n > 0).then_some(n)
-            })
+            stored_before_kill = eventually(
+                "the processor to store some calls",
+                Duration::from_secs(60),
+                || async {
+                    let n = final_count(&client, "arroyo").await;
+                    (n > 0).then_some(n)
+                },
+            )
             .await;
             processor.kill();
         }
@@ -79,10 +83,14 @@ async fn processor_killed_mid_stream_loses_and_doubles_nothing() {
         "the kill must happen mid-stream (stored {stored_before_kill} before it)"
     );
 
-    let total = eventually("1000 calls after the restart", Duration::from_secs(120), || async {
-        let n = final_count(&client, "arroyo").await;
-        (n >= RECORDS as u64).then_some(n)
-    })
+    let total = eventually(
+        "1000 calls after the restart",
+        Duration::from_secs(120),
+        || async {
+            let n = final_count(&client, "arroyo").await;
+            (n >= RECORDS as u64).then_some(n)
+        },
+    )
     .await;
     assert_eq!(total, RECORDS as u64, "FINAL count");
     let distinct: u64 = client
@@ -90,7 +98,10 @@ async fn processor_killed_mid_stream_loses_and_doubles_nothing() {
         .fetch_one()
         .await
         .unwrap();
-    assert_eq!(distinct, RECORDS as u64, "distinct ids over every stored version");
+    assert_eq!(
+        distinct, RECORDS as u64,
+        "distinct ids over every stored version"
+    );
     let expected_ids: u64 = client
         .query("SELECT countIf(external_id LIKE 'crash_%') FROM calls FINAL WHERE client_id = 'arroyo'")
         .fetch_one()

@@ -16,7 +16,12 @@ async fn columns(client: &clickhouse::Client, table: &str) -> Vec<String> {
         header.extend_from_slice(&chunk);
     }
     let text = String::from_utf8(header).unwrap();
-    text.lines().next().unwrap_or("").split('\t').map(str::to_owned).collect()
+    text.lines()
+        .next()
+        .unwrap_or("")
+        .split('\t')
+        .map(str::to_owned)
+        .collect()
 }
 
 #[tokio::test]
@@ -26,12 +31,25 @@ async fn migrations_rerun_and_rows_match_tables() {
     assert!(again.is_empty(), "second run applied {again:?}");
 
     let client = env.client();
-    let expected: Vec<String> = CALL_COLUMNS.split(',').map(|c| c.trim().to_owned()).collect();
+    let expected: Vec<String> = CALL_COLUMNS
+        .split(',')
+        .map(|c| c.trim().to_owned())
+        .collect();
     assert_eq!(columns(&client, "calls").await, expected);
     assert_eq!(
         <schemas::CallRow as clickhouse::Row>::COLUMN_NAMES,
-        expected.iter().map(String::as_str).collect::<Vec<_>>().as_slice()
+        expected
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
     );
     let dead: Vec<String> = columns(&client, "dead_letters").await;
-    assert_eq!(<schemas::DeadLetterRow as clickhouse::Row>::COLUMN_NAMES, dead.iter().map(String::as_str).collect::<Vec<_>>().as_slice());
+    assert_eq!(
+        <schemas::DeadLetterRow as clickhouse::Row>::COLUMN_NAMES,
+        dead.iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+    );
 }

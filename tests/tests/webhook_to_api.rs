@@ -12,7 +12,9 @@ use serde_json::Value;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn arroyo_webhook_reaches_clickhouse_api_and_sse() {
     let env = TestEnv::new("e2e").await;
-    let _processor = env.start("processor", &[("PROCESSOR_BATCH__MAX_WAIT_MS", "50")]).await;
+    let _processor = env
+        .start("processor", &[("PROCESSOR_BATCH__MAX_WAIT_MS", "50")])
+        .await;
     let ingest = env.start("ingest", &[]).await;
     let api = env.start("api", &[]).await;
     let mut events = SseReader::connect(&api.url("/api/events?client_id=arroyo")).await;
@@ -54,36 +56,78 @@ async fn arroyo_webhook_reaches_clickhouse_api_and_sse() {
         .fetch_all()
         .await
         .unwrap();
-    let first = rows.iter().find(|r| r.external_id == "ar_9f8e7d6c").unwrap();
+    let first = rows
+        .iter()
+        .find(|r| r.external_id == "ar_9f8e7d6c")
+        .unwrap();
     assert_eq!(first.caller, "+14155552671");
     assert_eq!(first.called, "+18885550100");
     assert_eq!(first.started, "2026-11-20 22:03:22");
     assert_eq!(first.duration_s, Some(252));
     assert_eq!(first.payout, "45.0000");
     assert_eq!(first.status, "qualified");
-    let free = rows.iter().find(|r| r.external_id == "ar_1a2b3c4d").unwrap();
-    assert_eq!((free.payout.as_str(), free.status.as_str()), ("0.0000", "unqualified"));
+    let free = rows
+        .iter()
+        .find(|r| r.external_id == "ar_1a2b3c4d")
+        .unwrap();
+    assert_eq!(
+        (free.payout.as_str(), free.status.as_str()),
+        ("0.0000", "unqualified")
+    );
 
     // API: newest first, two pages of two and one.
-    let page: Value = http.get(api.url("/api/calls?client_id=arroyo&limit=2")).send().await.unwrap().json().await.unwrap();
-    let ids: Vec<&str> = page["calls"].as_array().unwrap().iter().map(|c| c["external_id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["ar_5e6f7a8b", "ar_1a2b3c4d"]);
-    assert_eq!(page["calls"][0]["payout"], "45.00");
-    assert_eq!(page["calls"][0]["started_at"], "2026-11-21T14:58:47Z");
-    let cursor = page["next_cursor"].as_str().expect("a second page").to_owned();
-    let next: Value = http
-        .get(api.url(&format!("/api/calls?client_id=arroyo&limit=2&cursor={cursor}")))
+    let page: Value = http
+        .get(api.url("/api/calls?client_id=arroyo&limit=2"))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let ids: Vec<&str> = next["calls"].as_array().unwrap().iter().map(|c| c["external_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = page["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["external_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["ar_5e6f7a8b", "ar_1a2b3c4d"]);
+    assert_eq!(page["calls"][0]["payout"], "45.00");
+    assert_eq!(page["calls"][0]["started_at"], "2026-11-21T14:58:47Z");
+    let cursor = page["next_cursor"]
+        .as_str()
+        .expect("a second page")
+        .to_owned();
+    let next: Value = http
+        .get(api.url(&format!(
+            "/api/calls?client_id=arroyo&limit=2&cursor={cursor}"
+        )))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = next["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["external_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["ar_9f8e7d6c"]);
     assert!(next["next_cursor"].is_null());
-    let other: Value = http.get(api.url("/api/calls?client_id=ringpartner")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(other["calls"].as_array().unwrap().len(), 0, "filter by client");
+    let other: Value = http
+        .get(api.url("/api/calls?client_id=ringpartner"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        other["calls"].as_array().unwrap().len(),
+        0,
+        "filter by client"
+    );
 
     // SSE: one call.created per call, with distinct event ids.
     let mut seen = BTreeSet::new();
@@ -99,7 +143,14 @@ async fn arroyo_webhook_reaches_clickhouse_api_and_sse() {
         seen.insert(call["external_id"].as_str().unwrap().to_owned());
         event_ids.insert(event.id.expect("event id"));
     }
-    assert_eq!(seen, BTreeSet::from(["ar_1a2b3c4d".to_owned(), "ar_5e6f7a8b".to_owned(), "ar_9f8e7d6c".to_owned()]));
+    assert_eq!(
+        seen,
+        BTreeSet::from([
+            "ar_1a2b3c4d".to_owned(),
+            "ar_5e6f7a8b".to_owned(),
+            "ar_9f8e7d6c".to_owned()
+        ])
+    );
     assert_eq!(event_ids.len(), 3);
 
     // Re-delivery changes nothing: same raw ids back, still three calls.
@@ -114,15 +165,19 @@ async fn arroyo_webhook_reaches_clickhouse_api_and_sse() {
         .await
         .unwrap();
     assert_eq!(again["ids"], accepted["ids"]);
-    eventually("the re-delivery to be processed", Duration::from_secs(60), || async {
-        let versions: u64 = client
-            .query("SELECT count() FROM calls WHERE client_id = 'arroyo'")
-            .fetch_one()
-            .await
-            .unwrap_or(0);
-        // Either merged already or six versions stored; FINAL must say three either way.
-        (versions >= 6 || versions == 3).then_some(())
-    })
+    eventually(
+        "the re-delivery to be processed",
+        Duration::from_secs(60),
+        || async {
+            let versions: u64 = client
+                .query("SELECT count() FROM calls WHERE client_id = 'arroyo'")
+                .fetch_one()
+                .await
+                .unwrap_or(0);
+            // Either merged already or six versions stored; FINAL must say three either way.
+            (versions >= 6 || versions == 3).then_some(())
+        },
+    )
     .await;
     assert_eq!(final_count(&client, "arroyo").await, 3);
 }

@@ -14,12 +14,19 @@ pub enum BodyFormat {
 impl BodyFormat {
     /// From a `Content-Type` header; `None` for types we do not take.
     pub fn from_content_type(value: &str) -> Option<Self> {
-        let media = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let media = value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match media.as_str() {
             "application/json" | "text/json" => Some(Self::Json),
-            "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" | "application/jsonlines" => {
-                Some(Self::Ndjson)
-            }
+            "application/x-ndjson"
+            | "application/ndjson"
+            | "application/jsonl"
+            | "application/x-jsonlines"
+            | "application/jsonlines" => Some(Self::Ndjson),
             _ => None,
         }
     }
@@ -54,7 +61,11 @@ pub enum BodyError {
     #[error("body is not UTF-8: invalid byte at position {position}")]
     NotUtf8 { position: usize },
     #[error("malformed JSON at line {line}, column {column}: {message}")]
-    Malformed { line: usize, column: usize, message: String },
+    Malformed {
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("body must be a JSON object or an array of objects, not {found}")]
     WrongShape { found: &'static str },
     #[error("body contains no records")]
@@ -63,8 +74,14 @@ pub enum BodyError {
     TooManyRecords { count: usize, limit: usize },
 }
 
-pub fn parse_body(bytes: &[u8], format: BodyFormat, max_records: usize) -> Result<ParsedBody, BodyError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| BodyError::NotUtf8 { position: e.valid_up_to() })?;
+pub fn parse_body(
+    bytes: &[u8],
+    format: BodyFormat,
+    max_records: usize,
+) -> Result<ParsedBody, BodyError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| BodyError::NotUtf8 {
+        position: e.valid_up_to(),
+    })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim().is_empty() {
         return Err(BodyError::Empty);
@@ -78,7 +95,10 @@ pub fn parse_body(bytes: &[u8], format: BodyFormat, max_records: usize) -> Resul
         return Err(BodyError::NoRecords);
     }
     if count > max_records {
-        return Err(BodyError::TooManyRecords { count, limit: max_records });
+        return Err(BodyError::TooManyRecords {
+            count,
+            limit: max_records,
+        });
     }
     Ok(parsed)
 }
@@ -92,10 +112,16 @@ fn parse_json(text: &str) -> Result<ParsedBody, BodyError> {
     // Borrowed parses: every slice points into `text`, which gives each item's line.
     let whole: &RawValue = serde_json::from_str(text).map_err(malformed)?;
     match whole.get().as_bytes().first() {
-        Some(b'{') => Ok(ParsedBody { records: vec![(0, whole.to_owned())], rejected: vec![] }),
+        Some(b'{') => Ok(ParsedBody {
+            records: vec![(0, whole.to_owned())],
+            rejected: vec![],
+        }),
         Some(b'[') => {
             let items: Vec<&RawValue> = serde_json::from_str(whole.get()).map_err(malformed)?;
-            let mut parsed = ParsedBody { records: Vec::with_capacity(items.len()), rejected: vec![] };
+            let mut parsed = ParsedBody {
+                records: Vec::with_capacity(items.len()),
+                rejected: vec![],
+            };
             for (index, item) in items.into_iter().enumerate() {
                 match kind_of(item) {
                     "an object" => parsed.records.push((index, item.to_owned())),
@@ -110,12 +136,17 @@ fn parse_json(text: &str) -> Result<ParsedBody, BodyError> {
             }
             Ok(parsed)
         }
-        _ => Err(BodyError::WrongShape { found: kind_of(whole) }),
+        _ => Err(BodyError::WrongShape {
+            found: kind_of(whole),
+        }),
     }
 }
 
 fn parse_ndjson(text: &str) -> ParsedBody {
-    let mut parsed = ParsedBody { records: vec![], rejected: vec![] };
+    let mut parsed = ParsedBody {
+        records: vec![],
+        rejected: vec![],
+    };
     let mut index = 0;
     for (line_number, line) in text.split('\n').enumerate() {
         let line = line.strip_suffix('\r').unwrap_or(line);
@@ -165,8 +196,14 @@ fn strip_position(message: &str) -> String {
 
 /// The 1-based line of `text` where `item`, a slice of `text`, starts.
 fn line_of(text: &str, item: &str) -> usize {
-    let offset = (item.as_ptr() as usize).saturating_sub(text.as_ptr() as usize).min(text.len());
-    text.as_bytes()[..offset].iter().filter(|b| **b == b'\n').count() + 1
+    let offset = (item.as_ptr() as usize)
+        .saturating_sub(text.as_ptr() as usize)
+        .min(text.len());
+    text.as_bytes()[..offset]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
 }
 
 #[cfg(test)]
@@ -192,21 +229,43 @@ mod tests {
     #[test]
     fn malformed_json_names_line_and_column() {
         let err = json("[{\"a\":1},\n {\"b\" 2}]").unwrap_err();
-        assert!(matches!(err, BodyError::Malformed { line: 2, column: 7, .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                BodyError::Malformed {
+                    line: 2,
+                    column: 7,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
         assert!(err.to_string().contains("line 2, column 7"));
     }
 
     #[test]
     fn bad_items_are_rejected_by_position_and_good_ones_kept() {
         let parsed = json("[{\"a\":1},\n 42,\n {\"c\":3},\n 42]").unwrap();
-        assert_eq!(parsed.records.iter().map(|r| r.0).collect::<Vec<_>>(), [0, 2]);
+        assert_eq!(
+            parsed.records.iter().map(|r| r.0).collect::<Vec<_>>(),
+            [0, 2]
+        );
         assert_eq!(parsed.rejected.len(), 2);
-        assert_eq!((parsed.rejected[1].index, parsed.rejected[1].line), (3, 4), "same text, own line");
+        assert_eq!(
+            (parsed.rejected[1].index, parsed.rejected[1].line),
+            (3, 4),
+            "same text, own line"
+        );
         assert_eq!(parsed.rejected[0].index, 1);
         assert_eq!(parsed.rejected[0].line, 2);
         assert!(parsed.rejected[0].error.contains("not a number"));
 
-        let nd = parse_body(b"{\"a\":1}\n{broken\n[1]\n{\"d\":4}", BodyFormat::Ndjson, 100).unwrap();
+        let nd = parse_body(
+            b"{\"a\":1}\n{broken\n[1]\n{\"d\":4}",
+            BodyFormat::Ndjson,
+            100,
+        )
+        .unwrap();
         assert_eq!(nd.records.len(), 2);
         let rejected: Vec<_> = nd.rejected.iter().map(|r| (r.index, r.line)).collect();
         assert_eq!(rejected, [(1, 2), (2, 3)]);
@@ -217,8 +276,14 @@ mod tests {
     fn whole_body_problems() {
         assert_eq!(json("  ").unwrap_err(), BodyError::Empty);
         assert_eq!(json("[]").unwrap_err(), BodyError::NoRecords);
-        assert_eq!(json("\"hi\"").unwrap_err(), BodyError::WrongShape { found: "a string" });
-        assert!(matches!(parse_body(&[0xff, 0xfe], BodyFormat::Json, 10), Err(BodyError::NotUtf8 { position: 0 })));
+        assert_eq!(
+            json("\"hi\"").unwrap_err(),
+            BodyError::WrongShape { found: "a string" }
+        );
+        assert!(matches!(
+            parse_body(&[0xff, 0xfe], BodyFormat::Json, 10),
+            Err(BodyError::NotUtf8 { position: 0 })
+        ));
         assert_eq!(
             parse_body(b"[{},{},{}]", BodyFormat::Json, 2).unwrap_err(),
             BodyError::TooManyRecords { count: 3, limit: 2 }
@@ -228,10 +293,19 @@ mod tests {
 
     #[test]
     fn content_types() {
-        assert_eq!(BodyFormat::from_content_type("application/json; charset=utf-8"), Some(BodyFormat::Json));
-        assert_eq!(BodyFormat::from_content_type("Application/X-NDJSON"), Some(BodyFormat::Ndjson));
+        assert_eq!(
+            BodyFormat::from_content_type("application/json; charset=utf-8"),
+            Some(BodyFormat::Json)
+        );
+        assert_eq!(
+            BodyFormat::from_content_type("Application/X-NDJSON"),
+            Some(BodyFormat::Ndjson)
+        );
         assert_eq!(BodyFormat::from_content_type("text/plain"), None);
-        assert_eq!(BodyFormat::from_content_type("application/x-www-form-urlencoded"), None);
+        assert_eq!(
+            BodyFormat::from_content_type("application/x-www-form-urlencoded"),
+            None
+        );
     }
 
     proptest! {

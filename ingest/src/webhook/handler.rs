@@ -40,7 +40,11 @@ struct Accepted<'a> {
     rejected: &'a [RejectedRecord],
 }
 
-pub async fn handle(state: &WebhookState, client: &str, request: Request<Incoming>) -> Response<Body> {
+pub async fn handle(
+    state: &WebhookState,
+    client: &str,
+    request: Request<Incoming>,
+) -> Response<Body> {
     let started = Instant::now();
     let response = match accept(state, client, request).await {
         Ok(response) => response,
@@ -52,7 +56,11 @@ pub async fn handle(state: &WebhookState, client: &str, request: Request<Incomin
     response
 }
 
-async fn accept(state: &WebhookState, client: &str, request: Request<Incoming>) -> Result<Response<Body>, Problem> {
+async fn accept(
+    state: &WebhookState,
+    client: &str,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Problem> {
     let integration = find_integration(&state.registry, client)?;
     let span = tracing::info_span!("webhook", client_id = %integration.client_id);
     let _entered = span.enter();
@@ -63,7 +71,9 @@ async fn accept(state: &WebhookState, client: &str, request: Request<Incoming>) 
 
     let parsed = match parse_body(&bytes, format, state.max_records) {
         Ok(parsed) => parsed,
-        Err(error) => return Err(body_problem(state, &integration, &bytes, error, received_at).await),
+        Err(error) => {
+            return Err(body_problem(state, &integration, &bytes, error, received_at).await)
+        }
     };
 
     let envelopes: Vec<RawEnvelope> = parsed
@@ -85,7 +95,10 @@ async fn accept(state: &WebhookState, client: &str, request: Request<Incoming>) 
             }
         })
         .collect();
-    let encoded: Vec<(String, Vec<u8>)> = envelopes.iter().map(|e| (e.raw_id.to_string(), e.to_json())).collect();
+    let encoded: Vec<(String, Vec<u8>)> = envelopes
+        .iter()
+        .map(|e| (e.raw_id.to_string(), e.to_json()))
+        .collect();
     send(state, &state.topics.raw, &encoded).await?;
 
     if !parsed.rejected.is_empty() {
@@ -93,17 +106,35 @@ async fn accept(state: &WebhookState, client: &str, request: Request<Incoming>) 
             .rejected
             .iter()
             .map(|r| {
-                let letter = refused(&integration.client_id, &r.text, format!("record {} (line {}): {}", r.index, r.line, r.error), received_at);
-                (letter.raw_id.to_string(), serde_json::to_vec(&letter).unwrap_or_default())
+                let letter = refused(
+                    &integration.client_id,
+                    &r.text,
+                    format!("record {} (line {}): {}", r.index, r.line, r.error),
+                    received_at,
+                );
+                (
+                    letter.raw_id.to_string(),
+                    serde_json::to_vec(&letter).unwrap_or_default(),
+                )
             })
             .collect();
         send(state, &state.topics.dead_letter, &letters).await?;
     }
-    metrics::counter!("ingest_records_total", "outcome" => "accepted").increment(envelopes.len() as u64);
-    metrics::counter!("ingest_records_total", "outcome" => "rejected").increment(parsed.rejected.len() as u64);
-    tracing::info!(accepted = envelopes.len(), rejected = parsed.rejected.len(), "webhook accepted");
+    metrics::counter!("ingest_records_total", "outcome" => "accepted")
+        .increment(envelopes.len() as u64);
+    metrics::counter!("ingest_records_total", "outcome" => "rejected")
+        .increment(parsed.rejected.len() as u64);
+    tracing::info!(
+        accepted = envelopes.len(),
+        rejected = parsed.rejected.len(),
+        "webhook accepted"
+    );
 
-    let status = if envelopes.is_empty() { StatusCode::BAD_REQUEST } else { StatusCode::ACCEPTED };
+    let status = if envelopes.is_empty() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::ACCEPTED
+    };
     Ok(json(
         status,
         &Accepted {
@@ -114,9 +145,16 @@ async fn accept(state: &WebhookState, client: &str, request: Request<Incoming>) 
     ))
 }
 
-fn find_integration(registry: &IntegrationRegistry, client: &str) -> Result<std::sync::Arc<Integration>, Problem> {
+fn find_integration(
+    registry: &IntegrationRegistry,
+    client: &str,
+) -> Result<std::sync::Arc<Integration>, Problem> {
     let not_found = || {
-        Problem::new(StatusCode::NOT_FOUND, "unknown_integration", format!("no integration with client id {client:?}"))
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "unknown_integration",
+            format!("no integration with client id {client:?}"),
+        )
     };
     let id = ClientId::parse(client).map_err(|_| not_found())?;
     let integration = registry.get(&id).ok_or_else(not_found)?;
@@ -131,7 +169,10 @@ fn find_integration(registry: &IntegrationRegistry, client: &str) -> Result<std:
 }
 
 fn content_format(headers: &HeaderMap) -> Result<BodyFormat, Problem> {
-    let value = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let value = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     BodyFormat::from_content_type(value).ok_or_else(|| {
         Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -154,8 +195,12 @@ fn idempotency_key(headers: &HeaderMap) -> Option<String> {
 
 async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Problem> {
     let too_large = || {
-        Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("body is larger than the limit of {limit} bytes"))
-            .with_detail("limit_bytes", limit)
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("body is larger than the limit of {limit} bytes"),
+        )
+        .with_detail("limit_bytes", limit)
     };
     let declared = request
         .headers()
@@ -168,7 +213,11 @@ async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Pr
     match Limited::new(request.into_body(), limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(error) => Err(Problem::new(StatusCode::BAD_REQUEST, "body_unreadable", format!("reading the body failed: {error}"))),
+        Err(error) => Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "body_unreadable",
+            format!("reading the body failed: {error}"),
+        )),
     }
 }
 
@@ -189,16 +238,29 @@ async fn body_problem(
     let mut problem = Problem::new(status, code, error.to_string());
     match &error {
         BodyError::Malformed { line, column, .. } => {
-            problem = problem.with_detail("line", line).with_detail("column", column);
+            problem = problem
+                .with_detail("line", line)
+                .with_detail("column", column);
         }
         BodyError::NotUtf8 { position } => problem = problem.with_detail("position", position),
         _ => {}
     }
     // A body that says something but cannot be read is kept for the operator to
     // see; an empty one is not worth a dead letter.
-    if matches!(error, BodyError::Malformed { .. } | BodyError::NotUtf8 { .. } | BodyError::WrongShape { .. }) {
-        let letter = refused(&integration.client_id, &String::from_utf8_lossy(bytes), error.to_string(), received_at);
-        let encoded = [(letter.raw_id.to_string(), serde_json::to_vec(&letter).unwrap_or_default())];
+    if matches!(
+        error,
+        BodyError::Malformed { .. } | BodyError::NotUtf8 { .. } | BodyError::WrongShape { .. }
+    ) {
+        let letter = refused(
+            &integration.client_id,
+            &String::from_utf8_lossy(bytes),
+            error.to_string(),
+            received_at,
+        );
+        let encoded = [(
+            letter.raw_id.to_string(),
+            serde_json::to_vec(&letter).unwrap_or_default(),
+        )];
         if let Err(problem) = send(state, &state.topics.dead_letter, &encoded).await {
             tracing::warn!(message = %problem.message, "could not dead-letter a malformed body");
         }
@@ -206,7 +268,12 @@ async fn body_problem(
     problem
 }
 
-fn refused(client: &ClientId, text: &str, reason: String, received_at: chrono::DateTime<Utc>) -> DeadLetter {
+fn refused(
+    client: &ClientId,
+    text: &str,
+    reason: String,
+    received_at: chrono::DateTime<Utc>,
+) -> DeadLetter {
     let key = Uuid::new_v5(&CONTENT_KEY_NAMESPACE, text.as_bytes()).to_string();
     DeadLetter {
         raw_id: raw_record_id(client, &key),
@@ -223,10 +290,24 @@ fn refused(client: &ClientId, text: &str, reason: String, received_at: chrono::D
     }
 }
 
-async fn send(state: &WebhookState, topic: &str, encoded: &[(String, Vec<u8>)]) -> Result<(), Problem> {
-    let messages: Vec<OutgoingMessage<'_>> =
-        encoded.iter().map(|(key, payload)| OutgoingMessage { key: key.as_bytes(), payload }).collect();
-    state.producer.send_all(topic, &messages).await.map(|_| ()).map_err(|error| unavailable(state, &error))
+async fn send(
+    state: &WebhookState,
+    topic: &str,
+    encoded: &[(String, Vec<u8>)],
+) -> Result<(), Problem> {
+    let messages: Vec<OutgoingMessage<'_>> = encoded
+        .iter()
+        .map(|(key, payload)| OutgoingMessage {
+            key: key.as_bytes(),
+            payload,
+        })
+        .collect();
+    state
+        .producer
+        .send_all(topic, &messages)
+        .await
+        .map(|_| ())
+        .map_err(|error| unavailable(state, &error))
 }
 
 fn unavailable(state: &WebhookState, error: &ProduceError) -> Problem {
@@ -239,6 +320,10 @@ fn unavailable(state: &WebhookState, error: &ProduceError) -> Problem {
         )
         .retry_after(state.retry_after_s)
     } else {
-        Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "record_too_large", format!("the broker refused a record: {error}"))
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "record_too_large",
+            format!("the broker refused a record: {error}"),
+        )
     }
 }

@@ -7,7 +7,10 @@ use schemas::{FieldPath, Integration, IntegrationError};
 #[derive(Debug, Clone)]
 pub enum ValueSource {
     Path(FieldPath),
-    Join { paths: Vec<FieldPath>, separator: String },
+    Join {
+        paths: Vec<FieldPath>,
+        separator: String,
+    },
     Static(serde_json::Value),
 }
 
@@ -34,7 +37,9 @@ impl ValueSource {
                     .iter()
                     .filter_map(|p| p.lookup(record))
                     .filter_map(|v| match v {
-                        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+                        serde_json::Value::String(s) if !s.trim().is_empty() => {
+                            Some(s.trim().to_owned())
+                        }
                         serde_json::Value::Number(n) => Some(n.to_string()),
                         _ => None,
                     })

@@ -44,10 +44,11 @@ pub fn map_record(
     position: RawPosition,
     processed_at: DateTime<Utc>,
 ) -> Result<CallRecord, Rejection> {
-    let record: serde_json::Value = serde_json::from_str(envelope.payload.get()).map_err(|e| Rejection {
-        reason: format!("payload is not valid JSON: {e}"),
-        errors: vec![],
-    })?;
+    let record: serde_json::Value =
+        serde_json::from_str(envelope.payload.get()).map_err(|e| Rejection {
+            reason: format!("payload is not valid JSON: {e}"),
+            errors: vec![],
+        })?;
     if !record.is_object() {
         return Err(Rejection {
             reason: "record is not a JSON object".to_owned(),
@@ -94,7 +95,11 @@ pub fn map_record(
             });
         }
     }
-    let (Some(caller), Some(started), true) = (fields.caller.clone(), fields.started_at.clone(), errors.is_empty()) else {
+    let (Some(caller), Some(started), true) = (
+        fields.caller.clone(),
+        fields.started_at.clone(),
+        errors.is_empty(),
+    ) else {
         let names: Vec<&str> = errors.iter().map(|e| e.field).collect();
         return Err(Rejection {
             reason: format!("required field(s) {} could not be mapped", names.join(", ")),
@@ -232,11 +237,15 @@ impl Fields {
             }
             F::Currency => {
                 self.currency = match coerce::text(value)? {
-                    Some(code) if code.len() == 3 && code.bytes().all(|b| b.is_ascii_alphabetic()) => {
+                    Some(code)
+                        if code.len() == 3 && code.bytes().all(|b| b.is_ascii_alphabetic()) =>
+                    {
                         Some(code.to_ascii_uppercase())
                     }
                     Some(other) => {
-                        return Err(CoerceError::new(format!("{other:?} is not an ISO 4217 currency code")))
+                        return Err(CoerceError::new(format!(
+                            "{other:?} is not an ISO 4217 currency code"
+                        )))
                     }
                     None => None,
                 }

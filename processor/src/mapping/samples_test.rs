@@ -13,7 +13,10 @@ const SAMPLES: &str = include_str!("../../../deploy/integrations/samples.json");
 
 fn mapping(client: &str) -> CompiledMapping {
     let all: Vec<Integration> = serde_json::from_str(SAMPLES).unwrap();
-    let integration = all.into_iter().find(|i| i.client_id.as_str() == client).unwrap();
+    let integration = all
+        .into_iter()
+        .find(|i| i.client_id.as_str() == client)
+        .unwrap();
     CompiledMapping::compile(&integration).unwrap()
 }
 
@@ -29,17 +32,27 @@ fn map(client: &str, record: &serde_json::Value) -> Result<schemas::CallRecord, 
         integration_version: 1,
         payload: RawValue::from_string(record.to_string()).unwrap(),
     };
-    let position = RawPosition { raw_id: Uuid::nil(), topic: "calls.raw".into(), partition: 0, offset: 7 };
+    let position = RawPosition {
+        raw_id: Uuid::nil(),
+        topic: "calls.raw".into(),
+        partition: 0,
+        offset: 7,
+    };
     map_record(&mapping, &envelope, position, received)
 }
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read_to_string(format!(
+        "{}/../tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 #[test]
 fn arroyo_webhook_sample() {
-    let records: Vec<serde_json::Value> = serde_json::from_str(&fixture("arroyo-webhook.json")).unwrap();
+    let records: Vec<serde_json::Value> =
+        serde_json::from_str(&fixture("arroyo-webhook.json")).unwrap();
     let calls: Vec<_> = records.iter().map(|r| map("arroyo", r).unwrap()).collect();
 
     let first = &calls[0];
@@ -77,8 +90,10 @@ fn arroyo_webhook_sample() {
 
 #[test]
 fn ringpartner_pages_in_chicago_time() {
-    let page1: serde_json::Value = serde_json::from_str(&fixture("ringpartner-api/page1.json")).unwrap();
-    let page2: serde_json::Value = serde_json::from_str(&fixture("ringpartner-api/page2.json")).unwrap();
+    let page1: serde_json::Value =
+        serde_json::from_str(&fixture("ringpartner-api/page1.json")).unwrap();
+    let page2: serde_json::Value =
+        serde_json::from_str(&fixture("ringpartner-api/page2.json")).unwrap();
     let first = map("ringpartner", &page1["data"][0]).unwrap();
     assert_eq!(first.started_at.to_rfc3339(), "2026-11-20T22:03:22+00:00");
     assert_eq!(first.local_tz, "America/Chicago");
@@ -120,24 +135,42 @@ fn legacy_sheet_rows_with_damage() {
     let fields: Vec<_> = broken.errors.iter().map(|e| e.field).collect();
     assert_eq!(fields, ["caller", "started_at"], "{broken:?}");
     let caller = broken.errors[0].to_string();
-    assert!(caller.contains("Caller Phone") && caller.contains("not provided"), "{caller}");
-    assert!(broken.errors[1].to_string().contains("without a time"), "{:?}", broken.errors[1]);
+    assert!(
+        caller.contains("Caller Phone") && caller.contains("not provided"),
+        "{caller}"
+    );
+    assert!(
+        broken.errors[1].to_string().contains("without a time"),
+        "{:?}",
+        broken.errors[1]
+    );
 }
 
 #[test]
 fn optional_field_failure_is_a_warning_not_a_loss() {
-    let mut record: serde_json::Value = serde_json::from_str::<Vec<serde_json::Value>>(&fixture("arroyo-webhook.json")).unwrap().remove(0);
+    let mut record: serde_json::Value =
+        serde_json::from_str::<Vec<serde_json::Value>>(&fixture("arroyo-webhook.json"))
+            .unwrap()
+            .remove(0);
     record["call"]["payout"] = serde_json::json!("forty-five");
     let call = map("arroyo", &record).unwrap();
     assert_eq!(call.payout, None);
     assert_eq!(call.status, "unknown");
     assert_eq!(call.warnings.len(), 1);
-    assert!(call.warnings[0].contains("payout (path call.payout)") && call.warnings[0].contains("forty-five"), "{:?}", call.warnings);
+    assert!(
+        call.warnings[0].contains("payout (path call.payout)")
+            && call.warnings[0].contains("forty-five"),
+        "{:?}",
+        call.warnings
+    );
 }
 
 #[test]
 fn non_object_records_are_rejected() {
-    assert!(map("arroyo", &serde_json::json!([1, 2])).unwrap_err().reason.contains("not a JSON object"));
+    assert!(map("arroyo", &serde_json::json!([1, 2]))
+        .unwrap_err()
+        .reason
+        .contains("not a JSON object"));
 }
 
 /// Header-keyed JSON objects, as the CSV import turns rows into records.

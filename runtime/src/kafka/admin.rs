@@ -17,7 +17,10 @@ pub enum AdminError {
     #[error("creating topics: {0}")]
     Request(KafkaError),
     #[error("creating topic {topic}: {code:?}")]
-    Topic { topic: String, code: RDKafkaErrorCode },
+    Topic {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -34,8 +37,10 @@ pub async fn ensure_topics(
     config: &KafkaConfig,
     specs: &[TopicSpec],
 ) -> Result<Vec<String>, AdminError> {
-    let admin: AdminClient<DefaultClientContext> =
-        config.client_config().create().map_err(AdminError::Create)?;
+    let admin: AdminClient<DefaultClientContext> = config
+        .client_config()
+        .create()
+        .map_err(AdminError::Create)?;
     let new_topics: Vec<NewTopic<'_>> = specs
         .iter()
         .map(|spec| {

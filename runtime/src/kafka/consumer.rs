@@ -13,7 +13,10 @@ pub enum ConsumerError {
     #[error("creating a Kafka consumer: {0}")]
     Create(KafkaError),
     #[error("subscribing to {topics:?}: {source}")]
-    Subscribe { topics: Vec<String>, source: KafkaError },
+    Subscribe {
+        topics: Vec<String>,
+        source: KafkaError,
+    },
     #[error("reading metadata of topic {topic}: {source}")]
     Metadata { topic: String, source: KafkaError },
     #[error("topic {topic} does not exist (create it with `cmctl topics`)")]

@@ -41,19 +41,23 @@ fn parse(text: &str) -> Option<u64> {
     if let Some(iso) = upper.strip_prefix("PT") {
         return units(iso, &[('H', 3600), ('M', 60), ('S', 1)]);
     }
-    units(
-        &upper.replace(' ', ""),
-        &[('H', 3600), ('M', 60), ('S', 1)],
-    )
+    units(&upper.replace(' ', ""), &[('H', 3600), ('M', 60), ('S', 1)])
 }
 
 /// `m:ss` or `h:mm:ss`; the later parts must be under 60.
 fn clock(text: &str) -> Option<u64> {
     let parts: Vec<&str> = text.split(':').collect();
-    if parts.len() > 3 || parts.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+    if parts.len() > 3
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
         return None;
     }
-    let numbers: Vec<u64> = parts.iter().map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let numbers: Vec<u64> = parts
+        .iter()
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
     if numbers[1..].iter().any(|n| *n >= 60) {
         return None;
     }
@@ -111,7 +115,15 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_duration() {
-        for bad in [json!(-5), json!("-0:30"), json!("4:75"), json!("abc"), json!("12s 4m"), json!("1:2:3:4"), json!(100_000)] {
+        for bad in [
+            json!(-5),
+            json!("-0:30"),
+            json!("4:75"),
+            json!("abc"),
+            json!("12s 4m"),
+            json!("1:2:3:4"),
+            json!(100_000),
+        ] {
             assert!(duration_seconds(&bad).is_err(), "{bad}");
         }
         assert_eq!(duration_seconds(&json!("")).unwrap(), None);

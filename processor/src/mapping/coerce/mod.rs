@@ -35,8 +35,12 @@ pub(crate) fn scalar_text(value: &serde_json::Value) -> Result<Option<String>, C
         }
         serde_json::Value::Number(n) => Ok(Some(n.to_string())),
         serde_json::Value::Bool(b) => Ok(Some(b.to_string())),
-        serde_json::Value::Array(_) => Err(CoerceError::new("expected a single value, got an array")),
-        serde_json::Value::Object(_) => Err(CoerceError::new("expected a single value, got an object")),
+        serde_json::Value::Array(_) => {
+            Err(CoerceError::new("expected a single value, got an array"))
+        }
+        serde_json::Value::Object(_) => {
+            Err(CoerceError::new("expected a single value, got an object"))
+        }
     }
 }
 

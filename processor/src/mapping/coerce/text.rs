@@ -65,7 +65,9 @@ pub fn zip(value: &serde_json::Value) -> Result<Option<String>, CoerceError> {
     };
     let cleaned = strip_spreadsheet_decimal(&text);
     let five = match cleaned.split_once('-') {
-        Some((zip5, plus4)) if plus4.len() == 4 && plus4.bytes().all(|b| b.is_ascii_digit()) => zip5,
+        Some((zip5, plus4)) if plus4.len() == 4 && plus4.bytes().all(|b| b.is_ascii_digit()) => {
+            zip5
+        }
         _ => cleaned,
     };
     if five.is_empty() || five.len() > 5 || !five.bytes().all(|b| b.is_ascii_digit()) {
@@ -73,7 +75,9 @@ pub fn zip(value: &serde_json::Value) -> Result<Option<String>, CoerceError> {
     }
     if five.len() < 3 {
         // No real ZIP loses more than two leading zeros (the lowest is 00501).
-        return Err(CoerceError::new(format!("{text:?} is too short to be a ZIP code")));
+        return Err(CoerceError::new(format!(
+            "{text:?} is too short to be a ZIP code"
+        )));
     }
     Ok(Some(format!("{five:0>5}")))
 }
@@ -103,7 +107,11 @@ mod tests {
 
     #[test]
     fn phones_from_spreadsheets_and_numbers() {
-        for value in [json!("4155552671.0"), json!(4155552671_u64), json!("888.555.0100 x 12")] {
+        for value in [
+            json!("4155552671.0"),
+            json!(4155552671_u64),
+            json!("888.555.0100 x 12"),
+        ] {
             assert!(phone(&value, Region::US).unwrap().is_some(), "{value}");
         }
         assert!(phone(&json!("not provided"), Region::US).is_err());
@@ -111,7 +119,10 @@ mod tests {
 
     #[test]
     fn tags_from_arrays_and_lists() {
-        assert_eq!(tags(&json!(["auto", " insurance ", null])).unwrap(), ["auto", "insurance"]);
+        assert_eq!(
+            tags(&json!(["auto", " insurance ", null])).unwrap(),
+            ["auto", "insurance"]
+        );
         assert_eq!(tags(&json!("a, b,,c")).unwrap(), ["a", "b", "c"]);
         assert!(tags(&json!([{"x": 1}])).is_err());
     }

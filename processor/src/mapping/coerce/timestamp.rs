@@ -120,7 +120,8 @@ fn from_epoch(epoch: i64) -> Result<Stamped, CoerceError> {
     } else {
         Utc.timestamp_opt(epoch, 0).single()
     };
-    let instant = instant.ok_or_else(|| CoerceError::new(format!("{epoch} is out of range as an epoch time")))?;
+    let instant = instant
+        .ok_or_else(|| CoerceError::new(format!("{epoch} is out of range as an epoch time")))?;
     Ok(Stamped {
         instant,
         zone: "UTC".to_owned(),
@@ -174,7 +175,10 @@ mod tests {
     fn table_of_supported_forms() {
         let ny = chrono_tz::America::New_York;
         let cases = [
-            (json!("2026-11-20T14:03:22-08:00"), "2026-11-20T22:03:22+00:00"),
+            (
+                json!("2026-11-20T14:03:22-08:00"),
+                "2026-11-20T22:03:22+00:00",
+            ),
             (json!("2026-11-20T22:03:22Z"), "2026-11-20T22:03:22+00:00"),
             (json!("2026-11-20 17:03:22"), "2026-11-20T22:03:22+00:00"),
             (json!("11/20/2026 05:03:22 PM"), "2026-11-20T22:03:22+00:00"),
@@ -192,9 +196,13 @@ mod tests {
     #[test]
     fn zone_is_kept() {
         let ny = chrono_tz::America::New_York;
-        let offset = timestamp(&json!("2026-11-20T14:03:22-06:00"), ny, None).unwrap().unwrap();
+        let offset = timestamp(&json!("2026-11-20T14:03:22-06:00"), ny, None)
+            .unwrap()
+            .unwrap();
         assert_eq!(offset.zone, "-06:00");
-        let local = timestamp(&json!("2026-11-20 14:03:22"), ny, None).unwrap().unwrap();
+        let local = timestamp(&json!("2026-11-20 14:03:22"), ny, None)
+            .unwrap()
+            .unwrap();
         assert_eq!(local.zone, "America/New_York");
     }
 
@@ -206,16 +214,26 @@ mod tests {
         let overlap = timestamp(&json!("2026-11-01 01:30:00"), ny, None).unwrap_err();
         assert!(overlap.0.contains("happens twice"), "{overlap}");
         // Either side of the gap is fine.
-        assert_eq!(utc(json!("2026-03-08 01:59:59"), ny), "2026-03-08T06:59:59+00:00");
-        assert_eq!(utc(json!("2026-03-08 03:00:00"), ny), "2026-03-08T07:00:00+00:00");
+        assert_eq!(
+            utc(json!("2026-03-08 01:59:59"), ny),
+            "2026-03-08T06:59:59+00:00"
+        );
+        assert_eq!(
+            utc(json!("2026-03-08 03:00:00"), ny),
+            "2026-03-08T07:00:00+00:00"
+        );
     }
 
     #[test]
     fn explicit_format() {
         let chicago = chrono_tz::America::Chicago;
-        let stamped = timestamp(&json!("11/20/2026 04:03:22 PM"), chicago, Some("%m/%d/%Y %I:%M:%S %p"))
-            .unwrap()
-            .unwrap();
+        let stamped = timestamp(
+            &json!("11/20/2026 04:03:22 PM"),
+            chicago,
+            Some("%m/%d/%Y %I:%M:%S %p"),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(stamped.instant.to_rfc3339(), "2026-11-20T22:03:22+00:00");
         assert!(timestamp(&json!("2026-11-20"), chicago, Some("%m/%d/%Y %I:%M:%S %p")).is_err());
     }
@@ -225,11 +243,20 @@ mod tests {
         let utc_zone = chrono_tz::UTC;
         assert_eq!(timestamp(&json!(null), utc_zone, None).unwrap(), None);
         assert_eq!(timestamp(&json!("  "), utc_zone, None).unwrap(), None);
-        assert!(timestamp(&json!("11/04/2026"), utc_zone, None).unwrap_err().0.contains("without a time"));
+        assert!(timestamp(&json!("11/04/2026"), utc_zone, None)
+            .unwrap_err()
+            .0
+            .contains("without a time"));
         assert!(timestamp(&json!("yesterday"), utc_zone, None).is_err());
         assert!(timestamp(&json!({"a": 1}), utc_zone, None).is_err());
-        assert!(timestamp(&json!("1900-01-01T00:00:00Z"), utc_zone, None).unwrap_err().0.contains("outside"));
-        assert!(timestamp(&json!(0), utc_zone, None).is_err(), "epoch zero is a missing value in disguise");
+        assert!(timestamp(&json!("1900-01-01T00:00:00Z"), utc_zone, None)
+            .unwrap_err()
+            .0
+            .contains("outside"));
+        assert!(
+            timestamp(&json!(0), utc_zone, None).is_err(),
+            "epoch zero is a missing value in disguise"
+        );
     }
 
     proptest! {

@@ -1,0 +1,64 @@
+//! Map + coerce one typical record (parse, 17 rules over 20 source fields, E.164,
+//! timestamp, money, duration) against the baseline of only parsing the same JSON
+//! with serde_json, in the same run. Throughput is records/s on one core.
+
+use chrono::Utc;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use pipeline_benches::{typical_integration, typical_record};
+use processor::mapping::{map_record, CompiledMapping};
+use schemas::call::RawPosition;
+use schemas::{RawEnvelope, Source};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+fn mapping(c: &mut Criterion) {
+    let integration = typical_integration();
+    let compiled = CompiledMapping::compile(&integration).unwrap();
+    let record = typical_record(1);
+    let envelope = RawEnvelope {
+        raw_id: Uuid::nil(),
+        client_id: integration.client_id.clone(),
+        source: Source::Webhook,
+        received_at: Utc::now(),
+        idempotency_key: "k".into(),
+        integration_version: 1,
+        payload: RawValue::from_string(record.clone()).unwrap(),
+    };
+    let position = RawPosition {
+        raw_id: Uuid::nil(),
+        topic: "calls.raw".into(),
+        partition: 0,
+        offset: 0,
+    };
+    let now = Utc::now();
+    assert!(map_record(&compiled, &envelope, position.clone(), now)
+        .unwrap()
+        .warnings
+        .is_empty());
+
+    let mut group = c.benchmark_group("map_record");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(
+        BenchmarkId::new("baseline", "serde_json::from_str::<Value>"),
+        |b| {
+            b.iter(|| {
+                serde_json::from_str::<serde_json::Value>(std::hint::black_box(&record)).unwrap()
+            })
+        },
+    );
+    group.bench_function(BenchmarkId::new("figure", "map_record 17 rules"), |b| {
+        b.iter(|| {
+            map_record(
+                &compiled,
+                std::hint::black_box(&envelope),
+                position.clone(),
+                now,
+            )
+            .unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, mapping);
+criterion_main!(benches);
