@@ -16,7 +16,7 @@ export CM_CLICKHOUSE_TCP_PORT="${CM_TEST_CLICKHOUSE_TCP_PORT:-29000}"
 
 deploy/stack.sh stop infra >/dev/null 2>&1 || true
 rm -rf "$CM_DATA_DIR"
-trap 'deploy/stack.sh stop infra' EXIT
+trap 'deploy/stack.sh stop infra >/dev/null 2>&1' EXIT
 deploy/stack.sh start infra
 
 # Every shipped SQL statement must also run on current ClickHouse (chdb 26.9);
@@ -32,4 +32,13 @@ cargo build --workspace --bins --tests
 
 export CM_TEST_BROKERS="127.0.0.1:$CM_KAFKA_PORT"
 export CM_TEST_CLICKHOUSE_URL="http://127.0.0.1:$CM_CLICKHOUSE_HTTP_PORT"
-cargo test --workspace "$@"
+# Library, binary and integration-test targets (the crates carry no doc tests).
+log="$CM_DATA_DIR/cargo-test.log"
+set +e
+cargo test --workspace --lib --bins --tests "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run, summed from cargo's per-binary results.
+awk '/^test result:/ { for (i = 2; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "workspace: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

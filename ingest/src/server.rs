@@ -38,8 +38,7 @@ struct Ingest {
     metrics: PrometheusHandle,
 }
 
-/// Serves until `shutdown`. Returns once the listener is bound through `ready`, so
-/// callers (tests, main) know the port is open.
+/// Loads the integrations, binds the listener and serves until `shutdown`.
 pub async fn run(
     config: IngestConfig,
     metrics: PrometheusHandle,

@@ -14,6 +14,7 @@ use schemas::ids::raw_record_id;
 use schemas::topics::Topics;
 use schemas::{ClientId, DeadLetter, Integration, RawEnvelope, Source};
 use serde::Serialize;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::body::{parse_body, BodyError, BodyFormat, RejectedRecord};
@@ -46,7 +47,8 @@ pub async fn handle(
     request: Request<Incoming>,
 ) -> Response<Body> {
     let started = Instant::now();
-    let response = match accept(state, client, request).await {
+    let span = tracing::info_span!("webhook", client_id = %client);
+    let response = match accept(state, client, request).instrument(span).await {
         Ok(response) => response,
         Err(problem) => problem.into_response(),
     };
@@ -62,8 +64,6 @@ async fn accept(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Problem> {
     let integration = find_integration(&state.registry, client)?;
-    let span = tracing::info_span!("webhook", client_id = %integration.client_id);
-    let _entered = span.enter();
     let format = content_format(request.headers())?;
     let key = idempotency_key(request.headers());
     let bytes = read_body(request, state.body_limit).await?;
