@@ -92,6 +92,21 @@ launch() { # launch NAME COMMAND... : start in the background, record the pid
   say "$name starting (pid $!, port $port, log $DATA/logs/$name.log)"
 }
 
+# Every port this start needs, checked before anything starts, so a conflict never
+# leaves a half-started stack behind.
+check_ports() {
+  local name port
+  for name in "$@"; do
+    port="$(port_of "$name")"
+    if ! running "$name" && port_busy "$port"; then
+      die "port $port for $name is already taken by another process ($(ss -ltnpH "sport = :$port" | sed 's/.*users://' | head -n1)); free it or set the port variable (see deploy/stack.sh header)"
+    fi
+  done
+  if ! running clickhouse && port_busy "$CH_TCP_PORT"; then
+    die "port $CH_TCP_PORT (ClickHouse native) is already taken; set CM_CLICKHOUSE_TCP_PORT"
+  fi
+}
+
 install() {
   if ! command -v tansu >/dev/null 2>&1; then
     say "installing tansu $TANSU_VERSION with sqlite and memory storage (about 11 minutes on 2 cores, once per machine)"
@@ -124,9 +139,6 @@ start_clickhouse() {
   mkdir -p "$DATA/clickhouse/tmp" "$DATA/clickhouse/user_files" "$DATA/clickhouse/format_schemas" "$DATA/logs"
   sed -e "s|@DATA@|$DATA|g" -e "s|@HTTP_PORT@|$CH_HTTP_PORT|g" -e "s|@TCP_PORT@|$CH_TCP_PORT|g" \
     "$ROOT/deploy/clickhouse/config.xml.template" >"$DATA/clickhouse/config.xml"
-  if ! running clickhouse && port_busy "$CH_TCP_PORT"; then
-    die "port $CH_TCP_PORT (ClickHouse native) is already taken; set CM_CLICKHOUSE_TCP_PORT"
-  fi
   launch clickhouse clickhouse-server --config-file="$DATA/clickhouse/config.xml"
   wait_until 60 clickhouse curl -fsS "$CH_URL/ping"
 }
@@ -197,6 +209,7 @@ case "$command" in
   install) install ;;
   start)
     install
+    if [ "$scope" = "infra" ]; then check_ports tansu clickhouse; else check_ports tansu clickhouse "${APPS[@]}"; fi
     start_tansu
     start_clickhouse
     export_app_env
