@@ -129,6 +129,9 @@ pub struct FieldRule {
     /// Where the value sits: `call.caller.number`, `legs[0].to`, `["Caller Phone"]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// Fallbacks: the first of these paths that holds a non-blank value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_of: Option<Vec<String>>,
     /// Several paths joined into one text value with `separator` (e.g. a date column
     /// and a time column); missing parts are skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,6 +142,13 @@ pub struct FieldRule {
     /// A constant, used when the partner never sends this field.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "static")]
     pub static_value: Option<serde_json::Value>,
+    /// Used when the path(s) hold nothing. Coerced like a partner value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<serde_json::Value>,
+    /// Partner words → our words, matched case-insensitively after trimming
+    /// (`{"Converted": "qualified"}`); values not listed pass through unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map: Option<BTreeMap<String, serde_json::Value>>,
     /// An explicit chrono format for timestamps that no built-in form matches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
@@ -179,6 +189,7 @@ impl Integration {
             let at = format!("mapping.fields.{}", field.name());
             let sources = [
                 rule.path.is_some(),
+                rule.first_of.is_some(),
                 rule.join.is_some(),
                 rule.static_value.is_some(),
             ];
@@ -186,23 +197,48 @@ impl Integration {
                 0 => {
                     return Err(invalid(
                         &at,
-                        "needs one of `path`, `join` or `static`".into(),
+                        "needs one of `path`, `first_of`, `join` or `static`".into(),
                     ))
                 }
                 1 => {}
                 _ => {
                     return Err(invalid(
                         &at,
-                        "has more than one of `path`, `join` and `static`; pick one".into(),
+                        "has more than one of `path`, `first_of`, `join` and `static`; pick one"
+                            .into(),
                     ))
                 }
             }
-            let paths = rule.path.iter().chain(rule.join.iter().flatten());
+            let paths = rule
+                .path
+                .iter()
+                .chain(rule.first_of.iter().flatten())
+                .chain(rule.join.iter().flatten());
             for path in paths {
                 FieldPath::parse(path).map_err(|e| invalid(&at, e.to_string()))?;
             }
-            if rule.join.as_ref().is_some_and(|j| j.is_empty()) {
-                return Err(invalid(&at, "`join` lists no paths".into()));
+            if rule.join.as_ref().is_some_and(|j| j.is_empty())
+                || rule.first_of.as_ref().is_some_and(|f| f.is_empty())
+            {
+                return Err(invalid(&at, "lists no paths".into()));
+            }
+            if rule.static_value.is_some() && rule.default.is_some() {
+                return Err(invalid(&at, "a `static` value needs no `default`".into()));
+            }
+            if let Some(map) = &rule.map {
+                let mut seen = std::collections::BTreeSet::new();
+                for key in map.keys() {
+                    let folded = key.trim().to_lowercase();
+                    if folded.is_empty() {
+                        return Err(invalid(&at, "`map` has an empty key".into()));
+                    }
+                    if !seen.insert(folded) {
+                        return Err(invalid(
+                            &at,
+                            format!("`map` lists {key:?} twice (keys match case-insensitively)"),
+                        ));
+                    }
+                }
             }
         }
         Ok(())
@@ -270,5 +306,51 @@ mod tests {
             err.contains("started_at") && err.contains("position 5"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn rule_kinds_are_validated_by_name() {
+        let mut integration = arroyo();
+        let rule = integration
+            .mapping
+            .fields
+            .get_mut(&CanonicalField::Currency)
+            .unwrap();
+        rule.map = Some(
+            [
+                ("usd".to_owned(), "USD".into()),
+                ("USD ".to_owned(), "USD".into()),
+            ]
+            .into(),
+        );
+        let err = integration.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("mapping.fields.currency") && err.contains("twice"),
+            "{err}"
+        );
+
+        let mut integration = arroyo();
+        let rule = integration
+            .mapping
+            .fields
+            .get_mut(&CanonicalField::Caller)
+            .unwrap();
+        rule.first_of = Some(vec!["a".into()]);
+        let err = integration.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("mapping.fields.caller") && err.contains("more than one"),
+            "{err}"
+        );
+
+        let mut integration = arroyo();
+        let rule = integration
+            .mapping
+            .fields
+            .get_mut(&CanonicalField::Caller)
+            .unwrap();
+        rule.path = None;
+        rule.first_of = Some(vec!["a".into(), "b[x]".into()]);
+        let err = integration.validate().unwrap_err().to_string();
+        assert!(err.contains("b[x]"), "{err}");
     }
 }

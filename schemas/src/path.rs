@@ -8,6 +8,8 @@ use std::fmt;
 pub enum Segment {
     Key(String),
     Index(usize),
+    /// `[*]`: every element of an array.
+    Wildcard,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,11 +58,12 @@ impl FieldPath {
                             || (inner.starts_with('\'') && inner.ends_with('\'')));
                     if quoted {
                         segments.push(Segment::Key(inner[1..inner.len() - 1].to_owned()));
+                    } else if inner.trim() == "*" {
+                        segments.push(Segment::Wildcard);
                     } else {
-                        let index = inner
-                            .trim()
-                            .parse::<usize>()
-                            .map_err(|_| error(i + 1, "expected an array index or a quoted key"))?;
+                        let index = inner.trim().parse::<usize>().map_err(|_| {
+                            error(i + 1, "expected an array index, `*` or a quoted key")
+                        })?;
                         segments.push(Segment::Index(index));
                     }
                     expect_key = false;
@@ -95,20 +98,51 @@ impl FieldPath {
         &self.segments
     }
 
-    /// Follows the path; `None` when any step is missing.
-    pub fn lookup<'v>(&self, value: &'v serde_json::Value) -> Option<&'v serde_json::Value> {
-        self.segments
-            .iter()
-            .try_fold(value, |current, segment| match segment {
-                Segment::Key(key) => current.get(key.as_str()),
-                Segment::Index(index) => current.get(*index),
-            })
+    pub fn has_wildcard(&self) -> bool {
+        self.segments.contains(&Segment::Wildcard)
+    }
+
+    /// Follows the path; `None` when any step is missing. A path with `[*]` yields
+    /// an array of every match (`None` when nothing matched).
+    pub fn lookup(&self, value: &serde_json::Value) -> Option<serde_json::Value> {
+        if !self.has_wildcard() {
+            return self
+                .segments
+                .iter()
+                .try_fold(value, |current, segment| step(current, segment))
+                .cloned();
+        }
+        let mut current = vec![value];
+        for segment in &self.segments {
+            current = match segment {
+                Segment::Wildcard => current
+                    .into_iter()
+                    .filter_map(|v| v.as_array())
+                    .flatten()
+                    .collect(),
+                other => current.into_iter().filter_map(|v| step(v, other)).collect(),
+            };
+        }
+        let found: Vec<serde_json::Value> = current
+            .into_iter()
+            .filter(|v| !v.is_null())
+            .cloned()
+            .collect();
+        (!found.is_empty()).then_some(serde_json::Value::Array(found))
     }
 }
 
 impl fmt::Display for FieldPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
+    }
+}
+
+fn step<'v>(current: &'v serde_json::Value, segment: &Segment) -> Option<&'v serde_json::Value> {
+    match segment {
+        Segment::Key(key) => current.get(key.as_str()),
+        Segment::Index(index) => current.get(*index),
+        Segment::Wildcard => None,
     }
 }
 
@@ -126,7 +160,7 @@ mod tests {
             "Caller Phone": "x",
             "meta": {"a.b": 1}
         });
-        let get = |p: &str| FieldPath::parse(p).unwrap().lookup(&record).cloned();
+        let get = |p: &str| FieldPath::parse(p).unwrap().lookup(&record);
         assert_eq!(get("call.caller.number"), Some(json!("415")));
         assert_eq!(get("legs[1].to"), Some(json!("b")));
         assert_eq!(get("[\"Caller Phone\"]"), Some(json!("x")));
@@ -134,6 +168,13 @@ mod tests {
         assert_eq!(get("meta[\"a.b\"]"), Some(json!(1)));
         assert_eq!(get("legs[5].to"), None);
         assert_eq!(get("call.nope"), None);
+        assert_eq!(get("legs[*].to"), Some(json!(["a", "b"])));
+        assert_eq!(get("legs[*].nope"), None);
+        assert_eq!(
+            get("call[*]"),
+            None,
+            "wildcard over a non-array matches nothing"
+        );
     }
 
     #[test]

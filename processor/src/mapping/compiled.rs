@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use chrono_tz::Tz;
 use phonenumber::country::Id as Region;
 use schemas::integration::CanonicalField;
@@ -7,6 +9,7 @@ use schemas::{FieldPath, Integration, IntegrationError};
 #[derive(Debug, Clone)]
 pub enum ValueSource {
     Path(FieldPath),
+    FirstOf(Vec<FieldPath>),
     Join {
         paths: Vec<FieldPath>,
         separator: String,
@@ -19,6 +22,10 @@ impl ValueSource {
     pub fn describe(&self) -> String {
         match self {
             ValueSource::Path(path) => format!("path {path}"),
+            ValueSource::FirstOf(paths) => {
+                let list: Vec<String> = paths.iter().map(ToString::to_string).collect();
+                format!("first_of [{}]", list.join(", "))
+            }
             ValueSource::Join { paths, .. } => {
                 let list: Vec<String> = paths.iter().map(ToString::to_string).collect();
                 format!("join [{}]", list.join(", "))
@@ -30,23 +37,45 @@ impl ValueSource {
     /// The raw value for this rule in `record`; `None` when absent.
     pub fn extract(&self, record: &serde_json::Value) -> Option<serde_json::Value> {
         match self {
-            ValueSource::Path(path) => path.lookup(record).cloned(),
+            ValueSource::Path(path) => path.lookup(record),
+            ValueSource::FirstOf(paths) => paths
+                .iter()
+                .filter_map(|p| p.lookup(record))
+                .find(is_present),
             ValueSource::Static(value) => Some(value.clone()),
             ValueSource::Join { paths, separator } => {
-                let parts: Vec<String> = paths
-                    .iter()
-                    .filter_map(|p| p.lookup(record))
-                    .filter_map(|v| match v {
-                        serde_json::Value::String(s) if !s.trim().is_empty() => {
-                            Some(s.trim().to_owned())
+                let mut parts = Vec::new();
+                for value in paths.iter().filter_map(|p| p.lookup(record)) {
+                    match value {
+                        // A wildcard path contributes every element.
+                        serde_json::Value::Array(items) => {
+                            parts.extend(items.iter().filter_map(part_text))
                         }
-                        serde_json::Value::Number(n) => Some(n.to_string()),
-                        _ => None,
-                    })
-                    .collect();
+                        other => parts.extend(part_text(&other)),
+                    }
+                }
                 (!parts.is_empty()).then(|| serde_json::Value::String(parts.join(separator)))
             }
         }
+    }
+}
+
+/// Null, blank text and empty arrays count as "not sent".
+fn is_present(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Null => false,
+        serde_json::Value::String(s) => !s.trim().is_empty(),
+        serde_json::Value::Array(items) => !items.is_empty(),
+        _ => true,
+    }
+}
+
+fn part_text(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
     }
 }
 
@@ -54,7 +83,31 @@ impl ValueSource {
 pub struct CompiledRule {
     pub field: CanonicalField,
     pub source: ValueSource,
+    pub default: Option<serde_json::Value>,
+    /// Keys folded to lower case.
+    pub map: Option<HashMap<String, serde_json::Value>>,
     pub format: Option<String>,
+}
+
+impl CompiledRule {
+    /// The value to coerce: the source's, else the default, then through the map.
+    pub fn value(&self, record: &serde_json::Value) -> Option<serde_json::Value> {
+        let value = self
+            .source
+            .extract(record)
+            .filter(is_present)
+            .or_else(|| self.default.clone())?;
+        let Some(map) = &self.map else {
+            return Some(value);
+        };
+        let key = match &value {
+            serde_json::Value::String(s) => s.trim().to_lowercase(),
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            _ => return Some(value),
+        };
+        Some(map.get(&key).cloned().unwrap_or(value))
+    }
 }
 
 /// An integration ready to map records: rules parsed, zone and region resolved.
@@ -86,6 +139,8 @@ impl CompiledMapping {
             let parse = |p: &String| FieldPath::parse(p).map_err(|e| invalid(&at, e.to_string()));
             let source = if let Some(path) = &rule.path {
                 ValueSource::Path(parse(path)?)
+            } else if let Some(paths) = &rule.first_of {
+                ValueSource::FirstOf(paths.iter().map(parse).collect::<Result<_, _>>()?)
             } else if let Some(paths) = &rule.join {
                 ValueSource::Join {
                     paths: paths.iter().map(parse).collect::<Result<_, _>>()?,
@@ -97,6 +152,12 @@ impl CompiledMapping {
             rules.push(CompiledRule {
                 field: *field,
                 source,
+                default: rule.default.clone(),
+                map: rule.map.as_ref().map(|map| {
+                    map.iter()
+                        .map(|(k, v)| (k.trim().to_lowercase(), v.clone()))
+                        .collect()
+                }),
                 format: rule.format.clone(),
             });
         }

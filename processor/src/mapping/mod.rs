@@ -11,4 +11,6 @@ pub use compiled::CompiledMapping;
 pub use record::{map_record, FieldError, Rejection};
 
 #[cfg(test)]
+mod rules_test;
+#[cfg(test)]
 mod samples_test;

@@ -59,7 +59,7 @@ pub fn map_record(
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     for rule in &mapping.rules {
-        let Some(value) = rule.source.extract(&record) else {
+        let Some(value) = rule.value(&record) else {
             continue;
         };
         if let Err(problem) = fields.fill(mapping, rule, &value) {

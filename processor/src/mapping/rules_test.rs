@@ -1,0 +1,141 @@
+//! Each kind of rule on a small record: fallbacks, defaults, value maps, wildcards.
+
+use chrono::{TimeZone, Utc};
+use schemas::call::RawPosition;
+use schemas::{ClientId, Integration, RawEnvelope, Source};
+use serde_json::json;
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use super::{map_record, CompiledMapping};
+
+fn integration(fields: serde_json::Value) -> Integration {
+    serde_json::from_value(json!({
+        "client_id": "rules", "account": "acme", "name": "rules", "source": "webhook", "version": 1,
+        "timezone": "America/New_York",
+        "mapping": {"fields": fields}
+    }))
+    .unwrap()
+}
+
+fn map(fields: serde_json::Value, record: serde_json::Value) -> schemas::CallRecord {
+    let integration = integration(fields);
+    integration.validate().unwrap();
+    let compiled = CompiledMapping::compile(&integration).unwrap();
+    let at = Utc.with_ymd_and_hms(2026, 11, 21, 0, 0, 0).unwrap();
+    let envelope = RawEnvelope {
+        raw_id: Uuid::nil(),
+        client_id: ClientId::parse("rules").unwrap(),
+        source: Source::Webhook,
+        received_at: at,
+        idempotency_key: "k".into(),
+        integration_version: 1,
+        payload: RawValue::from_string(record.to_string()).unwrap(),
+    };
+    let position = RawPosition {
+        raw_id: Uuid::nil(),
+        topic: "t".into(),
+        partition: 0,
+        offset: 0,
+    };
+    map_record(&compiled, &envelope, position, at).unwrap()
+}
+
+fn base() -> serde_json::Map<String, serde_json::Value> {
+    let fields = json!({
+        "caller": {"first_of": ["caller.mobile", "caller.home", "ani"]},
+        "started_at": {"path": "start"}
+    });
+    fields.as_object().unwrap().clone()
+}
+
+#[test]
+fn first_of_takes_the_first_non_blank_path() {
+    let call = map(
+        json!(base()),
+        json!({"caller": {"mobile": "  ", "home": null}, "ani": "4155552671", "start": "2026-11-20T10:00:00Z"}),
+    );
+    assert_eq!(call.caller.as_str(), "+14155552671");
+    let call = map(
+        json!(base()),
+        json!({"caller": {"mobile": "3125550142"}, "ani": "4155552671", "start": "2026-11-20T10:00:00Z"}),
+    );
+    assert_eq!(call.caller.as_str(), "+13125550142");
+}
+
+#[test]
+fn default_applies_only_when_nothing_was_sent() {
+    let mut fields = base();
+    fields.insert(
+        "campaign".into(),
+        json!({"path": "campaign", "default": "Unassigned"}),
+    );
+    let record = |campaign: serde_json::Value| json!({"ani": "4155552671", "start": "2026-11-20T10:00:00Z", "campaign": campaign});
+    assert_eq!(
+        map(json!(fields), record(json!(null))).campaign.as_deref(),
+        Some("Unassigned")
+    );
+    assert_eq!(
+        map(json!(fields), record(json!(""))).campaign.as_deref(),
+        Some("Unassigned")
+    );
+    assert_eq!(
+        map(json!(fields), record(json!("Auto")))
+            .campaign
+            .as_deref(),
+        Some("Auto")
+    );
+}
+
+#[test]
+fn value_map_is_case_insensitive_and_passes_unknown_words_through() {
+    let mut fields = base();
+    fields.insert(
+        "status".into(),
+        json!({"path": "Status", "map": {"Converted": "qualified", "short call": "unqualified"}}),
+    );
+    let record = |status: &str| json!({"ani": "4155552671", "start": "2026-11-20T10:00:00Z", "Status": status});
+    assert_eq!(map(json!(fields), record("CONVERTED ")).status, "qualified");
+    assert_eq!(
+        map(json!(fields), record("Short Call")).status,
+        "unqualified"
+    );
+    assert_eq!(map(json!(fields), record("Voicemail")).status, "voicemail");
+}
+
+#[test]
+fn wildcards_collect_array_elements() {
+    let mut fields = base();
+    fields.insert("tags".into(), json!({"path": "labels[*].name"}));
+    fields.insert(
+        "publisher".into(),
+        json!({"join": ["legs[*].carrier"], "separator": " > "}),
+    );
+    let call = map(
+        json!(fields),
+        json!({
+            "ani": "4155552671", "start": "2026-11-20T10:00:00Z",
+            "labels": [{"name": "auto"}, {"name": "ca"}, {"other": 1}],
+            "legs": [{"carrier": "A"}, {"carrier": "B"}]
+        }),
+    );
+    assert_eq!(call.tags, ["auto", "ca"]);
+    assert_eq!(call.publisher.as_deref(), Some("A > B"));
+}
+
+#[test]
+fn a_wildcard_into_a_single_value_field_is_a_warning() {
+    let mut fields = base();
+    fields.insert("campaign".into(), json!({"path": "labels[*]"}));
+    let call = map(
+        json!(fields),
+        json!({"ani": "4155552671", "start": "2026-11-20T10:00:00Z", "labels": ["a", "b"]}),
+    );
+    assert_eq!(call.campaign, None);
+    assert!(
+        call.warnings[0].contains("campaign (path labels[*])")
+            && call.warnings[0].contains("array"),
+        "{:?}",
+        call.warnings
+    );
+}
