@@ -6,6 +6,7 @@ mod calls;
 pub mod config;
 mod dead_letters;
 mod events;
+mod preview;
 mod query;
 mod server;
 

@@ -5,6 +5,7 @@
 //! | GET    | /api/calls         | calls, newest first, keyset pages             |
 //! | GET    | /api/dead-letters  | refused records with reasons and payloads     |
 //! | GET    | /api/events        | live calls (Server-Sent Events)               |
+//! | POST   | /api/mappings/preview | a mapping applied to sample records, nothing written |
 //! | GET    | /healthz           | ClickHouse answers                            |
 //! | GET    | /metrics           | Prometheus text                               |
 
@@ -18,7 +19,8 @@ use runtime::shutdown::Shutdown;
 
 use crate::config::ApiConfig;
 use crate::events::{EventHub, HubError};
-use crate::{calls, dead_letters};
+use crate::{calls, dead_letters, preview};
+use runtime::registry::{IntegrationRegistry, RegistryError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -26,11 +28,14 @@ pub enum ApiError {
     Events(#[from] HubError),
     #[error(transparent)]
     Bind(#[from] runtime::http::BindError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
 }
 
 #[derive(Clone)]
 struct Api {
     clickhouse: clickhouse::Client,
+    registry: IntegrationRegistry,
     events: EventHub,
     metrics: PrometheusHandle,
     max_page: u32,
@@ -48,8 +53,15 @@ pub async fn run(
         shutdown.clone(),
     )
     .await?;
+    let registry = IntegrationRegistry::start(
+        &config.kafka,
+        shutdown.clone(),
+        Duration::from_millis(config.registry.initial_load_ms),
+    )
+    .await?;
     let state = Api {
         clickhouse: config.clickhouse.client(),
+        registry,
         events,
         metrics,
         max_page: config.http.max_page,
@@ -69,6 +81,14 @@ pub async fn run(
 async fn route(state: Api, request: Request<Incoming>) -> Response<Body> {
     let query = request.uri().query().map(str::to_owned);
     let query = query.as_deref();
+    if request.method() == Method::POST && request.uri().path() == "/api/mappings/preview" {
+        let response = preview::preview(&state.registry, request)
+            .await
+            .unwrap_or_else(Problem::into_response);
+        metrics::counter!("api_requests_total", "status" => response.status().as_u16().to_string())
+            .increment(1);
+        return response;
+    }
     let result = match (request.method(), request.uri().path()) {
         (&Method::GET, "/api/calls") => calls::list(&state.clickhouse, state.max_page, query).await,
         (&Method::GET, "/api/dead-letters") => {

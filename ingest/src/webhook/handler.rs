@@ -1,12 +1,10 @@
 use std::time::Instant;
 
-use bytes::Bytes;
 use chrono::Utc;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use runtime::http::{json, Body, Problem};
+use runtime::http::{json, read_body, Body, Problem};
 use runtime::kafka::{AckedProducer, OutgoingMessage, ProduceError};
 use runtime::registry::IntegrationRegistry;
 use schemas::dead_letter::Stage;
@@ -191,34 +189,6 @@ fn idempotency_key(headers: &HeaderMap) -> Option<String> {
         .map(str::trim)
         .find(|v| !v.is_empty() && v.len() <= 256)
         .map(str::to_owned)
-}
-
-async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Problem> {
-    let too_large = || {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("body is larger than the limit of {limit} bytes"),
-        )
-        .with_detail("limit_bytes", limit)
-    };
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > limit) {
-        return Err(too_large());
-    }
-    match Limited::new(request.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(error) => Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "body_unreadable",
-            format!("reading the body failed: {error}"),
-        )),
-    }
 }
 
 async fn body_problem(
