@@ -1,6 +1,8 @@
 //! Operator commands, as a library so tests set up their isolated topics and
 //! databases with exactly what `cmctl` runs.
 
+pub mod replay;
+
 use std::path::Path;
 
 use runtime::clickhouse::ClickHouseConfig;
@@ -25,6 +27,10 @@ pub enum CtlError {
     },
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
+    #[error(transparent)]
+    Consumer(#[from] runtime::kafka::ConsumerError),
+    #[error("replay: {0}")]
+    Replay(String),
 }
 
 /// The pipeline's topics. `partitions` bounds processor parallelism: one consumer

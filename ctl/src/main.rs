@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use cmctl::replay::ReplaySource;
 use runtime::clickhouse::ClickHouseConfig;
 use runtime::kafka::KafkaConfig;
 
@@ -48,6 +49,16 @@ enum Command {
     /// Integration definitions.
     #[command(subcommand)]
     Integrations(IntegrationsCommand),
+    /// Send one integration's past records through the pipeline again, so its
+    /// current mapping applies to them (rows are replaced, not doubled).
+    Replay {
+        /// The integration's client id.
+        client_id: String,
+        /// Replay the records its mapping refused (the dead-letter topic) instead of
+        /// every raw record.
+        #[arg(long)]
+        dead_letters: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -95,6 +106,37 @@ async fn main() -> anyhow::Result<()> {
                     "none (up to date)".into()
                 } else {
                     format!("{applied:?}")
+                }
+            );
+        }
+        Command::Replay {
+            client_id,
+            dead_letters,
+        } => {
+            let client = schemas::ClientId::parse(&client_id).context("client id")?;
+            let source = if dead_letters {
+                ReplaySource::DeadLetters
+            } else {
+                ReplaySource::Raw
+            };
+            let report = cmctl::replay::replay(&kafka, &client, source, |r| {
+                eprintln!(
+                    "replay {client_id}: read {} messages, replayed {}",
+                    r.read, r.replayed
+                );
+            })
+            .await?;
+            println!(
+                "replayed {} records of {client_id} ({} messages read{})",
+                report.replayed,
+                report.read,
+                if report.not_replayable > 0 {
+                    format!(
+                        ", {} dead letters refused at the edge cannot be replayed",
+                        report.not_replayable
+                    )
+                } else {
+                    String::new()
                 }
             );
         }

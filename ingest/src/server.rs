@@ -109,7 +109,15 @@ async fn health(state: &Ingest) -> Response<Body> {
         .producer
         .check_broker(Duration::from_secs(2))
         .await;
-    let integrations = state.webhook.registry.all().len();
+    // Which version of each integration this instance serves: a published change
+    // is live here once its version shows.
+    let integrations: serde_json::Map<String, serde_json::Value> = state
+        .webhook
+        .registry
+        .all()
+        .iter()
+        .map(|i| (i.client_id.to_string(), i.version.into()))
+        .collect();
     let status = if kafka.is_ok() {
         StatusCode::OK
     } else {

@@ -64,9 +64,7 @@ pub struct RawPosition {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallRecord {
     pub id: CallId,
-    /// ReplacingMergeTree version: the raw record's receive time in milliseconds, so
-    /// reprocessing the same raw record rewrites the same version and a later partner
-    /// correction (received later) wins.
+    /// ReplacingMergeTree version, see [`row_version`].
     pub version: u64,
     pub account: String,
     pub client_id: ClientId,
@@ -266,6 +264,18 @@ impl TryFrom<CallRow> for CallRecord {
     }
 }
 
+/// Mapping versions above this share a row version with a lower one.
+pub const MAX_MAPPING_VERSION: u32 = 999_999;
+
+/// The ReplacingMergeTree version of a call row: receive time in milliseconds, then
+/// the mapping version. A record received later (a partner's correction) wins; for
+/// the same raw record, a newer mapping (a replay after a fix) wins; reprocessing
+/// with the same mapping writes the same version and changes nothing.
+pub fn row_version(received_at: DateTime<Utc>, mapping_version: u32) -> u64 {
+    let millis = received_at.timestamp_millis().max(0) as u64;
+    millis * 1_000_000 + u64::from(mapping_version.min(MAX_MAPPING_VERSION))
+}
+
 /// ClickHouse `DateTime` holds whole seconds; everything we store is truncated to
 /// them first so a record read back equals the record written.
 pub fn to_whole_seconds(instant: DateTime<Utc>) -> DateTime<Utc> {
@@ -317,6 +327,18 @@ mod tests {
             },
             mapping_version: 3,
         }
+    }
+
+    #[test]
+    fn later_receipt_wins_then_newer_mapping() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 20, 22, 3, 22).unwrap();
+        let later = at + chrono::Duration::milliseconds(1);
+        assert!(row_version(later, 1) > row_version(at, MAX_MAPPING_VERSION));
+        assert!(row_version(at, 2) > row_version(at, 1));
+        assert_eq!(row_version(at, 1), row_version(at, 1));
+        // Fits u64 well past this century.
+        let far = Utc.with_ymd_and_hms(2400, 1, 1, 0, 0, 0).unwrap();
+        assert!(row_version(far, MAX_MAPPING_VERSION) < u64::MAX);
     }
 
     #[test]

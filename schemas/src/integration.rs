@@ -162,6 +162,12 @@ impl Integration {
             field: field.to_owned(),
             problem,
         };
+        if self.version == 0 || self.version > crate::call::MAX_MAPPING_VERSION {
+            return Err(invalid(
+                "version",
+                format!("must be between 1 and {}", crate::call::MAX_MAPPING_VERSION),
+            ));
+        }
         if self.account.trim().is_empty() {
             return Err(invalid("account", "must not be empty".into()));
         }

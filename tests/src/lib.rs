@@ -168,6 +168,26 @@ impl Service {
         }
     }
 
+    /// Waits until this instance's `/healthz` shows `client_id` at `version` or later
+    /// (ingest reports the integration versions it serves).
+    pub async fn wait_for_integration(&self, client_id: &str, version: u64) {
+        let client = reqwest::Client::new();
+        let url = self.url("/healthz");
+        eventually(
+            &format!("{} to serve {client_id} v{version}", self.name),
+            Duration::from_secs(30),
+            || {
+                let (client, url) = (client.clone(), url.clone());
+                async move {
+                    let health: serde_json::Value =
+                        client.get(url).send().await.ok()?.json().await.ok()?;
+                    (health["integrations"][client_id].as_u64()? >= version).then_some(())
+                }
+            },
+        )
+        .await;
+    }
+
     /// SIGKILL: no graceful shutdown, no last commit. What a crash looks like.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -1,7 +1,7 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use schemas::call::{to_whole_seconds, RawPosition};
+use schemas::call::{row_version, to_whole_seconds, RawPosition};
 use schemas::integration::CanonicalField;
 use schemas::{CallId, CallRecord, Money, RawEnvelope, E164};
 
@@ -125,7 +125,7 @@ pub fn map_record(
         .unwrap_or_else(|| derived_status(fields.payout));
     Ok(CallRecord {
         id,
-        version: envelope.received_at.timestamp_millis().max(0) as u64,
+        version: row_version(envelope.received_at, integration.version),
         account: integration.account.clone(),
         client_id: integration.client_id.clone(),
         source: envelope.source,
