@@ -52,6 +52,13 @@ pub struct HttpConfig {
     /// Largest page `GET /api/calls` returns.
     #[serde(default = "default_max_page")]
     pub max_page: u32,
+    /// Raw payloads kept per integration for dry runs of draft mappings (0: none).
+    #[serde(default = "default_recent_payloads")]
+    pub recent_payloads: usize,
+}
+
+fn default_recent_payloads() -> usize {
+    50
 }
 
 fn default_heartbeat_s() -> u64 {
@@ -78,6 +85,12 @@ impl Validate for ApiConfig {
             return Err(ConfigError::invalid(
                 "http.sse_buffer",
                 "must be at least 1",
+            ));
+        }
+        if self.http.recent_payloads > 100 {
+            return Err(ConfigError::invalid(
+                "http.recent_payloads",
+                "at most 100 (the preview's record limit)",
             ));
         }
         if self.http.max_page == 0 {

@@ -8,6 +8,7 @@ mod dead_letters;
 mod events;
 mod preview;
 mod query;
+mod recent;
 mod server;
 
 pub use config::ApiConfig;

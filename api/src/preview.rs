@@ -3,6 +3,11 @@
 //! (`integration`), and `records` (or one `record`). Each result is the canonical
 //! call, or the rejection with every field error, plus the warnings. This is how an
 //! operator tries a new partner before switching it on.
+//!
+//! Dry run on real traffic: `"recent": true` instead of records runs the mapping over
+//! the integration's last received payloads; a draft for an existing integration
+//! then also reports, per record, the fields where its result differs from the
+//! active mapping's.
 
 use chrono::Utc;
 use http::{Request, Response, StatusCode};
@@ -16,6 +21,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
+use crate::recent::RecentPayloads;
+
 /// A preview body: sample records are small; a megabyte is plenty.
 const BODY_LIMIT: usize = 1024 * 1024;
 const MAX_RECORDS: usize = 100;
@@ -27,6 +34,8 @@ struct PreviewRequest {
     integration: Option<Box<RawValue>>,
     record: Option<Box<RawValue>>,
     records: Option<Vec<Box<RawValue>>>,
+    #[serde(default)]
+    recent: bool,
 }
 
 #[derive(Serialize)]
@@ -35,7 +44,28 @@ struct PreviewResult {
     call: Option<CallRecord>,
     rejected: Option<Rejected>,
     warnings: Vec<String>,
+    /// Only for a draft of an existing integration: where it differs from the active one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    differences: Option<Vec<Difference>>,
 }
+
+#[derive(Serialize, PartialEq, Debug)]
+struct Difference {
+    field: String,
+    active: serde_json::Value,
+    draft: serde_json::Value,
+}
+
+/// Fields that differ between any two runs (clock, position) and say nothing
+/// about the mapping.
+const VOLATILE: &[&str] = &[
+    "version",
+    "received_at",
+    "processed_at",
+    "raw",
+    "mapping_version",
+    "warnings",
+];
 
 #[derive(Serialize)]
 struct Rejected {
@@ -45,6 +75,7 @@ struct Rejected {
 
 pub async fn preview(
     registry: &IntegrationRegistry,
+    recent: &RecentPayloads,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Problem> {
     require_json(&request)?;
@@ -62,50 +93,48 @@ pub async fn preview(
             e.to_string(),
         )
     })?;
-    let records = match (body.record, body.records) {
-        (Some(one), None) => vec![one],
-        (None, Some(many)) => many,
-        _ => return Err(bad("send exactly one of `record` and `records`")),
+    let records = match (body.record, body.records, body.recent) {
+        (Some(one), None, false) => vec![one],
+        (None, Some(many), false) => many,
+        (None, None, true) => recent.of(&integration.client_id),
+        _ => {
+            return Err(bad(
+                "send exactly one of `record`, `records` and `\"recent\": true`",
+            ))
+        }
     };
-    if records.is_empty() || records.len() > MAX_RECORDS {
+    if (records.is_empty() && !body.recent) || records.len() > MAX_RECORDS {
         return Err(bad(&format!("send between 1 and {MAX_RECORDS} records")));
     }
+    // A draft of an integration that exists is compared with the active mapping.
+    let active = match body.integration {
+        Some(_) => registry
+            .get(&integration.client_id)
+            .and_then(|i| CompiledMapping::compile(&i).ok()),
+        None => None,
+    };
     let now = Utc::now();
     let results: Vec<PreviewResult> = records
         .into_iter()
         .enumerate()
         .map(|(index, payload)| {
-            let envelope = RawEnvelope {
-                raw_id: Uuid::nil(),
-                client_id: integration.client_id.clone(),
-                source: Source::Webhook,
-                received_at: now,
-                idempotency_key: String::new(),
-                integration_version: integration.version,
-                payload,
+            let draft = run(&mapping, payload.clone(), now);
+            let differences = active
+                .as_ref()
+                .map(|active| differences(&run(active, payload, now), &draft));
+            let (call, rejected) = match draft {
+                Ok(call) => (Some(call), None),
+                Err(rejected) => (None, Some(rejected)),
             };
-            let position = RawPosition {
-                raw_id: Uuid::nil(),
-                topic: "preview".into(),
-                partition: -1,
-                offset: -1,
-            };
-            match map_record(&mapping, &envelope, position, now) {
-                Ok(call) => PreviewResult {
-                    index,
-                    warnings: call.warnings.clone(),
-                    call: Some(call),
-                    rejected: None,
-                },
-                Err(rejection) => PreviewResult {
-                    index,
-                    call: None,
-                    rejected: Some(Rejected {
-                        reason: rejection.reason,
-                        errors: rejection.errors.iter().map(ToString::to_string).collect(),
-                    }),
-                    warnings: vec![],
-                },
+            PreviewResult {
+                index,
+                warnings: call
+                    .as_ref()
+                    .map(|c| c.warnings.clone())
+                    .unwrap_or_default(),
+                call,
+                rejected,
+                differences,
             }
         })
         .collect();
@@ -118,6 +147,72 @@ pub async fn preview(
             "results": results,
         }),
     ))
+}
+
+fn run(
+    mapping: &CompiledMapping,
+    payload: Box<RawValue>,
+    now: chrono::DateTime<Utc>,
+) -> Result<CallRecord, Rejected> {
+    let integration = &mapping.integration;
+    let envelope = RawEnvelope {
+        raw_id: Uuid::nil(),
+        client_id: integration.client_id.clone(),
+        source: Source::Webhook,
+        received_at: now,
+        idempotency_key: String::new(),
+        integration_version: integration.version,
+        payload,
+    };
+    let position = RawPosition {
+        raw_id: Uuid::nil(),
+        topic: "preview".into(),
+        partition: -1,
+        offset: -1,
+    };
+    map_record(mapping, &envelope, position, now).map_err(|rejection| Rejected {
+        reason: rejection.reason,
+        errors: rejection.errors.iter().map(ToString::to_string).collect(),
+    })
+}
+
+/// Field by field, what the draft changes relative to the active mapping.
+fn differences(
+    active: &Result<CallRecord, Rejected>,
+    draft: &Result<CallRecord, Rejected>,
+) -> Vec<Difference> {
+    let outcome = |result: &Result<CallRecord, Rejected>| match result {
+        Ok(_) => serde_json::Value::from("call"),
+        Err(rejected) => serde_json::Value::from(format!("rejected: {}", rejected.reason)),
+    };
+    let (Ok(active_call), Ok(draft_call)) = (active, draft) else {
+        let (a, d) = (outcome(active), outcome(draft));
+        return if a == d {
+            vec![]
+        } else {
+            vec![Difference {
+                field: "outcome".into(),
+                active: a,
+                draft: d,
+            }]
+        };
+    };
+    let as_map = |call: &CallRecord| match serde_json::to_value(call) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    let (a, d) = (as_map(active_call), as_map(draft_call));
+    a.iter()
+        .filter(|(field, _)| !VOLATILE.contains(&field.as_str()))
+        .filter_map(|(field, value)| {
+            let other = d.get(field).cloned().unwrap_or(serde_json::Value::Null);
+            (*value != other).then(|| Difference {
+                field: field.clone(),
+                active: value.clone(),
+                draft: other,
+            })
+        })
+        .collect()
 }
 
 fn which_integration(

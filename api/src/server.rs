@@ -19,6 +19,7 @@ use runtime::shutdown::Shutdown;
 
 use crate::config::ApiConfig;
 use crate::events::{EventHub, HubError};
+use crate::recent::RecentPayloads;
 use crate::{calls, dead_letters, preview};
 use runtime::registry::{IntegrationRegistry, RegistryError};
 
@@ -36,6 +37,7 @@ pub enum ApiError {
 struct Api {
     clickhouse: clickhouse::Client,
     registry: IntegrationRegistry,
+    recent: RecentPayloads,
     events: EventHub,
     metrics: PrometheusHandle,
     max_page: u32,
@@ -59,9 +61,12 @@ pub async fn run(
         Duration::from_millis(config.registry.initial_load_ms),
     )
     .await?;
+    let recent =
+        RecentPayloads::start(&config.kafka, config.http.recent_payloads, shutdown.clone()).await?;
     let state = Api {
         clickhouse: config.clickhouse.client(),
         registry,
+        recent,
         events,
         metrics,
         max_page: config.http.max_page,
@@ -82,7 +87,7 @@ async fn route(state: Api, request: Request<Incoming>) -> Response<Body> {
     let query = request.uri().query().map(str::to_owned);
     let query = query.as_deref();
     if request.method() == Method::POST && request.uri().path() == "/api/mappings/preview" {
-        let response = preview::preview(&state.registry, request)
+        let response = preview::preview(&state.registry, &state.recent, request)
             .await
             .unwrap_or_else(Problem::into_response);
         metrics::counter!("api_requests_total", "status" => response.status().as_u16().to_string())

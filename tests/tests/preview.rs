@@ -121,3 +121,82 @@ async fn preview_maps_samples_with_saved_and_draft_mappings() {
         .unwrap();
     assert_eq!(response.status(), 400);
 }
+
+/// A draft for a live integration, tried on the payloads it really received, shows
+/// field by field what would change before it is switched on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_of_a_draft_on_recent_traffic_shows_differences() {
+    let env = TestEnv::new("dryrun").await;
+    let ingest = env.start("ingest", &[]).await;
+    let api = env.start("api", &[]).await;
+    let http = reqwest::Client::new();
+    let response = http
+        .post(ingest.url("/api/integrations/webhook/arroyo"))
+        .header("content-type", "application/json")
+        .body(fixture("arroyo-webhook.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+
+    // The draft takes the campaign from the publisher instead.
+    let mut draft = serde_json::to_value(
+        cmctl::read_integrations(
+            &integration_tests::repo_root().join("deploy/integrations/samples.json"),
+        )
+        .unwrap()
+        .into_iter()
+        .find(|i| i.client_id.as_str() == "arroyo")
+        .unwrap(),
+    )
+    .unwrap();
+    draft["version"] = json!(2);
+    draft["mapping"]["fields"]["campaign"] = json!({"path": "call.publisher.name"});
+    let body = integration_tests::eventually(
+        "the 3 payloads in the recent buffer",
+        std::time::Duration::from_secs(30),
+        || {
+            let (http, url, draft) = (
+                http.clone(),
+                api.url("/api/mappings/preview"),
+                draft.clone(),
+            );
+            async move {
+                let body: Value = http
+                    .post(url)
+                    .json(&json!({"integration": draft, "recent": true}))
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                (body["results"].as_array()?.len() == 3).then_some(body)
+            }
+        },
+    )
+    .await;
+    // Payloads from different partitions arrive in no fixed order.
+    let first = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["call"]["external_id"] == "ar_9f8e7d6c")
+        .expect("the first Arroyo call");
+    assert_eq!(
+        first["differences"],
+        json!([{"field": "campaign", "active": "Auto Insurance CA", "draft": "BlueMedia"}])
+    );
+    // A saved integration previewed on its own traffic has nothing to compare with.
+    let saved: Value = http
+        .post(api.url("/api/mappings/preview"))
+        .json(&json!({"client_id": "arroyo", "recent": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(saved["results"].as_array().unwrap().len(), 3);
+    assert!(saved["results"][0].get("differences").is_none());
+}

@@ -1,0 +1,156 @@
+//! The last few raw payloads of every integration, for dry runs of a draft mapping
+//! on real traffic. Each api instance tails `calls.raw` and keeps at most
+//! `capacity` payloads per integration (oldest dropped first), warmed at start-up
+//! from the last `capacity` messages of every partition.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use runtime::kafka::{high_watermarks, ConsumerError, KafkaConfig};
+use runtime::shutdown::Shutdown;
+use schemas::{ClientId, RawEnvelope};
+use serde_json::value::RawValue;
+
+use crate::events::HubError;
+
+#[derive(Clone)]
+pub struct RecentPayloads {
+    by_client: Arc<Mutex<HashMap<ClientId, VecDeque<Box<RawValue>>>>>,
+    capacity: usize,
+}
+
+impl RecentPayloads {
+    pub async fn start(
+        kafka: &KafkaConfig,
+        capacity: usize,
+        shutdown: Shutdown,
+    ) -> Result<Self, HubError> {
+        let recent = Self {
+            by_client: Arc::default(),
+            capacity,
+        };
+        if capacity == 0 {
+            return Ok(recent);
+        }
+        let topic = kafka.topics().raw;
+        let consumer = tail_last(kafka, &topic, capacity as i64).await?;
+        let writer = recent.clone();
+        tokio::spawn(async move {
+            let mut shutdown = shutdown;
+            loop {
+                let message = tokio::select! {
+                    _ = shutdown.wait() => break,
+                    message = consumer.recv() => message,
+                };
+                match message {
+                    Ok(message) => {
+                        if let Some(envelope) = message
+                            .payload()
+                            .and_then(|p| serde_json::from_slice::<RawEnvelope>(p).ok())
+                        {
+                            writer.push(envelope.client_id, envelope.payload);
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "reading the raw topic for recent payloads");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        });
+        Ok(recent)
+    }
+
+    fn push(&self, client: ClientId, payload: Box<RawValue>) {
+        let mut map = match self.by_client.lock() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let queue = map.entry(client).or_default();
+        if queue.len() == self.capacity {
+            queue.pop_front();
+        }
+        queue.push_back(payload);
+    }
+
+    /// Oldest first.
+    pub fn of(&self, client: &ClientId) -> Vec<Box<RawValue>> {
+        let map = match self.by_client.lock() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        map.get(client)
+            .map(|q| q.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+async fn tail_last(
+    kafka: &KafkaConfig,
+    topic: &str,
+    last: i64,
+) -> Result<StreamConsumer, HubError> {
+    let mut client = kafka.client_config();
+    client
+        .set("group.id", kafka.group_id("api-recent"))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
+    let consumer: StreamConsumer = client.create().map_err(ConsumerError::Create)?;
+    let owned = topic.to_owned();
+    let (consumer, marks) = tokio::task::spawn_blocking(move || {
+        let marks = high_watermarks(&consumer, &owned, Duration::from_secs(10));
+        (consumer, marks)
+    })
+    .await
+    .map_err(|_| HubError::Assign {
+        topic: topic.to_owned(),
+        source: rdkafka::error::KafkaError::Canceled,
+    })?;
+    let mut assignment = TopicPartitionList::new();
+    for (partition, low, high) in marks? {
+        assignment
+            .add_partition_offset(topic, partition, Offset::Offset((high - last).max(low)))
+            .map_err(|source| HubError::Assign {
+                topic: topic.to_owned(),
+                source,
+            })?;
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(|source| HubError::Assign {
+            topic: topic.to_owned(),
+            source,
+        })?;
+    Ok(consumer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_newest_per_client() {
+        let recent = RecentPayloads {
+            by_client: Arc::default(),
+            capacity: 2,
+        };
+        let a = ClientId::parse("a").unwrap();
+        for n in 0..3 {
+            recent.push(
+                a.clone(),
+                RawValue::from_string(format!("{{\"n\":{n}}}")).unwrap(),
+            );
+        }
+        recent.push(
+            ClientId::parse("b").unwrap(),
+            RawValue::from_string("{}".into()).unwrap(),
+        );
+        let kept: Vec<String> = recent.of(&a).iter().map(|p| p.get().to_owned()).collect();
+        assert_eq!(kept, ["{\"n\":1}", "{\"n\":2}"]);
+        assert!(recent.of(&ClientId::parse("c").unwrap()).is_empty());
+    }
+}
