@@ -67,6 +67,26 @@ enum IntegrationsCommand {
     Publish { file: PathBuf },
     /// Validate a file without publishing it.
     Check { file: PathBuf },
+    /// List the mapping presets for common call platforms.
+    Presets,
+    /// Print a new integration made from a preset, to adjust and then publish.
+    New {
+        /// Preset name (see `cmctl integrations presets`).
+        #[arg(long)]
+        preset: String,
+        /// Client id for the webhook URL and every record.
+        #[arg(long)]
+        client_id: String,
+        /// Platform account the calls belong to.
+        #[arg(long)]
+        account: String,
+        /// Human name (default: the client id).
+        #[arg(long)]
+        name: Option<String>,
+        /// How records arrive: webhook, poll or csv.
+        #[arg(long, default_value = "poll")]
+        source: String,
+    },
 }
 
 #[tokio::main]
@@ -139,6 +159,32 @@ async fn main() -> anyhow::Result<()> {
                     String::new()
                 }
             );
+        }
+        Command::Integrations(IntegrationsCommand::Presets) => {
+            for name in schemas::presets::names() {
+                if let Some(preset) = schemas::presets::preset(name) {
+                    println!("{name}\n    {}\n", preset.description);
+                }
+            }
+        }
+        Command::Integrations(IntegrationsCommand::New {
+            preset,
+            client_id,
+            account,
+            name,
+            source,
+        }) => {
+            let source = match source.as_str() {
+                "webhook" => schemas::Source::Webhook,
+                "poll" => schemas::Source::Poll,
+                "csv" => schemas::Source::Csv,
+                other => anyhow::bail!("--source {other:?}: expected webhook, poll or csv"),
+            };
+            let client = schemas::ClientId::parse(&client_id).context("--client-id")?;
+            let name = name.unwrap_or_else(|| client_id.clone());
+            let integration =
+                schemas::presets::integration(&preset, client, &account, &name, source)?;
+            println!("{}", serde_json::to_string_pretty(&[integration])?);
         }
         Command::Integrations(IntegrationsCommand::Check { file }) => {
             let integrations = cmctl::read_integrations(&file)?;

@@ -10,6 +10,7 @@ pub mod migrations;
 pub mod money;
 pub mod path;
 pub mod phone;
+pub mod presets;
 pub mod topics;
 
 pub use call::{CallRecord, CallRow, Source};

@@ -11,6 +11,8 @@ pub use compiled::CompiledMapping;
 pub use record::{map_record, FieldError, Rejection};
 
 #[cfg(test)]
+mod presets_test;
+#[cfg(test)]
 mod rules_test;
 #[cfg(test)]
 mod samples_test;
