@@ -9,6 +9,7 @@ use crate::{ClientId, Integration, IntegrationError, Mapping, Source};
 
 const PRESET_FILES: &[(&str, &str)] = &[
     ("callrail", include_str!("../presets/callrail.json")),
+    ("invoca", include_str!("../presets/invoca.json")),
     ("ringba", include_str!("../presets/ringba.json")),
 ];
 
@@ -97,6 +98,9 @@ mod tests {
             Source::Poll,
         )
         .unwrap_err();
-        assert!(err.to_string().contains("callrail, ringba"), "{err}");
+        assert!(
+            err.to_string().contains("callrail, invoca, ringba"),
+            "{err}"
+        );
     }
 }

@@ -76,3 +76,25 @@ fn callrail_call() {
     assert_eq!(call.tags, ["new_client", "high_value"]);
     assert!(call.warnings.is_empty(), "{:?}", call.warnings);
 }
+
+#[test]
+fn invoca_transaction() {
+    let call = map("invoca", "invoca-transaction.json");
+    assert_eq!(call.external_id.as_deref(), Some("4C2B-1A9F0E7D"));
+    assert_eq!(call.caller.as_str(), "+14155552671");
+    assert_eq!(call.called.as_ref().unwrap().as_str(), "+18885550100");
+    assert_eq!(call.started_at.to_rfc3339(), "2026-11-20T22:03:22+00:00");
+    assert_eq!(
+        (
+            call.payout.unwrap().to_string(),
+            call.revenue.unwrap().to_string()
+        ),
+        ("45.00".into(), "60.00".into())
+    );
+    assert_eq!(
+        (call.state.as_deref(), call.zip.as_deref()),
+        (Some("CA"), Some("94103"))
+    );
+    assert_eq!(call.status, "converted");
+    assert!(call.warnings.is_empty(), "{:?}", call.warnings);
+}
