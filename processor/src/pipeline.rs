@@ -1,6 +1,6 @@
 //! The consume → map → write → commit loop.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -207,6 +207,7 @@ impl Pipeline {
     async fn process(&mut self, batch: &[OwnedMessage]) -> Processed {
         let processed_at = Utc::now();
         let mut out = Processed::default();
+        let mut gave_up = HashSet::new();
         for message in batch {
             let bytes = message.payload().unwrap_or_default();
             let envelope: RawEnvelope = match serde_json::from_slice(bytes) {
@@ -223,7 +224,7 @@ impl Pipeline {
                 partition: message.partition(),
                 offset: message.offset(),
             };
-            let mapping = match self.mapping_for(&envelope).await {
+            let mapping = match self.mapping_for(&envelope, &mut gave_up).await {
                 Ok(mapping) => mapping,
                 Err(reason) => {
                     out.dead_letters
@@ -248,19 +249,33 @@ impl Pipeline {
         out
     }
 
+    /// The compiled mapping for a record. Waits for a newer integration version at
+    /// most once per client per batch: a deleted integration, or a version that never
+    /// arrives, must not cost the wait for every one of its records.
     async fn mapping_for(
         &mut self,
         envelope: &RawEnvelope,
+        gave_up: &mut HashSet<ClientId>,
     ) -> Result<Arc<CompiledMapping>, String> {
-        let integration = self
-            .registry
-            .wait_for(
-                &envelope.client_id,
-                envelope.integration_version,
-                self.registry_wait,
-            )
-            .await
-            .ok_or_else(|| format!("integration {} is not defined", envelope.client_id))?;
+        let client = &envelope.client_id;
+        let integration = if gave_up.contains(client) {
+            self.registry.get(client)
+        } else {
+            let found = self
+                .registry
+                .wait_for(client, envelope.integration_version, self.registry_wait)
+                .await;
+            if found
+                .as_ref()
+                .is_none_or(|i| i.version < envelope.integration_version)
+            {
+                metrics::counter!("processor_integration_wait_timeouts_total").increment(1);
+                gave_up.insert(client.clone());
+            }
+            found
+        };
+        let integration =
+            integration.ok_or_else(|| format!("integration {client} is not defined"))?;
         if let Some(compiled) = self.mappings.get(&envelope.client_id) {
             if compiled.integration.version == integration.version {
                 return Ok(compiled.clone());
@@ -319,5 +334,52 @@ fn unreadable(message: &OwnedMessage, error: &str) -> DeadLetter {
         raw_partition: Some(message.partition()),
         raw_offset: Some(message.offset()),
         payload,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::message::Timestamp;
+    use serde_json::value::RawValue;
+
+    fn raw_message(client: &str, offset: i64) -> OwnedMessage {
+        let envelope = RawEnvelope {
+            raw_id: uuid::Uuid::from_u128(offset as u128),
+            client_id: ClientId::parse(client).unwrap(),
+            source: Source::Webhook,
+            received_at: Utc::now(),
+            idempotency_key: offset.to_string(),
+            integration_version: 1,
+            payload: RawValue::from_string("{}".into()).unwrap(),
+        };
+        OwnedMessage::new(
+            Some(envelope.to_json()),
+            None,
+            "calls.raw".into(),
+            Timestamp::NotAvailable,
+            0,
+            offset,
+            None,
+        )
+    }
+
+    /// Virtual time (paused clock): the batch costs one registry wait, not one per record.
+    #[tokio::test(start_paused = true)]
+    async fn an_unknown_integration_costs_one_wait_per_batch() {
+        let wait = Duration::from_secs(5);
+        let mut pipeline = Pipeline {
+            registry: IntegrationRegistry::fixed([]),
+            registry_wait: wait,
+            mappings: HashMap::new(),
+        };
+        let batch: Vec<OwnedMessage> = (0..100).map(|n| raw_message("gone", n)).collect();
+        let started = tokio::time::Instant::now();
+        let processed = pipeline.process(&batch).await;
+        assert_eq!(processed.dead_letters.len(), 100);
+        assert!(processed.dead_letters[99]
+            .reason
+            .contains("integration gone is not defined"));
+        assert_eq!(started.elapsed(), wait, "one wait for the whole batch");
     }
 }

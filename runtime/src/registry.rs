@@ -44,6 +44,9 @@ pub struct IntegrationRegistry {
     current: Arc<RwLock<Snapshot>>,
     /// Bumped on every applied change, so waiters wake up.
     changes: watch::Receiver<u64>,
+    /// A fixed registry holds its own (never used) sender, so waiting on it waits
+    /// for the timeout, as with a live registry that gets no change.
+    _fixed_changes: Option<Arc<watch::Sender<u64>>>,
 }
 
 impl IntegrationRegistry {
@@ -53,10 +56,11 @@ impl IntegrationRegistry {
             .into_iter()
             .map(|i| (i.client_id.clone(), Arc::new(i)))
             .collect();
-        let (_tx, rx) = watch::channel(0);
+        let (tx, rx) = watch::channel(0);
         Self {
             current: Arc::new(RwLock::new(Arc::new(map))),
             changes: rx,
+            _fixed_changes: Some(Arc::new(tx)),
         }
     }
 
@@ -73,7 +77,11 @@ impl IntegrationRegistry {
             let (tx, rx) = watch::channel(0_u64);
             (Arc::new(RwLock::new(Snapshot::default())), tx, rx)
         };
-        let registry = Self { current, changes };
+        let registry = Self {
+            current,
+            changes,
+            _fixed_changes: None,
+        };
 
         let mut remaining = consumer.targets;
         let (loaded_tx, mut loaded_rx) = watch::channel(remaining.is_empty());
