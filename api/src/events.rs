@@ -16,11 +16,11 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::Offset;
 use runtime::http::{Body, Problem};
-use runtime::kafka::{high_watermarks, ConsumerError, KafkaConfig};
+use runtime::kafka::{assigned_consumer, ConsumerError, KafkaConfig};
 use runtime::shutdown::Shutdown;
 use serde::Deserialize;
 use tokio::sync::broadcast;
@@ -41,17 +41,6 @@ pub struct EventHub {
     heartbeat: Duration,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum HubError {
-    #[error(transparent)]
-    Consumer(#[from] ConsumerError),
-    #[error("assigning partitions of {topic}: {source}")]
-    Assign {
-        topic: String,
-        source: rdkafka::error::KafkaError,
-    },
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EventsQuery {
@@ -67,7 +56,7 @@ impl EventHub {
         buffer: usize,
         heartbeat: Duration,
         shutdown: Shutdown,
-    ) -> Result<Self, HubError> {
+    ) -> Result<Self, ConsumerError> {
         let topic = kafka.topics().enriched;
         let consumer = tail_from_end(kafka, &topic).await?;
         let (sender, _) = broadcast::channel(buffer);
@@ -216,38 +205,12 @@ fn render(partition: i32, offset: i64, payload: Option<&[u8]>) -> Option<CallEve
     })
 }
 
-async fn tail_from_end(kafka: &KafkaConfig, topic: &str) -> Result<StreamConsumer, HubError> {
-    let mut client = kafka.client_config();
-    client
-        .set("group.id", kafka.group_id("api-events"))
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false");
-    let consumer: StreamConsumer = client.create().map_err(ConsumerError::Create)?;
-    let owned = topic.to_owned();
-    let (consumer, marks) = tokio::task::spawn_blocking(move || {
-        let marks = high_watermarks(&consumer, &owned, Duration::from_secs(10));
-        (consumer, marks)
-    })
-    .await
-    .map_err(|_| HubError::Assign {
-        topic: topic.to_owned(),
-        source: rdkafka::error::KafkaError::Canceled,
-    })?;
-    let mut assignment = TopicPartitionList::new();
-    for (partition, _low, high) in marks? {
-        assignment
-            .add_partition_offset(topic, partition, Offset::Offset(high))
-            .map_err(|source| HubError::Assign {
-                topic: topic.to_owned(),
-                source,
-            })?;
-    }
-    consumer
-        .assign(&assignment)
-        .map_err(|source| HubError::Assign {
-            topic: topic.to_owned(),
-            source,
-        })?;
+async fn tail_from_end(kafka: &KafkaConfig, topic: &str) -> Result<StreamConsumer, ConsumerError> {
+    let (consumer, _) =
+        assigned_consumer(kafka, "api-events", topic, Duration::from_secs(10), |m| {
+            Offset::Offset(m.high)
+        })
+        .await?;
     Ok(consumer)
 }
 

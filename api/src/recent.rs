@@ -7,15 +7,13 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
-use runtime::kafka::{high_watermarks, ConsumerError, KafkaConfig};
+use rdkafka::Offset;
+use runtime::kafka::{assigned_consumer, ConsumerError, KafkaConfig};
 use runtime::shutdown::Shutdown;
 use schemas::{ClientId, RawEnvelope};
 use serde_json::value::RawValue;
-
-use crate::events::HubError;
 
 #[derive(Clone)]
 pub struct RecentPayloads {
@@ -28,7 +26,7 @@ impl RecentPayloads {
         kafka: &KafkaConfig,
         capacity: usize,
         shutdown: Shutdown,
-    ) -> Result<Self, HubError> {
+    ) -> Result<Self, ConsumerError> {
         let recent = Self {
             by_client: Arc::default(),
             capacity,
@@ -93,38 +91,12 @@ async fn tail_last(
     kafka: &KafkaConfig,
     topic: &str,
     last: i64,
-) -> Result<StreamConsumer, HubError> {
-    let mut client = kafka.client_config();
-    client
-        .set("group.id", kafka.group_id("api-recent"))
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false");
-    let consumer: StreamConsumer = client.create().map_err(ConsumerError::Create)?;
-    let owned = topic.to_owned();
-    let (consumer, marks) = tokio::task::spawn_blocking(move || {
-        let marks = high_watermarks(&consumer, &owned, Duration::from_secs(10));
-        (consumer, marks)
-    })
-    .await
-    .map_err(|_| HubError::Assign {
-        topic: topic.to_owned(),
-        source: rdkafka::error::KafkaError::Canceled,
-    })?;
-    let mut assignment = TopicPartitionList::new();
-    for (partition, low, high) in marks? {
-        assignment
-            .add_partition_offset(topic, partition, Offset::Offset((high - last).max(low)))
-            .map_err(|source| HubError::Assign {
-                topic: topic.to_owned(),
-                source,
-            })?;
-    }
-    consumer
-        .assign(&assignment)
-        .map_err(|source| HubError::Assign {
-            topic: topic.to_owned(),
-            source,
-        })?;
+) -> Result<StreamConsumer, ConsumerError> {
+    let (consumer, _) =
+        assigned_consumer(kafka, "api-recent", topic, Duration::from_secs(10), |m| {
+            Offset::Offset((m.high - last).max(m.low))
+        })
+        .await?;
     Ok(consumer)
 }
 

@@ -18,15 +18,16 @@ use runtime::http::{json, metrics, Body, Problem};
 use runtime::shutdown::Shutdown;
 
 use crate::config::ApiConfig;
-use crate::events::{EventHub, HubError};
+use crate::events::EventHub;
 use crate::recent::RecentPayloads;
 use crate::{calls, dead_letters, preview};
+use runtime::kafka::ConsumerError;
 use runtime::registry::{IntegrationRegistry, RegistryError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error(transparent)]
-    Events(#[from] HubError),
+    Kafka(#[from] ConsumerError),
     #[error(transparent)]
     Bind(#[from] runtime::http::BindError),
     #[error(transparent)]

@@ -10,10 +10,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
-use runtime::kafka::{high_watermarks, AckedProducer, ConsumerError, KafkaConfig, OutgoingMessage};
+use rdkafka::Offset;
+use runtime::kafka::{assigned_consumer, AckedProducer, KafkaConfig, OutgoingMessage};
 use runtime::registry::IntegrationRegistry;
 use runtime::shutdown::Shutdown;
 use schemas::dead_letter::Stage;
@@ -160,31 +160,18 @@ async fn read_to_current_end(
     kafka: &KafkaConfig,
     topic: &str,
 ) -> Result<(StreamConsumer, HashMap<i32, i64>), CtlError> {
-    let mut client = kafka.client_config();
-    client
-        .set("group.id", kafka.group_id("cmctl-replay"))
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false");
-    let consumer: StreamConsumer = client.create().map_err(ConsumerError::Create)?;
-    let owned = topic.to_owned();
-    let (consumer, marks) = tokio::task::spawn_blocking(move || {
-        let marks = high_watermarks(&consumer, &owned, Duration::from_secs(10));
-        (consumer, marks)
-    })
-    .await
-    .map_err(|e| CtlError::Replay(e.to_string()))?;
-    let mut assignment = TopicPartitionList::new();
-    let mut remaining = HashMap::new();
-    for (partition, low, high) in marks? {
-        assignment
-            .add_partition_offset(topic, partition, Offset::Beginning)
-            .map_err(|e| CtlError::Replay(e.to_string()))?;
-        if high > low {
-            remaining.insert(partition, high);
-        }
-    }
-    consumer
-        .assign(&assignment)
-        .map_err(|e| CtlError::Replay(e.to_string()))?;
+    let (consumer, marks) = assigned_consumer(
+        kafka,
+        "cmctl-replay",
+        topic,
+        Duration::from_secs(10),
+        |_| Offset::Beginning,
+    )
+    .await?;
+    let remaining = marks
+        .iter()
+        .filter(|m| m.high > m.low)
+        .map(|m| (m.partition, m.high))
+        .collect();
     Ok((consumer, remaining))
 }

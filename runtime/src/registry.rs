@@ -8,14 +8,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::Offset;
 use schemas::{ClientId, Integration};
 use tokio::sync::watch;
 
 use crate::kafka::{
-    high_watermarks, AckedProducer, ConsumerError, KafkaConfig, OutgoingMessage, ProduceError,
+    assigned_consumer, AckedProducer, ConsumerError, KafkaConfig, OutgoingMessage, ProduceError,
 };
 use crate::shutdown::Shutdown;
 
@@ -23,11 +23,6 @@ use crate::shutdown::Shutdown;
 pub enum RegistryError {
     #[error(transparent)]
     Consumer(#[from] ConsumerError),
-    #[error("assigning partitions of {topic}: {source}")]
-    Assign {
-        topic: String,
-        source: rdkafka::error::KafkaError,
-    },
     #[error("integrations topic {topic} was not read to its end within {timeout:?}")]
     InitialLoad { topic: String, timeout: Duration },
     #[error(transparent)]
@@ -242,44 +237,15 @@ async fn tail_consumer(
     topic: &str,
     timeout: Duration,
 ) -> Result<TailConsumer, RegistryError> {
-    let mut client = kafka.client_config();
-    // A group id is required by librdkafka but never used: partitions are assigned
-    // by hand and nothing is committed, so every instance reads everything.
-    client
-        .set("group.id", kafka.group_id("registry-reader"))
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false");
-    let consumer: StreamConsumer = client.create().map_err(ConsumerError::Create)?;
-    let topic_owned = topic.to_owned();
-    let (consumer, marks) = tokio::task::spawn_blocking(move || {
-        let marks = high_watermarks(&consumer, &topic_owned, timeout);
-        (consumer, marks)
+    let (consumer, marks) = assigned_consumer(kafka, "registry-reader", topic, timeout, |_| {
+        Offset::Beginning
     })
-    .await
-    .map_err(|_| RegistryError::InitialLoad {
-        topic: topic.to_owned(),
-        timeout,
-    })?;
-    let marks = marks?;
-    let mut assignment = TopicPartitionList::new();
-    let mut targets = HashMap::new();
-    for (partition, low, high) in marks {
-        assignment
-            .add_partition_offset(topic, partition, Offset::Beginning)
-            .map_err(|source| RegistryError::Assign {
-                topic: topic.to_owned(),
-                source,
-            })?;
-        if high > low {
-            targets.insert(partition, high);
-        }
-    }
-    consumer
-        .assign(&assignment)
-        .map_err(|source| RegistryError::Assign {
-            topic: topic.to_owned(),
-            source,
-        })?;
+    .await?;
+    let targets = marks
+        .iter()
+        .filter(|m| m.high > m.low)
+        .map(|m| (m.partition, m.high))
+        .collect();
     Ok(TailConsumer { consumer, targets })
 }
 

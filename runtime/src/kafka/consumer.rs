@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
 
 use super::KafkaConfig;
 
@@ -21,6 +22,63 @@ pub enum ConsumerError {
     Metadata { topic: String, source: KafkaError },
     #[error("topic {topic} does not exist (create it with `cmctl topics`)")]
     MissingTopic { topic: String },
+    #[error("assigning partitions of {topic}: {source}")]
+    Assign { topic: String, source: KafkaError },
+}
+
+/// One partition's offsets when a reader was assigned to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watermarks {
+    pub partition: i32,
+    pub low: i64,
+    pub high: i64,
+}
+
+/// A reader of every partition of `topic`, assigned by hand: no group membership,
+/// nothing committed, so every instance reads everything (registries, live feeds,
+/// replays). Each partition starts where `start` says, given its watermarks; the
+/// watermarks are returned so a caller can tell when it has read up to "now".
+pub async fn assigned_consumer(
+    config: &KafkaConfig,
+    reader: &str,
+    topic: &str,
+    timeout: Duration,
+    start: impl Fn(&Watermarks) -> Offset,
+) -> Result<(StreamConsumer, Vec<Watermarks>), ConsumerError> {
+    let assign_error = |source| ConsumerError::Assign {
+        topic: topic.to_owned(),
+        source,
+    };
+    let mut client = config.client_config();
+    // librdkafka requires a group id even for assigned partitions; it is never used.
+    client
+        .set("group.id", config.group_id(reader))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
+    let consumer: StreamConsumer = client.create().map_err(ConsumerError::Create)?;
+    let owned = topic.to_owned();
+    let (consumer, marks) = tokio::task::spawn_blocking(move || {
+        let marks = high_watermarks(&consumer, &owned, timeout);
+        (consumer, marks)
+    })
+    .await
+    .map_err(|_| assign_error(KafkaError::Canceled))?;
+    let marks: Vec<Watermarks> = marks?
+        .into_iter()
+        .map(|(partition, low, high)| Watermarks {
+            partition,
+            low,
+            high,
+        })
+        .collect();
+    let mut assignment = TopicPartitionList::new();
+    for mark in &marks {
+        assignment
+            .add_partition_offset(topic, mark.partition, start(mark))
+            .map_err(assign_error)?;
+    }
+    consumer.assign(&assignment).map_err(assign_error)?;
+    Ok((consumer, marks))
 }
 
 /// A member of consumer group `group`, subscribed to `topics`, committing by hand.
