@@ -168,6 +168,28 @@ impl Service {
         }
     }
 
+    /// POSTs `body` to this ingest's webhook for `client_id`; returns the status and
+    /// the JSON answer.
+    pub async fn post_webhook(
+        &self,
+        client_id: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, serde_json::Value) {
+        let response = reqwest::Client::new()
+            .post(self.url(&format!("/api/integrations/webhook/{client_id}")))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("webhook request");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
     /// Waits until this instance's `/healthz` shows `client_id` at `version` or later
     /// (ingest reports the integration versions it serves).
     pub async fn wait_for_integration(&self, client_id: &str, version: u64) {

@@ -130,14 +130,10 @@ async fn dry_run_of_a_draft_on_recent_traffic_shows_differences() {
     let ingest = env.start("ingest", &[]).await;
     let api = env.start("api", &[]).await;
     let http = reqwest::Client::new();
-    let response = http
-        .post(ingest.url("/api/integrations/webhook/arroyo"))
-        .header("content-type", "application/json")
-        .body(fixture("arroyo-webhook.json"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
+    let (status, _) = ingest
+        .post_webhook("arroyo", "application/json", fixture("arroyo-webhook.json"))
+        .await;
+    assert_eq!(status, 202);
 
     // The draft takes the campaign from the publisher instead.
     let mut draft = serde_json::to_value(

@@ -52,15 +52,10 @@ async fn replays_apply_the_current_mapping_without_doubling() {
         .start("processor", &[("PROCESSOR_BATCH__MAX_WAIT_MS", "50")])
         .await;
     let ingest = env.start("ingest", &[]).await;
-    let http = reqwest::Client::new();
-    let response = http
-        .post(ingest.url("/api/integrations/webhook/arroyo"))
-        .header("content-type", "application/json")
-        .body(fixture("arroyo-webhook.json"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
+    let (status, _) = ingest
+        .post_webhook("arroyo", "application/json", fixture("arroyo-webhook.json"))
+        .await;
+    assert_eq!(status, 202);
     let client = env.client();
     eventually(
         "3 calls mapped by version 2",
@@ -111,14 +106,10 @@ async fn replays_apply_the_current_mapping_without_doubling() {
     .unwrap();
     ingest.wait_for_integration("arroyo", 4).await;
     let record = json!({"call": {"id": "ar_late", "caller": {"number": "4155550199"}, "started_at": "2026-11-22T10:00:00Z"}});
-    let response = http
-        .post(ingest.url("/api/integrations/webhook/arroyo"))
-        .header("content-type", "application/json")
-        .body(record.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
+    let (status, _) = ingest
+        .post_webhook("arroyo", "application/json", record.to_string())
+        .await;
+    assert_eq!(status, 202);
     let dead: u64 = eventually("the dead letter", Duration::from_secs(60), || async {
         let n: u64 = client
             .query("SELECT count() FROM dead_letters FINAL WHERE client_id = 'arroyo' AND stage = 'mapping'")

@@ -20,15 +20,10 @@ async fn arroyo_webhook_reaches_clickhouse_api_and_sse() {
     let mut events = SseReader::connect(&api.url("/api/events?client_id=arroyo")).await;
 
     let http = reqwest::Client::new();
-    let response = http
-        .post(ingest.url("/api/integrations/webhook/arroyo"))
-        .header("content-type", "application/json")
-        .body(fixture("arroyo-webhook.json"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let accepted: Value = response.json().await.unwrap();
+    let (status, accepted) = ingest
+        .post_webhook("arroyo", "application/json", fixture("arroyo-webhook.json"))
+        .await;
+    assert_eq!(status, 202);
     assert_eq!(accepted["accepted"], 3);
     assert_eq!(accepted["ids"].as_array().unwrap().len(), 3);
 
@@ -154,16 +149,9 @@ async fn arroyo_webhook_reaches_clickhouse_api_and_sse() {
     assert_eq!(event_ids.len(), 3);
 
     // Re-delivery changes nothing: same raw ids back, still three calls.
-    let again: Value = http
-        .post(ingest.url("/api/integrations/webhook/arroyo"))
-        .header("content-type", "application/json")
-        .body(fixture("arroyo-webhook.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, again) = ingest
+        .post_webhook("arroyo", "application/json", fixture("arroyo-webhook.json"))
+        .await;
     assert_eq!(again["ids"], accepted["ids"]);
     eventually(
         "the re-delivery to be processed",
