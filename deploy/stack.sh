@@ -173,6 +173,12 @@ export_app_env() {
 
 start_apps() {
   for app in "${APPS[@]}"; do
+    # A binary rebuilt since the app started: restart it so the stack runs the
+    # current code (the apps are stateless; Kafka and ClickHouse keep running).
+    if running "$app" && [ "$(cargo_bin "$app")" -nt "$(pid_file "$app")" ]; then
+      say "$app was rebuilt since it started; restarting it"
+      stop_one "$app"
+    fi
     launch "$app" "$(cargo_bin "$app")" --config "$ROOT/deploy/config/$app.toml"
   done
   for app in "${APPS[@]}"; do
