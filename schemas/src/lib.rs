@@ -11,6 +11,7 @@ pub mod money;
 pub mod path;
 pub mod phone;
 pub mod presets;
+pub mod rule;
 pub mod topics;
 
 pub use call::{CallRecord, CallRow, Source};
