@@ -228,6 +228,16 @@ impl Integration {
             {
                 return Err(invalid(&at, "lists no paths".into()));
             }
+            if *field == CanonicalField::ExternalId
+                && (rule.default.is_some() || rule.map.is_some())
+            {
+                // A default would make every record without an id one call; both
+                // would also hide the partner's id from the partition key.
+                return Err(invalid(
+                    &at,
+                    "the call id takes no `default` or `map`".into(),
+                ));
+            }
             if rule.static_value.is_some() && rule.default.is_some() {
                 return Err(invalid(&at, "a `static` value needs no `default`".into()));
             }
