@@ -1,6 +1,6 @@
 //! The consume → map → write → commit loop.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,14 +12,15 @@ use runtime::kafka::{group_consumer, AckedProducer, ConsumerError, ProduceError}
 use runtime::registry::{IntegrationRegistry, RegistryError};
 use runtime::shutdown::Shutdown;
 use schemas::call::RawPosition;
+use schemas::call::CALL_COLUMNS;
 use schemas::dead_letter::Stage;
-use schemas::{CallRecord, ClientId, DeadLetter, RawEnvelope, Source};
+use schemas::{CallId, CallRecord, CallRow, ClientId, DeadLetter, RawEnvelope, Source};
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::config::ProcessorConfig;
 use crate::dead_letters;
-use crate::mapping::{map_record, CompiledMapping};
+use crate::mapping::{assemble, map_fields, CompiledMapping};
 use crate::ops::{self, OpsState};
 use crate::sink::BatchSink;
 
@@ -91,6 +92,8 @@ pub async fn run(
     let mut state = Pipeline {
         registry,
         registry_wait: Duration::from_millis(config.registry.wait_ms),
+        clickhouse: Some(sink.clickhouse.clone()),
+        max_backoff: Duration::from_millis(config.batch.max_backoff_ms),
         mappings: HashMap::new(),
     };
     tracing::info!(topic = %topics.raw, group = %config.kafka.group_id(GROUP), "processor consuming");
@@ -101,7 +104,10 @@ pub async fn run(
             batch = next_batch(&consumer, config.batch.max_records, config.batch.max_wait()) => batch,
         };
         let started = Instant::now();
-        let processed = state.process(&batch).await;
+        let Some(processed) = state.process(&batch, &shutdown).await else {
+            tracing::warn!("stopping with an unmapped batch; it will be reprocessed");
+            break;
+        };
         let span = tracing::info_span!(
             "batch",
             records = batch.len(),
@@ -199,15 +205,22 @@ struct Processed {
 struct Pipeline {
     registry: IntegrationRegistry,
     registry_wait: Duration,
+    /// Where stored calls are read for merging late fields (`None` in unit tests).
+    clickhouse: Option<clickhouse::Client>,
+    max_backoff: Duration,
     /// Compiled once per integration version.
     mappings: HashMap<ClientId, Arc<CompiledMapping>>,
 }
 
 impl Pipeline {
-    async fn process(&mut self, batch: &[OwnedMessage]) -> Processed {
+    /// Maps a batch. Records that carry the partner's call id are assembled over the
+    /// call as it stands (stored, or made by an earlier record of this batch), so a
+    /// late field updates its call. `None` when stopped while ClickHouse was down.
+    async fn process(&mut self, batch: &[OwnedMessage], shutdown: &Shutdown) -> Option<Processed> {
         let processed_at = Utc::now();
         let mut out = Processed::default();
         let mut gave_up = HashSet::new();
+        let mut mapped = Vec::with_capacity(batch.len());
         for message in batch {
             let bytes = message.payload().unwrap_or_default();
             let envelope: RawEnvelope = match serde_json::from_slice(bytes) {
@@ -232,8 +245,35 @@ impl Pipeline {
                     continue;
                 }
             };
-            match map_record(&mapping, &envelope, position.clone(), processed_at) {
-                Ok(call) => out.calls.push(call),
+            let fields = map_fields(&mapping, &envelope);
+            mapped.push((envelope, position, mapping, fields));
+        }
+
+        let ids: Vec<(ClientId, CallId)> = mapped
+            .iter()
+            .filter_map(|(envelope, _, _, fields)| {
+                let id = fields.as_ref().ok()?.call_id?;
+                Some((envelope.client_id.clone(), id))
+            })
+            .collect();
+        let mut known = self.known_calls(&ids, shutdown).await?;
+        for (envelope, position, mapping, fields) in mapped {
+            let assembled = fields.and_then(|fields| {
+                let base = fields.call_id.and_then(|id| known.get(&id));
+                assemble(
+                    &mapping,
+                    &envelope,
+                    fields,
+                    base,
+                    position.clone(),
+                    processed_at,
+                )
+            });
+            match assembled {
+                Ok(call) => {
+                    known.insert(call.id, call.clone());
+                    out.calls.push(call);
+                }
                 Err(rejection) => {
                     tracing::debug!(client_id = %envelope.client_id, raw_id = %envelope.raw_id, reason = %rejection.reason, "record dead-lettered");
                     let errors = rejection.errors.iter().map(ToString::to_string).collect();
@@ -246,7 +286,61 @@ impl Pipeline {
                 }
             }
         }
-        out
+        Some(out)
+    }
+
+    /// The stored calls among `ids`, read with `FINAL`; retried while ClickHouse is
+    /// unavailable, `None` if stopped meanwhile.
+    async fn known_calls(
+        &self,
+        ids: &[(ClientId, CallId)],
+        shutdown: &Shutdown,
+    ) -> Option<HashMap<CallId, CallRecord>> {
+        let Some(clickhouse) = &self.clickhouse else {
+            return Some(HashMap::new());
+        };
+        if ids.is_empty() {
+            return Some(HashMap::new());
+        }
+        // Client ids are URL-safe ASCII and call ids UUIDs: both safe to inline.
+        let clients: BTreeSet<String> = ids.iter().map(|(c, _)| format!("'{c}'")).collect();
+        let calls: BTreeSet<String> = ids
+            .iter()
+            .map(|(_, id)| format!("toUUID('{id}')"))
+            .collect();
+        let sql = format!(
+            "SELECT {CALL_COLUMNS} FROM calls FINAL WHERE client_id IN ({}) AND id IN ({})",
+            clients.into_iter().collect::<Vec<_>>().join(", "),
+            calls.into_iter().collect::<Vec<_>>().join(", ")
+        );
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match clickhouse.query(&sql).fetch_all::<CallRow>().await {
+                Ok(rows) => {
+                    let known = rows
+                        .into_iter()
+                        .filter_map(|row| match CallRecord::try_from(row) {
+                            Ok(call) => Some((call.id, call)),
+                            Err(error) => {
+                                tracing::error!(%error, "stored call unreadable; the record is mapped as new");
+                                None
+                            }
+                        })
+                        .collect();
+                    return Some(known);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "reading known calls failed; retrying");
+                    metrics::counter!("processor_write_retries_total", "write" => "read known calls").increment(1);
+                    let mut waiter = shutdown.clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = waiter.wait() => return None,
+                    }
+                    backoff = (backoff * 2).min(self.max_backoff);
+                }
+            }
+        }
     }
 
     /// The compiled mapping for a record. Waits for a newer integration version at
@@ -371,11 +465,14 @@ mod tests {
         let mut pipeline = Pipeline {
             registry: IntegrationRegistry::fixed([]),
             registry_wait: wait,
+            clickhouse: None,
+            max_backoff: wait,
             mappings: HashMap::new(),
         };
         let batch: Vec<OwnedMessage> = (0..100).map(|n| raw_message("gone", n)).collect();
         let started = tokio::time::Instant::now();
-        let processed = pipeline.process(&batch).await;
+        let (_stop, shutdown) = Shutdown::new();
+        let processed = pipeline.process(&batch, &shutdown).await.unwrap();
         assert_eq!(processed.dead_letters.len(), 100);
         assert!(processed.dead_letters[99]
             .reason

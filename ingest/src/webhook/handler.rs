@@ -24,11 +24,13 @@ use super::body::{parse_body, BodyError, BodyFormat, RejectedRecord};
 /// Namespace of content-derived idempotency keys (records sent without a key).
 const CONTENT_KEY_NAMESPACE: Uuid = Uuid::from_u128(0x2f0c_11d2_7a4b_4c39_9e51_0d8f_6b2a_7c44);
 
+/// Each integration's compiled call-id rule, with the version it was compiled from.
+pub type CallIdRules = Arc<Mutex<HashMap<ClientId, (u32, Option<ValueSource>)>>>;
+
 #[derive(Clone)]
 pub struct WebhookState {
     pub registry: IntegrationRegistry,
-    /// Each integration's compiled call-id rule, by version.
-    pub call_id_rules: Arc<Mutex<HashMap<ClientId, (u32, Option<ValueSource>)>>>,
+    pub call_id_rules: CallIdRules,
     pub producer: AckedProducer,
     pub topics: Topics,
     pub body_limit: usize,
@@ -358,15 +360,34 @@ mod tests {
 
     #[test]
     fn records_of_one_call_share_a_partition_key() {
-        let rule = ValueSource::compile(&serde_json::from_value(serde_json::json!({"path": "call.id"})).unwrap())
-            .unwrap();
-        let first = partition_key(rule.as_ref(), &envelope(r#"{"call":{"id":"ar_1","caller":"x"}}"#));
-        let late = partition_key(rule.as_ref(), &envelope(r#"{"call":{"id":" ar_1 ","payout":"$5"}}"#));
+        let rule = ValueSource::compile(
+            &serde_json::from_value(serde_json::json!({"path": "call.id"})).unwrap(),
+        )
+        .unwrap();
+        let first = partition_key(
+            rule.as_ref(),
+            &envelope(r#"{"call":{"id":"ar_1","caller":"x"}}"#),
+        );
+        let late = partition_key(
+            rule.as_ref(),
+            &envelope(r#"{"call":{"id":" ar_1 ","payout":"$5"}}"#),
+        );
         assert_eq!(first, late);
         let client = ClientId::parse("arroyo").unwrap();
-        assert_eq!(first, CallId::from_external(&client, "ar_1").to_string(), "the key is the call id");
+        assert_eq!(
+            first,
+            CallId::from_external(&client, "ar_1").to_string(),
+            "the key is the call id"
+        );
         let no_id = partition_key(rule.as_ref(), &envelope(r#"{"call":{}}"#));
-        assert_eq!(no_id, Uuid::from_u128(9).to_string(), "no partner id: the raw id");
-        assert_eq!(partition_key(None, &envelope("{}")), Uuid::from_u128(9).to_string());
+        assert_eq!(
+            no_id,
+            Uuid::from_u128(9).to_string(),
+            "no partner id: the raw id"
+        );
+        assert_eq!(
+            partition_key(None, &envelope("{}")),
+            Uuid::from_u128(9).to_string()
+        );
     }
 }

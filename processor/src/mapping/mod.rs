@@ -8,8 +8,10 @@ mod compiled;
 mod record;
 
 pub use compiled::CompiledMapping;
-pub use record::{map_record, FieldError, Rejection};
+pub use record::{assemble, map_fields, map_record, FieldError, MappedFields, Rejection};
 
+#[cfg(test)]
+mod merge_test;
 #[cfg(test)]
 mod presets_test;
 #[cfg(test)]

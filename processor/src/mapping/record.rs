@@ -37,13 +37,35 @@ pub struct Rejection {
     pub errors: Vec<FieldError>,
 }
 
-/// Maps one raw record. `processed_at` is passed in so a batch shares one clock read.
+/// What one record says about a call: its coerced fields and the warnings, before
+/// they are combined with what is already known about the call (see [`assemble`]).
+pub struct MappedFields {
+    fields: Fields,
+    warnings: Vec<String>,
+    /// The call's id when the partner sent its own call id: the record may then be a
+    /// late part of a call already stored.
+    pub call_id: Option<CallId>,
+}
+
+/// Maps one raw record onto a call with nothing known about it before.
+/// `processed_at` is passed in so a batch shares one clock read.
 pub fn map_record(
     mapping: &CompiledMapping,
     envelope: &RawEnvelope,
     position: RawPosition,
     processed_at: DateTime<Utc>,
 ) -> Result<CallRecord, Rejection> {
+    let mapped = map_fields(mapping, envelope)?;
+    assemble(mapping, envelope, mapped, None, position, processed_at)
+}
+
+/// Reads and coerces every mapped field of a record. A required field that is
+/// present but cannot be coerced rejects the record; one that is absent may still
+/// come from an earlier record of the same call.
+pub fn map_fields(
+    mapping: &CompiledMapping,
+    envelope: &RawEnvelope,
+) -> Result<MappedFields, Rejection> {
     let record: serde_json::Value =
         serde_json::from_str(envelope.payload.get()).map_err(|e| Rejection {
             reason: format!("payload is not valid JSON: {e}"),
@@ -76,87 +98,162 @@ pub fn map_record(
             }
         }
     }
-    for (field, present) in [
-        (CanonicalField::Caller, fields.caller.is_some()),
-        (CanonicalField::StartedAt, fields.started_at.is_some()),
-    ] {
-        if !present && !errors.iter().any(|e| e.field == field.name()) {
-            let rule = mapping
-                .rules
-                .iter()
-                .find(|r| r.field == field)
-                .map(|r| r.source.describe())
-                .unwrap_or_else(|| "no rule".to_owned());
-            errors.push(FieldError {
-                field: field.name(),
-                rule,
-                value: None,
-                problem: "required but missing".to_owned(),
-            });
-        }
+    if !errors.is_empty() {
+        errors.extend(missing_required(mapping, &fields, &errors));
+        return Err(required_rejection(errors, None));
     }
-    let (Some(caller), Some(started), true) = (
-        fields.caller.clone(),
-        fields.started_at.clone(),
-        errors.is_empty(),
-    ) else {
-        let names: Vec<&str> = errors.iter().map(|e| e.field).collect();
-        return Err(Rejection {
-            reason: format!("required field(s) {} could not be mapped", names.join(", ")),
-            errors,
-        });
-    };
+    let call_id = fields
+        .external_id
+        .as_ref()
+        .map(|external| CallId::from_external(&mapping.integration.client_id, external));
+    Ok(MappedFields {
+        fields,
+        warnings,
+        call_id,
+    })
+}
 
+/// The call after this record: its fields over `base`, the call as known before
+/// (stored, or from an earlier record in the same batch). Fields the record does
+/// not carry keep the base's values, so a late payout or a correction updates the
+/// call instead of creating a second one.
+pub fn assemble(
+    mapping: &CompiledMapping,
+    envelope: &RawEnvelope,
+    mapped: MappedFields,
+    base: Option<&CallRecord>,
+    position: RawPosition,
+    processed_at: DateTime<Utc>,
+) -> Result<CallRecord, Rejection> {
+    let MappedFields {
+        fields,
+        warnings,
+        call_id,
+    } = mapped;
+    let caller = fields
+        .caller
+        .clone()
+        .or_else(|| base.map(|b| b.caller.clone()));
+    let started = fields.started_at.clone().or_else(|| {
+        base.map(|b| coerce::Stamped {
+            instant: b.started_at,
+            zone: b.local_tz.clone(),
+        })
+    });
+    let (Some(caller), Some(started)) = (caller, started) else {
+        let errors = missing_required(mapping, &fields, &[]);
+        return Err(required_rejection(
+            errors,
+            call_id.filter(|_| base.is_none()),
+        ));
+    };
     let integration = &mapping.integration;
     let started_at = to_whole_seconds(started.instant);
-    let id = match &fields.external_id {
-        Some(external) => CallId::from_external(&integration.client_id, external),
-        None => CallId::from_natural_key(
+    let called = fields
+        .called
+        .or_else(|| base.and_then(|b| b.called.clone()));
+    let duration_s = fields
+        .duration_s
+        .or_else(|| base.and_then(|b| b.duration_s));
+    let id = call_id.unwrap_or_else(|| {
+        CallId::from_natural_key(
             &integration.client_id,
             caller.as_str(),
-            fields.called.as_ref().map(E164::as_str).unwrap_or(""),
+            called.as_ref().map(E164::as_str).unwrap_or(""),
             started_at.timestamp(),
-            fields.duration_s,
-        ),
+            duration_s,
+        )
+    });
+    let keep = |new: Option<String>, old: fn(&CallRecord) -> &Option<String>| {
+        new.or_else(|| base.and_then(|b| old(b).clone()))
     };
-    let status = fields
-        .status
-        .map(|s| s.to_lowercase())
-        .unwrap_or_else(|| derived_status(fields.payout));
+    let payout = fields.payout.or_else(|| base.and_then(|b| b.payout));
+    let status = match (fields.status, base) {
+        (Some(partner), _) => partner.to_lowercase(),
+        // A partner's own word stays until the partner sends another.
+        (None, Some(b)) if !DERIVED_STATUSES.contains(&b.status.as_str()) => b.status.clone(),
+        (None, _) => derived_status(payout),
+    };
     Ok(CallRecord {
         id,
         version: row_version(envelope.received_at, integration.version),
         account: integration.account.clone(),
         client_id: integration.client_id.clone(),
         source: envelope.source,
-        external_id: fields.external_id,
+        external_id: keep(fields.external_id, |b| &b.external_id),
         caller,
-        called: fields.called,
+        called,
         started_at,
         local_tz: started.zone,
-        duration_s: fields.duration_s,
-        payout: fields.payout,
-        revenue: fields.revenue,
+        duration_s,
+        payout,
+        revenue: fields.revenue.or_else(|| base.and_then(|b| b.revenue)),
         currency: fields
             .currency
             .or(fields.currency_from_amount)
+            .or_else(|| base.map(|b| b.currency.clone()))
             .unwrap_or_else(|| integration.currency.clone()),
-        zip: fields.zip,
-        city: fields.city,
-        state: fields.state,
-        campaign: fields.campaign,
-        publisher: fields.publisher,
-        buyer: fields.buyer,
-        tags: fields.tags,
+        zip: keep(fields.zip, |b| &b.zip),
+        city: keep(fields.city, |b| &b.city),
+        state: keep(fields.state, |b| &b.state),
+        campaign: keep(fields.campaign, |b| &b.campaign),
+        publisher: keep(fields.publisher, |b| &b.publisher),
+        buyer: keep(fields.buyer, |b| &b.buyer),
+        tags: if fields.tags.is_empty() {
+            base.map(|b| b.tags.clone()).unwrap_or_default()
+        } else {
+            fields.tags
+        },
         status,
-        is_duplicate: false,
-        cm_call_id: fields.cm_call_id,
+        is_duplicate: base.is_some_and(|b| b.is_duplicate),
+        cm_call_id: keep(fields.cm_call_id, |b| &b.cm_call_id),
         warnings,
         received_at: to_whole_seconds(envelope.received_at),
         processed_at: to_whole_seconds(processed_at),
         raw: position,
         mapping_version: integration.version,
     })
+}
+
+/// Statuses this module derives itself; anything else is a partner's word.
+const DERIVED_STATUSES: &[&str] = &["qualified", "unqualified", "unknown"];
+
+/// An error for each required field neither filled nor already in `errors`.
+fn missing_required(
+    mapping: &CompiledMapping,
+    fields: &Fields,
+    errors: &[FieldError],
+) -> Vec<FieldError> {
+    [
+        (CanonicalField::Caller, fields.caller.is_some()),
+        (CanonicalField::StartedAt, fields.started_at.is_some()),
+    ]
+    .into_iter()
+    .filter(|(field, present)| !present && !errors.iter().any(|e| e.field == field.name()))
+    .map(|(field, _)| FieldError {
+        field: field.name(),
+        rule: mapping
+            .rules
+            .iter()
+            .find(|r| r.field == field)
+            .map(|r| r.source.describe())
+            .unwrap_or_else(|| "no rule".to_owned()),
+        value: None,
+        problem: "required but missing".to_owned(),
+    })
+    .collect()
+}
+
+fn required_rejection(errors: Vec<FieldError>, unknown_call: Option<CallId>) -> Rejection {
+    let names: Vec<&str> = errors.iter().map(|e| e.field).collect();
+    let reason = match unknown_call {
+        Some(id) => format!(
+            "required field(s) {} missing, and no earlier record of call {id} to take them from",
+            names.join(", ")
+        ),
+        None => format!("required field(s) {} could not be mapped", names.join(", ")),
+    };
+    Rejection { reason, errors }
 }
 
 /// Until qualification rules exist (per-integration thresholds), a call with a

@@ -1,0 +1,106 @@
+//! Late fields against the real stack: a later record of a call (a payout after
+//! conversion, a correction) updates that call's row; it never makes a second call.
+
+use std::time::Duration;
+
+use integration_tests::{eventually, final_count, fixture, TestEnv};
+
+#[derive(Debug, clickhouse::Row, serde::Deserialize)]
+struct Stored {
+    caller: String,
+    started: String,
+    duration_s: Option<u32>,
+    payout: String,
+    tags: Vec<String>,
+}
+
+async fn row(client: &clickhouse::Client, external_id: &str) -> Option<Stored> {
+    client
+        .query(
+            "SELECT caller, toString(started_at), duration_s, ifNull(toString(payout), ''), tags \
+             FROM calls FINAL WHERE client_id = 'arroyo' AND external_id = ?",
+        )
+        .bind(external_id)
+        .fetch_optional()
+        .await
+        .ok()
+        .flatten()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_records_update_their_call() {
+    let env = TestEnv::new("late").await;
+    let _processor = env
+        .start("processor", &[("PROCESSOR_BATCH__MAX_WAIT_MS", "50")])
+        .await;
+    let ingest = env.start("ingest", &[]).await;
+    let client = env.client();
+    let (status, _) = ingest
+        .post_webhook("arroyo", "application/json", fixture("arroyo-webhook.json"))
+        .await;
+    assert_eq!(status, 202);
+    eventually("the 3 sample calls", Duration::from_secs(60), || async {
+        (final_count(&client, "arroyo").await == 3).then_some(())
+    })
+    .await;
+
+    // The payout arrives after the call, alone.
+    let late = r#"{"call": {"id": "ar_9f8e7d6c", "payout": "$60.00"}}"#;
+    let (status, _) = ingest
+        .post_webhook("arroyo", "application/json", late)
+        .await;
+    assert_eq!(status, 202);
+    let merged = eventually(
+        "the late payout on the call",
+        Duration::from_secs(60),
+        || async {
+            row(&client, "ar_9f8e7d6c")
+                .await
+                .filter(|r| r.payout == "60.0000")
+        },
+    )
+    .await;
+    assert_eq!(merged.caller, "+14155552671", "caller kept");
+    assert_eq!(merged.started, "2026-11-20 22:03:22", "start kept");
+    assert_eq!(merged.duration_s, Some(252), "duration kept");
+    assert_eq!(final_count(&client, "arroyo").await, 3, "still three calls");
+
+    // A call and its correction in one delivery: the correction lands on top.
+    let pair = [
+        r#"{"call": {"id": "ar_pair", "caller": {"number": "3125550142"}, "started_at": "2026-11-22T10:00:00Z", "payout": "$1.00", "tags": ["first"]}}"#,
+        r#"{"call": {"id": "ar_pair", "payout": "$2.00", "tags": ["corrected"]}}"#,
+    ]
+    .join("\n");
+    let (status, _) = ingest
+        .post_webhook("arroyo", "application/x-ndjson", pair)
+        .await;
+    assert_eq!(status, 202);
+    let corrected = eventually("the corrected pair", Duration::from_secs(60), || async {
+        row(&client, "ar_pair")
+            .await
+            .filter(|r| r.payout == "2.0000")
+    })
+    .await;
+    assert_eq!(
+        (corrected.caller.as_str(), corrected.tags.clone()),
+        ("+13125550142", vec!["corrected".to_owned()])
+    );
+    assert_eq!(final_count(&client, "arroyo").await, 4);
+
+    // A late field for a call never seen cannot stand alone: dead letter, with why.
+    let orphan = r#"{"call": {"id": "ar_orphan", "payout": "$5.00"}}"#;
+    let (status, _) = ingest
+        .post_webhook("arroyo", "application/json", orphan)
+        .await;
+    assert_eq!(status, 202);
+    let reason: String = eventually("the orphan's dead letter", Duration::from_secs(60), || async {
+        client
+            .query("SELECT reason FROM dead_letters FINAL WHERE client_id = 'arroyo' AND payload LIKE '%ar_orphan%'")
+            .fetch_optional::<String>()
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
+    assert!(reason.contains("no earlier record of call"), "{reason}");
+}
