@@ -479,4 +479,60 @@ mod tests {
             .contains("integration gone is not defined"));
         assert_eq!(started.elapsed(), wait, "one wait for the whole batch");
     }
+
+    /// A call and its late payout in one batch: the late record merges onto the
+    /// call made by the earlier one, without a stored row to read.
+    #[tokio::test]
+    async fn a_late_field_in_the_same_batch_merges_onto_its_call() {
+        let samples: Vec<schemas::Integration> =
+            serde_json::from_str(include_str!("../../deploy/integrations/samples.json")).unwrap();
+        let mut pipeline = Pipeline {
+            registry: IntegrationRegistry::fixed(samples),
+            registry_wait: Duration::from_millis(10),
+            clickhouse: None,
+            max_backoff: Duration::from_millis(10),
+            mappings: HashMap::new(),
+        };
+        let record = |payload: &str, offset: i64| {
+            let envelope = RawEnvelope {
+                raw_id: uuid::Uuid::from_u128(offset as u128),
+                client_id: ClientId::parse("arroyo").unwrap(),
+                source: Source::Webhook,
+                received_at: Utc::now() + chrono::Duration::milliseconds(offset),
+                idempotency_key: offset.to_string(),
+                integration_version: 1,
+                payload: RawValue::from_string(payload.to_owned()).unwrap(),
+            };
+            OwnedMessage::new(
+                Some(envelope.to_json()),
+                None,
+                "calls.raw".into(),
+                Timestamp::NotAvailable,
+                0,
+                offset,
+                None,
+            )
+        };
+        let batch = [
+            record(
+                r#"{"call":{"id":"ar_1","caller":{"number":"4155552671"},"started_at":"2026-11-20T10:00:00Z"}}"#,
+                0,
+            ),
+            record(r#"{"call":{"id":"ar_1","payout":"$7.50"}}"#, 1),
+        ];
+        let (_stop, shutdown) = Shutdown::new();
+        let processed = pipeline.process(&batch, &shutdown).await.unwrap();
+        assert!(
+            processed.dead_letters.is_empty(),
+            "{:?}",
+            processed.dead_letters
+        );
+        let [first, late] = processed.calls.as_slice() else {
+            panic!("two versions")
+        };
+        assert_eq!(first.id, late.id);
+        assert!(late.version > first.version);
+        assert_eq!(late.caller.as_str(), "+14155552671");
+        assert_eq!(late.payout.unwrap().to_string(), "7.50");
+    }
 }

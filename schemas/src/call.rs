@@ -264,16 +264,22 @@ impl TryFrom<CallRow> for CallRecord {
     }
 }
 
-/// Mapping versions above this share a row version with a lower one.
+/// The highest mapping version an integration can have (the row version's budget).
 pub const MAX_MAPPING_VERSION: u32 = 999_999;
 
-/// The ReplacingMergeTree version of a call row: receive time in milliseconds, then
-/// the mapping version. A record received later (a partner's correction) wins; for
-/// the same raw record, a newer mapping (a replay after a fix) wins; reprocessing
-/// with the same mapping writes the same version and changes nothing.
+/// Receive times take the low 13 decimal digits of a row version: milliseconds
+/// since 1970 stay below 10^13 until the year 2286.
+const RECEIVE_TIME_SPAN: u64 = 10_000_000_000_000;
+
+/// The ReplacingMergeTree version of a call row: the mapping version, then the
+/// receive time in milliseconds. A row made with a newer mapping beats every row
+/// made with an older one, so a replay after a mapping change replaces the call
+/// even where later records of it exist (they are replayed too, and merge onto the
+/// replayed row). Under one mapping, a record received later (a late field, a
+/// correction) wins. Reprocessing writes the same version and changes nothing.
 pub fn row_version(received_at: DateTime<Utc>, mapping_version: u32) -> u64 {
-    let millis = received_at.timestamp_millis().max(0) as u64;
-    millis * 1_000_000 + u64::from(mapping_version.min(MAX_MAPPING_VERSION))
+    let millis = (received_at.timestamp_millis().max(0) as u64).min(RECEIVE_TIME_SPAN - 1);
+    u64::from(mapping_version.min(MAX_MAPPING_VERSION)) * RECEIVE_TIME_SPAN + millis
 }
 
 /// ClickHouse `DateTime` holds whole seconds; everything we store is truncated to
@@ -330,15 +336,29 @@ mod tests {
     }
 
     #[test]
-    fn later_receipt_wins_then_newer_mapping() {
+    fn newer_mapping_wins_then_later_receipt() {
         let at = Utc.with_ymd_and_hms(2026, 11, 20, 22, 3, 22).unwrap();
         let later = at + chrono::Duration::milliseconds(1);
-        assert!(row_version(later, 1) > row_version(at, MAX_MAPPING_VERSION));
-        assert!(row_version(at, 2) > row_version(at, 1));
-        assert_eq!(row_version(at, 1), row_version(at, 1));
-        // Fits u64 well past this century.
-        let far = Utc.with_ymd_and_hms(2400, 1, 1, 0, 0, 0).unwrap();
-        assert!(row_version(far, MAX_MAPPING_VERSION) < u64::MAX);
+        let years_later = at + chrono::Duration::days(3650);
+        assert!(
+            row_version(at, 2) > row_version(years_later, 1),
+            "a replay under a newer mapping wins"
+        );
+        assert!(
+            row_version(later, 1) > row_version(at, 1),
+            "under one mapping, later receipt wins"
+        );
+        assert_eq!(
+            row_version(at, 1),
+            row_version(at, 1),
+            "reprocessing changes nothing"
+        );
+        // The largest version still fits in a u64.
+        let far = Utc.with_ymd_and_hms(2280, 1, 1, 0, 0, 0).unwrap();
+        let top = u128::from(MAX_MAPPING_VERSION) * u128::from(RECEIVE_TIME_SPAN)
+            + u128::from(RECEIVE_TIME_SPAN);
+        assert!(top <= u128::from(u64::MAX));
+        assert!(row_version(far, MAX_MAPPING_VERSION) > row_version(at, MAX_MAPPING_VERSION));
     }
 
     #[test]

@@ -30,9 +30,13 @@ async fn row(client: &clickhouse::Client, external_id: &str) -> Option<Stored> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_records_update_their_call() {
     let env = TestEnv::new("late").await;
-    let _processor = env
-        .start("processor", &[("PROCESSOR_BATCH__MAX_WAIT_MS", "50")])
-        .await;
+    // One record per batch: every merge reads the stored call, the path a replay
+    // spread over many batches takes (the in-batch path has a unit test).
+    let one_per_batch = [
+        ("PROCESSOR_BATCH__MAX_WAIT_MS", "50"),
+        ("PROCESSOR_BATCH__MAX_RECORDS", "1"),
+    ];
+    let _processor = env.start("processor", &one_per_batch).await;
     let ingest = env.start("ingest", &[]).await;
     let client = env.client();
     let (status, _) = ingest
@@ -103,4 +107,50 @@ async fn late_records_update_their_call() {
     })
     .await;
     assert!(reason.contains("no earlier record of call"), "{reason}");
+
+    // A mapping change and a replay: the call takes the new mapping's values and
+    // keeps its late payout (the late record is replayed too, onto the new row).
+    let mut v2 = cmctl::read_integrations(
+        &integration_tests::repo_root().join("deploy/integrations/samples.json"),
+    )
+    .unwrap()
+    .into_iter()
+    .find(|i| i.client_id.as_str() == "arroyo")
+    .unwrap();
+    v2.version = 2;
+    v2.mapping.fields.insert(
+        schemas::CanonicalField::Campaign,
+        serde_json::from_value(serde_json::json!({"path": "call.publisher.name"})).unwrap(),
+    );
+    cmctl::publish_integrations(&env.kafka, &[v2])
+        .await
+        .unwrap();
+    let report = cmctl::replay::replay(
+        &env.kafka,
+        &schemas::ClientId::parse("arroyo").unwrap(),
+        cmctl::replay::ReplaySource::Raw,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        report.replayed, 7,
+        "3 samples, the late payout, the pair and the orphan"
+    );
+    let replayed: (String, String, u32) = eventually("the replayed call", Duration::from_secs(60), || async {
+        client
+            .query("SELECT campaign, ifNull(toString(payout), ''), mapping_version FROM calls FINAL WHERE external_id = 'ar_9f8e7d6c'")
+            .fetch_optional::<(String, String, u32)>()
+            .await
+            .ok()
+            .flatten()
+            .filter(|r| r.2 == 2)
+    })
+    .await;
+    assert_eq!(replayed, ("BlueMedia".to_owned(), "60.0000".to_owned(), 2));
+    assert_eq!(
+        final_count(&client, "arroyo").await,
+        4,
+        "replayed, not doubled"
+    );
 }
