@@ -76,6 +76,10 @@ pub struct CallRecord {
     pub started_at: DateTime<Utc>,
     pub local_tz: String,
     pub duration_s: Option<u32>,
+    /// Seconds after the call connected, when the partner measures it.
+    pub connected_duration_s: Option<u32>,
+    /// Whether the call connected, when the partner says.
+    pub connected: Option<bool>,
     pub payout: Option<Money>,
     pub revenue: Option<Money>,
     pub currency: String,
@@ -138,13 +142,15 @@ pub struct CallRow {
     pub raw_partition: i32,
     pub raw_offset: i64,
     pub mapping_version: u32,
+    pub connected_duration_s: Option<u32>,
+    pub connected: Option<u8>,
 }
 
 /// Column names of `calls`, in DDL order, for explicit `SELECT` lists.
 pub const CALL_COLUMNS: &str = "id, version, account, client_id, source, external_id, caller, called, \
 started_at, local_tz, duration_s, payout, revenue, currency, zip, city, state, campaign, publisher, \
 buyer, tags, status, is_duplicate, cm_call_id, warnings, received_at, processed_at, raw_id, raw_topic, \
-raw_partition, raw_offset, mapping_version";
+raw_partition, raw_offset, mapping_version, connected_duration_s, connected";
 
 fn text(value: &Option<String>) -> String {
     value.clone().unwrap_or_default()
@@ -193,6 +199,8 @@ impl From<&CallRecord> for CallRow {
             raw_partition: call.raw.partition,
             raw_offset: call.raw.offset,
             mapping_version: call.mapping_version,
+            connected_duration_s: call.connected_duration_s,
+            connected: call.connected.map(u8::from),
         }
     }
 }
@@ -237,6 +245,8 @@ impl TryFrom<CallRow> for CallRecord {
             started_at: row.started_at,
             local_tz: row.local_tz,
             duration_s: row.duration_s,
+            connected_duration_s: row.connected_duration_s,
+            connected: row.connected.map(|c| c != 0),
             payout: money("payout", row.payout)?,
             revenue: money("revenue", row.revenue)?,
             currency: row.currency,
@@ -309,6 +319,8 @@ mod tests {
             started_at: at,
             local_tz: "America/Los_Angeles".into(),
             duration_s: Some(252),
+            connected_duration_s: Some(230),
+            connected: Some(true),
             payout: Some("45.00".parse().unwrap()),
             revenue: None,
             currency: "USD".into(),

@@ -26,6 +26,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "dead_letters",
         sql: include_str!("../migrations/0002_dead_letters.sql"),
     },
+    Migration {
+        version: 3,
+        name: "connected",
+        sql: include_str!("../migrations/0003_connected.sql"),
+    },
 ];
 
 impl Migration {

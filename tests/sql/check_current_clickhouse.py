@@ -23,7 +23,7 @@ API_QUERIES = [
     "SELECT id, version, account, client_id, source, external_id, caller, called, started_at, local_tz, "
     "duration_s, payout, revenue, currency, zip, city, state, campaign, publisher, buyer, tags, status, "
     "is_duplicate, cm_call_id, warnings, received_at, processed_at, raw_id, raw_topic, raw_partition, "
-    "raw_offset, mapping_version FROM calls FINAL WHERE 1 AND client_id = 'arroyo' AND account = 'acme' "
+    "raw_offset, mapping_version, connected_duration_s, connected FROM calls FINAL WHERE 1 AND client_id = 'arroyo' AND account = 'acme' "
     "AND (started_at < 1795212202 OR (started_at = 1795212202 AND toString(id) < 'ffffffff')) "
     "ORDER BY started_at DESC, toString(id) DESC LIMIT 51",
     "SELECT raw_id, client_id, source, stage, reason, errors, received_at, failed_at, raw_partition, "

@@ -144,10 +144,14 @@ async fn late_records_update_their_call() {
             .await
             .ok()
             .flatten()
-            .filter(|r| r.2 == 2)
+            // Done once the replayed late payout is on the replayed call.
+            .filter(|r| r.2 == 2 && r.1 == "60.0000")
     })
     .await;
-    assert_eq!(replayed, ("BlueMedia".to_owned(), "60.0000".to_owned(), 2));
+    assert_eq!(
+        replayed.0, "BlueMedia",
+        "the new mapping's campaign, not the old one's"
+    );
     assert_eq!(
         final_count(&client, "arroyo").await,
         4,

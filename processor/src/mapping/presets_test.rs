@@ -54,6 +54,10 @@ fn ringba_call_log() {
         "callDt is epoch ms"
     );
     assert_eq!(call.duration_s, Some(252));
+    assert_eq!(
+        (call.connected_duration_s, call.connected),
+        (Some(230), Some(true))
+    );
     assert_eq!(call.payout.unwrap().to_string(), "45.00");
     assert_eq!(call.revenue.unwrap().to_string(), "60.50");
     assert_eq!(call.buyer.as_deref(), Some("Acme Insurance"));
@@ -67,6 +71,7 @@ fn callrail_call() {
     assert_eq!(call.caller.as_str(), "+16025550188");
     assert_eq!(call.started_at.to_rfc3339(), "2026-11-20T22:03:22+00:00");
     assert_eq!(call.local_tz, "-07:00");
+    assert_eq!(call.connected, Some(true));
     assert_eq!(call.revenue.unwrap().to_string(), "1200.00");
     assert_eq!(
         (call.city.as_deref(), call.state.as_deref()),
@@ -96,5 +101,6 @@ fn invoca_transaction() {
         (Some("CA"), Some("94103"))
     );
     assert_eq!(call.status, "converted");
+    assert_eq!(call.connected_duration_s, Some(230));
     assert!(call.warnings.is_empty(), "{:?}", call.warnings);
 }

@@ -186,6 +186,10 @@ pub fn assemble(
         started_at,
         local_tz: started.zone,
         duration_s,
+        connected_duration_s: fields
+            .connected_duration_s
+            .or_else(|| base.and_then(|b| b.connected_duration_s)),
+        connected: fields.connected.or_else(|| base.and_then(|b| b.connected)),
         payout,
         revenue: fields.revenue.or_else(|| base.and_then(|b| b.revenue)),
         currency: fields
@@ -286,6 +290,8 @@ struct Fields {
     called: Option<E164>,
     started_at: Option<coerce::Stamped>,
     duration_s: Option<u32>,
+    connected_duration_s: Option<u32>,
+    connected: Option<bool>,
     payout: Option<Money>,
     revenue: Option<Money>,
     currency: Option<String>,
@@ -317,6 +323,8 @@ impl Fields {
                 self.started_at = coerce::timestamp(value, mapping.zone, rule.format.as_deref())?
             }
             F::DurationS => self.duration_s = coerce::duration_seconds(value)?,
+            F::ConnectedDurationS => self.connected_duration_s = coerce::duration_seconds(value)?,
+            F::Connected => self.connected = coerce::boolean(value)?,
             F::Payout | F::Revenue => {
                 let amount = coerce::money(value)?;
                 let (money, currency) = match amount {

@@ -3,11 +3,13 @@
 //! partner sent nothing (null or blank), or an error saying what is wrong with it.
 //! A value that cannot be coerced is never turned into a zero or "now".
 
+mod boolean;
 mod duration;
 mod money;
 mod text;
 mod timestamp;
 
+pub use boolean::boolean;
 pub use duration::duration_seconds;
 pub use money::money;
 pub use text::{phone, tags, text, zip};
