@@ -3,6 +3,7 @@ use std::net::SocketAddr;
 use runtime::clickhouse::ClickHouseConfig;
 use runtime::config::{ConfigError, Validate};
 use runtime::kafka::KafkaConfig;
+use runtime::registry::RegistryConfig;
 use serde::{Deserialize, Serialize};
 
 /// `api --config deploy/config/api.toml`; override any key with
@@ -15,26 +16,6 @@ pub struct ApiConfig {
     pub http: HttpConfig,
     #[serde(default)]
     pub registry: RegistryConfig,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegistryConfig {
-    /// Start-up: how long to read the integrations topic before giving up.
-    #[serde(default = "default_initial_load_ms")]
-    pub initial_load_ms: u64,
-}
-
-fn default_initial_load_ms() -> u64 {
-    30_000
-}
-
-impl Default for RegistryConfig {
-    fn default() -> Self {
-        Self {
-            initial_load_ms: default_initial_load_ms(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

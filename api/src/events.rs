@@ -20,7 +20,7 @@ use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::Message;
 use rdkafka::Offset;
 use runtime::http::{Body, Problem};
-use runtime::kafka::{assigned_consumer, ConsumerError, KafkaConfig};
+use runtime::kafka::{assigned_consumer, spawn_tail, ConsumerError, KafkaConfig};
 use runtime::shutdown::Shutdown;
 use serde::Deserialize;
 use tokio::sync::broadcast;
@@ -64,28 +64,11 @@ impl EventHub {
             sender: sender.clone(),
             heartbeat,
         };
-        tokio::spawn(async move {
-            let mut shutdown = shutdown;
-            loop {
-                let message = tokio::select! {
-                    _ = shutdown.wait() => break,
-                    message = consumer.recv() => message,
-                };
-                match message {
-                    Ok(message) => {
-                        if let Some(event) =
-                            render(message.partition(), message.offset(), message.payload())
-                        {
-                            // No subscribers is fine: nobody is watching.
-                            let _ = sender.send(Arc::new(event));
-                            metrics::counter!("api_sse_events_total").increment(1);
-                        }
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "reading the enriched topic");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                }
+        spawn_tail(consumer, shutdown, "sse", move |message| {
+            if let Some(event) = render(message.partition(), message.offset(), message.payload()) {
+                // No subscribers is fine: nobody is watching.
+                let _ = sender.send(Arc::new(event));
+                metrics::counter!("api_sse_events_total").increment(1);
             }
         });
         Ok(hub)

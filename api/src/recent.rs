@@ -10,7 +10,7 @@ use std::time::Duration;
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::Message;
 use rdkafka::Offset;
-use runtime::kafka::{assigned_consumer, ConsumerError, KafkaConfig};
+use runtime::kafka::{assigned_consumer, spawn_tail, ConsumerError, KafkaConfig};
 use runtime::shutdown::Shutdown;
 use schemas::{ClientId, RawEnvelope};
 use serde_json::value::RawValue;
@@ -37,27 +37,12 @@ impl RecentPayloads {
         let topic = kafka.topics().raw;
         let consumer = tail_last(kafka, &topic, capacity as i64).await?;
         let writer = recent.clone();
-        tokio::spawn(async move {
-            let mut shutdown = shutdown;
-            loop {
-                let message = tokio::select! {
-                    _ = shutdown.wait() => break,
-                    message = consumer.recv() => message,
-                };
-                match message {
-                    Ok(message) => {
-                        if let Some(envelope) = message
-                            .payload()
-                            .and_then(|p| serde_json::from_slice::<RawEnvelope>(p).ok())
-                        {
-                            writer.push(envelope.client_id, envelope.payload);
-                        }
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "reading the raw topic for recent payloads");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                }
+        spawn_tail(consumer, shutdown, "recent-payloads", move |message| {
+            let envelope = message
+                .payload()
+                .and_then(|p| serde_json::from_slice::<RawEnvelope>(p).ok());
+            if let Some(envelope) = envelope {
+                writer.push(envelope.client_id, envelope.payload);
             }
         });
         Ok(recent)

@@ -2,6 +2,7 @@ use std::net::SocketAddr;
 
 use runtime::config::{ConfigError, Validate};
 use runtime::kafka::KafkaConfig;
+use runtime::registry::RegistryConfig;
 use serde::{Deserialize, Serialize};
 
 /// `ingest --config deploy/config/ingest.toml`; override any key with
@@ -38,26 +39,6 @@ fn default_max_records() -> usize {
 }
 fn default_retry_after() -> u64 {
     5
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegistryConfig {
-    /// Start-up: how long to read the integrations topic before giving up.
-    #[serde(default = "default_initial_load_ms")]
-    pub initial_load_ms: u64,
-}
-
-fn default_initial_load_ms() -> u64 {
-    30_000
-}
-
-impl Default for RegistryConfig {
-    fn default() -> Self {
-        Self {
-            initial_load_ms: default_initial_load_ms(),
-        }
-    }
 }
 
 impl Validate for IngestConfig {

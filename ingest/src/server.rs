@@ -47,7 +47,7 @@ pub async fn run(
     let registry = IntegrationRegistry::start(
         &config.kafka,
         shutdown.clone(),
-        Duration::from_millis(config.registry.initial_load_ms),
+        config.registry.initial_load(),
     )
     .await?;
     let producer = AckedProducer::new(&config.kafka)?;

@@ -15,7 +15,8 @@ use schemas::{ClientId, Integration};
 use tokio::sync::watch;
 
 use crate::kafka::{
-    assigned_consumer, AckedProducer, ConsumerError, KafkaConfig, OutgoingMessage, ProduceError,
+    assigned_consumer, spawn_tail, AckedProducer, ConsumerError, KafkaConfig, OutgoingMessage,
+    ProduceError,
 };
 use crate::shutdown::Shutdown;
 
@@ -32,6 +33,33 @@ pub enum RegistryError {
 }
 
 type Snapshot = Arc<HashMap<ClientId, Arc<Integration>>>;
+
+/// `[registry]` in the ingest and api configs.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Start-up: how long to read the integrations topic before giving up.
+    #[serde(default = "default_initial_load_ms")]
+    pub initial_load_ms: u64,
+}
+
+fn default_initial_load_ms() -> u64 {
+    30_000
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            initial_load_ms: default_initial_load_ms(),
+        }
+    }
+}
+
+impl RegistryConfig {
+    pub fn initial_load(&self) -> Duration {
+        Duration::from_millis(self.initial_load_ms)
+    }
+}
 
 /// A live, read-mostly view of every integration. Cheap to clone.
 #[derive(Clone)]
@@ -82,33 +110,16 @@ impl IntegrationRegistry {
         let (loaded_tx, mut loaded_rx) = watch::channel(remaining.is_empty());
         let writer = registry.current.clone();
         let consumer = consumer.consumer;
-        let task_topic = topic.clone();
-        tokio::spawn(async move {
-            let mut shutdown = shutdown;
-            let mut version = 0_u64;
-            loop {
-                let message = tokio::select! {
-                    _ = shutdown.wait() => break,
-                    message = consumer.recv() => message,
-                };
-                let message = match message {
-                    Ok(message) => message,
-                    Err(error) => {
-                        tracing::warn!(%error, topic = %task_topic, "reading integrations");
-                        metrics::counter!("registry_read_errors_total").increment(1);
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        continue;
-                    }
-                };
-                apply(&writer, message.key(), message.payload());
-                version += 1;
-                let _ = changes_tx.send(version);
-                if let Some(target) = remaining.get(&message.partition()) {
-                    if message.offset() + 1 >= *target {
-                        remaining.remove(&message.partition());
-                        if remaining.is_empty() {
-                            let _ = loaded_tx.send(true);
-                        }
+        let mut version = 0_u64;
+        spawn_tail(consumer, shutdown, "integrations", move |message| {
+            apply(&writer, message.key(), message.payload());
+            version += 1;
+            let _ = changes_tx.send(version);
+            if let Some(target) = remaining.get(&message.partition()) {
+                if message.offset() + 1 >= *target {
+                    remaining.remove(&message.partition());
+                    if remaining.is_empty() {
+                        let _ = loaded_tx.send(true);
                     }
                 }
             }

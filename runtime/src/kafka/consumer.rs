@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
+use rdkafka::message::BorrowedMessage;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::KafkaConfig;
+use crate::shutdown::Shutdown;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
@@ -140,4 +142,35 @@ pub fn high_watermarks<C: Consumer<Ctx>, Ctx: rdkafka::consumer::ConsumerContext
         marks.push((partition.id(), low, high));
     }
     Ok(marks)
+}
+
+/// Reads `consumer` until `shutdown`, handing each message to `handle`. A read error
+/// is logged and counted (`kafka_consume_errors_total{reader}`) and retried after a
+/// short pause: a tailing reader never stops on a broker hiccup.
+pub fn spawn_tail<F>(
+    consumer: StreamConsumer,
+    mut shutdown: Shutdown,
+    reader: &'static str,
+    mut handle: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: FnMut(&BorrowedMessage<'_>) + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let message = tokio::select! {
+                _ = shutdown.wait() => break,
+                message = consumer.recv() => message,
+            };
+            match message {
+                Ok(message) => handle(&message),
+                Err(error) => {
+                    tracing::warn!(%error, reader, "reading Kafka");
+                    metrics::counter!("kafka_consume_errors_total", "reader" => reader)
+                        .increment(1);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    })
 }

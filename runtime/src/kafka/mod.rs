@@ -12,7 +12,9 @@ use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
 pub use admin::{ensure_topics, AdminError, TopicSpec};
-pub use consumer::{assigned_consumer, group_consumer, high_watermarks, ConsumerError, Watermarks};
+pub use consumer::{
+    assigned_consumer, group_consumer, high_watermarks, spawn_tail, ConsumerError, Watermarks,
+};
 pub use producer::{AckedProducer, Delivered, OutgoingMessage, ProduceError};
 
 use crate::config::ConfigError;
