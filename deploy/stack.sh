@@ -109,7 +109,7 @@ check_ports() {
 
 install() {
   if ! command -v tansu >/dev/null 2>&1; then
-    say "installing tansu $TANSU_VERSION with sqlite and memory storage (about 11 minutes on 2 cores, once per machine)"
+    say "installing tansu $TANSU_VERSION with sqlite and memory storage (several minutes on 2 cores, once per machine)"
     cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql
   fi
   if ! command -v clickhouse-server >/dev/null 2>&1; then
