@@ -299,48 +299,36 @@ impl Pipeline {
         let Some(clickhouse) = &self.clickhouse else {
             return Some(HashMap::new());
         };
-        if ids.is_empty() {
-            return Some(HashMap::new());
-        }
-        // Client ids are URL-safe ASCII and call ids UUIDs: both safe to inline.
-        let clients: BTreeSet<String> = ids.iter().map(|(c, _)| format!("'{c}'")).collect();
-        let calls: BTreeSet<String> = ids
-            .iter()
-            .map(|(_, id)| format!("toUUID('{id}')"))
-            .collect();
-        let sql = format!(
-            "SELECT {CALL_COLUMNS} FROM calls FINAL WHERE client_id IN ({}) AND id IN ({})",
-            clients.into_iter().collect::<Vec<_>>().join(", "),
-            calls.into_iter().collect::<Vec<_>>().join(", ")
-        );
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match clickhouse.query(&sql).fetch_all::<CallRow>().await {
-                Ok(rows) => {
-                    let known = rows
-                        .into_iter()
-                        .filter_map(|row| match CallRecord::try_from(row) {
-                            Ok(call) => Some((call.id, call)),
-                            Err(error) => {
-                                tracing::error!(%error, "stored call unreadable; the record is mapped as new");
-                                None
-                            }
-                        })
-                        .collect();
-                    return Some(known);
-                }
-                Err(error) => {
-                    tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "reading known calls failed; retrying");
-                    metrics::counter!("processor_write_retries_total", "write" => "read known calls").increment(1);
-                    let mut waiter = shutdown.clone();
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = waiter.wait() => return None,
+        let mut known = HashMap::new();
+        for sql in known_calls_queries(ids) {
+            let mut backoff = Duration::from_millis(100);
+            let rows = loop {
+                match clickhouse.query(&sql).fetch_all::<CallRow>().await {
+                    Ok(rows) => break rows,
+                    Err(error) => {
+                        tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "reading known calls failed; retrying");
+                        metrics::counter!("processor_write_retries_total", "write" => "read known calls").increment(1);
+                        let mut waiter = shutdown.clone();
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = waiter.wait() => return None,
+                        }
+                        backoff = (backoff * 2).min(self.max_backoff);
                     }
-                    backoff = (backoff * 2).min(self.max_backoff);
+                }
+            };
+            for row in rows {
+                match CallRecord::try_from(row) {
+                    Ok(call) => {
+                        known.insert(call.id, call);
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "stored call unreadable; the record is mapped as new")
+                    }
                 }
             }
         }
+        Some(known)
     }
 
     /// The compiled mapping for a record. Waits for a newer integration version at
@@ -380,6 +368,29 @@ impl Pipeline {
             .insert(envelope.client_id.clone(), compiled.clone());
         Ok(compiled)
     }
+}
+
+/// Call ids looked up per query: keeps each statement far below ClickHouse's
+/// default `max_query_size` (256 KiB) whatever `batch.max_records` is.
+const IDS_PER_LOOKUP: usize = 1000;
+
+/// The lookups for `ids`, chunked. Client ids are URL-safe ASCII and call ids UUIDs,
+/// so both are safe to inline.
+fn known_calls_queries(ids: &[(ClientId, CallId)]) -> Vec<String> {
+    ids.chunks(IDS_PER_LOOKUP)
+        .map(|chunk| {
+            let clients: BTreeSet<String> = chunk.iter().map(|(c, _)| format!("'{c}'")).collect();
+            let calls: BTreeSet<String> = chunk
+                .iter()
+                .map(|(_, id)| format!("toUUID('{id}')"))
+                .collect();
+            format!(
+                "SELECT {CALL_COLUMNS} FROM calls FINAL WHERE client_id IN ({}) AND id IN ({})",
+                clients.into_iter().collect::<Vec<_>>().join(", "),
+                calls.into_iter().collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect()
 }
 
 fn dead_letter(
@@ -534,5 +545,27 @@ mod tests {
         assert!(late.version > first.version);
         assert_eq!(late.caller.as_str(), "+14155552671");
         assert_eq!(late.payout.unwrap().to_string(), "7.50");
+    }
+
+    #[test]
+    fn lookups_stay_small_for_the_largest_batch() {
+        let client = ClientId::parse("arroyo").unwrap();
+        let ids: Vec<(ClientId, CallId)> = (0..100_000)
+            .map(|n| {
+                (
+                    client.clone(),
+                    CallId::from_external(&client, &n.to_string()),
+                )
+            })
+            .collect();
+        let queries = known_calls_queries(&ids);
+        assert_eq!(queries.len(), 100);
+        assert!(
+            queries.iter().all(|q| q.len() < 256 * 1024 / 4),
+            "{}",
+            queries[0].len()
+        );
+        assert!(queries[0].contains(&format!("toUUID('{}')", ids[0].1)));
+        assert!(known_calls_queries(&[]).is_empty());
     }
 }
