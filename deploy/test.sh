@@ -22,7 +22,7 @@ deploy/stack.sh start infra
 # Every shipped SQL statement must also run on current ClickHouse (chdb 26.9);
 # the integration tests below run them on 18.16.
 if ! python3 -c "import chdb" >/dev/null 2>&1; then
-  echo "[test] installing chdb-core (ClickHouse 26.9 embedded, one ~180 MB wheel)"
+  echo "[test] installing chdb-core (ClickHouse 26.9 embedded in Python, one large wheel)"
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "chdb-core==26.9.0"
 fi
 python3 tests/sql/check_current_clickhouse.py
@@ -32,10 +32,11 @@ cargo build --workspace --bins --tests
 
 export CM_TEST_BROKERS="127.0.0.1:$CM_KAFKA_PORT"
 export CM_TEST_CLICKHOUSE_URL="http://127.0.0.1:$CM_CLICKHOUSE_HTTP_PORT"
-# Library, binary and integration-test targets (the crates carry no doc tests).
+# Library, binary and integration-test targets (the crates carry no doc tests);
+# every test binary runs even after a failure, so one run shows every failure.
 log="$CM_DATA_DIR/cargo-test.log"
 set +e
-cargo test --workspace --lib --bins --tests "$@" 2>&1 | tee "$log"
+cargo test --no-fail-fast --workspace --lib --bins --tests "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run, summed from cargo's per-binary results.
