@@ -48,7 +48,7 @@ pub async fn list(
             serde_json::json!({
                 "raw_id": row.raw_id,
                 "client_id": row.client_id,
-                "source": row.source_name(),
+                "source": row.source.as_str(),
                 "stage": row.stage,
                 "reason": row.reason,
                 "errors": row.errors,

@@ -85,22 +85,20 @@ pub async fn run(
 }
 
 async fn route(state: Api, request: Request<Incoming>) -> Response<Body> {
+    // Owned copies, so the preview arm can take the request (it reads the body).
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
     let query = request.uri().query().map(str::to_owned);
     let query = query.as_deref();
-    if request.method() == Method::POST && request.uri().path() == "/api/mappings/preview" {
-        let response = preview::preview(&state.registry, &state.recent, request)
-            .await
-            .unwrap_or_else(Problem::into_response);
-        metrics::counter!("api_requests_total", "status" => response.status().as_u16().to_string())
-            .increment(1);
-        return response;
-    }
-    let result = match (request.method(), request.uri().path()) {
+    let result = match (&method, path.as_str()) {
         (&Method::GET, "/api/calls") => calls::list(&state.clickhouse, state.max_page, query).await,
         (&Method::GET, "/api/dead-letters") => {
             dead_letters::list(&state.clickhouse, state.max_page, query).await
         }
         (&Method::GET, "/api/events") => state.events.subscribe(query),
+        (&Method::POST, "/api/mappings/preview") => {
+            preview::preview(&state.registry, &state.recent, request).await
+        }
         (&Method::GET, "/healthz") => Ok(health(&state).await),
         (&Method::GET, "/metrics") => Ok(metrics(&state.metrics)),
         (method, path) => Err(Problem::new(

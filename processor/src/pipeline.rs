@@ -158,7 +158,7 @@ pub(crate) async fn next_batch(
             }
             Err(error) => {
                 tracing::warn!(%error, "consumer error");
-                metrics::counter!("kafka_consume_errors_total").increment(1);
+                metrics::counter!("kafka_consume_errors_total", "reader" => "group").increment(1);
                 if batch.is_empty() {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 } else {

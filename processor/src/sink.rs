@@ -128,6 +128,5 @@ async fn publish(
     producer
         .send_all(topic, &messages)
         .await
-        .map(|_| ())
         .map_err(|e| e.to_string())
 }

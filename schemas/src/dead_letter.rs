@@ -67,12 +67,6 @@ pub struct DeadLetterRow {
     pub payload: String,
 }
 
-impl DeadLetterRow {
-    pub fn source_name(&self) -> &'static str {
-        self.source.as_str()
-    }
-}
-
 impl From<&DeadLetter> for DeadLetterRow {
     fn from(letter: &DeadLetter) -> Self {
         Self {

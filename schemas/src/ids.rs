@@ -151,7 +151,13 @@ mod tests {
         // A stored id must never change: this pins the derivation.
         let client = ClientId::parse("arroyo").unwrap();
         let id = CallId::from_external(&client, "ar_9f8e7d6c");
-        assert_eq!(id, CallId::from_external(&client, "ar_9f8e7d6c"));
+        // Literal values: a changed namespace or name layout would give new ids to
+        // calls already stored, and every re-delivery would become a second row.
+        assert_eq!(id.to_string(), "fc5281ed-724e-5ea4-ad95-59326c9f1ba5");
+        assert_eq!(
+            raw_record_id(&client, "k").to_string(),
+            "bf2a686a-cf06-527a-a1d8-df17f7e1fc79"
+        );
         assert_eq!(id.0.get_version_num(), 5);
         assert_ne!(
             id,

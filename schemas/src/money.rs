@@ -42,9 +42,13 @@ impl Money {
     pub fn is_positive(self) -> bool {
         self.0 > 0
     }
+}
 
-    pub fn checked_neg(self) -> Self {
-        Self(-self.0)
+/// Cannot overflow: the range is symmetric (at most 18 digits either way).
+impl std::ops::Neg for Money {
+    type Output = Money;
+    fn neg(self) -> Money {
+        Money(-self.0)
     }
 }
 

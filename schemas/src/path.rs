@@ -94,10 +94,6 @@ impl FieldPath {
         })
     }
 
-    pub fn segments(&self) -> &[Segment] {
-        &self.segments
-    }
-
     pub fn has_wildcard(&self) -> bool {
         self.segments.contains(&Segment::Wildcard)
     }

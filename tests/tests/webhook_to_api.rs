@@ -71,53 +71,24 @@ async fn arroyo_webhook_reaches_clickhouse_api_and_sse() {
     );
 
     // API: newest first, two pages of two and one.
-    let page: Value = http
-        .get(api.url("/api/calls?client_id=arroyo&limit=2"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<&str> = page["calls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["external_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, ["ar_5e6f7a8b", "ar_1a2b3c4d"]);
+    let page = get_json(&http, &api.url("/api/calls?client_id=arroyo&limit=2")).await;
+    assert_eq!(external_ids(&page), ["ar_5e6f7a8b", "ar_1a2b3c4d"]);
     assert_eq!(page["calls"][0]["payout"], "45.00");
     assert_eq!(page["calls"][0]["started_at"], "2026-11-21T14:58:47Z");
     let cursor = page["next_cursor"]
         .as_str()
         .expect("a second page")
         .to_owned();
-    let next: Value = http
-        .get(api.url(&format!(
+    let next = get_json(
+        &http,
+        &api.url(&format!(
             "/api/calls?client_id=arroyo&limit=2&cursor={cursor}"
-        )))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<&str> = next["calls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["external_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, ["ar_9f8e7d6c"]);
+        )),
+    )
+    .await;
+    assert_eq!(external_ids(&next), ["ar_9f8e7d6c"]);
     assert!(next["next_cursor"].is_null());
-    let other: Value = http
-        .get(api.url("/api/calls?client_id=ringpartner"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let other = get_json(&http, &api.url("/api/calls?client_id=ringpartner")).await;
     assert_eq!(
         other["calls"].as_array().unwrap().len(),
         0,
@@ -168,4 +139,18 @@ async fn arroyo_webhook_reaches_clickhouse_api_and_sse() {
     )
     .await;
     assert_eq!(final_count(&client, "arroyo").await, 3);
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// The `external_id` of each call in a `/api/calls` page, in order.
+fn external_ids(page: &Value) -> Vec<&str> {
+    page["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["external_id"].as_str().unwrap())
+        .collect()
 }

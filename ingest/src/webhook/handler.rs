@@ -319,7 +319,6 @@ async fn send(
         .producer
         .send_all(topic, &messages)
         .await
-        .map(|_| ())
         .map_err(|error| unavailable(state, &error))
 }
 

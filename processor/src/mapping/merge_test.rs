@@ -8,7 +8,9 @@ use serde_json::json;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use super::{assemble, map_fields, map_record, CompiledMapping};
+use schemas::CallRecord;
+
+use super::{assemble, map_fields, map_record, CompiledMapping, Rejection};
 
 fn arroyo() -> CompiledMapping {
     let all: Vec<Integration> =
@@ -43,6 +45,18 @@ fn position() -> RawPosition {
     }
 }
 
+/// `record`, received `minutes_later`, assembled over `base`.
+fn merge_onto(
+    mapping: &CompiledMapping,
+    base: Option<&CallRecord>,
+    record: serde_json::Value,
+    minutes_later: i64,
+) -> Result<CallRecord, Rejection> {
+    let late = envelope(record, minutes_later);
+    let mapped = map_fields(mapping, &late)?;
+    assemble(mapping, &late, mapped, base, position(), Utc::now())
+}
+
 fn original() -> serde_json::Value {
     json!({"call": {"id": "ar_1", "caller": {"number": "(415) 555-2671", "zip": "94103"}, "tracking_number": "8885550100",
                     "started_at": "2026-11-20T14:03:22-08:00", "duration": "4:12", "tags": ["auto"],
@@ -55,18 +69,10 @@ fn a_late_payout_updates_the_call_and_keeps_the_rest() {
     let first = map_record(&mapping, &envelope(original(), 0), position(), Utc::now()).unwrap();
     assert_eq!((first.payout, first.status.as_str()), (None, "unknown"));
 
-    let late = envelope(json!({"call": {"id": "ar_1", "payout": "$60.00"}}), 30);
-    let mapped = map_fields(&mapping, &late).unwrap();
+    let late = json!({"call": {"id": "ar_1", "payout": "$60.00"}});
+    let mapped = map_fields(&mapping, &envelope(late.clone(), 30)).unwrap();
     assert_eq!(mapped.call_id, Some(first.id));
-    let merged = assemble(
-        &mapping,
-        &late,
-        mapped,
-        Some(&first),
-        position(),
-        Utc::now(),
-    )
-    .unwrap();
+    let merged = merge_onto(&mapping, Some(&first), late, 30).unwrap();
     assert_eq!(merged.id, first.id, "the same call, not a second one");
     assert!(merged.version > first.version, "a new version that wins");
     assert_eq!(merged.payout.unwrap().to_string(), "60.00");
@@ -97,20 +103,9 @@ fn a_late_payout_updates_the_call_and_keeps_the_rest() {
 fn a_correction_overrides_only_what_it_says() {
     let mapping = arroyo();
     let first = map_record(&mapping, &envelope(original(), 0), position(), Utc::now()).unwrap();
-    let correction = envelope(
-        json!({"call": {"id": "ar_1", "duration": "5:00", "tags": ["auto", "corrected"]}}),
-        5,
-    );
-    let mapped = map_fields(&mapping, &correction).unwrap();
-    let merged = assemble(
-        &mapping,
-        &correction,
-        mapped,
-        Some(&first),
-        position(),
-        Utc::now(),
-    )
-    .unwrap();
+    let correction =
+        json!({"call": {"id": "ar_1", "duration": "5:00", "tags": ["auto", "corrected"]}});
+    let merged = merge_onto(&mapping, Some(&first), correction, 5).unwrap();
     assert_eq!(merged.duration_s, Some(300));
     assert_eq!(merged.tags, ["auto", "corrected"]);
     assert_eq!(merged.zip.as_deref(), Some("94103"));
@@ -119,9 +114,8 @@ fn a_correction_overrides_only_what_it_says() {
 #[test]
 fn a_partial_record_of_an_unknown_call_is_rejected_with_the_reason() {
     let mapping = arroyo();
-    let late = envelope(json!({"call": {"id": "ar_nobody", "payout": "$60.00"}}), 30);
-    let mapped = map_fields(&mapping, &late).unwrap();
-    let rejection = assemble(&mapping, &late, mapped, None, position(), Utc::now()).unwrap_err();
+    let late = json!({"call": {"id": "ar_nobody", "payout": "$60.00"}});
+    let rejection = merge_onto(&mapping, None, late, 30).unwrap_err();
     assert!(
         rejection.reason.contains("no earlier record of call"),
         "{}",
@@ -149,16 +143,7 @@ fn a_partner_status_word_survives_a_late_payout() {
     let mapping = arroyo();
     let mut first = map_record(&mapping, &envelope(original(), 0), position(), Utc::now()).unwrap();
     first.status = "converted".into();
-    let late = envelope(json!({"call": {"id": "ar_1", "payout": "0"}}), 30);
-    let mapped = map_fields(&mapping, &late).unwrap();
-    let merged = assemble(
-        &mapping,
-        &late,
-        mapped,
-        Some(&first),
-        position(),
-        Utc::now(),
-    )
-    .unwrap();
+    let late = json!({"call": {"id": "ar_1", "payout": "0"}});
+    let merged = merge_onto(&mapping, Some(&first), late, 30).unwrap();
     assert_eq!(merged.status, "converted");
 }

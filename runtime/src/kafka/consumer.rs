@@ -112,7 +112,7 @@ pub fn group_consumer(
 
 /// `(partition, low, high)` for every partition of `topic`. Blocking: call from a
 /// blocking task or at start-up.
-pub fn high_watermarks<C: Consumer<Ctx>, Ctx: rdkafka::consumer::ConsumerContext>(
+fn high_watermarks<C: Consumer<Ctx>, Ctx: rdkafka::consumer::ConsumerContext>(
     consumer: &C,
     topic: &str,
     timeout: Duration,

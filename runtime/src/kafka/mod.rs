@@ -12,10 +12,8 @@ use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
 pub use admin::{ensure_topics, AdminError, TopicSpec};
-pub use consumer::{
-    assigned_consumer, group_consumer, high_watermarks, spawn_tail, ConsumerError, Watermarks,
-};
-pub use producer::{AckedProducer, Delivered, OutgoingMessage, ProduceError};
+pub use consumer::{assigned_consumer, group_consumer, spawn_tail, ConsumerError, Watermarks};
+pub use producer::{AckedProducer, OutgoingMessage, ProduceError};
 
 use crate::config::ConfigError;
 use schemas::topics::Topics;

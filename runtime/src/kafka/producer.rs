@@ -44,12 +44,6 @@ pub struct OutgoingMessage<'a> {
     pub payload: &'a [u8],
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Delivered {
-    pub partition: i32,
-    pub offset: i64,
-}
-
 #[derive(Clone)]
 pub struct AckedProducer {
     inner: FutureProducer,
@@ -74,7 +68,7 @@ impl AckedProducer {
         &self,
         topic: &str,
         messages: &[OutgoingMessage<'_>],
-    ) -> Result<Vec<Delivered>, ProduceError> {
+    ) -> Result<(), ProduceError> {
         let started = Instant::now();
         let sends = messages.iter().map(|message| {
             let record = FutureRecord::to(topic)
@@ -84,15 +78,12 @@ impl AckedProducer {
             self.inner.send(record, Timeout::Never)
         });
         let results = join_all(sends).await;
-        let mut delivered = Vec::with_capacity(results.len());
+        let mut delivered = 0_u64;
         let mut failed = 0;
         let mut first_error = None;
         for result in results {
             match result {
-                Ok(delivery) => delivered.push(Delivered {
-                    partition: delivery.partition,
-                    offset: delivery.offset,
-                }),
+                Ok(_) => delivered += 1,
                 Err((error, _message)) => {
                     failed += 1;
                     first_error.get_or_insert(error);
@@ -102,9 +93,9 @@ impl AckedProducer {
         let labels = [("topic", topic.to_owned())];
         metrics::histogram!("kafka_produce_batch_seconds", &labels)
             .record(started.elapsed().as_secs_f64());
-        metrics::counter!("kafka_produced_total", &labels).increment(delivered.len() as u64);
+        metrics::counter!("kafka_produced_total", &labels).increment(delivered);
         match first_error {
-            None => Ok(delivered),
+            None => Ok(()),
             Some(first) => {
                 metrics::counter!("kafka_produce_errors_total", &labels).increment(failed as u64);
                 Err(ProduceError::NotAcknowledged {

@@ -48,14 +48,7 @@ pub fn money(value: &serde_json::Value) -> Result<Option<(Money, Option<String>)
     let amount: Money = digits
         .parse()
         .map_err(|e: schemas::MoneyError| bad(&e.to_string()))?;
-    Ok(Some((
-        if negative {
-            amount.checked_neg()
-        } else {
-            amount
-        },
-        currency,
-    )))
+    Ok(Some((if negative { -amount } else { amount }, currency)))
 }
 
 /// Removes `,` thousands separators, but only where they group three digits.
