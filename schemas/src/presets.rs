@@ -11,6 +11,7 @@ const PRESET_FILES: &[(&str, &str)] = &[
     ("callrail", include_str!("../presets/callrail.json")),
     ("invoca", include_str!("../presets/invoca.json")),
     ("ringba", include_str!("../presets/ringba.json")),
+    ("retreaver", include_str!("../presets/retreaver.json")),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -99,7 +100,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            err.to_string().contains("callrail, invoca, ringba"),
+            err.to_string()
+                .contains("callrail, invoca, ringba, retreaver"),
             "{err}"
         );
     }

@@ -104,3 +104,34 @@ fn invoca_transaction() {
     assert_eq!(call.connected_duration_s, Some(230));
     assert!(call.warnings.is_empty(), "{:?}", call.warnings);
 }
+
+#[test]
+fn retreaver_call() {
+    let call = map("retreaver", "retreaver-call.json");
+    assert_eq!(
+        call.external_id.as_deref(),
+        Some("3f0c6a52-8d1e-4b7a-9c2f-5e6d7a8b9c0d")
+    );
+    assert_eq!(call.caller.as_str(), "+14155552671");
+    assert_eq!(call.called.as_ref().unwrap().as_str(), "+18885550100");
+    assert_eq!(call.started_at.to_rfc3339(), "2026-11-20T22:03:22+00:00");
+    assert_eq!(
+        (call.duration_s, call.connected_duration_s, call.connected),
+        (Some(252), Some(230), Some(true)),
+        "total_duration is the whole call, dialed_call_duration the connected leg"
+    );
+    assert_eq!(
+        (
+            call.payout.unwrap().to_string(),
+            call.revenue.unwrap().to_string()
+        ),
+        ("45.00".into(), "60.50".into())
+    );
+    assert_eq!(
+        (call.publisher.as_deref(), call.buyer.as_deref()),
+        (Some("Blue Media"), Some("Acme Insurance"))
+    );
+    assert_eq!(call.campaign.as_deref(), Some("Auto Insurance"));
+    assert_eq!(call.zip.as_deref(), Some("94103"));
+    assert!(call.warnings.is_empty(), "{:?}", call.warnings);
+}
