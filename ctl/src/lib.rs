@@ -52,6 +52,9 @@ pub fn topic_specs(kafka: &KafkaConfig, partitions: i32) -> Vec<TopicSpec> {
         spec(&topics.dead_letter, 1, vec![]),
         // Keyed by client id, only the latest definition matters.
         spec(&topics.integrations, 1, vec![("cleanup.policy", "compact")]),
+        // Keyed by number; every processor instance reads all of it.
+        spec(&topics.cm_numbers, 1, vec![("cleanup.policy", "compact")]),
+        spec(&topics.cm_calls, partitions, vec![]),
     ]
 }
 

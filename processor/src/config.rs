@@ -18,6 +18,37 @@ pub struct ProcessorConfig {
     pub batch: BatchConfig,
     #[serde(default)]
     pub registry: RegistryConfig,
+    #[serde(default)]
+    pub enrichment: EnrichmentConfig,
+}
+
+/// The processor's enrichment state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrichmentConfig {
+    /// Callers whose histories are kept in memory (LRU); a miss reads ClickHouse.
+    #[serde(default = "default_max_cached_callers")]
+    pub max_cached_callers: u64,
+    /// How often records on CallMatrix numbers still waiting for their CmCall are
+    /// matched again.
+    #[serde(default = "default_link_sweep_ms")]
+    pub link_sweep_ms: u64,
+}
+
+fn default_max_cached_callers() -> u64 {
+    100_000
+}
+fn default_link_sweep_ms() -> u64 {
+    60_000
+}
+
+impl Default for EnrichmentConfig {
+    fn default() -> Self {
+        Self {
+            max_cached_callers: default_max_cached_callers(),
+            link_sweep_ms: default_link_sweep_ms(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -104,6 +135,12 @@ impl Validate for ProcessorConfig {
             return Err(ConfigError::invalid(
                 "batch.max_records",
                 "must be between 1 and 100000",
+            ));
+        }
+        if self.enrichment.link_sweep_ms < 1000 {
+            return Err(ConfigError::invalid(
+                "enrichment.link_sweep_ms",
+                "must be at least 1000",
             ));
         }
         if self.batch.max_wait_ms == 0 {

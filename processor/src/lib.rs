@@ -7,6 +7,7 @@
 
 pub mod config;
 mod dead_letters;
+pub mod enrich;
 pub mod mapping;
 mod ops;
 mod pipeline;

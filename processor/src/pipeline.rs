@@ -5,14 +5,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
-use runtime::kafka::{group_consumer, AckedProducer, ConsumerError, ProduceError};
+use runtime::kafka::{counting_group_consumer, AckedProducer, ConsumerError, ProduceError};
 use runtime::registry::{IntegrationRegistry, RegistryError};
 use runtime::shutdown::Shutdown;
+use runtime::table::{CompactedTable, TableError};
 use schemas::call::RawPosition;
 use schemas::call::CALL_COLUMNS;
+use schemas::callmatrix::ManagedNumber;
+use schemas::callmatrix::{CmCallRow, CM_CALL_COLUMNS};
 use schemas::dead_letter::Stage;
 use schemas::{CallId, CallRecord, CallRow, ClientId, DeadLetter, RawEnvelope, Source};
 use tokio::time::Instant;
@@ -20,6 +23,8 @@ use tracing::Instrument;
 
 use crate::config::ProcessorConfig;
 use crate::dead_letters;
+use crate::enrich::duplicates::Candidate;
+use crate::enrich::{self, history, Enricher};
 use crate::mapping::{assemble, map_fields, CompiledMapping};
 use crate::ops::{self, OpsState};
 use crate::sink::BatchSink;
@@ -35,6 +40,8 @@ pub enum ProcessorError {
     Producer(#[from] ProduceError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Table(#[from] TableError),
     #[error(transparent)]
     Bind(#[from] runtime::http::BindError),
     #[error(transparent)]
@@ -71,7 +78,18 @@ pub async fn run(
         Duration::from_secs(1),
     ));
 
-    let consumer = group_consumer(&config.kafka, GROUP, &[&topics.raw])?;
+    let managed = CompactedTable::start(
+        &config.kafka,
+        &topics.cm_numbers,
+        "managed-numbers",
+        Duration::from_millis(config.registry.initial_load_ms),
+        shutdown.clone(),
+        decode_managed_number,
+    )
+    .await?;
+    // Built now so the first batch does not pay for it.
+    enrich::geo::geo();
+    let (consumer, rebalances) = counting_group_consumer(&config.kafka, GROUP, &[&topics.raw])?;
     let sink = Arc::new(BatchSink {
         clickhouse,
         producer,
@@ -89,12 +107,31 @@ pub async fn run(
             }
         })
     };
+    let linker = {
+        let linker = enrich::linker::Linker {
+            sink: sink.clone(),
+            registry: registry.clone(),
+            max_records: config.batch.max_records,
+            max_wait: config.batch.max_wait(),
+            sweep_every: Duration::from_millis(config.enrichment.link_sweep_ms),
+        };
+        let (kafka, shutdown) = (config.kafka.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(error) = linker.run(&kafka, shutdown).await {
+                tracing::error!(%error, "CallMatrix linker stopped");
+            }
+        })
+    };
     let mut state = Pipeline {
         registry,
         registry_wait: Duration::from_millis(config.registry.wait_ms),
         clickhouse: Some(sink.clickhouse.clone()),
         max_backoff: Duration::from_millis(config.batch.max_backoff_ms),
         mappings: HashMap::new(),
+        enricher: Enricher {
+            histories: history::Histories::new(config.enrichment.max_cached_callers),
+            managed,
+        },
     };
     tracing::info!(topic = %topics.raw, group = %config.kafka.group_id(GROUP), "processor consuming");
     let mut stop = shutdown.clone();
@@ -104,7 +141,7 @@ pub async fn run(
             batch = next_batch(&consumer, config.batch.max_records, config.batch.max_wait()) => batch,
         };
         let started = Instant::now();
-        let Some(processed) = state.process(&batch, &shutdown).await else {
+        let Some(processed) = state.process(&batch, rebalances.count(), &shutdown).await else {
             tracing::warn!("stopping with an unmapped batch; it will be reprocessed");
             break;
         };
@@ -114,11 +151,12 @@ pub async fn run(
             calls = processed.calls.len(),
             dead = processed.dead_letters.len()
         );
-        if let Err(interrupted) = sink
-            .write(&processed.calls, &processed.dead_letters, &shutdown)
-            .instrument(span)
-            .await
-        {
+        let written = async {
+            sink.write(&processed.calls, &processed.dead_letters, &shutdown)
+                .await?;
+            sink.forward(&processed.forwards, &shutdown).await
+        };
+        if let Err(interrupted) = written.instrument(span).await {
             tracing::warn!(error = %interrupted, "stopping with an unwritten batch; it will be reprocessed");
             break;
         }
@@ -128,16 +166,19 @@ pub async fn run(
             .increment(processed.calls.len() as u64);
         metrics::counter!("processor_records_total", "outcome" => "dead_letter")
             .increment(processed.dead_letters.len() as u64);
+        metrics::counter!("processor_records_total", "outcome" => "forwarded")
+            .increment(processed.forwards.len() as u64);
     }
     let _ = recorder.await;
+    let _ = linker.await;
     tracing::info!("processor stopped");
     Ok(())
 }
 
 /// Waits for a first record, then gathers more until the batch is full or
 /// `max_wait` has passed since the first.
-pub(crate) async fn next_batch(
-    consumer: &StreamConsumer,
+pub(crate) async fn next_batch<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
     max_records: usize,
     max_wait: Duration,
 ) -> Vec<OwnedMessage> {
@@ -171,7 +212,10 @@ pub(crate) async fn next_batch(
 }
 
 /// Commits the offset after the last record of each partition in `batch`.
-pub(crate) fn commit(consumer: &StreamConsumer, batch: &[OwnedMessage]) {
+pub(crate) fn commit<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    batch: &[OwnedMessage],
+) {
     let mut next: HashMap<(&str, i32), i64> = HashMap::new();
     for message in batch {
         let entry = next
@@ -200,6 +244,9 @@ pub(crate) fn commit(consumer: &StreamConsumer, batch: &[OwnedMessage]) {
 struct Processed {
     calls: Vec<CallRecord>,
     dead_letters: Vec<DeadLetter>,
+    /// Records that arrived under another key than their caller's: re-published to
+    /// the raw topic under the caller key, processed by the caller's partition owner.
+    forwards: Vec<(String, Vec<u8>)>,
 }
 
 struct Pipeline {
@@ -210,13 +257,20 @@ struct Pipeline {
     max_backoff: Duration,
     /// Compiled once per integration version.
     mappings: HashMap<ClientId, Arc<CompiledMapping>>,
+    enricher: Enricher,
 }
 
 impl Pipeline {
     /// Maps a batch. Records that carry the partner's call id are assembled over the
     /// call as it stands (stored, or made by an earlier record of this batch), so a
     /// late field updates its call. `None` when stopped while ClickHouse was down.
-    async fn process(&mut self, batch: &[OwnedMessage], shutdown: &Shutdown) -> Option<Processed> {
+    async fn process(
+        &mut self,
+        batch: &[OwnedMessage],
+        rebalances: u64,
+        shutdown: &Shutdown,
+    ) -> Option<Processed> {
+        self.enricher.histories.observe_rebalances(rebalances);
         let processed_at = Utc::now();
         let mut out = Processed::default();
         let mut gave_up = HashSet::new();
@@ -246,18 +300,18 @@ impl Pipeline {
                 }
             };
             let fields = map_fields(&mapping, &envelope);
-            mapped.push((envelope, position, mapping, fields));
+            mapped.push((message.key(), envelope, position, mapping, fields));
         }
 
         let ids: Vec<(ClientId, CallId)> = mapped
             .iter()
-            .filter_map(|(envelope, _, _, fields)| {
+            .filter_map(|(_, envelope, _, _, fields)| {
                 let id = fields.as_ref().ok()?.call_id?;
                 Some((envelope.client_id.clone(), id))
             })
             .collect();
         let mut known = self.known_calls(&ids, shutdown).await?;
-        for (envelope, position, mapping, fields) in mapped {
+        for (key, envelope, position, mapping, fields) in mapped {
             let assembled = fields.and_then(|fields| {
                 let base = fields.call_id.and_then(|id| known.get(&id));
                 assemble(
@@ -271,6 +325,11 @@ impl Pipeline {
             });
             match assembled {
                 Ok(call) => {
+                    let caller_key = enrich::key_of(&call);
+                    if key != Some(caller_key.as_bytes()) {
+                        out.forwards.push((caller_key, envelope.to_json()));
+                        continue;
+                    }
                     known.insert(call.id, call.clone());
                     out.calls.push(call);
                 }
@@ -286,7 +345,100 @@ impl Pipeline {
                 }
             }
         }
+        let redecided = self.enrich(&mut out.calls, shutdown).await?;
+        let ids: Vec<(ClientId, CallId)> = redecided
+            .iter()
+            .map(|r| (r.client_id.clone(), r.id))
+            .collect();
+        let stored = self.known_calls(&ids, shutdown).await?;
+        for change in redecided {
+            if let Some(call) = stored.get(&change.id) {
+                out.calls
+                    .push(enrich::redecided(call.clone(), change.repeat, processed_at));
+            }
+        }
         Some(out)
+    }
+
+    /// Repeat and CallMatrix-duplicate decisions for the batch's calls, then their
+    /// status. Returns the stored calls whose repeat decision this batch changed.
+    /// `None` if stopped while ClickHouse was down.
+    async fn enrich(
+        &self,
+        calls: &mut [CallRecord],
+        shutdown: &Shutdown,
+    ) -> Option<Vec<enrich::Redecided>> {
+        let registry = self.registry.clone();
+        let rules = move |client: &ClientId| {
+            registry
+                .get(client)
+                .map(|i| i.enrichment.clone())
+                .unwrap_or_default()
+        };
+        let missing = self.enricher.missing_histories(calls);
+        let loaded = match (&self.clickhouse, missing.is_empty()) {
+            (Some(clickhouse), false) => {
+                self.read("read caller histories", shutdown, || {
+                    history::load(clickhouse, &missing)
+                })
+                .await?
+            }
+            _ => HashMap::new(),
+        };
+        let changed = self.enricher.decide_repeats(calls, loaded, &rules);
+
+        let ours: Vec<&CallRecord> = calls
+            .iter()
+            .filter(|c| self.enricher.is_callmatrix_call(c))
+            .collect();
+        let candidates = match (&self.clickhouse, ours.is_empty()) {
+            (Some(clickhouse), false) => {
+                let sql = candidates_query(&ours);
+                self.read("read CmCalls", shutdown, || async {
+                    clickhouse.query(&sql).fetch_all::<CmCallRow>().await
+                })
+                .await?
+                .into_iter()
+                .map(Candidate::from)
+                .collect()
+            }
+            _ => Vec::new(),
+        };
+        self.enricher.link_duplicates(calls, &candidates, &rules);
+        for call in calls.iter_mut() {
+            enrich::settle_status(call);
+        }
+        Some(changed)
+    }
+
+    /// Retries a ClickHouse read until it succeeds; `None` if stopped meanwhile.
+    async fn read<T, F, Fut>(
+        &self,
+        what: &'static str,
+        shutdown: &Shutdown,
+        mut attempt: F,
+    ) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, clickhouse::error::Error>>,
+    {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match attempt().await {
+                Ok(value) => return Some(value),
+                Err(error) => {
+                    tracing::warn!(%error, read = what, retry_in_ms = backoff.as_millis() as u64, "ClickHouse read failed; retrying");
+                    metrics::counter!("processor_write_retries_total", "write" => what)
+                        .increment(1);
+                    let mut waiter = shutdown.clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = waiter.wait() => return None,
+                    }
+                    backoff = (backoff * 2).min(self.max_backoff);
+                }
+            }
+        }
     }
 
     /// The stored calls among `ids`, read with `FINAL`; retried while ClickHouse is
@@ -301,22 +453,11 @@ impl Pipeline {
         };
         let mut known = HashMap::new();
         for sql in known_calls_queries(ids) {
-            let mut backoff = Duration::from_millis(100);
-            let rows = loop {
-                match clickhouse.query(&sql).fetch_all::<CallRow>().await {
-                    Ok(rows) => break rows,
-                    Err(error) => {
-                        tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "reading known calls failed; retrying");
-                        metrics::counter!("processor_write_retries_total", "write" => "read known calls").increment(1);
-                        let mut waiter = shutdown.clone();
-                        tokio::select! {
-                            _ = tokio::time::sleep(backoff) => {}
-                            _ = waiter.wait() => return None,
-                        }
-                        backoff = (backoff * 2).min(self.max_backoff);
-                    }
-                }
-            };
+            let rows = self
+                .read("read known calls", shutdown, || {
+                    clickhouse.query(&sql).fetch_all::<CallRow>()
+                })
+                .await?;
             for row in rows {
                 match CallRecord::try_from(row) {
                     Ok(call) => {
@@ -370,6 +511,14 @@ impl Pipeline {
     }
 }
 
+fn decode_managed_number(key: &str, bytes: &[u8]) -> Result<ManagedNumber, String> {
+    let number: ManagedNumber = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if number.number.as_str() != key {
+        return Err(format!("key {key} and number {} disagree", number.number));
+    }
+    Ok(number)
+}
+
 /// Call ids looked up per query: keeps each statement far below ClickHouse's
 /// default `max_query_size` (256 KiB) whatever `batch.max_records` is.
 const IDS_PER_LOOKUP: usize = 1000;
@@ -391,6 +540,33 @@ fn known_calls_queries(ids: &[(ClientId, CallId)]) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// The CmCalls that could match `calls` (on managed numbers): same numbers, starts
+/// within the widest tolerance a rule may set.
+fn candidates_query(calls: &[&CallRecord]) -> String {
+    let margin = i64::from(schemas::enrichment::MAX_TOLERANCE_S);
+    let numbers: BTreeSet<&str> = calls
+        .iter()
+        .filter_map(|c| c.called.as_ref().map(|n| n.as_str()))
+        .collect();
+    let first = calls
+        .iter()
+        .map(|c| c.started_at.timestamp())
+        .min()
+        .unwrap_or(0);
+    let last = calls
+        .iter()
+        .map(|c| c.started_at.timestamp())
+        .max()
+        .unwrap_or(0);
+    format!(
+        "SELECT {CM_CALL_COLUMNS} FROM cm_calls FINAL WHERE called IN ({}) \
+         AND started_at >= toDateTime({}) AND started_at <= toDateTime({})",
+        runtime::clickhouse::string_list(numbers),
+        first - margin,
+        last + margin
+    )
 }
 
 fn dead_letter(
@@ -469,6 +645,13 @@ mod tests {
         )
     }
 
+    fn test_enricher() -> Enricher {
+        Enricher {
+            histories: history::Histories::new(100),
+            managed: CompactedTable::fixed([]),
+        }
+    }
+
     /// Virtual time (paused clock): the batch costs one registry wait, not one per record.
     #[tokio::test(start_paused = true)]
     async fn an_unknown_integration_costs_one_wait_per_batch() {
@@ -479,11 +662,12 @@ mod tests {
             clickhouse: None,
             max_backoff: wait,
             mappings: HashMap::new(),
+            enricher: test_enricher(),
         };
         let batch: Vec<OwnedMessage> = (0..100).map(|n| raw_message("gone", n)).collect();
         let started = tokio::time::Instant::now();
         let (_stop, shutdown) = Shutdown::new();
-        let processed = pipeline.process(&batch, &shutdown).await.unwrap();
+        let processed = pipeline.process(&batch, 0, &shutdown).await.unwrap();
         assert_eq!(processed.dead_letters.len(), 100);
         assert!(processed.dead_letters[99]
             .reason
@@ -503,6 +687,7 @@ mod tests {
             clickhouse: None,
             max_backoff: Duration::from_millis(10),
             mappings: HashMap::new(),
+            enricher: test_enricher(),
         };
         let record = |payload: &str, offset: i64| {
             let envelope = RawEnvelope {
@@ -516,7 +701,7 @@ mod tests {
             };
             OwnedMessage::new(
                 Some(envelope.to_json()),
-                None,
+                Some(b"acme-leads|+14155552671".to_vec()),
                 "calls.raw".into(),
                 Timestamp::NotAvailable,
                 0,
@@ -532,7 +717,7 @@ mod tests {
             record(r#"{"call":{"id":"ar_1","payout":"$7.50"}}"#, 1),
         ];
         let (_stop, shutdown) = Shutdown::new();
-        let processed = pipeline.process(&batch, &shutdown).await.unwrap();
+        let processed = pipeline.process(&batch, 0, &shutdown).await.unwrap();
         assert!(
             processed.dead_letters.is_empty(),
             "{:?}",
@@ -545,6 +730,63 @@ mod tests {
         assert!(late.version > first.version);
         assert_eq!(late.caller.as_str(), "+14155552671");
         assert_eq!(late.payout.unwrap().to_string(), "7.50");
+        assert_eq!(late.status, "qualified");
+        assert_eq!(
+            (first.event, late.event),
+            (
+                schemas::call::Change::Created,
+                schemas::call::Change::Updated
+            )
+        );
+    }
+
+    /// A record under another key than its caller's is sent on to the caller's
+    /// partition, not processed here: two instances must never decide one caller.
+    #[tokio::test]
+    async fn a_record_under_the_wrong_key_is_forwarded_to_its_callers_partition() {
+        let samples: Vec<schemas::Integration> =
+            serde_json::from_str(include_str!("../../deploy/integrations/samples.json")).unwrap();
+        let mut pipeline = Pipeline {
+            registry: IntegrationRegistry::fixed(samples),
+            registry_wait: Duration::from_millis(10),
+            clickhouse: None,
+            max_backoff: Duration::from_millis(10),
+            mappings: HashMap::new(),
+            enricher: test_enricher(),
+        };
+        let envelope = RawEnvelope {
+            raw_id: uuid::Uuid::from_u128(1),
+            client_id: ClientId::parse("arroyo").unwrap(),
+            source: Source::Webhook,
+            received_at: Utc::now(),
+            idempotency_key: "1".into(),
+            integration_version: 1,
+            payload: RawValue::from_string(
+                r#"{"call":{"id":"ar_1","caller":{"number":"4155552671.0"},"started_at":"2026-11-20T10:00:00Z"}}"#.into(),
+            )
+            .unwrap(),
+        };
+        let message = OwnedMessage::new(
+            Some(envelope.to_json()),
+            Some(b"some-call-id".to_vec()),
+            "calls.raw".into(),
+            Timestamp::NotAvailable,
+            0,
+            0,
+            None,
+        );
+        let (_stop, shutdown) = Shutdown::new();
+        let processed = pipeline.process(&[message], 0, &shutdown).await.unwrap();
+        assert!(processed.calls.is_empty());
+        let [(key, payload)] = processed.forwards.as_slice() else {
+            panic!("one forward")
+        };
+        assert_eq!(key, "acme-leads|+14155552671");
+        assert_eq!(
+            payload,
+            &envelope.to_json(),
+            "the envelope travels unchanged"
+        );
     }
 
     #[test]

@@ -69,20 +69,52 @@ impl BatchSink {
         Ok(())
     }
 
-    pub async fn retry<F, Fut>(
+    /// Re-publishes records to the raw topic under their caller key.
+    pub async fn forward(
+        &self,
+        forwards: &[(String, Vec<u8>)],
+        shutdown: &Shutdown,
+    ) -> Result<(), Interrupted> {
+        if forwards.is_empty() {
+            return Ok(());
+        }
+        self.retry("forward to the caller's partition", shutdown, || {
+            publish(&self.producer, &self.topics.raw, forwards)
+        })
+        .await
+    }
+
+    /// The rows `sql` selects, retried like a write.
+    pub async fn fetch<T>(
+        &self,
+        what: &str,
+        sql: &str,
+        shutdown: &Shutdown,
+    ) -> Result<Vec<T>, Interrupted>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowRead,
+    {
+        self.retry(what, shutdown, || {
+            let query = self.clickhouse.query(sql);
+            async move { query.fetch_all::<T>().await.map_err(|e| e.to_string()) }
+        })
+        .await
+    }
+
+    pub async fn retry<T, F, Fut>(
         &self,
         what: &str,
         shutdown: &Shutdown,
         mut attempt: F,
-    ) -> Result<(), Interrupted>
+    ) -> Result<T, Interrupted>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<(), String>>,
+        Fut: std::future::Future<Output = Result<T, String>>,
     {
         let mut backoff = Duration::from_millis(100);
         loop {
             match attempt().await {
-                Ok(()) => return Ok(()),
+                Ok(value) => return Ok(value),
                 Err(error) => {
                     metrics::counter!("processor_write_retries_total", "write" => what.to_owned())
                         .increment(1);

@@ -75,3 +75,31 @@ pub async fn ping(client: &Client, timeout: Duration) -> Result<(), String> {
         Err(_) => Err(format!("no answer within {timeout:?}")),
     }
 }
+
+/// `'a', 'b'` for an `IN (...)` list inlined into a query: quotes and backslashes
+/// escaped for ClickHouse, and `?` doubled because the client treats a bare `?` as a
+/// bind placeholder.
+pub fn string_list<'a>(values: impl IntoIterator<Item = &'a str>) -> String {
+    values
+        .into_iter()
+        .map(|v| {
+            let escaped = v
+                .replace('\\', "\\\\")
+                .replace('\'', "\\'")
+                .replace('?', "??");
+            format!("'{escaped}'")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod list_tests {
+    #[test]
+    fn hostile_values_stay_inside_their_quotes() {
+        assert_eq!(
+            super::string_list(["a", "it's", "x\\", "why?"]),
+            r"'a', 'it\'s', 'x\\', 'why??'"
+        );
+    }
+}

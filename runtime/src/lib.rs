@@ -9,4 +9,5 @@ pub mod kafka;
 pub mod migrate;
 pub mod registry;
 pub mod shutdown;
+pub mod table;
 pub mod telemetry;

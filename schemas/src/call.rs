@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_repr::{Deserialize_repr, Serialize_repr};
 use uuid::Uuid;
 
+use crate::callmatrix::MatchMethod;
 use crate::{CallId, ClientId, Money, E164};
 
 /// How a record reached us. The numbers are the ClickHouse `Enum8` values.
@@ -99,6 +100,44 @@ pub struct CallRecord {
     pub processed_at: DateTime<Utc>,
     pub raw: RawPosition,
     pub mapping_version: u32,
+    /// The partner's own status word, as sent.
+    pub partner_status: Option<String>,
+    /// Qualified by the integration's rules, before repeat and duplicate decisions.
+    pub qualified: bool,
+    /// The earlier call that makes this one a repeat, and when it started.
+    pub repeat_of: Option<CallId>,
+    pub repeat_of_started_at: Option<DateTime<Utc>>,
+    /// How this record was linked to a CallMatrix call (`cm_call_id`), if it is on a
+    /// CallMatrix number.
+    pub match_method: Option<MatchMethod>,
+    /// Partner start minus CmCall start, and partner duration minus CmCall duration.
+    pub match_start_delta_s: Option<i32>,
+    pub match_duration_delta_s: Option<i32>,
+    /// Where `local_tz` came from: `zip`, `area_code` or `integration`.
+    pub tz_source: String,
+    /// Whether this version announces a new call or changes a known one. Travels on
+    /// the enriched topic only; not a column.
+    #[serde(default)]
+    pub event: Change,
+}
+
+/// What a version of a call tells a dashboard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    #[default]
+    #[serde(rename = "call.created")]
+    Created,
+    #[serde(rename = "call.updated")]
+    Updated,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "call.created",
+            Self::Updated => "call.updated",
+        }
+    }
 }
 
 /// The `calls` table row. Field order and names must match the DDL; a test in
@@ -144,13 +183,23 @@ pub struct CallRow {
     pub mapping_version: u32,
     pub connected_duration_s: Option<u32>,
     pub connected: Option<u8>,
+    pub partner_status: String,
+    pub qualified: u8,
+    pub repeat_of: String,
+    #[serde(with = "clickhouse::serde::chrono::datetime::option")]
+    pub repeat_of_started_at: Option<DateTime<Utc>>,
+    pub match_method: String,
+    pub match_start_delta_s: Option<i32>,
+    pub match_duration_delta_s: Option<i32>,
+    pub tz_source: String,
 }
 
 /// Column names of `calls`, in DDL order, for explicit `SELECT` lists.
 pub const CALL_COLUMNS: &str = "id, version, account, client_id, source, external_id, caller, called, \
 started_at, local_tz, duration_s, payout, revenue, currency, zip, city, state, campaign, publisher, \
 buyer, tags, status, is_duplicate, cm_call_id, warnings, received_at, processed_at, raw_id, raw_topic, \
-raw_partition, raw_offset, mapping_version, connected_duration_s, connected";
+raw_partition, raw_offset, mapping_version, connected_duration_s, connected, partner_status, qualified, \
+repeat_of, repeat_of_started_at, match_method, match_start_delta_s, match_duration_delta_s, tz_source";
 
 fn text(value: &Option<String>) -> String {
     value.clone().unwrap_or_default()
@@ -201,6 +250,17 @@ impl From<&CallRecord> for CallRow {
             mapping_version: call.mapping_version,
             connected_duration_s: call.connected_duration_s,
             connected: call.connected.map(u8::from),
+            partner_status: text(&call.partner_status),
+            qualified: u8::from(call.qualified),
+            repeat_of: call.repeat_of.map(|id| id.to_string()).unwrap_or_default(),
+            repeat_of_started_at: call.repeat_of_started_at,
+            match_method: call
+                .match_method
+                .map(|m| m.as_str().to_owned())
+                .unwrap_or_default(),
+            match_start_delta_s: call.match_start_delta_s,
+            match_duration_delta_s: call.match_duration_delta_s,
+            tz_source: call.tz_source.clone(),
         }
     }
 }
@@ -270,6 +330,20 @@ impl TryFrom<CallRow> for CallRecord {
                 offset: row.raw_offset,
             },
             mapping_version: row.mapping_version,
+            partner_status: optional(row.partner_status),
+            qualified: row.qualified != 0,
+            repeat_of: match row.repeat_of.as_str() {
+                "" => None,
+                text => Some(CallId(
+                    Uuid::parse_str(text).map_err(|e| bad("repeat_of", e.to_string()))?,
+                )),
+            },
+            repeat_of_started_at: row.repeat_of_started_at,
+            match_method: MatchMethod::parse(&row.match_method),
+            match_start_delta_s: row.match_start_delta_s,
+            match_duration_delta_s: row.match_duration_delta_s,
+            tz_source: row.tz_source,
+            event: Change::Updated,
         })
     }
 }
@@ -344,6 +418,18 @@ mod tests {
                 offset: 17,
             },
             mapping_version: 3,
+            partner_status: Some("Sale".into()),
+            qualified: true,
+            repeat_of: Some(CallId::from_external(
+                &ClientId::parse("arroyo").unwrap(),
+                "ar_0",
+            )),
+            repeat_of_started_at: Some(at - chrono::Duration::days(3)),
+            match_method: Some(MatchMethod::TimeWindow),
+            match_start_delta_s: Some(-2),
+            match_duration_delta_s: Some(20),
+            tz_source: "zip".into(),
+            event: Change::Updated,
         }
     }
 

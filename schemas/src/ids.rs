@@ -114,6 +114,13 @@ impl fmt::Display for CallId {
     }
 }
 
+/// The Kafka key of every record of one caller to one account, once the caller is
+/// known: the processor keeps each caller's history in the partition this key picks,
+/// so one instance decides all of a caller's repeat questions.
+pub fn caller_key(account: &str, caller: &str) -> String {
+    format!("{account}|{caller}")
+}
+
 /// The id of one raw record as received: derived from the client and the exact bytes
 /// (or the sender's idempotency key), so a re-sent record gets the same id back.
 pub fn raw_record_id(client: &ClientId, idempotency_key: &str) -> Uuid {

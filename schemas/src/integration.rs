@@ -48,6 +48,9 @@ pub struct Integration {
     #[serde(default = "default_currency")]
     pub currency: String,
     pub mapping: Mapping,
+    /// Repeat, qualification and CallMatrix-duplicate rules; defaults when absent.
+    #[serde(default)]
+    pub enrichment: crate::enrichment::EnrichmentRules,
 }
 
 fn enabled_by_default() -> bool {
@@ -186,6 +189,9 @@ impl Integration {
                 "default_region",
                 format!("{:?} is not an ISO 3166 region code", self.default_region),
             ));
+        }
+        if let Some((field, problem)) = self.enrichment.problem() {
+            return Err(invalid(&field, problem));
         }
         for required in [CanonicalField::Caller, CanonicalField::StartedAt] {
             if !self.mapping.fields.contains_key(&required) {

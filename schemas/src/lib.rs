@@ -2,7 +2,9 @@
 //! nothing here does I/O except the migration list, which is embedded SQL text.
 
 pub mod call;
+pub mod callmatrix;
 pub mod dead_letter;
+pub mod enrichment;
 pub mod envelope;
 pub mod ids;
 pub mod integration;

@@ -31,6 +31,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "connected",
         sql: include_str!("../migrations/0003_connected.sql"),
     },
+    Migration {
+        version: 4,
+        name: "enrichment",
+        sql: include_str!("../migrations/0004_enrichment.sql"),
+    },
 ];
 
 impl Migration {

@@ -64,6 +64,7 @@ pub fn integration(
         timezone: preset.timezone,
         currency: preset.currency,
         mapping: preset.mapping,
+        enrichment: Default::default(),
     };
     integration.validate()?;
     Ok(integration)

@@ -9,6 +9,10 @@ pub const DEAD_LETTER: &str = "calls.deadletter";
 /// Compacted, keyed by client id: the source of truth every binary tails for
 /// integration definitions (see `runtime::registry`).
 pub const INTEGRATIONS: &str = "integrations.config";
+/// Compacted, keyed by number: the numbers CallMatrix manages.
+pub const CM_NUMBERS: &str = "callmatrix.numbers";
+/// The calls CallMatrix routed itself, keyed by CmCall id.
+pub const CM_CALLS: &str = "callmatrix.calls";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topics {
@@ -16,6 +20,8 @@ pub struct Topics {
     pub enriched: String,
     pub dead_letter: String,
     pub integrations: String,
+    pub cm_numbers: String,
+    pub cm_calls: String,
 }
 
 impl Topics {
@@ -25,15 +31,19 @@ impl Topics {
             enriched: format!("{prefix}{ENRICHED}"),
             dead_letter: format!("{prefix}{DEAD_LETTER}"),
             integrations: format!("{prefix}{INTEGRATIONS}"),
+            cm_numbers: format!("{prefix}{CM_NUMBERS}"),
+            cm_calls: format!("{prefix}{CM_CALLS}"),
         }
     }
 
-    pub fn all(&self) -> [&str; 4] {
+    pub fn all(&self) -> [&str; 6] {
         [
             &self.raw,
             &self.enriched,
             &self.dead_letter,
             &self.integrations,
+            &self.cm_numbers,
+            &self.cm_calls,
         ]
     }
 }

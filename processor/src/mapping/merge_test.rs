@@ -67,7 +67,7 @@ fn original() -> serde_json::Value {
 fn a_late_payout_updates_the_call_and_keeps_the_rest() {
     let mapping = arroyo();
     let first = map_record(&mapping, &envelope(original(), 0), position(), Utc::now()).unwrap();
-    assert_eq!((first.payout, first.status.as_str()), (None, "unknown"));
+    assert_eq!((first.payout, first.status.as_str()), (None, "unqualified"));
 
     let late = json!({"call": {"id": "ar_1", "payout": "$60.00"}});
     let mapped = map_fields(&mapping, &envelope(late.clone(), 30)).unwrap();
@@ -83,7 +83,7 @@ fn a_late_payout_updates_the_call_and_keeps_the_rest() {
     assert_eq!(merged.caller, first.caller);
     assert_eq!(
         (merged.started_at, merged.local_tz.as_str()),
-        (first.started_at, "-08:00")
+        (first.started_at, "America/Los_Angeles")
     );
     assert_eq!(
         (
@@ -142,8 +142,13 @@ fn a_present_but_bad_required_field_rejects_even_with_a_base() {
 fn a_partner_status_word_survives_a_late_payout() {
     let mapping = arroyo();
     let mut first = map_record(&mapping, &envelope(original(), 0), position(), Utc::now()).unwrap();
-    first.status = "converted".into();
+    first.partner_status = Some("Converted".into());
     let late = json!({"call": {"id": "ar_1", "payout": "0"}});
     let merged = merge_onto(&mapping, Some(&first), late, 30).unwrap();
-    assert_eq!(merged.status, "converted");
+    assert_eq!(merged.partner_status.as_deref(), Some("Converted"));
+    assert_eq!(
+        merged.status, "unqualified",
+        "no rule names the word, so the payout decides"
+    );
+    assert_eq!(merged.event, schemas::call::Change::Updated);
 }

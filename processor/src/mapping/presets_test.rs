@@ -70,7 +70,10 @@ fn callrail_call() {
     assert_eq!(call.external_id.as_deref(), Some("CAL8154748ae6bd4e278a7a"));
     assert_eq!(call.caller.as_str(), "+16025550188");
     assert_eq!(call.started_at.to_rfc3339(), "2026-11-20T22:03:22+00:00");
-    assert_eq!(call.local_tz, "-07:00");
+    assert_eq!(
+        (call.local_tz.as_str(), call.tz_source.as_str()),
+        ("America/Phoenix", "area_code")
+    );
     assert_eq!(call.connected, Some(true));
     assert_eq!(call.revenue.unwrap().to_string(), "1200.00");
     assert_eq!(
@@ -100,7 +103,7 @@ fn invoca_transaction() {
         (call.state.as_deref(), call.zip.as_deref()),
         (Some("CA"), Some("94103"))
     );
-    assert_eq!(call.status, "converted");
+    assert_eq!(call.partner_status.as_deref(), Some("Converted"));
     assert_eq!(call.connected_duration_s, Some(230));
     assert!(call.warnings.is_empty(), "{:?}", call.warnings);
 }

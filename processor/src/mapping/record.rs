@@ -1,12 +1,14 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use schemas::call::{row_version, to_whole_seconds, RawPosition};
+use schemas::call::{row_version, to_whole_seconds, Change, RawPosition};
+use schemas::callmatrix::MatchMethod;
 use schemas::integration::CanonicalField;
 use schemas::{CallId, CallRecord, Money, RawEnvelope, E164};
 
 use super::coerce::{self, CoerceError};
 use super::compiled::{CompiledMapping, CompiledRule};
+use crate::enrich;
 
 /// Longest slice of an offending value quoted back in an error.
 const MAX_QUOTED_VALUE: usize = 120;
@@ -168,13 +170,10 @@ pub fn assemble(
         new.or_else(|| base.and_then(|b| old(b).clone()))
     };
     let payout = fields.payout.or_else(|| base.and_then(|b| b.payout));
-    let status = match (fields.status, base) {
-        (Some(partner), _) => partner.to_lowercase(),
-        // A partner's own word stays until the partner sends another.
-        (None, Some(b)) if !DERIVED_STATUSES.contains(&b.status.as_str()) => b.status.clone(),
-        (None, _) => derived_status(payout),
-    };
-    Ok(CallRecord {
+    // A partner's echo of our routed call id links the call; otherwise any link
+    // made earlier stays until the duplicate check runs again.
+    let echoed = fields.cm_call_id.is_some();
+    let mut call = CallRecord {
         id,
         version: row_version(envelope.received_at, integration.version),
         account: integration.account.clone(),
@@ -208,19 +207,40 @@ pub fn assemble(
         } else {
             fields.tags
         },
-        status,
-        is_duplicate: base.is_some_and(|b| b.is_duplicate),
+        status: String::new(),
+        is_duplicate: echoed || base.is_some_and(|b| b.is_duplicate),
         cm_call_id: keep(fields.cm_call_id, |b| &b.cm_call_id),
         warnings,
         received_at: to_whole_seconds(envelope.received_at),
         processed_at: to_whole_seconds(processed_at),
         raw: position,
         mapping_version: integration.version,
-    })
+        // A partner's own word stays until the partner sends another.
+        partner_status: fields
+            .status
+            .or_else(|| base.and_then(|b| b.partner_status.clone())),
+        qualified: false,
+        repeat_of: base.and_then(|b| b.repeat_of),
+        repeat_of_started_at: base.and_then(|b| b.repeat_of_started_at),
+        match_method: if echoed {
+            Some(MatchMethod::EchoedId)
+        } else {
+            base.and_then(|b| b.match_method)
+        },
+        match_start_delta_s: base.and_then(|b| b.match_start_delta_s),
+        match_duration_delta_s: base.and_then(|b| b.match_duration_delta_s),
+        tz_source: String::new(),
+        event: if base.is_some() {
+            Change::Updated
+        } else {
+            Change::Created
+        },
+    };
+    enrich::place(&mut call, &integration.timezone);
+    call.qualified = enrich::qualify(&call, &integration.enrichment);
+    enrich::settle_status(&mut call);
+    Ok(call)
 }
-
-/// Statuses this module derives itself; anything else is a partner's word.
-const DERIVED_STATUSES: &[&str] = &["qualified", "unqualified", "unknown"];
 
 /// An error for each required field neither filled nor already in `errors`.
 fn missing_required(
@@ -258,17 +278,6 @@ fn required_rejection(errors: Vec<FieldError>, unknown_call: Option<CallId>) -> 
         None => format!("required field(s) {} could not be mapped", names.join(", ")),
     };
     Rejection { reason, errors }
-}
-
-/// Until qualification rules exist (per-integration thresholds), a call with a
-/// positive payout is qualified, a zero payout is not, and no payout is unknown.
-fn derived_status(payout: Option<Money>) -> String {
-    match payout {
-        Some(p) if p.is_positive() => "qualified",
-        Some(_) => "unqualified",
-        None => "unknown",
-    }
-    .to_owned()
 }
 
 fn quote(value: &serde_json::Value) -> String {

@@ -95,12 +95,25 @@ fn value_map_is_case_insensitive_and_passes_unknown_words_through() {
         json!({"path": "Status", "map": {"Converted": "qualified", "short call": "unqualified"}}),
     );
     let record = |status: &str| json!({"ani": "4155552671", "start": "2026-11-20T10:00:00Z", "Status": status});
-    assert_eq!(map(json!(fields), record("CONVERTED ")).status, "qualified");
+    let converted = map(json!(fields), record("CONVERTED "));
+    assert_eq!(
+        (
+            converted.partner_status.as_deref(),
+            converted.status.as_str()
+        ),
+        (Some("qualified"), "qualified"),
+        "a word mapped onto our vocabulary decides qualification"
+    );
     assert_eq!(
         map(json!(fields), record("Short Call")).status,
         "unqualified"
     );
-    assert_eq!(map(json!(fields), record("Voicemail")).status, "voicemail");
+    let unknown = map(json!(fields), record("Voicemail"));
+    assert_eq!(unknown.partner_status.as_deref(), Some("Voicemail"));
+    assert_eq!(
+        unknown.status, "unqualified",
+        "no payout, no rule: not qualified"
+    );
 }
 
 #[test]

@@ -60,7 +60,10 @@ fn arroyo_webhook_sample() {
     assert_eq!(first.caller.as_str(), "+14155552671");
     assert_eq!(first.called.as_ref().unwrap().as_str(), "+18885550100");
     assert_eq!(first.started_at.to_rfc3339(), "2026-11-20T22:03:22+00:00");
-    assert_eq!(first.local_tz, "-08:00");
+    assert_eq!(
+        (first.local_tz.as_str(), first.tz_source.as_str()),
+        ("America/Los_Angeles", "zip")
+    );
     assert_eq!(first.duration_s, Some(252));
     assert_eq!(first.payout.unwrap().to_string(), "45.00");
     assert_eq!(first.currency, "USD");
@@ -96,11 +99,16 @@ fn ringpartner_pages_in_chicago_time() {
         serde_json::from_str(&fixture("ringpartner-api/page2.json")).unwrap();
     let first = map("ringpartner", &page1["data"][0]).unwrap();
     assert_eq!(first.started_at.to_rfc3339(), "2026-11-20T22:03:22+00:00");
-    assert_eq!(first.local_tz, "America/Chicago");
+    // The integration's zone reads the timestamp; the caller's zone is their ZIP's.
+    assert_eq!(first.local_tz, "America/Los_Angeles");
     assert_eq!(first.called.as_ref().unwrap().as_str(), "+18885550123");
     assert_eq!(first.revenue.unwrap().to_string(), "45.00");
     assert_eq!(first.buyer.as_deref(), Some("Acme Insurance"));
-    assert_eq!(first.status, "converted");
+    assert_eq!(first.partner_status.as_deref(), Some("Converted"));
+    assert_eq!(
+        first.status, "qualified",
+        "the integration names \"Converted\" qualified"
+    );
     assert_eq!(first.external_id.as_deref(), Some("99120031"));
 
     let no_buyer = map("ringpartner", &page1["data"][1]).unwrap();
@@ -155,7 +163,7 @@ fn optional_field_failure_is_a_warning_not_a_loss() {
     record["call"]["payout"] = serde_json::json!("forty-five");
     let call = map("arroyo", &record).unwrap();
     assert_eq!(call.payout, None);
-    assert_eq!(call.status, "unknown");
+    assert_eq!(call.status, "unqualified");
     assert_eq!(call.warnings.len(), 1);
     assert!(
         call.warnings[0].contains("payout (path call.payout)")

@@ -83,12 +83,51 @@ pub async fn assigned_consumer(
     Ok((consumer, marks))
 }
 
-/// A member of consumer group `group`, subscribed to `topics`, committing by hand.
-pub fn group_consumer(
+/// Counts the group rebalances a consumer has been through. A member that keeps
+/// state per partition (caches) drops it when the count moves: another member may
+/// have written for those partitions meanwhile.
+#[derive(Debug, Clone, Default)]
+pub struct Rebalances(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Rebalances {
+    pub fn count(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl rdkafka::client::ClientContext for Rebalances {}
+
+impl rdkafka::consumer::ConsumerContext for Rebalances {
+    fn pre_rebalance(
+        &self,
+        _: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        tracing::info!(?rebalance, "consumer group rebalance");
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Like [`group_consumer`], with a count of the rebalances it goes through.
+pub fn counting_group_consumer(
     config: &KafkaConfig,
     group: &str,
     topics: &[&str],
-) -> Result<StreamConsumer, ConsumerError> {
+) -> Result<(StreamConsumer<Rebalances>, Rebalances), ConsumerError> {
+    let rebalances = Rebalances::default();
+    let consumer: StreamConsumer<Rebalances> = group_client(config, group)
+        .create_with_context(rebalances.clone())
+        .map_err(ConsumerError::Create)?;
+    consumer
+        .subscribe(topics)
+        .map_err(|source| ConsumerError::Subscribe {
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            source,
+        })?;
+    Ok((consumer, rebalances))
+}
+
+fn group_client(config: &KafkaConfig, group: &str) -> rdkafka::ClientConfig {
     let mut client = config.client_config();
     client
         .set("group.id", config.group_id(group))
@@ -100,7 +139,18 @@ pub fn group_consumer(
     if let Some(instance) = &config.instance_id {
         client.set("group.instance.id", instance);
     }
-    let consumer: StreamConsumer = client.create().map_err(ConsumerError::Create)?;
+    client
+}
+
+/// A member of consumer group `group`, subscribed to `topics`, committing by hand.
+pub fn group_consumer(
+    config: &KafkaConfig,
+    group: &str,
+    topics: &[&str],
+) -> Result<StreamConsumer, ConsumerError> {
+    let consumer: StreamConsumer = group_client(config, group)
+        .create()
+        .map_err(ConsumerError::Create)?;
     consumer
         .subscribe(topics)
         .map_err(|source| ConsumerError::Subscribe {

@@ -12,7 +12,10 @@ use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
 pub use admin::{ensure_topics, AdminError, TopicSpec};
-pub use consumer::{assigned_consumer, group_consumer, spawn_tail, ConsumerError, Watermarks};
+pub use consumer::{
+    assigned_consumer, counting_group_consumer, group_consumer, spawn_tail, ConsumerError,
+    Rebalances, Watermarks,
+};
 pub use producer::{AckedProducer, OutgoingMessage, ProduceError};
 
 use crate::config::ConfigError;
