@@ -167,6 +167,12 @@ fn render(partition: i32, offset: i64, payload: Option<&[u8]>) -> Option<CallEve
     struct Scope {
         client_id: String,
         account: String,
+        /// `call.created` or `call.updated`, set by the processor.
+        #[serde(default = "created")]
+        event: String,
+    }
+    fn created() -> String {
+        "call.created".to_owned()
     }
     let payload = payload?;
     let scope: Scope = match serde_json::from_slice(payload) {
@@ -183,7 +189,12 @@ fn render(partition: i32, offset: i64, payload: Option<&[u8]>) -> Option<CallEve
         client_id: scope.client_id,
         account: scope.account,
         frame: Bytes::from(format!(
-            "id: {partition}-{offset}\nevent: call.created\ndata: {data}\n\n"
+            "id: {partition}-{offset}\nevent: {}\ndata: {data}\n\n",
+            if scope.event == "call.updated" {
+                "call.updated"
+            } else {
+                "call.created"
+            }
         )),
     })
 }
@@ -211,6 +222,15 @@ mod tests {
         .unwrap();
         let frame = std::str::from_utf8(&event.frame).unwrap();
         assert_eq!(frame, "id: 2-41\nevent: call.created\ndata: {\"client_id\":\"arroyo\",\"account\":\"acme\",\"x\":1}\n\n");
+        let update = render(
+            2,
+            42,
+            Some(br#"{"client_id":"arroyo","account":"acme","event":"call.updated"}"#),
+        )
+        .unwrap();
+        assert!(std::str::from_utf8(&update.frame)
+            .unwrap()
+            .starts_with("id: 2-42\nevent: call.updated\n"));
         assert!(render(0, 0, Some(b"not json")).is_none());
         assert!(render(0, 0, None).is_none());
     }

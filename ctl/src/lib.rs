@@ -1,6 +1,7 @@
 //! Operator commands, as a library so tests set up their isolated topics and
 //! databases with exactly what `cmctl` runs.
 
+pub mod callmatrix;
 pub mod replay;
 
 use std::path::Path;

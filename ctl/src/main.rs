@@ -49,6 +49,9 @@ enum Command {
     /// Integration definitions.
     #[command(subcommand)]
     Integrations(IntegrationsCommand),
+    /// CallMatrix's own data: the numbers it manages and the calls it routed.
+    #[command(subcommand)]
+    Callmatrix(CallmatrixCommand),
     /// Send one integration's past records through the pipeline again, so its
     /// current mapping applies to them (rows are replaced, not doubled).
     Replay {
@@ -58,6 +61,25 @@ enum Command {
         /// every raw record.
         #[arg(long)]
         dead_letters: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum CallmatrixCommand {
+    /// Publish managed numbers (CSV: number,account,campaign[,active]; or JSON).
+    /// A number published with `active: false` stops counting as CallMatrix's.
+    Numbers {
+        file: PathBuf,
+        /// Region for numbers written without a country code.
+        #[arg(long, default_value = "US")]
+        region: String,
+    },
+    /// Publish routed calls (JSON array or lines, or CSV with the same columns:
+    /// cm_call_id, caller, called, started_at, duration_s, payout).
+    Calls {
+        file: PathBuf,
+        #[arg(long, default_value = "US")]
+        region: String,
     },
 }
 
@@ -158,6 +180,23 @@ async fn main() -> anyhow::Result<()> {
                 } else {
                     String::new()
                 }
+            );
+        }
+        Command::Callmatrix(command) => {
+            let (kind, file, region) = match command {
+                CallmatrixCommand::Numbers { file, region } => {
+                    (cmctl::callmatrix::Kind::Numbers, file, region)
+                }
+                CallmatrixCommand::Calls { file, region } => {
+                    (cmctl::callmatrix::Kind::Calls, file, region)
+                }
+            };
+            let published = cmctl::callmatrix::load(&kafka, kind, &file, &region)
+                .await
+                .with_context(|| format!("loading {}", file.display()))?;
+            println!(
+                "published {published} {kind:?} records from {}",
+                file.display()
             );
         }
         Command::Integrations(IntegrationsCommand::Presets) => {

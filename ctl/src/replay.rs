@@ -56,7 +56,12 @@ pub async fn replay(
     // Stamp replayed records with the integration's current version: the processor
     // waits until it has at least that version, so the replay can never be mapped
     // with the mapping it is meant to replace.
-    let current = current_version(kafka, client).await?;
+    let integration = current_integration(kafka, client).await?;
+    let current = integration.version;
+    let key_rules = schemas::keys::KeyRules::compile(&integration);
+    // A record forwarded by the processor to its caller's partition is in the raw
+    // topic twice; it is replayed once.
+    let mut seen = std::collections::HashSet::new();
     let (consumer, mut remaining) = read_to_current_end(kafka, &topic).await?;
     let producer = AckedProducer::new(kafka)?;
     let mut report = ReplayReport::default();
@@ -95,9 +100,9 @@ pub async fn replay(
                 _ => None,
             },
         };
-        if let Some(mut envelope) = envelope {
+        if let Some(mut envelope) = envelope.filter(|e| seen.insert(e.raw_id)) {
             envelope.integration_version = current;
-            pending.push((envelope.raw_id.to_string(), envelope.to_json()));
+            pending.push((key_rules.key(&envelope), envelope.to_json()));
             report.replayed += 1;
         }
         if pending.len() >= BATCH {
@@ -110,12 +115,15 @@ pub async fn replay(
     Ok(report)
 }
 
-async fn current_version(kafka: &KafkaConfig, client: &ClientId) -> Result<u32, CtlError> {
+async fn current_integration(
+    kafka: &KafkaConfig,
+    client: &ClientId,
+) -> Result<std::sync::Arc<schemas::Integration>, CtlError> {
     let (stop, shutdown) = Shutdown::new();
     let registry = IntegrationRegistry::start(kafka, shutdown, Duration::from_secs(30)).await?;
-    let version = registry.get(client).map(|i| i.version);
+    let integration = registry.get(client);
     stop.trigger();
-    version.ok_or_else(|| CtlError::Replay(format!("no integration with client id {client}")))
+    integration.ok_or_else(|| CtlError::Replay(format!("no integration with client id {client}")))
 }
 
 /// A mapping-stage dead letter carries the record exactly as received.

@@ -54,7 +54,7 @@ pub async fn run(
     let state = Ingest {
         webhook: WebhookState {
             registry,
-            call_id_rules: Default::default(),
+            key_rules: Default::default(),
             producer,
             topics: config.kafka.topics(),
             body_limit: config.http.body_limit_bytes,

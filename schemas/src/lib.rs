@@ -8,6 +8,7 @@ pub mod enrichment;
 pub mod envelope;
 pub mod ids;
 pub mod integration;
+pub mod keys;
 pub mod migrations;
 pub mod money;
 pub mod path;

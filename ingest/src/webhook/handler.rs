@@ -1,5 +1,3 @@
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::Utc;
@@ -11,26 +9,22 @@ use runtime::kafka::{AckedProducer, OutgoingMessage, ProduceError};
 use runtime::registry::IntegrationRegistry;
 use schemas::dead_letter::Stage;
 use schemas::ids::raw_record_id;
-use schemas::integration::CanonicalField;
-use schemas::rule::ValueSource;
 use schemas::topics::Topics;
-use schemas::{CallId, ClientId, DeadLetter, Integration, RawEnvelope, Source};
+use schemas::{ClientId, DeadLetter, Integration, RawEnvelope, Source};
 use serde::Serialize;
 use tracing::Instrument;
 use uuid::Uuid;
 
 use super::body::{parse_body, BodyError, BodyFormat, RejectedRecord};
+use schemas::keys::KeyRulesCache;
 
 /// Namespace of content-derived idempotency keys (records sent without a key).
 const CONTENT_KEY_NAMESPACE: Uuid = Uuid::from_u128(0x2f0c_11d2_7a4b_4c39_9e51_0d8f_6b2a_7c44);
 
-/// Each integration's compiled call-id rule, with the version it was compiled from.
-pub type CallIdRules = Arc<Mutex<HashMap<ClientId, (u32, Option<ValueSource>)>>>;
-
 #[derive(Clone)]
 pub struct WebhookState {
     pub registry: IntegrationRegistry,
-    pub call_id_rules: CallIdRules,
+    pub key_rules: KeyRulesCache,
     pub producer: AckedProducer,
     pub topics: Topics,
     pub body_limit: usize,
@@ -101,10 +95,11 @@ async fn accept(
             }
         })
         .collect();
-    let call_id_rule = call_id_rule(state, &integration);
-    let encoded: Vec<(String, Vec<u8>)> = envelopes
-        .iter()
-        .map(|e| (partition_key(call_id_rule.as_ref(), e), e.to_json()))
+    let keys = state.key_rules.get(&integration).keys(&envelopes);
+    let encoded: Vec<(String, Vec<u8>)> = keys
+        .into_iter()
+        .zip(&envelopes)
+        .map(|(key, e)| (key, e.to_json()))
         .collect();
     send(state, &state.topics.raw, &encoded).await?;
 
@@ -150,40 +145,6 @@ async fn accept(
             rejected: &parsed.rejected,
         },
     ))
-}
-
-/// Records of one call share a partition, so one processor sees every version of a
-/// call in order (merging a late field needs that): the key is the call id when the
-/// partner sends its own call id, else the raw id.
-fn partition_key(rule: Option<&ValueSource>, envelope: &RawEnvelope) -> String {
-    rule.and_then(|rule| {
-        let record: serde_json::Value = serde_json::from_str(envelope.payload.get()).ok()?;
-        rule.extract_text(&record)
-    })
-    .map(|external| CallId::from_external(&envelope.client_id, &external).to_string())
-    .unwrap_or_else(|| envelope.raw_id.to_string())
-}
-
-fn call_id_rule(state: &WebhookState, integration: &Integration) -> Option<ValueSource> {
-    let mut cache = match state.call_id_rules.lock() {
-        Ok(cache) => cache,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    if let Some((version, rule)) = cache.get(&integration.client_id) {
-        if *version == integration.version {
-            return rule.clone();
-        }
-    }
-    let rule = integration
-        .mapping
-        .fields
-        .get(&CanonicalField::ExternalId)
-        .and_then(|rule| ValueSource::compile(rule).ok().flatten());
-    cache.insert(
-        integration.client_id.clone(),
-        (integration.version, rule.clone()),
-    );
-    rule
 }
 
 fn find_integration(
@@ -337,56 +298,5 @@ fn unavailable(state: &WebhookState, error: &ProduceError) -> Problem {
             "record_too_large",
             format!("the broker refused a record: {error}"),
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::value::RawValue;
-
-    fn envelope(payload: &str) -> RawEnvelope {
-        RawEnvelope {
-            raw_id: Uuid::from_u128(9),
-            client_id: ClientId::parse("arroyo").unwrap(),
-            source: Source::Webhook,
-            received_at: Utc::now(),
-            idempotency_key: String::new(),
-            integration_version: 1,
-            payload: RawValue::from_string(payload.to_owned()).unwrap(),
-        }
-    }
-
-    #[test]
-    fn records_of_one_call_share_a_partition_key() {
-        let rule = ValueSource::compile(
-            &serde_json::from_value(serde_json::json!({"path": "call.id"})).unwrap(),
-        )
-        .unwrap();
-        let first = partition_key(
-            rule.as_ref(),
-            &envelope(r#"{"call":{"id":"ar_1","caller":"x"}}"#),
-        );
-        let late = partition_key(
-            rule.as_ref(),
-            &envelope(r#"{"call":{"id":" ar_1 ","payout":"$5"}}"#),
-        );
-        assert_eq!(first, late);
-        let client = ClientId::parse("arroyo").unwrap();
-        assert_eq!(
-            first,
-            CallId::from_external(&client, "ar_1").to_string(),
-            "the key is the call id"
-        );
-        let no_id = partition_key(rule.as_ref(), &envelope(r#"{"call":{}}"#));
-        assert_eq!(
-            no_id,
-            Uuid::from_u128(9).to_string(),
-            "no partner id: the raw id"
-        );
-        assert_eq!(
-            partition_key(None, &envelope("{}")),
-            Uuid::from_u128(9).to_string()
-        );
     }
 }
