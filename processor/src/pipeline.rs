@@ -15,7 +15,7 @@ use runtime::table::{CompactedTable, TableError};
 use schemas::call::RawPosition;
 use schemas::call::CALL_COLUMNS;
 use schemas::callmatrix::ManagedNumber;
-use schemas::callmatrix::{CmCallRow, CM_CALL_COLUMNS};
+use schemas::callmatrix::{CmCallRow, MatchMethod, CM_CALL_COLUMNS};
 use schemas::dead_letter::Stage;
 use schemas::{CallId, CallRecord, CallRow, ClientId, DeadLetter, RawEnvelope, Source};
 use tokio::time::Instant;
@@ -387,8 +387,10 @@ impl Pipeline {
         };
         let changed = self.enricher.decide_repeats(calls, loaded, &rules);
 
+        // Calls to match by number and time: on a managed number, not echoed.
         let ours: Vec<&CallRecord> = calls
             .iter()
+            .filter(|c| c.called.is_some() && c.match_method != Some(MatchMethod::EchoedId))
             .filter(|c| self.enricher.is_callmatrix_call(c))
             .collect();
         let candidates = match (&self.clickhouse, ours.is_empty()) {

@@ -1,0 +1,333 @@
+//! Enrichment against the real stack: repeat callers decided by start time whatever
+//! the arrival order, by two processor instances sharing the work, across a restart;
+//! CallMatrix duplicates linked whether the CmCall arrives before or after the
+//! partner's record.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use integration_tests::{eventually, fixture, repo_root, TestEnv};
+
+#[derive(Debug, Clone, PartialEq, clickhouse::Row, serde::Deserialize)]
+struct Decided {
+    external_id: String,
+    status: String,
+    repeat_of: String,
+}
+
+async fn decisions(client: &clickhouse::Client) -> HashMap<String, Decided> {
+    client
+        .query("SELECT external_id, status, repeat_of FROM calls FINAL WHERE client_id = 'arroyo'")
+        .fetch_all::<Decided>()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| (d.external_id.clone(), d))
+        .collect()
+}
+
+/// One synthetic call: caller index, day offset, connected.
+struct Synthetic {
+    id: String,
+    caller: String,
+    started_at: DateTime<Utc>,
+    connected: bool,
+}
+
+fn synthetic() -> Vec<Synthetic> {
+    let base = Utc.with_ymd_and_hms(2026, 6, 1, 15, 0, 0).unwrap();
+    let mut calls = Vec::new();
+    for caller in 0..6_u32 {
+        for n in 0..6_u32 {
+            // Days 0, 11, 22, 45, 56, 90 shifted per caller: some gaps under 30 days,
+            // some over; every fifth call did not connect.
+            let day = [0, 11, 22, 45, 56, 90][n as usize] + i64::from(caller);
+            calls.push(Synthetic {
+                id: format!("rep_{caller}_{n}"),
+                caller: format!("415555{:04}", 1000 + caller),
+                started_at: base
+                    + chrono::Duration::days(day)
+                    + chrono::Duration::minutes(i64::from(n)),
+                connected: (caller + n) % 5 != 0,
+            });
+        }
+    }
+    calls
+}
+
+/// The expected status, computed directly from the rule: a repeat when an earlier
+/// connected call of the same caller started less than 30 days before.
+fn expected(calls: &[Synthetic]) -> HashMap<String, &'static str> {
+    calls
+        .iter()
+        .map(|call| {
+            let repeat = calls.iter().any(|e| {
+                e.caller == call.caller
+                    && e.connected
+                    && e.started_at < call.started_at
+                    && call.started_at - e.started_at < chrono::Duration::days(30)
+            });
+            let status = if repeat {
+                "repeat"
+            } else if call.connected {
+                "qualified"
+            } else {
+                "unqualified"
+            };
+            (call.id.clone(), status)
+        })
+        .collect()
+}
+
+fn record(call: &Synthetic) -> String {
+    let (duration, payout) = if call.connected {
+        ("2:00", "$10.00")
+    } else {
+        ("0", "$0.00")
+    };
+    serde_json::json!({"call": {
+        "id": call.id,
+        "caller": {"number": call.caller},
+        "tracking_number": "8005550100",
+        "started_at": call.started_at.to_rfc3339(),
+        "duration": duration,
+        "payout": payout,
+    }})
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeats_are_decided_by_start_time_across_instances_and_restarts() {
+    let env = TestEnv::new("repeats").await;
+    let small = |instance: &'static str| {
+        [
+            ("PROCESSOR_BATCH__MAX_RECORDS", "5"),
+            ("PROCESSOR_BATCH__MAX_WAIT_MS", "20"),
+            ("PROCESSOR_KAFKA__INSTANCE_ID", instance),
+        ]
+    };
+    let mut first = env.start("processor", &small("p0")).await;
+    let _second = env.start("processor", &small("p1")).await;
+    let ingest = env.start("ingest", &[]).await;
+    let client = env.client();
+
+    let calls = synthetic();
+    let want = expected(&calls);
+    assert!(want.values().any(|s| *s == "repeat") && want.values().any(|s| *s == "qualified"));
+    // Newest first, interleaving callers, in small deliveries: every older call
+    // arrives after the newer calls it makes repeats.
+    let mut order: Vec<&Synthetic> = calls.iter().collect();
+    order.sort_by_key(|c| std::cmp::Reverse((c.started_at, c.caller.clone())));
+    let deliveries: Vec<String> = order
+        .chunks(4)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|c| record(c))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect();
+    for (index, body) in deliveries.iter().enumerate() {
+        if index == deliveries.len() / 2 {
+            // One instance dies and comes back (same identity) half way through.
+            first.kill();
+            first = env.start("processor", &small("p0")).await;
+        }
+        let (status, _) = ingest
+            .post_webhook("arroyo", "application/x-ndjson", body.clone())
+            .await;
+        assert_eq!(status, 202);
+    }
+
+    let got = eventually(
+        "every status as the rule says",
+        Duration::from_secs(90),
+        || async {
+            let got = decisions(&client).await;
+            let all_right = want
+                .iter()
+                .all(|(id, status)| got.get(id).is_some_and(|d| d.status == *status));
+            all_right.then_some(got)
+        },
+    )
+    .await;
+    assert_eq!(got.len(), calls.len(), "one row per call");
+    // A repeat names the earlier call that makes it one.
+    let by_uuid: HashMap<String, &Decided> = {
+        let ids: Vec<(String, String)> = client
+            .query("SELECT toString(id), external_id FROM calls FINAL WHERE client_id = 'arroyo'")
+            .fetch_all()
+            .await
+            .unwrap();
+        ids.into_iter()
+            .map(|(uuid, external)| (uuid, &got[&external]))
+            .collect()
+    };
+    // Caller 1's first call connected; its second, 11 days later, repeats it.
+    let second_of_caller_1 = &got["rep_1_1"];
+    assert_eq!(second_of_caller_1.status, "repeat");
+    assert_eq!(
+        by_uuid[&second_of_caller_1.repeat_of].external_id,
+        "rep_1_0"
+    );
+    // Caller 0's first call did not connect, so its second is not a repeat.
+    assert_eq!(got["rep_0_1"].status, "qualified");
+    drop(first);
+}
+
+#[derive(Debug, clickhouse::Row, serde::Deserialize)]
+struct Linked {
+    status: String,
+    is_duplicate: u8,
+    cm_call_id: String,
+    match_method: String,
+    match_start_delta_s: Option<i32>,
+}
+
+async fn linked(client: &clickhouse::Client, external_id: &str) -> Option<Linked> {
+    client
+        .query(
+            "SELECT status, is_duplicate, cm_call_id, match_method, match_start_delta_s \
+             FROM calls FINAL WHERE client_id = 'arroyo' AND external_id = ?",
+        )
+        .bind(external_id)
+        .fetch_optional()
+        .await
+        .ok()
+        .flatten()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callmatrix_duplicates_link_before_and_after_the_cmcall() {
+    let env = TestEnv::new("cmdup").await;
+    let fixtures = repo_root().join("tests/fixtures");
+    cmctl::callmatrix::load(
+        &env.kafka,
+        cmctl::callmatrix::Kind::Numbers,
+        &fixtures.join("callmatrix-numbers.csv"),
+        "US",
+    )
+    .await
+    .unwrap();
+    // cm_0001 is known before its partner record; cm_0002 arrives after.
+    let all_calls: Vec<serde_json::Value> =
+        serde_json::from_str(&fixture("callmatrix-calls.json")).unwrap();
+    let first_only = std::env::temp_dir().join(format!("{}-cm1.json", env.name));
+    std::fs::write(&first_only, serde_json::to_string(&all_calls[..1]).unwrap()).unwrap();
+    cmctl::callmatrix::load(
+        &env.kafka,
+        cmctl::callmatrix::Kind::Calls,
+        &first_only,
+        "US",
+    )
+    .await
+    .unwrap();
+    let _processor = env
+        .start(
+            "processor",
+            &[("PROCESSOR_ENRICHMENT__LINK_SWEEP_MS", "1000")],
+        )
+        .await;
+    let ingest = env.start("ingest", &[]).await;
+    let client = env.client();
+    eventually("cm_0001 stored", Duration::from_secs(60), || async {
+        let n: u64 = client
+            .query("SELECT count() FROM cm_calls WHERE cm_call_id = 'cm_0001'")
+            .fetch_one()
+            .await
+            .unwrap_or(0);
+        (n == 1).then_some(())
+    })
+    .await;
+
+    // The sample's first call is on managed number +18885550100, 2 s and 2 s off cm_0001.
+    let (status, _) = ingest
+        .post_webhook("arroyo", "application/json", fixture("arroyo-webhook.json"))
+        .await;
+    assert_eq!(status, 202);
+    let before = eventually("the link to cm_0001", Duration::from_secs(60), || async {
+        linked(&client, "ar_9f8e7d6c")
+            .await
+            .filter(|l| l.cm_call_id == "cm_0001")
+    })
+    .await;
+    assert_eq!(
+        (
+            before.status.as_str(),
+            before.is_duplicate,
+            before.match_method.as_str()
+        ),
+        ("duplicate", 1, "time_window")
+    );
+    assert_eq!(before.match_start_delta_s, Some(2));
+
+    // A partner record for cm_0002, whose CmCall is not known yet: pending.
+    let partner = r#"{"call": {"id": "ar_cm2", "caller": {"number": "2125550187"}, "tracking_number": "8885550177", "started_at": "2026-11-02T16:40:10Z", "duration": "12:00", "payout": "$1200.00"}}"#;
+    let (status, _) = ingest
+        .post_webhook("arroyo", "application/json", partner)
+        .await;
+    assert_eq!(status, 202);
+    let pending = eventually("the pending duplicate", Duration::from_secs(60), || async {
+        linked(&client, "ar_cm2").await
+    })
+    .await;
+    assert_eq!(
+        (
+            pending.status.as_str(),
+            pending.match_method.as_str(),
+            pending.cm_call_id.as_str()
+        ),
+        ("duplicate", "pending", "")
+    );
+
+    // The CmCall arrives: the stored record is linked to it.
+    cmctl::callmatrix::load(
+        &env.kafka,
+        cmctl::callmatrix::Kind::Calls,
+        &fixtures.join("callmatrix-calls.json"),
+        "US",
+    )
+    .await
+    .unwrap();
+    let after = eventually(
+        "the late link to cm_0002",
+        Duration::from_secs(60),
+        || async {
+            linked(&client, "ar_cm2")
+                .await
+                .filter(|l| l.cm_call_id == "cm_0002")
+        },
+    )
+    .await;
+    assert_eq!(after.match_method, "time_window");
+    assert_eq!(after.match_start_delta_s, Some(7));
+
+    // An echoed routed-call id links directly; a record on a number that is not
+    // CallMatrix's stays a partner call.
+    let echoed = r#"{"call": {"id": "ar_echo", "caller": {"number": "3125550199"}, "started_at": "2026-11-21T10:00:00Z", "routed_call_id": "cm_0042"}}"#;
+    let (status, _) = ingest
+        .post_webhook("arroyo", "application/json", echoed)
+        .await;
+    assert_eq!(status, 202);
+    let echo = eventually("the echoed link", Duration::from_secs(60), || async {
+        linked(&client, "ar_echo").await
+    })
+    .await;
+    assert_eq!(
+        (
+            echo.match_method.as_str(),
+            echo.cm_call_id.as_str(),
+            echo.status.as_str()
+        ),
+        ("echoed_id", "cm_0042", "duplicate")
+    );
+    let elsewhere = linked(&client, "ar_1a2b3c4d").await.unwrap();
+    assert_eq!(
+        (elsewhere.is_duplicate, elsewhere.match_method.as_str()),
+        (0, ""),
+        "8885550199 is not a CallMatrix number"
+    );
+    let _ = std::fs::remove_file(first_only);
+}
