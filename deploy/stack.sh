@@ -154,6 +154,9 @@ setup() {
   "$(cargo_bin cmctl)" topics
   "$(cargo_bin cmctl)" migrate
   "$(cargo_bin cmctl)" integrations publish "$INTEGRATIONS"
+  # CallMatrix's own numbers and routed calls (copied from ../shared/samples).
+  "$(cargo_bin cmctl)" callmatrix numbers "$ROOT/deploy/callmatrix/numbers.csv"
+  "$(cargo_bin cmctl)" callmatrix calls "$ROOT/deploy/callmatrix/calls.json"
 }
 
 export_app_env() {

@@ -1,0 +1,153 @@
+//! The whole per-record path of the processor, map + normalise + enrich with warm
+//! caches, beside its parts and the serde_json parse baseline, in one run:
+//!
+//! - `parse`: `serde_json::from_str::<Value>` of the record (baseline);
+//! - `map_record`: mapping, coercion, ZIP/zone lookup and base qualification;
+//! - `repeat`: the repeat decision for one call against a cached 5-call history;
+//! - `duplicate`: linking one call on a managed number among 10 CmCalls;
+//! - `whole`: all of the above plus the status, per record.
+//!
+//! ClickHouse and Kafka are not in the loop: this is the CPU cost per record on one
+//! core once histories and managed numbers are in memory.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use pipeline_benches::{typical_integration, typical_record};
+use processor::enrich::duplicates::Candidate;
+use processor::enrich::history::Histories;
+use processor::enrich::repeat::Visit;
+use processor::enrich::{self, Enricher};
+use processor::mapping::{map_record, CompiledMapping};
+use runtime::table::CompactedTable;
+use schemas::call::RawPosition;
+use schemas::callmatrix::ManagedNumber;
+use schemas::enrichment::EnrichmentRules;
+use schemas::{CallId, ClientId, RawEnvelope, Source};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+fn enrichment(c: &mut Criterion) {
+    let integration = typical_integration();
+    let compiled = CompiledMapping::compile(&integration).unwrap();
+    let record = typical_record(1);
+    let envelope = RawEnvelope {
+        raw_id: Uuid::nil(),
+        client_id: integration.client_id.clone(),
+        source: Source::Webhook,
+        received_at: Utc::now(),
+        idempotency_key: "k".into(),
+        integration_version: 1,
+        payload: RawValue::from_string(record.clone()).unwrap(),
+    };
+    let position = RawPosition {
+        raw_id: Uuid::nil(),
+        topic: "calls.raw".into(),
+        partition: 0,
+        offset: 0,
+    };
+    let now = Utc::now();
+    let mut mapped = map_record(&compiled, &envelope, position.clone(), now).unwrap();
+    // Match by number and time, not by the echoed id the record carries.
+    mapped.cm_call_id = None;
+    mapped.match_method = None;
+    let called = mapped.called.clone().unwrap();
+
+    let enricher = Enricher {
+        histories: Histories::new(10_000),
+        managed: CompactedTable::fixed([(
+            called.to_string(),
+            ManagedNumber {
+                number: called.clone(),
+                account: "acme-leads".into(),
+                campaign: String::new(),
+                active: true,
+            },
+        )]),
+    };
+    // A warm history: the caller's five earlier calls over the last 60 days.
+    let history: HashMap<CallId, Visit> = (1..=5)
+        .map(|n| {
+            let mut earlier = mapped.clone();
+            earlier.id = CallId::from_external(&integration.client_id, &format!("old_{n}"));
+            earlier.started_at = mapped.started_at - Duration::days(12 * n);
+            (earlier.id, Visit::of(&earlier))
+        })
+        .collect();
+    let key = enrich::key_of(&mapped);
+    enricher
+        .histories
+        .put(key.clone(), Arc::new(history.clone()));
+    let candidates: Vec<Candidate> = (0..10)
+        .map(|n| Candidate {
+            cm_call_id: format!("cm_{n}"),
+            caller: mapped.caller.to_string(),
+            called: called.to_string(),
+            started_at: mapped.started_at + Duration::seconds(40 * n - 200),
+            duration_s: 250,
+        })
+        .collect();
+    let rules = |_: &ClientId| EnrichmentRules::default();
+
+    let mut group = c.benchmark_group("enrich_record");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(BenchmarkId::new("baseline", "parse"), |b| {
+        b.iter(|| serde_json::from_str::<serde_json::Value>(std::hint::black_box(&record)).unwrap())
+    });
+    group.bench_function(BenchmarkId::new("part", "map_record"), |b| {
+        b.iter(|| {
+            map_record(
+                &compiled,
+                std::hint::black_box(&envelope),
+                position.clone(),
+                now,
+            )
+            .unwrap()
+        })
+    });
+    group.bench_function(BenchmarkId::new("part", "repeat"), |b| {
+        b.iter(|| {
+            let mut calls = [mapped.clone()];
+            enricher.decide_repeats(&mut calls, HashMap::new(), &rules);
+            // Keep the history at five calls, as a steady stream would.
+            enricher
+                .histories
+                .put(key.clone(), Arc::new(history.clone()));
+            calls
+        })
+    });
+    group.bench_function(BenchmarkId::new("part", "duplicate"), |b| {
+        b.iter(|| {
+            let mut calls = [mapped.clone()];
+            enricher.link_duplicates(&mut calls, std::hint::black_box(&candidates), &rules);
+            calls
+        })
+    });
+    group.bench_function(BenchmarkId::new("figure", "whole"), |b| {
+        b.iter(|| {
+            let mut call = map_record(
+                &compiled,
+                std::hint::black_box(&envelope),
+                position.clone(),
+                now,
+            )
+            .unwrap();
+            call.cm_call_id = None;
+            call.match_method = None;
+            let mut calls = [call];
+            enricher.decide_repeats(&mut calls, HashMap::new(), &rules);
+            enricher
+                .histories
+                .put(key.clone(), Arc::new(history.clone()));
+            enricher.link_duplicates(&mut calls, &candidates, &rules);
+            enrich::settle_status(&mut calls[0]);
+            calls
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, enrichment);
+criterion_main!(benches);
