@@ -85,8 +85,11 @@ pub async fn load(
     Ok(keyed.len())
 }
 
-/// Each record as a JSON object with its position ("row 3", "record 2") for errors.
-fn read_records(path: &Path, text: &str) -> Result<Vec<(String, Map<String, Value>)>, String> {
+/// A record and where it was ("row 3", "record 2"), for errors.
+type Positioned = (String, Map<String, Value>);
+
+/// Each record as a JSON object with its position.
+fn read_records(path: &Path, text: &str) -> Result<Vec<Positioned>, String> {
     let is_csv = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
@@ -147,7 +150,7 @@ fn csv_value(header: &str, cell: &str) -> Value {
 }
 
 fn typed<T: DeserializeOwned>(
-    records: Vec<(String, Map<String, Value>)>,
+    records: Vec<Positioned>,
     phone_fields: &[&str],
     region: phonenumber::country::Id,
 ) -> Result<Vec<T>, String> {

@@ -82,7 +82,7 @@ impl Linker {
             if message.topic() == calls_topic {
                 match payload.map(serde_json::from_slice::<CmCall>) {
                     Some(Ok(call)) => calls.push(CmCallRow::new(&call, now)),
-                    other => invalid(message, other.map(|r| r.err()).flatten()),
+                    other => invalid(message, other.and_then(|r| r.err())),
                 }
             } else {
                 let key = message.key().and_then(|k| std::str::from_utf8(k).ok());

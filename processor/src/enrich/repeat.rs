@@ -118,7 +118,7 @@ mod tests {
             id: CallId(uuid::Uuid::from_u128(n)),
             client_id: ClientId::parse("c").unwrap(),
             started_at: Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap() + Duration::days(day),
-            campaign: Some(if n % 2 == 0 { "even" } else { "odd" }.into()),
+            campaign: Some(if n.is_multiple_of(2) { "even" } else { "odd" }.into()),
             buyer: None,
             connected,
             qualified,
