@@ -33,7 +33,7 @@ for _ in $(seq 1 150); do
   [ "${n:-0}" -ge 3 ] && break
   sleep 0.2
 done
-curl -s "$CH/" --data-binary "SELECT external_id, caller, called, started_at, local_tz, duration_s, payout, status FROM $DB.calls FINAL WHERE client_id = 'arroyo' ORDER BY started_at FORMAT PrettyCompactMonoBlock"
+curl -s "$CH/" --data-binary "SELECT external_id, caller, called, started_at, local_tz, duration_s, payout, status, repeat_of, cm_call_id, match_method FROM $DB.calls FINAL WHERE client_id = 'arroyo' ORDER BY started_at FORMAT PrettyCompactMonoBlock"
 
 echo
 echo "== GET $API/api/calls?client_id=arroyo&limit=2"

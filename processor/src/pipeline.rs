@@ -375,17 +375,19 @@ impl Pipeline {
                 .map(|i| i.enrichment.clone())
                 .unwrap_or_default()
         };
-        let missing = self.enricher.missing_histories(calls);
-        let loaded = match (&self.clickhouse, missing.is_empty()) {
-            (Some(clickhouse), false) => {
-                self.read("read caller histories", shutdown, || {
+        let (mut held, missing) = self.enricher.checkout(calls);
+        if let (Some(clickhouse), false) = (&self.clickhouse, missing.is_empty()) {
+            let loaded = self
+                .read("read caller histories", shutdown, || {
                     history::load(clickhouse, &missing)
                 })
-                .await?
+                .await?;
+            for (key, visits) in loaded {
+                held.insert(key, Arc::new(visits));
             }
-            _ => HashMap::new(),
-        };
-        let changed = self.enricher.decide_repeats(calls, loaded, &rules);
+        }
+        let changed = self.enricher.decide_repeats(calls, &mut held, &rules);
+        self.enricher.checkin(held);
 
         // Calls to match by number and time: on a managed number, not echoed.
         let ours: Vec<&CallRecord> = calls

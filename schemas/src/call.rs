@@ -116,8 +116,9 @@ pub struct CallRecord {
     /// Where `local_tz` came from: `zip`, `area_code` or `integration`.
     pub tz_source: String,
     /// Whether this version announces a new call or changes a known one. Travels on
-    /// the enriched topic only; not a column.
-    #[serde(default)]
+    /// the enriched topic only (as `"event": "call.updated"`, absent when created);
+    /// not a column.
+    #[serde(default, skip_serializing_if = "Change::is_created")]
     pub event: Change,
 }
 
@@ -132,6 +133,10 @@ pub enum Change {
 }
 
 impl Change {
+    pub fn is_created(&self) -> bool {
+        *self == Self::Created
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Created => "call.created",
@@ -343,7 +348,9 @@ impl TryFrom<CallRow> for CallRecord {
             match_start_delta_s: row.match_start_delta_s,
             match_duration_delta_s: row.match_duration_delta_s,
             tz_source: row.tz_source,
-            event: Change::Updated,
+            // A stored call written again is an update; the writers say so when
+            // they write it (`assemble`, `enrich::redecided`, the linker).
+            event: Change::Created,
         })
     }
 }
@@ -429,7 +436,7 @@ mod tests {
             match_start_delta_s: Some(-2),
             match_duration_delta_s: Some(20),
             tz_source: "zip".into(),
-            event: Change::Updated,
+            event: Change::Created,
         }
     }
 
@@ -470,6 +477,16 @@ mod tests {
     fn json_uses_text_source_and_string_money() {
         let json = serde_json::to_value(sample()).unwrap();
         assert_eq!(json["source"], "webhook");
+        assert!(
+            json.get("event").is_none(),
+            "a new call carries no event field"
+        );
+        let mut update = sample();
+        update.event = Change::Updated;
+        let updated = serde_json::to_value(&update).unwrap();
+        assert_eq!(updated["event"], "call.updated");
+        let back: CallRecord = serde_json::from_value(updated).unwrap();
+        assert_eq!(back.event, Change::Updated);
         assert_eq!(json["payout"], "45.00");
         assert_eq!(json["revenue"], serde_json::Value::Null);
     }

@@ -227,6 +227,49 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// A link is always within both tolerances and no other candidate is
+        /// strictly closer; an ambiguous answer names only equally close ones.
+        #[test]
+        fn links_are_within_tolerance_and_closest(
+            start in -600_i64..600,
+            duration in proptest::option::of(100_u32..400),
+            others in proptest::collection::vec((-600_i64..600, 100_u32..400), 0..8),
+        ) {
+            let rule = DuplicateRule::default();
+            let call = partner(start, duration);
+            let candidates: Vec<Candidate> = others
+                .iter()
+                .enumerate()
+                .map(|(n, (s, d))| cm(&format!("cm_{n}"), *s, *d))
+                .collect();
+            let score = |c: &Candidate| {
+                let s = (call.started_at - c.started_at).num_seconds();
+                let d = call.duration_s.map(|d| i64::from(d) - i64::from(c.duration_s));
+                let fits = s.abs() <= 300 && d.is_none_or(|d| d.abs() <= 60);
+                fits.then(|| s.abs() + d.unwrap_or(0).abs())
+            };
+            let best = candidates.iter().filter_map(score).min();
+            let found = link(&call, &candidates, &rule);
+            match found.method {
+                MatchMethod::TimeWindow => {
+                    let chosen = candidates.iter().find(|c| Some(&c.cm_call_id) == found.cm_call_id.as_ref()).unwrap();
+                    proptest::prop_assert_eq!(score(chosen), best);
+                    proptest::prop_assert_eq!(candidates.iter().filter(|c| score(c) == best).count(), 1);
+                }
+                MatchMethod::Ambiguous => {
+                    proptest::prop_assert!(found.tied.len() > 1);
+                    for id in &found.tied {
+                        let tied = candidates.iter().find(|c| &c.cm_call_id == id).unwrap();
+                        proptest::prop_assert_eq!(score(tied), best);
+                    }
+                }
+                MatchMethod::Pending => proptest::prop_assert_eq!(best, None),
+                MatchMethod::EchoedId => proptest::prop_assert!(false, "no echo was sent"),
+            }
+        }
+    }
+
     #[test]
     fn an_echoed_id_wins() {
         let mut call = partner(5000, None);

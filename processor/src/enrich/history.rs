@@ -42,8 +42,10 @@ impl Histories {
         }
     }
 
-    pub fn get(&self, key: &str) -> Option<History> {
-        let found = self.cache.get(key);
+    /// Removes and returns a caller's history, so the caller can change it in place
+    /// (`Arc::make_mut` without a copy) and `put` it back.
+    pub fn take(&self, key: &str) -> Option<History> {
+        let found = self.cache.remove(key);
         metrics::counter!(
             "processor_history_lookups_total",
             "result" => if found.is_some() { "hit" } else { "miss" }

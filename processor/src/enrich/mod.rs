@@ -22,7 +22,10 @@ use schemas::enrichment::{EnrichmentRules, Qualification, Status};
 use schemas::{CallId, CallRecord, ClientId};
 
 use self::duplicates::Candidate;
-use self::history::Histories;
+use self::history::{Histories, History};
+
+/// The histories a batch holds, by caller key.
+pub type HeldHistories = HashMap<String, History>;
 use self::repeat::{RepeatOf, Visit};
 
 /// Fills city and state from the ZIP when the partner left them empty (a partner's
@@ -103,25 +106,46 @@ pub struct Redecided {
 }
 
 impl Enricher {
-    /// `(account, caller)` of the callers in `calls` whose history is not cached.
-    pub fn missing_histories(&self, calls: &[CallRecord]) -> Vec<(String, String)> {
-        let mut seen = HashSet::new();
-        calls
-            .iter()
-            .filter(|c| seen.insert(key_of(c)))
-            .filter(|c| self.histories.get(&key_of(c)).is_none())
-            .map(|c| (c.account.clone(), c.caller.to_string()))
-            .collect()
+    /// Takes the histories of `calls`' callers out of the cache for the batch (so
+    /// none can be evicted while the batch uses it), and lists `(account, caller)`
+    /// of those not cached, to load from ClickHouse into the returned map.
+    pub fn checkout(&self, calls: &[CallRecord]) -> (HeldHistories, Vec<(String, String)>) {
+        let mut held = HashMap::new();
+        let mut missing = Vec::new();
+        for call in calls {
+            let key = key_of(call);
+            if held.contains_key(&key) {
+                continue;
+            }
+            match self.histories.take(&key) {
+                Some(history) => {
+                    held.insert(key, history);
+                }
+                None => {
+                    missing.push((call.account.clone(), call.caller.to_string()));
+                    held.insert(key, Arc::default());
+                }
+            }
+        }
+        (held, missing)
     }
 
-    /// Decides repeats for the batch's callers over their whole histories (cached,
-    /// or `loaded` from ClickHouse), sets them on `calls`, updates the cache, and
-    /// returns the stored calls whose decision changed because of this batch (an
-    /// older call arriving late makes a newer one a repeat).
+    /// Returns the batch's histories to the cache.
+    pub fn checkin(&self, held: HeldHistories) {
+        for (key, history) in held {
+            self.histories.put(key, history);
+        }
+    }
+
+    /// Decides repeats for the batch's callers over their whole histories (`held`,
+    /// from `checkout`, with the missing ones filled from ClickHouse), sets them on
+    /// `calls`, updates the histories, and returns the stored calls whose decision
+    /// changed because of this batch (an older call arriving late makes a newer one
+    /// a repeat).
     pub fn decide_repeats(
         &self,
         calls: &mut [CallRecord],
-        mut loaded: HashMap<String, HashMap<CallId, Visit>>,
+        held: &mut HeldHistories,
         rules: &dyn Fn(&ClientId) -> EnrichmentRules,
     ) -> Vec<Redecided> {
         let mut by_key: HashMap<String, Vec<usize>> = HashMap::new();
@@ -130,17 +154,15 @@ impl Enricher {
         }
         let mut changed = Vec::new();
         for (key, indexes) in by_key {
-            let mut visits: HashMap<CallId, Visit> = match self.histories.get(&key) {
-                Some(cached) => (*cached).clone(),
-                None => loaded.remove(&key).unwrap_or_default(),
-            };
+            let history = held.entry(key).or_default();
+            // Out of the cache, the history is the batch's alone: changed in place.
+            let visits = Arc::make_mut(history);
             let in_batch: HashSet<CallId> = indexes.iter().map(|&i| calls[i].id).collect();
             for &index in &indexes {
                 // Later versions of a call in the batch replace earlier ones.
                 visits.insert(calls[index].id, Visit::of(&calls[index]));
             }
-            let timeline: Vec<Visit> = visits.values().cloned().collect();
-            let decided = repeat::decide(&timeline, |client| rules(client).repeat);
+            let decided = repeat::decide(visits.values(), |client| rules(client).repeat);
             for &index in &indexes {
                 let call = &mut calls[index];
                 let repeat = decided.get(&call.id).copied().flatten();
@@ -158,7 +180,6 @@ impl Enricher {
                 }
                 visit.repeat_of = now.map(|r| r.id);
             }
-            self.histories.put(key, Arc::new(visits));
         }
         changed.sort_by_key(|r| r.id.0);
         changed
@@ -344,13 +365,21 @@ mod tests {
     fn a_late_older_call_turns_a_stored_call_into_a_repeat() {
         let enricher = enricher();
         let rules = |_: &ClientId| EnrichmentRules::default();
+        let decide = |calls: &mut Vec<CallRecord>| {
+            let (mut held, missing) = enricher.checkout(calls);
+            let changed = enricher.decide_repeats(calls, &mut held, &rules);
+            enricher.checkin(held);
+            (changed, missing)
+        };
         let mut first = vec![test_call("new", day(10))];
-        let changed = enricher.decide_repeats(&mut first, HashMap::new(), &rules);
+        let (changed, missing) = decide(&mut first);
+        assert_eq!(missing.len(), 1, "nothing cached yet");
         assert!(changed.is_empty());
         assert_eq!(first[0].repeat_of, None);
 
         let mut backfill = vec![test_call("old", day(0))];
-        let changed = enricher.decide_repeats(&mut backfill, HashMap::new(), &rules);
+        let (changed, missing) = decide(&mut backfill);
+        assert!(missing.is_empty(), "the caller's history is cached now");
         assert_eq!(backfill[0].repeat_of, None, "the older call is the first");
         assert_eq!(changed.len(), 1);
         assert_eq!(changed[0].id, first[0].id);
@@ -364,20 +393,27 @@ mod tests {
     }
 
     #[test]
-    fn a_cached_history_is_used_and_a_loaded_one_fills_a_miss() {
+    fn a_loaded_history_fills_a_miss_and_is_cached_after() {
         let enricher = enricher();
         let rules = |_: &ClientId| EnrichmentRules::default();
         let stored = test_call("stored", day(0));
-        let mut loaded = HashMap::new();
-        loaded.insert(
-            key_of(&stored),
-            HashMap::from([(stored.id, Visit::of(&stored))]),
-        );
         let mut batch = vec![test_call("later", day(3))];
-        assert_eq!(enricher.missing_histories(&batch).len(), 1);
-        enricher.decide_repeats(&mut batch, loaded, &rules);
+        let (mut held, missing) = enricher.checkout(&batch);
+        assert_eq!(missing.len(), 1);
+        held.insert(
+            key_of(&stored),
+            Arc::new(HashMap::from([(stored.id, Visit::of(&stored))])),
+        );
+        enricher.decide_repeats(&mut batch, &mut held, &rules);
+        enricher.checkin(held);
         assert_eq!(batch[0].repeat_of, Some(stored.id));
-        assert!(enricher.missing_histories(&batch).is_empty(), "now cached");
+        let (held, missing) = enricher.checkout(&batch);
+        assert!(missing.is_empty(), "now cached");
+        assert_eq!(
+            held[&key_of(&stored)].len(),
+            2,
+            "the stored call and the new one"
+        );
     }
 
     #[test]

@@ -63,11 +63,11 @@ impl Visit {
 /// Decides every call of one caller. `rule_of` gives the rule of a call's
 /// integration (the call being judged decides the window, scope and what counts).
 /// Ties in start time are ordered by id, so the decision is still deterministic.
-pub fn decide(
-    visits: &[Visit],
+pub fn decide<'a>(
+    visits: impl IntoIterator<Item = &'a Visit>,
     rule_of: impl Fn(&ClientId) -> RepeatRule,
 ) -> HashMap<CallId, Option<RepeatOf>> {
-    let mut order: Vec<&Visit> = visits.iter().collect();
+    let mut order: Vec<&Visit> = visits.into_iter().collect();
     order.sort_by_key(|v| (v.started_at, v.id.0));
     let mut decided: Vec<Option<RepeatOf>> = Vec::with_capacity(order.len());
     for (index, call) in order.iter().enumerate() {
