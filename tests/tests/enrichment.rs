@@ -331,3 +331,78 @@ async fn callmatrix_duplicates_link_before_and_after_the_cmcall() {
     );
     let _ = std::fs::remove_file(first_only);
 }
+
+/// A backfilled older call makes a stored newer call a repeat: the newer call's row
+/// gets a new version, and dashboards get a `call.updated` event for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfilled_older_call_updates_the_newer_one_live() {
+    let env = TestEnv::new("backfill").await;
+    let _processor = env
+        .start("processor", &[("PROCESSOR_BATCH__MAX_WAIT_MS", "20")])
+        .await;
+    let ingest = env.start("ingest", &[]).await;
+    let api = env.start("api", &[]).await;
+    let client = env.client();
+    let mut events =
+        integration_tests::sse::SseReader::connect(&api.url("/api/events?client_id=arroyo")).await;
+    let call = |id: &str, started: &str| {
+        serde_json::json!({"call": {"id": id, "caller": {"number": "3125550111"},
+            "started_at": started, "duration": "3:00", "payout": "$20.00"}})
+        .to_string()
+    };
+    let (status, _) = ingest
+        .post_webhook(
+            "arroyo",
+            "application/json",
+            call("bf_new", "2026-11-20T15:00:00Z"),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let created = tokio::time::timeout(Duration::from_secs(60), events.next_event())
+        .await
+        .expect("an event within 60 s")
+        .expect("the stream stays open");
+    assert_eq!(created.event, "call.created");
+    let data: serde_json::Value = serde_json::from_str(&created.data).unwrap();
+    assert_eq!(
+        (data["external_id"].as_str(), data["status"].as_str()),
+        (Some("bf_new"), Some("qualified"))
+    );
+
+    // The older call of the same caller arrives later (a backfill).
+    let (status, _) = ingest
+        .post_webhook(
+            "arroyo",
+            "application/json",
+            call("bf_old", "2026-11-10T15:00:00Z"),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let mut seen = Vec::new();
+    let updated = loop {
+        let event = tokio::time::timeout(Duration::from_secs(60), events.next_event())
+            .await
+            .expect("an event within 60 s")
+            .expect("the stream stays open");
+        let data: serde_json::Value = serde_json::from_str(&event.data).unwrap();
+        seen.push((event.event.clone(), data["external_id"].clone()));
+        if event.event == "call.updated" {
+            break data;
+        }
+        assert!(seen.len() < 5, "no update among {seen:?}");
+    };
+    assert_eq!(updated["external_id"], "bf_new");
+    assert_eq!(updated["status"], "repeat");
+    assert_eq!(updated["repeat_of_started_at"], "2026-11-10T15:00:00Z");
+    assert!(
+        seen.contains(&("call.created".to_owned(), "bf_old".into())),
+        "{seen:?}"
+    );
+
+    let stored: (String, String) = client
+        .query("SELECT status, external_id FROM calls FINAL WHERE client_id = 'arroyo' AND external_id = 'bf_new'")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(stored.0, "repeat");
+}
