@@ -15,8 +15,9 @@ DB="${CM_DATABASE:-callmatrix}"
 SSE_LOG="$(mktemp)"
 
 # Watch the live feed while the webhook is delivered.
-curl -sN --max-time 8 "$API/api/events?client_id=arroyo" >"$SSE_LOG" &
+curl -sN --max-time 60 "$API/api/events?client_id=arroyo" >"$SSE_LOG" &
 SSE_PID=$!
+START="$(date -u +%s)"
 sleep 1
 
 echo
@@ -27,9 +28,9 @@ curl -sS -X POST -H 'content-type: application/json' \
 echo
 
 echo
-echo "== waiting for the calls in ClickHouse"
-for _ in $(seq 1 150); do
-  n="$(curl -s "$CH/" --data-binary "SELECT count() FROM $DB.calls FINAL WHERE client_id = 'arroyo'")"
+echo "== waiting for the calls in ClickHouse (a processor that just started joins its group first)"
+for _ in $(seq 1 300); do
+  n="$(curl -s "$CH/" --data-binary "SELECT count() FROM $DB.calls FINAL WHERE client_id = 'arroyo' AND toUnixTimestamp(received_at) >= $START")"
   [ "${n:-0}" -ge 3 ] && break
   sleep 0.2
 done
@@ -41,10 +42,12 @@ page="$(curl -s "$API/api/calls?client_id=arroyo&limit=2" | python3 -m json.tool
 printf '%s\n' "$page" | sed -n '1,40p'
 echo "   ... (next page: the \"next_cursor\" value as &cursor=...)"
 
+sleep 1
+kill "$SSE_PID" 2>/dev/null || true
 wait "$SSE_PID" 2>/dev/null || true
 echo
 echo "== what $API/api/events sent meanwhile"
-grep -E '^(id|event):' "$SSE_LOG" | paste - - || echo "(no events arrived within 8 s)"
+grep -E '^(id|event):' "$SSE_LOG" | paste - - || echo "(no events arrived)"
 rm -f "$SSE_LOG"
 
 cat <<MSG
