@@ -27,6 +27,12 @@ if ! python3 -c "import chdb" >/dev/null 2>&1; then
 fi
 python3 tests/sql/check_current_clickhouse.py
 
+# The webhook tests sign requests with the official Standard Webhooks library.
+if ! python3 -c "import standardwebhooks" >/dev/null 2>&1; then
+  echo "[test] installing standardwebhooks (the official signing library)"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "standardwebhooks==1.1.0"
+fi
+
 echo "[test] building the workspace (binaries and tests)"
 cargo build --workspace --bins --tests
 

@@ -29,6 +29,14 @@ pub struct HttpConfig {
     /// `Retry-After` seconds sent with 503 when the broker does not acknowledge.
     #[serde(default = "default_retry_after")]
     pub retry_after_s: u64,
+    /// Deliveries (by `webhook-id` / `Idempotency-Key`) remembered for a day, so a
+    /// retry is answered 200 with the original ids.
+    #[serde(default = "default_delivery_cache")]
+    pub delivery_cache: u64,
+}
+
+fn default_delivery_cache() -> u64 {
+    100_000
 }
 
 fn default_body_limit() -> usize {

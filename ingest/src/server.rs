@@ -55,6 +55,8 @@ pub async fn run(
         webhook: WebhookState {
             registry,
             key_rules: Default::default(),
+            rate_limits: Default::default(),
+            deliveries: crate::webhook::deliveries(config.http.delivery_cache),
             producer,
             topics: config.kafka.topics(),
             body_limit: config.http.body_limit_bytes,

@@ -51,6 +51,13 @@ pub struct Integration {
     /// Repeat, qualification and CallMatrix-duplicate rules; defaults when absent.
     #[serde(default)]
     pub enrichment: crate::enrichment::EnrichmentRules,
+    /// How webhook requests prove they come from the partner. Absent: any request
+    /// to the integration's URL is accepted (the URL is then the only secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<crate::webhook_auth::WebhookAuth>,
+    /// Webhook requests per second; beyond it, 429 with `Retry-After`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<crate::webhook_auth::RateLimit>,
 }
 
 fn enabled_by_default() -> bool {
@@ -191,6 +198,13 @@ impl Integration {
             ));
         }
         if let Some((field, problem)) = self.enrichment.problem() {
+            return Err(invalid(&field, problem));
+        }
+        let access = [
+            self.auth.as_ref().and_then(|a| a.problem()),
+            self.rate_limit.as_ref().and_then(|r| r.problem()),
+        ];
+        if let Some((field, problem)) = access.into_iter().flatten().next() {
             return Err(invalid(&field, problem));
         }
         for required in [CanonicalField::Caller, CanonicalField::StartedAt] {

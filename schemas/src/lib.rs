@@ -16,6 +16,7 @@ pub mod phone;
 pub mod presets;
 pub mod rule;
 pub mod topics;
+pub mod webhook_auth;
 
 pub use call::{CallRecord, CallRow, Source};
 pub use dead_letter::{DeadLetter, DeadLetterRow};

@@ -65,6 +65,8 @@ pub fn integration(
         currency: preset.currency,
         mapping: preset.mapping,
         enrichment: Default::default(),
+        auth: None,
+        rate_limit: None,
     };
     integration.validate()?;
     Ok(integration)

@@ -15,7 +15,9 @@ use serde::Serialize;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use super::auth;
 use super::body::{parse_body, BodyError, BodyFormat, RejectedRecord};
+use super::limits::RateLimits;
 use schemas::keys::KeyRulesCache;
 
 /// Namespace of content-derived idempotency keys (records sent without a key).
@@ -30,6 +32,21 @@ pub struct WebhookState {
     pub body_limit: usize,
     pub max_records: usize,
     pub retry_after_s: u64,
+    pub rate_limits: RateLimits,
+    /// Answers to deliveries that carried a delivery id (`webhook-id` or
+    /// `Idempotency-Key`), so a retry is answered 200 with the original ids.
+    pub deliveries: Deliveries,
+}
+
+/// Recent answers by (client, delivery id), kept for a day.
+pub type Deliveries = moka::sync::Cache<(ClientId, String), bytes::Bytes>;
+
+/// A delivery cache sized for `capacity` deliveries.
+pub fn deliveries(capacity: u64) -> Deliveries {
+    moka::sync::Cache::builder()
+        .max_capacity(capacity)
+        .time_to_live(std::time::Duration::from_secs(24 * 3600))
+        .build()
 }
 
 #[derive(Serialize)]
@@ -64,10 +81,42 @@ async fn accept(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Problem> {
     let integration = find_integration(&state.registry, client)?;
+    if let Some(auth) = &integration.auth {
+        auth::check_bearer(auth, request.headers()).map_err(unauthorized)?;
+    }
     let format = content_format(request.headers())?;
     let key = idempotency_key(request.headers());
+    let headers = request.headers().clone();
     let bytes = read_body(request, state.body_limit).await?;
     let received_at = Utc::now();
+    if let Some(auth) = &integration.auth {
+        auth::check_signature(auth, &headers, &bytes, received_at.timestamp())
+            .map_err(unauthorized)?;
+    }
+    if let Err(wait) = state.rate_limits.check(&integration) {
+        metrics::counter!("ingest_rate_limited_total").increment(1);
+        return Err(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "integration {} allows {} requests per second; retry after the Retry-After seconds",
+                integration.client_id,
+                integration.rate_limit.as_ref().map_or(0, |l| l.per_second)
+            ),
+        )
+        .retry_after(wait.as_secs().max(1)));
+    }
+    let delivery = key.clone().map(|key| (integration.client_id.clone(), key));
+    if let Some(answer) = delivery.as_ref().and_then(|d| state.deliveries.get(d)) {
+        // A retry of a delivery this instance already acknowledged: the same answer,
+        // as 200, and nothing sent again.
+        metrics::counter!("ingest_redeliveries_total").increment(1);
+        return Ok(Response::builder()
+            .status(StatusCode::OK)
+            .header(CONTENT_TYPE, "application/json")
+            .body(runtime::http::full(answer))
+            .unwrap_or_else(|_| Response::new(runtime::http::full(bytes::Bytes::new()))));
+    }
 
     let parsed = match parse_body(&bytes, format, state.max_records) {
         Ok(parsed) => parsed,
@@ -137,14 +186,23 @@ async fn accept(
     } else {
         StatusCode::ACCEPTED
     };
-    Ok(json(
-        status,
-        &Accepted {
-            accepted: envelopes.len(),
-            ids: envelopes.iter().map(|e| e.raw_id).collect(),
-            rejected: &parsed.rejected,
-        },
-    ))
+    let answer = Accepted {
+        accepted: envelopes.len(),
+        ids: envelopes.iter().map(|e| e.raw_id).collect(),
+        rejected: &parsed.rejected,
+    };
+    if let (Some(delivery), StatusCode::ACCEPTED) = (delivery, status) {
+        if let Ok(body) = serde_json::to_vec(&answer) {
+            state.deliveries.insert(delivery, body.into());
+        }
+    }
+    Ok(json(status, &answer))
+}
+
+fn unauthorized(error: auth::AuthError) -> Problem {
+    metrics::counter!("ingest_unauthorized_total", "reason" => error.code()).increment(1);
+    tracing::info!(reason = error.code(), "webhook refused: not authenticated");
+    Problem::new(StatusCode::UNAUTHORIZED, error.code(), error.to_string())
 }
 
 fn find_integration(
