@@ -190,10 +190,10 @@ fn render(partition: i32, offset: i64, payload: Option<&[u8]>) -> Option<CallEve
         account: scope.account,
         frame: Bytes::from(format!(
             "id: {partition}-{offset}\nevent: {}\ndata: {data}\n\n",
-            if scope.event == "call.updated" {
-                "call.updated"
-            } else {
-                "call.created"
+            match scope.event.as_str() {
+                "call.updated" => "call.updated",
+                "import.progress" => "import.progress",
+                _ => "call.created",
             }
         )),
     })

@@ -14,6 +14,41 @@ pub struct IngestConfig {
     pub http: HttpConfig,
     #[serde(default)]
     pub registry: RegistryConfig,
+    #[serde(default)]
+    pub imports: ImportsConfig,
+}
+
+/// CSV imports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportsConfig {
+    /// Operator token imports must present (`Authorization: Bearer ...`); empty:
+    /// none needed (local use only).
+    #[serde(default)]
+    pub token: String,
+    /// Where Google Sheets links are fetched.
+    #[serde(default = "default_sheets_base_url")]
+    pub sheets_base_url: String,
+    /// Longest a URL import's download may take.
+    #[serde(default = "default_fetch_timeout_s")]
+    pub fetch_timeout_s: u64,
+}
+
+fn default_sheets_base_url() -> String {
+    "https://docs.google.com".to_owned()
+}
+fn default_fetch_timeout_s() -> u64 {
+    3600
+}
+
+impl Default for ImportsConfig {
+    fn default() -> Self {
+        Self {
+            token: String::new(),
+            sheets_base_url: default_sheets_base_url(),
+            fetch_timeout_s: default_fetch_timeout_s(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +91,18 @@ impl Validate for IngestConfig {
             return Err(ConfigError::invalid(
                 "http.body_limit_bytes",
                 "must be at least 1024",
+            ));
+        }
+        if !self.imports.sheets_base_url.starts_with("http") {
+            return Err(ConfigError::invalid(
+                "imports.sheets_base_url",
+                "must be an http(s) URL",
+            ));
+        }
+        if !self.imports.token.is_empty() && self.imports.token.len() < 24 {
+            return Err(ConfigError::invalid(
+                "imports.token",
+                "must be empty or at least 24 characters",
             ));
         }
         if self.http.max_records == 0 {

@@ -3,6 +3,7 @@
 //! go to the dead-letter topic with their position and reason.
 
 pub mod config;
+pub mod imports;
 mod server;
 pub mod webhook;
 

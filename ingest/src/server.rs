@@ -3,6 +3,8 @@
 //! | method | path                                   | what                         |
 //! |--------|----------------------------------------|------------------------------|
 //! | POST   | /api/integrations/webhook/{clientId}   | partner records (webhook)    |
+//! | POST   | /api/integrations/{clientId}/imports   | a CSV import (upload or URL) |
+//! | GET    | /api/imports/{id}                      | an import's progress         |
 //! | GET    | /healthz                               | broker reachable, registry up |
 //! | GET    | /metrics                               | Prometheus text              |
 
@@ -18,6 +20,7 @@ use runtime::registry::{IntegrationRegistry, RegistryError};
 use runtime::shutdown::Shutdown;
 
 use crate::config::IngestConfig;
+use crate::imports::{self, ImportJobs, ImportState, Importer};
 use crate::webhook::{self, WebhookState};
 
 const WEBHOOK_PREFIX: &str = "/api/integrations/webhook/";
@@ -35,6 +38,7 @@ pub enum IngestError {
 #[derive(Clone)]
 struct Ingest {
     webhook: WebhookState,
+    imports: ImportState,
     metrics: PrometheusHandle,
 }
 
@@ -51,10 +55,23 @@ pub async fn run(
     )
     .await?;
     let producer = AckedProducer::new(&config.kafka)?;
+    let key_rules = schemas::keys::KeyRulesCache::default();
+    let imports = ImportState {
+        importer: Importer {
+            producer: producer.clone(),
+            topics: config.kafka.topics(),
+            key_rules: key_rules.clone(),
+            jobs: ImportJobs::default(),
+        },
+        http: imports::http_client(Duration::from_secs(config.imports.fetch_timeout_s)),
+        sheets_base_url: config.imports.sheets_base_url.clone(),
+        token: (!config.imports.token.is_empty()).then(|| config.imports.token.clone()),
+    };
     let state = Ingest {
+        imports,
         webhook: WebhookState {
             registry,
-            key_rules: Default::default(),
+            key_rules,
             rate_limits: Default::default(),
             deliveries: crate::webhook::deliveries(config.http.delivery_cache),
             producer,
@@ -93,6 +110,31 @@ async fn route(state: Ingest, request: Request<Incoming>) -> Response<Body> {
             return response;
         }
         return webhook::handle(&state.webhook, client, request).await;
+    }
+    if let Some(id) = path.strip_prefix("/api/imports/") {
+        return match imports::status(&state.imports, id) {
+            Ok(response) => response,
+            Err(problem) => problem.into_response(),
+        };
+    }
+    if let Some(client) = path
+        .strip_prefix("/api/integrations/")
+        .and_then(|rest| rest.strip_suffix("/imports"))
+    {
+        if request.method() != Method::POST {
+            return Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "imports are started with POST",
+            )
+            .into_response();
+        }
+        let started =
+            imports::create_for(&state.webhook.registry, &state.imports, client, request).await;
+        return match started {
+            Ok(response) => response,
+            Err(problem) => problem.into_response(),
+        };
     }
     match (request.method(), path.as_str()) {
         (&Method::GET, "/healthz") => health(&state).await,

@@ -6,6 +6,7 @@
 //! Every test gets its own topic prefix, consumer groups and ClickHouse database, so
 //! tests run in parallel on one broker and one server without seeing each other.
 
+pub mod fake_http;
 pub mod sse;
 
 use std::net::TcpListener;

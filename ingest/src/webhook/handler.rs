@@ -23,6 +23,12 @@ use schemas::keys::KeyRulesCache;
 /// Namespace of content-derived idempotency keys (records sent without a key).
 const CONTENT_KEY_NAMESPACE: Uuid = Uuid::from_u128(0x2f0c_11d2_7a4b_4c39_9e51_0d8f_6b2a_7c44);
 
+/// The idempotency key of a record sent without one: derived from its bytes, so an
+/// identical re-send (or re-import) gets the same raw id.
+pub(crate) fn content_key(bytes: &[u8]) -> String {
+    Uuid::new_v5(&CONTENT_KEY_NAMESPACE, bytes).to_string()
+}
+
 #[derive(Clone)]
 pub struct WebhookState {
     pub registry: IntegrationRegistry,
@@ -131,7 +137,7 @@ async fn accept(
         .map(|(index, payload)| {
             let idempotency_key = match &key {
                 Some(key) => format!("{key}#{index}"),
-                None => Uuid::new_v5(&CONTENT_KEY_NAMESPACE, payload.get().as_bytes()).to_string(),
+                None => content_key(payload.get().as_bytes()),
             };
             RawEnvelope {
                 raw_id: raw_record_id(&integration.client_id, &idempotency_key),
@@ -205,7 +211,7 @@ fn unauthorized(error: auth::AuthError) -> Problem {
     Problem::new(StatusCode::UNAUTHORIZED, error.code(), error.to_string())
 }
 
-fn find_integration(
+pub(crate) fn find_integration(
     registry: &IntegrationRegistry,
     client: &str,
 ) -> Result<std::sync::Arc<Integration>, Problem> {
@@ -306,12 +312,31 @@ fn refused(
     reason: String,
     received_at: chrono::DateTime<Utc>,
 ) -> DeadLetter {
-    let key = Uuid::new_v5(&CONTENT_KEY_NAMESPACE, text.as_bytes()).to_string();
+    dead_letter(
+        client,
+        Source::Webhook,
+        Stage::Ingest,
+        text,
+        reason,
+        received_at,
+    )
+}
+
+/// A record refused at the edge, keyed by its content so a re-send replaces it.
+pub(crate) fn dead_letter(
+    client: &ClientId,
+    source: Source,
+    stage: Stage,
+    text: &str,
+    reason: String,
+    received_at: chrono::DateTime<Utc>,
+) -> DeadLetter {
+    let key = content_key(text.as_bytes());
     DeadLetter {
         raw_id: raw_record_id(client, &key),
         client_id: client.clone(),
-        source: Source::Webhook,
-        stage: Stage::Ingest,
+        source,
+        stage,
         reason,
         errors: vec![],
         received_at: schemas::call::to_whole_seconds(received_at),

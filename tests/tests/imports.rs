@@ -1,0 +1,149 @@
+//! CSV imports against the real stack: the legacy spreadsheet sample uploaded, its
+//! bad row reported by row number; a Google Sheets link fetched from a local server
+//! that serves what the Sheets export URL serves; a re-run doubles nothing.
+
+use std::time::Duration;
+
+use integration_tests::fake_http::{Canned, FakeHttp};
+use integration_tests::{eventually, final_count, fixture, TestEnv};
+
+async fn upload(url: &str, csv: String) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spreadsheet_imports_report_bad_rows_and_never_double() {
+    let env = TestEnv::new("imports").await;
+    let sheet = fixture("legacy-sheet.csv").replace('\n', "\r\n");
+    let served = sheet.clone();
+    // The export URL is refused (as for a sheet whose owner disabled downloads); the
+    // gviz form serves the CSV.
+    let sheets = FakeHttp::start(move |target| {
+        if target.starts_with("/spreadsheets/d/SHEET1/gviz/tq?tqx=out:csv&gid=7") {
+            Canned::ok("text/csv", served.clone())
+        } else {
+            Canned::status(403)
+        }
+    })
+    .await;
+    let _processor = env
+        .start("processor", &[("PROCESSOR_BATCH__MAX_WAIT_MS", "50")])
+        .await;
+    let ingest = env
+        .start(
+            "ingest",
+            &[("INGEST_IMPORTS__SHEETS_BASE_URL", sheets.base_url.as_str())],
+        )
+        .await;
+    let client = env.client();
+    let imports = ingest.url("/api/integrations/legacy-sheet/imports");
+
+    let (status, report) = upload(&imports, sheet.clone()).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        (
+            report["state"].as_str(),
+            report["rows_read"].as_u64(),
+            report["accepted"].as_u64(),
+            report["rejected"].as_u64()
+        ),
+        (Some("done"), Some(5), Some(4), Some(1)),
+        "{report}"
+    );
+    let bad = &report["rejected_rows"][0];
+    assert_eq!(bad["row"], 6, "the header is row 1: {report}");
+    let errors = bad["errors"].to_string();
+    assert!(
+        errors.contains("caller") && errors.contains("not provided"),
+        "{errors}"
+    );
+    eventually(
+        "the 4 good rows stored",
+        Duration::from_secs(60),
+        || async { (final_count(&client, "legacy-sheet").await == 4).then_some(()) },
+    )
+    .await;
+
+    // The same sheet again, by its Sheets link: nothing doubles.
+    let response = reqwest::Client::new()
+        .post(&imports)
+        .json(
+            &serde_json::json!({"url": "https://docs.google.com/spreadsheets/d/SHEET1/edit#gid=7"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let started: serde_json::Value = response.json().await.unwrap();
+    let status_url = ingest.url(started["status_url"].as_str().unwrap());
+    let finished = eventually(
+        "the URL import to finish",
+        Duration::from_secs(60),
+        || async {
+            let status: serde_json::Value =
+                reqwest::get(&status_url).await.ok()?.json().await.ok()?;
+            (status["state"] != "running").then_some(status)
+        },
+    )
+    .await;
+    assert_eq!(
+        (
+            finished["state"].as_str(),
+            finished["accepted"].as_u64(),
+            finished["rejected"].as_u64()
+        ),
+        (Some("done"), Some(4), Some(1)),
+        "{finished}"
+    );
+    let asked: Vec<String> = sheets
+        .requests()
+        .iter()
+        .map(|r| r.lines().next().unwrap_or("").to_owned())
+        .collect();
+    assert!(
+        asked[0].contains("/export?format=csv&gid=7")
+            && asked[1].contains("/gviz/tq?tqx=out:csv&gid=7"),
+        "{asked:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        final_count(&client, "legacy-sheet").await,
+        4,
+        "a re-run stores no second row"
+    );
+    let dead: u64 = client
+        .query("SELECT count() FROM dead_letters FINAL WHERE client_id = 'legacy-sheet' AND reason LIKE 'row 6:%'")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(
+        dead, 1,
+        "the bad row is dead-lettered once, with its row number"
+    );
+
+    // A link that serves nothing: the job fails and says why.
+    let response = reqwest::Client::new()
+        .post(&imports)
+        .json(&serde_json::json!({"url": "https://docs.google.com/spreadsheets/d/NOPE/edit"}))
+        .send()
+        .await
+        .unwrap();
+    let started: serde_json::Value = response.json().await.unwrap();
+    let status_url = ingest.url(started["status_url"].as_str().unwrap());
+    let failed = eventually("the failed import", Duration::from_secs(30), || async {
+        let status: serde_json::Value = reqwest::get(&status_url).await.ok()?.json().await.ok()?;
+        (status["state"] == "failed").then_some(status)
+    })
+    .await;
+    assert!(
+        failed["error"].as_str().unwrap().contains("403"),
+        "{failed}"
+    );
+}
