@@ -172,6 +172,8 @@ export_app_env() {
   export PROCESSOR_HTTP__LISTEN="127.0.0.1:$PROCESSOR_PORT"
   # Static group membership: a restarted processor takes its partitions back at once.
   export PROCESSOR_KAFKA__INSTANCE_ID="processor-$(hostname)"
+  # Likewise for ingest's poll workers (group `poller`).
+  export INGEST_KAFKA__INSTANCE_ID="ingest-$(hostname)"
 }
 
 start_apps() {

@@ -56,6 +56,9 @@ pub fn topic_specs(kafka: &KafkaConfig, partitions: i32) -> Vec<TopicSpec> {
         // Keyed by number; every processor instance reads all of it.
         spec(&topics.cm_numbers, 1, vec![("cleanup.policy", "compact")]),
         spec(&topics.cm_calls, partitions, vec![]),
+        spec(&topics.poll_cursors, 1, vec![("cleanup.policy", "compact")]),
+        // Polled integrations are spread over ingest instances by partition.
+        spec(&topics.poll_leases, 12, vec![]),
     ]
 }
 

@@ -16,6 +16,27 @@ pub struct IngestConfig {
     pub registry: RegistryConfig,
     #[serde(default)]
     pub imports: ImportsConfig,
+    #[serde(default)]
+    pub poll: PollWorkersConfig,
+}
+
+/// Poll workers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollWorkersConfig {
+    /// Whether this instance takes part in polling (joins the `poller` group).
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+impl Default for PollWorkersConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
 }
 
 /// CSV imports.

@@ -5,6 +5,8 @@
 //! | POST   | /api/integrations/webhook/{clientId}   | partner records (webhook)    |
 //! | POST   | /api/integrations/{clientId}/imports   | a CSV import (upload or URL) |
 //! | GET    | /api/imports/{id}                      | an import's progress         |
+//! | GET    | /api/polls                             | poll status, this instance's |
+//! | POST   | /api/integrations/{clientId}/poll      | poll now                     |
 //! | GET    | /healthz                               | broker reachable, registry up |
 //! | GET    | /metrics                               | Prometheus text              |
 
@@ -21,6 +23,7 @@ use runtime::shutdown::Shutdown;
 
 use crate::config::IngestConfig;
 use crate::imports::{self, ImportJobs, ImportState, Importer};
+use crate::poll::Poller;
 use crate::webhook::{self, WebhookState};
 
 const WEBHOOK_PREFIX: &str = "/api/integrations/webhook/";
@@ -33,12 +36,15 @@ pub enum IngestError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Bind(#[from] runtime::http::BindError),
+    #[error(transparent)]
+    Poll(#[from] crate::poll::PollError),
 }
 
 #[derive(Clone)]
 struct Ingest {
     webhook: WebhookState,
     imports: ImportState,
+    poller: Option<Poller>,
     metrics: PrometheusHandle,
 }
 
@@ -67,8 +73,25 @@ pub async fn run(
         sheets_base_url: config.imports.sheets_base_url.clone(),
         token: (!config.imports.token.is_empty()).then(|| config.imports.token.clone()),
     };
+    let poller = if config.poll.enabled {
+        Some(
+            Poller::start(
+                &config.kafka,
+                registry.clone(),
+                producer.clone(),
+                key_rules.clone(),
+                imports::http_client(Duration::from_secs(600)),
+                config.registry.initial_load(),
+                shutdown.clone(),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let state = Ingest {
         imports,
+        poller,
         webhook: WebhookState {
             registry,
             key_rules,
@@ -111,6 +134,20 @@ async fn route(state: Ingest, request: Request<Incoming>) -> Response<Body> {
         }
         return webhook::handle(&state.webhook, client, request).await;
     }
+    if path == "/api/polls" {
+        let statuses = state
+            .poller
+            .as_ref()
+            .map(Poller::statuses)
+            .unwrap_or_default();
+        return json(StatusCode::OK, &serde_json::json!({ "polls": statuses }));
+    }
+    if let Some(client) = path
+        .strip_prefix("/api/integrations/")
+        .and_then(|rest| rest.strip_suffix("/poll"))
+    {
+        return poll_now(&state, client, request.method());
+    }
     if let Some(id) = path.strip_prefix("/api/imports/") {
         return match imports::status(&state.imports, id) {
             Ok(response) => response,
@@ -145,6 +182,38 @@ async fn route(state: Ingest, request: Request<Incoming>) -> Response<Body> {
             format!("no route for {} {path}", request.method()),
         )
         .into_response(),
+    }
+}
+
+fn poll_now(state: &Ingest, client: &str, method: &Method) -> Response<Body> {
+    if method != Method::POST {
+        return Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "a poll is triggered with POST",
+        )
+        .into_response();
+    }
+    let integration = match crate::webhook::find_integration(&state.webhook.registry, client) {
+        Ok(integration) => integration,
+        Err(problem) => return problem.into_response(),
+    };
+    let Some(poller) = state.poller.as_ref().filter(|_| integration.poll.is_some()) else {
+        return Problem::new(
+            StatusCode::CONFLICT,
+            "not_polled",
+            format!("integration {client} has no poll configuration here"),
+        )
+        .into_response();
+    };
+    if poller.trigger(&integration.client_id) {
+        json(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({"client_id": client, "triggered": true}),
+        )
+    } else {
+        Problem::new(StatusCode::CONFLICT, "not_owner", format!("another ingest instance polls {client}; ask it (or any instance again after a rebalance)"))
+            .into_response()
     }
 }
 

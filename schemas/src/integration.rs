@@ -58,6 +58,9 @@ pub struct Integration {
     /// Webhook requests per second; beyond it, 429 with `Retry-After`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<crate::webhook_auth::RateLimit>,
+    /// The partner API to poll, for integrations whose records are fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll: Option<crate::poll::PollConfig>,
 }
 
 fn enabled_by_default() -> bool {
@@ -203,6 +206,7 @@ impl Integration {
         let access = [
             self.auth.as_ref().and_then(|a| a.problem()),
             self.rate_limit.as_ref().and_then(|r| r.problem()),
+            self.poll.as_ref().and_then(|p| p.problem()),
         ];
         if let Some((field, problem)) = access.into_iter().flatten().next() {
             return Err(invalid(&field, problem));

@@ -13,6 +13,7 @@ pub mod migrations;
 pub mod money;
 pub mod path;
 pub mod phone;
+pub mod poll;
 pub mod presets;
 pub mod rule;
 pub mod topics;

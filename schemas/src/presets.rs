@@ -67,6 +67,7 @@ pub fn integration(
         enrichment: Default::default(),
         auth: None,
         rate_limit: None,
+        poll: None,
     };
     integration.validate()?;
     Ok(integration)

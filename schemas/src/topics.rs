@@ -13,6 +13,11 @@ pub const INTEGRATIONS: &str = "integrations.config";
 pub const CM_NUMBERS: &str = "callmatrix.numbers";
 /// The calls CallMatrix routed itself, keyed by CmCall id.
 pub const CM_CALLS: &str = "callmatrix.calls";
+/// Compacted, keyed by client id: each polled integration's since-date.
+pub const POLL_CURSORS: &str = "poll.cursors";
+/// Never written: ingest instances join its consumer group so Kafka assigns each
+/// polled integration (by partition) to exactly one of them.
+pub const POLL_LEASES: &str = "poll.leases";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topics {
@@ -22,6 +27,8 @@ pub struct Topics {
     pub integrations: String,
     pub cm_numbers: String,
     pub cm_calls: String,
+    pub poll_cursors: String,
+    pub poll_leases: String,
 }
 
 impl Topics {
@@ -33,10 +40,12 @@ impl Topics {
             integrations: format!("{prefix}{INTEGRATIONS}"),
             cm_numbers: format!("{prefix}{CM_NUMBERS}"),
             cm_calls: format!("{prefix}{CM_CALLS}"),
+            poll_cursors: format!("{prefix}{POLL_CURSORS}"),
+            poll_leases: format!("{prefix}{POLL_LEASES}"),
         }
     }
 
-    pub fn all(&self) -> [&str; 6] {
+    pub fn all(&self) -> [&str; 8] {
         [
             &self.raw,
             &self.enriched,
@@ -44,6 +53,8 @@ impl Topics {
             &self.integrations,
             &self.cm_numbers,
             &self.cm_calls,
+            &self.poll_cursors,
+            &self.poll_leases,
         ]
     }
 }

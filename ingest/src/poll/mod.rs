@@ -1,0 +1,326 @@
+//! Poll workers: each polled integration is run by exactly one ingest instance at a
+//! time, every `poll.interval_s`, from its stored cursor.
+//!
+//! Assignment: instances join the consumer group of the (never written) `poll.leases`
+//! topic; an integration belongs to the instance assigned partition
+//! `hash(client id) mod partitions`. Kafka moves partitions when instances come and
+//! go, so a dead instance's integrations are picked up by the others.
+//!
+//! Cursors live in the compacted `poll.cursors` topic, written only after every
+//! record of the run was acknowledged, and read by every instance.
+
+mod budget;
+mod run;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use runtime::kafka::{group_consumer, AckedProducer, ConsumerError, KafkaConfig, OutgoingMessage};
+use runtime::registry::IntegrationRegistry;
+use runtime::shutdown::Shutdown;
+use runtime::table::{CompactedTable, TableError};
+use schemas::keys::KeyRulesCache;
+use schemas::topics::Topics;
+use schemas::{ClientId, Integration};
+use serde::{Deserialize, Serialize};
+
+use self::budget::Budgets;
+use self::run::{RunContext, RunReport};
+
+pub const GROUP: &str = "poller";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error(transparent)]
+    Consumer(#[from] ConsumerError),
+    #[error(transparent)]
+    Table(#[from] TableError),
+}
+
+/// A stored cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    pub since: DateTime<Utc>,
+    pub written_at: DateTime<Utc>,
+}
+
+/// What `GET /api/polls` says about one integration.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PollStatus {
+    pub client_id: String,
+    pub running: bool,
+    pub last_started: Option<DateTime<Utc>>,
+    pub last_finished: Option<DateTime<Utc>>,
+    pub last_ok: Option<bool>,
+    pub last_records: u64,
+    pub last_pages: u64,
+    pub last_requests: u64,
+    pub cursor: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub next_run: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone)]
+pub struct Poller {
+    registry: IntegrationRegistry,
+    producer: AckedProducer,
+    topics: Topics,
+    key_rules: KeyRulesCache,
+    http: reqwest::Client,
+    cursors: CompactedTable<Cursor>,
+    budgets: Budgets,
+    leases: Arc<StreamConsumer>,
+    partitions: i32,
+    statuses: Arc<Mutex<HashMap<ClientId, PollStatus>>>,
+    triggered: Arc<Mutex<HashSet<ClientId>>>,
+}
+
+impl Poller {
+    pub async fn start(
+        kafka: &KafkaConfig,
+        registry: IntegrationRegistry,
+        producer: AckedProducer,
+        key_rules: KeyRulesCache,
+        http: reqwest::Client,
+        initial_load: Duration,
+        shutdown: Shutdown,
+    ) -> Result<Self, PollError> {
+        let topics = kafka.topics();
+        let cursors = CompactedTable::start(
+            kafka,
+            &topics.poll_cursors,
+            "poll-cursors",
+            initial_load,
+            shutdown.clone(),
+            |_, bytes| serde_json::from_slice::<Cursor>(bytes).map_err(|e| e.to_string()),
+        )
+        .await?;
+        let leases = Arc::new(group_consumer(kafka, GROUP, &[&topics.poll_leases])?);
+        let partitions = leases
+            .fetch_metadata(Some(&topics.poll_leases), Duration::from_secs(5))
+            .ok()
+            .and_then(|m| m.topics().first().map(|t| t.partitions().len() as i32))
+            .filter(|n| *n > 0)
+            .unwrap_or(1);
+        let poller = Self {
+            registry,
+            producer,
+            topics,
+            key_rules,
+            http,
+            cursors,
+            budgets: Budgets::default(),
+            leases,
+            partitions,
+            statuses: Arc::default(),
+            triggered: Arc::default(),
+        };
+        // The group needs its member polled to keep it (nothing is ever read).
+        let member = poller.leases.clone();
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.wait() => break,
+                    _ = member.recv() => {}
+                }
+            }
+        });
+        let scheduler = poller.clone();
+        tokio::spawn(async move { scheduler.schedule(shutdown).await });
+        Ok(poller)
+    }
+
+    /// Whether this instance holds `client`'s lease now.
+    pub fn owns(&self, client: &ClientId) -> bool {
+        let partition = lease_partition(client, self.partitions);
+        self.leases
+            .assignment()
+            .map(|list| list.elements().iter().any(|e| e.partition() == partition))
+            .unwrap_or(false)
+    }
+
+    pub fn statuses(&self) -> Vec<PollStatus> {
+        let mut all: Vec<PollStatus> = self.lock_statuses().values().cloned().collect();
+        all.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        all
+    }
+
+    /// Asks for a run of `client` now. `false` when another instance holds it.
+    pub fn trigger(&self, client: &ClientId) -> bool {
+        if !self.owns(client) {
+            return false;
+        }
+        self.lock_triggered().insert(client.clone());
+        true
+    }
+
+    async fn schedule(&self, mut shutdown: Shutdown) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                _ = tick.tick() => {}
+            }
+            let now = Utc::now();
+            for integration in self.registry.all() {
+                let Some(poll) = &integration.poll else {
+                    continue;
+                };
+                if !integration.enabled || !self.owns(&integration.client_id) {
+                    continue;
+                }
+                let triggered = self.lock_triggered().remove(&integration.client_id);
+                let due = {
+                    let mut statuses = self.lock_statuses();
+                    let status = statuses
+                        .entry(integration.client_id.clone())
+                        .or_insert_with(|| PollStatus {
+                            client_id: integration.client_id.to_string(),
+                            ..PollStatus::default()
+                        });
+                    let due = !status.running
+                        && (triggered || status.next_run.is_none_or(|at| at <= now));
+                    if due {
+                        status.running = true;
+                        status.last_started = Some(now);
+                        status.next_run =
+                            Some(now + chrono::Duration::seconds(poll.interval_s as i64));
+                    }
+                    due
+                };
+                if due {
+                    let (poller, integration) = (self.clone(), integration.clone());
+                    tokio::spawn(async move { poller.run_one(&integration).await });
+                }
+            }
+        }
+    }
+
+    async fn run_one(&self, integration: &Integration) {
+        let Some(poll) = &integration.poll else {
+            return;
+        };
+        let stored = self
+            .cursors
+            .get(integration.client_id.as_str())
+            .map(|c| c.since);
+        let last_known = self
+            .lock_statuses()
+            .get(&integration.client_id)
+            .and_then(|s| s.cursor);
+        let initial = DateTime::parse_from_rfc3339(&poll.initial_since)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|_| Utc::now());
+        let cursor = [stored, last_known]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(initial);
+        let key_rules = self.key_rules.get(integration);
+        let ctx = RunContext {
+            http: &self.http,
+            producer: &self.producer,
+            raw_topic: &self.topics.raw,
+            budgets: &self.budgets,
+            key_rules: &key_rules,
+        };
+        let started = std::time::Instant::now();
+        let outcome = run::run(&ctx, integration, poll, cursor, Utc::now()).await;
+        let (report, error) = match outcome {
+            Ok(report) => match self.store_cursor(&integration.client_id, &report).await {
+                Ok(()) => (report, None),
+                Err(error) => (report, Some(error)),
+            },
+            Err((error, report)) => (report, Some(error)),
+        };
+        metrics::histogram!("ingest_poll_run_seconds").record(started.elapsed().as_secs_f64());
+        metrics::counter!("ingest_poll_runs_total", "outcome" => if error.is_some() { "failed" } else { "ok" })
+            .increment(1);
+        if let Some(error) = &error {
+            tracing::warn!(client_id = %integration.client_id, %error, records = report.records, "poll run gave up");
+        } else {
+            tracing::info!(client_id = %integration.client_id, records = report.records, pages = report.pages, cursor = ?report.cursor, "poll run done");
+        }
+        let mut statuses = self.lock_statuses();
+        if let Some(status) = statuses.get_mut(&integration.client_id) {
+            status.running = false;
+            status.last_finished = Some(Utc::now());
+            status.last_ok = Some(error.is_none());
+            status.last_records = report.records;
+            status.last_pages = report.pages;
+            status.last_requests = report.requests;
+            if error.is_none() {
+                status.cursor = report.cursor;
+            }
+            status.last_error = error;
+        }
+    }
+
+    async fn store_cursor(&self, client: &ClientId, report: &RunReport) -> Result<(), String> {
+        let Some(since) = report.cursor else {
+            return Ok(());
+        };
+        let payload = serde_json::to_vec(&Cursor {
+            since,
+            written_at: Utc::now(),
+        })
+        .unwrap_or_default();
+        let message = [OutgoingMessage {
+            key: client.as_str().as_bytes(),
+            payload: &payload,
+        }];
+        self.producer
+            .send_all(&self.topics.poll_cursors, &message)
+            .await
+            .map_err(|e| format!("storing the cursor: {e}"))
+    }
+
+    fn lock_statuses(&self) -> std::sync::MutexGuard<'_, HashMap<ClientId, PollStatus>> {
+        match self.statuses.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn lock_triggered(&self) -> std::sync::MutexGuard<'_, HashSet<ClientId>> {
+        match self.triggered.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+/// FNV-1a of the client id: stable across instances and releases.
+fn lease_partition(client: &ClientId, partitions: i32) -> i32 {
+    let hash = client
+        .as_str()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    (hash % partitions.max(1) as u64) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_partitions_are_stable_and_spread() {
+        let id = |s: &str| ClientId::parse(s).unwrap();
+        assert_eq!(
+            lease_partition(&id("ringpartner"), 12),
+            lease_partition(&id("ringpartner"), 12)
+        );
+        let used: HashSet<i32> = (0..100)
+            .map(|n| lease_partition(&id(&format!("c{n}")), 12))
+            .collect();
+        assert!(used.len() >= 10, "{used:?}");
+        assert!(used.iter().all(|p| (0..12).contains(p)));
+        assert_eq!(lease_partition(&id("x"), 0), 0);
+    }
+}

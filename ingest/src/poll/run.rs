@@ -1,0 +1,460 @@
+//! One polling run of one integration: from the stored cursor (minus the overlap)
+//! to now, page by page, each page's records acknowledged by Kafka before the next
+//! page is asked for. Returns the new cursor; the caller stores it, so the cursor
+//! only ever covers acknowledged records.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use runtime::kafka::{AckedProducer, OutgoingMessage};
+use schemas::keys::KeyRules;
+use schemas::path::FieldPath;
+use schemas::poll::{Paging, PollAuth, PollConfig};
+use schemas::{Integration, RawEnvelope, Source};
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use super::budget::Budgets;
+use crate::webhook::content_key;
+
+/// Longest a 429's `Retry-After` is honoured within a run; longer ends the run.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    pub records: u64,
+    pub pages: u64,
+    pub requests: u64,
+    /// The new cursor: the largest `cursor_field` seen, never before the old one.
+    pub cursor: Option<DateTime<Utc>>,
+}
+
+pub struct RunContext<'a> {
+    pub http: &'a reqwest::Client,
+    pub producer: &'a AckedProducer,
+    pub raw_topic: &'a str,
+    pub budgets: &'a Budgets,
+    pub key_rules: &'a KeyRules,
+}
+
+/// Polls `integration` from `cursor`. `Err` says why the run gave up; records sent
+/// before that are stored, and the cursor was not advanced, so the next run reads
+/// them again (harmlessly).
+pub async fn run(
+    ctx: &RunContext<'_>,
+    integration: &Integration,
+    poll: &PollConfig,
+    cursor: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<RunReport, (String, RunReport)> {
+    let mut report = RunReport {
+        cursor: Some(cursor),
+        ..RunReport::default()
+    };
+    let from = cursor - chrono::Duration::seconds(poll.overlap_s as i64);
+    let uses_until = poll.query.values().any(|v| v.contains("{until}"));
+    let window = chrono::Duration::seconds(poll.window_s.unwrap_or(0) as i64);
+    let mut window_start = from;
+    loop {
+        let window_end = if uses_until {
+            (window_start + window).min(now)
+        } else {
+            now
+        };
+        if let Err(error) = window_run(
+            ctx,
+            integration,
+            poll,
+            window_start,
+            window_end,
+            &mut report,
+        )
+        .await
+        {
+            return Err((error, report));
+        }
+        if !uses_until || window_end >= now {
+            return Ok(report);
+        }
+        window_start = window_end;
+    }
+}
+
+async fn window_run(
+    ctx: &RunContext<'_>,
+    integration: &Integration,
+    poll: &PollConfig,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    report: &mut RunReport,
+) -> Result<(), String> {
+    let records_path = (!poll.records_path.is_empty())
+        .then(|| FieldPath::parse(&poll.records_path))
+        .transpose()
+        .map_err(|e| format!("records_path: {e}"))?;
+    let cursor_path =
+        FieldPath::parse(&poll.cursor_field).map_err(|e| format!("cursor_field: {e}"))?;
+    let base_query: Vec<(String, String)> = poll
+        .query
+        .iter()
+        .map(|(k, v)| {
+            let v = v
+                .replace("{since}", &format_time(since, &poll.since_format))
+                .replace("{until}", &format_time(until, &poll.since_format));
+            (k.clone(), v)
+        })
+        .collect();
+    let mut next: Option<Next> = Some(Next::First);
+    let mut pages = 0_u32;
+    while let Some(step) = next.take() {
+        if pages >= poll.max_pages {
+            tracing::info!(client_id = %integration.client_id, pages, "max_pages reached; the next run continues");
+            return Ok(());
+        }
+        let (url, query) = match &step {
+            Next::First => (poll.url.clone(), base_query.clone()),
+            Next::Query(extra) => {
+                let mut query = base_query.clone();
+                query.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+                query.extend(extra.iter().cloned());
+                (poll.url.clone(), query)
+            }
+            Next::Url(url) => (url.clone(), vec![]),
+        };
+        let body = request(ctx, poll, &url, &query, report).await?;
+        pages += 1;
+        report.pages += 1;
+        let records = match &records_path {
+            Some(path) => path.lookup(&body).unwrap_or(Value::Null),
+            None => body.clone(),
+        };
+        let records = match records {
+            Value::Array(records) => records,
+            Value::Null => vec![],
+            other => {
+                return Err(format!(
+                    "records_path {:?} is not an array but {}",
+                    poll.records_path,
+                    kind(&other)
+                ))
+            }
+        };
+        let count = records.len() as u64;
+        send(ctx, integration, &records).await?;
+        report.records += count;
+        for record in &records {
+            if let Some(seen) = cursor_path.lookup(record).and_then(|v| parse_time(&v)) {
+                report.cursor = Some(report.cursor.map_or(seen, |c| c.max(seen)));
+            }
+        }
+        next = match &poll.paging {
+            Paging::None => None,
+            Paging::NextCursor { cursor_path, param } => FieldPath::parse(cursor_path)
+                .ok()
+                .and_then(|p| p.lookup(&body))
+                .and_then(|v| text(&v))
+                .map(|c| Next::Query(vec![(param.clone(), c)])),
+            Paging::NextUrl { url_path } => FieldPath::parse(url_path)
+                .ok()
+                .and_then(|p| p.lookup(&body))
+                .and_then(|v| text(&v))
+                .map(Next::Url),
+            Paging::PageNumber { param, start } => (count > 0).then(|| {
+                Next::Query(vec![(
+                    param.clone(),
+                    (start + u64::from(pages)).to_string(),
+                )])
+            }),
+            Paging::Offset {
+                param,
+                limit_param,
+                limit,
+            } => (count >= *limit).then(|| {
+                Next::Query(vec![
+                    (param.clone(), (u64::from(pages) * limit).to_string()),
+                    (limit_param.clone(), limit.to_string()),
+                ])
+            }),
+        };
+    }
+    Ok(())
+}
+
+enum Next {
+    First,
+    Query(Vec<(String, String)>),
+    Url(String),
+}
+
+/// One request, within the budget, retried on 429 (after `Retry-After`), 5xx and
+/// network errors with exponential backoff and jitter; other 4xx end the run.
+async fn request(
+    ctx: &RunContext<'_>,
+    poll: &PollConfig,
+    url: &str,
+    query: &[(String, String)],
+    report: &mut RunReport,
+) -> Result<Value, String> {
+    let mut backoff = Duration::from_millis(500);
+    let mut last_error = String::new();
+    for attempt in 1..=poll.max_attempts {
+        if let Some(budget) = &poll.budget {
+            ctx.budgets.acquire(budget).await;
+        }
+        report.requests += 1;
+        let method = if poll.method == "POST" {
+            reqwest::Method::POST
+        } else {
+            reqwest::Method::GET
+        };
+        let mut builder = ctx
+            .http
+            .request(method, url)
+            .query(query)
+            .timeout(Duration::from_secs(poll.timeout_s))
+            .headers(headers(poll));
+        builder = match &poll.auth {
+            Some(PollAuth::Bearer { token }) => builder.bearer_auth(token.expose()),
+            Some(PollAuth::Basic { user, password }) => {
+                builder.basic_auth(user, Some(password.expose()))
+            }
+            _ => builder,
+        };
+        let wait = match builder.send().await {
+            Ok(response) if response.status().is_success() => {
+                pause_if_exhausted(ctx, poll, response.headers());
+                let bytes = response
+                    .bytes()
+                    .await
+                    .map_err(|e| format!("reading {url}: {e}"))?;
+                return serde_json::from_slice(&bytes)
+                    .map_err(|e| format!("{url} did not answer JSON: {e}"));
+            }
+            Ok(response) if response.status().as_u16() == 429 => {
+                let wait = retry_after(response.headers()).unwrap_or(backoff);
+                if wait > MAX_RETRY_AFTER {
+                    return Err(format!(
+                        "{url} answered 429 with Retry-After {}s; giving up this run",
+                        wait.as_secs()
+                    ));
+                }
+                if let Some(budget) = &poll.budget {
+                    ctx.budgets.pause(&budget.account, wait);
+                }
+                last_error = format!("{url} answered 429 (rate limited)");
+                metrics::counter!("ingest_poll_requests_total", "outcome" => "rate_limited")
+                    .increment(1);
+                wait
+            }
+            Ok(response) if response.status().is_server_error() => {
+                last_error = format!("{url} answered {}", response.status());
+                metrics::counter!("ingest_poll_requests_total", "outcome" => "server_error")
+                    .increment(1);
+                jitter(backoff)
+            }
+            Ok(response) => {
+                metrics::counter!("ingest_poll_requests_total", "outcome" => "client_error")
+                    .increment(1);
+                return Err(format!(
+                    "{url} answered {}; not retried (check the poll configuration)",
+                    response.status()
+                ));
+            }
+            Err(error) => {
+                last_error = format!("{url}: {error}");
+                metrics::counter!("ingest_poll_requests_total", "outcome" => "network_error")
+                    .increment(1);
+                jitter(backoff)
+            }
+        };
+        tracing::info!(attempt, wait_ms = wait.as_millis() as u64, error = %last_error, "poll request failed; retrying");
+        tokio::time::sleep(wait).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+    Err(format!(
+        "gave up after {} attempts: {last_error}",
+        poll.max_attempts
+    ))
+}
+
+fn headers(poll: &PollConfig) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let mut add = |name: &str, value: &str| {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            headers.insert(name, value);
+        }
+    };
+    for (name, value) in &poll.headers {
+        add(name, value);
+    }
+    if let Some(PollAuth::ApiKeyHeader { header, key }) = &poll.auth {
+        add(header, key.expose());
+    }
+    headers
+}
+
+/// `X-RateLimit-Remaining: 0` with `X-RateLimit-Reset` (Unix seconds, or seconds
+/// from now when small) pauses the account until the reset.
+fn pause_if_exhausted(ctx: &RunContext<'_>, poll: &PollConfig, headers: &HeaderMap) {
+    let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<i64>().ok();
+    let (Some(budget), Some(0), Some(reset)) = (
+        &poll.budget,
+        number("x-ratelimit-remaining"),
+        number("x-ratelimit-reset"),
+    ) else {
+        return;
+    };
+    let now = Utc::now().timestamp();
+    let seconds = if reset > 1_000_000_000 {
+        reset - now
+    } else {
+        reset
+    };
+    if seconds > 0 {
+        ctx.budgets.pause(
+            &budget.account,
+            Duration::from_secs(seconds.min(3600) as u64),
+        );
+    }
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    value.parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// 50 % to 150 % of `wait`, so instances retrying together spread out.
+fn jitter(wait: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    wait.mul_f64(0.5 + f64::from(nanos % 1000) / 1000.0)
+}
+
+async fn send(
+    ctx: &RunContext<'_>,
+    integration: &Integration,
+    records: &[Value],
+) -> Result<(), String> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let received_at = Utc::now();
+    let envelopes: Vec<RawEnvelope> = records
+        .iter()
+        .filter_map(|record| {
+            let text = record.to_string();
+            let key = content_key(text.as_bytes());
+            Some(RawEnvelope {
+                raw_id: schemas::ids::raw_record_id(&integration.client_id, &key),
+                client_id: integration.client_id.clone(),
+                source: Source::Poll,
+                received_at,
+                idempotency_key: key,
+                integration_version: integration.version,
+                payload: RawValue::from_string(text).ok()?,
+            })
+        })
+        .collect();
+    let keys = ctx.key_rules.keys(&envelopes);
+    let encoded: Vec<(String, Vec<u8>)> = keys
+        .into_iter()
+        .zip(&envelopes)
+        .map(|(k, e)| (k, e.to_json()))
+        .collect();
+    let messages: Vec<OutgoingMessage<'_>> = encoded
+        .iter()
+        .map(|(key, payload)| OutgoingMessage {
+            key: key.as_bytes(),
+            payload,
+        })
+        .collect();
+    ctx.producer
+        .send_all(ctx.raw_topic, &messages)
+        .await
+        .map_err(|e| format!("Kafka did not acknowledge a page: {e}"))?;
+    metrics::counter!("ingest_records_total", "outcome" => "polled")
+        .increment(envelopes.len() as u64);
+    Ok(())
+}
+
+pub fn format_time(at: DateTime<Utc>, format: &str) -> String {
+    match format {
+        "epoch_s" => at.timestamp().to_string(),
+        "epoch_ms" => at.timestamp_millis().to_string(),
+        format => at.format(format).to_string(),
+    }
+}
+
+fn parse_time(value: &Value) -> Option<DateTime<Utc>> {
+    match value {
+        Value::String(text) => DateTime::parse_from_rfc3339(text.trim())
+            .ok()
+            .map(|t| t.with_timezone(&Utc)),
+        Value::Number(n) => {
+            let n = n.as_i64()?;
+            let seconds = if n > 100_000_000_000 { n / 1000 } else { n };
+            DateTime::from_timestamp(seconds, 0)
+        }
+        _ => None,
+    }
+}
+
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Object(_) => "an object",
+        Value::String(_) => "a string",
+        Value::Number(_) => "a number",
+        Value::Bool(_) => "a boolean",
+        Value::Array(_) => "an array",
+        Value::Null => "null",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn since_formats() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 20, 22, 3, 22).unwrap();
+        assert_eq!(
+            format_time(at, "%Y-%m-%dT%H:%M:%SZ"),
+            "2026-11-20T22:03:22Z"
+        );
+        assert_eq!(format_time(at, "epoch_s"), "1795730602");
+        assert_eq!(format_time(at, "epoch_ms"), "1795730602000");
+        assert_eq!(format_time(at, "%m/%d/%Y"), "11/20/2026");
+    }
+
+    #[test]
+    fn cursor_values_in_text_or_epoch() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 20, 23, 46, 30).unwrap();
+        assert_eq!(parse_time(&Value::from("2026-11-20T23:46:30Z")), Some(at));
+        assert_eq!(parse_time(&Value::from(at.timestamp())), Some(at));
+        assert_eq!(parse_time(&Value::from(at.timestamp_millis())), Some(at));
+        assert_eq!(parse_time(&Value::from("yesterday")), None);
+    }
+
+    #[test]
+    fn jitter_stays_within_half_and_one_and_a_half() {
+        for _ in 0..100 {
+            let j = jitter(Duration::from_secs(2));
+            assert!(
+                j >= Duration::from_secs(1) && j <= Duration::from_secs(3),
+                "{j:?}"
+            );
+        }
+    }
+}
