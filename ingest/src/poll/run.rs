@@ -433,8 +433,8 @@ mod tests {
             format_time(at, "%Y-%m-%dT%H:%M:%SZ"),
             "2026-11-20T22:03:22Z"
         );
-        assert_eq!(format_time(at, "epoch_s"), "1795730602");
-        assert_eq!(format_time(at, "epoch_ms"), "1795730602000");
+        assert_eq!(format_time(at, "epoch_s"), "1795212202");
+        assert_eq!(format_time(at, "epoch_ms"), "1795212202000");
         assert_eq!(format_time(at, "%m/%d/%Y"), "11/20/2026");
     }
 
