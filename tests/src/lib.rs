@@ -31,6 +31,11 @@ impl TestEnv {
     /// Topics created, migrations applied, the sample integrations published.
     pub async fn new(name: &str) -> Self {
         let brokers = std::env::var("CM_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into());
+        Self::with_brokers(name, brokers).await
+    }
+
+    /// As [`TestEnv::new`], on a broker of the test's own (see [`PrivateBroker`]).
+    pub async fn with_brokers(name: &str, brokers: String) -> Self {
         let clickhouse_url = std::env::var("CM_TEST_CLICKHOUSE_URL")
             .unwrap_or_else(|_| "http://127.0.0.1:18123".into());
         let id = format!(
@@ -221,6 +226,77 @@ impl Service {
 }
 
 impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A tansu broker of one test's own, for tests that stop the broker: the shared one
+/// must stay up for the tests running beside it.
+pub struct PrivateBroker {
+    pub port: u16,
+    data: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl PrivateBroker {
+    pub async fn start() -> Self {
+        let data = tempfile::tempdir().expect("temp dir");
+        let mut broker = Self {
+            port: free_port(),
+            data,
+            child: None,
+        };
+        broker.resume().await;
+        broker
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port and storage.
+    pub async fn resume(&mut self) {
+        // tansu drops the first slash of a sqlite path: an absolute path needs four.
+        let storage = format!("sqlite:///{}/tansu.db", self.data.path().display());
+        let listener = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new("tansu")
+            .args([
+                "broker",
+                "--listener-url",
+                &listener,
+                "--advertised-listener-url",
+                &listener,
+                "--storage-engine",
+                &storage,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu on PATH (deploy/stack.sh install puts it there)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen on {}",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGKILL: the broker vanishes mid-request.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateBroker {
     fn drop(&mut self) {
         self.kill();
     }

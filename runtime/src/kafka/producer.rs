@@ -1,13 +1,15 @@
 //! A producer whose `send_all` returns only when the broker acknowledged every
 //! record (acks=all, idempotent). Callers acknowledge their own senders after it.
 
-use std::time::Instant;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
+use rdkafka::ClientConfig;
 
 use super::KafkaConfig;
 
@@ -44,9 +46,14 @@ pub struct OutgoingMessage<'a> {
     pub payload: &'a [u8],
 }
 
+/// Shortest time between two producer replacements (see `send_all`).
+const RESET_EVERY: Duration = Duration::from_secs(5);
+
 #[derive(Clone)]
 pub struct AckedProducer {
-    inner: FutureProducer,
+    inner: Arc<RwLock<FutureProducer>>,
+    client: ClientConfig,
+    last_reset: Arc<Mutex<Option<Instant>>>,
 }
 
 impl AckedProducer {
@@ -59,7 +66,55 @@ impl AckedProducer {
             .set("linger.ms", "5")
             .set("message.timeout.ms", config.message_timeout_ms.to_string());
         let inner = client.create().map_err(ProduceError::Create)?;
-        Ok(Self { inner })
+        Ok(Self {
+            inner: Arc::new(RwLock::new(inner)),
+            client,
+            last_reset: Arc::default(),
+        })
+    }
+
+    fn current(&self) -> FutureProducer {
+        match self.inner.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the producer after a failure that may have left its idempotence
+    /// state behind the broker's: after messages timed out, or a broker restart that
+    /// lost producer state, every later send can fail ("unknown broker error") until
+    /// a new producer id is taken. At most once per `RESET_EVERY`.
+    fn reset_after(&self, error: &KafkaError) {
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::MessageSizeTooLarge)
+                | Some(RDKafkaErrorCode::InvalidMessageSize)
+        ) {
+            return;
+        }
+        {
+            let mut last = match self.last_reset.lock() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if last.is_some_and(|at| at.elapsed() < RESET_EVERY) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        match self.client.create::<FutureProducer>() {
+            Ok(fresh) => {
+                tracing::warn!(%error, "replacing the Kafka producer after a failed send");
+                metrics::counter!("kafka_producer_resets_total").increment(1);
+                match self.inner.write() {
+                    Ok(mut guard) => *guard = fresh,
+                    Err(poisoned) => *poisoned.into_inner() = fresh,
+                }
+            }
+            Err(create) => {
+                tracing::error!(error = %create, "could not create a new Kafka producer")
+            }
+        }
     }
 
     /// Sends every message and waits for every ack. On error some messages may have
@@ -70,12 +125,13 @@ impl AckedProducer {
         messages: &[OutgoingMessage<'_>],
     ) -> Result<(), ProduceError> {
         let started = Instant::now();
+        let producer = self.current();
         let sends = messages.iter().map(|message| {
             let record = FutureRecord::to(topic)
                 .key(message.key)
                 .payload(message.payload);
             // Queue waits count against the same budget as the broker's ack.
-            self.inner.send(record, Timeout::Never)
+            producer.send(record, Timeout::Never)
         });
         let results = join_all(sends).await;
         let mut delivered = 0_u64;
@@ -98,6 +154,8 @@ impl AckedProducer {
             None => Ok(()),
             Some(first) => {
                 metrics::counter!("kafka_produce_errors_total", &labels).increment(failed as u64);
+                drop(producer);
+                self.reset_after(&first);
                 Err(ProduceError::NotAcknowledged {
                     topic: topic.to_owned(),
                     failed,
@@ -110,7 +168,7 @@ impl AckedProducer {
 
     /// Asks the broker for cluster metadata: the health check's proof of a live link.
     pub async fn check_broker(&self, timeout: std::time::Duration) -> Result<usize, KafkaError> {
-        let producer = self.inner.clone();
+        let producer = self.current();
         tokio::task::spawn_blocking(move || {
             producer
                 .client()
