@@ -128,6 +128,21 @@ async fn spreadsheet_imports_report_bad_rows_and_never_double() {
         "the bad row is dead-lettered once, with its row number"
     );
 
+    // The same call sent by webhook (no partner id: the natural key decides) is the
+    // same row, whichever way it came.
+    let row2 = serde_json::json!({"Date": "11/02/2026", "Time": "9:14 AM", "Caller Phone": "(415) 555-2671",
+        "Number Dialed": "+1 888 555 0100", "Call Length": "252", "Payout": "45.00", "ZIP": "94103", "Campaign": "Auto CA"});
+    let (status, _) = ingest
+        .post_webhook("legacy-sheet", "application/json", row2.to_string())
+        .await;
+    assert_eq!(status, 202);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        final_count(&client, "legacy-sheet").await,
+        4,
+        "webhook + CSV: one row"
+    );
+
     // A link that serves nothing: the job fails and says why.
     let response = reqwest::Client::new()
         .post(&imports)
