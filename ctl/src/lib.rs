@@ -2,6 +2,7 @@
 //! databases with exactly what `cmctl` runs.
 
 pub mod callmatrix;
+pub mod ingest_client;
 pub mod replay;
 
 use std::path::Path;
@@ -32,6 +33,8 @@ pub enum CtlError {
     Consumer(#[from] runtime::kafka::ConsumerError),
     #[error("replay: {0}")]
     Replay(String),
+    #[error("{0}")]
+    Remote(String),
 }
 
 /// The pipeline's topics. `partitions` bounds processor parallelism: one consumer
@@ -68,6 +71,22 @@ pub async fn create_topics(kafka: &KafkaConfig, partitions: i32) -> Result<Vec<S
 
 pub async fn migrate(clickhouse: &ClickHouseConfig) -> Result<Vec<u32>, CtlError> {
     Ok(runtime::migrate::migrate(clickhouse).await?)
+}
+
+/// The integrations published now, by client id.
+pub async fn list_integrations(
+    kafka: &KafkaConfig,
+) -> Result<Vec<std::sync::Arc<Integration>>, CtlError> {
+    let (stop, shutdown) = runtime::shutdown::Shutdown::new();
+    let registry = runtime::registry::IntegrationRegistry::start(
+        kafka,
+        shutdown,
+        std::time::Duration::from_secs(30),
+    )
+    .await?;
+    let all = registry.all();
+    stop.trigger();
+    Ok(all)
 }
 
 /// Reads a JSON array of integrations and validates each, naming the bad one.

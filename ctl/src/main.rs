@@ -52,6 +52,25 @@ enum Command {
     /// CallMatrix's own data: the numbers it manages and the calls it routed.
     #[command(subcommand)]
     Callmatrix(CallmatrixCommand),
+    /// Import a CSV file, a Google Sheets link or a CSV URL into an integration,
+    /// through ingest, showing progress and the rejected rows.
+    Import {
+        client_id: String,
+        /// A file path, or an http(s) URL (Google Sheets links are understood).
+        source: String,
+        /// The ingest instance to send it to.
+        #[arg(long, env = "CM_INGEST_URL", default_value = "http://127.0.0.1:8080")]
+        ingest: String,
+        /// Operator token (`imports.token` in ingest's configuration).
+        #[arg(long, env = "CM_IMPORT_TOKEN")]
+        token: Option<String>,
+    },
+    /// Ask ingest to poll an integration's partner API now.
+    Poll {
+        client_id: String,
+        #[arg(long, env = "CM_INGEST_URL", default_value = "http://127.0.0.1:8080")]
+        ingest: String,
+    },
     /// Send one integration's past records through the pipeline again, so its
     /// current mapping applies to them (rows are replaced, not doubled).
     Replay {
@@ -85,6 +104,8 @@ enum CallmatrixCommand {
 
 #[derive(Subcommand)]
 enum IntegrationsCommand {
+    /// List the integrations published now (client id, account, source, version).
+    List,
     /// Validate a JSON array of integrations and publish each to the integrations topic.
     Publish { file: PathBuf },
     /// Validate a file without publishing it.
@@ -181,6 +202,50 @@ async fn main() -> anyhow::Result<()> {
                     String::new()
                 }
             );
+        }
+        Command::Import {
+            client_id,
+            source,
+            ingest,
+            token,
+        } => {
+            let status = if cmctl::ingest_client::is_url(&source) {
+                cmctl::ingest_client::import_url(&ingest, &client_id, &source, token.as_deref())
+                    .await?
+            } else {
+                cmctl::ingest_client::import_file(
+                    &ingest,
+                    &client_id,
+                    std::path::Path::new(&source),
+                    token.as_deref(),
+                )
+                .await?
+            };
+            println!("{}", cmctl::ingest_client::summary(&status));
+            if status["state"] == "failed" {
+                anyhow::bail!("the import failed");
+            }
+        }
+        Command::Poll { client_id, ingest } => {
+            let answer = cmctl::ingest_client::poll_now(&ingest, &client_id).await?;
+            println!("poll of {client_id} triggered: {answer}");
+        }
+        Command::Integrations(IntegrationsCommand::List) => {
+            for integration in cmctl::list_integrations(&kafka).await? {
+                println!(
+                    "{:<24} {:<16} {:<8} v{:<4} {}{}",
+                    integration.client_id.as_str(),
+                    integration.account,
+                    integration.source.as_str(),
+                    integration.version,
+                    integration.name,
+                    if integration.enabled {
+                        ""
+                    } else {
+                        "  (disabled)"
+                    }
+                );
+            }
         }
         Command::Callmatrix(command) => {
             let (kind, file, region) = match command {
