@@ -1,13 +1,23 @@
-//! `GET /api/events`: Server-Sent Events of canonical calls as the processor
-//! publishes them. One tailing consumer per api instance fans out to every client
-//! through a bounded broadcast channel; a client that falls behind by more than the
-//! buffer gets a `dropped` event and is disconnected (its memory is bounded, and
-//! it knows to reload). Parameters: `client_id`, `account`.
+//! `GET /api/events`: Server-Sent Events of calls (`call.created`, `call.updated`)
+//! and imports (`import.progress`) as they are published on the enriched topic.
+//! Parameters: `client_id`, `account`, and `last_event_id` (or the `Last-Event-ID`
+//! header a reconnecting `EventSource` sends).
 //!
-//! Each event's `id` is `partition-offset` in the enriched topic: stable and
-//! unique, the basis for `Last-Event-ID` resume.
+//! Event ids are positions in the enriched topic: `partition:next-offset` for every
+//! partition (`0:118,1:97,2:130`), the position just after the event. Any api
+//! instance can resume from one: a reconnecting client gets exactly the events after
+//! the one it last saw, none twice, as long as the topic still holds them (its
+//! retention); when it no longer does, the stream starts with a `reset` event.
+//!
+//! Live clients share one tailing consumer per instance through a bounded
+//! broadcast channel; a resuming client gets a consumer of its own, started at its
+//! position, with a bounded buffer. Either way a client that falls behind by more
+//! than the buffer gets a `dropped` event (with the id to resume from) and is
+//! disconnected, so slow clients cannot grow server memory.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,29 +26,68 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::Message;
 use rdkafka::Offset;
 use runtime::http::{Body, Problem};
 use runtime::kafka::{assigned_consumer, spawn_tail, ConsumerError, KafkaConfig};
 use runtime::shutdown::Shutdown;
 use serde::Deserialize;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::query::parse;
 
-/// One call announcement, pre-rendered once for every client.
+/// One event, pre-rendered once for every client.
 #[derive(Debug)]
 pub struct CallEvent {
     client_id: String,
     account: String,
+    /// The position after this event, to resume from.
+    id: String,
     frame: Bytes,
+}
+
+/// Where a reader stands in the enriched topic: the next offset per partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Positions(BTreeMap<i32, i64>);
+
+/// Longest `Last-Event-ID` accepted.
+const MAX_ID_LEN: usize = 8 * 1024;
+
+impl Positions {
+    pub fn encode(&self) -> String {
+        self.0
+            .iter()
+            .map(|(p, o)| format!("{p}:{o}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.len() > MAX_ID_LEN {
+            return None;
+        }
+        text.split(',')
+            .map(|pair| {
+                let (p, o) = pair.trim().split_once(':')?;
+                let (p, o) = (p.parse::<i32>().ok()?, o.parse::<i64>().ok()?);
+                (p >= 0 && o >= 0).then_some((p, o))
+            })
+            .collect::<Option<BTreeMap<_, _>>>()
+            .filter(|m| !m.is_empty())
+            .map(Self)
+    }
+
+    fn advance(&mut self, partition: i32, offset: i64) {
+        self.0.insert(partition, offset + 1);
+    }
 }
 
 #[derive(Clone)]
 pub struct EventHub {
     sender: broadcast::Sender<Arc<CallEvent>>,
     heartbeat: Duration,
+    buffer: usize,
+    kafka: KafkaConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,11 +95,21 @@ pub struct EventHub {
 struct EventsQuery {
     client_id: Option<String>,
     account: Option<String>,
+    last_event_id: Option<String>,
+}
+
+impl EventsQuery {
+    fn wants(&self, event: &CallEvent) -> bool {
+        self.client_id
+            .as_ref()
+            .is_none_or(|c| *c == event.client_id)
+            && self.account.as_ref().is_none_or(|a| *a == event.account)
+    }
 }
 
 impl EventHub {
     /// Starts tailing the enriched topic from its current end: events published
-    /// after this returns reach subscribers.
+    /// after this returns reach live subscribers.
     pub async fn start(
         kafka: &KafkaConfig,
         buffer: usize,
@@ -58,14 +117,22 @@ impl EventHub {
         shutdown: Shutdown,
     ) -> Result<Self, ConsumerError> {
         let topic = kafka.topics().enriched;
-        let consumer = tail_from_end(kafka, &topic).await?;
+        let (consumer, marks) =
+            assigned_consumer(kafka, "api-events", &topic, Duration::from_secs(10), |m| {
+                Offset::Offset(m.high)
+            })
+            .await?;
+        let mut positions = Positions(marks.iter().map(|m| (m.partition, m.high)).collect());
         let (sender, _) = broadcast::channel(buffer);
         let hub = Self {
             sender: sender.clone(),
             heartbeat,
+            buffer,
+            kafka: kafka.clone(),
         };
         spawn_tail(consumer, shutdown, "sse", move |message| {
-            if let Some(event) = render(message.partition(), message.offset(), message.payload()) {
+            positions.advance(message.partition(), message.offset());
+            if let Some(event) = render(&positions.encode(), message.payload()) {
                 // No subscribers is fine: nobody is watching.
                 let _ = sender.send(Arc::new(event));
                 metrics::counter!("api_sse_events_total").increment(1);
@@ -74,17 +141,53 @@ impl EventHub {
         Ok(hub)
     }
 
-    pub fn subscribe(&self, query: Option<&str>) -> Result<Response<Body>, Problem> {
+    /// A stream for one client; `last_event_id` (the header) resumes after it.
+    pub async fn subscribe(
+        &self,
+        query: Option<&str>,
+        last_event_id: Option<&str>,
+    ) -> Result<Response<Body>, Problem> {
         let filter: EventsQuery = parse(query)?;
+        let resume = filter
+            .last_event_id
+            .as_deref()
+            .or(last_event_id)
+            .map(|id| {
+                Positions::parse(id).ok_or_else(|| {
+                    Problem::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad_last_event_id",
+                        "Last-Event-ID must be an event id this stream sent (partition:offset,...)",
+                    )
+                })
+            })
+            .transpose()?;
+        let mut preface = String::from("retry: 3000\n: connected\n\n");
+        let source = match resume {
+            None => Source::Live(self.sender.subscribe()),
+            Some(from) => {
+                let (receiver, overflowed, reset) = self.resume(from, filter_copy(&filter)).await?;
+                if let Some(reason) = reset {
+                    preface.push_str(&format!(
+                        "event: reset\ndata: {{\"reason\":\"{reason}\"}}\n\n"
+                    ));
+                }
+                Source::Resumed {
+                    receiver,
+                    overflowed,
+                }
+            }
+        };
         metrics::gauge!("api_sse_clients").increment(1.0);
         let mut ticks = tokio::time::interval(self.heartbeat);
         ticks.reset();
         let client = SseClient {
-            receiver: self.sender.subscribe(),
+            source,
             ticks,
             filter,
-            opened: false,
+            preface: Some(Bytes::from(preface)),
             ended: false,
+            last_id: None,
             _gauge: ClientGauge,
         };
         let frames = futures::stream::unfold(client, |mut client| async move {
@@ -99,16 +202,118 @@ impl EventHub {
         headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
         Ok(response)
     }
+
+    /// A consumer of the client's own from `from`, feeding a bounded channel until
+    /// the client goes away. Also says why, if the topic no longer holds `from`.
+    async fn resume(
+        &self,
+        from: Positions,
+        filter: EventsQuery,
+    ) -> Result<
+        (
+            mpsc::Receiver<Arc<CallEvent>>,
+            Arc<AtomicBool>,
+            Option<&'static str>,
+        ),
+        Problem,
+    > {
+        let topic = self.kafka.topics().enriched;
+        let unavailable = |e: ConsumerError| {
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "broker_unavailable",
+                e.to_string(),
+            )
+            .retry_after(3)
+        };
+        let start = from.clone();
+        let (consumer, marks) = assigned_consumer(
+            &self.kafka,
+            "api-events-resume",
+            &topic,
+            Duration::from_secs(10),
+            move |m| {
+                // A partition the id does not name was added since: read it whole.
+                let at = start.0.get(&m.partition).copied().unwrap_or(m.low);
+                Offset::Offset(at.clamp(m.low, m.high))
+            },
+        )
+        .await
+        .map_err(unavailable)?;
+        let expired = marks
+            .iter()
+            .any(|m| from.0.get(&m.partition).is_some_and(|o| *o < m.low));
+        let (sender, receiver) = mpsc::channel(self.buffer);
+        let overflowed = Arc::new(AtomicBool::new(false));
+        let flag = overflowed.clone();
+        let mut positions = from;
+        for m in &marks {
+            positions.0.entry(m.partition).or_insert(m.low);
+        }
+        metrics::counter!("api_sse_resumes_total").increment(1);
+        tokio::spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    _ = sender.closed() => return,
+                    message = consumer.recv() => message,
+                };
+                let Ok(message) = message else {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                };
+                positions.advance(message.partition(), message.offset());
+                let Some(event) = render(&positions.encode(), message.payload()) else {
+                    continue;
+                };
+                if !filter.wants(&event) {
+                    continue;
+                }
+                if sender.try_send(Arc::new(event)).is_err() {
+                    flag.store(true, Ordering::SeqCst);
+                    return;
+                }
+            }
+        });
+        Ok((
+            receiver,
+            overflowed,
+            expired.then_some("the topic no longer holds events from that id; reload"),
+        ))
+    }
 }
 
-/// One connected SSE client: its place in the broadcast, its filter, its heartbeat.
+fn filter_copy(filter: &EventsQuery) -> EventsQuery {
+    EventsQuery {
+        client_id: filter.client_id.clone(),
+        account: filter.account.clone(),
+        last_event_id: None,
+    }
+}
+
+enum Source {
+    Live(broadcast::Receiver<Arc<CallEvent>>),
+    Resumed {
+        receiver: mpsc::Receiver<Arc<CallEvent>>,
+        overflowed: Arc<AtomicBool>,
+    },
+}
+
+/// One connected SSE client: where its events come from, its filter, its heartbeat.
 struct SseClient {
-    receiver: broadcast::Receiver<Arc<CallEvent>>,
+    source: Source,
     ticks: tokio::time::Interval,
     filter: EventsQuery,
-    opened: bool,
+    preface: Option<Bytes>,
     ended: bool,
+    /// The id of the last event sent, for the `dropped` event.
+    last_id: Option<String>,
     _gauge: ClientGauge,
+}
+
+enum Next {
+    Event(Arc<CallEvent>),
+    Behind(u64),
+    Closed,
 }
 
 impl SseClient {
@@ -117,39 +322,53 @@ impl SseClient {
         if self.ended {
             return None;
         }
-        if !self.opened {
-            self.opened = true;
-            return Some(Bytes::from_static(b"retry: 3000\n: connected\n\n"));
+        if let Some(preface) = self.preface.take() {
+            return Some(preface);
         }
         loop {
-            tokio::select! {
+            let next = tokio::select! {
                 _ = self.ticks.tick() => return Some(Bytes::from_static(b": heartbeat\n\n")),
-                received = self.receiver.recv() => match received {
-                    Ok(event) if self.wants(&event) => return Some(event.frame.clone()),
-                    Ok(_) => continue,
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        self.ended = true;
-                        metrics::counter!("api_sse_dropped_clients_total").increment(1);
-                        return Some(Bytes::from(format!(
-                            "event: dropped\ndata: {{\"reason\":\"client too slow\",\"missed\":{missed}}}\n\n"
-                        )));
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                },
+                next = next_event(&mut self.source) => next,
+            };
+            match next {
+                Next::Event(event) if self.filter.wants(&event) => {
+                    self.last_id = Some(event.id.clone());
+                    return Some(event.frame.clone());
+                }
+                Next::Event(_) => continue,
+                Next::Behind(missed) => {
+                    self.ended = true;
+                    metrics::counter!("api_sse_dropped_clients_total").increment(1);
+                    let resume = self
+                        .last_id
+                        .as_deref()
+                        .map(|id| format!(",\"resume_from\":\"{id}\""))
+                        .unwrap_or_default();
+                    return Some(Bytes::from(format!(
+                        "event: dropped\ndata: {{\"reason\":\"client too slow\",\"missed\":{missed}{resume}}}\n\n"
+                    )));
+                }
+                Next::Closed => return None,
             }
         }
     }
+}
 
-    fn wants(&self, event: &CallEvent) -> bool {
-        self.filter
-            .client_id
-            .as_ref()
-            .is_none_or(|c| *c == event.client_id)
-            && self
-                .filter
-                .account
-                .as_ref()
-                .is_none_or(|a| *a == event.account)
+async fn next_event(source: &mut Source) -> Next {
+    match source {
+        Source::Live(receiver) => match receiver.recv().await {
+            Ok(event) => Next::Event(event),
+            Err(broadcast::error::RecvError::Lagged(missed)) => Next::Behind(missed),
+            Err(broadcast::error::RecvError::Closed) => Next::Closed,
+        },
+        Source::Resumed {
+            receiver,
+            overflowed,
+        } => match receiver.recv().await {
+            Some(event) => Next::Event(event),
+            None if overflowed.load(Ordering::SeqCst) => Next::Behind(1),
+            None => Next::Closed,
+        },
     }
 }
 
@@ -162,12 +381,12 @@ impl Drop for ClientGauge {
     }
 }
 
-fn render(partition: i32, offset: i64, payload: Option<&[u8]>) -> Option<CallEvent> {
+fn render(id: &str, payload: Option<&[u8]>) -> Option<CallEvent> {
     #[derive(Deserialize)]
     struct Scope {
         client_id: String,
         account: String,
-        /// `call.created` or `call.updated`, set by the processor.
+        /// `call.created`, `call.updated` or `import.progress`, set by the writer.
         #[serde(default = "created")]
         event: String,
     }
@@ -178,34 +397,24 @@ fn render(partition: i32, offset: i64, payload: Option<&[u8]>) -> Option<CallEve
     let scope: Scope = match serde_json::from_slice(payload) {
         Ok(scope) => scope,
         Err(error) => {
-            tracing::warn!(%error, partition, offset, "enriched message is not a call; skipped");
+            tracing::warn!(%error, id, "enriched message is not an event; skipped");
             return None;
         }
     };
     let data = std::str::from_utf8(payload).ok()?;
     // SSE data lines cannot contain raw newlines; compact JSON has none, but be sure.
     let data = data.replace('\n', " ");
+    let event = match scope.event.as_str() {
+        "call.updated" => "call.updated",
+        "import.progress" => "import.progress",
+        _ => "call.created",
+    };
     Some(CallEvent {
         client_id: scope.client_id,
         account: scope.account,
-        frame: Bytes::from(format!(
-            "id: {partition}-{offset}\nevent: {}\ndata: {data}\n\n",
-            match scope.event.as_str() {
-                "call.updated" => "call.updated",
-                "import.progress" => "import.progress",
-                _ => "call.created",
-            }
-        )),
+        id: id.to_owned(),
+        frame: Bytes::from(format!("id: {id}\nevent: {event}\ndata: {data}\n\n")),
     })
-}
-
-async fn tail_from_end(kafka: &KafkaConfig, topic: &str) -> Result<StreamConsumer, ConsumerError> {
-    let (consumer, _) =
-        assigned_consumer(kafka, "api-events", topic, Duration::from_secs(10), |m| {
-            Offset::Offset(m.high)
-        })
-        .await?;
-    Ok(consumer)
 }
 
 #[cfg(test)]
@@ -213,25 +422,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_one_sse_frame_with_a_stable_id() {
+    fn renders_one_sse_frame_with_its_position_as_id() {
         let event = render(
-            2,
-            41,
+            "0:5,1:9,2:42",
             Some(br#"{"client_id":"arroyo","account":"acme","x":1}"#),
         )
         .unwrap();
         let frame = std::str::from_utf8(&event.frame).unwrap();
-        assert_eq!(frame, "id: 2-41\nevent: call.created\ndata: {\"client_id\":\"arroyo\",\"account\":\"acme\",\"x\":1}\n\n");
+        assert_eq!(frame, "id: 0:5,1:9,2:42\nevent: call.created\ndata: {\"client_id\":\"arroyo\",\"account\":\"acme\",\"x\":1}\n\n");
         let update = render(
-            2,
-            42,
+            "2:43",
             Some(br#"{"client_id":"arroyo","account":"acme","event":"call.updated"}"#),
         )
         .unwrap();
         assert!(std::str::from_utf8(&update.frame)
             .unwrap()
-            .starts_with("id: 2-42\nevent: call.updated\n"));
-        assert!(render(0, 0, Some(b"not json")).is_none());
-        assert!(render(0, 0, None).is_none());
+            .starts_with("id: 2:43\nevent: call.updated\n"));
+        assert!(render("0:0", Some(b"not json")).is_none());
+        assert!(render("0:0", None).is_none());
+    }
+
+    #[test]
+    fn positions_round_trip_and_refuse_junk() {
+        let mut positions = Positions::default();
+        positions.advance(2, 41);
+        positions.advance(0, 4);
+        assert_eq!(positions.encode(), "0:5,2:42");
+        assert_eq!(Positions::parse("0:5,2:42"), Some(positions));
+        for junk in ["", "2-41", "0:5,x:1", "-1:3", "0:-3", &"0:1,".repeat(3000)] {
+            assert_eq!(Positions::parse(junk), None, "{junk:.20}");
+        }
     }
 }

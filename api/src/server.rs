@@ -95,7 +95,17 @@ async fn route(state: Api, request: Request<Incoming>) -> Response<Body> {
         (&Method::GET, "/api/dead-letters") => {
             dead_letters::list(&state.clickhouse, state.max_page, query).await
         }
-        (&Method::GET, "/api/events") => state.events.subscribe(query),
+        (&Method::GET, "/api/events") => {
+            let last_event_id = request
+                .headers()
+                .get("last-event-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            state
+                .events
+                .subscribe(query, last_event_id.as_deref())
+                .await
+        }
         (&Method::POST, "/api/mappings/preview") => {
             preview::preview(&state.registry, &state.recent, request).await
         }

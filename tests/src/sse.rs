@@ -17,11 +17,16 @@ pub struct SseReader {
 
 impl SseReader {
     pub async fn connect(url: &str) -> Self {
-        let response = reqwest::Client::new()
-            .get(url)
-            .send()
-            .await
-            .expect("SSE connect");
+        Self::connect_with(url, &[]).await
+    }
+
+    /// Connects with extra request headers (`Last-Event-ID`).
+    pub async fn connect_with(url: &str, headers: &[(&str, &str)]) -> Self {
+        let mut request = reqwest::Client::new().get(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("SSE connect");
         assert_eq!(response.status(), 200, "SSE status");
         let content_type = response
             .headers()

@@ -1,0 +1,104 @@
+//! SSE resume against the real stack: a dashboard that loses its connection and
+//! comes back with `Last-Event-ID` gets every event it missed, none twice, from any
+//! api instance.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use integration_tests::sse::{SseEvent, SseReader};
+use integration_tests::TestEnv;
+
+fn calls(from: u32, to: u32) -> String {
+    (from..to)
+        .map(|n| {
+            format!(
+                r#"{{"call":{{"id":"sse_{n}","caller":{{"number":"312555{:04}"}},"started_at":"2026-11-21T1{}:00:00Z","payout":"$2.00"}}}}"#,
+                2000 + n,
+                n % 10
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+async fn next(events: &mut SseReader) -> SseEvent {
+    tokio::time::timeout(Duration::from_secs(60), events.next_event())
+        .await
+        .expect("an event within 60 s")
+        .expect("the stream stays open")
+}
+
+fn external_id(event: &SseEvent) -> String {
+    let data: serde_json::Value = serde_json::from_str(&event.data).unwrap();
+    data["external_id"].as_str().unwrap_or("").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnecting_dashboard_misses_nothing_and_sees_nothing_twice() {
+    let env = TestEnv::new("resume").await;
+    let _processor = env
+        .start("processor", &[("PROCESSOR_BATCH__MAX_WAIT_MS", "20")])
+        .await;
+    let ingest = env.start("ingest", &[]).await;
+    let first_api = env.start("api", &[]).await;
+    let second_api = env.start("api", &[]).await;
+
+    let mut live = SseReader::connect(&first_api.url("/api/events?client_id=arroyo")).await;
+    let (status, _) = ingest
+        .post_webhook("arroyo", "application/x-ndjson", calls(0, 3))
+        .await;
+    assert_eq!(status, 202);
+    let first = next(&mut live).await;
+    let resume_from = first.id.clone().expect("events carry ids");
+    drop(live);
+
+    // Published while the dashboard is away.
+    let (status, _) = ingest
+        .post_webhook("arroyo", "application/x-ndjson", calls(3, 6))
+        .await;
+    assert_eq!(status, 202);
+
+    // Back, on the other api instance, with the id it last saw.
+    let mut resumed = SseReader::connect_with(
+        &second_api.url("/api/events?client_id=arroyo"),
+        &[("last-event-id", resume_from.as_str())],
+    )
+    .await;
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        let event = next(&mut resumed).await;
+        assert_eq!(event.event, "call.created", "{event:?}");
+        seen.push(external_id(&event));
+    }
+    let distinct: HashSet<&String> = seen.iter().collect();
+    assert_eq!(distinct.len(), 5, "no event twice: {seen:?}");
+    assert!(
+        !seen.contains(&external_id(&first)),
+        "the event it saw is not sent again: {seen:?}"
+    );
+    let expected: HashSet<String> = (0..6)
+        .map(|n| format!("sse_{n}"))
+        .filter(|id| *id != external_id(&first))
+        .collect();
+    assert_eq!(
+        seen.iter().cloned().collect::<HashSet<_>>(),
+        expected,
+        "every missed event"
+    );
+
+    // Nothing more is pending: the next event is a new one.
+    let (status, _) = ingest
+        .post_webhook("arroyo", "application/x-ndjson", calls(6, 7))
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(external_id(&next(&mut resumed).await), "sse_6");
+
+    // A malformed id is refused, not silently ignored.
+    let response = reqwest::Client::new()
+        .get(second_api.url("/api/events"))
+        .header("last-event-id", "2-41")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+}
