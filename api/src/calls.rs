@@ -55,8 +55,14 @@ pub async fn list(
     client: &clickhouse::Client,
     max_page: u32,
     query: Option<&str>,
+    scope: &crate::access::Scope,
 ) -> Result<Response<Body>, Problem> {
-    let params: CallsQuery = parse(query)?;
+    let mut params: CallsQuery = parse(query)?;
+    scope.check_account(params.account.as_deref())?;
+    if let Some(mine) = scope.account() {
+        // An account token only ever reads its own account's rows.
+        params.account = Some(mine.to_owned());
+    }
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if limit == 0 || limit > max_page {
         return Err(bad_parameter(

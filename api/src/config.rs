@@ -16,6 +16,17 @@ pub struct ApiConfig {
     pub http: HttpConfig,
     #[serde(default)]
     pub registry: RegistryConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+/// Who may read what (see `access`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// JSON file of admin and per-account tokens; empty: no tokens (local use).
+    #[serde(default)]
+    pub tokens_file: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

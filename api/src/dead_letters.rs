@@ -20,6 +20,7 @@ pub async fn list(
     client: &clickhouse::Client,
     max_page: u32,
     query: Option<&str>,
+    visible_clients: Option<Vec<String>>,
 ) -> Result<Response<Body>, Problem> {
     let params: DeadLettersQuery = parse(query)?;
     let limit = params.limit.unwrap_or(50);
@@ -35,6 +36,17 @@ pub async fn list(
     if let Some(client_id) = &params.client_id {
         ClientId::parse(client_id).map_err(|e| bad_parameter("client_id", e.to_string()))?;
         sql.push_str(" AND client_id = ?");
+    }
+    if let Some(visible) = &visible_clients {
+        // An account token sees the dead letters of its account's integrations.
+        if visible.is_empty() {
+            sql.push_str(" AND 0");
+        } else {
+            sql.push_str(&format!(
+                " AND client_id IN ({})",
+                runtime::clickhouse::string_list(visible.iter().map(String::as_str))
+            ));
+        }
     }
     sql.push_str(" ORDER BY failed_at DESC, toString(raw_id) DESC LIMIT ?");
     let mut q = client.query(&sql);

@@ -146,8 +146,13 @@ impl EventHub {
         &self,
         query: Option<&str>,
         last_event_id: Option<&str>,
+        scope: &crate::access::Scope,
     ) -> Result<Response<Body>, Problem> {
-        let filter: EventsQuery = parse(query)?;
+        let mut filter: EventsQuery = parse(query)?;
+        scope.check_account(filter.account.as_deref())?;
+        if let Some(mine) = scope.account() {
+            filter.account = Some(mine.to_owned());
+        }
         let resume = filter
             .last_event_id
             .as_deref()

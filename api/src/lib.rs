@@ -2,6 +2,7 @@
 //! is one row however often it was delivered), and a live feed of new calls over
 //! Server-Sent Events, tailing the enriched topic.
 
+mod access;
 mod calls;
 pub mod config;
 mod dead_letters;

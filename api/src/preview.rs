@@ -77,6 +77,7 @@ pub async fn preview(
     registry: &IntegrationRegistry,
     recent: &RecentPayloads,
     request: Request<Incoming>,
+    scope: &crate::access::Scope,
 ) -> Result<Response<Body>, Problem> {
     require_json(&request)?;
     let bytes = read_body(request, BODY_LIMIT).await?;
@@ -86,6 +87,12 @@ pub async fn preview(
             .with_detail("column", e.column())
     })?;
     let integration = which_integration(registry, &body)?;
+    if scope
+        .account()
+        .is_some_and(|mine| mine != integration.account)
+    {
+        return Err(crate::access::forbidden(&integration.account));
+    }
     let mapping = CompiledMapping::compile(&integration).map_err(|e| {
         Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,

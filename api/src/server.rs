@@ -17,6 +17,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use runtime::http::{json, metrics, Body, Problem};
 use runtime::shutdown::Shutdown;
 
+use crate::access::{self, Scope, Tokens, TokensError};
 use crate::config::ApiConfig;
 use crate::events::EventHub;
 use crate::recent::RecentPayloads;
@@ -32,6 +33,8 @@ pub enum ApiError {
     Bind(#[from] runtime::http::BindError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Tokens(#[from] TokensError),
 }
 
 #[derive(Clone)]
@@ -42,6 +45,7 @@ struct Api {
     events: EventHub,
     metrics: PrometheusHandle,
     max_page: u32,
+    tokens: Tokens,
 }
 
 pub async fn run(
@@ -64,7 +68,15 @@ pub async fn run(
     .await?;
     let recent =
         RecentPayloads::start(&config.kafka, config.http.recent_payloads, shutdown.clone()).await?;
+    let tokens = match config.auth.tokens_file.as_str() {
+        "" => {
+            tracing::warn!("auth.tokens_file is not set: the api answers anyone (local use only)");
+            Tokens::open()
+        }
+        path => Tokens::load(std::path::Path::new(path))?,
+    };
     let state = Api {
+        tokens,
         clickhouse: config.clickhouse.client(),
         registry,
         recent,
@@ -88,12 +100,35 @@ async fn route(state: Api, request: Request<Incoming>) -> Response<Body> {
     // Owned copies, so the preview arm can take the request (it reads the body).
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let query = request.uri().query().map(str::to_owned);
+    let raw_query = request.uri().query().map(str::to_owned);
+    let scope = if path.starts_with("/api/") {
+        match state.tokens.scope(request.headers(), raw_query.as_deref()) {
+            Ok(scope) => scope,
+            Err(problem) => {
+                metrics::counter!("api_requests_total", "status" => problem.status.as_u16().to_string()).increment(1);
+                return problem.into_response();
+            }
+        }
+    } else {
+        Scope::All
+    };
+    let query = access::without_token(raw_query.as_deref());
     let query = query.as_deref();
     let result = match (&method, path.as_str()) {
-        (&Method::GET, "/api/calls") => calls::list(&state.clickhouse, state.max_page, query).await,
+        (&Method::GET, "/api/calls") => {
+            calls::list(&state.clickhouse, state.max_page, query, &scope).await
+        }
         (&Method::GET, "/api/dead-letters") => {
-            dead_letters::list(&state.clickhouse, state.max_page, query).await
+            let visible = scope.account().map(|account| {
+                state
+                    .registry
+                    .all()
+                    .iter()
+                    .filter(|i| i.account == account)
+                    .map(|i| i.client_id.to_string())
+                    .collect()
+            });
+            dead_letters::list(&state.clickhouse, state.max_page, query, visible).await
         }
         (&Method::GET, "/api/events") => {
             let last_event_id = request
@@ -103,11 +138,11 @@ async fn route(state: Api, request: Request<Incoming>) -> Response<Body> {
                 .map(str::to_owned);
             state
                 .events
-                .subscribe(query, last_event_id.as_deref())
+                .subscribe(query, last_event_id.as_deref(), &scope)
                 .await
         }
         (&Method::POST, "/api/mappings/preview") => {
-            preview::preview(&state.registry, &state.recent, request).await
+            preview::preview(&state.registry, &state.recent, request, &scope).await
         }
         (&Method::GET, "/healthz") => Ok(health(&state).await),
         (&Method::GET, "/metrics") => Ok(metrics(&state.metrics)),
