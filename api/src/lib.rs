@@ -7,6 +7,7 @@ mod calls;
 pub mod config;
 mod dead_letters;
 mod events;
+mod filter;
 mod preview;
 mod query;
 mod recent;

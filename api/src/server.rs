@@ -3,6 +3,7 @@
 //! | method | path               | what                                          |
 //! |--------|--------------------|-----------------------------------------------|
 //! | GET    | /api/calls         | calls, newest first, keyset pages             |
+//! | GET    | /api/calls/export.csv | the filtered calls as CSV, streamed        |
 //! | GET    | /api/dead-letters  | refused records with reasons and payloads     |
 //! | GET    | /api/events        | live calls (Server-Sent Events)               |
 //! | POST   | /api/mappings/preview | a mapping applied to sample records, nothing written |
@@ -115,6 +116,9 @@ async fn route(state: Api, request: Request<Incoming>) -> Response<Body> {
     let query = access::without_token(raw_query.as_deref());
     let query = query.as_deref();
     let result = match (&method, path.as_str()) {
+        (&Method::GET, "/api/calls/export.csv") => {
+            calls::export(&state.clickhouse, query, &scope).await
+        }
         (&Method::GET, "/api/calls") => {
             calls::list(&state.clickhouse, state.max_page, query, &scope).await
         }
