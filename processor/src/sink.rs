@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use runtime::kafka::{AckedProducer, OutgoingMessage};
+use runtime::kafka::AckedProducer;
 use runtime::shutdown::Shutdown;
 use schemas::topics::Topics;
 use schemas::{CallRecord, CallRow, DeadLetter};
@@ -150,15 +150,8 @@ async fn publish(
     topic: &str,
     payloads: &[(String, Vec<u8>)],
 ) -> Result<(), String> {
-    let messages: Vec<OutgoingMessage<'_>> = payloads
-        .iter()
-        .map(|(key, payload)| OutgoingMessage {
-            key: key.as_bytes(),
-            payload,
-        })
-        .collect();
     producer
-        .send_all(topic, &messages)
+        .send_pairs(topic, payloads)
         .await
         .map_err(|e| e.to_string())
 }

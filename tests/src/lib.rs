@@ -302,6 +302,26 @@ impl Drop for PrivateBroker {
     }
 }
 
+/// One of the sample integrations (`deploy/integrations/samples.json`), edited as
+/// JSON (so a test can change any field, or add `auth`, `poll`...), and validated.
+pub fn sample_integration(
+    client_id: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> schemas::Integration {
+    let all = cmctl::read_integrations(&repo_root().join("deploy/integrations/samples.json"))
+        .expect("sample integrations");
+    let sample = all
+        .into_iter()
+        .find(|i| i.client_id.as_str() == client_id)
+        .unwrap_or_else(|| panic!("no sample integration {client_id}"));
+    let mut value = serde_json::to_value(sample).expect("integration as JSON");
+    edit(&mut value);
+    let integration: schemas::Integration =
+        serde_json::from_value(value).expect("edited integration parses");
+    integration.validate().expect("edited integration is valid");
+    integration
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }

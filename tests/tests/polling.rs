@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use integration_tests::fake_http::{query, Canned, FakeHttp};
-use integration_tests::{eventually, final_count, fixture, repo_root, TestEnv};
+use integration_tests::{eventually, final_count, fixture, sample_integration, TestEnv};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,15 +46,7 @@ async fn a_failing_paging_rate_limiting_partner_is_read_exactly_once() {
         }
     })
     .await;
-    let all =
-        cmctl::read_integrations(&repo_root().join("deploy/integrations/samples.json")).unwrap();
-    let mut ringpartner = serde_json::to_value(
-        all.into_iter()
-            .find(|i| i.client_id.as_str() == "ringpartner")
-            .unwrap(),
-    )
-    .unwrap();
-    ringpartner["poll"] = json!({
+    let poll = json!({
         "interval_s": 3600,
         "url": format!("{}/v2/calls", partner.base_url),
         "query": {"updated_since": "{since}", "page_size": "2"},
@@ -66,7 +58,7 @@ async fn a_failing_paging_rate_limiting_partner_is_read_exactly_once() {
         "initial_since": "2026-11-20T00:00:00Z",
         "budget": {"account": "ringpartner-acme", "per_second": 5, "burst": 5}
     });
-    let ringpartner: schemas::Integration = serde_json::from_value(ringpartner).unwrap();
+    let ringpartner = sample_integration("ringpartner", |value| value["poll"] = poll);
     cmctl::publish_integrations(&env.kafka, &[ringpartner])
         .await
         .unwrap();
@@ -83,19 +75,8 @@ async fn a_failing_paging_rate_limiting_partner_is_read_exactly_once() {
         (final_count(&client, "ringpartner").await == 3).then_some(())
     })
     .await;
-    let status = eventually("the run's status", Duration::from_secs(30), || async {
-        let polls: serde_json::Value = reqwest::get(ingest.url("/api/polls"))
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        let status = polls["polls"]
-            .as_array()?
-            .iter()
-            .find(|p| p["client_id"] == "ringpartner")?
-            .clone();
-        (status["last_ok"] == true).then_some(status)
+    let status = eventually("the run's status", Duration::from_secs(30), || {
+        finished_run(ingest.url("/api/polls"))
     })
     .await;
     assert_eq!(
@@ -142,24 +123,9 @@ async fn a_failing_paging_rate_limiting_partner_is_read_exactly_once() {
         "cursor 23:46:30 minus 300 s: {}",
         resumed.lines().next().unwrap_or("")
     );
-    eventually(
-        "the second run to finish",
-        Duration::from_secs(30),
-        || async {
-            let polls: serde_json::Value = reqwest::get(ingest.url("/api/polls"))
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            let status = polls["polls"]
-                .as_array()?
-                .iter()
-                .find(|p| p["client_id"] == "ringpartner")?
-                .clone();
-            (status["last_ok"] == true).then_some(())
-        },
-    )
+    eventually("the second run to finish", Duration::from_secs(30), || {
+        finished_run(ingest.url("/api/polls"))
+    })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
@@ -167,4 +133,15 @@ async fn a_failing_paging_rate_limiting_partner_is_read_exactly_once() {
         3,
         "re-read records are not doubled"
     );
+}
+
+/// Ringpartner's status from `GET /api/polls` once a run has finished well.
+async fn finished_run(url: String) -> Option<serde_json::Value> {
+    let polls: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+    let status = polls["polls"]
+        .as_array()?
+        .iter()
+        .find(|p| p["client_id"] == "ringpartner")?
+        .clone();
+    (status["last_ok"] == true).then_some(status)
 }

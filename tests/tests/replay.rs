@@ -6,22 +6,15 @@
 use std::time::Duration;
 
 use cmctl::replay::{replay, ReplaySource};
-use integration_tests::{eventually, final_count, fixture, repo_root, TestEnv};
+use integration_tests::{eventually, final_count, fixture, sample_integration, TestEnv};
 use schemas::{ClientId, Integration};
 use serde_json::json;
 
 fn arroyo(version: u32, edit: impl FnOnce(&mut serde_json::Value)) -> Integration {
-    let all =
-        cmctl::read_integrations(&repo_root().join("deploy/integrations/samples.json")).unwrap();
-    let mut value = serde_json::to_value(
-        all.into_iter()
-            .find(|i| i.client_id.as_str() == "arroyo")
-            .unwrap(),
-    )
-    .unwrap();
-    value["version"] = json!(version);
-    edit(&mut value);
-    serde_json::from_value(value).unwrap()
+    sample_integration("arroyo", |value| {
+        value["version"] = json!(version);
+        edit(value);
+    })
 }
 
 async fn campaigns(client: &clickhouse::Client) -> Vec<(String, String, u32)> {

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use integration_tests::{repo_root, TestEnv};
+use integration_tests::{sample_integration, TestEnv};
 use schemas::Integration;
 use serde_json::json;
 
@@ -12,19 +12,12 @@ const SECRET: &str = "whsec_Y2FsbG1hdHJpeC10ZXN0LXNlY3JldC0zMi1ieXRlcyE=";
 const TOKEN: &str = "tok_0123456789abcdefghijklmnop";
 
 fn arroyo_as(client_id: &str, extra: serde_json::Value) -> Integration {
-    let all =
-        cmctl::read_integrations(&repo_root().join("deploy/integrations/samples.json")).unwrap();
-    let mut value = serde_json::to_value(
-        all.into_iter()
-            .find(|i| i.client_id.as_str() == "arroyo")
-            .unwrap(),
-    )
-    .unwrap();
-    value["client_id"] = json!(client_id);
-    for (key, v) in extra.as_object().unwrap() {
-        value[key] = v.clone();
-    }
-    serde_json::from_value(value).unwrap()
+    sample_integration("arroyo", |value| {
+        value["client_id"] = json!(client_id);
+        for (key, v) in extra.as_object().unwrap() {
+            value[key] = v.clone();
+        }
+    })
 }
 
 /// `webhook-signature` for (id, timestamp, body), by the official library.

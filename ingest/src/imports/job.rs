@@ -285,16 +285,9 @@ impl Importer {
 
     /// Sends with a few retries: an import is long, a broker hiccup should not end it.
     async fn send(&self, topic: &str, encoded: &[(String, Vec<u8>)]) -> Result<(), String> {
-        let messages: Vec<OutgoingMessage<'_>> = encoded
-            .iter()
-            .map(|(key, payload)| OutgoingMessage {
-                key: key.as_bytes(),
-                payload,
-            })
-            .collect();
         let mut backoff = Duration::from_millis(500);
         for attempt in 1..=SEND_ATTEMPTS {
-            match self.producer.send_all(topic, &messages).await {
+            match self.producer.send_pairs(topic, encoded).await {
                 Ok(()) => return Ok(()),
                 Err(error) if attempt < SEND_ATTEMPTS && error.is_transient() => {
                     tracing::warn!(%error, attempt, "import batch not acknowledged; retrying");

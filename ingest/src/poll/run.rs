@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
-use runtime::kafka::{AckedProducer, OutgoingMessage};
+use runtime::kafka::AckedProducer;
 use schemas::keys::KeyRules;
 use schemas::path::FieldPath;
 use schemas::poll::{Paging, PollAuth, PollConfig};
@@ -364,15 +364,8 @@ async fn send(
         .zip(&envelopes)
         .map(|(k, e)| (k, e.to_json()))
         .collect();
-    let messages: Vec<OutgoingMessage<'_>> = encoded
-        .iter()
-        .map(|(key, payload)| OutgoingMessage {
-            key: key.as_bytes(),
-            payload,
-        })
-        .collect();
     ctx.producer
-        .send_all(ctx.raw_topic, &messages)
+        .send_pairs(ctx.raw_topic, &encoded)
         .await
         .map_err(|e| format!("Kafka did not acknowledge a page: {e}"))?;
     metrics::counter!("ingest_records_total", "outcome" => "polled")

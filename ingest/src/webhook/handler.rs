@@ -5,7 +5,7 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use runtime::http::{json, read_body, Body, Problem};
-use runtime::kafka::{AckedProducer, OutgoingMessage, ProduceError};
+use runtime::kafka::{AckedProducer, ProduceError};
 use runtime::registry::IntegrationRegistry;
 use schemas::dead_letter::Stage;
 use schemas::ids::raw_record_id;
@@ -352,16 +352,9 @@ async fn send(
     topic: &str,
     encoded: &[(String, Vec<u8>)],
 ) -> Result<(), Problem> {
-    let messages: Vec<OutgoingMessage<'_>> = encoded
-        .iter()
-        .map(|(key, payload)| OutgoingMessage {
-            key: key.as_bytes(),
-            payload,
-        })
-        .collect();
     state
         .producer
-        .send_all(topic, &messages)
+        .send_pairs(topic, encoded)
         .await
         .map_err(|error| unavailable(state, &error))
 }

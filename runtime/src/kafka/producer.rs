@@ -166,6 +166,22 @@ impl AckedProducer {
         }
     }
 
+    /// [`send_all`](Self::send_all) for owned `(key, payload)` pairs.
+    pub async fn send_pairs(
+        &self,
+        topic: &str,
+        pairs: &[(String, Vec<u8>)],
+    ) -> Result<(), ProduceError> {
+        let messages: Vec<OutgoingMessage<'_>> = pairs
+            .iter()
+            .map(|(key, payload)| OutgoingMessage {
+                key: key.as_bytes(),
+                payload,
+            })
+            .collect();
+        self.send_all(topic, &messages).await
+    }
+
     /// Asks the broker for cluster metadata: the health check's proof of a live link.
     pub async fn check_broker(&self, timeout: std::time::Duration) -> Result<usize, KafkaError> {
         let producer = self.current();
