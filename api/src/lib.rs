@@ -3,6 +3,7 @@
 //! Server-Sent Events, tailing the enriched topic.
 
 mod access;
+mod aggregates;
 mod calls;
 pub mod config;
 mod dead_letters;

@@ -4,6 +4,7 @@
 //! |--------|--------------------|-----------------------------------------------|
 //! | GET    | /api/calls         | calls, newest first, keyset pages             |
 //! | GET    | /api/calls/export.csv | the filtered calls as CSV, streamed        |
+//! | GET    | /api/aggregates    | counts and sums by time bucket and dimension  |
 //! | GET    | /api/dead-letters  | refused records with reasons and payloads     |
 //! | GET    | /api/events        | live calls (Server-Sent Events)               |
 //! | POST   | /api/mappings/preview | a mapping applied to sample records, nothing written |
@@ -22,7 +23,7 @@ use crate::access::{self, Scope, Tokens, TokensError};
 use crate::config::ApiConfig;
 use crate::events::EventHub;
 use crate::recent::RecentPayloads;
-use crate::{calls, dead_letters, preview};
+use crate::{aggregates, calls, dead_letters, preview};
 use runtime::kafka::ConsumerError;
 use runtime::registry::{IntegrationRegistry, RegistryError};
 
@@ -116,6 +117,9 @@ async fn route(state: Api, request: Request<Incoming>) -> Response<Body> {
     let query = access::without_token(raw_query.as_deref());
     let query = query.as_deref();
     let result = match (&method, path.as_str()) {
+        (&Method::GET, "/api/aggregates") => {
+            aggregates::aggregates(&state.clickhouse, query, &scope).await
+        }
         (&Method::GET, "/api/calls/export.csv") => {
             calls::export(&state.clickhouse, query, &scope).await
         }

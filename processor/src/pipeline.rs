@@ -154,6 +154,7 @@ pub async fn run(
         let written = async {
             sink.write(&processed.calls, &processed.dead_letters, &shutdown)
                 .await?;
+            sink.retire_moved(&processed.moved, &shutdown).await?;
             sink.forward(&processed.forwards, &shutdown).await
         };
         if let Err(interrupted) = written.instrument(span).await {
@@ -247,6 +248,8 @@ struct Processed {
     /// Records that arrived under another key than their caller's: re-published to
     /// the raw topic under the caller key, processed by the caller's partition owner.
     forwards: Vec<(String, Vec<u8>)>,
+    /// Old positions in `calls_by_time` of calls a new version moved.
+    moved: Vec<schemas::call::MovedCallRow>,
 }
 
 struct Pipeline {
@@ -329,6 +332,10 @@ impl Pipeline {
                     if key != Some(caller_key.as_bytes()) {
                         out.forwards.push((caller_key, envelope.to_json()));
                         continue;
+                    }
+                    if let Some(old) = known.get(&call.id) {
+                        out.moved
+                            .extend(schemas::call::MovedCallRow::tombstone(old, &call));
                     }
                     known.insert(call.id, call.clone());
                     out.calls.push(call);

@@ -69,6 +69,21 @@ impl BatchSink {
         Ok(())
     }
 
+    /// Retires the old `calls_by_time` positions of moved calls.
+    pub async fn retire_moved(
+        &self,
+        moved: &[schemas::call::MovedCallRow],
+        shutdown: &Shutdown,
+    ) -> Result<(), Interrupted> {
+        if moved.is_empty() {
+            return Ok(());
+        }
+        self.retry("retire moved calls", shutdown, || {
+            insert(&self.clickhouse, "calls_by_time", moved)
+        })
+        .await
+    }
+
     /// Re-publishes records to the raw topic under their caller key.
     pub async fn forward(
         &self,

@@ -270,6 +270,53 @@ impl From<&CallRecord> for CallRow {
     }
 }
 
+/// A `calls_by_time` row that retires a call's old position there, written when a
+/// new version moves the call (another start time or account): `calls_by_time` is
+/// sorted by those, so the old version would otherwise stay beside the new one.
+#[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
+pub struct MovedCallRow {
+    pub account: String,
+    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    pub started_at: DateTime<Utc>,
+    pub client_id: String,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub id: Uuid,
+    pub version: u64,
+    pub deleted: u8,
+    pub source: Source,
+    pub duration_s: Option<u32>,
+    pub payout: Option<i64>,
+    pub revenue: Option<i64>,
+    pub campaign: String,
+    pub publisher: String,
+    pub state: String,
+    pub status: String,
+}
+
+impl MovedCallRow {
+    /// The tombstone of `old` when `new` replaces it under another key; `None` when
+    /// the call did not move.
+    pub fn tombstone(old: &CallRecord, new: &CallRecord) -> Option<Self> {
+        let moved = old.started_at != new.started_at || old.account != new.account;
+        moved.then(|| Self {
+            account: old.account.clone(),
+            started_at: old.started_at,
+            client_id: old.client_id.to_string(),
+            id: old.id.0,
+            version: new.version,
+            deleted: 1,
+            source: old.source,
+            duration_s: old.duration_s,
+            payout: old.payout.map(Money::units),
+            revenue: old.revenue.map(Money::units),
+            campaign: text(&old.campaign),
+            publisher: text(&old.publisher),
+            state: text(&old.state),
+            status: old.status.clone(),
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("row {id} in ClickHouse has an invalid {field}: {reason}")]
 pub struct RowDecodeError {

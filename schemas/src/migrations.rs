@@ -36,6 +36,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "enrichment",
         sql: include_str!("../migrations/0004_enrichment.sql"),
     },
+    Migration {
+        version: 5,
+        name: "calls_by_time",
+        sql: include_str!("../migrations/0005_calls_by_time.sql"),
+    },
 ];
 
 impl Migration {

@@ -1,0 +1,100 @@
+//! Aggregates against the real stack: counts, sums and durations by day in the
+//! caller's zone and by status; a correction that moves a call to another day moves
+//! it in the aggregates too (not counted twice).
+
+use std::time::Duration;
+
+use integration_tests::{eventually, final_count, fixture, TestEnv};
+
+async fn aggregate(url: &str) -> serde_json::Value {
+    let response = reqwest::get(url).await.unwrap();
+    assert_eq!(response.status(), 200, "{url}");
+    response.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregates_by_day_and_status_follow_corrections() {
+    let env = TestEnv::new("aggregates").await;
+    let _processor = env
+        .start("processor", &[("PROCESSOR_BATCH__MAX_WAIT_MS", "20")])
+        .await;
+    let ingest = env.start("ingest", &[]).await;
+    let api = env.start("api", &[]).await;
+    ingest
+        .post_webhook("arroyo", "application/json", fixture("arroyo-webhook.json"))
+        .await;
+    let client = env.client();
+    eventually("the 3 sample calls", Duration::from_secs(60), || async {
+        (final_count(&client, "arroyo").await == 3).then_some(())
+    })
+    .await;
+    let url = |query: &str| {
+        api.url(&format!(
+            "/api/aggregates?client_id=arroyo&from=2026-11-20T00:00:00Z&{query}"
+        ))
+    };
+
+    let total = aggregate(&url("to=2026-11-22T00:00:00Z&bucket=none")).await;
+    let row = &total["rows"][0];
+    assert_eq!(
+        (
+            row["calls"].as_u64(),
+            row["qualified"].as_u64(),
+            row["unqualified"].as_u64(),
+            row["repeat"].as_u64()
+        ),
+        (Some(3), Some(1), Some(1), Some(1)),
+        "{total}"
+    );
+    assert_eq!(
+        (row["payout"].as_str(), row["total_duration_s"].as_u64()),
+        (Some("90.00"), Some(860))
+    );
+
+    // Days in Los Angeles: 22:03Z and 22:11Z are the afternoon of the 20th, 14:58Z on
+    // the 21st is that morning.
+    let by_day = aggregate(&url(
+        "to=2026-11-22T00:00:00Z&bucket=day&tz=America/Los_Angeles&group_by=status",
+    ))
+    .await;
+    let rows: Vec<(String, String, u64)> = by_day["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["bucket"].as_str().unwrap().to_owned(),
+                r["status"].as_str().unwrap().to_owned(),
+                r["calls"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("2026-11-20".to_owned(), "qualified".to_owned(), 1),
+            ("2026-11-20".to_owned(), "unqualified".to_owned(), 1),
+            ("2026-11-21".to_owned(), "repeat".to_owned(), 1),
+        ]
+    );
+
+    // The partner corrects a start time by a few days: the call moves, once.
+    let correction = r#"{"call": {"id": "ar_1a2b3c4d", "started_at": "2026-11-25T09:00:00Z"}}"#;
+    ingest
+        .post_webhook("arroyo", "application/json", correction.to_owned())
+        .await;
+    eventually("the call to move", Duration::from_secs(60), || async {
+        let moved = aggregate(&url("to=2026-11-22T00:00:00Z&bucket=none")).await;
+        (moved["rows"][0]["calls"].as_u64() == Some(2)).then_some(())
+    })
+    .await;
+    let later = aggregate(&url("to=2026-11-26T00:00:00Z&bucket=none")).await;
+    assert_eq!(
+        later["rows"][0]["calls"].as_u64(),
+        Some(3),
+        "moved, not doubled: {later}"
+    );
+
+    let response = reqwest::get(url("group_by=colour")).await.unwrap();
+    assert_eq!(response.status(), 400);
+}
