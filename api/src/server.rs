@@ -8,6 +8,7 @@
 //! | GET    | /api/dead-letters  | refused records with reasons and payloads     |
 //! | GET    | /api/events        | live calls (Server-Sent Events)               |
 //! | POST   | /api/mappings/preview | a mapping applied to sample records, nothing written |
+//! | GET    | /api/openapi.json  | the OpenAPI document of ingest and api        |
 //! | GET    | /healthz           | ClickHouse answers                            |
 //! | GET    | /metrics           | Prometheus text                               |
 
@@ -103,7 +104,7 @@ async fn route(state: Api, request: Request<Incoming>) -> Response<Body> {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let raw_query = request.uri().query().map(str::to_owned);
-    let scope = if path.starts_with("/api/") {
+    let scope = if path.starts_with("/api/") && path != "/api/openapi.json" {
         match state.tokens.scope(request.headers(), raw_query.as_deref()) {
             Ok(scope) => scope,
             Err(problem) => {
@@ -152,6 +153,7 @@ async fn route(state: Api, request: Request<Incoming>) -> Response<Body> {
         (&Method::POST, "/api/mappings/preview") => {
             preview::preview(&state.registry, &state.recent, request, &scope).await
         }
+        (&Method::GET, "/api/openapi.json") => Ok(openapi()),
         (&Method::GET, "/healthz") => Ok(health(&state).await),
         (&Method::GET, "/metrics") => Ok(metrics(&state.metrics)),
         (method, path) => Err(Problem::new(
@@ -163,6 +165,16 @@ async fn route(state: Api, request: Request<Incoming>) -> Response<Body> {
     let response = result.unwrap_or_else(Problem::into_response);
     metrics::counter!("api_requests_total", "status" => response.status().as_u16().to_string())
         .increment(1);
+    response
+}
+
+/// The OpenAPI document, as checked in.
+pub fn openapi() -> Response<Body> {
+    let mut response = Response::new(runtime::http::full(schemas::openapi::OPENAPI_JSON));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     response
 }
 

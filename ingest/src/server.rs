@@ -7,6 +7,7 @@
 //! | GET    | /api/imports/{id}                      | an import's progress         |
 //! | GET    | /api/polls                             | poll status, this instance's |
 //! | POST   | /api/integrations/{clientId}/poll      | poll now                     |
+//! | GET    | /api/openapi.json                      | the OpenAPI document         |
 //! | GET    | /healthz                               | broker reachable, registry up |
 //! | GET    | /metrics                               | Prometheus text              |
 
@@ -133,6 +134,14 @@ async fn route(state: Ingest, request: Request<Incoming>) -> Response<Body> {
             return response;
         }
         return webhook::handle(&state.webhook, client, request).await;
+    }
+    if path == "/api/openapi.json" && request.method() == Method::GET {
+        let mut response = Response::new(runtime::http::full(schemas::openapi::OPENAPI_JSON));
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return response;
     }
     if path == "/api/polls" {
         let statuses = state

@@ -11,6 +11,7 @@ pub mod integration;
 pub mod keys;
 pub mod migrations;
 pub mod money;
+pub mod openapi;
 pub mod path;
 pub mod phone;
 pub mod poll;

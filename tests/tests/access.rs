@@ -162,4 +162,10 @@ async fn one_accounts_token_never_reads_another_accounts_data() {
         200,
         "ops endpoints stay open"
     );
+    let (status, document) = get(&api.url("/api/openapi.json"), None).await;
+    assert_eq!(
+        (status, document["openapi"].as_str()),
+        (200, Some("3.0.3")),
+        "the OpenAPI document is public"
+    );
 }
