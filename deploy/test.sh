@@ -33,6 +33,18 @@ if ! python3 -c "import standardwebhooks" >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "standardwebhooks==1.1.0"
 fi
 
+# The dashboard's browser test: Debian's chromium, driven by playwright-core.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "[test] installing chromium (Debian) for the dashboard's browser test"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  echo "[test] installing playwright-core (npm, no browser download)"
+  npm ci --prefix tests/browser --no-audit --no-fund --silent
+fi
+
 echo "[test] building the workspace (binaries and tests)"
 cargo build --workspace --bins --tests
 

@@ -8,6 +8,7 @@
 //! | GET    | /api/dead-letters  | refused records with reasons and payloads     |
 //! | GET    | /api/events        | live calls (Server-Sent Events)               |
 //! | POST   | /api/mappings/preview | a mapping applied to sample records, nothing written |
+//! | GET    | /                  | the dashboard (one HTML page, no build step)  |
 //! | GET    | /api/openapi.json  | the OpenAPI document of ingest and api        |
 //! | GET    | /healthz           | ClickHouse answers                            |
 //! | GET    | /metrics           | Prometheus text                               |
@@ -153,6 +154,7 @@ async fn route(state: Api, request: Request<Incoming>) -> Response<Body> {
         (&Method::POST, "/api/mappings/preview") => {
             preview::preview(&state.registry, &state.recent, request, &scope).await
         }
+        (&Method::GET, "/") => Ok(dashboard()),
         (&Method::GET, "/api/openapi.json") => Ok(openapi()),
         (&Method::GET, "/healthz") => Ok(health(&state).await),
         (&Method::GET, "/metrics") => Ok(metrics(&state.metrics)),
@@ -165,6 +167,24 @@ async fn route(state: Api, request: Request<Incoming>) -> Response<Body> {
     let response = result.unwrap_or_else(Problem::into_response);
     metrics::counter!("api_requests_total", "status" => response.status().as_u16().to_string())
         .increment(1);
+    response
+}
+
+/// The dashboard: a single page that reads the same API as everyone else (with the
+/// token the operator types in), so it needs no build step and no server state.
+pub fn dashboard() -> Response<Body> {
+    let mut response = Response::new(runtime::http::full(include_str!(
+        "../static/dashboard.html"
+    )));
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-cache"),
+    );
     response
 }
 

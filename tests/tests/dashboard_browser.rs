@@ -1,0 +1,59 @@
+//! The dashboard in a real browser (Debian's chromium, headless, driven by
+//! playwright-core from `tests/browser/dashboard.mjs`): it opens the page served by
+//! the api, a webhook is delivered, and the call must appear in the live feed and the
+//! total must change. The screenshot is kept as a test artifact in
+//! `.data/test/artifacts/dashboard.png`. `deploy/test.sh` installs chromium and
+//! playwright-core.
+
+use std::process::Command;
+use std::time::Duration;
+
+use integration_tests::{repo_root, TestEnv};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_a_new_call_live_in_a_real_browser() {
+    let browser_dir = repo_root().join("tests/browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").exists(),
+        "playwright-core is missing: deploy/test.sh installs it (npm ci --prefix tests/browser)"
+    );
+    let env = TestEnv::new("browser").await;
+    let _processor = env
+        .start("processor", &[("PROCESSOR_BATCH__MAX_WAIT_MS", "20")])
+        .await;
+    let ingest = env.start("ingest", &[]).await;
+    let api = env.start("api", &[]).await;
+    let artifacts = repo_root().join(".data/test/artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let screenshot = artifacts.join("dashboard.png");
+    let _ = std::fs::remove_file(&screenshot);
+
+    let (api_url, ingest_url) = (api.url(""), ingest.url(""));
+    let shot = screenshot.clone();
+    let output = tokio::time::timeout(
+        Duration::from_secs(180),
+        tokio::task::spawn_blocking(move || {
+            Command::new("node")
+                .arg(browser_dir.join("dashboard.mjs"))
+                .args([
+                    api_url.as_str(),
+                    ingest_url.as_str(),
+                    shot.to_str().unwrap(),
+                ])
+                .output()
+        }),
+    )
+    .await
+    .expect("the browser test finishes within 3 minutes")
+    .unwrap()
+    .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "browser test failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("appeared in the live feed"), "{stdout}");
+    let size = std::fs::metadata(&screenshot).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 10_000, "a screenshot was saved ({size} bytes)");
+}
