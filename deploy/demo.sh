@@ -53,6 +53,7 @@ rm -f "$SSE_LOG"
 cat <<MSG
 
 Where to look next:
+  dashboard        $API/
   calls            $API/api/calls?client_id=arroyo
   live events      curl -N $API/api/events
   dead letters     $API/api/dead-letters

@@ -9,6 +9,7 @@ pub mod config;
 mod dead_letters;
 mod events;
 mod filter;
+mod integrations;
 mod preview;
 mod query;
 mod recent;

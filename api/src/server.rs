@@ -6,6 +6,11 @@
 //! | GET    | /api/calls/export.csv | the filtered calls as CSV, streamed        |
 //! | GET    | /api/aggregates    | counts and sums by time bucket and dimension  |
 //! | GET    | /api/dead-letters  | refused records with reasons and payloads     |
+//! | GET    | /api/integrations  | integrations with health and alert state      |
+//! | POST   | /api/integrations  | create or update an integration               |
+//! | POST   | /api/integrations/{clientId}/enable | enable (a new version)       |
+//! | POST   | /api/integrations/{clientId}/disable | disable (a new version)     |
+//! | DELETE | /api/integrations/{clientId} | delete an integration               |
 //! | GET    | /api/events        | live calls (Server-Sent Events)               |
 //! | POST   | /api/mappings/preview | a mapping applied to sample records, nothing written |
 //! | GET    | /                  | the dashboard (one HTML page, no build step)  |
@@ -24,6 +29,7 @@ use runtime::shutdown::Shutdown;
 use crate::access::{self, Scope, Tokens, TokensError};
 use crate::config::ApiConfig;
 use crate::events::EventHub;
+use crate::integrations::IntegrationsApi;
 use crate::recent::RecentPayloads;
 use crate::{aggregates, calls, dead_letters, preview};
 use runtime::kafka::ConsumerError;
@@ -39,6 +45,8 @@ pub enum ApiError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Tokens(#[from] TokensError),
+    #[error(transparent)]
+    Producer(#[from] runtime::kafka::ProduceError),
 }
 
 #[derive(Clone)]
@@ -50,6 +58,7 @@ struct Api {
     metrics: PrometheusHandle,
     max_page: u32,
     tokens: Tokens,
+    integrations: IntegrationsApi,
 }
 
 pub async fn run(
@@ -79,7 +88,14 @@ pub async fn run(
         }
         path => Tokens::load(std::path::Path::new(path))?,
     };
+    let integrations = IntegrationsApi {
+        registry: registry.clone(),
+        producer: runtime::kafka::AckedProducer::new(&config.kafka)?,
+        kafka: config.kafka.clone(),
+        clickhouse: config.clickhouse.client(),
+    };
     let state = Api {
+        integrations,
         tokens,
         clickhouse: config.clickhouse.client(),
         registry,
@@ -153,6 +169,25 @@ async fn route(state: Api, request: Request<Incoming>) -> Response<Body> {
         }
         (&Method::POST, "/api/mappings/preview") => {
             preview::preview(&state.registry, &state.recent, request, &scope).await
+        }
+        (&Method::GET, "/api/integrations") => state.integrations.list(&scope).await,
+        (&Method::POST, "/api/integrations") => state.integrations.save(&scope, request).await,
+        (method, path) if path.starts_with("/api/integrations/") => {
+            let rest = &path["/api/integrations/".len()..];
+            match (method, rest.split_once('/')) {
+                (&Method::POST, Some((client, "enable"))) => {
+                    state.integrations.set_enabled(&scope, client, true).await
+                }
+                (&Method::POST, Some((client, "disable"))) => {
+                    state.integrations.set_enabled(&scope, client, false).await
+                }
+                (&Method::DELETE, None) => state.integrations.delete(&scope, rest).await,
+                _ => Err(Problem::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("no route for {method} {path}"),
+                )),
+            }
         }
         (&Method::GET, "/") => Ok(dashboard()),
         (&Method::GET, "/api/openapi.json") => Ok(openapi()),

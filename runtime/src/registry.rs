@@ -279,3 +279,15 @@ pub async fn publish(
         .await?;
     Ok(())
 }
+
+/// Deletes an integration: a tombstone on the compacted topic.
+pub async fn delete(
+    producer: &AckedProducer,
+    kafka: &KafkaConfig,
+    client_id: &ClientId,
+) -> Result<(), RegistryError> {
+    producer
+        .send_tombstone(&kafka.topics().integrations, client_id.as_str().as_bytes())
+        .await?;
+    Ok(())
+}

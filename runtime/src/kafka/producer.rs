@@ -182,6 +182,21 @@ impl AckedProducer {
         self.send_all(topic, &messages).await
     }
 
+    /// A message with `key` and no payload: deletes the key on a compacted topic.
+    pub async fn send_tombstone(&self, topic: &str, key: &[u8]) -> Result<(), ProduceError> {
+        let producer = self.current();
+        let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).key(key);
+        match producer.send(record, Timeout::Never).await {
+            Ok(_) => Ok(()),
+            Err((first, _)) => Err(ProduceError::NotAcknowledged {
+                topic: topic.to_owned(),
+                failed: 1,
+                total: 1,
+                first,
+            }),
+        }
+    }
+
     /// Asks the broker for cluster metadata: the health check's proof of a live link.
     pub async fn check_broker(&self, timeout: std::time::Duration) -> Result<usize, KafkaError> {
         let producer = self.current();

@@ -1,0 +1,287 @@
+//! `/api/integrations`: integration definitions and their health.
+//!
+//! | method | path                                   | what                                  |
+//! |--------|----------------------------------------|---------------------------------------|
+//! | GET    | /api/integrations                      | every visible integration with health |
+//! | POST   | /api/integrations                      | create (version 1) or update (higher version) |
+//! | POST   | /api/integrations/{id}/enable, /disable | a new version with `enabled` set     |
+//! | DELETE | /api/integrations/{id}                 | delete (a tombstone on the topic)     |
+//!
+//! Writes go to the compacted integrations topic that every binary tails, so a change
+//! is live everywhere within moments, as with `cmctl integrations publish`. An
+//! account token sees and changes only its account's integrations. Secrets (webhook
+//! tokens and signing secrets, poll credentials) are never returned: listings show
+//! `auth` and `poll.auth` as their scheme only.
+
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use runtime::http::{json, read_body, require_json, Body, Problem};
+use runtime::kafka::{AckedProducer, KafkaConfig};
+use runtime::registry::IntegrationRegistry;
+use schemas::{ClientId, Integration};
+use serde::Deserialize;
+
+use crate::access::{forbidden, Scope};
+
+/// No record for this long, while the integration usually sends at this hour of
+/// day, is an alert.
+const SILENCE: Duration = Duration::from_secs(60 * 60);
+
+#[derive(Clone)]
+pub struct IntegrationsApi {
+    pub registry: IntegrationRegistry,
+    pub producer: AckedProducer,
+    pub kafka: KafkaConfig,
+    pub clickhouse: clickhouse::Client,
+}
+
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct Activity {
+    client_id: String,
+    last_received: u32,
+    calls_24h: u64,
+    duplicates_24h: u64,
+    linked_24h: u64,
+    /// Calls in the same hour of day over the past 7 days: the integration usually
+    /// sends at this hour.
+    usual_now: u64,
+}
+
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct Dead {
+    client_id: String,
+    dead_24h: u64,
+}
+
+impl IntegrationsApi {
+    pub async fn list(&self, scope: &Scope) -> Result<Response<Body>, Problem> {
+        let visible: Vec<std::sync::Arc<Integration>> = self
+            .registry
+            .all()
+            .into_iter()
+            .filter(|i| scope.account().is_none_or(|a| a == i.account))
+            .collect();
+        let activity: Vec<Activity> = self
+            .clickhouse
+            .query(
+                "SELECT client_id, toUInt32(max(received_at)) AS last_received, \
+                 countIf(received_at >= now() - 86400) AS calls_24h, \
+                 countIf(received_at >= now() - 86400 AND is_duplicate = 1) AS duplicates_24h, \
+                 countIf(received_at >= now() - 86400 AND cm_call_id != '') AS linked_24h, \
+                 countIf(received_at >= now() - 7 * 86400 AND toHour(received_at) = toHour(now())) AS usual_now \
+                 FROM calls GROUP BY client_id",
+            )
+            .fetch_all()
+            .await
+            .map_err(crate::calls::storage_error)?;
+        let dead: Vec<Dead> = self
+            .clickhouse
+            .query("SELECT client_id, count() AS dead_24h FROM dead_letters WHERE failed_at >= now() - 86400 GROUP BY client_id")
+            .fetch_all()
+            .await
+            .map_err(crate::calls::storage_error)?;
+        let now = chrono::Utc::now().timestamp();
+        let rows: Vec<serde_json::Value> = visible
+            .iter()
+            .map(|integration| {
+                let client = integration.client_id.as_str();
+                let seen = activity.iter().find(|a| a.client_id == client);
+                let dead_24h = dead.iter().find(|d| d.client_id == client).map_or(0, |d| d.dead_24h);
+                let calls_24h = seen.map_or(0, |s| s.calls_24h);
+                let silent_for = seen.map(|s| now - i64::from(s.last_received));
+                let alert = match (integration.enabled, silent_for, seen.map_or(0, |s| s.usual_now)) {
+                    (false, _, _) => "disabled",
+                    (true, Some(quiet), usual) if quiet > SILENCE.as_secs() as i64 && usual > 0 => "silent",
+                    (true, None, _) => "never_sent",
+                    _ if dead_24h > 0 && dead_24h * 10 >= calls_24h + dead_24h => "failing",
+                    _ => "ok",
+                };
+                serde_json::json!({
+                    "integration": redacted(integration),
+                    "health": {
+                        "alert": alert,
+                        "last_record_at": seen.and_then(|s| chrono::DateTime::from_timestamp(i64::from(s.last_received), 0)),
+                        "calls_24h": calls_24h,
+                        "dead_letters_24h": dead_24h,
+                        "error_rate_24h": if calls_24h + dead_24h == 0 { 0.0 } else { dead_24h as f64 / (calls_24h + dead_24h) as f64 },
+                        "callmatrix_duplicates_24h": seen.map_or(0, |s| s.duplicates_24h),
+                        "linked_to_callmatrix_24h": seen.map_or(0, |s| s.linked_24h),
+                    }
+                })
+            })
+            .collect();
+        Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({ "integrations": rows }),
+        ))
+    }
+
+    /// Create or update: the body is a whole integration definition.
+    pub async fn save(
+        &self,
+        scope: &Scope,
+        request: Request<Incoming>,
+    ) -> Result<Response<Body>, Problem> {
+        require_json(&request)?;
+        let body = read_body(request, 1024 * 1024).await?;
+        let integration: Integration = serde_json::from_slice(&body).map_err(|e| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_integration",
+                e.to_string(),
+            )
+        })?;
+        if scope
+            .account()
+            .is_some_and(|mine| mine != integration.account)
+        {
+            return Err(forbidden(&integration.account));
+        }
+        let current = self.registry.get(&integration.client_id);
+        if let Some(current) = &current {
+            if scope.account().is_some_and(|mine| mine != current.account) {
+                return Err(forbidden(&current.account));
+            }
+            if integration.version <= current.version {
+                return Err(Problem::new(
+                    StatusCode::CONFLICT,
+                    "stale_version",
+                    format!("version must be above the current {} (rows record the version that made them)", current.version),
+                )
+                .with_detail("current_version", current.version));
+            }
+        }
+        self.publish(&integration).await?;
+        let status = if current.is_some() {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        };
+        Ok(json(
+            status,
+            &serde_json::json!({"client_id": integration.client_id, "version": integration.version}),
+        ))
+    }
+
+    /// Enable or disable: a new version of the current definition.
+    pub async fn set_enabled(
+        &self,
+        scope: &Scope,
+        client: &str,
+        enabled: bool,
+    ) -> Result<Response<Body>, Problem> {
+        let mut integration = (*self.visible(scope, client)?).clone();
+        integration.enabled = enabled;
+        integration.version += 1;
+        self.publish(&integration).await?;
+        Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({"client_id": integration.client_id, "version": integration.version, "enabled": enabled}),
+        ))
+    }
+
+    pub async fn delete(&self, scope: &Scope, client: &str) -> Result<Response<Body>, Problem> {
+        let integration = self.visible(scope, client)?;
+        runtime::registry::delete(&self.producer, &self.kafka, &integration.client_id)
+            .await
+            .map_err(unavailable)?;
+        Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({"client_id": integration.client_id, "deleted": true}),
+        ))
+    }
+
+    fn visible(&self, scope: &Scope, client: &str) -> Result<std::sync::Arc<Integration>, Problem> {
+        let not_found = || {
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "unknown_integration",
+                format!("no integration with client id {client:?}"),
+            )
+        };
+        let id = ClientId::parse(client).map_err(|_| not_found())?;
+        let integration = self.registry.get(&id).ok_or_else(not_found)?;
+        // Another account's integration is indistinguishable from a missing one.
+        if scope
+            .account()
+            .is_some_and(|mine| mine != integration.account)
+        {
+            return Err(not_found());
+        }
+        Ok(integration)
+    }
+
+    /// Publishes, then waits (briefly) until this instance's registry has the new
+    /// version, so the caller reads its own write from this api.
+    async fn publish(&self, integration: &Integration) -> Result<(), Problem> {
+        self.send(integration).await?;
+        self.registry
+            .wait_for(
+                &integration.client_id,
+                integration.version,
+                Duration::from_secs(5),
+            )
+            .await;
+        Ok(())
+    }
+
+    async fn send(&self, integration: &Integration) -> Result<(), Problem> {
+        runtime::registry::publish(&self.producer, &self.kafka, integration)
+            .await
+            .map_err(|error| match error {
+                runtime::registry::RegistryError::Invalid(invalid) => Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_integration",
+                    invalid.to_string(),
+                ),
+                other => unavailable(other),
+            })
+    }
+}
+
+fn unavailable(error: runtime::registry::RegistryError) -> Problem {
+    tracing::warn!(%error, "integration change not stored");
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "broker_unavailable",
+        "the change could not be stored; retry",
+    )
+    .retry_after(3)
+}
+
+/// The definition without secrets: auth schemes only.
+fn redacted(integration: &Integration) -> serde_json::Value {
+    let mut value = serde_json::to_value(integration).unwrap_or_default();
+    if let Some(auth) = value.get_mut("auth").filter(|a| a.is_object()) {
+        let scheme = auth["scheme"].clone();
+        *auth = serde_json::json!({ "scheme": scheme });
+    }
+    if let Some(auth) = value.pointer_mut("/poll/auth").filter(|a| a.is_object()) {
+        let kind = auth["type"].clone();
+        *auth = serde_json::json!({ "type": kind });
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listings_never_show_secrets() {
+        let integration: Integration = serde_json::from_value(serde_json::json!({
+            "client_id": "x", "account": "a", "name": "X", "source": "webhook", "version": 1,
+            "mapping": {"fields": {"caller": {"path": "c"}, "started_at": {"path": "s"}}},
+            "auth": {"scheme": "bearer", "tokens": ["tok_secret_0123456789abcdefghij"]},
+            "poll": {"interval_s": 60, "url": "https://p.example/calls", "cursor_field": "u",
+                     "initial_since": "2026-11-01T00:00:00Z",
+                     "auth": {"type": "bearer", "token": "poll_secret_token"}}
+        }))
+        .unwrap();
+        let shown = redacted(&integration).to_string();
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("\"scheme\":\"bearer\""));
+    }
+}

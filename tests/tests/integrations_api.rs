@@ -1,0 +1,162 @@
+//! The integrations API against the real stack: create, update (versions only go
+//! up), disable and enable, delete; health per integration; an account token sees
+//! and changes only its own account's integrations, and never a secret.
+
+use std::time::Duration;
+
+use integration_tests::{eventually, sample_integration, TestEnv};
+use serde_json::json;
+
+const ADMIN: &str = "adm_test_0123456789abcdefghij";
+const ACME: &str = "acm_test_0123456789abcdefghij";
+
+async fn call(
+    method: reqwest::Method,
+    url: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut request = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    (
+        response.status().as_u16(),
+        response.json().await.unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integrations_are_managed_and_watched_through_the_api() {
+    let env = TestEnv::new("integrations").await;
+    let tokens = tempfile::tempdir().unwrap();
+    let file = tokens.path().join("tokens.json");
+    std::fs::write(
+        &file,
+        json!({"admin": [ADMIN], "accounts": {"acme-leads": [ACME]}}).to_string(),
+    )
+    .unwrap();
+    let _processor = env
+        .start("processor", &[("PROCESSOR_BATCH__MAX_WAIT_MS", "20")])
+        .await;
+    let ingest = env.start("ingest", &[]).await;
+    let api = env
+        .start("api", &[("API_AUTH__TOKENS_FILE", file.to_str().unwrap())])
+        .await;
+    let url = |path: &str| api.url(&format!("/api/integrations{path}"));
+
+    // Create one for acme, signed webhooks; it goes live on ingest.
+    let new = sample_integration("arroyo", |v| {
+        v["client_id"] = json!("acme-new");
+        v["auth"] = json!({"scheme": "bearer", "tokens": ["tok_secret_0123456789abcdefghij"]});
+    });
+    let (status, _) = call(
+        reqwest::Method::POST,
+        &url(""),
+        ACME,
+        Some(serde_json::to_value(&new).unwrap()),
+    )
+    .await;
+    assert_eq!(status, 201);
+    ingest.wait_for_integration("acme-new", 1).await;
+    let (status, body) = call(
+        reqwest::Method::POST,
+        &url(""),
+        ACME,
+        Some(serde_json::to_value(&new).unwrap()),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("stale_version")),
+        "versions only go up"
+    );
+    let mut other = serde_json::to_value(&new).unwrap();
+    other["client_id"] = json!("theirs");
+    other["account"] = json!("other-co");
+    let (status, _) = call(reqwest::Method::POST, &url(""), ACME, Some(other)).await;
+    assert_eq!(status, 403, "acme cannot create for another account");
+
+    // Disable: webhooks are refused once ingest has the new version; enable again.
+    let (status, body) = call(reqwest::Method::POST, &url("/acme-new/disable"), ACME, None).await;
+    assert_eq!((status, body["version"].as_u64()), (200, Some(2)));
+    ingest.wait_for_integration("acme-new", 2).await;
+    let record = json!({"call": {"id": "n1", "caller": {"number": "3125550123"}, "started_at": "2026-11-21T10:00:00Z"}}).to_string();
+    let refused = reqwest::Client::new()
+        .post(ingest.url("/api/integrations/webhook/acme-new"))
+        .bearer_auth("tok_secret_0123456789abcdefghij")
+        .header("content-type", "application/json")
+        .body(record.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403, "disabled");
+    call(reqwest::Method::POST, &url("/acme-new/enable"), ACME, None).await;
+    ingest.wait_for_integration("acme-new", 3).await;
+    let accepted = reqwest::Client::new()
+        .post(ingest.url("/api/integrations/webhook/acme-new"))
+        .bearer_auth("tok_secret_0123456789abcdefghij")
+        .header("content-type", "application/json")
+        .body(record)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 202);
+
+    // Health: the call shows up; no secret is ever listed.
+    let listed = eventually(
+        "acme-new's call in its health",
+        Duration::from_secs(60),
+        || async {
+            let (_, body) = call(reqwest::Method::GET, &url(""), ACME, None).await;
+            let entry = body["integrations"]
+                .as_array()?
+                .iter()
+                .find(|i| i["integration"]["client_id"] == "acme-new")?
+                .clone();
+            (entry["health"]["calls_24h"] == 1).then_some(body)
+        },
+    )
+    .await;
+    assert!(
+        !listed.to_string().contains("tok_secret"),
+        "no secrets in listings"
+    );
+    let entry = listed["integrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["integration"]["client_id"] == "acme-new")
+        .unwrap();
+    assert_eq!(entry["health"]["alert"], "ok", "{entry}");
+    assert_eq!(entry["integration"]["auth"], json!({"scheme": "bearer"}));
+    let never = listed["integrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["integration"]["client_id"] == "ringpartner")
+        .unwrap();
+    assert_eq!(never["health"]["alert"], "never_sent");
+
+    // Delete: gone from the api and from ingest.
+    let (status, _) = call(reqwest::Method::DELETE, &url("/acme-new"), ACME, None).await;
+    assert_eq!(status, 200);
+    eventually("acme-new deleted", Duration::from_secs(30), || async {
+        let gone = reqwest::Client::new()
+            .post(ingest.url("/api/integrations/webhook/acme-new"))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .ok()?
+            .status()
+            == 404;
+        gone.then_some(())
+    })
+    .await;
+    let (status, _) = call(reqwest::Method::DELETE, &url("/acme-new"), ADMIN, None).await;
+    assert_eq!(status, 404);
+}
