@@ -412,6 +412,7 @@ fn render(id: &str, payload: Option<&[u8]>) -> Option<CallEvent> {
     let event = match scope.event.as_str() {
         "call.updated" => "call.updated",
         "import.progress" => "import.progress",
+        "integration.error" => "integration.error",
         _ => "call.created",
     };
     Some(CallEvent {

@@ -1,6 +1,8 @@
 //! Copies the dead-letter topic into ClickHouse's `dead_letters` table, so the API
-//! can list refused records whichever stage refused them. Its own consumer group;
-//! commits after the insert, like the main loop.
+//! can list refused records whichever stage refused them, and announces them as
+//! `integration.error` events (one per integration per batch, with the count and
+//! the first reason) so dashboards see a failing integration as it fails. Its own
+//! consumer group; commits after the insert, like the main loop.
 
 use std::time::Duration;
 
@@ -18,6 +20,7 @@ pub const GROUP: &str = "deadletter-recorder";
 pub async fn record(
     kafka: &runtime::kafka::KafkaConfig,
     sink: &BatchSink,
+    registry: &runtime::registry::IntegrationRegistry,
     max_records: usize,
     max_wait: Duration,
     shutdown: Shutdown,
@@ -29,10 +32,10 @@ pub async fn record(
             _ = stop.wait() => break,
             batch = next_batch(&consumer, max_records, max_wait) => batch,
         };
-        let rows: Vec<DeadLetterRow> = batch
+        let letters: Vec<DeadLetter> = batch
             .iter()
             .filter_map(|m| match serde_json::from_slice::<DeadLetter>(m.payload().unwrap_or_default()) {
-                Ok(letter) => Some(DeadLetterRow::from(&letter)),
+                Ok(letter) => Some(letter),
                 Err(error) => {
                     tracing::error!(%error, partition = m.partition(), offset = m.offset(), "unreadable dead letter skipped");
                     metrics::counter!("deadletter_unreadable_total").increment(1);
@@ -40,6 +43,7 @@ pub async fn record(
                 }
             })
             .collect();
+        let rows: Vec<DeadLetterRow> = letters.iter().map(DeadLetterRow::from).collect();
         if !rows.is_empty() {
             let written = sink
                 .retry("insert dead letters", &shutdown, || {
@@ -51,8 +55,50 @@ pub async fn record(
             }
             metrics::counter!("clickhouse_rows_written_total", "table" => "dead_letters")
                 .increment(rows.len() as u64);
+            let events = error_events(&letters, registry);
+            // Best effort: the dead letters are stored; a lost announcement is not.
+            if let Err(error) = sink
+                .producer
+                .send_pairs(&sink.topics.enriched, &events)
+                .await
+            {
+                tracing::warn!(%error, "integration.error events not published");
+            }
         }
         commit(&consumer, &batch);
     }
     Ok(())
+}
+
+/// One `integration.error` event per integration in `letters`.
+fn error_events(
+    letters: &[DeadLetter],
+    registry: &runtime::registry::IntegrationRegistry,
+) -> Vec<(String, Vec<u8>)> {
+    let mut by_client: std::collections::BTreeMap<&str, (usize, &DeadLetter)> = Default::default();
+    for letter in letters {
+        by_client
+            .entry(letter.client_id.as_str())
+            .or_insert((0, letter))
+            .0 += 1;
+    }
+    by_client
+        .into_iter()
+        .map(|(client, (count, first))| {
+            let account = registry
+                .get(&first.client_id)
+                .map(|i| i.account.clone())
+                .unwrap_or_default();
+            let event = serde_json::json!({
+                "event": "integration.error",
+                "client_id": client,
+                "account": account,
+                "dead_letters": count,
+                "stage": first.stage.as_str(),
+                "reason": first.reason,
+                "failed_at": first.failed_at,
+            });
+            (client.to_owned(), event.to_string().into_bytes())
+        })
+        .collect()
 }

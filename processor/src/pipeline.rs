@@ -98,10 +98,12 @@ pub async fn run(
     });
     let recorder = {
         let (kafka, sink, shutdown) = (config.kafka.clone(), sink.clone(), shutdown.clone());
+        let registry = registry.clone();
         let (max_records, max_wait) = (config.batch.max_records, config.batch.max_wait());
         tokio::spawn(async move {
             if let Err(error) =
-                dead_letters::record(&kafka, &sink, max_records, max_wait, shutdown).await
+                dead_letters::record(&kafka, &sink, &registry, max_records, max_wait, shutdown)
+                    .await
             {
                 tracing::error!(%error, "dead-letter recorder stopped");
             }

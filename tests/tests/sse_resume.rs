@@ -93,6 +93,20 @@ async fn a_reconnecting_dashboard_misses_nothing_and_sees_nothing_twice() {
     assert_eq!(status, 202);
     assert_eq!(external_id(&next(&mut resumed).await), "sse_6");
 
+    // A failing integration is announced too.
+    let (status, _) = ingest
+        .post_webhook("arroyo", "application/json", "{not json".to_owned())
+        .await;
+    assert_eq!(status, 400);
+    let error = next(&mut resumed).await;
+    assert_eq!(error.event, "integration.error", "{error:?}");
+    let data: serde_json::Value = serde_json::from_str(&error.data).unwrap();
+    assert_eq!(
+        (data["client_id"].as_str(), data["dead_letters"].as_u64()),
+        (Some("arroyo"), Some(1))
+    );
+    assert!(data["reason"].as_str().unwrap().contains("JSON"), "{data}");
+
     // A malformed id is refused, not silently ignored.
     let response = reqwest::Client::new()
         .get(second_api.url("/api/events"))
