@@ -242,6 +242,7 @@ impl Poller {
             .increment(1);
         if let Some(error) = &error {
             tracing::warn!(client_id = %integration.client_id, %error, records = report.records, "poll run gave up");
+            self.announce_failure(integration, error).await;
         } else {
             tracing::info!(client_id = %integration.client_id, records = report.records, pages = report.pages, cursor = ?report.cursor, "poll run done");
         }
@@ -257,6 +258,26 @@ impl Poller {
                 status.cursor = report.cursor;
             }
             status.last_error = error;
+        }
+    }
+
+    /// An `integration.error` event for dashboards (best effort; the status keeps it).
+    async fn announce_failure(&self, integration: &Integration, error: &str) {
+        let event = serde_json::json!({
+            "event": "integration.error",
+            "client_id": integration.client_id,
+            "account": integration.account,
+            "dead_letters": 0,
+            "stage": "poll",
+            "reason": error,
+            "failed_at": Utc::now(),
+        });
+        let pair = [(
+            integration.client_id.to_string(),
+            event.to_string().into_bytes(),
+        )];
+        if let Err(error) = self.producer.send_pairs(&self.topics.enriched, &pair).await {
+            tracing::warn!(%error, "poll failure event not published");
         }
     }
 
