@@ -38,6 +38,8 @@ struct AggregatesQuery {
     group_by: Option<String>,
     client_id: Option<String>,
     account: Option<String>,
+    /// Read the calls themselves even when the rollup could answer.
+    exact: Option<bool>,
 }
 
 #[derive(Debug, clickhouse::Row, Deserialize)]
@@ -67,6 +69,8 @@ struct Answer {
     bucket: String,
     tz: String,
     group_by: Vec<String>,
+    /// Which table answered: `calls_hourly` (the rollup) or `calls_by_time`.
+    table: &'static str,
     rows: Vec<serde_json::Value>,
 }
 
@@ -146,38 +150,93 @@ pub async fn aggregates(
         .account()
         .map(str::to_owned)
         .or(params.account.clone());
-    let mut sql = format!(
-        "SELECT {bucket_sql} AS bucket, {columns}, count() AS calls, \
-         countIf(status = 'qualified') AS qualified, countIf(status = 'unqualified') AS unqualified, \
-         countIf(status = 'repeat') AS repeat, countIf(status = 'duplicate') AS duplicate, \
-         toString(sum(ifNull(payout, toDecimal64(0, 4)))) AS payout, \
-         toString(sum(ifNull(revenue, toDecimal64(0, 4)))) AS revenue, \
-         sum(ifNull(duration_s, 0)) AS total_duration_s, \
-         ifNull(avg(duration_s), 0) AS avg_duration_s \
-         FROM calls_by_time FINAL \
-         WHERE deleted = 0 AND started_at >= toDateTime(?) AND started_at < toDateTime(?)"
-    );
-    if account.is_some() {
-        sql.push_str(" AND account = ?");
-    }
-    if params.client_id.is_some() {
-        sql.push_str(" AND client_id = ?");
-    }
     let keys: Vec<String> = std::iter::once("bucket".to_owned())
         .chain(group_by.iter().map(|d| format!("d_{d}")))
         .collect();
-    sql.push_str(&format!(
+    let tail = format!(
         " GROUP BY {} ORDER BY {} LIMIT ?",
         keys.join(", "),
         keys.join(", ")
-    ));
+    );
+    let whole_hours = |t: DateTime<Utc>| {
+        use chrono::{Offset, TimeZone};
+        let zone: chrono_tz::Tz = tz.parse().unwrap_or(chrono_tz::UTC);
+        t.timestamp() % 3600 == 0
+            && zone
+                .offset_from_utc_datetime(&t.naive_utc())
+                .fix()
+                .local_minus_utc()
+                % 3600
+                == 0
+    };
+    // The hourly rollup answers when it holds everything asked: status as the only
+    // dimension, no single integration, and whole hours in a whole-hour zone.
+    let rollup = params.exact != Some(true)
+        && group_by.iter().all(|d| d == "status")
+        && params.client_id.is_none()
+        && whole_hours(from)
+        && whole_hours(to);
+    let (sql, table) = if rollup {
+        let bucket_on_hour = bucket_sql.replace("started_at", "hour");
+        let status = if group_by.is_empty() {
+            "''"
+        } else {
+            "toString(status)"
+        };
+        let account_filter = if account.is_some() {
+            " AND account = ?"
+        } else {
+            ""
+        };
+        (
+            format!(
+                // Output aliases differ from the columns: ClickHouse would read an
+                // alias `calls` inside sumIf(calls, ...) as a nested aggregate.
+                "SELECT {bucket_on_hour} AS bucket, '' AS d_client_id, '' AS d_source, '' AS d_campaign, \
+                 '' AS d_publisher, {status} AS d_status, '' AS d_state, sum(calls) AS r_calls, \
+                 sumIf(calls, status = 'qualified') AS r_qualified, sumIf(calls, status = 'unqualified') AS r_unqualified, \
+                 sumIf(calls, status = 'repeat') AS r_repeat, sumIf(calls, status = 'duplicate') AS r_duplicate, \
+                 toString(sum(payout)) AS r_payout, toString(sum(revenue)) AS r_revenue, \
+                 sum(total_duration_s) AS r_total_duration_s, \
+                 if(sum(duration_count) = 0, 0, sum(total_duration_s) / sum(duration_count)) AS r_avg_duration_s \
+                 FROM calls_hourly FINAL \
+                 WHERE status != '' AND hour >= toDateTime(?) AND hour < toDateTime(?){account_filter} \
+                 AND (account, hour, version) IN (SELECT account, hour, max(version) FROM calls_hourly \
+                 WHERE hour >= toDateTime(?) AND hour < toDateTime(?){account_filter} GROUP BY account, hour){tail}"
+            ),
+            "calls_hourly",
+        )
+    } else {
+        let mut sql = format!(
+            "SELECT {bucket_sql} AS bucket, {columns}, count() AS calls, \
+             countIf(status = 'qualified') AS qualified, countIf(status = 'unqualified') AS unqualified, \
+             countIf(status = 'repeat') AS repeat, countIf(status = 'duplicate') AS duplicate, \
+             toString(sum(ifNull(payout, toDecimal64(0, 4)))) AS payout, \
+             toString(sum(ifNull(revenue, toDecimal64(0, 4)))) AS revenue, \
+             sum(ifNull(duration_s, 0)) AS total_duration_s, \
+             ifNull(avg(duration_s), 0) AS avg_duration_s \
+             FROM calls_by_time FINAL \
+             WHERE deleted = 0 AND started_at >= toDateTime(?) AND started_at < toDateTime(?)"
+        );
+        if account.is_some() {
+            sql.push_str(" AND account = ?");
+        }
+        if params.client_id.is_some() {
+            sql.push_str(" AND client_id = ?");
+        }
+        sql.push_str(&tail);
+        (sql, "calls_by_time")
+    };
     let mut q = client.query(&sql);
     if bucket != "none" {
         q = q.bind(tz.as_str());
     }
-    q = q.bind(from.timestamp()).bind(to.timestamp());
-    if let Some(account) = &account {
-        q = q.bind(account.as_str());
+    let rounds = if rollup { 2 } else { 1 };
+    for _ in 0..rounds {
+        q = q.bind(from.timestamp()).bind(to.timestamp());
+        if let Some(account) = &account {
+            q = q.bind(account.as_str());
+        }
     }
     if let Some(client_id) = &params.client_id {
         q = q.bind(client_id.as_str());
@@ -226,6 +285,7 @@ pub async fn aggregates(
     Ok(json(
         StatusCode::OK,
         &Answer {
+            table,
             from,
             to,
             bucket,

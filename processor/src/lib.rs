@@ -11,6 +11,7 @@ pub mod enrich;
 pub mod mapping;
 mod ops;
 mod pipeline;
+mod rollup;
 mod sink;
 
 pub use config::ProcessorConfig;

@@ -109,6 +109,17 @@ pub async fn run(
             }
         })
     };
+    let rollup = {
+        let (kafka, sink, shutdown) = (config.kafka.clone(), sink.clone(), shutdown.clone());
+        let (max_records, max_wait) = (config.batch.max_records, config.batch.max_wait());
+        tokio::spawn(async move {
+            if let Err(error) =
+                crate::rollup::run(&kafka, &sink, max_records, max_wait, shutdown).await
+            {
+                tracing::error!(%error, "rollup worker stopped");
+            }
+        })
+    };
     let linker = {
         let linker = enrich::linker::Linker {
             sink: sink.clone(),
@@ -174,6 +185,7 @@ pub async fn run(
     }
     let _ = recorder.await;
     let _ = linker.await;
+    let _ = rollup.await;
     tracing::info!("processor stopped");
     Ok(())
 }

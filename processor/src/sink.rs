@@ -38,6 +38,10 @@ impl BatchSink {
             .await?;
             metrics::counter!("clickhouse_rows_written_total", "table" => "calls")
                 .increment(rows.len() as u64);
+            let touched = calls
+                .iter()
+                .map(|c| crate::rollup::Dirty::of(&c.account, c.started_at));
+            self.mark_dirty(touched, shutdown).await?;
         }
         if !dead_letters.is_empty() {
             // The topic is the durable record; `dead_letters::record` copies it into
@@ -80,6 +84,28 @@ impl BatchSink {
         }
         self.retry("retire moved calls", shutdown, || {
             insert(&self.clickhouse, "calls_by_time", moved)
+        })
+        .await?;
+        let touched = moved
+            .iter()
+            .map(|m| crate::rollup::Dirty::of(&m.account, m.started_at));
+        self.mark_dirty(touched, shutdown).await
+    }
+
+    /// Tells the rollup worker which (account, hour) pairs changed, after the rows
+    /// are stored and before the caller commits, so no change escapes the rollup.
+    async fn mark_dirty(
+        &self,
+        touched: impl Iterator<Item = crate::rollup::Dirty>,
+        shutdown: &Shutdown,
+    ) -> Result<(), Interrupted> {
+        let pairs: std::collections::BTreeSet<crate::rollup::Dirty> = touched.collect();
+        let messages: Vec<(String, Vec<u8>)> = pairs
+            .iter()
+            .map(|d| (d.account.clone(), serde_json::to_vec(d).unwrap_or_default()))
+            .collect();
+        self.retry("mark rollup hours", shutdown, || {
+            publish(&self.producer, &self.topics.rollup_dirty, &messages)
         })
         .await
     }

@@ -41,6 +41,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "calls_by_time",
         sql: include_str!("../migrations/0005_calls_by_time.sql"),
     },
+    Migration {
+        version: 6,
+        name: "calls_hourly",
+        sql: include_str!("../migrations/0006_calls_hourly.sql"),
+    },
 ];
 
 impl Migration {

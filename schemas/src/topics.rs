@@ -15,6 +15,9 @@ pub const CM_NUMBERS: &str = "callmatrix.numbers";
 pub const CM_CALLS: &str = "callmatrix.calls";
 /// Compacted, keyed by client id: each polled integration's since-date.
 pub const POLL_CURSORS: &str = "poll.cursors";
+/// (account, hour) pairs whose calls changed, for the rollup worker. One partition,
+/// so one worker recomputes them, in order.
+pub const ROLLUP_DIRTY: &str = "rollup.dirty";
 /// Never written: ingest instances join its consumer group so Kafka assigns each
 /// polled integration (by partition) to exactly one of them.
 pub const POLL_LEASES: &str = "poll.leases";
@@ -29,6 +32,7 @@ pub struct Topics {
     pub cm_calls: String,
     pub poll_cursors: String,
     pub poll_leases: String,
+    pub rollup_dirty: String,
 }
 
 impl Topics {
@@ -42,10 +46,11 @@ impl Topics {
             cm_calls: format!("{prefix}{CM_CALLS}"),
             poll_cursors: format!("{prefix}{POLL_CURSORS}"),
             poll_leases: format!("{prefix}{POLL_LEASES}"),
+            rollup_dirty: format!("{prefix}{ROLLUP_DIRTY}"),
         }
     }
 
-    pub fn all(&self) -> [&str; 8] {
+    pub fn all(&self) -> [&str; 9] {
         [
             &self.raw,
             &self.enriched,
@@ -55,6 +60,7 @@ impl Topics {
             &self.cm_calls,
             &self.poll_cursors,
             &self.poll_leases,
+            &self.rollup_dirty,
         ]
     }
 }

@@ -95,6 +95,51 @@ async fn aggregates_by_day_and_status_follow_corrections() {
         "moved, not doubled: {later}"
     );
 
+    // The hourly rollup answers whole-hour ranges without an integration filter, and
+    // agrees with the calls themselves, the moved call included.
+    let rolled = |query: &str| {
+        api.url(&format!(
+            "/api/aggregates?from=2026-11-20T00:00:00Z&{query}"
+        ))
+    };
+    let both = eventually(
+        "the rollup to agree with the calls",
+        Duration::from_secs(60),
+        || async {
+            let fast = aggregate(&rolled(
+                "to=2026-11-26T00:00:00Z&bucket=day&group_by=status",
+            ))
+            .await;
+            let exact = aggregate(&rolled(
+                "to=2026-11-26T00:00:00Z&bucket=day&group_by=status&exact=true",
+            ))
+            .await;
+            (fast["rows"] == exact["rows"]).then_some((fast, exact))
+        },
+    )
+    .await;
+    assert_eq!(
+        (both.0["table"].as_str(), both.1["table"].as_str()),
+        (Some("calls_hourly"), Some("calls_by_time"))
+    );
+    let days: Vec<&str> = both.0["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["bucket"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        days,
+        ["2026-11-20", "2026-11-21", "2026-11-25"],
+        "{}",
+        both.0
+    );
+    let partial = aggregate(&rolled("to=2026-11-26T00:30:00Z&bucket=none")).await;
+    assert_eq!(
+        partial["table"], "calls_by_time",
+        "a part of an hour needs the calls"
+    );
+
     let response = reqwest::get(url("group_by=colour")).await.unwrap();
     assert_eq!(response.status(), 400);
 }

@@ -1,0 +1,156 @@
+//! The hourly rollup (`calls_hourly`): counts and sums per account, UTC hour and
+//! status, recomputed from `calls_by_time FINAL` for every (account, hour) whose
+//! calls changed. Writers (`BatchSink`) publish the touched pairs to the one-partition
+//! `rollup.dirty` topic after their rows are stored; this worker (one instance at a
+//! time, by group assignment) recomputes them in order. A recompute's version is the
+//! topic offset, so later recomputes win, and each writes a marker row (status '')
+//! so readers can keep only the newest version of an hour even if its calls all left.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use rdkafka::message::Message;
+use runtime::kafka::{group_consumer, ConsumerError, KafkaConfig};
+use runtime::shutdown::Shutdown;
+use serde::{Deserialize, Serialize};
+
+use crate::pipeline::{commit, next_batch};
+use crate::sink::BatchSink;
+
+pub const GROUP: &str = "rollup";
+/// (account, hour) pairs per recompute statement.
+const PAIRS_PER_STATEMENT: usize = 500;
+
+/// A touched (account, UTC hour start in Unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Dirty {
+    pub account: String,
+    pub hour: i64,
+}
+
+impl Dirty {
+    pub fn of(account: &str, at: chrono::DateTime<chrono::Utc>) -> Self {
+        Self {
+            account: account.to_owned(),
+            hour: at.timestamp().div_euclid(3600) * 3600,
+        }
+    }
+}
+
+pub async fn run(
+    kafka: &KafkaConfig,
+    sink: &BatchSink,
+    max_records: usize,
+    max_wait: Duration,
+    shutdown: Shutdown,
+) -> Result<(), ConsumerError> {
+    let consumer = group_consumer(kafka, GROUP, &[&sink.topics.rollup_dirty])?;
+    let mut stop = shutdown.clone();
+    loop {
+        let batch = tokio::select! {
+            _ = stop.wait() => break,
+            batch = next_batch(&consumer, max_records, max_wait) => batch,
+        };
+        let dirty: BTreeSet<Dirty> = batch
+            .iter()
+            .filter_map(|m| serde_json::from_slice::<Dirty>(m.payload()?).ok())
+            .collect();
+        let version = batch.iter().map(|m| m.offset()).max().unwrap_or(0).max(0) as u64 + 1;
+        let pairs: Vec<Dirty> = dirty.into_iter().collect();
+        let mut failed = false;
+        for chunk in pairs.chunks(PAIRS_PER_STATEMENT) {
+            for sql in recompute(chunk, version) {
+                let written = sink
+                    .retry("recompute rollup", &shutdown, || {
+                        let query = sink.clickhouse.query(&sql);
+                        async move { query.execute().await.map_err(|e| e.to_string()) }
+                    })
+                    .await;
+                if written.is_err() {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if failed {
+            break;
+        }
+        metrics::counter!("processor_rollup_hours_total").increment(pairs.len() as u64);
+        commit(&consumer, &batch);
+    }
+    Ok(())
+}
+
+/// The two statements that recompute `pairs` at `version`: the hour's statuses, and
+/// the markers. Account names are escaped; hours are integers.
+pub fn recompute(pairs: &[Dirty], version: u64) -> [String; 2] {
+    let accounts: BTreeSet<&str> = pairs.iter().map(|d| d.account.as_str()).collect();
+    let first = pairs.iter().map(|d| d.hour).min().unwrap_or(0);
+    let last = pairs.iter().map(|d| d.hour).max().unwrap_or(0) + 3600;
+    let tuples: Vec<String> = pairs
+        .iter()
+        .map(|d| {
+            format!(
+                "({}, {})",
+                runtime::clickhouse::string_list([d.account.as_str()]),
+                d.hour
+            )
+        })
+        .collect();
+    let tuples = tuples.join(", ");
+    let statuses = format!(
+        "INSERT INTO calls_hourly \
+         SELECT account, toStartOfHour(started_at) AS hour, status, {version} AS version, count() AS calls, \
+         sum(ifNull(payout, toDecimal64(0, 4))) AS payout, sum(ifNull(revenue, toDecimal64(0, 4))) AS revenue, \
+         sum(ifNull(duration_s, 0)) AS total_duration_s, count(duration_s) AS duration_count \
+         FROM calls_by_time FINAL \
+         WHERE deleted = 0 AND account IN ({}) AND started_at >= toDateTime({first}) AND started_at < toDateTime({last}) \
+         AND (account, toUnixTimestamp(toStartOfHour(started_at))) IN ({tuples}) \
+         GROUP BY account, hour, status",
+        runtime::clickhouse::string_list(accounts.iter().copied())
+    );
+    let markers = format!(
+        "INSERT INTO calls_hourly \
+         SELECT tupleElement(t, 1) AS account, toDateTime(tupleElement(t, 2)) AS hour, '' AS status, {version} AS version, \
+         0 AS calls, toDecimal128(0, 4) AS payout, toDecimal128(0, 4) AS revenue, 0 AS total_duration_s, 0 AS duration_count \
+         FROM (SELECT arrayJoin([{tuples}]) AS t)"
+    );
+    [statuses, markers]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_pair_is_its_account_and_utc_hour() {
+        let at = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 20, 22, 3, 22)
+            .unwrap();
+        assert_eq!(Dirty::of("acme", at).hour, at.timestamp() - (3 * 60 + 22));
+    }
+
+    #[test]
+    fn statements_name_every_pair_and_escape_accounts() {
+        let pairs = [
+            Dirty {
+                account: "acme".into(),
+                hour: 7200,
+            },
+            Dirty {
+                account: "o'brien?".into(),
+                hour: 3600,
+            },
+        ];
+        let [statuses, markers] = recompute(&pairs, 42);
+        assert!(
+            statuses.contains("('acme', 7200)") && statuses.contains(r"('o\'brien??', 3600)"),
+            "{statuses}"
+        );
+        assert!(
+            statuses.contains("started_at >= toDateTime(3600) AND started_at < toDateTime(10800)")
+        );
+        assert!(markers.contains("42 AS version") && markers.contains("('acme', 7200)"));
+    }
+}
