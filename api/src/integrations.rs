@@ -187,6 +187,13 @@ impl IntegrationsApi {
         runtime::registry::delete(&self.producer, &self.kafka, &integration.client_id)
             .await
             .map_err(unavailable)?;
+        // Read-your-writes, as for saves: answer once this instance has seen the delete.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while self.registry.get(&integration.client_id).is_some()
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
         Ok(json(
             StatusCode::OK,
             &serde_json::json!({"client_id": integration.client_id, "deleted": true}),
