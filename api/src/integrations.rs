@@ -7,6 +7,9 @@
 //! | POST   | /api/integrations/{id}/enable, /disable | a new version with `enabled` set     |
 //! | DELETE | /api/integrations/{id}                 | delete (a tombstone on the topic)     |
 //!
+//! Health includes `poll`, the last run of a polled integration as the ingest instance
+//! that polls it published it (`poll.status`, compacted).
+//!
 //! Writes go to the compacted integrations topic that every binary tails, so a change
 //! is live everywhere within moments, as with `cmctl integrations publish`. An
 //! account token sees and changes only its account's integrations. Secrets (webhook
@@ -35,6 +38,8 @@ pub struct IntegrationsApi {
     pub producer: AckedProducer,
     pub kafka: KafkaConfig,
     pub clickhouse: clickhouse::Client,
+    /// Each polled integration's last run, published by whichever ingest polled it.
+    pub polls: runtime::table::CompactedTable<serde_json::Value>,
 }
 
 #[derive(Debug, clickhouse::Row, Deserialize)]
@@ -108,6 +113,7 @@ impl IntegrationsApi {
                         "error_rate_24h": if calls_24h + dead_24h == 0 { 0.0 } else { dead_24h as f64 / (calls_24h + dead_24h) as f64 },
                         "callmatrix_duplicates_24h": seen.map_or(0, |s| s.duplicates_24h),
                         "linked_to_callmatrix_24h": seen.map_or(0, |s| s.linked_24h),
+                        "poll": self.polls.get(client).map(|p| (*p).clone()),
                     }
                 })
             })

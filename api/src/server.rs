@@ -47,6 +47,8 @@ pub enum ApiError {
     Tokens(#[from] TokensError),
     #[error(transparent)]
     Producer(#[from] runtime::kafka::ProduceError),
+    #[error(transparent)]
+    Table(#[from] runtime::table::TableError),
 }
 
 #[derive(Clone)]
@@ -88,7 +90,17 @@ pub async fn run(
         }
         path => Tokens::load(std::path::Path::new(path))?,
     };
+    let polls = runtime::table::CompactedTable::start(
+        &config.kafka,
+        &config.kafka.topics().poll_status,
+        "poll-status",
+        config.registry.initial_load(),
+        shutdown.clone(),
+        |_, bytes| serde_json::from_slice::<serde_json::Value>(bytes).map_err(|e| e.to_string()),
+    )
+    .await?;
     let integrations = IntegrationsApi {
+        polls,
         registry: registry.clone(),
         producer: runtime::kafka::AckedProducer::new(&config.kafka)?,
         kafka: config.kafka.clone(),

@@ -64,6 +64,7 @@ pub fn topic_specs(kafka: &KafkaConfig, partitions: i32) -> Vec<TopicSpec> {
         spec(&topics.poll_leases, 12, vec![]),
         // One partition: one rollup worker at a time, recomputing in order.
         spec(&topics.rollup_dirty, 1, vec![]),
+        spec(&topics.poll_status, 1, vec![("cleanup.policy", "compact")]),
     ]
 }
 

@@ -15,6 +15,8 @@ pub const CM_NUMBERS: &str = "callmatrix.numbers";
 pub const CM_CALLS: &str = "callmatrix.calls";
 /// Compacted, keyed by client id: each polled integration's since-date.
 pub const POLL_CURSORS: &str = "poll.cursors";
+/// Compacted, keyed by client id: each polled integration's last run, as ingest saw it.
+pub const POLL_STATUS: &str = "poll.status";
 /// (account, hour) pairs whose calls changed, for the rollup worker. One partition,
 /// so one worker recomputes them, in order.
 pub const ROLLUP_DIRTY: &str = "rollup.dirty";
@@ -33,6 +35,7 @@ pub struct Topics {
     pub poll_cursors: String,
     pub poll_leases: String,
     pub rollup_dirty: String,
+    pub poll_status: String,
 }
 
 impl Topics {
@@ -47,10 +50,11 @@ impl Topics {
             poll_cursors: format!("{prefix}{POLL_CURSORS}"),
             poll_leases: format!("{prefix}{POLL_LEASES}"),
             rollup_dirty: format!("{prefix}{ROLLUP_DIRTY}"),
+            poll_status: format!("{prefix}{POLL_STATUS}"),
         }
     }
 
-    pub fn all(&self) -> [&str; 9] {
+    pub fn all(&self) -> [&str; 10] {
         [
             &self.raw,
             &self.enriched,
@@ -61,6 +65,7 @@ impl Topics {
             &self.poll_cursors,
             &self.poll_leases,
             &self.rollup_dirty,
+            &self.poll_status,
         ]
     }
 }

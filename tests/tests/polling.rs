@@ -103,6 +103,36 @@ async fn a_failing_paging_rate_limiting_partner_is_read_exactly_once() {
         first_run.len()
     );
 
+    // The api shows the run in the integration's health, whichever ingest polled.
+    let api = env.start("api", &[]).await;
+    let health = eventually(
+        "the poll status in the api",
+        Duration::from_secs(30),
+        || async {
+            let body: serde_json::Value = reqwest::get(api.url("/api/integrations"))
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let entry = body["integrations"]
+                .as_array()?
+                .iter()
+                .find(|i| i["integration"]["client_id"] == "ringpartner")?
+                .clone();
+            (entry["health"]["poll"]["last_ok"] == true).then_some(entry)
+        },
+    )
+    .await;
+    assert_eq!(
+        health["health"]["poll"]["cursor"], "2026-11-20T23:46:30Z",
+        "{health}"
+    );
+    assert!(
+        !health.to_string().contains("k_test_123"),
+        "the poll key is never shown"
+    );
+
     // A restart resumes from the stored cursor (minus the overlap).
     ingest.kill();
     ingest = env.start("ingest", &same_instance).await;

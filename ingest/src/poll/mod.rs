@@ -246,18 +246,38 @@ impl Poller {
         } else {
             tracing::info!(client_id = %integration.client_id, records = report.records, pages = report.pages, cursor = ?report.cursor, "poll run done");
         }
-        let mut statuses = self.lock_statuses();
-        if let Some(status) = statuses.get_mut(&integration.client_id) {
-            status.running = false;
-            status.last_finished = Some(Utc::now());
-            status.last_ok = Some(error.is_none());
-            status.last_records = report.records;
-            status.last_pages = report.pages;
-            status.last_requests = report.requests;
-            if error.is_none() {
-                status.cursor = report.cursor;
+        let snapshot = {
+            let mut statuses = self.lock_statuses();
+            let status = statuses.get_mut(&integration.client_id);
+            if let Some(status) = status {
+                status.running = false;
+                status.last_finished = Some(Utc::now());
+                status.last_ok = Some(error.is_none());
+                status.last_records = report.records;
+                status.last_pages = report.pages;
+                status.last_requests = report.requests;
+                if error.is_none() {
+                    status.cursor = report.cursor;
+                }
+                status.last_error = error;
+                Some(status.clone())
+            } else {
+                None
             }
-            status.last_error = error;
+        };
+        // Every instance's api shows it (integration health), whatever instance polled.
+        if let Some(status) = snapshot {
+            let pair = [(
+                integration.client_id.to_string(),
+                serde_json::to_vec(&status).unwrap_or_default(),
+            )];
+            if let Err(error) = self
+                .producer
+                .send_pairs(&self.topics.poll_status, &pair)
+                .await
+            {
+                tracing::warn!(%error, "poll status not published");
+            }
         }
     }
 
