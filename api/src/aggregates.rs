@@ -11,6 +11,7 @@ use runtime::http::{json, Body, Problem};
 use schemas::ClientId;
 use serde::{Deserialize, Serialize};
 
+use crate::filter::instant;
 use crate::query::{bad_parameter, parse};
 
 /// Dimensions a query may group by (column names, inlined from this list only).
@@ -302,12 +303,6 @@ fn trim_money(text: &str) -> String {
         Some((whole, fraction)) => format!("{whole}.{:0<2}", &fraction[..fraction.len().min(2)]),
         None => format!("{text}.00"),
     }
-}
-
-fn instant(name: &str, text: &str) -> Result<DateTime<Utc>, Problem> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| bad_parameter(name, "must be an RFC 3339 time, e.g. 2026-11-20T00:00:00Z"))
 }
 
 #[cfg(test)]

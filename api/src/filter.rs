@@ -121,7 +121,8 @@ impl CallFilter {
     }
 }
 
-fn instant(name: &str, text: &str) -> Result<DateTime<Utc>, Problem> {
+/// An RFC 3339 query parameter; a bad one is a 400 naming it.
+pub fn instant(name: &str, text: &str) -> Result<DateTime<Utc>, Problem> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| bad_parameter(name, "must be an RFC 3339 time, e.g. 2026-11-20T00:00:00Z"))

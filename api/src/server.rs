@@ -201,8 +201,16 @@ async fn route(state: Api, request: Request<Incoming>) -> Response<Body> {
                 )),
             }
         }
-        (&Method::GET, "/") => Ok(dashboard()),
-        (&Method::GET, "/api/openapi.json") => Ok(openapi()),
+        // The dashboard: one page that reads the same API as everyone else (with the
+        // token typed into it), so it needs no build step and no server state.
+        (&Method::GET, "/") => Ok(runtime::http::document(
+            "text/html; charset=utf-8",
+            include_str!("../static/dashboard.html"),
+        )),
+        (&Method::GET, "/api/openapi.json") => Ok(runtime::http::document(
+            "application/json",
+            schemas::openapi::OPENAPI_JSON,
+        )),
         (&Method::GET, "/healthz") => Ok(health(&state).await),
         (&Method::GET, "/metrics") => Ok(metrics(&state.metrics)),
         (method, path) => Err(Problem::new(
@@ -214,34 +222,6 @@ async fn route(state: Api, request: Request<Incoming>) -> Response<Body> {
     let response = result.unwrap_or_else(Problem::into_response);
     metrics::counter!("api_requests_total", "status" => response.status().as_u16().to_string())
         .increment(1);
-    response
-}
-
-/// The dashboard: a single page that reads the same API as everyone else (with the
-/// token the operator types in), so it needs no build step and no server state.
-pub fn dashboard() -> Response<Body> {
-    let mut response = Response::new(runtime::http::full(include_str!(
-        "../static/dashboard.html"
-    )));
-    let headers = response.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(
-        http::header::CACHE_CONTROL,
-        http::HeaderValue::from_static("no-cache"),
-    );
-    response
-}
-
-/// The OpenAPI document, as checked in.
-pub fn openapi() -> Response<Body> {
-    let mut response = Response::new(runtime::http::full(schemas::openapi::OPENAPI_JSON));
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
     response
 }
 

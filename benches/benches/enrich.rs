@@ -17,39 +17,22 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use pipeline_benches::{typical_integration, typical_record};
+use pipeline_benches::{typical_envelope, typical_integration, typical_record};
 use processor::enrich::duplicates::Candidate;
 use processor::enrich::history::Histories;
 use processor::enrich::repeat::Visit;
 use processor::enrich::{self, Enricher};
 use processor::mapping::{map_record, CompiledMapping};
 use runtime::table::CompactedTable;
-use schemas::call::RawPosition;
 use schemas::callmatrix::ManagedNumber;
 use schemas::enrichment::EnrichmentRules;
-use schemas::{CallId, ClientId, RawEnvelope, Source};
-use serde_json::value::RawValue;
-use uuid::Uuid;
+use schemas::{CallId, ClientId};
 
 fn enrichment(c: &mut Criterion) {
     let integration = typical_integration();
     let compiled = CompiledMapping::compile(&integration).unwrap();
     let record = typical_record(1);
-    let envelope = RawEnvelope {
-        raw_id: Uuid::nil(),
-        client_id: integration.client_id.clone(),
-        source: Source::Webhook,
-        received_at: Utc::now(),
-        idempotency_key: "k".into(),
-        integration_version: 1,
-        payload: RawValue::from_string(record.clone()).unwrap(),
-    };
-    let position = RawPosition {
-        raw_id: Uuid::nil(),
-        topic: "calls.raw".into(),
-        partition: 0,
-        offset: 0,
-    };
+    let (envelope, position) = typical_envelope(&integration, &record);
     let now = Utc::now();
     let mut mapped = map_record(&compiled, &envelope, position.clone(), now).unwrap();
     // Match by number and time, not by the echoed id the record carries.

@@ -4,32 +4,14 @@
 
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use pipeline_benches::{typical_integration, typical_record};
+use pipeline_benches::{typical_envelope, typical_integration, typical_record};
 use processor::mapping::{map_record, CompiledMapping};
-use schemas::call::RawPosition;
-use schemas::{RawEnvelope, Source};
-use serde_json::value::RawValue;
-use uuid::Uuid;
 
 fn mapping(c: &mut Criterion) {
     let integration = typical_integration();
     let compiled = CompiledMapping::compile(&integration).unwrap();
     let record = typical_record(1);
-    let envelope = RawEnvelope {
-        raw_id: Uuid::nil(),
-        client_id: integration.client_id.clone(),
-        source: Source::Webhook,
-        received_at: Utc::now(),
-        idempotency_key: "k".into(),
-        integration_version: 1,
-        payload: RawValue::from_string(record.clone()).unwrap(),
-    };
-    let position = RawPosition {
-        raw_id: Uuid::nil(),
-        topic: "calls.raw".into(),
-        partition: 0,
-        offset: 0,
-    };
+    let (envelope, position) = typical_envelope(&integration, &record);
     let now = Utc::now();
     assert!(map_record(&compiled, &envelope, position.clone(), now)
         .unwrap()

@@ -58,3 +58,28 @@ pub fn typical_integration() -> Integration {
     }))
     .expect("benchmark integration is valid")
 }
+
+/// `record` as the raw envelope ingest would have made for `integration`, and the
+/// raw-topic position the processor would have read it at.
+pub fn typical_envelope(
+    integration: &Integration,
+    record: &str,
+) -> (schemas::RawEnvelope, schemas::call::RawPosition) {
+    let envelope = schemas::RawEnvelope {
+        raw_id: uuid::Uuid::nil(),
+        client_id: integration.client_id.clone(),
+        source: schemas::Source::Webhook,
+        received_at: chrono::Utc::now(),
+        idempotency_key: "k".into(),
+        integration_version: 1,
+        payload: serde_json::value::RawValue::from_string(record.to_owned())
+            .expect("a typical record is JSON"),
+    };
+    let position = schemas::call::RawPosition {
+        raw_id: uuid::Uuid::nil(),
+        topic: "calls.raw".into(),
+        partition: 0,
+        offset: 0,
+    };
+    (envelope, position)
+}

@@ -136,12 +136,7 @@ async fn route(state: Ingest, request: Request<Incoming>) -> Response<Body> {
         return webhook::handle(&state.webhook, client, request).await;
     }
     if path == "/api/openapi.json" && request.method() == Method::GET {
-        let mut response = Response::new(runtime::http::full(schemas::openapi::OPENAPI_JSON));
-        response.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        return response;
+        return runtime::http::document("application/json", schemas::openapi::OPENAPI_JSON);
     }
     if path == "/api/polls" {
         let statuses = state

@@ -670,25 +670,30 @@ mod tests {
         )
     }
 
-    fn test_enricher() -> Enricher {
-        Enricher {
-            histories: history::Histories::new(100),
-            managed: CompactedTable::fixed([]),
+    /// A pipeline over `integrations` with no ClickHouse (nothing stored is read).
+    fn test_pipeline(integrations: Vec<schemas::Integration>, wait: Duration) -> Pipeline {
+        Pipeline {
+            registry: IntegrationRegistry::fixed(integrations),
+            registry_wait: wait,
+            clickhouse: None,
+            max_backoff: wait,
+            mappings: HashMap::new(),
+            enricher: Enricher {
+                histories: history::Histories::new(100),
+                managed: CompactedTable::fixed([]),
+            },
         }
+    }
+
+    fn samples() -> Vec<schemas::Integration> {
+        serde_json::from_str(include_str!("../../deploy/integrations/samples.json")).unwrap()
     }
 
     /// Virtual time (paused clock): the batch costs one registry wait, not one per record.
     #[tokio::test(start_paused = true)]
     async fn an_unknown_integration_costs_one_wait_per_batch() {
         let wait = Duration::from_secs(5);
-        let mut pipeline = Pipeline {
-            registry: IntegrationRegistry::fixed([]),
-            registry_wait: wait,
-            clickhouse: None,
-            max_backoff: wait,
-            mappings: HashMap::new(),
-            enricher: test_enricher(),
-        };
+        let mut pipeline = test_pipeline(vec![], wait);
         let batch: Vec<OwnedMessage> = (0..100).map(|n| raw_message("gone", n)).collect();
         let started = tokio::time::Instant::now();
         let (_stop, shutdown) = Shutdown::new();
@@ -704,16 +709,7 @@ mod tests {
     /// call made by the earlier one, without a stored row to read.
     #[tokio::test]
     async fn a_late_field_in_the_same_batch_merges_onto_its_call() {
-        let samples: Vec<schemas::Integration> =
-            serde_json::from_str(include_str!("../../deploy/integrations/samples.json")).unwrap();
-        let mut pipeline = Pipeline {
-            registry: IntegrationRegistry::fixed(samples),
-            registry_wait: Duration::from_millis(10),
-            clickhouse: None,
-            max_backoff: Duration::from_millis(10),
-            mappings: HashMap::new(),
-            enricher: test_enricher(),
-        };
+        let mut pipeline = test_pipeline(samples(), Duration::from_millis(10));
         let record = |payload: &str, offset: i64| {
             let envelope = RawEnvelope {
                 raw_id: uuid::Uuid::from_u128(offset as u128),
@@ -769,16 +765,7 @@ mod tests {
     /// partition, not processed here: two instances must never decide one caller.
     #[tokio::test]
     async fn a_record_under_the_wrong_key_is_forwarded_to_its_callers_partition() {
-        let samples: Vec<schemas::Integration> =
-            serde_json::from_str(include_str!("../../deploy/integrations/samples.json")).unwrap();
-        let mut pipeline = Pipeline {
-            registry: IntegrationRegistry::fixed(samples),
-            registry_wait: Duration::from_millis(10),
-            clickhouse: None,
-            max_backoff: Duration::from_millis(10),
-            mappings: HashMap::new(),
-            enricher: test_enricher(),
-        };
+        let mut pipeline = test_pipeline(samples(), Duration::from_millis(10));
         let envelope = RawEnvelope {
             raw_id: uuid::Uuid::from_u128(1),
             client_id: ClientId::parse("arroyo").unwrap(),

@@ -369,6 +369,30 @@ pub fn fixture(name: &str) -> String {
 }
 
 /// `SELECT count() FROM calls FINAL WHERE client_id = ?`: one per call id.
+/// When the newest stored version of any of `client_id`'s calls was received (Unix
+/// seconds; 0 when none). A re-delivery that replaced rows moves it forward: the
+/// evidence a "nothing doubled" check needs that the re-delivery was processed.
+pub async fn latest_receipt(client: &clickhouse::Client, client_id: &str) -> u32 {
+    client
+        .query("SELECT toUInt32(max(received_at)) FROM calls FINAL WHERE client_id = ?")
+        .bind(client_id)
+        .fetch_one::<u32>()
+        .await
+        .unwrap_or(0)
+}
+
+/// Waits until a delivery received after `before` has been stored for `client_id`.
+/// Call it after a pause of over a second since `before` was read (receipts are whole
+/// seconds).
+pub async fn wait_for_newer_receipt(client: &clickhouse::Client, client_id: &str, before: u32) {
+    eventually(
+        &format!("a newer delivery of {client_id} stored"),
+        Duration::from_secs(60),
+        || async { (latest_receipt(client, client_id).await > before).then_some(()) },
+    )
+    .await;
+}
+
 pub async fn final_count(client: &clickhouse::Client, client_id: &str) -> u64 {
     client
         .query("SELECT count() FROM calls FINAL WHERE client_id = ?")

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use integration_tests::fake_http::{Canned, FakeHttp};
-use integration_tests::{eventually, final_count, fixture, TestEnv};
+use integration_tests::{
+    eventually, final_count, fixture, latest_receipt, wait_for_newer_receipt, TestEnv,
+};
 
 async fn upload(url: &str, csv: String) -> (u16, serde_json::Value) {
     let response = reqwest::Client::new()
@@ -72,6 +74,8 @@ async fn spreadsheet_imports_report_bad_rows_and_never_double() {
     .await;
 
     // The same sheet again, by its Sheets link: nothing doubles.
+    let first_import = latest_receipt(&client, "legacy-sheet").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let response = reqwest::Client::new()
         .post(&imports)
         .json(
@@ -112,7 +116,7 @@ async fn spreadsheet_imports_report_bad_rows_and_never_double() {
             && asked[1].contains("/gviz/tq?tqx=out:csv&gid=7"),
         "{asked:?}"
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_for_newer_receipt(&client, "legacy-sheet", first_import).await;
     assert_eq!(
         final_count(&client, "legacy-sheet").await,
         4,
@@ -132,11 +136,13 @@ async fn spreadsheet_imports_report_bad_rows_and_never_double() {
     // same row, whichever way it came.
     let row2 = serde_json::json!({"Date": "11/02/2026", "Time": "9:14 AM", "Caller Phone": "(415) 555-2671",
         "Number Dialed": "+1 888 555 0100", "Call Length": "252", "Payout": "45.00", "ZIP": "94103", "Campaign": "Auto CA"});
+    let second_import = latest_receipt(&client, "legacy-sheet").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let (status, _) = ingest
         .post_webhook("legacy-sheet", "application/json", row2.to_string())
         .await;
     assert_eq!(status, 202);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_for_newer_receipt(&client, "legacy-sheet", second_import).await;
     assert_eq!(
         final_count(&client, "legacy-sheet").await,
         4,

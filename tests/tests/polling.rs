@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use integration_tests::fake_http::{query, Canned, FakeHttp};
-use integration_tests::{eventually, final_count, fixture, sample_integration, TestEnv};
+use integration_tests::{
+    eventually, final_count, fixture, latest_receipt, sample_integration, wait_for_newer_receipt,
+    TestEnv,
+};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,6 +137,8 @@ async fn a_failing_paging_rate_limiting_partner_is_read_exactly_once() {
     );
 
     // A restart resumes from the stored cursor (minus the overlap).
+    let first_receipt = latest_receipt(&client, "ringpartner").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     ingest.kill();
     ingest = env.start("ingest", &same_instance).await;
     let resumed = eventually(
@@ -157,7 +162,9 @@ async fn a_failing_paging_rate_limiting_partner_is_read_exactly_once() {
         finished_run(ingest.url("/api/polls"))
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The partner serves every page again (it ignores updated_since): wait until the
+    // re-read records replaced the stored ones, then count.
+    wait_for_newer_receipt(&client, "ringpartner", first_receipt).await;
     assert_eq!(
         final_count(&client, "ringpartner").await,
         3,
