@@ -67,7 +67,6 @@ pub async fn run(
         importer: Importer {
             producer: producer.clone(),
             topics: config.kafka.topics(),
-            key_rules: key_rules.clone(),
             jobs: ImportJobs::default(),
         },
         http: imports::http_client(Duration::from_secs(config.imports.fetch_timeout_s)),

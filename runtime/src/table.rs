@@ -1,6 +1,7 @@
 //! A compacted Kafka topic read into memory by every instance: the latest value per
-//! key, tailed from the beginning, with tombstones deleting. Used for CallMatrix's
-//! managed numbers; changes apply without a restart.
+//! key, tailed from the beginning, with tombstones deleting. Integrations (see
+//! `registry`), CallMatrix's managed numbers, poll cursors and poll status live in
+//! tables like this; changes apply without a restart.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -25,12 +26,16 @@ type Snapshot<V> = Arc<HashMap<String, Arc<V>>>;
 /// Cheap to clone; every clone sees the same live contents.
 pub struct CompactedTable<V> {
     current: Arc<RwLock<Snapshot<V>>>,
+    /// Bumped on every applied message, so readers can wait for a change. The table
+    /// keeps the sender, so waiting on a fixed table times out instead of failing.
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl<V> Clone for CompactedTable<V> {
     fn clone(&self) -> Self {
         Self {
             current: self.current.clone(),
+            changes: self.changes.clone(),
         }
     }
 }
@@ -41,6 +46,7 @@ impl<V: Send + Sync + 'static> CompactedTable<V> {
         let map = entries.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
         Self {
             current: Arc::new(RwLock::new(Arc::new(map))),
+            changes: Arc::new(tokio::sync::watch::channel(0).0),
         }
     }
 
@@ -64,9 +70,10 @@ impl<V: Send + Sync + 'static> CompactedTable<V> {
             .collect();
         let table = Self::fixed([]);
         let (loaded_tx, mut loaded_rx) = tokio::sync::watch::channel(remaining.is_empty());
-        let writer = table.current.clone();
+        let (writer, changes) = (table.current.clone(), table.changes.clone());
         spawn_tail(consumer, shutdown, name, move |message| {
             apply(&writer, name, message.key(), message.payload(), decode);
+            changes.send_modify(|n| *n += 1);
             if let Some(target) = remaining.get(&message.partition()) {
                 if message.offset() + 1 >= *target {
                     remaining.remove(&message.partition());
@@ -102,6 +109,19 @@ impl<V> CompactedTable<V> {
 
     pub fn get(&self, key: &str) -> Option<Arc<V>> {
         self.snapshot().get(key).cloned()
+    }
+
+    /// Every value, in key order.
+    pub fn values(&self) -> Vec<Arc<V>> {
+        let snapshot = self.snapshot();
+        let mut entries: Vec<(&String, &Arc<V>)> = snapshot.iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        entries.into_iter().map(|(_, v)| v.clone()).collect()
+    }
+
+    /// A receiver that wakes on every applied message.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     pub fn len(&self) -> usize {
@@ -140,8 +160,14 @@ fn apply<V>(
     };
     let mut next: HashMap<_, _> = (**guard).clone();
     match update {
-        Some(value) => next.insert(key.to_owned(), Arc::new(value)),
-        None => next.remove(key),
+        Some(value) => {
+            tracing::debug!(table = name, key, "entry updated");
+            next.insert(key.to_owned(), Arc::new(value))
+        }
+        None => {
+            tracing::info!(table = name, key, "entry deleted");
+            next.remove(key)
+        }
     };
     *guard = Arc::new(next);
     metrics::gauge!("table_entries", "table" => name).set(guard.len() as f64);

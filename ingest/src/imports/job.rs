@@ -16,7 +16,6 @@ use chrono::{DateTime, Utc};
 use runtime::kafka::{AckedProducer, OutgoingMessage};
 use schemas::call::RawPosition;
 use schemas::dead_letter::Stage;
-use schemas::keys::KeyRulesCache;
 use schemas::topics::Topics;
 use schemas::{ClientId, DeadLetter, Integration, RawEnvelope, Source};
 use serde::Serialize;
@@ -106,7 +105,6 @@ impl ImportJobs {
 pub struct Importer {
     pub producer: AckedProducer,
     pub topics: Topics,
-    pub key_rules: KeyRulesCache,
     pub jobs: ImportJobs,
 }
 
@@ -159,8 +157,9 @@ impl Importer {
                     .await
             }
         };
-        let key_rules = self.key_rules.get(&integration);
-        let mut batch: Vec<RawEnvelope> = Vec::with_capacity(BATCH);
+        // (Kafka key, envelope): the key is the caller key of the call the row maps
+        // to, exactly as the processor derives it (no second parse of the row).
+        let mut batch: Vec<(String, RawEnvelope)> = Vec::with_capacity(BATCH);
         let mut letters: Vec<DeadLetter> = Vec::new();
         let mut last_event = Instant::now();
         let received_at = Utc::now();
@@ -192,7 +191,10 @@ impl Importer {
                     };
                     match processor::mapping::map_record(&mapping, &envelope, position, received_at)
                     {
-                        Ok(_) => batch.push(envelope),
+                        Ok(call) => batch.push((
+                            schemas::ids::caller_key(&call.account, call.caller.as_str()),
+                            envelope,
+                        )),
                         Err(rejection) => {
                             let errors: Vec<String> =
                                 rejection.errors.iter().map(ToString::to_string).collect();
@@ -225,10 +227,7 @@ impl Importer {
                 }
             }
             if batch.len() >= BATCH || letters.len() >= BATCH {
-                if let Err(error) = self
-                    .flush(&key_rules, &mut batch, &mut letters, &mut status)
-                    .await
-                {
+                if let Err(error) = self.flush(&mut batch, &mut letters, &mut status).await {
                     return self.finish(status, Some(error)).await;
                 }
             }
@@ -238,10 +237,7 @@ impl Importer {
                 last_event = Instant::now();
             }
         }
-        if let Err(error) = self
-            .flush(&key_rules, &mut batch, &mut letters, &mut status)
-            .await
-        {
+        if let Err(error) = self.flush(&mut batch, &mut letters, &mut status).await {
             return self.finish(status, Some(error)).await;
         }
         self.finish(status, None).await
@@ -249,8 +245,7 @@ impl Importer {
 
     async fn flush(
         &self,
-        key_rules: &schemas::keys::KeyRules,
-        batch: &mut Vec<RawEnvelope>,
+        batch: &mut Vec<(String, RawEnvelope)>,
         letters: &mut Vec<DeadLetter>,
         status: &mut ImportStatus,
     ) -> Result<(), String> {
@@ -268,11 +263,9 @@ impl Importer {
             letters.clear();
         }
         if !batch.is_empty() {
-            let keys = key_rules.keys(batch);
-            let encoded: Vec<(String, Vec<u8>)> = keys
-                .into_iter()
-                .zip(batch.iter())
-                .map(|(k, e)| (k, e.to_json()))
+            let encoded: Vec<(String, Vec<u8>)> = batch
+                .iter()
+                .map(|(key, envelope)| (key.clone(), envelope.to_json()))
                 .collect();
             self.send(&self.topics.raw, &encoded).await?;
             status.accepted += batch.len() as u64;
