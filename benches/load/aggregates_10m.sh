@@ -6,8 +6,10 @@
 #
 #   benches/load/aggregates_10m.sh            # needs the local infra (deploy/stack.sh start infra)
 #
-# The api answers whole-hour, status-only queries without an integration filter from
-# the hourly rollup (`calls_hourly`), the rest from `calls_by_time`; both are timed.
+# The api answers whole-hour queries from the hourly rollups: by status or nothing from
+# `calls_hourly`, by one other dimension (or one integration) from `calls_hourly_dims`;
+# the rest from `calls_by_time`. Each rollup query is timed beside the same question
+# asked of the calls (the baseline). The statements are the api's (api/src/aggregates/plan.rs).
 #
 # The data: 10M calls over 2026, 5 accounts, 20 integrations, 50 campaigns, 5
 # states, 4 statuses, one version each, inserted with INSERT ... SELECT from numbers().
@@ -18,7 +20,7 @@ CH="http://127.0.0.1:${CM_CLICKHOUSE_HTTP_PORT:-18123}"
 DB="${CM_BENCH_DATABASE:-agg10m_bench}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 deploy/stack.sh start infra >/dev/null
-cargo build --quiet -p cmctl
+cargo build --quiet -p cmctl -p api
 CM_DATABASE="$DB" CM_CLICKHOUSE_URL="$CH" "$TARGET_DIR/debug/cmctl" migrate >/dev/null
 
 rows="$(curl -s "$CH/?database=$DB" --data-binary "SELECT count() FROM calls")"
@@ -26,14 +28,15 @@ if [ "$rows" -lt 10000000 ]; then
   echo "loading 10,000,000 synthetic calls into $DB (once)..."
   curl -sS "$CH/?database=$DB" --data-binary "INSERT INTO calls (id, version, account, client_id, source, external_id, caller, called, started_at, duration_s, payout, revenue, currency, campaign, publisher, state, status, is_duplicate, qualified, received_at, processed_at) SELECT generateUUIDv4(), 1, concat('acct', toString(number % 5)), concat('client', toString(number % 20)), 1 + number % 3, toString(number), concat('+1415', toString(1000000 + number % 900000)), '+18885550100', toDateTime('2026-01-01 00:00:00') + (number * 3) % (365 * 86400), toUInt32(number % 900), toDecimal64(number % 100, 4), toDecimal64(number % 150, 4), 'USD', concat('camp', toString(number % 50)), concat('pub', toString(number % 30)), ['CA','NY','TX','FL','IL'][1 + number % 5], ['qualified','unqualified','repeat','duplicate'][1 + number % 4], number % 4 = 3, number % 4 = 0, now(), now() FROM numbers(10000000)"
 fi
-hourly="$(curl -s "$CH/?database=$DB" --data-binary "SELECT count() FROM calls_hourly")"
-if [ "$hourly" -eq 0 ]; then
+dims="$(curl -s "$CH/?database=$DB" --data-binary "SELECT count() FROM calls_hourly_dims")"
+if [ "$dims" -eq 0 ]; then
   # Inserted straight into `calls`, the synthetic calls never went through the
-  # processor's rollup worker: compute the rollup as it would, once.
-  echo "computing the hourly rollup for the synthetic calls (once)..."
-  curl -sS "$CH/?database=$DB" --data-binary "INSERT INTO calls_hourly SELECT account, toStartOfHour(started_at) AS hour, status, 1 AS version, count() AS calls, sum(ifNull(payout, toDecimal64(0, 4))) AS payout, sum(ifNull(revenue, toDecimal64(0, 4))) AS revenue, sum(ifNull(duration_s, 0)) AS total_duration_s, count(duration_s) AS duration_count FROM calls_by_time FINAL WHERE deleted = 0 GROUP BY account, hour, status"
+  # processor's rollup worker: roll them up the way migration 7 does, once.
+  echo "rolling up the synthetic calls (once)..."
+  CM_DATABASE="$DB" CM_CLICKHOUSE_URL="$CH" "$TARGET_DIR/debug/cmctl" rollup-backfill
 fi
-echo "calls: $(curl -s "$CH/?database=$DB" --data-binary "SELECT count() FROM calls"), calls_by_time: $(curl -s "$CH/?database=$DB" --data-binary "SELECT count() FROM calls_by_time"), calls_hourly: $(curl -s "$CH/?database=$DB" --data-binary "SELECT count() FROM calls_hourly")"
+count() { curl -s "$CH/?database=$DB" --data-binary "SELECT count() FROM $1"; }
+echo "calls: $(count calls), calls_by_time: $(count calls_by_time), calls_hourly: $(count calls_hourly), calls_hourly_dims: $(count calls_hourly_dims)"
 
 measures="count() AS calls, countIf(status = 'qualified') AS qualified, countIf(status = 'repeat') AS repeat, countIf(status = 'duplicate') AS duplicate, sum(ifNull(payout, toDecimal64(0, 4))) AS payout, sum(ifNull(duration_s, 0)) AS total_duration_s"
 time_query() { # time_query LABEL SQL → median of 5 runs, and rows read (query_log)
@@ -65,4 +68,48 @@ time_query "api (rollup): all accounts, whole year, no bucket" \
   "SELECT $rollup FROM calls_hourly FINAL WHERE status != '' AND hour >= toDateTime('2026-01-01 00:00:00') AND hour < toDateTime('2027-01-01 00:00:00') AND $latest"
 time_query "api (rollup): all accounts, whole year, by month x status" \
   "SELECT toString(toStartOfMonth(toDate(hour, 'America/New_York'))) AS bucket, toString(status) AS d_status, $rollup FROM calls_hourly FINAL WHERE status != '' AND hour >= toDateTime('2026-01-01 00:00:00') AND hour < toDateTime('2027-01-01 00:00:00') AND $latest GROUP BY bucket, d_status"
+year="started_at >= toDateTime('2026-01-01 00:00:00') AND started_at < toDateTime('2027-01-01 00:00:00')"
+year_hours="hour >= toDateTime('2026-01-01 00:00:00') AND hour < toDateTime('2027-01-01 00:00:00')"
+for dimension in campaign publisher state; do
+  time_query "baseline: all accounts, year, by month (NY) x $dimension" \
+    "SELECT toString(toStartOfMonth(toDate(started_at, 'America/New_York'))) AS bucket, toString($dimension) AS d_$dimension, $measures FROM calls_by_time FINAL WHERE deleted = 0 AND $year GROUP BY bucket, d_$dimension"
+  time_query "api (rollup): all accounts, year, by month (NY) x $dimension" \
+    "SELECT toString(toStartOfMonth(toDate(hour, 'America/New_York'))) AS bucket, value AS d_$dimension, $rollup FROM calls_hourly_dims FINAL WHERE status != '' AND $year_hours AND dimension = '$dimension' AND (account, hour, version) IN (SELECT account, hour, max(version) FROM calls_hourly_dims WHERE $year_hours AND dimension = '$dimension' GROUP BY account, hour) GROUP BY bucket, d_$dimension"
+done
+time_query "api (rollup): one integration, year, by day x status" \
+  "SELECT toString(toDate(hour, 'UTC')) AS bucket, toString(status) AS d_status, $rollup FROM calls_hourly_dims FINAL WHERE status != '' AND $year_hours AND account = 'acct1' AND dimension = 'client_id' AND value = 'client1' AND (account, hour, version) IN (SELECT account, hour, max(version) FROM calls_hourly_dims WHERE $year_hours AND account = 'acct1' AND dimension = 'client_id' GROUP BY account, hour) GROUP BY bucket, d_status"
+time_query "baseline: the same from the calls" \
+  "SELECT toString(toDate(started_at, 'UTC')) AS bucket, toString(status) AS d_status, $measures FROM calls_by_time FINAL WHERE deleted = 0 AND $year AND account = 'acct1' AND client_id = 'client1' GROUP BY bucket, d_status"
 
+# The api itself, over HTTP, against the same database: each query as a dashboard or
+# an analyst sends it, answered from the table the api picks (its `table` field), beside
+# the same query with exact=true (every call, from calls_by_time) as the baseline.
+API_PORT="${CM_BENCH_API_PORT:-18391}"
+API_CLICKHOUSE__URL="$CH" API_CLICKHOUSE__DATABASE="$DB" API_HTTP__LISTEN="127.0.0.1:$API_PORT" \
+  API_KAFKA__BROKERS="127.0.0.1:${CM_KAFKA_PORT:-19092}" API_AUTH__TOKENS_FILE="" \
+  "$TARGET_DIR/debug/api" --config deploy/config/api.toml >/tmp/aggregates_10m_api.log 2>&1 &
+api_pid=$!
+trap 'kill $api_pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$API_PORT/api/openapi.json" >/dev/null && break
+  sleep 0.2
+done
+time_api() { # time_api LABEL QUERY → median of 5 through the api, the table it read, and the baseline
+  local label="$1" query="$2" url="http://127.0.0.1:$API_PORT/api/aggregates?$2" fast slow table
+  median() { for _ in 1 2 3 4 5; do curl -s -o /dev/null -w '%{time_total}\n' "$1"; done | sort -n | sed -n 3p; }
+  table="$(curl -s "$url" | python3 -c 'import json,sys; a=json.load(sys.stdin); print(a.get("table"), len(a.get("rows", [])), "rows")')"
+  fast="$(median "$url")"
+  slow="$(median "$url&exact=true")"
+  printf '%-44s %-30s median %6.3f s  exact=true %6.3f s  ratio %5.1fx\n' "$label" "$table" "$fast" "$slow" \
+    "$(python3 -c "print($slow / $fast)")"
+}
+year="from=2026-01-01T00:00:00Z&to=2027-01-01T00:00:00Z"
+echo "through the api (http://127.0.0.1:$API_PORT):"
+time_api "all accounts, year, by month (NY) x status" "$year&bucket=month&tz=America/New_York&group_by=status"
+time_api "all accounts, year, totals" "$year&bucket=none"
+for dimension in campaign publisher state source client_id; do
+  time_api "all accounts, year, by month (NY) x $dimension" "$year&bucket=month&tz=America/New_York&group_by=$dimension"
+done
+time_api "all accounts, year, by month x campaign x status" "$year&bucket=month&group_by=campaign,status"
+time_api "one integration, year, by day x status" "$year&bucket=day&client_id=client1&group_by=status"
+time_api "one account, March, by day (NY) x state" "from=2026-03-01T05:00:00Z&to=2026-04-01T04:00:00Z&bucket=day&tz=America/New_York&account=acct1&group_by=state"

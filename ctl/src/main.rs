@@ -46,6 +46,9 @@ enum Command {
     },
     /// Apply the ClickHouse migrations not applied yet.
     Migrate,
+    /// Roll every stored call up again into the hourly rollups, at a version below any
+    /// the processor writes: for calls loaded into ClickHouse without the processor.
+    RollupBackfill,
     /// Integration definitions.
     #[command(subcommand)]
     Integrations(IntegrationsCommand),
@@ -170,6 +173,14 @@ async fn main() -> anyhow::Result<()> {
                 } else {
                     format!("{applied:?}")
                 }
+            );
+        }
+        Command::RollupBackfill => {
+            let started = std::time::Instant::now();
+            runtime::migrate::backfill_rollups(&clickhouse).await?;
+            println!(
+                "rollups backfilled in {:.1} s",
+                started.elapsed().as_secs_f64()
             );
         }
         Command::Replay {

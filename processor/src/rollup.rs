@@ -1,5 +1,6 @@
-//! The hourly rollup (`calls_hourly`): counts and sums per account, UTC hour and
-//! status, recomputed from `calls_by_time FINAL` for every (account, hour) whose
+//! The hourly rollups: counts and sums per account, UTC hour and status
+//! (`calls_hourly`), and per dimension value, account, UTC hour and status
+//! (`calls_hourly_dims`), recomputed from `calls_by_time FINAL` for every (account, hour) whose
 //! calls changed. Writers (`BatchSink`) publish the touched pairs to the one-partition
 //! `rollup.dirty` topic after their rows are stored; this worker (one instance at a
 //! time, by group assignment) recomputes them in order. A recompute's version is the
@@ -81,9 +82,28 @@ pub async fn run(
     Ok(())
 }
 
-/// The two statements that recompute `pairs` at `version`: the hour's statuses, and
-/// the markers. Account names are escaped; hours are integers.
-pub fn recompute(pairs: &[Dirty], version: u64) -> [String; 2] {
+/// The dimensions `calls_hourly_dims` holds, each as (name, column expression).
+pub const DIMENSIONS: &[(&str, &str)] = &[
+    ("client_id", "client_id"),
+    ("source", "toString(source)"),
+    ("campaign", "campaign"),
+    ("publisher", "publisher"),
+    ("state", "state"),
+];
+
+/// What every rollup row sums, over `calls_by_time` rows.
+const MEASURES: &str = "count() AS calls, sum(ifNull(payout, toDecimal64(0, 4))) AS payout, \
+     sum(ifNull(revenue, toDecimal64(0, 4))) AS revenue, sum(ifNull(duration_s, 0)) AS total_duration_s, \
+     count(duration_s) AS duration_count";
+/// A marker row's measures.
+const NO_MEASURES: &str =
+    "0 AS calls, toDecimal128(0, 4) AS payout, toDecimal128(0, 4) AS revenue, \
+     0 AS total_duration_s, 0 AS duration_count";
+
+/// The statements that recompute `pairs` at `version`, in order: per dimension value
+/// and its markers (`calls_hourly_dims`), then per status and its markers
+/// (`calls_hourly`). Account names are escaped; hours are integers.
+pub fn recompute(pairs: &[Dirty], version: u64) -> [String; 4] {
     let accounts: BTreeSet<&str> = pairs.iter().map(|d| d.account.as_str()).collect();
     let first = pairs.iter().map(|d| d.hour).min().unwrap_or(0);
     let last = pairs.iter().map(|d| d.hour).max().unwrap_or(0) + 3600;
@@ -98,24 +118,45 @@ pub fn recompute(pairs: &[Dirty], version: u64) -> [String; 2] {
         })
         .collect();
     let tuples = tuples.join(", ");
-    let statuses = format!(
-        "INSERT INTO calls_hourly \
-         SELECT account, toStartOfHour(started_at) AS hour, status, {version} AS version, count() AS calls, \
-         sum(ifNull(payout, toDecimal64(0, 4))) AS payout, sum(ifNull(revenue, toDecimal64(0, 4))) AS revenue, \
-         sum(ifNull(duration_s, 0)) AS total_duration_s, count(duration_s) AS duration_count \
-         FROM calls_by_time FINAL \
-         WHERE deleted = 0 AND account IN ({}) AND started_at >= toDateTime({first}) AND started_at < toDateTime({last}) \
-         AND (account, toUnixTimestamp(toStartOfHour(started_at))) IN ({tuples}) \
-         GROUP BY account, hour, status",
+    let touched = format!(
+        "WHERE deleted = 0 AND account IN ({}) AND started_at >= toDateTime({first}) AND started_at < toDateTime({last}) \
+         AND (account, toUnixTimestamp(toStartOfHour(started_at))) IN ({tuples})",
         runtime::clickhouse::string_list(accounts.iter().copied())
     );
-    let markers = format!(
+    let dimension_values = DIMENSIONS
+        .iter()
+        .map(|(name, column)| format!("('{name}', {column})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let dimension_names = DIMENSIONS
+        .iter()
+        .map(|(name, _)| format!("'{name}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let values = format!(
+        "INSERT INTO calls_hourly_dims \
+         SELECT tupleElement(dv, 1) AS dimension, account, toStartOfHour(started_at) AS hour, \
+         tupleElement(dv, 2) AS value, status, {version} AS version, {MEASURES} \
+         FROM calls_by_time FINAL ARRAY JOIN [{dimension_values}] AS dv {touched} \
+         GROUP BY dimension, account, hour, value, status"
+    );
+    let value_markers = format!(
+        "INSERT INTO calls_hourly_dims \
+         SELECT dimension, tupleElement(t, 1) AS account, toDateTime(tupleElement(t, 2)) AS hour, '' AS value, \
+         '' AS status, {version} AS version, {NO_MEASURES} \
+         FROM (SELECT arrayJoin([{tuples}]) AS t) ARRAY JOIN [{dimension_names}] AS dimension"
+    );
+    let statuses = format!(
+        "INSERT INTO calls_hourly \
+         SELECT account, toStartOfHour(started_at) AS hour, status, {version} AS version, {MEASURES} \
+         FROM calls_by_time FINAL {touched} GROUP BY account, hour, status"
+    );
+    let status_markers = format!(
         "INSERT INTO calls_hourly \
          SELECT tupleElement(t, 1) AS account, toDateTime(tupleElement(t, 2)) AS hour, '' AS status, {version} AS version, \
-         0 AS calls, toDecimal128(0, 4) AS payout, toDecimal128(0, 4) AS revenue, 0 AS total_duration_s, 0 AS duration_count \
-         FROM (SELECT arrayJoin([{tuples}]) AS t)"
+         {NO_MEASURES} FROM (SELECT arrayJoin([{tuples}]) AS t)"
     );
-    [statuses, markers]
+    [values, value_markers, statuses, status_markers]
 }
 
 #[cfg(test)]
@@ -132,6 +173,15 @@ mod tests {
     }
 
     #[test]
+    fn the_sql_sent_is_the_sql_checked_on_current_clickhouse() {
+        let pairs = [Dirty {
+            account: "acme".into(),
+            hour: 1_795_212_000,
+        }];
+        runtime::clickhouse::check_sql_snapshot("rollup", &recompute(&pairs, 7)).unwrap();
+    }
+
+    #[test]
     fn statements_name_every_pair_and_escape_accounts() {
         let pairs = [
             Dirty {
@@ -143,14 +193,26 @@ mod tests {
                 hour: 3600,
             },
         ];
-        let [statuses, markers] = recompute(&pairs, 42);
-        assert!(
-            statuses.contains("('acme', 7200)") && statuses.contains(r"('o\'brien??', 3600)"),
-            "{statuses}"
-        );
-        assert!(
-            statuses.contains("started_at >= toDateTime(3600) AND started_at < toDateTime(10800)")
-        );
-        assert!(markers.contains("42 AS version") && markers.contains("('acme', 7200)"));
+        let statements = recompute(&pairs, 42);
+        for sql in &statements {
+            assert!(
+                sql.contains("('acme', 7200)") && sql.contains(r"('o\'brien??', 3600)"),
+                "{sql}"
+            );
+            assert!(sql.contains("42 AS version"), "{sql}");
+        }
+        let [values, value_markers, statuses, _] = &statements;
+        for sql in [values, statuses] {
+            assert!(
+                sql.contains("started_at >= toDateTime(3600) AND started_at < toDateTime(10800)")
+            );
+        }
+        for (name, _) in DIMENSIONS {
+            assert!(values.contains(&format!("('{name}', ")), "{values}");
+            assert!(
+                value_markers.contains(&format!("'{name}'")),
+                "{value_markers}"
+            );
+        }
     }
 }

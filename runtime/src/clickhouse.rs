@@ -93,6 +93,30 @@ pub fn string_list<'a>(values: impl IntoIterator<Item = &'a str>) -> String {
         .join(", ")
 }
 
+/// For tests: checks that `statements` (SQL a crate generates, one per line) are what
+/// `tests/sql/generated/{name}.sql` holds, so the portability check
+/// (`tests/sql/check_current_clickhouse.py`) runs the very statements the code sends
+/// on current ClickHouse. `CM_BLESS_SQL=1` rewrites the file instead.
+pub fn check_sql_snapshot(name: &str, statements: &[String]) -> Result<(), String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/sql/generated")
+        .join(format!("{name}.sql"));
+    let text: String = statements.iter().map(|s| format!("{s};\n")).collect();
+    if std::env::var_os("CM_BLESS_SQL").is_some() {
+        return std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    let stored = std::fs::read_to_string(&path).unwrap_or_default();
+    if stored == text {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is not the SQL the code generates; check the change and run again with \
+             CM_BLESS_SQL=1 to store it:\n{text}",
+            path.display()
+        ))
+    }
+}
+
 #[cfg(test)]
 mod list_tests {
     #[test]

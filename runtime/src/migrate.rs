@@ -102,8 +102,18 @@ pub async fn migrate(config: &ClickHouseConfig) -> Result<Vec<u32>, MigrateError
     Ok(newly_applied)
 }
 
+/// Rolls every stored call up again (`schemas::migrations::ROLLUP_BACKFILL`), for
+/// calls loaded into ClickHouse without passing the processor; logs each statement's
+/// time, since over millions of calls each takes a while.
+pub async fn backfill_rollups(config: &ClickHouseConfig) -> Result<(), MigrateError> {
+    apply(&config.client(), &schemas::migrations::ROLLUP_BACKFILL).await
+}
+
 async fn apply(client: &clickhouse::Client, migration: &Migration) -> Result<(), MigrateError> {
-    for statement in migration.statements() {
+    let statements = migration.statements();
+    let count = statements.len();
+    for (n, statement) in statements.into_iter().enumerate() {
+        let started = std::time::Instant::now();
         client
             .query(&statement)
             .execute()
@@ -114,6 +124,18 @@ async fn apply(client: &clickhouse::Client, migration: &Migration) -> Result<(),
                 statement: statement.clone(),
                 source,
             })?;
+        // Progress for the slow ones (backfills over many calls), quiet otherwise.
+        let seconds = started.elapsed().as_secs_f64();
+        if seconds >= 1.0 {
+            tracing::info!(
+                version = migration.version,
+                name = migration.name,
+                statement = n + 1,
+                of = count,
+                seconds,
+                "statement applied"
+            );
+        }
     }
     Ok(())
 }

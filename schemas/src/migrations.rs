@@ -46,7 +46,25 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "calls_hourly",
         sql: include_str!("../migrations/0006_calls_hourly.sql"),
     },
+    Migration {
+        version: 7,
+        name: "calls_hourly_dims",
+        sql: concat!(
+            include_str!("../migrations/0007_calls_hourly_dims.sql"),
+            include_str!("../migrations/rollup_backfill.sql")
+        ),
+    },
 ];
+
+/// Rolls up every stored call at version 0, below every version the rollup worker
+/// writes: part of migration 7, and run again by `cmctl rollup-backfill` after calls
+/// were loaded into ClickHouse directly. Idempotent: the same rows at the same version
+/// replace each other.
+pub const ROLLUP_BACKFILL: Migration = Migration {
+    version: 7,
+    name: "rollup_backfill",
+    sql: include_str!("../migrations/rollup_backfill.sql"),
+};
 
 impl Migration {
     /// The statements of a migration file: the HTTP interface takes one at a time.

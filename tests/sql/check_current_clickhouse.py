@@ -3,7 +3,9 @@
 on the 18.16 server the integration tests use. This runs them in chdb (ClickHouse
 26.9 embedded in Python): each migration file in schemas/migrations, in the order the
 migrator applies them, then the read queries the api sends (kept in step with
-api/src/calls.rs, api/src/dead_letters.rs and the processor's lookup), against a throwaway data directory.
+api/src/calls.rs, api/src/dead_letters.rs and the processor's lookup) and the
+statements unit tests store under tests/sql/generated (aggregates, rollup), against a
+throwaway data directory.
 
 Prints one line per statement and a closing `N passed, N failed` line; exits 1 on any
 failure."""
@@ -55,12 +57,17 @@ def statements(sql: str):
 def main() -> int:
     files = [MIGRATIONS / "ledger.sql"] + sorted(
         p for p in MIGRATIONS.glob("*.sql") if re.match(r"\d{4}_", p.name)
-    )
+    ) + [MIGRATIONS / "rollup_backfill.sql"]  # migration 7 appends it
     checks = []
     for path in files:
         for i, statement in enumerate(statements(path.read_text())):
             checks.append((f"{path.name}#{i + 1}", statement))
     checks += [(f"api query #{i + 1}", q) for i, q in enumerate(API_QUERIES)]
+    # Statements the code generates, stored by unit tests that fail when the code
+    # and the stored text differ (runtime::clickhouse::check_sql_snapshot).
+    for path in sorted((ROOT / "tests" / "sql" / "generated").glob("*.sql")):
+        for i, statement in enumerate(statements(path.read_text())):
+            checks.append((f"generated/{path.name}#{i + 1}", statement))
 
     passed = failed = 0
     with tempfile.TemporaryDirectory() as data:

@@ -34,7 +34,18 @@ async fn aggregates_by_day_and_status_follow_corrections() {
         ))
     };
 
-    let total = aggregate(&url("to=2026-11-22T00:00:00Z&bucket=none")).await;
+    // One integration's whole hours come from the per-dimension rollup, which follows
+    // the calls by one rollup batch.
+    let total = eventually(
+        "the rollup to hold the calls",
+        Duration::from_secs(60),
+        || async {
+            let total = aggregate(&url("to=2026-11-22T00:00:00Z&bucket=none")).await;
+            (total["rows"][0]["calls"].as_u64() == Some(3)).then_some(total)
+        },
+    )
+    .await;
+    assert_eq!(total["table"], "calls_hourly_dims");
     let row = &total["rows"][0];
     assert_eq!(
         (
@@ -134,6 +145,66 @@ async fn aggregates_by_day_and_status_follow_corrections() {
         "{}",
         both.0
     );
+    // The per-dimension rollup answers one other dimension (with or without status),
+    // and one integration's queries; it agrees with the calls too.
+    for (query, table) in [
+        ("bucket=day&group_by=campaign,status", "calls_hourly_dims"),
+        (
+            "bucket=month&tz=America/Chicago&group_by=publisher",
+            "calls_hourly_dims",
+        ),
+        ("bucket=none&group_by=state", "calls_hourly_dims"),
+        (
+            "bucket=day&client_id=arroyo&group_by=status",
+            "calls_hourly_dims",
+        ),
+        ("bucket=day&group_by=campaign,state", "calls_by_time"),
+    ] {
+        let query = format!("to=2026-11-26T00:00:00Z&{query}");
+        let (fast, exact) = eventually(
+            "the dimension rollup to agree with the calls",
+            Duration::from_secs(60),
+            || async {
+                let fast = aggregate(&rolled(&query)).await;
+                let exact = aggregate(&rolled(&format!("{query}&exact=true"))).await;
+                (fast["rows"] == exact["rows"]).then_some((fast, exact))
+            },
+        )
+        .await;
+        assert_eq!(fast["table"], table, "{query}");
+        assert_eq!(exact["table"], "calls_by_time", "{query}");
+        let calls: u64 = fast["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["calls"].as_u64().unwrap())
+            .sum();
+        assert_eq!(
+            calls, 3,
+            "every call once, the moved one where it is now: {fast}"
+        );
+    }
+    let by_campaign = aggregate(&rolled(
+        "to=2026-11-26T00:00:00Z&bucket=none&group_by=campaign",
+    ))
+    .await;
+    let campaigns: Vec<(&str, u64)> = by_campaign["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["campaign"].as_str().unwrap(),
+                r["calls"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        campaigns,
+        [("Auto Insurance CA", 2), ("Medicare IL", 1)],
+        "{by_campaign}"
+    );
+
     let partial = aggregate(&rolled("to=2026-11-26T00:30:00Z&bucket=none")).await;
     assert_eq!(
         partial["table"], "calls_by_time",

@@ -1,7 +1,8 @@
 //! `GET /api/aggregates`: counts, sums and durations of calls by time bucket and up
 //! to three dimensions, over any time range, in any zone.
 //!
-//! Read from `calls_by_time` (sorted by account and start time, one row per call
+//! Answered by the smallest table that holds the answer (see `plan`): an hourly
+//! rollup, or `calls_by_time` (sorted by account and start time, one row per call
 //! version; `FINAL` and `deleted = 0` keep each call's latest version at its current
 //! place), so a query reads only the range asked for, of the account asked for.
 
@@ -12,17 +13,11 @@ use schemas::ClientId;
 use serde::{Deserialize, Serialize};
 
 use crate::filter::instant;
+use plan::{Plan, DIMENSIONS};
+
+mod plan;
 use crate::query::{bad_parameter, parse};
 
-/// Dimensions a query may group by (column names, inlined from this list only).
-const DIMENSIONS: &[&str] = &[
-    "client_id",
-    "source",
-    "campaign",
-    "publisher",
-    "status",
-    "state",
-];
 /// Most result rows an answer carries; more is a 400 asking for a narrower query.
 const MAX_ROWS: usize = 10_000;
 
@@ -70,7 +65,8 @@ struct Answer {
     bucket: String,
     tz: String,
     group_by: Vec<String>,
-    /// Which table answered: `calls_hourly` (the rollup) or `calls_by_time`.
+    /// Which table answered: `calls_hourly` or `calls_hourly_dims` (the rollups) or
+    /// `calls_by_time` (the calls).
     table: &'static str,
     rows: Vec<serde_json::Value>,
 }
@@ -106,13 +102,9 @@ pub async fn aggregates(
         ));
     }
     let bucket = params.bucket.clone().unwrap_or_else(|| "day".to_owned());
-    let bucket_sql = match bucket.as_str() {
-        "hour" => "toString(toStartOfHour(started_at, ?))",
-        "day" => "toString(toDate(started_at, ?))",
-        "month" => "toString(toStartOfMonth(toDate(started_at, ?)))",
-        "none" => "''",
-        _ => return Err(bad_parameter("bucket", "must be hour, day, month or none")),
-    };
+    if !["hour", "day", "month", "none"].contains(&bucket.as_str()) {
+        return Err(bad_parameter("bucket", "must be hour, day, month or none"));
+    }
     let group_by: Vec<String> = params
         .group_by
         .as_deref()
@@ -134,34 +126,13 @@ pub async fn aggregates(
     if let Some(client_id) = &params.client_id {
         ClientId::parse(client_id).map_err(|e| bad_parameter("client_id", e.to_string()))?;
     }
-    let columns: String = DIMENSIONS
-        .iter()
-        .map(|d| {
-            if group_by.iter().any(|g| g == d) {
-                // Aliases must not shadow the columns: in ClickHouse an alias is
-                // seen by WHERE and by countIf(status = ...) as well.
-                format!("toString({d}) AS d_{d}")
-            } else {
-                format!("'' AS d_{d}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
     let account = scope
         .account()
         .map(str::to_owned)
         .or(params.account.clone());
-    let keys: Vec<String> = std::iter::once("bucket".to_owned())
-        .chain(group_by.iter().map(|d| format!("d_{d}")))
-        .collect();
-    let tail = format!(
-        " GROUP BY {} ORDER BY {} LIMIT ?",
-        keys.join(", "),
-        keys.join(", ")
-    );
+    let zone: chrono_tz::Tz = tz.parse().unwrap_or(chrono_tz::UTC);
     let whole_hours = |t: DateTime<Utc>| {
         use chrono::{Offset, TimeZone};
-        let zone: chrono_tz::Tz = tz.parse().unwrap_or(chrono_tz::UTC);
         t.timestamp() % 3600 == 0
             && zone
                 .offset_from_utc_datetime(&t.naive_utc())
@@ -170,85 +141,28 @@ pub async fn aggregates(
                 % 3600
                 == 0
     };
-    // The hourly rollup answers when it holds everything asked: status as the only
-    // dimension, no single integration, and whole hours in a whole-hour zone.
-    let rollup = params.exact != Some(true)
-        && group_by.iter().all(|d| d == "status")
-        && params.client_id.is_none()
-        && whole_hours(from)
-        && whole_hours(to);
-    let (sql, table) = if rollup {
-        let bucket_on_hour = bucket_sql.replace("started_at", "hour");
-        let status = if group_by.is_empty() {
-            "''"
-        } else {
-            "toString(status)"
-        };
-        let account_filter = if account.is_some() {
-            " AND account = ?"
-        } else {
-            ""
-        };
-        (
-            format!(
-                // Output aliases differ from the columns: ClickHouse would read an
-                // alias `calls` inside sumIf(calls, ...) as a nested aggregate.
-                "SELECT {bucket_on_hour} AS bucket, '' AS d_client_id, '' AS d_source, '' AS d_campaign, \
-                 '' AS d_publisher, {status} AS d_status, '' AS d_state, sum(calls) AS r_calls, \
-                 sumIf(calls, status = 'qualified') AS r_qualified, sumIf(calls, status = 'unqualified') AS r_unqualified, \
-                 sumIf(calls, status = 'repeat') AS r_repeat, sumIf(calls, status = 'duplicate') AS r_duplicate, \
-                 toString(sum(payout)) AS r_payout, toString(sum(revenue)) AS r_revenue, \
-                 sum(total_duration_s) AS r_total_duration_s, \
-                 if(sum(duration_count) = 0, 0, sum(total_duration_s) / sum(duration_count)) AS r_avg_duration_s \
-                 FROM calls_hourly FINAL \
-                 WHERE status != '' AND hour >= toDateTime(?) AND hour < toDateTime(?){account_filter} \
-                 AND (account, hour, version) IN (SELECT account, hour, max(version) FROM calls_hourly \
-                 WHERE hour >= toDateTime(?) AND hour < toDateTime(?){account_filter} GROUP BY account, hour){tail}"
-            ),
-            "calls_hourly",
-        )
-    } else {
-        let mut sql = format!(
-            "SELECT {bucket_sql} AS bucket, {columns}, count() AS calls, \
-             countIf(status = 'qualified') AS qualified, countIf(status = 'unqualified') AS unqualified, \
-             countIf(status = 'repeat') AS repeat, countIf(status = 'duplicate') AS duplicate, \
-             toString(sum(ifNull(payout, toDecimal64(0, 4)))) AS payout, \
-             toString(sum(ifNull(revenue, toDecimal64(0, 4)))) AS revenue, \
-             sum(ifNull(duration_s, 0)) AS total_duration_s, \
-             ifNull(avg(duration_s), 0) AS avg_duration_s \
-             FROM calls_by_time FINAL \
-             WHERE deleted = 0 AND started_at >= toDateTime(?) AND started_at < toDateTime(?)"
-        );
-        if account.is_some() {
-            sql.push_str(" AND account = ?");
-        }
-        if params.client_id.is_some() {
-            sql.push_str(" AND client_id = ?");
-        }
-        sql.push_str(&tail);
-        (sql, "calls_by_time")
+    let plan = Plan {
+        from: from.timestamp(),
+        to: to.timestamp(),
+        tz: &tz,
+        bucket: &bucket,
+        group_by: &group_by,
+        account: account.as_deref(),
+        client_id: params.client_id.as_deref(),
+        whole_hours: whole_hours(from) && whole_hours(to),
+        exact: params.exact == Some(true),
+        limit: MAX_ROWS + 1,
     };
-    let mut q = client.query(&sql);
-    if bucket != "none" {
-        q = q.bind(tz.as_str());
-    }
-    let rounds = if rollup { 2 } else { 1 };
-    for _ in 0..rounds {
-        q = q.bind(from.timestamp()).bind(to.timestamp());
-        if let Some(account) = &account {
-            q = q.bind(account.as_str());
-        }
-    }
-    if let Some(client_id) = &params.client_id {
-        q = q.bind(client_id.as_str());
-    }
+    let table = plan.table();
+    let sql = plan.sql(table);
     let started = std::time::Instant::now();
-    let rows: Vec<AggRow> = q
-        .bind(MAX_ROWS as u64 + 1)
+    let rows: Vec<AggRow> = client
+        .query(&sql)
         .fetch_all()
         .await
         .map_err(crate::calls::storage_error)?;
-    metrics::histogram!("api_aggregate_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!("api_aggregate_seconds", "table" => table.name())
+        .record(started.elapsed().as_secs_f64());
     if rows.len() > MAX_ROWS {
         return Err(bad_parameter(
             "bucket",
@@ -286,7 +200,7 @@ pub async fn aggregates(
     Ok(json(
         StatusCode::OK,
         &Answer {
-            table,
+            table: table.name(),
             from,
             to,
             bucket,
