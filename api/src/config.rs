@@ -18,6 +18,37 @@ pub struct ApiConfig {
     pub registry: RegistryConfig,
     #[serde(default)]
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub health: HealthConfig,
+}
+
+/// When an integration's health says `silent`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Minutes without a record, at an hour of day the integration usually sends.
+    #[serde(default = "default_silence_minutes")]
+    pub silence_minutes: u64,
+    /// Days (of the past 7) with records at this hour of day (UTC) that make the hour
+    /// one of the integration's usual hours.
+    #[serde(default = "default_usual_days")]
+    pub usual_days: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            silence_minutes: default_silence_minutes(),
+            usual_days: default_usual_days(),
+        }
+    }
+}
+
+fn default_silence_minutes() -> u64 {
+    60
+}
+fn default_usual_days() -> u64 {
+    3
 }
 
 /// Who may read what (see `access`).
@@ -67,6 +98,18 @@ impl Validate for ApiConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         self.kafka.validate("kafka")?;
         self.clickhouse.validate("clickhouse")?;
+        if self.health.silence_minutes == 0 {
+            return Err(ConfigError::invalid(
+                "health.silence_minutes",
+                "must be at least 1",
+            ));
+        }
+        if !(1..=7).contains(&self.health.usual_days) {
+            return Err(ConfigError::invalid(
+                "health.usual_days",
+                "must be 1 to 7 (days of the past week)",
+            ));
+        }
         if self.http.heartbeat_s == 0 {
             return Err(ConfigError::invalid(
                 "http.heartbeat_s",

@@ -27,10 +27,7 @@ use schemas::{ClientId, Integration};
 use serde::Deserialize;
 
 use crate::access::{forbidden, Scope};
-
-/// No record for this long, while the integration usually sends at this hour of
-/// day, is an alert.
-const SILENCE: Duration = Duration::from_secs(60 * 60);
+use crate::config::HealthConfig;
 
 #[derive(Clone)]
 pub struct IntegrationsApi {
@@ -40,6 +37,7 @@ pub struct IntegrationsApi {
     pub clickhouse: clickhouse::Client,
     /// Each polled integration's last run, published by whichever ingest polled it.
     pub polls: runtime::table::CompactedTable<serde_json::Value>,
+    pub health: HealthConfig,
 }
 
 #[derive(Debug, clickhouse::Row, Deserialize)]
@@ -49,9 +47,8 @@ struct Activity {
     calls_24h: u64,
     duplicates_24h: u64,
     linked_24h: u64,
-    /// Calls in the same hour of day over the past 7 days: the integration usually
-    /// sends at this hour.
-    usual_now: u64,
+    /// Days of the past 7 with records in this hour of day (UTC), before this hour.
+    usual_days: u64,
 }
 
 #[derive(Debug, clickhouse::Row, Deserialize)]
@@ -75,7 +72,8 @@ impl IntegrationsApi {
                  countIf(received_at >= now() - 86400) AS calls_24h, \
                  countIf(received_at >= now() - 86400 AND is_duplicate = 1) AS duplicates_24h, \
                  countIf(received_at >= now() - 86400 AND cm_call_id != '') AS linked_24h, \
-                 countIf(received_at >= now() - 7 * 86400 AND toHour(received_at) = toHour(now())) AS usual_now \
+                 uniqExactIf(toDate(received_at), received_at >= now() - 7 * 86400 \
+                 AND received_at < toStartOfHour(now()) AND toHour(received_at) = toHour(now(), 'UTC')) AS usual_days \
                  FROM calls GROUP BY client_id",
             )
             .fetch_all()
@@ -95,20 +93,20 @@ impl IntegrationsApi {
                 let seen = activity.iter().find(|a| a.client_id == client);
                 let dead_24h = dead.iter().find(|d| d.client_id == client).map_or(0, |d| d.dead_24h);
                 let calls_24h = seen.map_or(0, |s| s.calls_24h);
-                let silent_for = seen.map(|s| now - i64::from(s.last_received));
-                let alert = match (integration.enabled, silent_for, seen.map_or(0, |s| s.usual_now)) {
-                    (false, _, _) => "disabled",
-                    (true, Some(quiet), usual) if quiet > SILENCE.as_secs() as i64 && usual > 0 => "silent",
-                    (true, None, _) => "never_sent",
-                    _ if dead_24h > 0 && dead_24h * 10 >= calls_24h + dead_24h => "failing",
-                    _ => "ok",
-                };
+                let alert = alert(
+                    integration.enabled,
+                    seen.map(|s| now - i64::from(s.last_received)),
+                    seen.map_or(0, |s| s.usual_days),
+                    (calls_24h, dead_24h),
+                    &self.health,
+                );
                 serde_json::json!({
                     "integration": redacted(integration),
                     "health": {
                         "alert": alert,
                         "last_record_at": seen.and_then(|s| chrono::DateTime::from_timestamp(i64::from(s.last_received), 0)),
                         "calls_24h": calls_24h,
+                        "usual_days_at_this_hour": seen.map_or(0, |s| s.usual_days),
                         "dead_letters_24h": dead_24h,
                         "error_rate_24h": if calls_24h + dead_24h == 0 { 0.0 } else { dead_24h as f64 / (calls_24h + dead_24h) as f64 },
                         "callmatrix_duplicates_24h": seen.map_or(0, |s| s.duplicates_24h),
@@ -278,9 +276,56 @@ fn redacted(integration: &Integration) -> serde_json::Value {
     value
 }
 
+/// The health alert, first match wins: `disabled`; `silent` (no record for
+/// `silence_minutes` at an hour of day it sent at on `usual_days` of the past week);
+/// `never_sent`; `failing` (a tenth or more of the last 24 h dead-lettered); `ok`.
+fn alert(
+    enabled: bool,
+    quiet_s: Option<i64>,
+    usual_days: u64,
+    (calls_24h, dead_24h): (u64, u64),
+    health: &HealthConfig,
+) -> &'static str {
+    let silence = i64::try_from(health.silence_minutes * 60).unwrap_or(i64::MAX);
+    match quiet_s {
+        _ if !enabled => "disabled",
+        Some(quiet) if quiet >= silence && usual_days >= health.usual_days => "silent",
+        None => "never_sent",
+        _ if dead_24h > 0 && dead_24h * 10 >= calls_24h + dead_24h => "failing",
+        _ => "ok",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn silent_means_quiet_at_a_usual_hour() {
+        let health = HealthConfig::default();
+        let hour = 3600;
+        // Quiet for two hours at an hour it sent at on 3 of the last 7 days.
+        assert_eq!(alert(true, Some(2 * hour), 3, (0, 0), &health), "silent");
+        // Not a usual hour: two days of seven is not a habit.
+        assert_eq!(alert(true, Some(2 * hour), 2, (0, 0), &health), "ok");
+        // Usual hour, but it sent 59 minutes ago.
+        assert_eq!(alert(true, Some(59 * 60), 7, (0, 0), &health), "ok");
+        let strict = HealthConfig {
+            silence_minutes: 30,
+            usual_days: 1,
+        };
+        assert_eq!(alert(true, Some(31 * 60), 1, (0, 0), &strict), "silent");
+        assert_eq!(alert(false, Some(2 * hour), 7, (0, 0), &health), "disabled");
+        assert_eq!(alert(true, None, 0, (0, 0), &health), "never_sent");
+    }
+
+    #[test]
+    fn failing_means_a_tenth_dead_lettered() {
+        let health = HealthConfig::default();
+        assert_eq!(alert(true, Some(60), 0, (90, 10), &health), "failing");
+        assert_eq!(alert(true, Some(60), 0, (91, 9), &health), "ok");
+        assert_eq!(alert(true, Some(60), 0, (0, 0), &health), "ok");
+    }
 
     #[test]
     fn listings_never_show_secrets() {

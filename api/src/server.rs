@@ -105,6 +105,7 @@ pub async fn run(
         producer: runtime::kafka::AckedProducer::new(&config.kafka)?,
         kafka: config.kafka.clone(),
         clickhouse: config.clickhouse.client(),
+        health: config.health,
     };
     let state = Api {
         integrations,

@@ -1,6 +1,7 @@
 //! The integrations API against the real stack: create, update (versions only go
 //! up), disable and enable, delete; health per integration; an account token sees
-//! and changes only its own account's integrations, and never a secret.
+//! and changes only its own account's integrations, and never a secret; an integration
+//! that stops sending at an hour it usually sends is `silent`.
 
 use std::time::Duration;
 
@@ -140,6 +141,51 @@ async fn integrations_are_managed_and_watched_through_the_api() {
         .find(|i| i["integration"]["client_id"] == "ringpartner")
         .unwrap();
     assert_eq!(never["health"]["alert"], "never_sent");
+
+    // Silent: ringpartner sent at this hour of day on each of the past 3 days (a
+    // history written straight into ClickHouse; 10 minutes apart, so a test that
+    // crosses an hour boundary still finds the hour usual), and nothing since.
+    let clickhouse = env.client();
+    let history = |ages: &str| {
+        format!(
+            "INSERT INTO calls (id, version, account, client_id, caller, started_at, received_at) \
+             SELECT generateUUIDv4(), 1, 'acme-leads', 'ringpartner', '+14155550100', \
+             now() - age, now() - age FROM (SELECT arrayJoin([{ages}]) AS age)"
+        )
+    };
+    let day = 86_400;
+    let ages: Vec<String> = (1..=3)
+        .flat_map(|n| [n * day, n * day - 600])
+        .map(|age: i64| age.to_string())
+        .collect();
+    clickhouse
+        .query(&history(&ages.join(", ")))
+        .execute()
+        .await
+        .unwrap();
+    let ringpartner = || async {
+        let (_, body) = call(reqwest::Method::GET, &url(""), ADMIN, None).await;
+        body["integrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["integration"]["client_id"] == "ringpartner")
+            .unwrap()["health"]
+            .clone()
+    };
+    let health = ringpartner().await;
+    assert_eq!(
+        (
+            health["alert"].as_str(),
+            health["usual_days_at_this_hour"].as_u64()
+        ),
+        (Some("silent"), Some(3)),
+        "{health}"
+    );
+    // A record now ends the silence.
+    clickhouse.query(&history("0")).execute().await.unwrap();
+    let health = ringpartner().await;
+    assert_eq!(health["alert"], "ok", "{health}");
 
     // Delete: gone from the api and from ingest.
     let (status, _) = call(reqwest::Method::DELETE, &url("/acme-new"), ACME, None).await;
