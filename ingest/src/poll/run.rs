@@ -62,7 +62,7 @@ pub async fn run(
         } else {
             now
         };
-        if let Err(error) = window_run(
+        let read = match window_run(
             ctx,
             integration,
             poll,
@@ -72,13 +72,55 @@ pub async fn run(
         )
         .await
         {
-            return Err((error, report));
+            Ok(read) => read,
+            Err(error) => return Err((error, report)),
+        };
+        // The cursor may move past a window only as far as nothing unread lies
+        // behind it: a whole window, or pages in cursor order (the unread ones
+        // can only be newer).
+        let cursor = |c: Option<DateTime<Utc>>| match (c, read.newest) {
+            (Some(c), Some(seen)) => Some(c.max(seen)),
+            (c, seen) => c.or(seen),
+        };
+        match read.end {
+            WindowEnd::Complete => report.cursor = cursor(report.cursor),
+            WindowEnd::MaxPages if read.in_cursor_order => {
+                report.cursor = cursor(report.cursor);
+                tracing::info!(client_id = %integration.client_id, max_pages = poll.max_pages,
+                    "max_pages reached; the next run continues from the cursor");
+                return Ok(report);
+            }
+            WindowEnd::MaxPages => {
+                let error = format!(
+                    "max_pages ({}) reached and the partner's records are not in {} order, so the cursor \
+                     cannot move past unread pages: raise max_pages, or use {{until}} with a smaller window_s",
+                    poll.max_pages, poll.cursor_field
+                );
+                return Err((error, report));
+            }
         }
         if !uses_until || window_end >= now {
             return Ok(report);
         }
         window_start = window_end;
     }
+}
+
+/// How a window's reading ended.
+enum WindowEnd {
+    /// The partner had no more pages.
+    Complete,
+    /// `max_pages` pages were read; more may remain.
+    MaxPages,
+}
+
+/// What one window's pages showed.
+struct WindowRead {
+    end: WindowEnd,
+    /// The largest `cursor_field` among the window's records.
+    newest: Option<DateTime<Utc>>,
+    /// Whether the records came in `cursor_field` order (each no older than the last).
+    in_cursor_order: bool,
 }
 
 async fn window_run(
@@ -88,7 +130,12 @@ async fn window_run(
     since: DateTime<Utc>,
     until: DateTime<Utc>,
     report: &mut RunReport,
-) -> Result<(), String> {
+) -> Result<WindowRead, String> {
+    let mut read = WindowRead {
+        end: WindowEnd::Complete,
+        newest: None,
+        in_cursor_order: true,
+    };
     let records_path = (!poll.records_path.is_empty())
         .then(|| FieldPath::parse(&poll.records_path))
         .transpose()
@@ -109,8 +156,8 @@ async fn window_run(
     let mut pages = 0_u32;
     while let Some(step) = next.take() {
         if pages >= poll.max_pages {
-            tracing::info!(client_id = %integration.client_id, pages, "max_pages reached; the next run continues");
-            return Ok(());
+            read.end = WindowEnd::MaxPages;
+            return Ok(read);
         }
         let (url, query) = match &step {
             Next::First => (poll.url.clone(), base_query.clone()),
@@ -145,7 +192,8 @@ async fn window_run(
         report.records += count;
         for record in &records {
             if let Some(seen) = cursor_path.lookup(record).and_then(|v| parse_time(&v)) {
-                report.cursor = Some(report.cursor.map_or(seen, |c| c.max(seen)));
+                read.in_cursor_order &= read.newest.is_none_or(|newest| seen >= newest);
+                read.newest = Some(read.newest.map_or(seen, |newest| newest.max(seen)));
             }
         }
         next = match &poll.paging {
@@ -178,7 +226,7 @@ async fn window_run(
             }),
         };
     }
-    Ok(())
+    Ok(read)
 }
 
 enum Next {
