@@ -401,3 +401,23 @@ pub async fn final_count(client: &clickhouse::Client, client_id: &str) -> u64 {
         .await
         .unwrap_or(0)
 }
+
+/// The sum of every sample of `name` (any labels; `label` narrows to samples carrying
+/// it, e.g. `table="calls_hourly"`) on a binary's `/metrics` page.
+pub async fn metric_sum(service: &Service, name: &str, label: Option<&str>) -> f64 {
+    let text = reqwest::get(service.url("/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let metric = series.split('{').next()?;
+            (metric == name && label.is_none_or(|l| series.contains(l)))
+                .then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use integration_tests::{eventually, final_count, fixture, TestEnv};
+use integration_tests::{eventually, final_count, fixture, metric_sum, TestEnv};
 
 async fn aggregate(url: &str) -> serde_json::Value {
     let response = reqwest::get(url).await.unwrap();
@@ -15,7 +15,7 @@ async fn aggregate(url: &str) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aggregates_by_day_and_status_follow_corrections() {
     let env = TestEnv::new("aggregates").await;
-    let _processor = env
+    let processor = env
         .start("processor", &[("PROCESSOR_BATCH__MAX_WAIT_MS", "20")])
         .await;
     let ingest = env.start("ingest", &[]).await;
@@ -213,4 +213,16 @@ async fn aggregates_by_day_and_status_follow_corrections() {
 
     let response = reqwest::get(url("group_by=colour")).await.unwrap();
     assert_eq!(response.status(), 400);
+
+    // Each binary counts what it did on its /metrics page.
+    assert!(metric_sum(&ingest, "ingest_records_total", None).await >= 4.0);
+    assert!(metric_sum(&processor, "processor_records_total", None).await >= 4.0);
+    assert!(metric_sum(&processor, "processor_rollup_hours_total", None).await >= 1.0);
+    for table in ["calls_hourly", "calls_hourly_dims", "calls_by_time"] {
+        let label = format!("table=\"{table}\"");
+        assert!(
+            metric_sum(&api, "api_aggregate_seconds_count", Some(&label)).await >= 1.0,
+            "api_aggregate_seconds_count{{{label}}}"
+        );
+    }
 }

@@ -178,6 +178,34 @@ async fn windowed_backfills_read_everything_and_max_pages_never_skips() {
         "each window at most window_s: {distinct:?}"
     );
 
+    // Poll now: a run starts at once (not in an hour), from the cursor.
+    let before = partner.requests().len();
+    let response = reqwest::Client::new()
+        .post(ingest.url("/api/integrations/ringpartner/poll"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let asked = eventually("the run asked for now", Duration::from_secs(30), || async {
+        partner
+            .requests()
+            .into_iter()
+            .skip(before)
+            .find(|r| r.starts_with("GET /oldest-first/calls?"))
+    })
+    .await;
+    assert!(
+        asked.contains("updated_since=2026-11-19T20%3A00%3A00Z"),
+        "from the cursor (overlap 0): {}",
+        asked.lines().next().unwrap_or("")
+    );
+    let unknown = reqwest::Client::new()
+        .post(ingest.url("/api/integrations/no-such-partner/poll"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+
     // Newest first with max_pages 2: the two newest are sent, then the run fails
     // rather than moving the cursor past the four unread older calls.
     let failed = eventually("the cut-short run", Duration::from_secs(60), || async {
