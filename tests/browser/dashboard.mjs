@@ -14,7 +14,8 @@ const browser = await chromium.launch({
   headless: true,
 });
 try {
-  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  // A zone other than UTC: the chart's hours are cut in the browser's zone.
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 }, timezoneId: "America/Chicago" });
   const errors = [];
   page.on("pageerror", (error) => errors.push(String(error)));
   await page.goto(apiUrl + "/");
@@ -30,6 +31,12 @@ try {
   await page.waitForSelector('#feed tr[data-external-id="browser_1"]', { timeout: 60000 });
   const status = await page.textContent('#feed tr[data-external-id="browser_1"] td:nth-child(4)');
   await page.waitForFunction((n) => Number(document.getElementById("t-calls").textContent) === n + 1, before, { timeout: 30000 });
+  // Integration health comes from /api/integrations: arroyo has just sent, so it is ok.
+  await page.waitForFunction(() => document.querySelector('#health tr[data-client="arroyo"] td:nth-child(2)')?.textContent === "ok", null, { timeout: 30000 });
+  // The chart by source stacks the webhook call.
+  await page.selectOption("#chart-by", "source");
+  await page.waitForFunction(() => [...document.querySelectorAll("#chart rect title")].some((t) => t.textContent.startsWith("webhook: ")), null, { timeout: 30000 });
+  await page.selectOption("#chart-by", "status");
   await page.screenshot({ path: screenshot, fullPage: true });
   if (errors.length) throw new Error("errors on the page: " + errors.join("; "));
   console.log(`ok: browser_1 (${status}) appeared in the live feed; calls in 24 h went ${before} -> ${before + 1}; screenshot ${screenshot}`);
