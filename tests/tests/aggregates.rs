@@ -211,8 +211,23 @@ async fn aggregates_by_day_and_status_follow_corrections() {
         "a part of an hour needs the calls"
     );
 
-    let response = reqwest::get(url("group_by=colour")).await.unwrap();
-    assert_eq!(response.status(), 400);
+    // Bad queries are 400s naming the parameter.
+    for (query, parameter) in [
+        ("group_by=colour", "group_by"),
+        ("group_by=campaign,state,source,publisher", "group_by"),
+        ("tz=Mars/Olympus_Mons", "tz"),
+        ("bucket=fortnight", "bucket"),
+        ("to=2026-11-19T00:00:00Z", "from"),
+        ("to=yesterday", "to"),
+        ("client_id=no%20spaces%20here", "client_id"),
+    ] {
+        let response = reqwest::get(rolled(query)).await.unwrap();
+        assert_eq!(response.status(), 400, "{query}");
+        let problem: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(problem["error"]["parameter"], parameter, "{query}: {problem}");
+    }
+    let unknown = reqwest::get(url("colour=red")).await.unwrap();
+    assert_eq!(unknown.status(), 400, "unknown parameters are refused");
 
     // Each binary counts what it did on its /metrics page.
     assert!(metric_sum(&ingest, "ingest_records_total", None).await >= 4.0);
