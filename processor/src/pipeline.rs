@@ -466,8 +466,8 @@ impl Pipeline {
         }
     }
 
-    /// The stored calls among `ids`, read with `FINAL`; retried while ClickHouse is
-    /// unavailable, `None` if stopped meanwhile.
+    /// The stored calls among `ids`, each at its newest version; retried while
+    /// ClickHouse is unavailable, `None` if stopped meanwhile.
     async fn known_calls(
         &self,
         ids: &[(ClientId, CallId)],
@@ -476,25 +476,16 @@ impl Pipeline {
         let Some(clickhouse) = &self.clickhouse else {
             return Some(HashMap::new());
         };
-        let mut known = HashMap::new();
+        let mut rows = Vec::new();
         for sql in known_calls_queries(ids) {
-            let rows = self
-                .read("read known calls", shutdown, || {
+            rows.extend(
+                self.read("read known calls", shutdown, || {
                     clickhouse.query(&sql).fetch_all::<CallRow>()
                 })
-                .await?;
-            for row in rows {
-                match CallRecord::try_from(row) {
-                    Ok(call) => {
-                        known.insert(call.id, call);
-                    }
-                    Err(error) => {
-                        tracing::error!(%error, "stored call unreadable; the record is mapped as new")
-                    }
-                }
-            }
+                .await?,
+            );
         }
-        Some(known)
+        Some(newest_versions(rows))
     }
 
     /// The compiled mapping for a record. Waits for a newer integration version at
@@ -549,22 +540,46 @@ fn decode_managed_number(key: &str, bytes: &[u8]) -> Result<ManagedNumber, Strin
 const IDS_PER_LOOKUP: usize = 1000;
 
 /// The lookups for `ids`, chunked. Client ids are URL-safe ASCII and call ids UUIDs,
-/// so both are safe to inline.
-fn known_calls_queries(ids: &[(ClientId, CallId)]) -> Vec<String> {
+/// so both are safe to inline. Read without `FINAL`, which merges every granule the
+/// ids touch (0.5 s against 0.08 s for 500 ids in a 10M-call table); the caller keeps
+/// each call's newest version itself ([`newest_versions`]).
+pub(crate) fn known_calls_queries(ids: &[(ClientId, CallId)]) -> Vec<String> {
     ids.chunks(IDS_PER_LOOKUP)
         .map(|chunk| {
-            let clients: BTreeSet<String> = chunk.iter().map(|(c, _)| format!("'{c}'")).collect();
-            let calls: BTreeSet<String> = chunk
+            // Pairs, not two lists: across many integrations, `client_id IN (..) AND
+            // id IN (..)` reads every id range of every client (0.25 s against
+            // 0.07 s for 50 calls of 20 integrations in a 10M-call table).
+            let pairs: BTreeSet<String> = chunk
                 .iter()
-                .map(|(_, id)| format!("toUUID('{id}')"))
+                .map(|(client, id)| format!("('{client}', toUUID('{id}'))"))
                 .collect();
             format!(
-                "SELECT {CALL_COLUMNS} FROM calls FINAL WHERE client_id IN ({}) AND id IN ({})",
-                clients.into_iter().collect::<Vec<_>>().join(", "),
-                calls.into_iter().collect::<Vec<_>>().join(", ")
+                "SELECT {CALL_COLUMNS} FROM calls WHERE (client_id, id) IN ({})",
+                pairs.into_iter().collect::<Vec<_>>().join(", ")
             )
         })
         .collect()
+}
+
+/// Each call's newest version among `rows` (the rows of a read without `FINAL`: every
+/// version not merged away yet, maybe the same one twice). Unreadable rows are logged
+/// and left out.
+pub(crate) fn newest_versions(rows: Vec<CallRow>) -> HashMap<CallId, CallRecord> {
+    let mut newest: HashMap<CallId, CallRecord> = HashMap::new();
+    for row in rows {
+        match CallRecord::try_from(row) {
+            Ok(call) => {
+                if newest
+                    .get(&call.id)
+                    .is_none_or(|n| n.version < call.version)
+                {
+                    newest.insert(call.id, call);
+                }
+            }
+            Err(error) => tracing::error!(%error, "stored call unreadable; left out"),
+        }
+    }
+    newest
 }
 
 /// The CmCalls that could match `calls` (on managed numbers): same numbers, starts
@@ -799,6 +814,25 @@ mod tests {
             &envelope.to_json(),
             "the envelope travels unchanged"
         );
+    }
+
+    #[test]
+    fn a_lookup_keeps_each_calls_newest_version() {
+        let at = chrono::Utc::now();
+        let mut old = crate::enrich::test_call("a", at);
+        old.version = 10;
+        let mut new = old.clone();
+        new.version = 11;
+        new.campaign = Some("corrected".into());
+        let other = crate::enrich::test_call("b", at);
+        let rows = [&new, &old, &new, &other, &old]
+            .into_iter()
+            .map(CallRow::from)
+            .collect();
+        let newest = newest_versions(rows);
+        assert_eq!(newest.len(), 2);
+        assert_eq!(newest[&old.id].version, 11);
+        assert_eq!(newest[&old.id].campaign.as_deref(), Some("corrected"));
     }
 
     #[test]

@@ -224,7 +224,10 @@ async fn aggregates_by_day_and_status_follow_corrections() {
         let response = reqwest::get(rolled(query)).await.unwrap();
         assert_eq!(response.status(), 400, "{query}");
         let problem: serde_json::Value = response.json().await.unwrap();
-        assert_eq!(problem["error"]["parameter"], parameter, "{query}: {problem}");
+        assert_eq!(
+            problem["error"]["parameter"], parameter,
+            "{query}: {problem}"
+        );
     }
     let unknown = reqwest::get(url("colour=red")).await.unwrap();
     assert_eq!(unknown.status(), 400, "unknown parameters are refused");
