@@ -13,7 +13,6 @@ use runtime::registry::{IntegrationRegistry, RegistryError};
 use runtime::shutdown::Shutdown;
 use runtime::table::{CompactedTable, TableError};
 use schemas::call::RawPosition;
-use schemas::call::CALL_COLUMNS;
 use schemas::callmatrix::ManagedNumber;
 use schemas::callmatrix::{CmCallRow, MatchMethod, CM_CALL_COLUMNS};
 use schemas::dead_letter::Stage;
@@ -477,7 +476,7 @@ impl Pipeline {
             return Some(HashMap::new());
         };
         let mut rows = Vec::new();
-        for sql in known_calls_queries(ids) {
+        for sql in runtime::call_lookup::by_id_queries(ids) {
             rows.extend(
                 self.read("read known calls", shutdown, || {
                     clickhouse.query(&sql).fetch_all::<CallRow>()
@@ -485,7 +484,7 @@ impl Pipeline {
                 .await?,
             );
         }
-        Some(newest_versions(rows))
+        Some(runtime::call_lookup::newest_versions(rows))
     }
 
     /// The compiled mapping for a record. Waits for a newer integration version at
@@ -533,53 +532,6 @@ fn decode_managed_number(key: &str, bytes: &[u8]) -> Result<ManagedNumber, Strin
         return Err(format!("key {key} and number {} disagree", number.number));
     }
     Ok(number)
-}
-
-/// Call ids looked up per query: keeps each statement far below ClickHouse's
-/// default `max_query_size` (256 KiB) whatever `batch.max_records` is.
-const IDS_PER_LOOKUP: usize = 1000;
-
-/// The lookups for `ids`, chunked. Client ids are URL-safe ASCII and call ids UUIDs,
-/// so both are safe to inline. Read without `FINAL`, which merges every granule the
-/// ids touch (0.5 s against 0.08 s for 500 ids in a 10M-call table); the caller keeps
-/// each call's newest version itself ([`newest_versions`]).
-pub(crate) fn known_calls_queries(ids: &[(ClientId, CallId)]) -> Vec<String> {
-    ids.chunks(IDS_PER_LOOKUP)
-        .map(|chunk| {
-            // Pairs, not two lists: across many integrations, `client_id IN (..) AND
-            // id IN (..)` reads every id range of every client (0.25 s against
-            // 0.07 s for 50 calls of 20 integrations in a 10M-call table).
-            let pairs: BTreeSet<String> = chunk
-                .iter()
-                .map(|(client, id)| format!("('{client}', toUUID('{id}'))"))
-                .collect();
-            format!(
-                "SELECT {CALL_COLUMNS} FROM calls WHERE (client_id, id) IN ({})",
-                pairs.into_iter().collect::<Vec<_>>().join(", ")
-            )
-        })
-        .collect()
-}
-
-/// Each call's newest version among `rows` (the rows of a read without `FINAL`: every
-/// version not merged away yet, maybe the same one twice). Unreadable rows are logged
-/// and left out.
-pub(crate) fn newest_versions(rows: Vec<CallRow>) -> HashMap<CallId, CallRecord> {
-    let mut newest: HashMap<CallId, CallRecord> = HashMap::new();
-    for row in rows {
-        match CallRecord::try_from(row) {
-            Ok(call) => {
-                if newest
-                    .get(&call.id)
-                    .is_none_or(|n| n.version < call.version)
-                {
-                    newest.insert(call.id, call);
-                }
-            }
-            Err(error) => tracing::error!(%error, "stored call unreadable; left out"),
-        }
-    }
-    newest
 }
 
 /// The CmCalls that could match `calls` (on managed numbers): same numbers, starts
@@ -814,46 +766,5 @@ mod tests {
             &envelope.to_json(),
             "the envelope travels unchanged"
         );
-    }
-
-    #[test]
-    fn a_lookup_keeps_each_calls_newest_version() {
-        let at = chrono::Utc::now();
-        let mut old = crate::enrich::test_call("a", at);
-        old.version = 10;
-        let mut new = old.clone();
-        new.version = 11;
-        new.campaign = Some("corrected".into());
-        let other = crate::enrich::test_call("b", at);
-        let rows = [&new, &old, &new, &other, &old]
-            .into_iter()
-            .map(CallRow::from)
-            .collect();
-        let newest = newest_versions(rows);
-        assert_eq!(newest.len(), 2);
-        assert_eq!(newest[&old.id].version, 11);
-        assert_eq!(newest[&old.id].campaign.as_deref(), Some("corrected"));
-    }
-
-    #[test]
-    fn lookups_stay_small_for_the_largest_batch() {
-        let client = ClientId::parse("arroyo").unwrap();
-        let ids: Vec<(ClientId, CallId)> = (0..100_000)
-            .map(|n| {
-                (
-                    client.clone(),
-                    CallId::from_external(&client, &n.to_string()),
-                )
-            })
-            .collect();
-        let queries = known_calls_queries(&ids);
-        assert_eq!(queries.len(), 100);
-        assert!(
-            queries.iter().all(|q| q.len() < 256 * 1024 / 4),
-            "{}",
-            queries[0].len()
-        );
-        assert!(queries[0].contains(&format!("toUUID('{}')", ids[0].1)));
-        assert!(known_calls_queries(&[]).is_empty());
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use rdkafka::message::{Message, OwnedMessage};
+use runtime::call_lookup::StoredId;
 use runtime::kafka::{group_consumer, ConsumerError, KafkaConfig};
 use runtime::registry::IntegrationRegistry;
 use runtime::shutdown::Shutdown;
@@ -153,22 +154,18 @@ impl Linker {
                 shutdown,
             )
             .await?
-            .into_iter()
-            .filter_map(|row| {
-                let client = ClientId::parse(&row.client_id).ok()?;
-                let id = uuid::Uuid::parse_str(&row.call_id).ok()?;
-                Some((client, CallId(id)))
-            })
+            .iter()
+            .filter_map(StoredId::parse)
             .collect();
         let mut rows = Vec::new();
-        for sql in crate::pipeline::known_calls_queries(&ids) {
+        for sql in runtime::call_lookup::by_id_queries(&ids) {
             rows.extend(
                 self.sink
                     .fetch::<CallRow>("read duplicates to relink", &sql, shutdown)
                     .await?,
             );
         }
-        let partners: Vec<CallRecord> = crate::pipeline::newest_versions(rows)
+        let partners: Vec<CallRecord> = runtime::call_lookup::newest_versions(rows)
             .into_values()
             .filter(|call| which.holds(call))
             .collect();
@@ -245,13 +242,6 @@ enum Stored {
     Pending,
 }
 
-/// A stored call's identity, as the candidate reads return it.
-#[derive(Debug, clickhouse::Row, serde::Deserialize)]
-struct StoredId {
-    client_id: String,
-    call_id: String,
-}
-
 impl Stored {
     /// The ids that may hold: a superset, checked again by [`Stored::holds`] on each
     /// call's newest version.
@@ -321,10 +311,29 @@ mod tests {
             from: 1_795_212_000,
             to: 1_795_215_600,
         };
-        let mut statements = crate::pipeline::known_calls_queries(&ids);
+        let mut statements = runtime::call_lookup::by_id_queries(&ids);
         statements.push(around.candidates_sql());
         statements.push(Stored::Pending.candidates_sql());
         runtime::clickhouse::check_sql_snapshot("processor_reads", &statements).unwrap();
+    }
+
+    #[test]
+    fn a_lookup_keeps_each_calls_newest_version() {
+        let at = Utc::now();
+        let mut old = crate::enrich::test_call("a", at);
+        old.version = 10;
+        let mut new = old.clone();
+        new.version = 11;
+        new.campaign = Some("corrected".into());
+        let other = crate::enrich::test_call("b", at);
+        let rows = [&new, &old, &new, &other, &old]
+            .into_iter()
+            .map(CallRow::from)
+            .collect();
+        let newest = runtime::call_lookup::newest_versions(rows);
+        assert_eq!(newest.len(), 2);
+        assert_eq!(newest[&old.id].version, 11);
+        assert_eq!(newest[&old.id].campaign.as_deref(), Some("corrected"));
     }
 
     #[test]
