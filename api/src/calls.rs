@@ -3,8 +3,9 @@
 //!
 //! Filters (see `filter`): `client_id`, `account`, `from`, `to`, `source`, `status`,
 //! `duplicate`, `caller`, `campaign`, `state`. Pages: `limit` (default 50), `cursor`
-//! (from the previous page's `next_cursor`). Rows are read with `FINAL`, so a call
-//! delivered several times, or corrected, is one row in its latest version.
+//! (from the previous page's `next_cursor`). Each call is one row in its latest version,
+//! however often it was delivered or corrected (see `call_pages` for how a page is
+//! read).
 
 use std::convert::Infallible;
 
@@ -14,12 +15,11 @@ use http::{HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use runtime::http::{json, Body, Problem};
-use schemas::call::CALL_COLUMNS;
 use schemas::{CallRecord, CallRow};
 
+use crate::call_pages::{page, Cursor, Order, PageError};
 use crate::filter::{CallFilter, FilterParams};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::query::{bad_parameter, parse};
 
@@ -61,27 +61,6 @@ impl CallsQuery {
     }
 }
 
-/// Position after the last row of a page: `(started_at, id)` of that row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
-    started_at: u32,
-    id: Uuid,
-}
-
-impl Cursor {
-    fn encode(&self) -> String {
-        format!("{}.{}", self.started_at, self.id.simple())
-    }
-
-    fn decode(text: &str) -> Option<Self> {
-        let (seconds, id) = text.split_once('.')?;
-        Some(Self {
-            started_at: seconds.parse().ok()?,
-            id: Uuid::parse_str(id).ok()?,
-        })
-    }
-}
-
 #[derive(Serialize)]
 struct CallsPage {
     calls: Vec<CallRecord>,
@@ -112,40 +91,22 @@ pub async fn list(
         None => None,
     };
 
-    // `toString(id)` orders ids the same way in the filter and the sort, on every
-    // ClickHouse version (UUID's own order differs between versions).
-    let mut sql = format!(
-        "SELECT {CALL_COLUMNS} FROM calls FINAL WHERE 1{}",
-        filter.sql()
-    );
-    if cursor.is_some() {
-        sql.push_str(" AND (started_at < ? OR (started_at = ? AND toString(id) < ?))");
-    }
-    sql.push_str(" ORDER BY started_at DESC, toString(id) DESC LIMIT ?");
-    let mut q = filter.bind(client.query(&sql));
-    if let Some(cursor) = cursor {
-        q = q
-            .bind(cursor.started_at)
-            .bind(cursor.started_at)
-            .bind(cursor.id.to_string());
-    }
     // One extra row tells whether another page exists.
-    q = q.bind(limit + 1);
-    let mut rows: Vec<CallRow> = q.fetch_all().await.map_err(storage_error)?;
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next_cursor = more.then(|| rows.last()).flatten().map(|last| {
-        Cursor {
-            started_at: last.started_at.timestamp() as u32,
-            id: last.id,
-        }
-        .encode()
-    });
-    let calls = rows
-        .into_iter()
-        .map(CallRecord::try_from)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "bad_row", e.to_string()))?;
+    let mut calls = page(
+        client,
+        &filter,
+        cursor,
+        limit as usize + 1,
+        Order::NewestFirst,
+    )
+    .await
+    .map_err(page_error)?;
+    let more = calls.len() > limit as usize;
+    calls.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| calls.last())
+        .flatten()
+        .map(|last| Cursor::after(last).encode());
     Ok(json(StatusCode::OK, &CallsPage { calls, next_cursor }))
 }
 
@@ -184,10 +145,10 @@ const EXPORT_COLUMNS: &[&str] = &[
 /// Rows per chunk of the streamed export.
 const EXPORT_CHUNK: usize = 1000;
 
-/// `GET /api/calls/export.csv`: the filtered calls, oldest first, streamed in chunks
-/// as ClickHouse sends them, so an export of millions of rows holds a few chunks in
-/// memory. A ClickHouse failure mid-stream ends the file with a `# export
-/// interrupted` line, since the 200 was already sent.
+/// `GET /api/calls/export.csv`: the filtered calls, oldest first, streamed a page at
+/// a time, so an export of millions of rows holds a few pages in memory. A ClickHouse
+/// failure mid-stream ends the file with a `# export interrupted` line, since the 200
+/// was already sent.
 pub async fn export(
     client: &clickhouse::Client,
     query: Option<&str>,
@@ -201,40 +162,32 @@ pub async fn export(
         ));
     }
     let filter = params.filter(scope)?;
-    let sql = format!(
-        "SELECT {CALL_COLUMNS} FROM calls FINAL WHERE 1{} ORDER BY started_at, toString(id)",
-        filter.sql()
-    );
-    let mut cursor = filter
-        .bind(client.query(&sql))
-        .fetch::<CallRow>()
-        .map_err(storage_error)?;
-    // The cursor is read by a task of its own and handed over in chunks through a
-    // small channel: the client's pace sets ClickHouse's, memory stays at a few chunks.
+    // The first page is read before answering, so a ClickHouse outage is a 503, not
+    // a 200 with a broken file.
+    let first = page(client, &filter, None, EXPORT_CHUNK, Order::OldestFirst)
+        .await
+        .map_err(page_error)?;
+    // Pages are read by a task of its own and handed over through a small channel:
+    // the client's pace sets ClickHouse's, memory stays at a few pages.
     let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let client = client.clone();
     tokio::spawn(async move {
         let header = Bytes::from(format!("{}\r\n", EXPORT_COLUMNS.join(",")));
         if sender.send(header).await.is_err() {
             return;
         }
+        let mut next = Ok(first);
         loop {
             let mut writer = csv::WriterBuilder::new()
                 .terminator(csv::Terminator::CRLF)
                 .from_writer(Vec::new());
-            let mut rows = 0;
-            let mut failure = None;
-            while rows < EXPORT_CHUNK {
-                match cursor.next().await {
-                    Ok(Some(row)) => {
-                        let _ = writer.write_record(export_record(&row));
-                        rows += 1;
-                    }
-                    Ok(None) => break,
-                    Err(error) => {
-                        failure = Some(error);
-                        break;
-                    }
-                }
+            let (calls, failure) = match next {
+                Ok(calls) => (calls, None),
+                Err(error) => (vec![], Some(error)),
+            };
+            let rows = calls.len();
+            for call in &calls {
+                let _ = writer.write_record(export_record(&CallRow::from(call)));
             }
             let mut bytes = writer.into_inner().unwrap_or_default();
             if let Some(error) = &failure {
@@ -249,6 +202,8 @@ pub async fn export(
             if (!bytes.is_empty() && sender.send(Bytes::from(bytes)).await.is_err()) || last {
                 return;
             }
+            let after = calls.last().map(Cursor::after);
+            next = page(&client, &filter, after, EXPORT_CHUNK, Order::OldestFirst).await;
         }
     });
     let chunks = futures::stream::unfold(receiver, |mut receiver| async move {
@@ -310,6 +265,16 @@ fn export_record(row: &CallRow) -> Vec<String> {
     ]
 }
 
+fn page_error(error: PageError) -> Problem {
+    match error {
+        PageError::Storage(error) => storage_error(error),
+        PageError::BadRow(message) => {
+            tracing::error!(%message, "a stored call could not be read");
+            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "bad_row", message)
+        }
+    }
+}
+
 pub fn storage_error(error: clickhouse::error::Error) -> Problem {
     tracing::error!(%error, "ClickHouse query failed");
     Problem::new(
@@ -318,28 +283,4 @@ pub fn storage_error(error: clickhouse::error::Error) -> Problem {
         "ClickHouse did not answer; retry shortly",
     )
     .retry_after(2)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursor_round_trips_and_rejects_junk() {
-        let cursor = Cursor {
-            started_at: 1_795_212_202,
-            id: Uuid::from_u128(7),
-        };
-        assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
-        for junk in [
-            "",
-            "abc",
-            "12.",
-            ".abc",
-            "-1.00000000000000000000000000000007",
-            "1.xyz",
-        ] {
-            assert_eq!(Cursor::decode(junk), None, "{junk}");
-        }
-    }
 }

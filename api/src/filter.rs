@@ -38,6 +38,12 @@ pub enum Bind {
 pub struct CallFilter {
     conditions: Vec<String>,
     binds: Vec<Bind>,
+    /// The caller asked for, normalised: a page of one caller's calls is read from
+    /// the table sorted by caller.
+    caller: Option<String>,
+    /// `from` and `to` in Unix seconds, to bound the windows a page is looked for in.
+    from: Option<i64>,
+    to: Option<i64>,
 }
 
 impl CallFilter {
@@ -51,16 +57,14 @@ impl CallFilter {
             filter.push("account = ?", Bind::Text(account.to_owned()));
         }
         if let Some(from) = &params.from {
-            filter.push(
-                "started_at >= toDateTime(?)",
-                Bind::Number(instant("from", from)?.timestamp()),
-            );
+            let from = instant("from", from)?.timestamp();
+            filter.push("started_at >= toDateTime(?)", Bind::Number(from));
+            filter.from = Some(from);
         }
         if let Some(to) = &params.to {
-            filter.push(
-                "started_at < toDateTime(?)",
-                Bind::Number(instant("to", to)?.timestamp()),
-            );
+            let to = instant("to", to)?.timestamp();
+            filter.push("started_at < toDateTime(?)", Bind::Number(to));
+            filter.to = Some(to);
         }
         if let Some(source) = &params.source {
             let source = match source.as_str() {
@@ -81,12 +85,18 @@ impl CallFilter {
             filter.push("status = ?", Bind::Text(status.clone()));
         }
         if let Some(duplicate) = params.duplicate {
-            filter.push("is_duplicate = ?", Bind::Number(i64::from(duplicate)));
+            // A call's status is `duplicate` exactly when it is one; said this way,
+            // the condition also holds on `calls_by_time`, which has no is_duplicate.
+            filter.push(
+                "(status = 'duplicate') = ?",
+                Bind::Number(i64::from(duplicate)),
+            );
         }
         if let Some(caller) = &params.caller {
             let number = schemas::E164::parse(caller, phonenumber::country::Id::US)
                 .map_err(|e| bad_parameter("caller", e.to_string()))?;
             filter.push("caller = ?", Bind::Text(number.to_string()));
+            filter.caller = Some(number.to_string());
         }
         for (name, value) in [("campaign", &params.campaign), ("state", &params.state)] {
             if let Some(value) = value {
@@ -94,6 +104,15 @@ impl CallFilter {
             }
         }
         Ok(filter)
+    }
+
+    pub fn caller(&self) -> Option<&str> {
+        self.caller.as_deref()
+    }
+
+    /// [from, to) in Unix seconds, as far as the query bounds it.
+    pub fn range(&self) -> (Option<i64>, Option<i64>) {
+        (self.from, self.to)
     }
 
     fn push(&mut self, condition: &str, bind: Bind) {

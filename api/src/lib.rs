@@ -4,6 +4,7 @@
 
 mod access;
 mod aggregates;
+mod call_pages;
 mod calls;
 pub mod config;
 mod dead_letters;

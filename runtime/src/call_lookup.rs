@@ -10,6 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use schemas::call::CALL_COLUMNS;
 use schemas::{CallId, CallRecord, CallRow, ClientId};
+use uuid::Uuid;
 
 /// Ids per statement: keeps each far below ClickHouse's default `max_query_size`
 /// (256 KiB), whatever the number of ids.
@@ -40,25 +41,32 @@ pub fn by_id_queries(ids: &[(ClientId, CallId)]) -> Vec<String> {
         .collect()
 }
 
-/// Each call's newest version among `rows` (the rows of a read without `FINAL`: every
-/// version not merged away yet, maybe the same one twice). Unreadable rows are logged
-/// and left out.
-pub fn newest_versions(rows: Vec<CallRow>) -> HashMap<CallId, CallRecord> {
-    let mut newest: HashMap<CallId, CallRecord> = HashMap::new();
+/// Each call's newest row among `rows` (the rows of a read without `FINAL`: every
+/// version not merged away yet, maybe the same one twice).
+pub fn newest_rows(rows: Vec<CallRow>) -> HashMap<Uuid, CallRow> {
+    let mut newest: HashMap<Uuid, CallRow> = HashMap::new();
     for row in rows {
-        match CallRecord::try_from(row) {
-            Ok(call) => {
-                if newest
-                    .get(&call.id)
-                    .is_none_or(|n| n.version < call.version)
-                {
-                    newest.insert(call.id, call);
-                }
-            }
-            Err(error) => tracing::error!(%error, "stored call unreadable; left out"),
+        if newest.get(&row.id).is_none_or(|n| n.version < row.version) {
+            newest.insert(row.id, row);
         }
     }
     newest
+}
+
+/// Each call's newest version among `rows`, as records. Unreadable rows (which only
+/// a load that bypassed the processor can write) are logged and left out: the
+/// processor then maps the record as new.
+pub fn newest_versions(rows: Vec<CallRow>) -> HashMap<CallId, CallRecord> {
+    newest_rows(rows)
+        .into_values()
+        .filter_map(|row| match CallRecord::try_from(row) {
+            Ok(call) => Some((call.id, call)),
+            Err(error) => {
+                tracing::error!(%error, "stored call unreadable; left out");
+                None
+            }
+        })
+        .collect()
 }
 
 /// A stored call's identity as `SELECT client_id, toString(id) AS call_id` returns it.

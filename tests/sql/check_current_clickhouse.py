@@ -3,7 +3,7 @@
 on the 18.16 server the integration tests use. This runs them in chdb (ClickHouse
 26.9 embedded in Python): each migration file in schemas/migrations, in the order the
 migrator applies them, then the read queries the api sends (kept in step with
-api/src/calls.rs and api/src/dead_letters.rs) and the
+api/src/call_pages.rs and api/src/dead_letters.rs) and the
 statements unit tests store under tests/sql/generated (aggregates, rollup, the
 processor's reads), against a
 throwaway data directory.
@@ -23,11 +23,19 @@ MIGRATIONS = ROOT / "schemas" / "migrations"
 
 # The api's queries with their `?` placeholders bound to sample values.
 API_QUERIES = [
+    # api/src/call_pages.rs: a page's ids from calls_by_time (in a window), the anchor
+    # of the first window, a caller's ids, and the calls by (client, id) pairs.
+    "SELECT client_id, toString(id) AS call_id FROM calls_by_time FINAL WHERE deleted = 0 AND client_id = 'arroyo' "
+    "AND account = 'acme' AND (status = 'duplicate') = 0 "
+    "AND (started_at < 1795212202 OR (started_at = 1795212202 AND toString(id) < 'ffffffff')) "
+    "AND started_at >= toDateTime(1795208602) ORDER BY started_at DESC, toString(id) DESC LIMIT 51",
+    "SELECT toInt64(max(toUnixTimestamp(started_at))) FROM calls_by_time WHERE deleted = 0 AND account = 'acme'",
+    "SELECT client_id, toString(id) AS call_id FROM calls_by_caller FINAL WHERE caller = '+14155552671'",
     "SELECT id, version, account, client_id, source, external_id, caller, called, started_at, local_tz, "
     "duration_s, payout, revenue, currency, zip, city, state, campaign, publisher, buyer, tags, status, "
     "is_duplicate, cm_call_id, warnings, received_at, processed_at, raw_id, raw_topic, raw_partition, "
-    "raw_offset, mapping_version, connected_duration_s, connected FROM calls FINAL WHERE 1 AND client_id = 'arroyo' AND account = 'acme' "
-    "AND (started_at < 1795212202 OR (started_at = 1795212202 AND toString(id) < 'ffffffff')) "
+    "raw_offset, mapping_version, connected_duration_s, connected FROM calls FINAL WHERE (client_id, id) IN "
+    "(('arroyo', toUUID('8587d290-81f5-5ad5-ad00-8cab09568b1b'))) AND caller = '+14155552671' "
     "ORDER BY started_at DESC, toString(id) DESC LIMIT 51",
     "SELECT raw_id, client_id, source, stage, reason, errors, received_at, failed_at, raw_partition, "
     "raw_offset, payload FROM dead_letters FINAL WHERE 1 AND client_id = 'arroyo' "

@@ -1,5 +1,7 @@
 //! Calls search and CSV export against the real stack: every filter narrows the
-//! rows, bad values are named, and the export streams exactly what the filters select.
+//! rows, bad values are named, and the export streams exactly what the filters select;
+//! over 2,500 calls, some stored in two versions, pages and the export hold each call
+//! once, in its newest version.
 
 use std::time::Duration;
 
@@ -102,5 +104,103 @@ async fn filters_narrow_and_the_export_streams_the_same_rows() {
         repeats.lines().count(),
         2,
         "header and the one repeat: {repeats}"
+    );
+
+    // Many calls, some stored twice (a correction not merged yet): 2,500 calls of a
+    // bulk integration written straight into ClickHouse, one a minute from October
+    // 1st, 10 callers, every 7th a duplicate, every 100th with a second version.
+    let bulk = |version: u32, every: u32, campaign: &str| {
+        format!(
+            "INSERT INTO calls (id, version, account, client_id, external_id, caller, started_at, campaign, \
+             status, is_duplicate, received_at) \
+             SELECT toUUID(concat('00000000-0000-0000-0000-', substring(toString(1000000000000 + number), 2, 12))), \
+             {version}, 'acme-leads', 'bulk', toString(number), concat('+1415555', toString(1000 + number % 10)), \
+             toDateTime('2026-10-01 00:00:00') + number * 60, '{campaign}', \
+             if(number % 7 = 0, 'duplicate', 'unqualified'), number % 7 = 0, now() \
+             FROM numbers(2500) WHERE number % {every} = 0"
+        )
+    };
+    client
+        .query(&bulk(1, 1, "original"))
+        .execute()
+        .await
+        .unwrap();
+    client
+        .query(&bulk(2, 100, "corrected"))
+        .execute()
+        .await
+        .unwrap();
+    let pages = |query: String| {
+        let api = &api;
+        async move {
+            let mut all: Vec<serde_json::Value> = vec![];
+            let mut cursor: Option<String> = None;
+            let mut sizes = vec![];
+            loop {
+                let url = match &cursor {
+                    Some(c) => api.url(&format!("/api/calls?client_id=bulk&{query}&cursor={c}")),
+                    None => api.url(&format!("/api/calls?client_id=bulk&{query}")),
+                };
+                let page: serde_json::Value =
+                    reqwest::get(url).await.unwrap().json().await.unwrap();
+                let calls = page["calls"].as_array().unwrap().clone();
+                sizes.push(calls.len());
+                all.extend(calls);
+                match page["next_cursor"].as_str() {
+                    Some(next) => cursor = Some(next.to_owned()),
+                    None => return (all, sizes),
+                }
+            }
+        }
+    };
+    let (all, sizes) = pages("limit=1000".to_owned()).await;
+    assert_eq!(sizes, [1000, 1000, 500]);
+    let starts: Vec<&str> = all
+        .iter()
+        .map(|c| c["started_at"].as_str().unwrap())
+        .collect();
+    assert!(
+        starts.windows(2).all(|w| w[0] > w[1]),
+        "newest first, each call once"
+    );
+    let corrected = all.iter().filter(|c| c["campaign"] == "corrected").count();
+    assert_eq!(corrected, 25, "the newest version of each call");
+    assert!(all
+        .iter()
+        .filter(|c| c["campaign"] == "corrected")
+        .all(|c| c["version"] == 2));
+    // One caller's 250 calls, 100 a page.
+    let (calls_of_one, sizes) = pages("caller=%2B14155551003&limit=100".to_owned()).await;
+    assert_eq!(sizes, [100, 100, 50]);
+    assert!(calls_of_one.iter().all(|c| c["caller"] == "+14155551003"));
+    let mut distinct: Vec<&str> = calls_of_one
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 250);
+    let (duplicates, _) = pages("duplicate=true&limit=1000".to_owned()).await;
+    assert_eq!(duplicates.len(), 358, "every 7th of 2,500");
+    // The export pages through all of them, oldest first, each once.
+    let text = reqwest::get(api.url("/api/calls/export.csv?client_id=bulk"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2500);
+    assert!(rows
+        .windows(2)
+        .all(|w| w[0][column("started_at")] < w[1][column("started_at")]));
+    assert_eq!(
+        rows.iter()
+            .filter(|r| &r[column("campaign")] == "corrected")
+            .count(),
+        25
     );
 }
