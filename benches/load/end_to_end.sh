@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# End-to-end load benchmark: webhooks → ingest → Kafka → processor (map, enrich,
+# dedupe) → ClickHouse. wrk posts distinct calls to ingest for DURATION seconds
+# (benches/load/unique_calls.lua); the script then waits until every accepted call
+# is stored and reports:
+#   - the edge rate: calls accepted (202) per second while wrk ran;
+#   - the end-to-end rate: calls stored per second, from the first request to the
+#     last call stored;
+#   - the drain: how long after wrk stopped the last call was stored;
+# and the ratio end-to-end / edge, measured in the same run (1.0: the processor keeps
+# up with the edge). Needs wrk (`apt-get install wrk`) and the local infra:
+#
+#   benches/load/end_to_end.sh [duration_s=20] [connections=16]
+#
+# Topics (prefix `e2e<time>.`) and the database (`e2e_bench`, dropped first) are the
+# run's own; the release binaries are used.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+DURATION="${1:-20}"
+CONNECTIONS="${2:-16}"
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+CH="http://127.0.0.1:${CM_CLICKHOUSE_HTTP_PORT:-18123}"
+DB=e2e_bench
+PREFIX="e2e$(date +%s)."
+
+cargo build --release --quiet -p ingest -p processor -p cmctl --bins
+deploy/stack.sh start infra >/dev/null
+export CM_KAFKA_BROKERS="127.0.0.1:${CM_KAFKA_PORT:-19092}" CM_TOPIC_PREFIX="$PREFIX"
+export CM_CLICKHOUSE_URL="$CH" CM_DATABASE="$DB"
+curl -sS "$CH/" --data-binary "DROP DATABASE IF EXISTS $DB" >/dev/null
+"$TARGET_DIR/release/cmctl" topics >/dev/null
+"$TARGET_DIR/release/cmctl" migrate >/dev/null
+"$TARGET_DIR/release/cmctl" integrations publish deploy/integrations/samples.json >/dev/null
+
+INGEST_KAFKA__BROKERS="$CM_KAFKA_BROKERS" INGEST_KAFKA__TOPIC_PREFIX="$PREFIX" \
+INGEST_HTTP__LISTEN=127.0.0.1:18097 INGEST_POLL__ENABLED=false INGEST_KAFKA__INSTANCE_ID=e2e-ingest RUST_LOG=warn \
+  "$TARGET_DIR/release/ingest" --config deploy/config/ingest.toml >/tmp/e2e-ingest.log 2>&1 &
+INGEST_PID=$!
+PROCESSOR_KAFKA__BROKERS="$CM_KAFKA_BROKERS" PROCESSOR_KAFKA__TOPIC_PREFIX="$PREFIX" \
+PROCESSOR_CLICKHOUSE__URL="$CH" PROCESSOR_CLICKHOUSE__DATABASE="$DB" PROCESSOR_HTTP__LISTEN=127.0.0.1:18096 \
+PROCESSOR_KAFKA__INSTANCE_ID=e2e-processor RUST_LOG=warn \
+  "$TARGET_DIR/release/processor" --config deploy/config/processor.toml >/tmp/e2e-processor.log 2>&1 &
+PROCESSOR_PID=$!
+trap 'kill $INGEST_PID $PROCESSOR_PID 2>/dev/null || true' EXIT
+for _ in $(seq 1 150); do
+  curl -fs http://127.0.0.1:18097/healthz >/dev/null 2>&1 && curl -fs http://127.0.0.1:18096/healthz >/dev/null 2>&1 && break
+  sleep 0.2
+done
+stored() { curl -s "$CH/?database=$DB" --data-binary "SELECT count() FROM calls FINAL WHERE client_id = 'arroyo'"; }
+# Wait for the processor to hold its partitions: one call through, end to end.
+curl -s -o /dev/null -H 'content-type: application/json' --data-binary \
+  '{"call":{"id":"e2e_warmup","caller":{"number":"4155550199"},"started_at":"2026-11-20T14:03:22Z","duration":"1:00"}}' \
+  http://127.0.0.1:18097/api/integrations/webhook/arroyo
+for _ in $(seq 1 300); do [ "$(stored)" -ge 1 ] && break; sleep 0.1; done
+
+echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s, distinct calls"
+start=$(date +%s.%N)
+summary="$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s benches/load/unique_calls.lua \
+  http://127.0.0.1:18097/api/integrations/webhook/arroyo | grep '^sent')"
+stopped=$(date +%s.%N)
+sent=$(echo "$summary" | awk '{print $2}')
+bad=$(echo "$summary" | awk '{print $4}')
+accepted=$((sent - bad + 1))   # plus the warm-up call
+last=0
+while :; do
+  now_stored="$(stored)"
+  if [ "$now_stored" -ge "$accepted" ]; then break; fi
+  if [ "$now_stored" = "$last" ] && python3 -c "import sys; sys.exit(0 if $(date +%s.%N) - $stopped > 120 else 1)"; then
+    echo "stuck at $now_stored of $accepted stored, 120 s after the load stopped" >&2; exit 1
+  fi
+  last="$now_stored"
+  sleep 0.2
+done
+done_at=$(date +%s.%N)
+python3 - "$start" "$stopped" "$done_at" "$sent" "$bad" "$accepted" <<'PY'
+import sys
+start, stopped, done, sent, bad, accepted = map(float, sys.argv[1:])
+edge = (sent - bad) / (stopped - start)
+e2e = (accepted - 1) / (done - start)
+print(f"requests {int(sent)}, non-2xx {int(bad)}, stored {int(accepted) - 1} (+1 warm-up)")
+print(f"edge: {edge:,.0f} calls/s accepted; end to end: {e2e:,.0f} calls/s stored; "
+      f"drain after the load stopped: {done - stopped:.1f} s")
+print(f"ratio: end to end = {e2e / edge:.3f} x edge")
+PY

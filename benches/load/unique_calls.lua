@@ -1,0 +1,28 @@
+-- wrk: POST one webhook record per request, each a different call (its own id,
+-- one of 9,000 callers, its own start time), so every accepted request becomes a
+-- stored call: the end-to-end benchmark counts them in ClickHouse.
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tag", threads)
+end
+
+local counter = 0
+function request()
+  counter = counter + 1
+  local n = tag * 100000000 + counter
+  local body = string.format(
+    '{"call":{"id":"e2e_%d","caller":{"number":"415555%04d","zip":"94103"},"tracking_number":"8885550100",' ..
+    '"started_at":"2026-11-%02dT%02d:%02d:%02dZ","duration":"4:12","payout":"$45.00","campaign":{"name":"Auto CA"},"tags":["auto"]}}',
+    n, 1000 + n % 9000, 1 + math.floor(n / 86400) % 28, math.floor(n / 3600) % 24, math.floor(n / 60) % 60, n % 60)
+  return wrk.format(nil, nil, nil, body)
+end
+
+-- Accepted requests (202), printed for the script to compare with what was stored.
+function done(summary, latency, requests)
+  io.write(string.format("sent %d non2xx %d\n", summary.requests,
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
