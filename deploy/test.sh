@@ -40,8 +40,9 @@ if ! command -v chromium >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
-if [ ! -d tests/browser/node_modules/playwright-core ]; then
-  echo "[test] installing playwright-core (npm, no browser download)"
+# And a standard SSE client library (eventsource) for the event stream's resume test.
+if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/eventsource ]; then
+  echo "[test] installing playwright-core and eventsource (npm, no browser download)"
   npm ci --prefix tests/browser --no-audit --no-fund --silent
 fi
 

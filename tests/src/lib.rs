@@ -118,7 +118,12 @@ impl TestEnv {
     /// Starts `binary` (ingest, processor or api) with the shipped config file plus
     /// this environment's overrides and `extra`, and waits for its `/healthz`.
     pub async fn start(&self, binary: &str, extra: &[(&str, &str)]) -> Service {
-        let port = free_port();
+        self.start_on(binary, free_port(), extra).await
+    }
+
+    /// As [`TestEnv::start`], on a given port: a restarted instance where its
+    /// clients (an SSE client reconnecting by itself) expect it.
+    pub async fn start_on(&self, binary: &str, port: u16, extra: &[(&str, &str)]) -> Service {
         let prefix = binary.to_uppercase();
         let mut command = Command::new(binary_path(binary));
         command
