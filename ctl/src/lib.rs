@@ -37,6 +37,9 @@ pub enum CtlError {
     Remote(String),
 }
 
+/// How long `calls.enriched` keeps events (7 days): the SSE resume window.
+pub const ENRICHED_RETENTION_MS: &str = "604800000";
+
 /// The pipeline's topics. `partitions` bounds processor parallelism: one consumer
 /// per partition at most, so size it for the instance count you expect.
 pub fn topic_specs(kafka: &KafkaConfig, partitions: i32) -> Vec<TopicSpec> {
@@ -52,7 +55,13 @@ pub fn topic_specs(kafka: &KafkaConfig, partitions: i32) -> Vec<TopicSpec> {
     };
     vec![
         spec(&topics.raw, partitions, vec![]),
-        spec(&topics.enriched, partitions, vec![]),
+        // The event stream resumes from positions in this topic: its retention is
+        // how far back a reconnecting SSE client can resume (docs/api.md).
+        spec(
+            &topics.enriched,
+            partitions,
+            vec![("retention.ms", ENRICHED_RETENTION_MS)],
+        ),
         spec(&topics.dead_letter, 1, vec![]),
         // Keyed by client id, only the latest definition matters.
         spec(&topics.integrations, 1, vec![("cleanup.policy", "compact")]),
