@@ -68,10 +68,12 @@ impl IntegrationsApi {
         let activity: Vec<Activity> = self
             .clickhouse
             .query(
+                // Calls, not rows: read without FINAL, a call stored in several
+                // versions (late fields, corrections) is several rows until they merge.
                 "SELECT client_id, toUInt32(max(received_at)) AS last_received, \
-                 countIf(received_at >= now() - 86400) AS calls_24h, \
-                 countIf(received_at >= now() - 86400 AND is_duplicate = 1) AS duplicates_24h, \
-                 countIf(received_at >= now() - 86400 AND cm_call_id != '') AS linked_24h, \
+                 uniqExactIf(id, received_at >= now() - 86400) AS calls_24h, \
+                 uniqExactIf(id, received_at >= now() - 86400 AND is_duplicate = 1) AS duplicates_24h, \
+                 uniqExactIf(id, received_at >= now() - 86400 AND cm_call_id != '') AS linked_24h, \
                  uniqExactIf(toDate(received_at), received_at >= now() - 7 * 86400 \
                  AND received_at < toStartOfHour(now()) AND toHour(received_at) = toHour(now(), 'UTC')) AS usual_days \
                  FROM calls GROUP BY client_id",

@@ -134,6 +134,42 @@ async fn integrations_are_managed_and_watched_through_the_api() {
         .unwrap();
     assert_eq!(entry["health"]["alert"], "ok", "{entry}");
     assert_eq!(entry["integration"]["auth"], json!({"scheme": "bearer"}));
+    // A late field makes a second version of the same call: still one call.
+    let late = json!({"call": {"id": "n1", "payout": "$7.00"}}).to_string();
+    let accepted = reqwest::Client::new()
+        .post(ingest.url("/api/integrations/webhook/acme-new"))
+        .bearer_auth("tok_secret_0123456789abcdefghij")
+        .header("content-type", "application/json")
+        .body(late)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 202);
+    let clickhouse = env.client();
+    eventually(
+        "the second version stored",
+        Duration::from_secs(60),
+        || async {
+            let versions: u64 = clickhouse
+                .query("SELECT count() FROM calls WHERE client_id = 'acme-new'")
+                .fetch_one()
+                .await
+                .ok()?;
+            (versions >= 2).then_some(())
+        },
+    )
+    .await;
+    let (_, body) = call(reqwest::Method::GET, &url(""), ACME, None).await;
+    let entry = body["integrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["integration"]["client_id"] == "acme-new")
+        .unwrap();
+    assert_eq!(
+        entry["health"]["calls_24h"], 1,
+        "calls, not versions: {entry}"
+    );
     let never = listed["integrations"]
         .as_array()
         .unwrap()
@@ -145,7 +181,6 @@ async fn integrations_are_managed_and_watched_through_the_api() {
     // Silent: ringpartner sent at this hour of day on each of the past 3 days (a
     // history written straight into ClickHouse; 10 minutes apart, so a test that
     // crosses an hour boundary still finds the hour usual), and nothing since.
-    let clickhouse = env.client();
     let history = |ages: &str| {
         format!(
             "INSERT INTO calls (id, version, account, client_id, caller, started_at, received_at) \
