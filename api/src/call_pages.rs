@@ -11,7 +11,7 @@
 
 use runtime::call_lookup::{by_id_queries, id_pairs, newest_rows, StoredId, IDS_PER_QUERY};
 use schemas::call::CALL_COLUMNS;
-use schemas::{CallId, CallRecord, CallRow, ClientId};
+use schemas::{CallId, CallRow, ClientId};
 use uuid::Uuid;
 
 use crate::filter::CallFilter;
@@ -24,10 +24,10 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    pub fn after(call: &CallRecord) -> Self {
+    pub fn after(row: &CallRow) -> Self {
         Self {
-            started_at: call.started_at.timestamp() as u32,
-            id: call.id.0,
+            started_at: row.started_at.timestamp() as u32,
+            id: row.id,
         }
     }
 
@@ -83,28 +83,15 @@ fn bind_cursor(
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum PageError {
-    #[error(transparent)]
-    Storage(#[from] clickhouse::error::Error),
-    /// A stored row this api cannot read (only a load that bypassed the processor
-    /// writes one): said, not skipped, so no call silently goes missing from a page.
-    #[error("{0}")]
-    BadRow(String),
-}
-
-fn record(row: CallRow) -> Result<CallRecord, PageError> {
-    CallRecord::try_from(row).map_err(|e| PageError::BadRow(e.to_string()))
-}
-
-/// Up to `limit` calls the filter selects, after `after`, in `order`.
+/// Up to `limit` calls the filter selects, after `after`, in `order`, as stored
+/// (each at its newest version).
 pub async fn page(
     client: &clickhouse::Client,
     filter: &CallFilter,
     after: Option<Cursor>,
     limit: usize,
     order: Order,
-) -> Result<Vec<CallRecord>, PageError> {
+) -> Result<Vec<CallRow>, clickhouse::error::Error> {
     if let Some(caller) = filter.caller() {
         return caller_page(client, caller, filter, after, limit, order).await;
     }
@@ -114,10 +101,10 @@ pub async fn page(
         rows.extend(client.query(&sql).fetch_all::<CallRow>().await?);
     }
     let mut newest = newest_rows(rows);
-    ids.iter()
+    Ok(ids
+        .iter()
         .filter_map(|(_, id)| newest.remove(&id.0))
-        .map(record)
-        .collect()
+        .collect())
 }
 
 /// Spans of the windows a page is looked for in, from its near end: most pages are
@@ -134,9 +121,7 @@ async fn find_ids(
     after: Option<Cursor>,
     limit: usize,
     order: Order,
-) -> Result<Vec<(ClientId, CallId)>, PageError> {
-    let dir = order.sql();
-    let keyset = if after.is_some() { order.keyset() } else { "" };
+) -> Result<Vec<(ClientId, CallId)>, clickhouse::error::Error> {
     let (from, to) = filter.range();
     let near = match (order, after) {
         (_, Some(cursor)) => Some(i64::from(cursor.started_at)),
@@ -152,52 +137,77 @@ async fn find_ids(
                 Order::OldestFirst => "min",
             };
             let sql = format!(
-                "SELECT toInt64({edge}(toUnixTimestamp(started_at))) FROM calls_by_time WHERE deleted = 0{}",
+                "SELECT count(), toInt64({edge}(toUnixTimestamp(started_at))) FROM calls_by_time \
+                 WHERE deleted = 0{}",
                 filter.sql()
             );
-            filter.bind(client.query(&sql)).fetch_one::<i64>().await?
+            let (rows, edge) = filter
+                .bind(client.query(&sql))
+                .fetch_one::<(u64, i64)>()
+                .await?;
+            if rows == 0 {
+                return Ok(vec![]);
+            }
+            edge
         }
     };
+    // The query's own far end: no window need reach past it.
     let far = match order {
         Order::NewestFirst => from,
         Order::OldestFirst => to,
     };
-    let windows = WINDOWS_S.iter().map(Some).chain([None]);
-    for span in windows {
-        // The window: `span` seconds from `near` (inclusive of `near` itself).
-        let bound = span.map(|span| match order {
-            Order::NewestFirst => (near - span, " AND started_at >= toDateTime(?)"),
-            Order::OldestFirst => (near + span + 1, " AND started_at < toDateTime(?)"),
-        });
-        let window = bound.map_or("", |(_, sql)| sql);
-        let sql = format!(
-            "SELECT client_id, toString(id) AS call_id FROM calls_by_time FINAL WHERE deleted = 0{}{keyset}{window} \
-             ORDER BY started_at {dir}, toString(id) {dir} LIMIT ?",
-            filter.sql()
-        );
-        let mut query = bind_cursor(filter.bind(client.query(&sql)), after);
-        if let Some((edge, _)) = bound {
-            query = query.bind(edge);
-        }
-        let ids: Vec<(ClientId, CallId)> = query
-            .bind(limit as u64)
-            .fetch_all::<StoredId>()
-            .await?
-            .iter()
-            .filter_map(StoredId::parse)
-            .collect();
-        let beyond_the_query = match (bound, far) {
-            (Some((edge, _)), Some(far)) => match order {
-                Order::NewestFirst => edge <= far,
-                Order::OldestFirst => edge >= far,
-            },
-            _ => false,
+    for span in WINDOWS_S {
+        // `span` seconds from `near`, `near` itself included.
+        let edge = match order {
+            Order::NewestFirst => near - span,
+            Order::OldestFirst => near + span + 1,
         };
-        if ids.len() >= limit || bound.is_none() || beyond_the_query {
+        let ids = ids_in(client, filter, after, limit, order, Some(edge)).await?;
+        let reaches_far = far.is_some_and(|far| match order {
+            Order::NewestFirst => edge <= far,
+            Order::OldestFirst => edge >= far,
+        });
+        if ids.len() >= limit || reaches_far {
             return Ok(ids);
         }
     }
-    Ok(vec![])
+    ids_in(client, filter, after, limit, order, None).await
+}
+
+/// Up to `limit` ids the filter selects after `after`, in `order`, within `edge` (the
+/// window's far end in Unix seconds: from it for newest first, before it for oldest
+/// first), or anywhere.
+async fn ids_in(
+    client: &clickhouse::Client,
+    filter: &CallFilter,
+    after: Option<Cursor>,
+    limit: usize,
+    order: Order,
+    edge: Option<i64>,
+) -> Result<Vec<(ClientId, CallId)>, clickhouse::error::Error> {
+    let dir = order.sql();
+    let keyset = if after.is_some() { order.keyset() } else { "" };
+    let window = match (edge, order) {
+        (None, _) => "",
+        (Some(_), Order::NewestFirst) => " AND started_at >= toDateTime(?)",
+        (Some(_), Order::OldestFirst) => " AND started_at < toDateTime(?)",
+    };
+    let sql = format!(
+        "SELECT client_id, toString(id) AS call_id FROM calls_by_time FINAL WHERE deleted = 0{}{keyset}{window} \
+         ORDER BY started_at {dir}, toString(id) {dir} LIMIT ?",
+        filter.sql()
+    );
+    let mut query = bind_cursor(filter.bind(client.query(&sql)), after);
+    if let Some(edge) = edge {
+        query = query.bind(edge);
+    }
+    Ok(query
+        .bind(limit as u64)
+        .fetch_all::<StoredId>()
+        .await?
+        .iter()
+        .filter_map(StoredId::parse)
+        .collect())
 }
 
 /// One caller's calls: their ids from `calls_by_caller`, then every filter on the
@@ -209,7 +219,7 @@ async fn caller_page(
     after: Option<Cursor>,
     limit: usize,
     order: Order,
-) -> Result<Vec<CallRecord>, PageError> {
+) -> Result<Vec<CallRow>, clickhouse::error::Error> {
     let dir = order.sql();
     let keyset = if after.is_some() { order.keyset() } else { "" };
     let ids: Vec<(ClientId, CallId)> = client
@@ -222,7 +232,7 @@ async fn caller_page(
         .iter()
         .filter_map(StoredId::parse)
         .collect();
-    let mut calls = Vec::new();
+    let mut rows = Vec::new();
     for chunk in ids.chunks(IDS_PER_QUERY) {
         let sql = format!(
             "SELECT {CALL_COLUMNS} FROM calls FINAL WHERE (client_id, id) IN ({}){}{keyset} \
@@ -231,18 +241,15 @@ async fn caller_page(
             filter.sql()
         );
         let query = bind_cursor(filter.bind(client.query(&sql)), after).bind(limit as u64);
-        let rows: Vec<CallRow> = query.fetch_all().await?;
-        for row in rows {
-            calls.push(record(row)?);
-        }
+        rows.extend(query.fetch_all::<CallRow>().await?);
     }
     // Chunks are each in order; their union is sorted again.
-    calls.sort_by_cached_key(|c| (c.started_at, c.id.to_string()));
+    rows.sort_by_cached_key(|r| (r.started_at, r.id.to_string()));
     if order == Order::NewestFirst {
-        calls.reverse();
+        rows.reverse();
     }
-    calls.truncate(limit);
-    Ok(calls)
+    rows.truncate(limit);
+    Ok(rows)
 }
 
 #[cfg(test)]

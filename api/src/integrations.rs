@@ -23,7 +23,7 @@ use hyper::body::Incoming;
 use runtime::http::{json, read_body, require_json, Body, Problem};
 use runtime::kafka::{AckedProducer, KafkaConfig};
 use runtime::registry::IntegrationRegistry;
-use schemas::{ClientId, Integration};
+use schemas::Integration;
 use serde::Deserialize;
 
 use crate::access::{forbidden, Scope};
@@ -207,15 +207,8 @@ impl IntegrationsApi {
     }
 
     fn visible(&self, scope: &Scope, client: &str) -> Result<std::sync::Arc<Integration>, Problem> {
-        let not_found = || {
-            Problem::new(
-                StatusCode::NOT_FOUND,
-                "unknown_integration",
-                format!("no integration with client id {client:?}"),
-            )
-        };
-        let id = ClientId::parse(client).map_err(|_| not_found())?;
-        let integration = self.registry.get(&id).ok_or_else(not_found)?;
+        let not_found = || Problem::unknown_integration(client);
+        let integration = self.registry.find(client).ok_or_else(not_found)?;
         // Another account's integration is indistinguishable from a missing one.
         if scope
             .account()

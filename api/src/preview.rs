@@ -16,7 +16,7 @@ use processor::mapping::{map_record, CompiledMapping};
 use runtime::http::{json, read_body, require_json, Body, Problem};
 use runtime::registry::IntegrationRegistry;
 use schemas::call::RawPosition;
-use schemas::{CallRecord, ClientId, Integration, RawEnvelope, Source};
+use schemas::{CallRecord, Integration, RawEnvelope, Source};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
@@ -227,20 +227,10 @@ fn which_integration(
     body: &PreviewRequest,
 ) -> Result<Integration, Problem> {
     match (&body.client_id, &body.integration) {
-        (Some(client), None) => {
-            let not_found = || {
-                Problem::new(
-                    StatusCode::NOT_FOUND,
-                    "unknown_integration",
-                    format!("no integration with client id {client:?}"),
-                )
-            };
-            let id = ClientId::parse(client).map_err(|_| not_found())?;
-            registry
-                .get(&id)
-                .map(|i| (*i).clone())
-                .ok_or_else(not_found)
-        }
+        (Some(client), None) => registry
+            .find(client)
+            .map(|i| (*i).clone())
+            .ok_or_else(|| Problem::unknown_integration(client)),
         (None, Some(draft)) => serde_json::from_str(draft.get()).map_err(|e| {
             Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

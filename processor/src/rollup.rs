@@ -15,6 +15,8 @@ use runtime::kafka::{group_consumer, ConsumerError, KafkaConfig};
 use runtime::shutdown::Shutdown;
 use serde::{Deserialize, Serialize};
 
+use schemas::rollup::DIMENSIONS;
+
 use crate::pipeline::{commit, next_batch};
 use crate::sink::BatchSink;
 
@@ -82,15 +84,6 @@ pub async fn run(
     Ok(())
 }
 
-/// The dimensions `calls_hourly_dims` holds, each as (name, column expression).
-pub const DIMENSIONS: &[(&str, &str)] = &[
-    ("client_id", "client_id"),
-    ("source", "toString(source)"),
-    ("campaign", "campaign"),
-    ("publisher", "publisher"),
-    ("state", "state"),
-];
-
 /// What every rollup row sums, over `calls_by_time` rows.
 const MEASURES: &str = "count() AS calls, sum(ifNull(payout, toDecimal64(0, 4))) AS payout, \
      sum(ifNull(revenue, toDecimal64(0, 4))) AS revenue, sum(ifNull(duration_s, 0)) AS total_duration_s, \
@@ -125,12 +118,12 @@ pub fn recompute(pairs: &[Dirty], version: u64) -> [String; 4] {
     );
     let dimension_values = DIMENSIONS
         .iter()
-        .map(|(name, column)| format!("('{name}', {column})"))
+        .map(|name| format!("('{name}', toString({name}))"))
         .collect::<Vec<_>>()
         .join(", ");
     let dimension_names = DIMENSIONS
         .iter()
-        .map(|(name, _)| format!("'{name}'"))
+        .map(|name| format!("'{name}'"))
         .collect::<Vec<_>>()
         .join(", ");
     let values = format!(
@@ -207,7 +200,7 @@ mod tests {
                 sql.contains("started_at >= toDateTime(3600) AND started_at < toDateTime(10800)")
             );
         }
-        for (name, _) in DIMENSIONS {
+        for name in DIMENSIONS {
             assert!(values.contains(&format!("('{name}', ")), "{values}");
             assert!(
                 value_markers.contains(&format!("'{name}'")),

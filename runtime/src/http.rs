@@ -98,6 +98,15 @@ impl Problem {
         }
     }
 
+    /// 404 for a client id no integration has.
+    pub fn unknown_integration(client: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "unknown_integration",
+            format!("no integration with client id {client:?}"),
+        )
+    }
+
     pub fn with_detail(mut self, key: &str, value: impl Serialize) -> Self {
         let value = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
         self.details

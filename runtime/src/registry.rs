@@ -96,6 +96,12 @@ impl IntegrationRegistry {
         self.table.get(client_id.as_str())
     }
 
+    /// The integration a client id from outside (a URL, a body) names, if any: text
+    /// that is no valid client id names none.
+    pub fn find(&self, client: &str) -> Option<Arc<Integration>> {
+        self.table.get(client)
+    }
+
     /// Every integration, by client id.
     pub fn all(&self) -> Vec<Arc<Integration>> {
         self.table.values()

@@ -16,6 +16,7 @@ pub mod path;
 pub mod phone;
 pub mod poll;
 pub mod presets;
+pub mod rollup;
 pub mod rule;
 pub mod topics;
 pub mod webhook_auth;

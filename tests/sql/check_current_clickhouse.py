@@ -29,7 +29,7 @@ API_QUERIES = [
     "AND account = 'acme' AND (status = 'duplicate') = 0 "
     "AND (started_at < 1795212202 OR (started_at = 1795212202 AND toString(id) < 'ffffffff')) "
     "AND started_at >= toDateTime(1795208602) ORDER BY started_at DESC, toString(id) DESC LIMIT 51",
-    "SELECT toInt64(max(toUnixTimestamp(started_at))) FROM calls_by_time WHERE deleted = 0 AND account = 'acme'",
+    "SELECT count(), toInt64(max(toUnixTimestamp(started_at))) FROM calls_by_time WHERE deleted = 0 AND account = 'acme'",
     "SELECT client_id, toString(id) AS call_id FROM calls_by_caller FINAL WHERE caller = '+14155552671'",
     "SELECT id, version, account, client_id, source, external_id, caller, called, started_at, local_tz, "
     "duration_s, payout, revenue, currency, zip, city, state, campaign, publisher, buyer, tags, status, "

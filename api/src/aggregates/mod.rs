@@ -95,12 +95,9 @@ pub async fn aggregates(
         return Err(bad_parameter("from", "must be before `to`"));
     }
     let tz = params.tz.clone().unwrap_or_else(|| "UTC".to_owned());
-    if tz.parse::<chrono_tz::Tz>().is_err() {
-        return Err(bad_parameter(
-            "tz",
-            format!("{tz:?} is not an IANA time zone"),
-        ));
-    }
+    let zone: chrono_tz::Tz = tz
+        .parse()
+        .map_err(|_| bad_parameter("tz", format!("{tz:?} is not an IANA time zone")))?;
     let bucket = params.bucket.clone().unwrap_or_else(|| "day".to_owned());
     if !["hour", "day", "month", "none"].contains(&bucket.as_str()) {
         return Err(bad_parameter("bucket", "must be hour, day, month or none"));
@@ -130,7 +127,6 @@ pub async fn aggregates(
         .account()
         .map(str::to_owned)
         .or(params.account.clone());
-    let zone: chrono_tz::Tz = tz.parse().unwrap_or(chrono_tz::UTC);
     let whole_hours = |t: DateTime<Utc>| {
         use chrono::{Offset, TimeZone};
         t.timestamp() % 3600 == 0

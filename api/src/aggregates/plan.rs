@@ -82,7 +82,7 @@ impl Plan<'_> {
             (None, [one]) => one,
             (None, _) => return Table::Calls,
         };
-        DIMENSIONS
+        schemas::rollup::DIMENSIONS
             .iter()
             .find(|d| **d == dimension)
             .map_or(Table::Calls, |d| Table::HourlyDims(d))

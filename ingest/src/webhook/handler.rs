@@ -215,15 +215,9 @@ pub(crate) fn find_integration(
     registry: &IntegrationRegistry,
     client: &str,
 ) -> Result<std::sync::Arc<Integration>, Problem> {
-    let not_found = || {
-        Problem::new(
-            StatusCode::NOT_FOUND,
-            "unknown_integration",
-            format!("no integration with client id {client:?}"),
-        )
-    };
-    let id = ClientId::parse(client).map_err(|_| not_found())?;
-    let integration = registry.get(&id).ok_or_else(not_found)?;
+    let integration = registry
+        .find(client)
+        .ok_or_else(|| Problem::unknown_integration(client))?;
     if !integration.enabled {
         return Err(Problem::new(
             StatusCode::FORBIDDEN,

@@ -118,13 +118,20 @@ pub fn counting_group_consumer(
     let consumer: StreamConsumer<Rebalances> = group_client(config, group)
         .create_with_context(rebalances.clone())
         .map_err(ConsumerError::Create)?;
+    subscribe(&consumer, topics)?;
+    Ok((consumer, rebalances))
+}
+
+fn subscribe<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &StreamConsumer<C>,
+    topics: &[&str],
+) -> Result<(), ConsumerError> {
     consumer
         .subscribe(topics)
         .map_err(|source| ConsumerError::Subscribe {
             topics: topics.iter().map(|t| t.to_string()).collect(),
             source,
-        })?;
-    Ok((consumer, rebalances))
+        })
 }
 
 fn group_client(config: &KafkaConfig, group: &str) -> rdkafka::ClientConfig {
@@ -151,12 +158,7 @@ pub fn group_consumer(
     let consumer: StreamConsumer = group_client(config, group)
         .create()
         .map_err(ConsumerError::Create)?;
-    consumer
-        .subscribe(topics)
-        .map_err(|source| ConsumerError::Subscribe {
-            topics: topics.iter().map(|t| t.to_string()).collect(),
-            source,
-        })?;
+    subscribe(&consumer, topics)?;
     Ok(consumer)
 }
 
