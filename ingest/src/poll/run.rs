@@ -78,14 +78,11 @@ pub async fn run(
         // The cursor may move past a window only as far as nothing unread lies
         // behind it: a whole window, or pages in cursor order (the unread ones
         // can only be newer).
-        let cursor = |c: Option<DateTime<Utc>>| match (c, read.newest) {
-            (Some(c), Some(seen)) => Some(c.max(seen)),
-            (c, seen) => c.or(seen),
-        };
+        // (`None` orders before any time, so `max` keeps whichever is known.)
         match read.end {
-            WindowEnd::Complete => report.cursor = cursor(report.cursor),
+            WindowEnd::Complete => report.cursor = report.cursor.max(read.newest),
             WindowEnd::MaxPages if read.in_cursor_order => {
-                report.cursor = cursor(report.cursor);
+                report.cursor = report.cursor.max(read.newest);
                 tracing::info!(client_id = %integration.client_id, max_pages = poll.max_pages,
                     "max_pages reached; the next run continues from the cursor");
                 return Ok(report);
@@ -193,7 +190,7 @@ async fn window_run(
         for record in &records {
             if let Some(seen) = cursor_path.lookup(record).and_then(|v| parse_time(&v)) {
                 read.in_cursor_order &= read.newest.is_none_or(|newest| seen >= newest);
-                read.newest = Some(read.newest.map_or(seen, |newest| newest.max(seen)));
+                read.newest = read.newest.max(Some(seen));
             }
         }
         next = match &poll.paging {
