@@ -10,6 +10,10 @@
 #   deploy/stack.sh status           what runs, on which port, with which pid
 #   deploy/stack.sh logs [NAME]      tail a service's log (tansu, clickhouse, ingest, processor, api)
 #
+# Secrets (made once per data directory, never printed): $CM_DATA_DIR/secrets/
+#   clickhouse.env (ClickHouse users' passwords), tokens.json (API tokens; see
+#   docs/security.md). Scripts read them with `. deploy/secrets.sh; cm_secrets DIR`.
+#
 # Settings (environment):
 #   CM_DATA_DIR               data, logs and pid files       (default: .data/stack in the repo)
 #   CM_KAFKA_PORT             broker port                    (default 19092)
@@ -38,6 +42,9 @@ TANSU_VERSION="0.6.0"
 BROKERS="127.0.0.1:$KAFKA_PORT"
 CH_URL="http://127.0.0.1:$CH_HTTP_PORT"
 APPS=(processor ingest api)
+
+# shellcheck source=deploy/secrets.sh
+. "$ROOT/deploy/secrets.sh"
 
 say() { printf '[stack] %s\n' "$*"; }
 die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
@@ -139,6 +146,12 @@ start_clickhouse() {
   mkdir -p "$DATA/clickhouse/tmp" "$DATA/clickhouse/user_files" "$DATA/clickhouse/format_schemas" "$DATA/logs"
   sed -e "s|@DATA@|$DATA|g" -e "s|@HTTP_PORT@|$CH_HTTP_PORT|g" -e "s|@TCP_PORT@|$CH_TCP_PORT|g" \
     "$ROOT/deploy/clickhouse/config.xml.template" >"$DATA/clickhouse/config.xml"
+  # Users with passwords (secrets/clickhouse.env); ClickHouse stores only the hashes.
+  local writer_sha reader_sha
+  writer_sha="$(printf '%s' "$CM_CLICKHOUSE_WRITER_PASSWORD" | sha256sum | cut -d' ' -f1)"
+  reader_sha="$(printf '%s' "$CM_CLICKHOUSE_READER_PASSWORD" | sha256sum | cut -d' ' -f1)"
+  (umask 077 && sed -e "s|@WRITER_SHA256@|$writer_sha|" -e "s|@READER_SHA256@|$reader_sha|" \
+    "$ROOT/deploy/clickhouse/users.xml.template" >"$DATA/clickhouse/users.xml")
   launch clickhouse clickhouse-server --config-file="$DATA/clickhouse/config.xml"
   wait_until 60 clickhouse curl -fsS "$CH_URL/ping"
 }
@@ -167,6 +180,13 @@ export_app_env() {
   done
   export PROCESSOR_CLICKHOUSE__URL="$CH_URL" PROCESSOR_CLICKHOUSE__DATABASE="$DATABASE"
   export API_CLICKHOUSE__URL="$CH_URL" API_CLICKHOUSE__DATABASE="$DATABASE"
+  # The pipeline writes as callmatrix_writer; the api only reads, as callmatrix_reader.
+  export CM_CLICKHOUSE_USER=callmatrix_writer CM_CLICKHOUSE_PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD"
+  export PROCESSOR_CLICKHOUSE__USER=callmatrix_writer PROCESSOR_CLICKHOUSE__PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD"
+  export API_CLICKHOUSE__USER=callmatrix_reader API_CLICKHOUSE__PASSWORD="$CM_CLICKHOUSE_READER_PASSWORD"
+  # API tokens (secrets/tokens.json): closed by default; cmctl uses the admin token.
+  export API_AUTH__TOKENS_FILE="$CM_TOKENS_FILE" INGEST_AUTH__TOKENS_FILE="$CM_TOKENS_FILE"
+  export CM_TOKEN="$CM_ADMIN_TOKEN"
   export INGEST_HTTP__LISTEN="127.0.0.1:$INGEST_PORT"
   export API_HTTP__LISTEN="127.0.0.1:$API_PORT"
   export PROCESSOR_HTTP__LISTEN="127.0.0.1:$PROCESSOR_PORT"
@@ -221,6 +241,7 @@ case "$command" in
   start)
     install
     if [ "$scope" = "infra" ]; then check_ports tansu clickhouse; else check_ports tansu clickhouse "${APPS[@]}"; fi
+    cm_secrets "$DATA" "$INTEGRATIONS"
     start_tansu
     start_clickhouse
     export_app_env

@@ -101,6 +101,7 @@ pub async fn page(
         rows.extend(client.query(&sql).fetch_all::<CallRow>().await?);
     }
     let mut newest = newest_rows(rows);
+    newest.retain(|_, row| filter.allows(&row.account));
     Ok(ids
         .iter()
         .filter_map(|(_, id)| newest.remove(&id.0))
@@ -243,6 +244,7 @@ async fn caller_page(
         let query = bind_cursor(filter.bind(client.query(&sql)), after).bind(limit as u64);
         rows.extend(query.fetch_all::<CallRow>().await?);
     }
+    rows.retain(|row| filter.allows(&row.account));
     // Chunks are each in order; their union is sorted again.
     rows.sort_by_cached_key(|r| (r.started_at, r.id.to_string()));
     if order == Order::NewestFirst {

@@ -43,7 +43,7 @@ struct CallsQuery {
 }
 
 impl CallsQuery {
-    fn filter(&self, scope: &crate::access::Scope) -> Result<CallFilter, Problem> {
+    fn filter(&self, scope: &runtime::access::Scope) -> Result<CallFilter, Problem> {
         scope.check_account(self.account.as_deref())?;
         let params = FilterParams {
             client_id: self.client_id.clone(),
@@ -71,7 +71,7 @@ pub async fn list(
     client: &clickhouse::Client,
     max_page: u32,
     query: Option<&str>,
-    scope: &crate::access::Scope,
+    scope: &runtime::access::Scope,
 ) -> Result<Response<Body>, Problem> {
     let params: CallsQuery = parse(query)?;
     // An account token only ever reads its own account's rows.
@@ -162,7 +162,7 @@ const EXPORT_CHUNK: usize = 1000;
 pub async fn export(
     client: &clickhouse::Client,
     query: Option<&str>,
-    scope: &crate::access::Scope,
+    scope: &runtime::access::Scope,
 ) -> Result<Response<Body>, Problem> {
     let params: CallsQuery = parse(query)?;
     if params.limit.is_some() || params.cursor.is_some() {

@@ -1,5 +1,6 @@
 use std::net::SocketAddr;
 
+use runtime::access::AuthConfig;
 use runtime::clickhouse::ClickHouseConfig;
 use runtime::config::{ConfigError, Validate};
 use runtime::kafka::KafkaConfig;
@@ -49,15 +50,6 @@ fn default_silence_minutes() -> u64 {
 }
 fn default_usual_days() -> u64 {
     3
-}
-
-/// Who may read what (see `access`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthConfig {
-    /// JSON file of admin and per-account tokens; empty: no tokens (local use).
-    #[serde(default)]
-    pub tokens_file: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -146,7 +146,7 @@ impl EventHub {
         &self,
         query: Option<&str>,
         last_event_id: Option<&str>,
-        scope: &crate::access::Scope,
+        scope: &runtime::access::Scope,
     ) -> Result<Response<Body>, Problem> {
         let mut filter: EventsQuery = parse(query)?;
         scope.check_account(filter.account.as_deref())?;

@@ -26,8 +26,8 @@ use runtime::registry::IntegrationRegistry;
 use schemas::Integration;
 use serde::Deserialize;
 
-use crate::access::{forbidden, Scope};
 use crate::config::HealthConfig;
+use runtime::access::Scope;
 
 #[derive(Clone)]
 pub struct IntegrationsApi {
@@ -42,6 +42,7 @@ pub struct IntegrationsApi {
 
 #[derive(Debug, clickhouse::Row, Deserialize)]
 struct Activity {
+    account: String,
     client_id: String,
     last_received: u32,
     calls_24h: u64,
@@ -53,6 +54,8 @@ struct Activity {
 
 #[derive(Debug, clickhouse::Row, Deserialize)]
 struct Dead {
+    /// Empty on dead letters recorded before they carried the account.
+    account: String,
     client_id: String,
     dead_24h: u64,
 }
@@ -65,25 +68,40 @@ impl IntegrationsApi {
             .into_iter()
             .filter(|i| scope.account().is_none_or(|a| a == i.account))
             .collect();
+        // Figures are read for the token's account only, and matched to its
+        // integrations by (account, client id).
+        let (calls_of, dead_of) = match scope.account() {
+            Some(account) => {
+                let account = runtime::clickhouse::string_list([account]);
+                (
+                    format!(" WHERE account = {account}"),
+                    format!(" AND account IN ({account}, '')"),
+                )
+            }
+            None => (String::new(), String::new()),
+        };
         let activity: Vec<Activity> = self
             .clickhouse
-            .query(
+            .query(&format!(
                 // Calls, not rows: read without FINAL, a call stored in several
                 // versions (late fields, corrections) is several rows until they merge.
-                "SELECT client_id, toUInt32(max(received_at)) AS last_received, \
+                "SELECT account, client_id, toUInt32(max(received_at)) AS last_received, \
                  uniqExactIf(id, received_at >= now() - 86400) AS calls_24h, \
                  uniqExactIf(id, received_at >= now() - 86400 AND is_duplicate = 1) AS duplicates_24h, \
                  uniqExactIf(id, received_at >= now() - 86400 AND cm_call_id != '') AS linked_24h, \
                  uniqExactIf(toDate(received_at), received_at >= now() - 7 * 86400 \
                  AND received_at < toStartOfHour(now()) AND toHour(received_at) = toHour(now(), 'UTC')) AS usual_days \
-                 FROM calls GROUP BY client_id",
-            )
+                 FROM calls{calls_of} GROUP BY account, client_id"
+            ))
             .fetch_all()
             .await
             .map_err(crate::calls::storage_error)?;
         let dead: Vec<Dead> = self
             .clickhouse
-            .query("SELECT client_id, count() AS dead_24h FROM dead_letters WHERE failed_at >= now() - 86400 GROUP BY client_id")
+            .query(&format!(
+                "SELECT account, client_id, count() AS dead_24h FROM dead_letters \
+                    WHERE failed_at >= now() - 86400{dead_of} GROUP BY account, client_id"
+            ))
             .fetch_all()
             .await
             .map_err(crate::calls::storage_error)?;
@@ -92,8 +110,13 @@ impl IntegrationsApi {
             .iter()
             .map(|integration| {
                 let client = integration.client_id.as_str();
-                let seen = activity.iter().find(|a| a.client_id == client);
-                let dead_24h = dead.iter().find(|d| d.client_id == client).map_or(0, |d| d.dead_24h);
+                let account = integration.account.as_str();
+                let seen = activity.iter().find(|a| a.client_id == client && a.account == account);
+                let dead_24h: u64 = dead
+                    .iter()
+                    .filter(|d| d.client_id == client && (d.account == account || d.account.is_empty()))
+                    .map(|d| d.dead_24h)
+                    .sum();
                 let calls_24h = seen.map_or(0, |s| s.calls_24h);
                 let alert = alert(
                     integration.enabled,
@@ -139,17 +162,21 @@ impl IntegrationsApi {
                 e.to_string(),
             )
         })?;
-        if scope
-            .account()
-            .is_some_and(|mine| mine != integration.account)
-        {
-            return Err(forbidden(&integration.account));
+        if integration.deleted {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_integration",
+                "deleted: delete with DELETE /api/integrations/{clientId}",
+            ));
         }
-        let current = self.registry.get(&integration.client_id);
+        scope.may_define(
+            &self.registry,
+            integration.client_id.as_str(),
+            &integration.account,
+        )?;
+        // A deleted integration's marker counts: a re-created one takes a higher version.
+        let current = self.registry.latest(integration.client_id.as_str());
         if let Some(current) = &current {
-            if scope.account().is_some_and(|mine| mine != current.account) {
-                return Err(forbidden(&current.account));
-            }
             if integration.version <= current.version {
                 return Err(Problem::new(
                     StatusCode::CONFLICT,
@@ -160,7 +187,7 @@ impl IntegrationsApi {
             }
         }
         self.publish(&integration).await?;
-        let status = if current.is_some() {
+        let status = if current.is_some_and(|c| !c.deleted) {
             StatusCode::OK
         } else {
             StatusCode::CREATED
@@ -190,7 +217,7 @@ impl IntegrationsApi {
 
     pub async fn delete(&self, scope: &Scope, client: &str) -> Result<Response<Body>, Problem> {
         let integration = self.visible(scope, client)?;
-        runtime::registry::delete(&self.producer, &self.kafka, &integration.client_id)
+        runtime::registry::delete(&self.producer, &self.kafka, &integration)
             .await
             .map_err(unavailable)?;
         // Read-your-writes, as for saves: answer once this instance has seen the delete.
@@ -207,16 +234,8 @@ impl IntegrationsApi {
     }
 
     fn visible(&self, scope: &Scope, client: &str) -> Result<std::sync::Arc<Integration>, Problem> {
-        let not_found = || Problem::unknown_integration(client);
-        let integration = self.registry.find(client).ok_or_else(not_found)?;
         // Another account's integration is indistinguishable from a missing one.
-        if scope
-            .account()
-            .is_some_and(|mine| mine != integration.account)
-        {
-            return Err(not_found());
-        }
-        Ok(integration)
+        scope.integration(&self.registry, client)
     }
 
     /// Publishes, then waits (briefly) until this instance's registry has the new
@@ -257,8 +276,11 @@ fn unavailable(error: runtime::registry::RegistryError) -> Problem {
     .retry_after(3)
 }
 
-/// The definition without secrets: auth schemes only.
+/// The definition without secrets: auth schemes only, secret poll headers and query
+/// parameters masked (the usual credential names and `poll.secret_names`), URLs
+/// without user-info.
 fn redacted(integration: &Integration) -> serde_json::Value {
+    use schemas::redact::{is_secret_name, redact_url, MASK};
     let mut value = serde_json::to_value(integration).unwrap_or_default();
     if let Some(auth) = value.get_mut("auth").filter(|a| a.is_object()) {
         let scheme = auth["scheme"].clone();
@@ -267,6 +289,23 @@ fn redacted(integration: &Integration) -> serde_json::Value {
     if let Some(auth) = value.pointer_mut("/poll/auth").filter(|a| a.is_object()) {
         let kind = auth["type"].clone();
         *auth = serde_json::json!({ "type": kind });
+    }
+    let marked = integration
+        .poll
+        .as_ref()
+        .map(|p| p.secret_names.clone())
+        .unwrap_or_default();
+    for section in ["/poll/headers", "/poll/query"] {
+        if let Some(serde_json::Value::Object(map)) = value.pointer_mut(section) {
+            for (name, v) in map.iter_mut() {
+                if is_secret_name(name, &marked) {
+                    *v = MASK.into();
+                }
+            }
+        }
+    }
+    if let Some(serde_json::Value::String(url)) = value.pointer_mut("/poll/url") {
+        *url = redact_url(url, &marked);
     }
     value
 }
@@ -330,11 +369,18 @@ mod tests {
             "auth": {"scheme": "bearer", "tokens": ["tok_secret_0123456789abcdefghij"]},
             "poll": {"interval_s": 60, "url": "https://p.example/calls", "cursor_field": "u",
                      "initial_since": "2026-11-01T00:00:00Z",
-                     "auth": {"type": "bearer", "token": "poll_secret_token"}}
+                     "auth": {"type": "bearer", "token": "poll_secret_token"},
+                     "headers": {"X-Api-Key": "hdr_secret", "X-Partner-Account": "acct_secret", "Accept": "json"},
+                     "query": {"access_token": "qry_secret", "since": "{since}"},
+                     "secret_names": ["X-Partner-Account"]}
         }))
         .unwrap();
         let shown = redacted(&integration).to_string();
-        assert!(!shown.contains("secret"), "{shown}");
+        assert!(!shown.contains("_secret"), "{shown}");
         assert!(shown.contains("\"scheme\":\"bearer\""));
+        assert!(
+            shown.contains("\"Accept\":\"json\"") && shown.contains("{since}"),
+            "{shown}"
+        );
     }
 }

@@ -2,7 +2,6 @@
 //! is one row however often it was delivered), and a live feed of new calls over
 //! Server-Sent Events, tailing the enriched topic.
 
-mod access;
 mod aggregates;
 mod call_pages;
 mod calls;

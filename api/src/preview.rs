@@ -77,7 +77,7 @@ pub async fn preview(
     registry: &IntegrationRegistry,
     recent: &RecentPayloads,
     request: Request<Incoming>,
-    scope: &crate::access::Scope,
+    scope: &runtime::access::Scope,
 ) -> Result<Response<Body>, Problem> {
     require_json(&request)?;
     let bytes = read_body(request, BODY_LIMIT).await?;
@@ -86,13 +86,7 @@ pub async fn preview(
             .with_detail("line", e.line())
             .with_detail("column", e.column())
     })?;
-    let integration = which_integration(registry, &body)?;
-    if scope
-        .account()
-        .is_some_and(|mine| mine != integration.account)
-    {
-        return Err(crate::access::forbidden(&integration.account));
-    }
+    let integration = which_integration(registry, &body, scope)?;
     let mapping = CompiledMapping::compile(&integration).map_err(|e| {
         Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -222,22 +216,28 @@ fn differences(
         .collect()
 }
 
+/// The saved integration or the draft to preview, checked against the token: a
+/// saved one must be the token's account's; a draft must name the token's account
+/// and a client id that is free or already that account's (a draft naming another
+/// account's client id would otherwise read its recent payloads and active mapping).
 fn which_integration(
     registry: &IntegrationRegistry,
     body: &PreviewRequest,
+    scope: &runtime::access::Scope,
 ) -> Result<Integration, Problem> {
     match (&body.client_id, &body.integration) {
-        (Some(client), None) => registry
-            .find(client)
-            .map(|i| (*i).clone())
-            .ok_or_else(|| Problem::unknown_integration(client)),
-        (None, Some(draft)) => serde_json::from_str(draft.get()).map_err(|e| {
-            Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_integration",
-                format!("integration: {e}"),
-            )
-        }),
+        (Some(client), None) => scope.integration(registry, client).map(|i| (*i).clone()),
+        (None, Some(draft)) => {
+            let draft: Integration = serde_json::from_str(draft.get()).map_err(|e| {
+                Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_integration",
+                    format!("integration: {e}"),
+                )
+            })?;
+            scope.may_define(registry, draft.client_id.as_str(), &draft.account)?;
+            Ok(draft)
+        }
         _ => Err(bad(
             "send exactly one of `client_id` (a saved integration) and `integration` (a draft)",
         )),

@@ -26,12 +26,12 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use runtime::http::{json, metrics, Body, Problem};
 use runtime::shutdown::Shutdown;
 
-use crate::access::{self, Scope, Tokens, TokensError};
 use crate::config::ApiConfig;
 use crate::events::EventHub;
 use crate::integrations::IntegrationsApi;
 use crate::recent::RecentPayloads;
 use crate::{aggregates, calls, dead_letters, preview};
+use runtime::access::{self, Scope, Tokens, TokensError};
 use runtime::kafka::ConsumerError;
 use runtime::registry::{IntegrationRegistry, RegistryError};
 
@@ -83,13 +83,7 @@ pub async fn run(
     .await?;
     let recent =
         RecentPayloads::start(&config.kafka, config.http.recent_payloads, shutdown.clone()).await?;
-    let tokens = match config.auth.tokens_file.as_str() {
-        "" => {
-            tracing::warn!("auth.tokens_file is not set: the api answers anyone (local use only)");
-            Tokens::open()
-        }
-        path => Tokens::load(std::path::Path::new(path))?,
-    };
+    let tokens = config.auth.tokens(config.http.listen)?;
     let polls = runtime::table::CompactedTable::start(
         &config.kafka,
         &config.kafka.topics().poll_status,
@@ -147,6 +141,16 @@ async fn route(state: Api, request: Request<Incoming>) -> Response<Body> {
     };
     let query = access::without_token(raw_query.as_deref());
     let query = query.as_deref();
+    // Every read that names a client id is checked against the token here, once.
+    if method == Method::GET && path.starts_with("/api/") {
+        if let Err(problem) = client_ids_in(query)
+            .iter()
+            .try_for_each(|client| scope.check_client(&state.registry, client))
+        {
+            metrics::counter!("api_requests_total", "status" => problem.status.as_u16().to_string()).increment(1);
+            return problem.into_response();
+        }
+    }
     let result = match (&method, path.as_str()) {
         (&Method::GET, "/api/aggregates") => {
             aggregates::aggregates(&state.clickhouse, query, &scope).await
@@ -158,16 +162,14 @@ async fn route(state: Api, request: Request<Incoming>) -> Response<Body> {
             calls::list(&state.clickhouse, state.max_page, query, &scope).await
         }
         (&Method::GET, "/api/dead-letters") => {
-            let visible = scope.account().map(|account| {
-                state
-                    .registry
-                    .all()
-                    .iter()
-                    .filter(|i| i.account == account)
-                    .map(|i| i.client_id.to_string())
-                    .collect()
-            });
-            dead_letters::list(&state.clickhouse, state.max_page, query, visible).await
+            dead_letters::list(
+                &state.clickhouse,
+                state.max_page,
+                query,
+                &scope,
+                &state.registry,
+            )
+            .await
         }
         (&Method::GET, "/api/events") => {
             let last_event_id = request
@@ -224,6 +226,16 @@ async fn route(state: Api, request: Request<Incoming>) -> Response<Body> {
     metrics::counter!("api_requests_total", "status" => response.status().as_u16().to_string())
         .increment(1);
     response
+}
+
+/// Every `client_id` parameter of a query (a repeated one is checked each time).
+fn client_ids_in(query: Option<&str>) -> Vec<String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query.unwrap_or(""))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(name, _)| name == "client_id")
+        .map(|(_, value)| value)
+        .collect()
 }
 
 async fn health(state: &Api) -> Response<Body> {

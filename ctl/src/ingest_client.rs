@@ -115,8 +115,7 @@ pub async fn import_url(
     );
     bar.enable_steady_tick(Duration::from_millis(120));
     loop {
-        let current: Value = http
-            .get(format!("{base}{status_url}"))
+        let current: Value = with_token(http.get(format!("{base}{status_url}")), token)
             .send()
             .await
             .map_err(|e| failed(format!("GET {status_url}: {e}")))?
@@ -139,13 +138,12 @@ pub async fn import_url(
 }
 
 /// Asks ingest to poll `client` now.
-pub async fn poll_now(ingest: &str, client: &str) -> Result<Value, CtlError> {
+pub async fn poll_now(ingest: &str, client: &str, token: Option<&str>) -> Result<Value, CtlError> {
     let url = format!(
         "{}/api/integrations/{client}/poll",
         ingest.trim_end_matches('/')
     );
-    let response = reqwest::Client::new()
-        .post(&url)
+    let response = with_token(reqwest::Client::new().post(&url), token)
         .send()
         .await
         .map_err(|e| failed(format!("POST {url}: {e}")))?;

@@ -32,6 +32,24 @@ struct Cli {
     /// ClickHouse database.
     #[arg(long, env = "CM_DATABASE", default_value = "callmatrix", global = true)]
     database: String,
+    /// ClickHouse user: the pipeline's writer (migrations and loads write).
+    #[arg(
+        long,
+        env = "CM_CLICKHOUSE_USER",
+        default_value = "callmatrix_writer",
+        global = true
+    )]
+    clickhouse_user: String,
+    /// Its password (the local stack keeps it in .data/stack/secrets/clickhouse.env).
+    #[arg(
+        long,
+        env = "CM_CLICKHOUSE_PASSWORD",
+        default_value = "",
+        hide_env_values = true,
+        hide_default_value = true,
+        global = true
+    )]
+    clickhouse_password: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -64,8 +82,9 @@ enum Command {
         /// The ingest instance to send it to.
         #[arg(long, env = "CM_INGEST_URL", default_value = "http://127.0.0.1:8080")]
         ingest: String,
-        /// Operator token (`imports.token` in ingest's configuration).
-        #[arg(long, env = "CM_IMPORT_TOKEN")]
+        /// An admin token, or the token of the account that owns the integration
+        /// (from ingest's `auth.tokens_file`).
+        #[arg(long, env = "CM_TOKEN")]
         token: Option<String>,
     },
     /// Ask ingest to poll an integration's partner API now.
@@ -73,6 +92,9 @@ enum Command {
         client_id: String,
         #[arg(long, env = "CM_INGEST_URL", default_value = "http://127.0.0.1:8080")]
         ingest: String,
+        /// An admin token, or the token of the account that owns the integration.
+        #[arg(long, env = "CM_TOKEN")]
+        token: Option<String>,
     },
     /// Send one integration's past records through the pipeline again, so its
     /// current mapping applies to them (rows are replaced, not doubled).
@@ -149,8 +171,8 @@ async fn main() -> anyhow::Result<()> {
     let clickhouse = ClickHouseConfig {
         url: cli.clickhouse_url.clone(),
         database: cli.database.clone(),
-        user: "default".into(),
-        password: String::new(),
+        user: cli.clickhouse_user.clone(),
+        password: cli.clickhouse_password.clone(),
     };
     match cli.command {
         Command::Topics { partitions } => {
@@ -237,8 +259,13 @@ async fn main() -> anyhow::Result<()> {
                 anyhow::bail!("the import failed");
             }
         }
-        Command::Poll { client_id, ingest } => {
-            let answer = cmctl::ingest_client::poll_now(&ingest, &client_id).await?;
+        Command::Poll {
+            client_id,
+            ingest,
+            token,
+        } => {
+            let answer =
+                cmctl::ingest_client::poll_now(&ingest, &client_id, token.as_deref()).await?;
             println!("poll of {client_id} triggered: {answer}");
         }
         Command::Integrations(IntegrationsCommand::List) => {

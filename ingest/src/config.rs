@@ -1,6 +1,9 @@
 use std::net::SocketAddr;
 
+use runtime::access::AuthConfig;
 use runtime::config::{ConfigError, Validate};
+
+use crate::outbound::OutboundConfig;
 use runtime::kafka::KafkaConfig;
 use runtime::registry::RegistryConfig;
 use serde::{Deserialize, Serialize};
@@ -18,6 +21,13 @@ pub struct IngestConfig {
     pub imports: ImportsConfig,
     #[serde(default)]
     pub poll: PollWorkersConfig,
+    /// Tokens for the account routes (imports, polls); webhooks authenticate per
+    /// integration instead.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Requests made for an account: never to our own network.
+    #[serde(default)]
+    pub outbound: OutboundConfig,
 }
 
 /// Poll workers.
@@ -43,10 +53,6 @@ impl Default for PollWorkersConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImportsConfig {
-    /// Operator token imports must present (`Authorization: Bearer ...`); empty:
-    /// none needed (local use only).
-    #[serde(default)]
-    pub token: String,
     /// Where Google Sheets links are fetched.
     #[serde(default = "default_sheets_base_url")]
     pub sheets_base_url: String,
@@ -65,7 +71,6 @@ fn default_fetch_timeout_s() -> u64 {
 impl Default for ImportsConfig {
     fn default() -> Self {
         Self {
-            token: String::new(),
             sheets_base_url: default_sheets_base_url(),
             fetch_timeout_s: default_fetch_timeout_s(),
         }
@@ -120,10 +125,19 @@ impl Validate for IngestConfig {
                 "must be an http(s) URL",
             ));
         }
-        if !self.imports.token.is_empty() && self.imports.token.len() < 24 {
+        if let Err((key, problem)) = self.outbound.allow_list() {
+            return Err(ConfigError::invalid(&key, &problem));
+        }
+        if self.outbound.max_page_bytes < 1024 || self.outbound.max_import_bytes < 1024 {
             return Err(ConfigError::invalid(
-                "imports.token",
-                "must be empty or at least 24 characters",
+                "outbound.max_page_bytes",
+                "outbound.max_page_bytes and outbound.max_import_bytes must be at least 1024",
+            ));
+        }
+        if self.outbound.max_redirects > 20 {
+            return Err(ConfigError::invalid(
+                "outbound.max_redirects",
+                "must be at most 20",
             ));
         }
         if self.http.max_records == 0 {

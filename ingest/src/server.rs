@@ -10,6 +10,11 @@
 //! | GET    | /api/openapi.json                      | the OpenAPI document         |
 //! | GET    | /healthz                               | broker reachable, registry up |
 //! | GET    | /metrics                               | Prometheus text              |
+//!
+//! Webhooks prove themselves per integration (bearer token or Standard Webhooks
+//! signature). Every other `/api/*` route needs an admin token or the token of the
+//! account that owns the integration (`runtime::access`, shared with the api);
+//! `/healthz` lists the integration versions served only to an admin token.
 
 use std::time::Duration;
 
@@ -26,6 +31,8 @@ use crate::config::IngestConfig;
 use crate::imports::{self, ImportJobs, ImportState, Importer};
 use crate::poll::Poller;
 use crate::webhook::{self, WebhookState};
+use runtime::access::{Scope, Tokens, TokensError};
+use schemas::Integration;
 
 const WEBHOOK_PREFIX: &str = "/api/integrations/webhook/";
 
@@ -39,10 +46,15 @@ pub enum IngestError {
     Bind(#[from] runtime::http::BindError),
     #[error(transparent)]
     Poll(#[from] crate::poll::PollError),
+    #[error(transparent)]
+    Tokens(#[from] TokensError),
+    #[error("{key}: {problem}")]
+    Config { key: String, problem: String },
 }
 
 #[derive(Clone)]
 struct Ingest {
+    tokens: Tokens,
     webhook: WebhookState,
     imports: ImportState,
     poller: Option<Poller>,
@@ -61,6 +73,11 @@ pub async fn run(
         config.registry.initial_load(),
     )
     .await?;
+    let tokens = config.auth.tokens(config.http.listen)?;
+    let outbound = config
+        .outbound
+        .outbound()
+        .map_err(|(key, problem)| IngestError::Config { key, problem })?;
     let producer = AckedProducer::new(&config.kafka)?;
     let key_rules = schemas::keys::KeyRulesCache::default();
     let imports = ImportState {
@@ -69,9 +86,10 @@ pub async fn run(
             topics: config.kafka.topics(),
             jobs: ImportJobs::default(),
         },
-        http: imports::http_client(Duration::from_secs(config.imports.fetch_timeout_s)),
+        outbound: outbound.clone(),
+        fetch_timeout: Duration::from_secs(config.imports.fetch_timeout_s),
+        max_bytes: config.outbound.max_import_bytes,
         sheets_base_url: config.imports.sheets_base_url.clone(),
-        token: (!config.imports.token.is_empty()).then(|| config.imports.token.clone()),
     };
     let poller = if config.poll.enabled {
         Some(
@@ -80,7 +98,10 @@ pub async fn run(
                 registry.clone(),
                 producer.clone(),
                 key_rules.clone(),
-                imports::http_client(Duration::from_secs(600)),
+                crate::poll::PollFetch {
+                    outbound,
+                    max_page_bytes: config.outbound.max_page_bytes,
+                },
                 config.registry.initial_load(),
                 shutdown.clone(),
             )
@@ -90,6 +111,7 @@ pub async fn run(
         None
     };
     let state = Ingest {
+        tokens,
         imports,
         poller,
         webhook: WebhookState {
@@ -137,90 +159,128 @@ async fn route(state: Ingest, request: Request<Incoming>) -> Response<Body> {
     if path == "/api/openapi.json" && request.method() == Method::GET {
         return runtime::http::document("application/json", schemas::openapi::OPENAPI_JSON);
     }
+    if path == "/healthz" && request.method() == Method::GET {
+        // Load balancers ask without a token; only an admin sees which integrations
+        // (and versions) this instance serves.
+        let admin = matches!(
+            state.tokens.scope(request.headers(), request.uri().query()),
+            Ok(Scope::All)
+        );
+        return health(&state, admin).await;
+    }
+    if path == "/metrics" && request.method() == Method::GET {
+        return metrics(&state.metrics);
+    }
+    if !path.starts_with("/api/") {
+        return not_found(request.method(), &path);
+    }
+    let scope = match state.tokens.scope(request.headers(), None) {
+        Ok(scope) => scope,
+        Err(problem) => return problem.into_response(),
+    };
+    let result = account_route(&state, &scope, &path, request).await;
+    result.unwrap_or_else(Problem::into_response)
+}
+
+/// The routes an account (or an admin) uses, every one checked against the scope.
+async fn account_route(
+    state: &Ingest,
+    scope: &Scope,
+    path: &str,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Problem> {
     if path == "/api/polls" {
-        let statuses = state
+        let statuses: Vec<_> = state
             .poller
             .as_ref()
             .map(Poller::statuses)
-            .unwrap_or_default();
-        return json(StatusCode::OK, &serde_json::json!({ "polls": statuses }));
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|status| {
+                scope.account().is_none()
+                    || scope
+                        .integration(&state.webhook.registry, &status.client_id)
+                        .is_ok()
+            })
+            .collect();
+        return Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({ "polls": statuses }),
+        ));
     }
     if let Some(client) = path
         .strip_prefix("/api/integrations/")
         .and_then(|rest| rest.strip_suffix("/poll"))
     {
-        return poll_now(&state, client, request.method());
+        let integration = scope.integration(&state.webhook.registry, client)?;
+        return poll_now(state, &integration, request.method());
     }
     if let Some(id) = path.strip_prefix("/api/imports/") {
-        return match imports::status(&state.imports, id) {
-            Ok(response) => response,
-            Err(problem) => problem.into_response(),
-        };
+        return imports::status(&state.imports, id, scope);
     }
     if let Some(client) = path
         .strip_prefix("/api/integrations/")
         .and_then(|rest| rest.strip_suffix("/imports"))
     {
         if request.method() != Method::POST {
-            return Problem::new(
+            return Err(Problem::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 "imports are started with POST",
-            )
-            .into_response();
+            ));
         }
-        let started =
-            imports::create_for(&state.webhook.registry, &state.imports, client, request).await;
-        return match started {
-            Ok(response) => response,
-            Err(problem) => problem.into_response(),
-        };
+        let integration = scope.integration(&state.webhook.registry, client)?;
+        crate::webhook::accepting(&integration)?;
+        return imports::create(&state.imports, integration, request).await;
     }
-    match (request.method(), path.as_str()) {
-        (&Method::GET, "/healthz") => health(&state).await,
-        (&Method::GET, "/metrics") => metrics(&state.metrics),
-        _ => Problem::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no route for {} {path}", request.method()),
-        )
-        .into_response(),
-    }
+    Err(Problem::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {} {path}", request.method()),
+    ))
 }
 
-fn poll_now(state: &Ingest, client: &str, method: &Method) -> Response<Body> {
+fn not_found(method: &Method, path: &str) -> Response<Body> {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {method} {path}"),
+    )
+    .into_response()
+}
+
+fn poll_now(
+    state: &Ingest,
+    integration: &Integration,
+    method: &Method,
+) -> Result<Response<Body>, Problem> {
     if method != Method::POST {
-        return Problem::new(
+        return Err(Problem::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "a poll is triggered with POST",
-        )
-        .into_response();
+        ));
     }
-    let integration = match crate::webhook::find_integration(&state.webhook.registry, client) {
-        Ok(integration) => integration,
-        Err(problem) => return problem.into_response(),
-    };
+    let client = &integration.client_id;
+    crate::webhook::accepting(integration)?;
     let Some(poller) = state.poller.as_ref().filter(|_| integration.poll.is_some()) else {
-        return Problem::new(
+        return Err(Problem::new(
             StatusCode::CONFLICT,
             "not_polled",
             format!("integration {client} has no poll configuration here"),
-        )
-        .into_response();
+        ));
     };
-    if poller.trigger(&integration.client_id) {
-        json(
+    if poller.trigger(client) {
+        Ok(json(
             StatusCode::ACCEPTED,
             &serde_json::json!({"client_id": client, "triggered": true}),
-        )
+        ))
     } else {
-        Problem::new(StatusCode::CONFLICT, "not_owner", format!("another ingest instance polls {client}; ask it (or any instance again after a rebalance)"))
-            .into_response()
+        Err(Problem::new(StatusCode::CONFLICT, "not_owner", format!("another ingest instance polls {client}; ask it (or any instance again after a rebalance)")))
     }
 }
 
-async fn health(state: &Ingest) -> Response<Body> {
+async fn health(state: &Ingest, admin: bool) -> Response<Body> {
     let kafka = state
         .webhook
         .producer
@@ -240,12 +300,13 @@ async fn health(state: &Ingest) -> Response<Body> {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    json(
-        status,
-        &serde_json::json!({
-            "status": if kafka.is_ok() { "ok" } else { "unavailable" },
-            "kafka": kafka.map(|_| "ok".to_owned()).unwrap_or_else(|e| e.to_string()),
-            "integrations": integrations,
-        }),
-    )
+    let mut answer = serde_json::json!({
+        "status": if kafka.is_ok() { "ok" } else { "unavailable" },
+        "kafka": kafka.map(|_| "ok".to_owned()).unwrap_or_else(|e| e.to_string()),
+        "integrations_served": integrations.len(),
+    });
+    if admin {
+        answer["integrations"] = integrations.into();
+    }
+    json(status, &answer)
 }

@@ -43,7 +43,17 @@ pub async fn record(
                 }
             })
             .collect();
-        let rows: Vec<DeadLetterRow> = letters.iter().map(DeadLetterRow::from).collect();
+        // The account is stamped here, in one place, from the registry (deleted
+        // integrations included: their ids stay their account's).
+        let rows: Vec<DeadLetterRow> = letters
+            .iter()
+            .map(|letter| DeadLetterRow {
+                account: registry
+                    .owner(letter.client_id.as_str())
+                    .unwrap_or_default(),
+                ..DeadLetterRow::from(letter)
+            })
+            .collect();
         if !rows.is_empty() {
             let written = sink
                 .retry("insert dead letters", &shutdown, || {

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `Debug` never shows the password.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClickHouseConfig {
     /// HTTP interface, e.g. `http://127.0.0.1:8123`.
@@ -16,10 +17,29 @@ pub struct ClickHouseConfig {
     /// Database holding the pipeline's tables; created by `cmctl migrate`.
     #[serde(default = "default_database")]
     pub database: String,
+    /// The local stack creates `callmatrix_writer` (processor, cmctl) and the
+    /// read-only `callmatrix_reader` (api, analysts); ClickHouse has no
+    /// password-less user there.
     #[serde(default = "default_user")]
     pub user: String,
+    /// Set it from the environment (`PROCESSOR_CLICKHOUSE__PASSWORD`, ...), not in a
+    /// file under version control.
     #[serde(default)]
     pub password: String,
+}
+
+impl std::fmt::Debug for ClickHouseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseConfig")
+            .field("url", &self.url)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field(
+                "password",
+                &if self.password.is_empty() { "" } else { "***" },
+            )
+            .finish()
+    }
 }
 
 fn default_database() -> String {

@@ -2,6 +2,7 @@
 //! after the ack, consumers that never auto-commit), so delivery guarantees and
 //! metrics are the same in ingest, processor and api.
 
+pub mod access;
 pub mod call_lookup;
 pub mod clickhouse;
 pub mod config;

@@ -93,18 +93,43 @@ impl IntegrationRegistry {
     }
 
     pub fn get(&self, client_id: &ClientId) -> Option<Arc<Integration>> {
-        self.table.get(client_id.as_str())
+        self.find(client_id.as_str())
     }
 
     /// The integration a client id from outside (a URL, a body) names, if any: text
-    /// that is no valid client id names none.
+    /// that is no valid client id names none. Deleted integrations are none.
     pub fn find(&self, client: &str) -> Option<Arc<Integration>> {
+        self.table.get(client).filter(|i| !i.deleted)
+    }
+
+    /// Every live integration, by client id.
+    pub fn all(&self) -> Vec<Arc<Integration>> {
+        self.table
+            .values()
+            .into_iter()
+            .filter(|i| !i.deleted)
+            .collect()
+    }
+
+    /// The definition or deletion marker last written for `client`: what a new
+    /// version must be above.
+    pub fn latest(&self, client: &str) -> Option<Arc<Integration>> {
         self.table.get(client)
     }
 
-    /// Every integration, by client id.
-    pub fn all(&self) -> Vec<Arc<Integration>> {
-        self.table.values()
+    /// The account a client id belongs to, deleted or not: once an account's, always.
+    pub fn owner(&self, client: &str) -> Option<String> {
+        self.table.get(client).map(|i| i.account.clone())
+    }
+
+    /// Every client id `account` has or had.
+    pub fn owned_by(&self, account: &str) -> Vec<String> {
+        self.table
+            .values()
+            .into_iter()
+            .filter(|i| i.account == account)
+            .map(|i| i.client_id.to_string())
+            .collect()
     }
 
     /// The integration once this registry has seen at least `min_version` of it, or
@@ -178,14 +203,14 @@ pub async fn publish(
     Ok(())
 }
 
-/// Deletes an integration: a tombstone on the compacted topic.
+/// Deletes an integration: a deletion marker (a new version without credentials),
+/// not a tombstone, so the client id stays reserved to its account. A tombstone
+/// would let another account create the same id and read the rows, dead letters and
+/// events keyed by it.
 pub async fn delete(
     producer: &AckedProducer,
     kafka: &KafkaConfig,
-    client_id: &ClientId,
+    integration: &Integration,
 ) -> Result<(), RegistryError> {
-    producer
-        .send_tombstone(&kafka.topics().integrations, client_id.as_str().as_bytes())
-        .await?;
-    Ok(())
+    publish(producer, kafka, &integration.deletion()).await
 }

@@ -65,6 +65,9 @@ pub struct DeadLetterRow {
     pub raw_partition: i32,
     pub raw_offset: i64,
     pub payload: String,
+    /// The account the client id belongs to, set by the recorder from the registry
+    /// (migration 8; empty on rows recorded before it).
+    pub account: String,
 }
 
 impl From<&DeadLetter> for DeadLetterRow {
@@ -82,6 +85,7 @@ impl From<&DeadLetter> for DeadLetterRow {
             raw_partition: letter.raw_partition.unwrap_or(-1),
             raw_offset: letter.raw_offset.unwrap_or(-1),
             payload: letter.payload.clone(),
+            account: String::new(),
         }
     }
 }

@@ -61,6 +61,27 @@ pub struct Integration {
     /// The partner API to poll, for integrations whose records are fetched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poll: Option<crate::poll::PollConfig>,
+    /// Deleted: the definition is gone (no records accepted, nothing listed), but the
+    /// client id stays reserved to its account, so no other account can take it over
+    /// along with the rows, dead letters and events already keyed by it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+impl Integration {
+    /// The marker a deletion leaves: a new version, disabled, deleted, without
+    /// credentials.
+    pub fn deletion(&self) -> Self {
+        Self {
+            version: self.version.saturating_add(1),
+            enabled: false,
+            deleted: true,
+            auth: None,
+            rate_limit: None,
+            poll: None,
+            ..self.clone()
+        }
+    }
 }
 
 fn enabled_by_default() -> bool {

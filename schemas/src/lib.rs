@@ -16,6 +16,7 @@ pub mod path;
 pub mod phone;
 pub mod poll;
 pub mod presets;
+pub mod redact;
 pub mod rollup;
 pub mod rule;
 pub mod topics;

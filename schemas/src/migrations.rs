@@ -54,6 +54,11 @@ pub const MIGRATIONS: &[Migration] = &[
             include_str!("../migrations/rollup_backfill.sql")
         ),
     },
+    Migration {
+        version: 8,
+        name: "dead_letters_account",
+        sql: include_str!("../migrations/0008_dead_letters_account.sql"),
+    },
 ];
 
 /// Rolls up every stored call at version 0, below every version the rollup worker

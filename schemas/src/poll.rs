@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::path::FieldPath;
 use crate::webhook_auth::Secret;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `Debug` masks secret headers and query values (and the URL's user-info): an
+/// integration in a log line never carries a credential.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PollConfig {
     /// Time between the start of one run and the next.
@@ -26,6 +28,11 @@ pub struct PollConfig {
     pub since_format: String,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Header and query parameter names whose values are credentials, besides the
+    /// usual ones (`Authorization`, `X-Api-Key`, `api_key`, `token`, ...; see
+    /// `schemas::redact`): masked wherever the configuration or a request is shown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_names: Vec<String>,
     #[serde(default)]
     pub auth: Option<PollAuth>,
     /// Where the records are in a response: a path to an array (`data`,
@@ -59,6 +66,44 @@ pub struct PollConfig {
     /// integration with the same budget name shares one rate.
     #[serde(default)]
     pub budget: Option<Budget>,
+}
+
+impl std::fmt::Debug for PollConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::redact::{is_secret_name, redact_url, MASK};
+        let masked = |map: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+            map.iter()
+                .map(|(k, v)| {
+                    let shown = if is_secret_name(k, &self.secret_names) {
+                        MASK
+                    } else {
+                        v
+                    };
+                    (k.clone(), shown.to_owned())
+                })
+                .collect()
+        };
+        f.debug_struct("PollConfig")
+            .field("interval_s", &self.interval_s)
+            .field("method", &self.method)
+            .field("url", &redact_url(&self.url, &self.secret_names))
+            .field("query", &masked(&self.query))
+            .field("since_format", &self.since_format)
+            .field("headers", &masked(&self.headers))
+            .field("secret_names", &self.secret_names)
+            .field("auth", &self.auth)
+            .field("records_path", &self.records_path)
+            .field("paging", &self.paging)
+            .field("cursor_field", &self.cursor_field)
+            .field("overlap_s", &self.overlap_s)
+            .field("initial_since", &self.initial_since)
+            .field("window_s", &self.window_s)
+            .field("timeout_s", &self.timeout_s)
+            .field("max_pages", &self.max_pages)
+            .field("max_attempts", &self.max_attempts)
+            .field("budget", &self.budget)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,9 +240,22 @@ mod tests {
 
     #[test]
     fn a_typical_config_is_valid_and_keeps_its_secret_out_of_debug() {
-        let config = ringpartner();
+        let mut config = ringpartner();
         assert_eq!(config.problem(), None);
         assert!(!format!("{config:?}").contains("k_123"));
+        config
+            .headers
+            .insert("X-Api-Key".into(), "hdr_s3cret".into());
+        config
+            .headers
+            .insert("X-Account".into(), "acct_s3cret".into());
+        config
+            .query
+            .insert("access_token".into(), "qry_s3cret".into());
+        config.secret_names.push("X-Account".into());
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("updated_since"), "{shown}");
     }
 
     #[test]

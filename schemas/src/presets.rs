@@ -68,6 +68,7 @@ pub fn integration(
         auth: None,
         rate_limit: None,
         poll: None,
+        deleted: false,
     };
     integration.validate()?;
     Ok(integration)

@@ -51,11 +51,12 @@ impl TestEnv {
             instance_id: None,
             properties: Default::default(),
         };
+        // The test ClickHouse has users with passwords (deploy/test.sh exports them).
         let clickhouse = ClickHouseConfig {
             url: clickhouse_url,
             database: id.clone(),
-            user: "default".into(),
-            password: String::new(),
+            user: "callmatrix_writer".into(),
+            password: std::env::var("CM_TEST_CLICKHOUSE_WRITER_PASSWORD").unwrap_or_default(),
         };
         let unreachable = |what: &str, error: String| -> ! {
             panic!("{what} is not reachable ({error}). Integration tests need the test stack: run `deploy/test.sh`, which starts it and runs the suite.")
@@ -111,6 +112,27 @@ impl TestEnv {
                 format!("{prefix}_CLICKHOUSE__DATABASE"),
                 self.clickhouse.database.clone(),
             ));
+            // The api reads as the read-only user, the processor writes as the writer.
+            let (user, password) = if prefix == "API" {
+                ("callmatrix_reader".to_owned(), reader_password())
+            } else {
+                (
+                    self.clickhouse.user.clone(),
+                    self.clickhouse.password.clone(),
+                )
+            };
+            env.push((format!("{prefix}_CLICKHOUSE__USER"), user));
+            env.push((format!("{prefix}_CLICKHOUSE__PASSWORD"), password));
+        }
+        if prefix != "PROCESSOR" {
+            // Tests that are not about tokens run open on loopback; the access and
+            // hostile-tenant suites give a tokens file (which takes precedence).
+            env.push((format!("{prefix}_AUTH__INSECURE_OPEN"), "true".into()));
+        }
+        if prefix == "INGEST" {
+            // The fake partners of the polling and import tests listen on loopback;
+            // the hostile-tenant suite narrows this to one port.
+            env.push(("INGEST_OUTBOUND__ALLOW".into(), r#"["127.0.0.1"]"#.into()));
         }
         env
     }
@@ -325,6 +347,11 @@ pub fn sample_integration(
         serde_json::from_value(value).expect("edited integration parses");
     integration.validate().expect("edited integration is valid");
     integration
+}
+
+/// The read-only ClickHouse user's password (deploy/test.sh exports it).
+pub fn reader_password() -> String {
+    std::env::var("CM_TEST_CLICKHOUSE_READER_PASSWORD").unwrap_or_default()
 }
 
 pub fn repo_root() -> PathBuf {

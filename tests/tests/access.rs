@@ -110,9 +110,9 @@ async fn one_accounts_token_never_reads_another_accounts_data() {
     assert_eq!(status, 403, "asking for another account is refused");
     let (status, theirs) = get(&calls("client_id=other-arroyo"), Some(ACME)).await;
     assert_eq!(
-        (status, client_ids(&theirs).len()),
-        (200, 0),
-        "another account's integration shows nothing"
+        (status, theirs["error"]["code"].as_str()),
+        (404, Some("unknown_integration")),
+        "another account's integration is as unknown as a missing one"
     );
 
     let letters = api.url("/api/dead-letters?limit=10");
@@ -140,8 +140,8 @@ async fn one_accounts_token_never_reads_another_accounts_data() {
         .unwrap();
     assert_eq!(
         preview.status(),
-        403,
-        "another account's integration cannot be previewed"
+        404,
+        "another account's integration cannot be previewed (nor told apart from a missing one)"
     );
 
     let (status, body) = get(&calls(""), None).await;

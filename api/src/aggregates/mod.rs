@@ -74,7 +74,7 @@ struct Answer {
 pub async fn aggregates(
     client: &clickhouse::Client,
     query: Option<&str>,
-    scope: &crate::access::Scope,
+    scope: &runtime::access::Scope,
 ) -> Result<Response<Body>, Problem> {
     let params: AggregatesQuery = parse(query)?;
     scope.check_account(params.account.as_deref())?;

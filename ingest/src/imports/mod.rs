@@ -11,28 +11,31 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use runtime::http::{json, read_body, Body, Problem};
 use schemas::Integration;
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
+
+use crate::outbound::{capped_stream, Outbound, OutboundError, OutboundRequest};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 pub use job::{ImportJobs, ImportStatus, Importer, State};
 
-/// How imports reach the outside world.
+/// How imports reach the outside world: only through the outbound guard.
 #[derive(Clone)]
 pub struct ImportState {
     pub importer: Importer,
-    pub http: reqwest::Client,
+    pub outbound: Outbound,
+    /// Longest a URL import's download may take.
+    pub fetch_timeout: Duration,
+    /// Largest CSV a URL import reads.
+    pub max_bytes: u64,
     /// Where Google Sheets links are fetched from (tests point it at a local server).
     pub sheets_base_url: String,
-    /// When set, imports need `Authorization: Bearer <token>`.
-    pub token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -41,24 +44,13 @@ struct FromUrl {
     url: String,
 }
 
-/// `POST /api/integrations/{clientId}/imports`, after finding the integration.
-pub async fn create_for(
-    registry: &runtime::registry::IntegrationRegistry,
-    state: &ImportState,
-    client: &str,
-    request: Request<Incoming>,
-) -> Result<Response<Body>, Problem> {
-    let integration = crate::webhook::find_integration(registry, client)?;
-    create(state, integration, request).await
-}
-
-/// `POST /api/integrations/{clientId}/imports`.
+/// `POST /api/integrations/{clientId}/imports`, for an integration the token's
+/// scope may see (checked by the caller, `server.rs`).
 pub async fn create(
     state: &ImportState,
     integration: Arc<Integration>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Problem> {
-    check_token(state, &request)?;
     let content_type = request
         .headers()
         .get(CONTENT_TYPE)
@@ -88,7 +80,26 @@ pub async fn create(
                     "url must be http(s)",
                 ));
             }
-            let status = state.importer.start(&integration, url.clone());
+            // Refused at once when the link itself points at our own network (the
+            // fetch checks again, with every redirect).
+            for candidate in sheets::csv_urls(&url, &state.sheets_base_url) {
+                let parsed = url::Url::parse(&candidate).map_err(|e| {
+                    Problem::new(StatusCode::BAD_REQUEST, "bad_url", format!("url: {e}"))
+                })?;
+                if let Err(error @ OutboundError::Refused { .. }) =
+                    state.outbound.check(&parsed, &[]).await
+                {
+                    return Err(Problem::new(
+                        StatusCode::BAD_REQUEST,
+                        "url_refused",
+                        error.to_string(),
+                    ));
+                }
+            }
+            // The status (and its SSE events) name the URL without credentials.
+            let status = state
+                .importer
+                .start(&integration, schemas::redact::redact_url(&url, &[]));
             let (state, id) = (state.clone(), status.import_id);
             tokio::spawn(async move { fetch(&state, integration, status, &url).await });
             Ok(json(
@@ -104,8 +115,13 @@ pub async fn create(
     }
 }
 
-/// `GET /api/imports/{id}`.
-pub fn status(state: &ImportState, id: &str) -> Result<Response<Body>, Problem> {
+/// `GET /api/imports/{id}`: only for the account whose integration it imports
+/// into (another account's import is as unknown as a missing one).
+pub fn status(
+    state: &ImportState,
+    id: &str,
+    scope: &runtime::access::Scope,
+) -> Result<Response<Body>, Problem> {
     let not_found = || {
         Problem::new(
             StatusCode::NOT_FOUND,
@@ -114,29 +130,13 @@ pub fn status(state: &ImportState, id: &str) -> Result<Response<Body>, Problem> 
         )
     };
     let id: Uuid = id.parse().map_err(|_| not_found())?;
-    let status = state.importer.jobs.get(&id).ok_or_else(not_found)?;
+    let status = state
+        .importer
+        .jobs
+        .get(&id)
+        .filter(|status| scope.permits(&status.account))
+        .ok_or_else(not_found)?;
     Ok(json(StatusCode::OK, &status))
-}
-
-fn check_token(state: &ImportState, request: &Request<Incoming>) -> Result<(), Problem> {
-    let Some(token) = &state.token else {
-        return Ok(());
-    };
-    let presented = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if presented.as_bytes().ct_eq(token.as_bytes()).into() {
-        Ok(())
-    } else {
-        Err(Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "bad_token",
-            "imports need the operator token (Authorization: Bearer ...)",
-        ))
-    }
 }
 
 /// Streams the request body through the job; answers when every row is handled.
@@ -183,22 +183,37 @@ async fn fetch(
 ) {
     let mut failures = Vec::new();
     for url in sheets::csv_urls(link, &state.sheets_base_url) {
-        let response = match state.http.get(&url).send().await {
+        let shown = schemas::redact::redact_url(&url, &[]);
+        let Ok(parsed) = url::Url::parse(&url) else {
+            failures.push(format!("{shown} is not a URL"));
+            continue;
+        };
+        let sent = state
+            .outbound
+            .send(OutboundRequest {
+                method: reqwest::Method::GET,
+                url: parsed,
+                headers: Default::default(),
+                timeout: state.fetch_timeout,
+                secret_names: &[],
+            })
+            .await;
+        let response = match sent {
             Ok(response) if response.status().is_success() => response,
             Ok(response) => {
-                failures.push(format!("GET {url} answered {}", response.status()));
+                failures.push(format!("GET {shown} answered {}", response.status()));
                 continue;
             }
             Err(error) => {
-                failures.push(format!("GET {url}: {error}"));
+                failures.push(format!("GET {error}"));
                 continue;
             }
         };
         let (tx, rx) = mpsc::channel(reader::CHUNK_BUFFER);
-        let mut stream = response.bytes_stream();
+        let mut stream = Box::pin(capped_stream(response, state.max_bytes, shown));
         let forward = async move {
             while let Some(chunk) = stream.next().await {
-                let chunk: Result<Bytes, String> = chunk.map_err(|e| format!("reading {url}: {e}"));
+                let chunk: Result<Bytes, String> = chunk.map_err(|e| e.to_string());
                 let failed = chunk.is_err();
                 if tx.send(chunk).await.is_err() || failed {
                     break;
@@ -212,13 +227,4 @@ async fn fetch(
         return;
     }
     state.importer.fail(status, failures.join("; ")).await;
-}
-
-/// The HTTP client for fetches: bounded connect and overall time.
-pub fn http_client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(timeout)
-        .build()
-        .unwrap_or_default()
 }

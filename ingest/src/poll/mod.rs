@@ -29,8 +29,15 @@ use serde::{Deserialize, Serialize};
 
 use self::budget::Budgets;
 use self::run::{RunContext, RunReport};
+use crate::outbound::Outbound;
 
 pub const GROUP: &str = "poller";
+
+/// How poll workers reach partners: through the outbound guard, pages capped.
+pub struct PollFetch {
+    pub outbound: Outbound,
+    pub max_page_bytes: u64,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
@@ -69,7 +76,8 @@ pub struct Poller {
     producer: AckedProducer,
     topics: Topics,
     key_rules: KeyRulesCache,
-    http: reqwest::Client,
+    outbound: Outbound,
+    max_page_bytes: u64,
     cursors: CompactedTable<Cursor>,
     budgets: Budgets,
     leases: Arc<StreamConsumer>,
@@ -84,7 +92,7 @@ impl Poller {
         registry: IntegrationRegistry,
         producer: AckedProducer,
         key_rules: KeyRulesCache,
-        http: reqwest::Client,
+        fetch: PollFetch,
         initial_load: Duration,
         shutdown: Shutdown,
     ) -> Result<Self, PollError> {
@@ -110,7 +118,8 @@ impl Poller {
             producer,
             topics,
             key_rules,
-            http,
+            outbound: fetch.outbound,
+            max_page_bytes: fetch.max_page_bytes,
             cursors,
             budgets: Budgets::default(),
             leases,
@@ -222,7 +231,8 @@ impl Poller {
             .unwrap_or(initial);
         let key_rules = self.key_rules.get(integration);
         let ctx = RunContext {
-            http: &self.http,
+            outbound: &self.outbound,
+            max_page_bytes: self.max_page_bytes,
             producer: &self.producer,
             raw_topic: &self.topics.raw,
             budgets: &self.budgets,

@@ -16,7 +16,9 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::budget::Budgets;
+use crate::outbound::{read_capped, Outbound, OutboundRequest};
 use crate::webhook::content_key;
+use schemas::redact::redact_url;
 
 /// Longest a 429's `Retry-After` is honoured within a run; longer ends the run.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
@@ -31,7 +33,9 @@ pub struct RunReport {
 }
 
 pub struct RunContext<'a> {
-    pub http: &'a reqwest::Client,
+    pub outbound: &'a Outbound,
+    /// Largest response read.
+    pub max_page_bytes: u64,
     pub producer: &'a AckedProducer,
     pub raw_topic: &'a str,
     pub budgets: &'a Budgets,
@@ -164,9 +168,12 @@ async fn window_run(
                 query.extend(extra.iter().cloned());
                 (poll.url.clone(), query)
             }
-            Next::Url(url) => (url.clone(), vec![]),
+            Next::Url(url) => {
+                same_origin(&poll.url, url, &poll.secret_names)?;
+                (url.clone(), vec![])
+            }
         };
-        let body = request(ctx, poll, &url, &query, report).await?;
+        let body = request(ctx, poll, &integration.account, &url, &query, report).await?;
         pages += 1;
         report.pages += 1;
         let records = match &records_path {
@@ -232,20 +239,43 @@ enum Next {
     Url(String),
 }
 
+/// A `next_url` page must stay on the integration's own origin (scheme, host and
+/// port), so the poll's credentials never go to a host the partner's answer names.
+fn same_origin(configured: &str, next: &str, secret_names: &[String]) -> Result<(), String> {
+    let origin = |text: &str| url::Url::parse(text).ok().map(|u| u.origin());
+    match (origin(configured), origin(next)) {
+        (Some(a), Some(b)) if a == b && a.is_tuple() => Ok(()),
+        _ => Err(format!(
+            "the next page's URL {} is not on the integration's origin {}; refused (poll credentials stay with their host)",
+            redact_url(next, secret_names),
+            redact_url(configured, secret_names)
+        )),
+    }
+}
+
 /// One request, within the budget, retried on 429 (after `Retry-After`), 5xx and
-/// network errors with exponential backoff and jitter; other 4xx end the run.
+/// network errors with exponential backoff and jitter; other 4xx, and requests the
+/// outbound guard refuses, end the run.
 async fn request(
     ctx: &RunContext<'_>,
     poll: &PollConfig,
+    owner: &str,
     url: &str,
     query: &[(String, String)],
     report: &mut RunReport,
 ) -> Result<Value, String> {
     let mut backoff = Duration::from_millis(500);
     let mut last_error = String::new();
+    let mut full_url = url::Url::parse(url)
+        .map_err(|e| format!("{}: not a URL: {e}", redact_url(url, &poll.secret_names)))?;
+    if !query.is_empty() {
+        full_url.query_pairs_mut().extend_pairs(query);
+    }
+    // Errors and logs name the URL without its secrets.
+    let url = redact_url(full_url.as_str(), &poll.secret_names);
     for attempt in 1..=poll.max_attempts {
         if let Some(budget) = &poll.budget {
-            ctx.budgets.acquire(budget).await;
+            ctx.budgets.acquire(owner, budget).await;
         }
         report.requests += 1;
         let method = if poll.method == "POST" {
@@ -253,26 +283,22 @@ async fn request(
         } else {
             reqwest::Method::GET
         };
-        let mut builder = ctx
-            .http
-            .request(method, url)
-            .query(query)
-            .timeout(Duration::from_secs(poll.timeout_s))
-            .headers(headers(poll));
-        builder = match &poll.auth {
-            Some(PollAuth::Bearer { token }) => builder.bearer_auth(token.expose()),
-            Some(PollAuth::Basic { user, password }) => {
-                builder.basic_auth(user, Some(password.expose()))
-            }
-            _ => builder,
-        };
-        let wait = match builder.send().await {
+        let sent = ctx
+            .outbound
+            .send(OutboundRequest {
+                method,
+                url: full_url.clone(),
+                headers: headers(poll),
+                timeout: Duration::from_secs(poll.timeout_s),
+                secret_names: &poll.secret_names,
+            })
+            .await;
+        let wait = match sent {
             Ok(response) if response.status().is_success() => {
-                pause_if_exhausted(ctx, poll, response.headers());
-                let bytes = response
-                    .bytes()
+                pause_if_exhausted(ctx, poll, owner, response.headers());
+                let bytes = read_capped(response, ctx.max_page_bytes, &url)
                     .await
-                    .map_err(|e| format!("reading {url}: {e}"))?;
+                    .map_err(|e| e.to_string())?;
                 return serde_json::from_slice(&bytes)
                     .map_err(|e| format!("{url} did not answer JSON: {e}"));
             }
@@ -285,7 +311,7 @@ async fn request(
                     ));
                 }
                 if let Some(budget) = &poll.budget {
-                    ctx.budgets.pause(&budget.account, wait);
+                    ctx.budgets.pause(owner, &budget.account, wait);
                 }
                 last_error = format!("{url} answered 429 (rate limited)");
                 metrics::counter!("ingest_poll_requests_total", "outcome" => "rate_limited")
@@ -306,11 +332,16 @@ async fn request(
                     response.status()
                 ));
             }
-            Err(error) => {
-                last_error = format!("{url}: {error}");
+            Err(error) if error.is_transient() => {
+                last_error = error.to_string();
                 metrics::counter!("ingest_poll_requests_total", "outcome" => "network_error")
                     .increment(1);
                 jitter(backoff)
+            }
+            Err(error) => {
+                metrics::counter!("ingest_poll_requests_total", "outcome" => "refused")
+                    .increment(1);
+                return Err(error.to_string());
             }
         };
         tracing::info!(attempt, wait_ms = wait.as_millis() as u64, error = %last_error, "poll request failed; retrying");
@@ -323,25 +354,40 @@ async fn request(
     ))
 }
 
+/// The request's headers, credentials included (the guard drops the secret ones on
+/// a redirect to another origin).
 fn headers(poll: &PollConfig) -> HeaderMap {
+    use base64::Engine;
     let mut headers = HeaderMap::new();
     let mut add = |name: &str, value: &str| {
-        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+        if let (Ok(name), Ok(mut value)) =
+            (HeaderName::try_from(name), HeaderValue::try_from(value))
+        {
+            value.set_sensitive(true);
             headers.insert(name, value);
         }
     };
     for (name, value) in &poll.headers {
         add(name, value);
     }
-    if let Some(PollAuth::ApiKeyHeader { header, key }) = &poll.auth {
-        add(header, key.expose());
+    match &poll.auth {
+        Some(PollAuth::ApiKeyHeader { header, key }) => add(header, key.expose()),
+        Some(PollAuth::Bearer { token }) => {
+            add("authorization", &format!("Bearer {}", token.expose()))
+        }
+        Some(PollAuth::Basic { user, password }) => {
+            let pair = format!("{user}:{}", password.expose());
+            let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+            add("authorization", &format!("Basic {encoded}"));
+        }
+        None => {}
     }
     headers
 }
 
 /// `X-RateLimit-Remaining: 0` with `X-RateLimit-Reset` (Unix seconds, or seconds
 /// from now when small) pauses the account until the reset.
-fn pause_if_exhausted(ctx: &RunContext<'_>, poll: &PollConfig, headers: &HeaderMap) {
+fn pause_if_exhausted(ctx: &RunContext<'_>, poll: &PollConfig, owner: &str, headers: &HeaderMap) {
     let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<i64>().ok();
     let (Some(budget), Some(0), Some(reset)) = (
         &poll.budget,
@@ -358,6 +404,7 @@ fn pause_if_exhausted(ctx: &RunContext<'_>, poll: &PollConfig, headers: &HeaderM
     };
     if seconds > 0 {
         ctx.budgets.pause(
+            owner,
             &budget.account,
             Duration::from_secs(seconds.min(3600) as u64),
         );
@@ -483,6 +530,30 @@ mod tests {
         assert_eq!(parse_time(&Value::from(at.timestamp())), Some(at));
         assert_eq!(parse_time(&Value::from(at.timestamp_millis())), Some(at));
         assert_eq!(parse_time(&Value::from("yesterday")), None);
+    }
+
+    #[test]
+    fn next_pages_stay_on_the_integrations_origin() {
+        let configured = "https://api.partner.example/v2/calls";
+        assert!(same_origin(
+            configured,
+            "https://api.partner.example/v2/calls?page=2",
+            &[]
+        )
+        .is_ok());
+        for elsewhere in [
+            "https://evil.example/v2/calls?page=2",
+            "http://api.partner.example/v2/calls",
+            "https://api.partner.example:8443/v2/calls",
+            "http://127.0.0.1:8123/?query=SELECT+1",
+            "not a url",
+        ] {
+            let error = same_origin(configured, elsewhere, &[]).unwrap_err();
+            assert!(error.contains("origin"), "{elsewhere}: {error}");
+        }
+        let error =
+            same_origin(configured, "https://evil.example/?api_key=s3cr3t", &[]).unwrap_err();
+        assert!(!error.contains("s3cr3t"), "{error}");
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub enum AuthError {
     Stale { skew_s: i64, tolerance_s: u64 },
     #[error("no webhook-signature matches the body with a current secret")]
     BadSignature,
+    /// Nothing in `webhook-signature` could prove anything: each entry empty, of the
+    /// wrong length, not base64, or of a scheme other than `v1`.
+    #[error("webhook-signature has no usable signature: {0}")]
+    UnusableSignature(String),
 }
 
 impl AuthError {
@@ -29,7 +33,7 @@ impl AuthError {
             Self::Missing(_) => "missing_credentials",
             Self::BadToken => "bad_token",
             Self::BadTimestamp(_) | Self::Stale { .. } => "bad_timestamp",
-            Self::BadSignature => "bad_signature",
+            Self::BadSignature | Self::UnusableSignature(_) => "bad_signature",
         }
     }
 }
@@ -87,11 +91,7 @@ pub fn check_signature(
             tolerance_s: *tolerance_s,
         });
     }
-    let presented: Vec<Vec<u8>> = signatures
-        .split_whitespace()
-        .filter_map(|s| s.strip_prefix("v1,"))
-        .filter_map(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
-        .collect();
+    let presented = usable_signatures(signatures)?;
     for key in secrets.iter().filter_map(secret_key) {
         for signature in &presented {
             let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&key) else {
@@ -109,6 +109,47 @@ pub fn check_signature(
         }
     }
     Err(AuthError::BadSignature)
+}
+
+/// Length of an HMAC-SHA256 signature.
+const SIGNATURE_LEN: usize = 32;
+
+/// The `v1` signatures that could match: each exactly 32 bytes. When there is none,
+/// why the first entry is unusable. An empty `v1,` must never reach a comparison
+/// (a comparison of nothing with a truncated MAC "matches" in some libraries).
+fn usable_signatures(header: &str) -> Result<Vec<Vec<u8>>, AuthError> {
+    let mut usable = Vec::new();
+    let mut first_problem = None;
+    for entry in header.split_whitespace() {
+        let problem = match entry.split_once(',') {
+            Some(("v1", "")) => "v1 with an empty signature".to_owned(),
+            Some(("v1", encoded)) => {
+                match base64::engine::general_purpose::STANDARD.decode(encoded) {
+                    Ok(bytes) if bytes.len() == SIGNATURE_LEN => {
+                        usable.push(bytes);
+                        continue;
+                    }
+                    Ok(bytes) => format!(
+                        "a v1 signature of {} bytes (HMAC-SHA256 gives {SIGNATURE_LEN})",
+                        bytes.len()
+                    ),
+                    Err(_) => "a v1 signature that is not base64".to_owned(),
+                }
+            }
+            Some((scheme, _)) => format!(
+                "scheme {:?} is not supported (only v1)",
+                scheme.chars().take(16).collect::<String>()
+            ),
+            None => "an entry without a scheme (expected v1,<base64>)".to_owned(),
+        };
+        first_problem.get_or_insert(problem);
+    }
+    if usable.is_empty() {
+        return Err(AuthError::UnusableSignature(
+            first_problem.unwrap_or_else(|| "no entries".to_owned()),
+        ));
+    }
+    Ok(usable)
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, AuthError> {
@@ -204,6 +245,60 @@ mod tests {
             check_signature(&auth, &headers, BODY.as_bytes(), SENT),
             Err(AuthError::Missing("webhook-id"))
         );
+    }
+
+    /// The reference Rust Standard Webhooks library once accepted `v1,` for any
+    /// body. Each signature that proves nothing is refused with its reason.
+    #[test]
+    fn signatures_that_prove_nothing_are_refused_with_their_reason() {
+        let auth = standard(&[SECRET]);
+        let reason = |signature: &str| match check_signature(
+            &auth,
+            &signed(signature),
+            BODY.as_bytes(),
+            SENT,
+        ) {
+            Err(AuthError::UnusableSignature(reason)) => reason,
+            other => panic!("{signature:?}: {other:?}"),
+        };
+        assert!(reason("v1,").contains("empty"));
+        assert!(reason("v1, v1,").contains("empty"));
+        assert!(reason("v1,AAAA").contains("3 bytes"));
+        let truncated = &SIGNATURE[..SIGNATURE.len() - 8];
+        assert!(reason(truncated).contains("bytes"), "{truncated}");
+        assert!(reason("v1a,60TL5L6fPUKq5tyt/QcZK/iEigYjGKlHr0M5BqTbhPk=").contains("only v1"));
+        assert!(reason("v2,60TL5L6fPUKq5tyt/QcZK/iEigYjGKlHr0M5BqTbhPk=").contains("only v1"));
+        assert!(reason("60TL5L6fPUKq5tyt").contains("without a scheme"));
+        assert!(reason("v1,!!!notbase64!!!").contains("base64"));
+        // A right-length signature that does not match is still a mismatch.
+        assert_eq!(
+            check_signature(
+                &auth,
+                &signed(&format!("v1,{}", "A".repeat(43) + "=")),
+                BODY.as_bytes(),
+                SENT
+            ),
+            Err(AuthError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn timestamps_beyond_the_tolerance_either_way_say_so() {
+        let auth = standard(&[SECRET]);
+        for (now, skew) in [(SENT + 301, 301), (SENT - 301, -301)] {
+            let error =
+                check_signature(&auth, &signed(SIGNATURE), BODY.as_bytes(), now).unwrap_err();
+            assert_eq!(
+                error,
+                AuthError::Stale {
+                    skew_s: skew,
+                    tolerance_s: 300
+                }
+            );
+            assert!(error.to_string().contains("300 s"), "{error}");
+        }
+        assert!(check_signature(&auth, &signed(SIGNATURE), BODY.as_bytes(), SENT + 300).is_ok());
+        assert!(check_signature(&auth, &signed(SIGNATURE), BODY.as_bytes(), SENT - 300).is_ok());
     }
 
     #[test]

@@ -45,7 +45,21 @@ pub struct WebhookState {
 }
 
 /// Recent answers by (client, delivery id), kept for a day.
-pub type Deliveries = moka::sync::Cache<(ClientId, String), bytes::Bytes>;
+pub type Deliveries = moka::sync::Cache<(ClientId, String), Delivery>;
+
+/// A remembered delivery: what it carried (a digest of the body) and what it was
+/// answered. A key is bound to its body: the same key with another body is a
+/// conflict, never a silent replay of the first answer.
+#[derive(Clone)]
+pub struct Delivery {
+    body_sha256: [u8; 32],
+    answer: bytes::Bytes,
+}
+
+fn digest(body: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(body).into()
+}
 
 /// A delivery cache sized for `capacity` deliveries.
 pub fn deliveries(capacity: u64) -> Deliveries {
@@ -113,14 +127,29 @@ async fn accept(
         .retry_after(wait.as_secs().max(1)));
     }
     let delivery = key.clone().map(|key| (integration.client_id.clone(), key));
-    if let Some(answer) = delivery.as_ref().and_then(|d| state.deliveries.get(d)) {
+    let body_sha256 = digest(&bytes);
+    if let Some((seen, (_, key))) = delivery
+        .as_ref()
+        .and_then(|d| state.deliveries.get(d).map(|seen| (seen, d)))
+    {
+        if seen.body_sha256 != body_sha256 {
+            metrics::counter!("ingest_idempotency_conflicts_total").increment(1);
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "idempotency_conflict",
+                format!(
+                    "delivery id {key:?} (webhook-id / Idempotency-Key) was already used with a different body; \
+                     send a changed record with a new delivery id"
+                ),
+            ));
+        }
         // A retry of a delivery this instance already acknowledged: the same answer,
         // as 200, and nothing sent again.
         metrics::counter!("ingest_redeliveries_total").increment(1);
         return Ok(Response::builder()
             .status(StatusCode::OK)
             .header(CONTENT_TYPE, "application/json")
-            .body(runtime::http::full(answer))
+            .body(runtime::http::full(seen.answer))
             .unwrap_or_else(|_| Response::new(runtime::http::full(bytes::Bytes::new()))));
     }
 
@@ -199,7 +228,13 @@ async fn accept(
     };
     if let (Some(delivery), StatusCode::ACCEPTED) = (delivery, status) {
         if let Ok(body) = serde_json::to_vec(&answer) {
-            state.deliveries.insert(delivery, body.into());
+            state.deliveries.insert(
+                delivery,
+                Delivery {
+                    body_sha256,
+                    answer: body.into(),
+                },
+            );
         }
     }
     Ok(json(status, &answer))
@@ -218,14 +253,23 @@ pub(crate) fn find_integration(
     let integration = registry
         .find(client)
         .ok_or_else(|| Problem::unknown_integration(client))?;
-    if !integration.enabled {
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "integration_disabled",
-            format!("integration {client:?} is disabled and accepts no records"),
-        ));
-    }
+    accepting(&integration)?;
     Ok(integration)
+}
+
+/// Refuses records for a disabled integration.
+pub(crate) fn accepting(integration: &Integration) -> Result<(), Problem> {
+    if integration.enabled {
+        return Ok(());
+    }
+    Err(Problem::new(
+        StatusCode::FORBIDDEN,
+        "integration_disabled",
+        format!(
+            "integration {:?} is disabled and accepts no records",
+            integration.client_id.as_str()
+        ),
+    ))
 }
 
 fn content_format(headers: &HeaderMap) -> Result<BodyFormat, Problem> {

@@ -6,6 +6,6 @@ mod handler;
 mod limits;
 
 pub use body::{parse_body, BodyError, BodyFormat, ParsedBody, RejectedRecord};
-pub(crate) use handler::{content_key, dead_letter, find_integration};
+pub(crate) use handler::{accepting, content_key, dead_letter};
 pub use handler::{deliveries, handle, Deliveries, WebhookState};
 pub use limits::RateLimits;
