@@ -236,6 +236,17 @@ async fn another_account_reaches_nothing_of_ours_and_our_network_is_not_reachabl
         .start("api", &[("API_AUTH__TOKENS_FILE", tokens_path)])
         .await;
     let mut b_events = SseReader::connect(&api.url(&format!("/api/events?access_token={B}"))).await;
+    // A poll at the api's own port, known only now.
+    let at_api = poll(
+        "m-api",
+        format!("http://127.0.0.1:{}/api/calls", api.port),
+        json!({"headers": {"Authorization": format!("Bearer {ADMIN}")}}),
+    );
+    cmctl::publish_integrations(&env.kafka, std::slice::from_ref(&at_api))
+        .await
+        .unwrap();
+    let mut attempts = attempts;
+    attempts.push(at_api);
 
     // A's data: calls, a dead letter, an import.
     let (status, _) = http
@@ -604,6 +615,7 @@ async fn another_account_reaches_nothing_of_ours_and_our_network_is_not_reachabl
     };
     for (client, expected) in [
         ("m-clickhouse", "loopback"),
+        ("m-api", "loopback"),
         ("m-private", "private network"),
         ("m-metadata", "link-local"),
         ("m-redirect", "loopback"),
@@ -643,7 +655,7 @@ async fn another_account_reaches_nothing_of_ours_and_our_network_is_not_reachabl
     // Secrets stay out of the api's listing (with its poll health) and B's events.
     let (_, listing) = http.get(&api_get("/api/integrations"), B).await;
     assert!(
-        !listing.contains(SECRET),
+        !listing.contains(SECRET) && !listing.contains(ADMIN),
         "listing shows a secret: {listing}"
     );
     assert!(
