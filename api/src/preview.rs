@@ -10,9 +10,9 @@
 //! active mapping's.
 
 use chrono::Utc;
+use engine::mapping::{map_record, CompiledMapping};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use processor::mapping::{map_record, CompiledMapping};
 use runtime::http::{json, read_body, require_json, Body, Problem};
 use runtime::registry::IntegrationRegistry;
 use schemas::call::RawPosition;

@@ -17,13 +17,12 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use engine::enrich::duplicates::Candidate;
+use engine::enrich::history::Histories;
+use engine::enrich::repeat::Visit;
+use engine::enrich::{self, Enricher};
+use engine::mapping::{map_record, CompiledMapping};
 use pipeline_benches::{typical_envelope, typical_integration, typical_record};
-use processor::enrich::duplicates::Candidate;
-use processor::enrich::history::Histories;
-use processor::enrich::repeat::Visit;
-use processor::enrich::{self, Enricher};
-use processor::mapping::{map_record, CompiledMapping};
-use runtime::table::CompactedTable;
 use schemas::callmatrix::ManagedNumber;
 use schemas::enrichment::EnrichmentRules;
 use schemas::{CallId, ClientId};
@@ -42,7 +41,7 @@ fn enrichment(c: &mut Criterion) {
 
     let enricher = Enricher {
         histories: Histories::new(10_000),
-        managed: CompactedTable::fixed([(
+        managed: std::sync::Arc::new(HashMap::from([(
             called.to_string(),
             ManagedNumber {
                 number: called.clone(),
@@ -50,7 +49,7 @@ fn enrichment(c: &mut Criterion) {
                 campaign: String::new(),
                 active: true,
             },
-        )]),
+        )])),
     };
     // A warm history: the caller's five earlier calls over the last 60 days.
     let history: HashMap<CallId, Visit> = (1..=5)

@@ -4,8 +4,8 @@
 
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use engine::mapping::{map_record, CompiledMapping};
 use pipeline_benches::{typical_envelope, typical_integration, typical_record};
-use processor::mapping::{map_record, CompiledMapping};
 
 fn mapping(c: &mut Criterion) {
     let integration = typical_integration();

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::{Message, OwnedMessage};
-use runtime::kafka::group_consumer;
+use runtime::kafka::{commit, group_consumer, next_batch};
 use runtime::shutdown::Shutdown;
 use schemas::{DeadLetter, DeadLetterRow};
 
-use crate::pipeline::{commit, next_batch, ProcessorError};
+use crate::error::ProcessorError;
 use crate::sink::{insert, BatchSink};
 
 pub const GROUP: &str = "deadletter-recorder";

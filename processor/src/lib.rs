@@ -1,18 +1,27 @@
-//! The processor: raw topic → mapping → ClickHouse → enriched topic → commit.
+//! The processor: raw topic → engine → ClickHouse → enriched topic → commit. The
+//! IO shell around the `engine` crate, which decides everything about a record.
 //!
 //! Delivery: a raw offset is committed only after every record before it is either a
 //! row in ClickHouse or a dead letter acknowledged by the dead-letter topic, and its canonical
 //! call was published. A crash anywhere replays from the last commit; call ids are
 //! deterministic and `calls` is a ReplacingMergeTree, so a replay leaves one row.
+//!
+//! Modules, in the order data meets them (no module imports one above it):
+//! `start` (wiring) → `pipeline`, `dead_letters`, `rollup`, `linker` (the workers,
+//! each consume → step → write → commit) → `store` (every ClickHouse read) and
+//! `sink` (every write, retried) → `error`.
 
 pub mod config;
 mod dead_letters;
-pub mod enrich;
-pub mod mapping;
+mod error;
+mod linker;
 mod ops;
 mod pipeline;
 mod rollup;
 mod sink;
+mod start;
+pub mod store;
 
 pub use config::ProcessorConfig;
-pub use pipeline::{run, ProcessorError};
+pub use error::ProcessorError;
+pub use start::run;

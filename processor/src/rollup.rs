@@ -11,34 +11,16 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use rdkafka::message::Message;
+use runtime::kafka::{commit, next_batch};
 use runtime::kafka::{group_consumer, ConsumerError, KafkaConfig};
 use runtime::shutdown::Shutdown;
-use serde::{Deserialize, Serialize};
+use schemas::rollup::{Dirty, DIMENSIONS};
 
-use schemas::rollup::DIMENSIONS;
-
-use crate::pipeline::{commit, next_batch};
 use crate::sink::BatchSink;
 
 pub const GROUP: &str = "rollup";
 /// (account, hour) pairs per recompute statement.
 const PAIRS_PER_STATEMENT: usize = 500;
-
-/// A touched (account, UTC hour start in Unix seconds).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Dirty {
-    pub account: String,
-    pub hour: i64,
-}
-
-impl Dirty {
-    pub fn of(account: &str, at: chrono::DateTime<chrono::Utc>) -> Self {
-        Self {
-            account: account.to_owned(),
-            hour: at.timestamp().div_euclid(3600) * 3600,
-        }
-    }
-}
 
 pub async fn run(
     kafka: &KafkaConfig,
@@ -66,7 +48,7 @@ pub async fn run(
                 let written = sink
                     .retry("recompute rollup", &shutdown, || {
                         let query = sink.clickhouse.query(&sql);
-                        async move { query.execute().await.map_err(|e| e.to_string()) }
+                        async move { query.execute().await }
                     })
                     .await;
                 if written.is_err() {

@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
-use runtime::kafka::AckedProducer;
+use runtime::kafka::{AckedProducer, ProduceError};
+use runtime::retry::{retry, RetryPolicy, Retryable};
 use runtime::shutdown::Shutdown;
 use schemas::topics::Topics;
 use schemas::{CallRecord, CallRow, DeadLetter};
 
 #[derive(Debug, thiserror::Error)]
-#[error("stopped while retrying a write: {last_error}")]
+#[error("stopped while retrying: {last_error}")]
 pub struct Interrupted {
     pub last_error: String,
 }
@@ -40,7 +41,7 @@ impl BatchSink {
                 .increment(rows.len() as u64);
             let touched = calls
                 .iter()
-                .map(|c| crate::rollup::Dirty::of(&c.account, c.started_at));
+                .map(|c| schemas::rollup::Dirty::of(&c.account, c.started_at));
             self.mark_dirty(touched, shutdown).await?;
         }
         if !dead_letters.is_empty() {
@@ -88,7 +89,7 @@ impl BatchSink {
         .await?;
         let touched = moved
             .iter()
-            .map(|m| crate::rollup::Dirty::of(&m.account, m.started_at));
+            .map(|m| schemas::rollup::Dirty::of(&m.account, m.started_at));
         self.mark_dirty(touched, shutdown).await
     }
 
@@ -96,10 +97,10 @@ impl BatchSink {
     /// are stored and before the caller commits, so no change escapes the rollup.
     async fn mark_dirty(
         &self,
-        touched: impl Iterator<Item = crate::rollup::Dirty>,
+        touched: impl Iterator<Item = schemas::rollup::Dirty>,
         shutdown: &Shutdown,
     ) -> Result<(), Interrupted> {
-        let pairs: std::collections::BTreeSet<crate::rollup::Dirty> = touched.collect();
+        let pairs: std::collections::BTreeSet<schemas::rollup::Dirty> = touched.collect();
         let messages: Vec<(String, Vec<u8>)> = pairs
             .iter()
             .map(|d| (d.account.clone(), serde_json::to_vec(d).unwrap_or_default()))
@@ -125,74 +126,62 @@ impl BatchSink {
         .await
     }
 
-    /// The rows `sql` selects, retried like a write.
-    pub async fn fetch<T>(
+    /// Retries `attempt` (see [`retry_until_stopped`]).
+    pub async fn retry<T, E, F, Fut>(
         &self,
-        what: &str,
-        sql: &str,
+        what: &'static str,
         shutdown: &Shutdown,
-    ) -> Result<Vec<T>, Interrupted>
-    where
-        T: clickhouse::RowOwned + clickhouse::RowRead,
-    {
-        self.retry(what, shutdown, || {
-            let query = self.clickhouse.query(sql);
-            async move { query.fetch_all::<T>().await.map_err(|e| e.to_string()) }
-        })
-        .await
-    }
-
-    pub async fn retry<T, F, Fut>(
-        &self,
-        what: &str,
-        shutdown: &Shutdown,
-        mut attempt: F,
+        attempt: F,
     ) -> Result<T, Interrupted>
     where
+        E: Retryable,
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, String>>,
+        Fut: std::future::Future<Output = Result<T, E>>,
     {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match attempt().await {
-                Ok(value) => return Ok(value),
-                Err(error) => {
-                    metrics::counter!("processor_write_retries_total", "write" => what.to_owned())
-                        .increment(1);
-                    tracing::warn!(%error, write = what, retry_in_ms = backoff.as_millis() as u64, "write failed; retrying");
-                    if shutdown.is_triggered() {
-                        return Err(Interrupted { last_error: error });
-                    }
-                    let mut waiter = shutdown.clone();
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = waiter.wait() => return Err(Interrupted { last_error: error }),
-                    }
-                    backoff = (backoff * 2).min(self.max_backoff);
-                }
-            }
-        }
+        retry_until_stopped(what, shutdown, self.max_backoff, attempt).await
     }
 }
 
-pub async fn insert<T>(client: &clickhouse::Client, table: &str, rows: &[T]) -> Result<(), String>
+/// Retries `attempt` until it succeeds or the process stops; a permanent error ends
+/// it too (the batch is not committed, and is processed again).
+pub async fn retry_until_stopped<T, E, F, Fut>(
+    what: &'static str,
+    shutdown: &Shutdown,
+    max_backoff: Duration,
+    attempt: F,
+) -> Result<T, Interrupted>
+where
+    E: Retryable,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let policy = RetryPolicy::forever(what, max_backoff);
+    retry(&policy, Some(shutdown), attempt)
+        .await
+        .map_err(|error| Interrupted {
+            last_error: error.to_string(),
+        })
+}
+
+pub async fn insert<T>(
+    client: &clickhouse::Client,
+    table: &str,
+    rows: &[T],
+) -> Result<(), clickhouse::error::Error>
 where
     T: clickhouse::RowOwned + clickhouse::RowWrite,
 {
-    let mut insert = client.insert::<T>(table).await.map_err(|e| e.to_string())?;
+    let mut insert = client.insert::<T>(table).await?;
     for row in rows {
-        insert.write(row).await.map_err(|e| e.to_string())?;
+        insert.write(row).await?;
     }
-    insert.end().await.map_err(|e| e.to_string())
+    insert.end().await
 }
 
 async fn publish(
     producer: &AckedProducer,
     topic: &str,
     payloads: &[(String, Vec<u8>)],
-) -> Result<(), String> {
-    producer
-        .send_pairs(topic, payloads)
-        .await
-        .map_err(|e| e.to_string())
+) -> Result<(), ProduceError> {
+    producer.send_pairs(topic, payloads).await
 }

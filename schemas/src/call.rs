@@ -147,9 +147,10 @@ impl Change {
 
 /// The `calls` table row. Field order and names must match the DDL; a test in
 /// `tests/` compares them against the live table.
-#[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
 pub struct CallRow {
-    #[serde(with = "clickhouse::serde::uuid")]
+    #[cfg_attr(feature = "clickhouse", serde(with = "clickhouse::serde::uuid"))]
     pub id: Uuid,
     pub version: u64,
     pub account: String,
@@ -158,7 +159,10 @@ pub struct CallRow {
     pub external_id: String,
     pub caller: String,
     pub called: String,
-    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    #[cfg_attr(
+        feature = "clickhouse",
+        serde(with = "clickhouse::serde::chrono::datetime")
+    )]
     pub started_at: DateTime<Utc>,
     pub local_tz: String,
     pub duration_s: Option<u32>,
@@ -176,11 +180,17 @@ pub struct CallRow {
     pub is_duplicate: u8,
     pub cm_call_id: String,
     pub warnings: Vec<String>,
-    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    #[cfg_attr(
+        feature = "clickhouse",
+        serde(with = "clickhouse::serde::chrono::datetime")
+    )]
     pub received_at: DateTime<Utc>,
-    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    #[cfg_attr(
+        feature = "clickhouse",
+        serde(with = "clickhouse::serde::chrono::datetime")
+    )]
     pub processed_at: DateTime<Utc>,
-    #[serde(with = "clickhouse::serde::uuid")]
+    #[cfg_attr(feature = "clickhouse", serde(with = "clickhouse::serde::uuid"))]
     pub raw_id: Uuid,
     pub raw_topic: String,
     pub raw_partition: i32,
@@ -191,7 +201,10 @@ pub struct CallRow {
     pub partner_status: String,
     pub qualified: u8,
     pub repeat_of: String,
-    #[serde(with = "clickhouse::serde::chrono::datetime::option")]
+    #[cfg_attr(
+        feature = "clickhouse",
+        serde(with = "clickhouse::serde::chrono::datetime::option")
+    )]
     pub repeat_of_started_at: Option<DateTime<Utc>>,
     pub match_method: String,
     pub match_start_delta_s: Option<i32>,
@@ -273,13 +286,17 @@ impl From<&CallRecord> for CallRow {
 /// A `calls_by_time` row that retires a call's old position there, written when a
 /// new version moves the call (another start time or account): `calls_by_time` is
 /// sorted by those, so the old version would otherwise stay beside the new one.
-#[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
 pub struct MovedCallRow {
     pub account: String,
-    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    #[cfg_attr(
+        feature = "clickhouse",
+        serde(with = "clickhouse::serde::chrono::datetime")
+    )]
     pub started_at: DateTime<Utc>,
     pub client_id: String,
-    #[serde(with = "clickhouse::serde::uuid")]
+    #[cfg_attr(feature = "clickhouse", serde(with = "clickhouse::serde::uuid"))]
     pub id: Uuid,
     pub version: u64,
     pub deleted: u8,

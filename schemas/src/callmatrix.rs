@@ -37,26 +37,37 @@ pub struct CmCall {
     pub payout: Option<Money>,
 }
 
-#[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
 pub struct ManagedNumberRow {
     pub number: String,
     pub account: String,
     pub campaign: String,
     pub active: u8,
-    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    #[cfg_attr(
+        feature = "clickhouse",
+        serde(with = "clickhouse::serde::chrono::datetime")
+    )]
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
 pub struct CmCallRow {
     pub cm_call_id: String,
     pub caller: String,
     pub called: String,
-    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    #[cfg_attr(
+        feature = "clickhouse",
+        serde(with = "clickhouse::serde::chrono::datetime")
+    )]
     pub started_at: DateTime<Utc>,
     pub duration_s: u32,
     pub payout: Option<i64>,
-    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    #[cfg_attr(
+        feature = "clickhouse",
+        serde(with = "clickhouse::serde::chrono::datetime")
+    )]
     pub received_at: DateTime<Utc>,
 }
 

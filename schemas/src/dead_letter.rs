@@ -49,18 +49,25 @@ pub struct DeadLetter {
 }
 
 /// The `dead_letters` table row (`migrations/0002_dead_letters.sql`).
-#[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
 pub struct DeadLetterRow {
-    #[serde(with = "clickhouse::serde::uuid")]
+    #[cfg_attr(feature = "clickhouse", serde(with = "clickhouse::serde::uuid"))]
     pub raw_id: Uuid,
     pub client_id: String,
     pub source: Source,
     pub stage: String,
     pub reason: String,
     pub errors: Vec<String>,
-    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    #[cfg_attr(
+        feature = "clickhouse",
+        serde(with = "clickhouse::serde::chrono::datetime")
+    )]
     pub received_at: DateTime<Utc>,
-    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    #[cfg_attr(
+        feature = "clickhouse",
+        serde(with = "clickhouse::serde::chrono::datetime")
+    )]
     pub failed_at: DateTime<Utc>,
     pub raw_partition: i32,
     pub raw_offset: i64,

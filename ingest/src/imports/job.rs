@@ -146,7 +146,7 @@ impl Importer {
         mut status: ImportStatus,
         mut rows: mpsc::Receiver<Row>,
     ) -> ImportStatus {
-        let mapping = match processor::mapping::CompiledMapping::compile(&integration) {
+        let mapping = match engine::mapping::CompiledMapping::compile(&integration) {
             Ok(mapping) => mapping,
             Err(error) => {
                 return self
@@ -189,8 +189,7 @@ impl Importer {
                         partition: -1,
                         offset: -1,
                     };
-                    match processor::mapping::map_record(&mapping, &envelope, position, received_at)
-                    {
+                    match engine::mapping::map_record(&mapping, &envelope, position, received_at) {
                         Ok(call) => batch.push((
                             schemas::ids::caller_key(&call.account, call.caller.as_str()),
                             envelope,

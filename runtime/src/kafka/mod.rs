@@ -2,6 +2,7 @@
 //! same code runs against tansu here and Apache Kafka in production.
 
 mod admin;
+mod batch;
 mod consumer;
 mod producer;
 
@@ -12,6 +13,7 @@ use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
 pub use admin::{ensure_topics, AdminError, TopicSpec};
+pub use batch::{commit, next_batch};
 pub use consumer::{
     assigned_consumer, counting_group_consumer, group_consumer, spawn_tail, ConsumerError,
     Rebalances, Watermarks,

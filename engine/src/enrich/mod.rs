@@ -3,20 +3,18 @@
 //! Per record, without state (also run by the preview): the caller's place and zone
 //! (`place`) and base qualification (`qualify`). Per batch, with state: repeat
 //! callers over each caller's whole timeline (`repeat`, `history`) and CallMatrix
-//! duplicates (`duplicates`, and `linker` for CmCalls that arrive after the
-//! partner's record). The status then follows by precedence (`Status::decide`).
+//! duplicates (`duplicates`; the processor's linker applies the same rules to
+//! CmCalls that arrive after the partner's record). The status then follows by precedence (`Status::decide`).
 
 pub mod duplicates;
 pub mod geo;
 pub mod history;
-pub mod linker;
 pub mod repeat;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use runtime::table::CompactedTable;
 use schemas::callmatrix::{ManagedNumber, MatchMethod};
 use schemas::enrichment::{EnrichmentRules, Qualification, Status};
 use schemas::{CallId, CallRecord, ClientId};
@@ -91,10 +89,22 @@ pub fn key_of(call: &CallRecord) -> String {
     schemas::ids::caller_key(&call.account, call.caller.as_str())
 }
 
+/// The numbers CallMatrix manages, by E.164 text: the processor tails them from a
+/// compacted topic; tests use a map.
+pub trait ManagedNumbers: Send + Sync {
+    fn managed(&self, number: &str) -> Option<Arc<ManagedNumber>>;
+}
+
+impl ManagedNumbers for HashMap<String, ManagedNumber> {
+    fn managed(&self, number: &str) -> Option<Arc<ManagedNumber>> {
+        self.get(number).cloned().map(Arc::new)
+    }
+}
+
 /// The batch-level, stateful part.
 pub struct Enricher {
     pub histories: Histories,
-    pub managed: CompactedTable<ManagedNumber>,
+    pub managed: Arc<dyn ManagedNumbers>,
 }
 
 /// A stored call (not in the batch) whose repeat decision changed.
@@ -192,7 +202,7 @@ impl Enricher {
             || call
                 .called
                 .as_ref()
-                .and_then(|n| self.managed.get(n.as_str()))
+                .and_then(|n| self.managed.managed(n.as_str()))
                 .is_some_and(|n| n.active)
     }
 
@@ -228,8 +238,9 @@ pub fn redecided(
     call
 }
 
-#[cfg(test)]
-pub(crate) fn test_call(external: &str, started_at: DateTime<Utc>) -> CallRecord {
+/// A plain call for tests (here and in the processor's).
+#[doc(hidden)]
+pub fn test_call(external: &str, started_at: DateTime<Utc>) -> CallRecord {
     use phonenumber::country::Id;
     use schemas::call::{Change, RawPosition};
     let client = ClientId::parse("arroyo").unwrap_or_else(|_| unreachable!());
@@ -295,7 +306,7 @@ mod tests {
     fn enricher() -> Enricher {
         Enricher {
             histories: Histories::new(1000),
-            managed: CompactedTable::fixed([(
+            managed: Arc::new(HashMap::from([(
                 "+18885550100".to_owned(),
                 ManagedNumber {
                     number: schemas::E164::parse("+18885550100", Id::US).unwrap(),
@@ -303,7 +314,7 @@ mod tests {
                     campaign: String::new(),
                     active: true,
                 },
-            )]),
+            )])),
         }
     }
 

@@ -1,0 +1,204 @@
+//! CallMatrix's own data into ClickHouse, and links made after the fact.
+//!
+//! The `callmatrix` consumer group reads the managed-numbers and CmCall topics,
+//! writes `cm_numbers` and `cm_calls`, and then links partner records on those
+//! numbers that were stored before their CmCall arrived: each gets a new version
+//! (and a `call.updated` event). A periodic sweep re-links records still pending, so
+//! a partner record and its CmCall processed at the same moment by two instances
+//! are linked on the next sweep instead of never.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use engine::enrich::duplicates;
+use engine::enrich::settle_status;
+use rdkafka::message::{Message, OwnedMessage};
+use runtime::kafka::{commit, group_consumer, next_batch, ConsumerError, KafkaConfig};
+use runtime::registry::IntegrationRegistry;
+use runtime::shutdown::Shutdown;
+use schemas::call::Change;
+use schemas::callmatrix::{CmCall, CmCallRow, ManagedNumber, ManagedNumberRow};
+use schemas::CallRecord;
+
+use crate::sink::{insert, BatchSink, Interrupted};
+use crate::store::{Duplicates, Store};
+
+pub const GROUP: &str = "callmatrix";
+
+/// Widest start tolerance a rule may set: CmCalls are read this far around the
+/// partner records being linked.
+const SEARCH_MARGIN_S: i64 = schemas::enrichment::MAX_TOLERANCE_S as i64;
+
+pub struct Linker<S: Store> {
+    pub sink: Arc<BatchSink>,
+    pub store: Arc<S>,
+    pub registry: IntegrationRegistry,
+    pub max_records: usize,
+    pub max_wait: Duration,
+    pub sweep_every: Duration,
+}
+
+impl<S: Store> Linker<S> {
+    pub async fn run(self, kafka: &KafkaConfig, shutdown: Shutdown) -> Result<(), ConsumerError> {
+        let topics = kafka.topics();
+        let consumer = group_consumer(kafka, GROUP, &[&topics.cm_numbers, &topics.cm_calls])?;
+        let mut stop = shutdown.clone();
+        let mut sweep = tokio::time::interval(self.sweep_every);
+        loop {
+            tokio::select! {
+                _ = stop.wait() => break,
+                _ = sweep.tick() => {
+                    if self.relink(&Duplicates::Pending, &shutdown).await.is_err() {
+                        break;
+                    }
+                }
+                batch = next_batch(&consumer, self.max_records, self.max_wait) => {
+                    if self.record(&batch, &topics.cm_calls, &shutdown).await.is_err() {
+                        tracing::warn!("stopping with an unwritten CallMatrix batch; it will be reprocessed");
+                        break;
+                    }
+                    commit(&consumer, &batch);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the batch's numbers and CmCalls, then links what they complete.
+    async fn record(
+        &self,
+        batch: &[OwnedMessage],
+        calls_topic: &str,
+        shutdown: &Shutdown,
+    ) -> Result<(), Interrupted> {
+        let now = Utc::now();
+        let mut numbers = Vec::new();
+        let mut calls = Vec::new();
+        for message in batch {
+            let payload = message.payload();
+            if message.topic() == calls_topic {
+                match payload.map(serde_json::from_slice::<CmCall>) {
+                    Some(Ok(call)) => calls.push(CmCallRow::new(&call, now)),
+                    other => invalid(message, other.and_then(|r| r.err())),
+                }
+            } else {
+                let key = message.key().and_then(|k| std::str::from_utf8(k).ok());
+                match (key, payload.map(serde_json::from_slice::<ManagedNumber>)) {
+                    (Some(_), Some(Ok(number))) => numbers.push(ManagedNumberRow {
+                        number: number.number.to_string(),
+                        account: number.account,
+                        campaign: number.campaign,
+                        active: u8::from(number.active),
+                        updated_at: schemas::call::to_whole_seconds(now),
+                    }),
+                    // A tombstone retires the number.
+                    (Some(key), None) => numbers.push(ManagedNumberRow {
+                        number: key.to_owned(),
+                        account: String::new(),
+                        campaign: String::new(),
+                        active: 0,
+                        updated_at: schemas::call::to_whole_seconds(now),
+                    }),
+                    (_, other) => invalid(message, other.and_then(|r| r.err())),
+                }
+            }
+        }
+        let clickhouse = &self.sink.clickhouse;
+        if !numbers.is_empty() {
+            self.sink
+                .retry("insert cm_numbers", shutdown, || {
+                    insert(clickhouse, "cm_numbers", &numbers)
+                })
+                .await?;
+        }
+        if calls.is_empty() {
+            return Ok(());
+        }
+        self.sink
+            .retry("insert cm_calls", shutdown, || {
+                insert(clickhouse, "cm_calls", &calls)
+            })
+            .await?;
+        metrics::counter!("clickhouse_rows_written_total", "table" => "cm_calls")
+            .increment(calls.len() as u64);
+        let (first, last) = time_span(calls.iter().map(|c| c.started_at.timestamp()));
+        let around = Duplicates::Around {
+            called: calls.iter().map(|c| c.called.as_str().to_owned()).collect(),
+            from: first - SEARCH_MARGIN_S,
+            to: last + SEARCH_MARGIN_S,
+        };
+        self.relink(&around, shutdown).await
+    }
+
+    /// Re-links the stored duplicates `which` names against the CmCalls around them,
+    /// and writes those whose link changed as new versions.
+    async fn relink(&self, which: &Duplicates, shutdown: &Shutdown) -> Result<(), Interrupted> {
+        let max_backoff = self.sink.max_backoff;
+        let partners =
+            crate::store::read("read duplicates to relink", shutdown, max_backoff, || {
+                self.store.duplicates(which)
+            })
+            .await?;
+        if partners.is_empty() {
+            return Ok(());
+        }
+        let called: BTreeSet<String> = partners
+            .iter()
+            .filter_map(|c| c.called.as_ref().map(|n| n.as_str().to_owned()))
+            .collect();
+        let (first, last) = time_span(partners.iter().map(|c| c.started_at.timestamp()));
+        let candidates = crate::store::read("read CmCalls", shutdown, max_backoff, || {
+            self.store
+                .cm_calls(&called, first - SEARCH_MARGIN_S, last + SEARCH_MARGIN_S)
+        })
+        .await?;
+        let processed_at = schemas::call::to_whole_seconds(Utc::now());
+        let updates: Vec<CallRecord> = partners
+            .into_iter()
+            .filter_map(|mut call| {
+                let rule = self
+                    .registry
+                    .get(&call.client_id)
+                    .map(|i| i.enrichment.duplicates.clone())
+                    .unwrap_or_default();
+                let found = duplicates::link(&call, &candidates, &rule);
+                let unchanged = call.match_method == Some(found.method)
+                    && call.cm_call_id == found.cm_call_id
+                    && call.match_start_delta_s == found.start_delta_s;
+                if unchanged {
+                    return None;
+                }
+                duplicates::apply(&mut call, found);
+                settle_status(&mut call);
+                call.version += 1;
+                call.processed_at = processed_at;
+                call.event = Change::Updated;
+                Some(call)
+            })
+            .collect();
+        if !updates.is_empty() {
+            tracing::info!(
+                linked = updates.len(),
+                "partner records linked to CallMatrix calls"
+            );
+            metrics::counter!("processor_cm_links_total", "when" => "after")
+                .increment(updates.len() as u64);
+            self.sink.write(&updates, &[], shutdown).await?;
+        }
+        Ok(())
+    }
+}
+
+fn time_span(seconds: impl Iterator<Item = i64>) -> (i64, i64) {
+    seconds.fold((i64::MAX, i64::MIN), |(lo, hi), s| (lo.min(s), hi.max(s)))
+}
+
+fn invalid(message: &OwnedMessage, error: Option<serde_json::Error>) {
+    let error = error
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| "no key or no payload".into());
+    tracing::error!(topic = message.topic(), partition = message.partition(), offset = message.offset(), %error, "invalid CallMatrix message; skipped");
+    metrics::counter!("processor_cm_invalid_total").increment(1);
+}

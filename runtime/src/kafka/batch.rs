@@ -1,0 +1,74 @@
+//! The batch consumer: at-least-once, as the rust-rdkafka examples do it. A batch is
+//! read (`next_batch`), its effects made durable by the caller, and only then its
+//! offsets committed (`commit`). Every worker of the processor (pipeline, dead
+//! letters, rollup, linker) is this loop around its own step.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::time::Instant;
+
+/// Waits for a first record, then gathers more until the batch is full or
+/// `max_wait` has passed since the first.
+pub async fn next_batch<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    max_records: usize,
+    max_wait: Duration,
+) -> Vec<OwnedMessage> {
+    let mut batch = Vec::new();
+    let mut deadline = None;
+    while batch.len() < max_records {
+        let received = match deadline {
+            None => consumer.recv().await,
+            Some(deadline) => match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(received) => received,
+                Err(_) => break,
+            },
+        };
+        match received {
+            Ok(message) => {
+                batch.push(message.detach());
+                deadline.get_or_insert_with(|| Instant::now() + max_wait);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "consumer error");
+                metrics::counter!("kafka_consume_errors_total", "reader" => "group").increment(1);
+                if batch.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                } else {
+                    break;
+                }
+            }
+        }
+    }
+    batch
+}
+
+/// Commits the offset after the last record of each partition in `batch`.
+pub fn commit<C: ConsumerContext + 'static>(consumer: &StreamConsumer<C>, batch: &[OwnedMessage]) {
+    let mut next: HashMap<(&str, i32), i64> = HashMap::new();
+    for message in batch {
+        let entry = next
+            .entry((message.topic(), message.partition()))
+            .or_insert(0);
+        *entry = (*entry).max(message.offset() + 1);
+    }
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        if let Err(error) = list.add_partition_offset(topic, partition, Offset::Offset(offset)) {
+            tracing::error!(%error, topic, partition, "building the commit list");
+        }
+    }
+    match consumer.commit(&list, CommitMode::Sync) {
+        Ok(()) => metrics::counter!("kafka_commits_total").increment(1),
+        Err(error) => {
+            // Usually a rebalance took the partitions away: the new owner replays
+            // from the last commit, and the idempotent writes make that harmless.
+            tracing::warn!(%error, "commit failed; records will be reprocessed by the partition's next owner");
+            metrics::counter!("kafka_commit_errors_total").increment(1);
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! Metric names placeholder.
+pub const RETRIES_TOTAL: &str = "retries_total";
