@@ -15,6 +15,10 @@ use schemas::{Integration, RawEnvelope, Source};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use runtime::retry::{retry, RetryError, RetryPolicy, Retryable};
+
 use super::budget::Budgets;
 use crate::outbound::{read_capped, Outbound, OutboundRequest};
 use crate::webhook::content_key;
@@ -253,9 +257,51 @@ fn same_origin(configured: &str, next: &str, secret_names: &[String]) -> Result<
     }
 }
 
-/// One request, within the budget, retried on 429 (after `Retry-After`), 5xx and
-/// network errors with exponential backoff and jitter; other 4xx, and requests the
-/// outbound guard refuses, end the run.
+/// Why one poll request failed, and so whether it is tried again: 429s (after
+/// their `Retry-After`), 5xx and network errors are; other 4xx, refusals of the
+/// outbound guard and answers that are not JSON are not.
+#[derive(Debug, thiserror::Error)]
+enum RequestError {
+    #[error("{url} answered 429 (rate limited)")]
+    RateLimited { url: String, wait: Option<Duration> },
+    #[error("{url} answered 429 with Retry-After {seconds}s; giving up this run")]
+    RetryAfterTooLong { url: String, seconds: u64 },
+    #[error("{url} answered {status}")]
+    Server {
+        url: String,
+        status: reqwest::StatusCode,
+    },
+    #[error("{url} answered {status}; not retried (check the poll configuration)")]
+    Client {
+        url: String,
+        status: reqwest::StatusCode,
+    },
+    #[error(transparent)]
+    Outbound(#[from] crate::outbound::OutboundError),
+    #[error("{url} did not answer JSON: {message}")]
+    NotJson { url: String, message: String },
+}
+
+impl Retryable for RequestError {
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::RateLimited { .. } | Self::Server { .. } => true,
+            Self::Outbound(error) => error.is_transient(),
+            Self::RetryAfterTooLong { .. } | Self::Client { .. } | Self::NotJson { .. } => false,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { wait, .. } => *wait,
+            _ => None,
+        }
+    }
+}
+
+/// One request, within the budget, retried (`runtime::retry`: backoff with jitter,
+/// or a 429's `Retry-After`) while its error is transient, at most
+/// `poll.max_attempts` times.
 async fn request(
     ctx: &RunContext<'_>,
     poll: &PollConfig,
@@ -264,94 +310,102 @@ async fn request(
     query: &[(String, String)],
     report: &mut RunReport,
 ) -> Result<Value, String> {
-    let mut backoff = Duration::from_millis(500);
-    let mut last_error = String::new();
     let mut full_url = url::Url::parse(url)
         .map_err(|e| format!("{}: not a URL: {e}", redact_url(url, &poll.secret_names)))?;
     if !query.is_empty() {
         full_url.query_pairs_mut().extend_pairs(query);
     }
     // Errors and logs name the URL without its secrets.
-    let url = redact_url(full_url.as_str(), &poll.secret_names);
-    for attempt in 1..=poll.max_attempts {
-        if let Some(budget) = &poll.budget {
-            ctx.budgets.acquire(owner, budget).await;
+    let shown = redact_url(full_url.as_str(), &poll.secret_names);
+    let requests = AtomicU64::new(0);
+    let policy = RetryPolicy {
+        what: "poll request",
+        first_backoff: Duration::from_millis(500),
+        max_backoff: Duration::from_secs(30),
+        max_attempts: Some(poll.max_attempts),
+    };
+    let result = retry(&policy, None, || {
+        requests.fetch_add(1, Ordering::Relaxed);
+        attempt(ctx, poll, owner, full_url.clone(), &shown)
+    })
+    .await;
+    report.requests += requests.load(Ordering::Relaxed);
+    result.map_err(|error| match error {
+        RetryError::Exhausted { attempts, last, .. } => {
+            format!("gave up after {attempts} attempts: {last}")
         }
-        report.requests += 1;
-        let method = if poll.method == "POST" {
-            reqwest::Method::POST
-        } else {
-            reqwest::Method::GET
-        };
-        let sent = ctx
-            .outbound
-            .send(OutboundRequest {
-                method,
-                url: full_url.clone(),
-                headers: headers(poll),
-                timeout: Duration::from_secs(poll.timeout_s),
-                secret_names: &poll.secret_names,
-            })
-            .await;
-        let wait = match sent {
-            Ok(response) if response.status().is_success() => {
-                pause_if_exhausted(ctx, poll, owner, response.headers());
-                let bytes = read_capped(response, ctx.max_page_bytes, &url)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                return serde_json::from_slice(&bytes)
-                    .map_err(|e| format!("{url} did not answer JSON: {e}"));
-            }
-            Ok(response) if response.status().as_u16() == 429 => {
-                let wait = retry_after(response.headers()).unwrap_or(backoff);
-                if wait > MAX_RETRY_AFTER {
-                    return Err(format!(
-                        "{url} answered 429 with Retry-After {}s; giving up this run",
-                        wait.as_secs()
-                    ));
-                }
-                if let Some(budget) = &poll.budget {
-                    ctx.budgets.pause(owner, &budget.account, wait);
-                }
-                last_error = format!("{url} answered 429 (rate limited)");
-                metrics::counter!("ingest_poll_requests_total", "outcome" => "rate_limited")
-                    .increment(1);
-                wait
-            }
-            Ok(response) if response.status().is_server_error() => {
-                last_error = format!("{url} answered {}", response.status());
-                metrics::counter!("ingest_poll_requests_total", "outcome" => "server_error")
-                    .increment(1);
-                jitter(backoff)
-            }
-            Ok(response) => {
-                metrics::counter!("ingest_poll_requests_total", "outcome" => "client_error")
-                    .increment(1);
-                return Err(format!(
-                    "{url} answered {}; not retried (check the poll configuration)",
-                    response.status()
-                ));
-            }
-            Err(error) if error.is_transient() => {
-                last_error = error.to_string();
-                metrics::counter!("ingest_poll_requests_total", "outcome" => "network_error")
-                    .increment(1);
-                jitter(backoff)
-            }
-            Err(error) => {
-                metrics::counter!("ingest_poll_requests_total", "outcome" => "refused")
-                    .increment(1);
-                return Err(error.to_string());
-            }
-        };
-        tracing::info!(attempt, wait_ms = wait.as_millis() as u64, error = %last_error, "poll request failed; retrying");
-        tokio::time::sleep(wait).await;
-        backoff = (backoff * 2).min(Duration::from_secs(30));
+        other => other.into_last().to_string(),
+    })
+}
+
+/// One attempt of a poll request.
+async fn attempt(
+    ctx: &RunContext<'_>,
+    poll: &PollConfig,
+    owner: &str,
+    url: url::Url,
+    shown: &str,
+) -> Result<Value, RequestError> {
+    if let Some(budget) = &poll.budget {
+        ctx.budgets.acquire(owner, budget).await;
     }
-    Err(format!(
-        "gave up after {} attempts: {last_error}",
-        poll.max_attempts
-    ))
+    let method = if poll.method == "POST" {
+        reqwest::Method::POST
+    } else {
+        reqwest::Method::GET
+    };
+    let sent = ctx
+        .outbound
+        .send(OutboundRequest {
+            method,
+            url,
+            headers: headers(poll),
+            timeout: Duration::from_secs(poll.timeout_s),
+            secret_names: &poll.secret_names,
+        })
+        .await;
+    let response = match sent {
+        Ok(response) => response,
+        Err(error) => {
+            let outcome = if error.is_transient() {
+                "network_error"
+            } else {
+                "refused"
+            };
+            metrics::counter!("ingest_poll_requests_total", "outcome" => outcome).increment(1);
+            return Err(error.into());
+        }
+    };
+    let url = shown.to_owned();
+    let status = response.status();
+    if status.is_success() {
+        pause_if_exhausted(ctx, poll, owner, response.headers());
+        let bytes = read_capped(response, ctx.max_page_bytes, shown).await?;
+        return serde_json::from_slice(&bytes).map_err(|e| RequestError::NotJson {
+            url,
+            message: e.to_string(),
+        });
+    }
+    if status.as_u16() == 429 {
+        metrics::counter!("ingest_poll_requests_total", "outcome" => "rate_limited").increment(1);
+        let wait = retry_after(response.headers());
+        if let Some(wait) = wait.filter(|w| *w > MAX_RETRY_AFTER) {
+            return Err(RequestError::RetryAfterTooLong {
+                url,
+                seconds: wait.as_secs(),
+            });
+        }
+        if let (Some(budget), Some(wait)) = (&poll.budget, wait) {
+            ctx.budgets.pause(owner, &budget.account, wait);
+        }
+        return Err(RequestError::RateLimited { url, wait });
+    }
+    if status.is_server_error() {
+        metrics::counter!("ingest_poll_requests_total", "outcome" => "server_error").increment(1);
+        return Err(RequestError::Server { url, status });
+    }
+    metrics::counter!("ingest_poll_requests_total", "outcome" => "client_error").increment(1);
+    Err(RequestError::Client { url, status })
 }
 
 /// The request's headers, credentials included (the guard drops the secret ones on
@@ -414,15 +468,6 @@ fn pause_if_exhausted(ctx: &RunContext<'_>, poll: &PollConfig, owner: &str, head
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     value.parse::<u64>().ok().map(Duration::from_secs)
-}
-
-/// 50 % to 150 % of `wait`, so instances retrying together spread out.
-fn jitter(wait: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    wait.mul_f64(0.5 + f64::from(nanos % 1000) / 1000.0)
 }
 
 async fn send(
@@ -554,16 +599,5 @@ mod tests {
         let error =
             same_origin(configured, "https://evil.example/?api_key=s3cr3t", &[]).unwrap_err();
         assert!(!error.contains("s3cr3t"), "{error}");
-    }
-
-    #[test]
-    fn jitter_stays_within_half_and_one_and_a_half() {
-        for _ in 0..100 {
-            let j = jitter(Duration::from_secs(2));
-            assert!(
-                j >= Duration::from_secs(1) && j <= Duration::from_secs(3),
-                "{j:?}"
-            );
-        }
     }
 }
