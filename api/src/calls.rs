@@ -207,7 +207,7 @@ pub async fn export(
                     b"# export interrupted: ClickHouse failed; the file is incomplete, export again\r\n",
                 );
             }
-            metrics::counter!("api_export_rows_total").increment(rows as u64);
+            metrics::counter!(crate::metric_names::API_EXPORT_ROWS_TOTAL).increment(rows as u64);
             let last = rows < EXPORT_CHUNK || failure.is_some();
             if (!bytes.is_empty() && sender.send(Bytes::from(bytes)).await.is_err()) || last {
                 return;

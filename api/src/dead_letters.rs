@@ -71,7 +71,7 @@ pub async fn list(
             };
             if !mine {
                 tracing::error!(client_id = %row.client_id, "a dead letter of another account reached the answer; left out");
-                metrics::counter!("api_rows_withheld_total", "table" => "dead_letters").increment(1);
+                metrics::counter!(crate::metric_names::API_ROWS_WITHHELD_TOTAL, "table" => "dead_letters").increment(1);
             }
             mine
         })

@@ -135,7 +135,7 @@ impl EventHub {
             if let Some(event) = render(&positions.encode(), message.payload()) {
                 // No subscribers is fine: nobody is watching.
                 let _ = sender.send(Arc::new(event));
-                metrics::counter!("api_sse_events_total").increment(1);
+                metrics::counter!(crate::metric_names::API_SSE_EVENTS_TOTAL).increment(1);
             }
         });
         Ok(hub)
@@ -183,7 +183,7 @@ impl EventHub {
                 }
             }
         };
-        metrics::gauge!("api_sse_clients").increment(1.0);
+        metrics::gauge!(crate::metric_names::API_SSE_CLIENTS).increment(1.0);
         let mut ticks = tokio::time::interval(self.heartbeat);
         ticks.reset();
         let client = SseClient {
@@ -255,7 +255,7 @@ impl EventHub {
         for m in &marks {
             positions.0.entry(m.partition).or_insert(m.low);
         }
-        metrics::counter!("api_sse_resumes_total").increment(1);
+        metrics::counter!(crate::metric_names::API_SSE_RESUMES_TOTAL).increment(1);
         tokio::spawn(async move {
             loop {
                 let message = tokio::select! {
@@ -343,7 +343,8 @@ impl SseClient {
                 Next::Event(_) => continue,
                 Next::Behind(missed) => {
                     self.ended = true;
-                    metrics::counter!("api_sse_dropped_clients_total").increment(1);
+                    metrics::counter!(crate::metric_names::API_SSE_DROPPED_CLIENTS_TOTAL)
+                        .increment(1);
                     let resume = self
                         .last_id
                         .as_deref()
@@ -382,7 +383,7 @@ struct ClientGauge;
 
 impl Drop for ClientGauge {
     fn drop(&mut self) {
-        metrics::gauge!("api_sse_clients").decrement(1.0);
+        metrics::gauge!(crate::metric_names::API_SSE_CLIENTS).decrement(1.0);
     }
 }
 

@@ -59,7 +59,8 @@ impl CallFilter {
             .is_none_or(|mine| mine == account);
         if !allowed {
             tracing::error!("a call of another account reached a page; left out");
-            metrics::counter!("api_rows_withheld_total", "table" => "calls").increment(1);
+            metrics::counter!(crate::metric_names::API_ROWS_WITHHELD_TOTAL, "table" => "calls")
+                .increment(1);
         }
         allowed
     }

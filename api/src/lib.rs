@@ -10,6 +10,7 @@ mod dead_letters;
 mod events;
 mod filter;
 mod integrations;
+pub mod metric_names;
 mod preview;
 mod query;
 mod recent;

@@ -139,7 +139,7 @@ pub async fn preview(
             }
         })
         .collect();
-    metrics::counter!("api_previews_total").increment(1);
+    metrics::counter!(crate::metric_names::API_PREVIEWS_TOTAL).increment(1);
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({

@@ -132,7 +132,7 @@ async fn route(state: Api, request: Request<Incoming>) -> Response<Body> {
         match state.tokens.scope(request.headers(), raw_query.as_deref()) {
             Ok(scope) => scope,
             Err(problem) => {
-                metrics::counter!("api_requests_total", "status" => problem.status.as_u16().to_string()).increment(1);
+                metrics::counter!(crate::metric_names::API_REQUESTS_TOTAL, "status" => problem.status.as_u16().to_string()).increment(1);
                 return problem.into_response();
             }
         }
@@ -147,7 +147,7 @@ async fn route(state: Api, request: Request<Incoming>) -> Response<Body> {
             .iter()
             .try_for_each(|client| scope.check_client(&state.registry, client))
         {
-            metrics::counter!("api_requests_total", "status" => problem.status.as_u16().to_string()).increment(1);
+            metrics::counter!(crate::metric_names::API_REQUESTS_TOTAL, "status" => problem.status.as_u16().to_string()).increment(1);
             return problem.into_response();
         }
     }
@@ -223,7 +223,7 @@ async fn route(state: Api, request: Request<Incoming>) -> Response<Body> {
         )),
     };
     let response = result.unwrap_or_else(Problem::into_response);
-    metrics::counter!("api_requests_total", "status" => response.status().as_u16().to_string())
+    metrics::counter!(crate::metric_names::API_REQUESTS_TOTAL, "status" => response.status().as_u16().to_string())
         .increment(1);
     response
 }

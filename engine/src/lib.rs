@@ -15,3 +15,4 @@
 pub mod batch;
 pub mod enrich;
 pub mod mapping;
+pub mod metric_names;

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod imports;
+pub mod metric_names;
 pub mod outbound;
 pub mod poll;
 mod server;

@@ -38,7 +38,7 @@ pub async fn record(
                 Ok(letter) => Some(letter),
                 Err(error) => {
                     tracing::error!(%error, partition = m.partition(), offset = m.offset(), "unreadable dead letter skipped");
-                    metrics::counter!("deadletter_unreadable_total").increment(1);
+                    metrics::counter!(crate::metric_names::DEADLETTER_UNREADABLE_TOTAL).increment(1);
                     None
                 }
             })
@@ -63,7 +63,7 @@ pub async fn record(
             if written.is_err() {
                 break;
             }
-            metrics::counter!("clickhouse_rows_written_total", "table" => "dead_letters")
+            metrics::counter!(crate::metric_names::CLICKHOUSE_ROWS_WRITTEN_TOTAL, "table" => "dead_letters")
                 .increment(rows.len() as u64);
             let events = error_events(&letters, registry);
             // Best effort: the dead letters are stored; a lost announcement is not.

@@ -15,6 +15,7 @@ pub mod config;
 mod dead_letters;
 mod error;
 mod linker;
+pub mod metric_names;
 mod ops;
 mod pipeline;
 mod rollup;

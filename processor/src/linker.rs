@@ -121,7 +121,7 @@ impl<S: Store> Linker<S> {
                 insert(clickhouse, "cm_calls", &calls)
             })
             .await?;
-        metrics::counter!("clickhouse_rows_written_total", "table" => "cm_calls")
+        metrics::counter!(crate::metric_names::CLICKHOUSE_ROWS_WRITTEN_TOTAL, "table" => "cm_calls")
             .increment(calls.len() as u64);
         let (first, last) = time_span(calls.iter().map(|c| c.started_at.timestamp()));
         let around = Duplicates::Around {
@@ -183,7 +183,7 @@ impl<S: Store> Linker<S> {
                 linked = updates.len(),
                 "partner records linked to CallMatrix calls"
             );
-            metrics::counter!("processor_cm_links_total", "when" => "after")
+            metrics::counter!(crate::metric_names::PROCESSOR_CM_LINKS_TOTAL, "when" => "after")
                 .increment(updates.len() as u64);
             self.sink.write(&updates, &[], shutdown).await?;
         }
@@ -200,5 +200,5 @@ fn invalid(message: &OwnedMessage, error: Option<serde_json::Error>) {
         .map(|e| e.to_string())
         .unwrap_or_else(|| "no key or no payload".into());
     tracing::error!(topic = message.topic(), partition = message.partition(), offset = message.offset(), %error, "invalid CallMatrix message; skipped");
-    metrics::counter!("processor_cm_invalid_total").increment(1);
+    metrics::counter!(crate::metric_names::PROCESSOR_CM_INVALID_TOTAL).increment(1);
 }

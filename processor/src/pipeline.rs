@@ -77,12 +77,13 @@ impl<S: Store> Pipeline<S> {
                 break;
             }
             commit(&consumer, &batch);
-            metrics::histogram!("processor_batch_seconds").record(started.elapsed().as_secs_f64());
-            metrics::counter!("processor_records_total", "outcome" => "call")
+            metrics::histogram!(crate::metric_names::PROCESSOR_BATCH_SECONDS)
+                .record(started.elapsed().as_secs_f64());
+            metrics::counter!(crate::metric_names::PROCESSOR_RECORDS_TOTAL, "outcome" => "call")
                 .increment(processed.calls.len() as u64);
-            metrics::counter!("processor_records_total", "outcome" => "dead_letter")
+            metrics::counter!(crate::metric_names::PROCESSOR_RECORDS_TOTAL, "outcome" => "dead_letter")
                 .increment(processed.dead_letters.len() as u64);
-            metrics::counter!("processor_records_total", "outcome" => "forwarded")
+            metrics::counter!(crate::metric_names::PROCESSOR_RECORDS_TOTAL, "outcome" => "forwarded")
                 .increment(processed.forwards.len() as u64);
         }
         Ok(())
@@ -231,7 +232,8 @@ impl<S: Store> Pipeline<S> {
                 .as_ref()
                 .is_none_or(|i| i.version < envelope.integration_version)
             {
-                metrics::counter!("processor_integration_wait_timeouts_total").increment(1);
+                metrics::counter!(crate::metric_names::PROCESSOR_INTEGRATION_WAIT_TIMEOUTS_TOTAL)
+                    .increment(1);
                 gave_up.insert(client.clone());
             }
             found

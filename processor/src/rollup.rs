@@ -60,7 +60,8 @@ pub async fn run(
         if failed {
             break;
         }
-        metrics::counter!("processor_rollup_hours_total").increment(pairs.len() as u64);
+        metrics::counter!(crate::metric_names::PROCESSOR_ROLLUP_HOURS_TOTAL)
+            .increment(pairs.len() as u64);
         commit(&consumer, &batch);
     }
     Ok(())

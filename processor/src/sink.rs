@@ -37,7 +37,7 @@ impl BatchSink {
                 insert(&self.clickhouse, "calls", &rows)
             })
             .await?;
-            metrics::counter!("clickhouse_rows_written_total", "table" => "calls")
+            metrics::counter!(crate::metric_names::CLICKHOUSE_ROWS_WRITTEN_TOTAL, "table" => "calls")
                 .increment(rows.len() as u64);
             let touched = calls
                 .iter()

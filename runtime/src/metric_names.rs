@@ -1,2 +1,23 @@
-//! Metric names placeholder.
+//! Every metric `runtime` emits, by name, with its labels: one place to see them
+//! (after PostHog's `metrics_const.rs`). docs/ lists each one; a test checks it.
+
+/// counter; labels: none.
+pub const KAFKA_COMMIT_ERRORS_TOTAL: &str = "kafka_commit_errors_total";
+/// counter; labels: none.
+pub const KAFKA_COMMITS_TOTAL: &str = "kafka_commits_total";
+/// counter; labels: `reader`.
+pub const KAFKA_CONSUME_ERRORS_TOTAL: &str = "kafka_consume_errors_total";
+/// histogram; labels: none.
+pub const KAFKA_PRODUCE_BATCH_SECONDS: &str = "kafka_produce_batch_seconds";
+/// counter; labels: none.
+pub const KAFKA_PRODUCE_ERRORS_TOTAL: &str = "kafka_produce_errors_total";
+/// counter; labels: none.
+pub const KAFKA_PRODUCED_TOTAL: &str = "kafka_produced_total";
+/// counter; labels: none.
+pub const KAFKA_PRODUCER_RESETS_TOTAL: &str = "kafka_producer_resets_total";
+/// counter; labels: `what`.
 pub const RETRIES_TOTAL: &str = "retries_total";
+/// gauge; labels: `table`.
+pub const TABLE_ENTRIES: &str = "table_entries";
+/// counter; labels: `table`.
+pub const TABLE_INVALID_TOTAL: &str = "table_invalid_total";

@@ -142,7 +142,7 @@ fn apply<V>(
 ) {
     let Some(key) = key.and_then(|k| std::str::from_utf8(k).ok()) else {
         tracing::warn!(table = name, "message without a text key; ignored");
-        metrics::counter!("table_invalid_total", "table" => name).increment(1);
+        metrics::counter!(crate::metric_names::TABLE_INVALID_TOTAL, "table" => name).increment(1);
         return;
     };
     let update = match payload.map(|bytes| decode(key, bytes)) {
@@ -150,7 +150,8 @@ fn apply<V>(
         Some(Ok(value)) => Some(value),
         Some(Err(error)) => {
             tracing::error!(table = name, key, %error, "invalid entry; previous value kept");
-            metrics::counter!("table_invalid_total", "table" => name).increment(1);
+            metrics::counter!(crate::metric_names::TABLE_INVALID_TOTAL, "table" => name)
+                .increment(1);
             return;
         }
     };
@@ -170,7 +171,7 @@ fn apply<V>(
         }
     };
     *guard = Arc::new(next);
-    metrics::gauge!("table_entries", "table" => name).set(guard.len() as f64);
+    metrics::gauge!(crate::metric_names::TABLE_ENTRIES, "table" => name).set(guard.len() as f64);
 }
 
 #[cfg(test)]

@@ -157,7 +157,7 @@ pub async fn aggregates(
         .fetch_all()
         .await
         .map_err(crate::calls::storage_error)?;
-    metrics::histogram!("api_aggregate_seconds", "table" => table.name())
+    metrics::histogram!(crate::metric_names::API_AGGREGATE_SECONDS, "table" => table.name())
         .record(started.elapsed().as_secs_f64());
     if rows.len() > MAX_ROWS {
         return Err(bad_parameter(

@@ -32,7 +32,7 @@ impl Histories {
         if count != self.rebalances_seen {
             self.cache.invalidate_all();
             self.rebalances_seen = count;
-            metrics::counter!("processor_history_resets_total").increment(1);
+            metrics::counter!(crate::metric_names::PROCESSOR_HISTORY_RESETS_TOTAL).increment(1);
         }
     }
 
@@ -40,8 +40,7 @@ impl Histories {
     /// (`Arc::make_mut` without a copy) and `put` it back.
     pub fn take(&self, key: &str) -> Option<History> {
         let found = self.cache.remove(key);
-        metrics::counter!(
-            "processor_history_lookups_total",
+        metrics::counter!(crate::metric_names::PROCESSOR_HISTORY_LOOKUPS_TOTAL,
             "result" => if found.is_some() { "hit" } else { "miss" }
         )
         .increment(1);

@@ -268,7 +268,7 @@ impl Importer {
                 .collect();
             self.send(&self.topics.raw, &encoded).await?;
             status.accepted += batch.len() as u64;
-            metrics::counter!("ingest_records_total", "outcome" => "imported")
+            metrics::counter!(crate::metric_names::INGEST_RECORDS_TOTAL, "outcome" => "imported")
                 .increment(batch.len() as u64);
             batch.clear();
         }
@@ -349,7 +349,8 @@ impl Importer {
 
 fn reject(status: &mut ImportStatus, row: u64, reason: String, errors: Vec<String>) {
     status.rejected += 1;
-    metrics::counter!("ingest_records_total", "outcome" => "import_rejected").increment(1);
+    metrics::counter!(crate::metric_names::INGEST_RECORDS_TOTAL, "outcome" => "import_rejected")
+        .increment(1);
     if status.rejected_rows.len() < LISTED_REJECTIONS {
         status.rejected_rows.push(RejectedRow {
             row,

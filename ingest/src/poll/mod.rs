@@ -247,8 +247,9 @@ impl Poller {
             },
             Err((error, report)) => (report, Some(error)),
         };
-        metrics::histogram!("ingest_poll_run_seconds").record(started.elapsed().as_secs_f64());
-        metrics::counter!("ingest_poll_runs_total", "outcome" => if error.is_some() { "failed" } else { "ok" })
+        metrics::histogram!(crate::metric_names::INGEST_POLL_RUN_SECONDS)
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!(crate::metric_names::INGEST_POLL_RUNS_TOTAL, "outcome" => if error.is_some() { "failed" } else { "ok" })
             .increment(1);
         if let Some(error) = &error {
             tracing::warn!(client_id = %integration.client_id, %error, records = report.records, "poll run gave up");

@@ -372,7 +372,7 @@ async fn attempt(
             } else {
                 "refused"
             };
-            metrics::counter!("ingest_poll_requests_total", "outcome" => outcome).increment(1);
+            metrics::counter!(crate::metric_names::INGEST_POLL_REQUESTS_TOTAL, "outcome" => outcome).increment(1);
             return Err(error.into());
         }
     };
@@ -387,7 +387,7 @@ async fn attempt(
         });
     }
     if status.as_u16() == 429 {
-        metrics::counter!("ingest_poll_requests_total", "outcome" => "rate_limited").increment(1);
+        metrics::counter!(crate::metric_names::INGEST_POLL_REQUESTS_TOTAL, "outcome" => "rate_limited").increment(1);
         let wait = retry_after(response.headers());
         if let Some(wait) = wait.filter(|w| *w > MAX_RETRY_AFTER) {
             return Err(RequestError::RetryAfterTooLong {
@@ -401,10 +401,11 @@ async fn attempt(
         return Err(RequestError::RateLimited { url, wait });
     }
     if status.is_server_error() {
-        metrics::counter!("ingest_poll_requests_total", "outcome" => "server_error").increment(1);
+        metrics::counter!(crate::metric_names::INGEST_POLL_REQUESTS_TOTAL, "outcome" => "server_error").increment(1);
         return Err(RequestError::Server { url, status });
     }
-    metrics::counter!("ingest_poll_requests_total", "outcome" => "client_error").increment(1);
+    metrics::counter!(crate::metric_names::INGEST_POLL_REQUESTS_TOTAL, "outcome" => "client_error")
+        .increment(1);
     Err(RequestError::Client { url, status })
 }
 
@@ -505,7 +506,7 @@ async fn send(
         .send_pairs(ctx.raw_topic, &encoded)
         .await
         .map_err(|e| format!("Kafka did not acknowledge a page: {e}"))?;
-    metrics::counter!("ingest_records_total", "outcome" => "polled")
+    metrics::counter!(crate::metric_names::INGEST_RECORDS_TOTAL, "outcome" => "polled")
         .increment(envelopes.len() as u64);
     Ok(())
 }

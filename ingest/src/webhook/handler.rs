@@ -90,8 +90,10 @@ pub async fn handle(
         Err(problem) => problem.into_response(),
     };
     let status = response.status().as_u16().to_string();
-    metrics::counter!("ingest_webhook_requests_total", "status" => status).increment(1);
-    metrics::histogram!("ingest_webhook_seconds").record(started.elapsed().as_secs_f64());
+    metrics::counter!(crate::metric_names::INGEST_WEBHOOK_REQUESTS_TOTAL, "status" => status)
+        .increment(1);
+    metrics::histogram!(crate::metric_names::INGEST_WEBHOOK_SECONDS)
+        .record(started.elapsed().as_secs_f64());
     response
 }
 
@@ -114,7 +116,7 @@ async fn accept(
             .map_err(unauthorized)?;
     }
     if let Err(wait) = state.rate_limits.check(&integration) {
-        metrics::counter!("ingest_rate_limited_total").increment(1);
+        metrics::counter!(crate::metric_names::INGEST_RATE_LIMITED_TOTAL).increment(1);
         return Err(Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
@@ -133,7 +135,7 @@ async fn accept(
         .and_then(|d| state.deliveries.get(d).map(|seen| (seen, d)))
     {
         if seen.body_sha256 != body_sha256 {
-            metrics::counter!("ingest_idempotency_conflicts_total").increment(1);
+            metrics::counter!(crate::metric_names::INGEST_IDEMPOTENCY_CONFLICTS_TOTAL).increment(1);
             return Err(Problem::new(
                 StatusCode::CONFLICT,
                 "idempotency_conflict",
@@ -145,7 +147,7 @@ async fn accept(
         }
         // A retry of a delivery this instance already acknowledged: the same answer,
         // as 200, and nothing sent again.
-        metrics::counter!("ingest_redeliveries_total").increment(1);
+        metrics::counter!(crate::metric_names::INGEST_REDELIVERIES_TOTAL).increment(1);
         return Ok(Response::builder()
             .status(StatusCode::OK)
             .header(CONTENT_TYPE, "application/json")
@@ -206,9 +208,9 @@ async fn accept(
             .collect();
         send(state, &state.topics.dead_letter, &letters).await?;
     }
-    metrics::counter!("ingest_records_total", "outcome" => "accepted")
+    metrics::counter!(crate::metric_names::INGEST_RECORDS_TOTAL, "outcome" => "accepted")
         .increment(envelopes.len() as u64);
-    metrics::counter!("ingest_records_total", "outcome" => "rejected")
+    metrics::counter!(crate::metric_names::INGEST_RECORDS_TOTAL, "outcome" => "rejected")
         .increment(parsed.rejected.len() as u64);
     tracing::info!(
         accepted = envelopes.len(),
@@ -241,7 +243,8 @@ async fn accept(
 }
 
 fn unauthorized(error: auth::AuthError) -> Problem {
-    metrics::counter!("ingest_unauthorized_total", "reason" => error.code()).increment(1);
+    metrics::counter!(crate::metric_names::INGEST_UNAUTHORIZED_TOTAL, "reason" => error.code())
+        .increment(1);
     tracing::info!(reason = error.code(), "webhook refused: not authenticated");
     Problem::new(StatusCode::UNAUTHORIZED, error.code(), error.to_string())
 }

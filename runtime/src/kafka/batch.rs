@@ -35,7 +35,7 @@ pub async fn next_batch<C: ConsumerContext + 'static>(
             }
             Err(error) => {
                 tracing::warn!(%error, "consumer error");
-                metrics::counter!("kafka_consume_errors_total", "reader" => "group").increment(1);
+                metrics::counter!(crate::metric_names::KAFKA_CONSUME_ERRORS_TOTAL, "reader" => "group").increment(1);
                 if batch.is_empty() {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 } else {
@@ -63,12 +63,12 @@ pub fn commit<C: ConsumerContext + 'static>(consumer: &StreamConsumer<C>, batch:
         }
     }
     match consumer.commit(&list, CommitMode::Sync) {
-        Ok(()) => metrics::counter!("kafka_commits_total").increment(1),
+        Ok(()) => metrics::counter!(crate::metric_names::KAFKA_COMMITS_TOTAL).increment(1),
         Err(error) => {
             // Usually a rebalance took the partitions away: the new owner replays
             // from the last commit, and the idempotent writes make that harmless.
             tracing::warn!(%error, "commit failed; records will be reprocessed by the partition's next owner");
-            metrics::counter!("kafka_commit_errors_total").increment(1);
+            metrics::counter!(crate::metric_names::KAFKA_COMMIT_ERRORS_TOTAL).increment(1);
         }
     }
 }

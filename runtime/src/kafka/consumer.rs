@@ -218,7 +218,7 @@ where
                 Ok(message) => handle(&message),
                 Err(error) => {
                     tracing::warn!(%error, reader, "reading Kafka");
-                    metrics::counter!("kafka_consume_errors_total", "reader" => reader)
+                    metrics::counter!(crate::metric_names::KAFKA_CONSUME_ERRORS_TOTAL, "reader" => reader)
                         .increment(1);
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }

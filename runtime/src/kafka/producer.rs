@@ -105,7 +105,7 @@ impl AckedProducer {
         match self.client.create::<FutureProducer>() {
             Ok(fresh) => {
                 tracing::warn!(%error, "replacing the Kafka producer after a failed send");
-                metrics::counter!("kafka_producer_resets_total").increment(1);
+                metrics::counter!(crate::metric_names::KAFKA_PRODUCER_RESETS_TOTAL).increment(1);
                 match self.inner.write() {
                     Ok(mut guard) => *guard = fresh,
                     Err(poisoned) => *poisoned.into_inner() = fresh,
@@ -147,13 +147,14 @@ impl AckedProducer {
             }
         }
         let labels = [("topic", topic.to_owned())];
-        metrics::histogram!("kafka_produce_batch_seconds", &labels)
+        metrics::histogram!(crate::metric_names::KAFKA_PRODUCE_BATCH_SECONDS, &labels)
             .record(started.elapsed().as_secs_f64());
-        metrics::counter!("kafka_produced_total", &labels).increment(delivered);
+        metrics::counter!(crate::metric_names::KAFKA_PRODUCED_TOTAL, &labels).increment(delivered);
         match first_error {
             None => Ok(()),
             Some(first) => {
-                metrics::counter!("kafka_produce_errors_total", &labels).increment(failed as u64);
+                metrics::counter!(crate::metric_names::KAFKA_PRODUCE_ERRORS_TOTAL, &labels)
+                    .increment(failed as u64);
                 drop(producer);
                 self.reset_after(&first);
                 Err(ProduceError::NotAcknowledged {

@@ -1,0 +1,21 @@
+//! Every metric `api` emits, by name, with its labels: one place to see them
+//! (after PostHog's `metrics_const.rs`). docs/ lists each one; a test checks it.
+
+/// histogram; labels: `table`.
+pub const API_AGGREGATE_SECONDS: &str = "api_aggregate_seconds";
+/// counter; labels: none.
+pub const API_EXPORT_ROWS_TOTAL: &str = "api_export_rows_total";
+/// counter; labels: none.
+pub const API_PREVIEWS_TOTAL: &str = "api_previews_total";
+/// counter; labels: `status`.
+pub const API_REQUESTS_TOTAL: &str = "api_requests_total";
+/// counter; labels: `table`.
+pub const API_ROWS_WITHHELD_TOTAL: &str = "api_rows_withheld_total";
+/// gauge; labels: none.
+pub const API_SSE_CLIENTS: &str = "api_sse_clients";
+/// counter; labels: none.
+pub const API_SSE_DROPPED_CLIENTS_TOTAL: &str = "api_sse_dropped_clients_total";
+/// counter; labels: none.
+pub const API_SSE_EVENTS_TOTAL: &str = "api_sse_events_total";
+/// counter; labels: none.
+pub const API_SSE_RESUMES_TOTAL: &str = "api_sse_resumes_total";

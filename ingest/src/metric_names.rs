@@ -1,0 +1,23 @@
+//! Every metric `ingest` emits, by name, with its labels: one place to see them
+//! (after PostHog's `metrics_const.rs`). docs/ lists each one; a test checks it.
+
+/// counter; labels: none.
+pub const INGEST_IDEMPOTENCY_CONFLICTS_TOTAL: &str = "ingest_idempotency_conflicts_total";
+/// counter; labels: `outcome`.
+pub const INGEST_POLL_REQUESTS_TOTAL: &str = "ingest_poll_requests_total";
+/// histogram; labels: none.
+pub const INGEST_POLL_RUN_SECONDS: &str = "ingest_poll_run_seconds";
+/// counter; labels: `outcome`.
+pub const INGEST_POLL_RUNS_TOTAL: &str = "ingest_poll_runs_total";
+/// counter; labels: none.
+pub const INGEST_RATE_LIMITED_TOTAL: &str = "ingest_rate_limited_total";
+/// counter; labels: `outcome`.
+pub const INGEST_RECORDS_TOTAL: &str = "ingest_records_total";
+/// counter; labels: none.
+pub const INGEST_REDELIVERIES_TOTAL: &str = "ingest_redeliveries_total";
+/// counter; labels: `reason`.
+pub const INGEST_UNAUTHORIZED_TOTAL: &str = "ingest_unauthorized_total";
+/// counter; labels: `status`.
+pub const INGEST_WEBHOOK_REQUESTS_TOTAL: &str = "ingest_webhook_requests_total";
+/// histogram; labels: none.
+pub const INGEST_WEBHOOK_SECONDS: &str = "ingest_webhook_seconds";

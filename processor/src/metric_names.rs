@@ -1,0 +1,20 @@
+//! Every metric `processor` emits, by name, with its labels: one place to see them
+//! (after PostHog's `metrics_const.rs`). docs/ lists each one; a test checks it.
+
+/// counter; labels: `table`.
+pub const CLICKHOUSE_ROWS_WRITTEN_TOTAL: &str = "clickhouse_rows_written_total";
+/// counter; labels: none.
+pub const DEADLETTER_UNREADABLE_TOTAL: &str = "deadletter_unreadable_total";
+/// histogram; labels: none.
+pub const PROCESSOR_BATCH_SECONDS: &str = "processor_batch_seconds";
+/// counter; labels: none.
+pub const PROCESSOR_CM_INVALID_TOTAL: &str = "processor_cm_invalid_total";
+/// counter; labels: `when`.
+pub const PROCESSOR_CM_LINKS_TOTAL: &str = "processor_cm_links_total";
+/// counter; labels: none.
+pub const PROCESSOR_INTEGRATION_WAIT_TIMEOUTS_TOTAL: &str =
+    "processor_integration_wait_timeouts_total";
+/// counter; labels: `outcome`.
+pub const PROCESSOR_RECORDS_TOTAL: &str = "processor_records_total";
+/// counter; labels: none.
+pub const PROCESSOR_ROLLUP_HOURS_TOTAL: &str = "processor_rollup_hours_total";
