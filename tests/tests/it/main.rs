@@ -1,0 +1,28 @@
+//! Every cross-binary integration test, compiled as one test binary (one link step
+//! instead of one per file), a module per area. They run against the real broker
+//! and ClickHouse that `deploy/test.sh` starts; see `integration_tests` for the harness.
+
+mod access;
+mod aggregates;
+mod bad_input;
+mod broker_outage;
+mod calls_search;
+mod config_docs;
+mod dashboard_browser;
+mod enrichment;
+mod hostile_tenant;
+mod imports;
+mod integrations_api;
+mod late_fields;
+mod metric_docs;
+mod openapi;
+mod polling;
+mod polling_windows;
+mod preview;
+mod processor_crash;
+mod replay;
+mod schema;
+mod sse_library;
+mod sse_resume;
+mod webhook_auth;
+mod webhook_to_api;
