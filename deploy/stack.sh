@@ -123,7 +123,7 @@ install() {
     say "installing clickhouse-server from Debian"
     if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q clickhouse-server clickhouse-client
   fi
   command -v ss >/dev/null 2>&1 || die "the ss command (iproute2) is missing"
   command -v curl >/dev/null 2>&1 || die "curl is missing"
@@ -159,8 +159,10 @@ start_clickhouse() {
 cargo_bin() { echo "$TARGET_DIR/debug/$1"; }
 
 build() {
-  say "building the workspace binaries (cargo build --workspace --bins)"
-  (cd "$ROOT" && cargo build --workspace --bins --quiet)
+  # Not quiet: on a fresh 2-core machine this takes minutes, and cargo's lines are
+  # the progress (crate by crate).
+  say "building the workspace binaries (cargo build --workspace --bins; minutes on a fresh machine)"
+  (cd "$ROOT" && cargo build --workspace --bins)
 }
 
 setup() {

@@ -23,7 +23,7 @@ deploy/stack.sh start infra
 # the integration tests below run them on 18.16.
 if ! python3 -c "import chdb" >/dev/null 2>&1; then
   echo "[test] installing chdb-core (ClickHouse 26.9 embedded in Python, one large wheel)"
-  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "chdb-core==26.9.0"
+  python3 -m pip install --progress-bar off --disable-pip-version-check --root-user-action=ignore "chdb-core==26.9.0"
 fi
 python3 tests/sql/check_current_clickhouse.py
 
@@ -38,16 +38,25 @@ if ! command -v chromium >/dev/null 2>&1; then
   echo "[test] installing chromium (Debian) for the dashboard's browser test"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium
 fi
 # And a standard SSE client library (eventsource) for the event stream's resume test.
 if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/eventsource ]; then
   echo "[test] installing playwright-core and eventsource (npm, no browser download)"
-  npm ci --prefix tests/browser --no-audit --no-fund --silent
+  npm ci --prefix tests/browser --no-audit --no-fund
 fi
 
+echo "[test] cargo fmt --check"
+cargo fmt --all --check
+echo "[test] the engine's dependency tree has no async runtime, Kafka, HTTP or ClickHouse client"
+if cargo tree -p engine -e normal --prefix none | grep -E '^(tokio|rdkafka|hyper|reqwest|clickhouse) v'; then
+  echo "[test] engine depends on an IO crate (above); it must stay pure" >&2
+  exit 1
+fi
 echo "[test] building the workspace (binaries and tests)"
 cargo build --workspace --bins --tests
+echo "[test] cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
 
 export CM_TEST_BROKERS="127.0.0.1:$CM_KAFKA_PORT"
 export CM_TEST_CLICKHOUSE_URL="http://127.0.0.1:$CM_CLICKHOUSE_HTTP_PORT"

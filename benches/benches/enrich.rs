@@ -12,6 +12,9 @@
 //! ClickHouse and Kafka are not in the loop: this is the CPU cost per record on one
 //! core once histories and managed numbers are in memory.
 
+// A benchmark that cannot set up should stop loudly.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

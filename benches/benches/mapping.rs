@@ -2,6 +2,9 @@
 //! timestamp, money, duration) against the baseline of only parsing the same JSON
 //! with serde_json, in the same run. Throughput is records/s on one core.
 
+// A benchmark that cannot set up should stop loudly.
+#![allow(clippy::unwrap_used)]
+
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use engine::mapping::{map_record, CompiledMapping};

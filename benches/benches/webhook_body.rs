@@ -1,6 +1,9 @@
 //! Splitting a 100-record webhook body into records with their exact bytes, against
 //! the baseline of parsing the same body into `Vec<serde_json::Value>`, in one run.
 
+// A benchmark that cannot set up should stop loudly.
+#![allow(clippy::unwrap_used)]
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ingest::webhook::{parse_body, BodyFormat};
 use pipeline_benches::typical_record;
