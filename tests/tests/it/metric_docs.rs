@@ -38,7 +38,10 @@ fn every_metric_is_named_in_one_place_and_documented() {
         let found = names(krate);
         assert!(!found.is_empty(), "{krate} names no metric");
         for name in &found {
-            assert!(docs.contains(name), "metric {name} ({krate}) is not in docs/");
+            assert!(
+                docs.contains(name),
+                "metric {name} ({krate}) is not in docs/"
+            );
         }
         all.extend(found);
         let mut files = Vec::new();
