@@ -47,6 +47,11 @@ pub struct Integration {
     /// Currency of amounts that do not name one.
     #[serde(default = "default_currency")]
     pub currency: String,
+    /// How the partner writes numbers in text: `"."` (`1,234.50`, the default) or
+    /// `","` (`1.234,50`, as European partners and spreadsheets do). A value that only
+    /// makes sense in the other convention is a field error, never another number.
+    #[serde(default, skip_serializing_if = "DecimalSeparator::is_default")]
+    pub decimal_separator: DecimalSeparator,
     pub mapping: Mapping,
     /// Repeat, qualification and CallMatrix-duplicate rules; defaults when absent.
     #[serde(default)]
@@ -82,6 +87,40 @@ impl Integration {
             ..self.clone()
         }
     }
+}
+
+/// The decimal mark of numbers written as text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DecimalSeparator {
+    /// `1,234.50`.
+    #[default]
+    #[serde(rename = ".")]
+    Dot,
+    /// `1.234,50`.
+    #[serde(rename = ",")]
+    Comma,
+}
+
+impl DecimalSeparator {
+    pub fn is_default(&self) -> bool {
+        *self == Self::Dot
+    }
+}
+
+/// Whether an integration's currency or default region suggests a partner that
+/// writes decimal commas: then `1.234` under the `.` convention deserves a warning.
+pub fn decimal_comma_likely(currency: &str, region: &str) -> bool {
+    const CURRENCIES: &[&str] = &[
+        "EUR", "SEK", "NOK", "DKK", "PLN", "CZK", "HUF", "RON", "BGN", "TRY", "RUB", "UAH", "ISK",
+        "BRL", "ARS", "CLP", "COP", "IDR",
+    ];
+    const REGIONS: &[&str] = &[
+        "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IS", "IT",
+        "LV", "LT", "LU", "NL", "NO", "PL", "PT", "RO", "RU", "RS", "SK", "SI", "ES", "SE", "TR",
+        "UA", "BR", "AR", "CL", "CO", "ID",
+    ];
+    CURRENCIES.contains(&currency.to_ascii_uppercase().as_str())
+        || REGIONS.contains(&region.to_ascii_uppercase().as_str())
 }
 
 fn enabled_by_default() -> bool {
@@ -187,7 +226,8 @@ pub struct FieldRule {
     /// (`{"Converted": "qualified"}`); values not listed pass through unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub map: Option<BTreeMap<String, serde_json::Value>>,
-    /// An explicit chrono format for timestamps that no built-in form matches.
+    /// An explicit chrono format for timestamps that no built-in form matches, or
+    /// `spreadsheet_serial` for spreadsheet serial dates (`45987.5`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
 }

@@ -63,6 +63,7 @@ pub fn integration(
         default_region: preset.default_region,
         timezone: preset.timezone,
         currency: preset.currency,
+        decimal_separator: Default::default(),
         mapping: preset.mapping,
         enrichment: Default::default(),
         auth: None,

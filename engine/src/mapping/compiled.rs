@@ -44,6 +44,11 @@ pub struct CompiledMapping {
     pub zone: Tz,
     pub region: Region,
     pub rules: Vec<CompiledRule>,
+    /// How the partner writes numbers in text.
+    pub decimal_separator: schemas::integration::DecimalSeparator,
+    /// Whether `1.234` under the `.` convention is worth a warning (a currency or
+    /// region where partners write decimal commas).
+    pub decimal_comma_likely: bool,
 }
 
 impl CompiledMapping {
@@ -88,6 +93,11 @@ impl CompiledMapping {
             zone,
             region,
             rules,
+            decimal_separator: integration.decimal_separator,
+            decimal_comma_likely: schemas::integration::decimal_comma_likely(
+                &integration.currency,
+                &integration.default_region,
+            ),
         })
     }
 }

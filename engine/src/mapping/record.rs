@@ -104,6 +104,7 @@ pub fn map_fields(
         errors.extend(missing_required(mapping, &fields, &errors));
         return Err(required_rejection(errors, None));
     }
+    warnings.append(&mut fields.notes);
     let call_id = fields
         .external_id
         .as_ref()
@@ -294,6 +295,9 @@ fn quote(value: &serde_json::Value) -> String {
 
 #[derive(Default)]
 struct Fields {
+    /// Warnings about values that were read, but read with a risk (an ambiguous
+    /// number): they go on the row and show in the preview.
+    notes: Vec<String>,
     external_id: Option<String>,
     caller: Option<E164>,
     called: Option<E164>,
@@ -335,9 +339,19 @@ impl Fields {
             F::ConnectedDurationS => self.connected_duration_s = coerce::duration_seconds(value)?,
             F::Connected => self.connected = coerce::boolean(value)?,
             F::Payout | F::Revenue => {
-                let amount = coerce::money(value)?;
+                let amount = coerce::money(value, mapping.decimal_separator)?;
+                if amount.as_ref().is_some_and(|a| a.ambiguous) && mapping.decimal_comma_likely {
+                    self.notes.push(format!(
+                        "{} {}: {} was read as {} with the decimal_separator \".\"; a partner writing decimal commas (the integration's currency or region suggests one) means {}: set decimal_separator to \",\" if so",
+                        rule.field.name(),
+                        rule.source.describe(),
+                        quote(value),
+                        amount.as_ref().map_or_else(String::new, |a| a.money.to_string()),
+                        coerce::grouped_reading(value).unwrap_or_default(),
+                    ));
+                }
                 let (money, currency) = match amount {
-                    Some((m, c)) => (Some(m), c),
+                    Some(a) => (Some(a.money), a.currency),
                     None => (None, None),
                 };
                 if currency.is_some() {

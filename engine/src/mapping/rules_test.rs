@@ -152,3 +152,78 @@ fn a_wildcard_into_a_single_value_field_is_a_warning() {
         call.warnings
     );
 }
+
+/// The number convention through a whole mapping: `decimal_separator` "," reads
+/// European amounts; under "." a `1.234` payout of a EUR integration is read as
+/// 1.234 with a warning on the row, and a decimal-comma value is a field error
+/// (a row warning for the optional payout, never a different number).
+#[test]
+fn number_conventions_through_a_mapping() {
+    let with = |extra: serde_json::Value, payout: &str| {
+        let mut integration = integration(json!({
+            "caller": {"path": "ani"}, "started_at": {"path": "start"}, "payout": {"path": "payout"}
+        }));
+        let mut value = serde_json::to_value(&integration).unwrap();
+        if let (serde_json::Value::Object(target), serde_json::Value::Object(extra)) =
+            (&mut value, extra)
+        {
+            target.extend(extra);
+        }
+        integration = serde_json::from_value(value).unwrap();
+        let compiled = CompiledMapping::compile(&integration).unwrap();
+        let at = Utc.with_ymd_and_hms(2026, 11, 21, 0, 0, 0).unwrap();
+        let record =
+            json!({"ani": "4155552671", "start": "2026-11-20T10:00:00Z", "payout": payout});
+        let envelope = RawEnvelope {
+            raw_id: Uuid::nil(),
+            client_id: ClientId::parse("rules").unwrap(),
+            source: Source::Webhook,
+            received_at: at,
+            idempotency_key: "k".into(),
+            integration_version: 1,
+            payload: RawValue::from_string(record.to_string()).unwrap(),
+        };
+        let position = RawPosition {
+            raw_id: Uuid::nil(),
+            topic: "t".into(),
+            partition: 0,
+            offset: 0,
+        };
+        map_record(&compiled, &envelope, position, at).unwrap()
+    };
+    let comma = with(
+        json!({"decimal_separator": ",", "currency": "EUR"}),
+        "€1.234,50",
+    );
+    assert_eq!(comma.payout.unwrap().to_string(), "1234.50");
+    assert_eq!(comma.currency, "EUR");
+    assert!(comma.warnings.is_empty(), "{:?}", comma.warnings);
+
+    let ambiguous = with(json!({"currency": "EUR"}), "1.234");
+    assert_eq!(ambiguous.payout.unwrap().to_string(), "1.234");
+    let [warning] = ambiguous.warnings.as_slice() else {
+        panic!("one warning: {:?}", ambiguous.warnings)
+    };
+    assert!(
+        warning.contains("decimal_separator") && warning.contains("1234"),
+        "{warning}"
+    );
+
+    let american = with(json!({}), "1.234");
+    assert!(
+        american.warnings.is_empty(),
+        "a USD/US integration is not warned: {:?}",
+        american.warnings
+    );
+
+    let slipped = with(json!({}), "1.234,5");
+    assert_eq!(slipped.payout, None, "never 1.2345");
+    assert!(
+        slipped
+            .warnings
+            .iter()
+            .any(|w| w.contains("decimal_separator")),
+        "{:?}",
+        slipped.warnings
+    );
+}

@@ -11,7 +11,7 @@ mod timestamp;
 
 pub use boolean::boolean;
 pub use duration::duration_seconds;
-pub use money::money;
+pub use money::{money, Amount};
 pub use text::{phone, tags, text, zip};
 pub use timestamp::{timestamp, Stamped};
 
@@ -59,4 +59,14 @@ pub(crate) fn strip_spreadsheet_decimal(text: &str) -> &str {
         }
         _ => text,
     }
+}
+
+/// What a value would read as in the comma convention (for warnings about `1.234`).
+pub fn grouped_reading(value: &serde_json::Value) -> Option<String> {
+    let text = scalar_text(value).ok()??;
+    money(value, schemas::integration::DecimalSeparator::Comma)
+        .ok()
+        .flatten()
+        .map(|a| a.money.to_string())
+        .or(Some(text))
 }

@@ -1,12 +1,50 @@
-//! Money: `$1,234.50`, `USD 12.75`, `12.75 USD`, `(3.00)` (accounting negative),
-//! `-3`, JSON numbers. Exact decimals; blank is missing, not zero. A currency code
-//! in the value wins over the integration's default and is returned with it.
+//! Money: `$1,234.50`, `USD 12.75`, `12.75 USD`, `€1.234,50`, `45,00 €`, `(3.00)`
+//! (accounting negative), `-3`, JSON numbers. Exact decimals; blank is missing, not
+//! zero. A currency code or symbol in the value wins over the integration's default
+//! and is returned with it.
+//!
+//! Text is read in the integration's number convention (`decimal_separator`):
+//! with `.`, `,` groups thousands (`1,234.50`); with `,`, `.` or a space groups
+//! thousands (`1.234,50`, `1 234,50`). A value that only makes sense in the other
+//! convention (`12,50` or `1.234,5` under `.`; `12.50` or `1,234.50` under `,`) is an
+//! error naming the convention, never a silently different number. Under `.`,
+//! `1.234` (one dot, exactly three digits after it) reads as one point two three
+//! four, and is flagged as ambiguous so the mapping can warn where a decimal-comma
+//! partner is likely. JSON numbers are not text: they always use a decimal point.
 
+use schemas::integration::DecimalSeparator;
 use schemas::Money;
 
 use super::{scalar_text, CoerceError};
 
-pub fn money(value: &serde_json::Value) -> Result<Option<(Money, Option<String>)>, CoerceError> {
+/// A coerced amount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Amount {
+    pub money: Money,
+    /// A currency the value named (`USD 12`, `12 €`).
+    pub currency: Option<String>,
+    /// `1.234` under the `.` convention: read as 1.234, though a decimal-comma
+    /// partner would mean 1234.
+    pub ambiguous: bool,
+}
+
+/// Currency symbols and the code each stands for.
+const SYMBOLS: &[(&str, &str)] = &[("$", "USD"), ("€", "EUR"), ("£", "GBP")];
+
+pub fn money(
+    value: &serde_json::Value,
+    separator: DecimalSeparator,
+) -> Result<Option<Amount>, CoerceError> {
+    if let serde_json::Value::Number(n) = value {
+        let money: Money = n.to_string().parse().map_err(|e: schemas::MoneyError| {
+            CoerceError::new(format!("{n} is not an amount of money: {e}"))
+        })?;
+        return Ok(Some(Amount {
+            money,
+            currency: None,
+            ambiguous: false,
+        }));
+    }
     let Some(text) = scalar_text(value)? else {
         return Ok(None);
     };
@@ -36,31 +74,95 @@ pub fn money(value: &serde_json::Value) -> Result<Option<(Money, Option<String>)
         negative = !negative;
         rest = inner.trim_start();
     }
-    if let Some(inner) = rest.strip_prefix('$') {
-        currency.get_or_insert_with(|| "USD".to_owned());
-        rest = inner.trim_start();
+    for (symbol, code) in SYMBOLS {
+        if let Some(inner) = rest.strip_prefix(symbol) {
+            currency.get_or_insert_with(|| (*code).to_owned());
+            rest = inner.trim_start();
+        } else if let Some(inner) = rest.strip_suffix(symbol) {
+            currency.get_or_insert_with(|| (*code).to_owned());
+            rest = inner.trim_end();
+        }
     }
     if let Some(inner) = rest.strip_prefix('-') {
         negative = !negative;
         rest = inner;
     }
-    let digits = strip_thousands(rest).ok_or_else(|| bad("misplaced thousands separator"))?;
+    let (digits, ambiguous) = normalise(rest, separator).map_err(|why| bad(&why))?;
     let amount: Money = digits
         .parse()
         .map_err(|e: schemas::MoneyError| bad(&e.to_string()))?;
-    Ok(Some((if negative { -amount } else { amount }, currency)))
+    Ok(Some(Amount {
+        money: if negative { -amount } else { amount },
+        currency,
+        ambiguous,
+    }))
 }
 
-/// Removes `,` thousands separators, but only where they group three digits.
-fn strip_thousands(text: &str) -> Option<String> {
-    if !text.contains(',') {
-        return Some(text.to_owned());
+/// Plain decimal text (`1234.50`) from a number written in `separator`'s convention,
+/// and whether it was ambiguous; or why it cannot be read in that convention.
+pub fn normalise(text: &str, separator: DecimalSeparator) -> Result<(String, bool), String> {
+    let (point, group, other) = match separator {
+        DecimalSeparator::Dot => ('.', ',', ','),
+        DecimalSeparator::Comma => (',', '.', '.'),
+    };
+    // Spaces (plain, no-break, narrow no-break) group thousands in either convention.
+    let text: String = text
+        .chars()
+        .map(|c| {
+            if matches!(c, ' ' | '\u{a0}' | '\u{202f}') {
+                group
+            } else {
+                c
+            }
+        })
+        .collect();
+    let other_convention = || {
+        format!(
+            "reads as a number with a decimal {}, but this integration's decimal_separator is {point:?} \
+             (set it to {other:?} if the partner writes numbers that way)",
+            if point == '.' { "comma" } else { "point" },
+        )
+    };
+    // A group mark after the decimal mark belongs to the other convention
+    // (`1.234,5` under `.`).
+    if let (Some(p), Some(g)) = (text.find(point), text.rfind(group)) {
+        if g > p {
+            return Err(other_convention());
+        }
     }
-    let whole = text.split('.').next().unwrap_or(text);
-    let groups: Vec<&str> = whole.split(',').collect();
-    let well_formed =
-        !groups[0].is_empty() && groups[0].len() <= 3 && groups[1..].iter().all(|g| g.len() == 3);
-    well_formed.then(|| text.replace(',', ""))
+    if text.matches(point).count() > 1 {
+        return Err(format!("more than one {point:?}"));
+    }
+    let (whole, fraction) = match text.split_once(point) {
+        Some((w, f)) => (w, Some(f)),
+        None => (text.as_str(), None),
+    };
+    let groups: Vec<&str> = whole.split(group).collect();
+    if groups.len() > 1 {
+        let well_formed = !groups[0].is_empty()
+            && groups[0].len() <= 3
+            && groups[1..].iter().all(|g| g.len() == 3);
+        if !well_formed {
+            // A lone group mark followed by 1–2 or 4+ digits at the end, and no
+            // decimal mark: the other convention's decimal mark (`12,50` under `.`).
+            let last = groups[groups.len() - 1];
+            let digits = groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_digit()));
+            if fraction.is_none() && groups.len() == 2 && digits && last.len() != 3 {
+                return Err(other_convention());
+            }
+            return Err("misplaced thousands separator".to_owned());
+        }
+    }
+    // `1.234` under `.`: a lone point and exactly three digits after it.
+    let ambiguous = point == '.'
+        && groups.len() == 1
+        && fraction.is_some_and(|f| f.len() == 3 && f.bytes().all(|b| b.is_ascii_digit()));
+    let whole = groups.concat();
+    let normalised = match fraction {
+        Some(f) => format!("{whole}.{f}"),
+        None => whole,
+    };
+    Ok((normalised, ambiguous))
 }
 
 #[cfg(test)]
@@ -69,32 +171,94 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
 
-    fn amount(value: serde_json::Value) -> (String, Option<String>) {
-        let (money, currency) = money(&value).unwrap().unwrap();
-        (money.to_string(), currency)
+    const DOT: DecimalSeparator = DecimalSeparator::Dot;
+    const COMMA: DecimalSeparator = DecimalSeparator::Comma;
+
+    fn amount(value: serde_json::Value, separator: DecimalSeparator) -> (String, Option<String>) {
+        let parsed = money(&value, separator).unwrap().unwrap();
+        (parsed.money.to_string(), parsed.currency)
+    }
+
+    fn refused(value: &str, separator: DecimalSeparator) -> String {
+        money(&json!(value), separator).unwrap_err().0
     }
 
     #[test]
     fn table_of_supported_forms() {
         let usd = Some("USD".to_owned());
-        assert_eq!(amount(json!("$1,234.50")), ("1234.50".into(), usd.clone()));
-        assert_eq!(amount(json!("USD 12.75")), ("12.75".into(), usd.clone()));
         assert_eq!(
-            amount(json!("12.75 EUR")),
+            amount(json!("$1,234.50"), DOT),
+            ("1234.50".into(), usd.clone())
+        );
+        assert_eq!(
+            amount(json!("USD 12.75"), DOT),
+            ("12.75".into(), usd.clone())
+        );
+        assert_eq!(
+            amount(json!("12.75 EUR"), DOT),
             ("12.75".into(), Some("EUR".into()))
         );
-        assert_eq!(amount(json!("(3.00)")), ("-3.00".into(), None));
-        assert_eq!(amount(json!("-$3")), ("-3.00".into(), usd.clone()));
-        assert_eq!(amount(json!("$45")), ("45.00".into(), usd));
-        assert_eq!(amount(json!("1,020.00")), ("1020.00".into(), None));
-        assert_eq!(amount(json!(45.5)), ("45.50".into(), None));
-        assert_eq!(amount(json!(0)), ("0.00".into(), None));
+        assert_eq!(amount(json!("(3.00)"), DOT), ("-3.00".into(), None));
+        assert_eq!(amount(json!("-$3"), DOT), ("-3.00".into(), usd.clone()));
+        assert_eq!(amount(json!("$45"), DOT), ("45.00".into(), usd));
+        assert_eq!(amount(json!("1,020.00"), DOT), ("1020.00".into(), None));
+        assert_eq!(amount(json!(45.5), DOT), ("45.50".into(), None));
+        assert_eq!(amount(json!(0), DOT), ("0.00".into(), None));
+    }
+
+    /// The examples of the issue, each pinned.
+    #[test]
+    fn decimal_commas_under_the_comma_convention() {
+        let eur = Some("EUR".to_owned());
+        assert_eq!(amount(json!("1.234,50"), COMMA), ("1234.50".into(), None));
+        assert_eq!(
+            amount(json!("€1.234,50"), COMMA),
+            ("1234.50".into(), eur.clone())
+        );
+        assert_eq!(
+            amount(json!("45,00 €"), COMMA),
+            ("45.00".into(), eur.clone())
+        );
+        assert_eq!(amount(json!("12,5"), COMMA), ("12.50".into(), None));
+        assert_eq!(amount(json!("1.234"), COMMA), ("1234.00".into(), None));
+        assert_eq!(amount(json!("1 234,50"), COMMA), ("1234.50".into(), None));
+        assert_eq!(amount(json!("EUR 7,25"), COMMA), ("7.25".into(), eur));
+        assert_eq!(
+            amount(json!(45.5), COMMA),
+            ("45.50".into(), None),
+            "JSON numbers use a point"
+        );
+    }
+
+    #[test]
+    fn a_value_of_the_other_convention_is_an_error_naming_it() {
+        for value in ["1.234,5", "12,50", "12,5", "1,2345", "€1.234,50"] {
+            let error = refused(value, DOT);
+            assert!(error.contains("decimal_separator"), "{value}: {error}");
+        }
+        for value in ["1,234.50", "12.50", "12.5", "1.2345"] {
+            let error = refused(value, COMMA);
+            assert!(error.contains("decimal_separator"), "{value}: {error}");
+        }
+    }
+
+    #[test]
+    fn one_dot_and_three_digits_is_ambiguous_under_the_dot_convention() {
+        let parsed = money(&json!("1.234"), DOT).unwrap().unwrap();
+        assert_eq!(parsed.money.to_string(), "1.234");
+        assert!(parsed.ambiguous);
+        for plain in ["1.23", "1,234", "1,234.567", "1234"] {
+            assert!(
+                !money(&json!(plain), DOT).unwrap().unwrap().ambiguous,
+                "{plain}"
+            );
+        }
     }
 
     #[test]
     fn blank_is_missing_and_junk_is_an_error() {
-        assert_eq!(money(&json!("")).unwrap(), None);
-        assert_eq!(money(&json!(null)).unwrap(), None);
+        assert_eq!(money(&json!(""), DOT).unwrap(), None);
+        assert_eq!(money(&json!(null), DOT).unwrap(), None);
         for bad in [
             json!("12,34"),
             json!("$"),
@@ -103,28 +267,65 @@ mod tests {
             json!("1,0000"),
             json!([1]),
         ] {
-            assert!(money(&bad).is_err(), "{bad}");
+            assert!(money(&bad, DOT).is_err(), "{bad}");
+        }
+    }
+
+    /// How a partner writes `cents` in a convention: grouped or not, a currency
+    /// symbol before or after.
+    fn written(cents: i64, separator: DecimalSeparator, grouped: bool, symbol: u8) -> String {
+        let (point, group) = match separator {
+            DecimalSeparator::Dot => ('.', ','),
+            DecimalSeparator::Comma => (',', '.'),
+        };
+        let whole = (cents / 100).to_string();
+        let mut body = String::new();
+        for (i, ch) in whole.chars().enumerate() {
+            if grouped && i > 0 && (whole.len() - i) % 3 == 0 {
+                body.push(group);
+            }
+            body.push(ch);
+        }
+        body.push(point);
+        body.push_str(&format!("{:02}", cents % 100));
+        match symbol % 3 {
+            0 => body,
+            1 => format!("€{body}"),
+            _ => format!("{body} €"),
         }
     }
 
     proptest! {
+        /// Every amount, in both conventions and every way of writing it, reads back
+        /// as itself.
         #[test]
-        fn formatted_dollars_round_trip(cents in 0_i64..100_000_000_000) {
-            let plain = format!("{}.{:02}", cents / 100, cents % 100);
-            let whole = (cents / 100).to_string();
-            let mut grouped = String::new();
-            for (i, ch) in whole.chars().enumerate() {
-                if i > 0 && (whole.len() - i) % 3 == 0 { grouped.push(','); }
-                grouped.push(ch);
+        fn amounts_round_trip_in_their_convention(
+            cents in 0_i64..100_000_000_000, grouped: bool, symbol: u8, comma: bool
+        ) {
+            let separator = if comma { COMMA } else { DOT };
+            let text = written(cents, separator, grouped, symbol);
+            let parsed = money(&json!(text), separator).unwrap().unwrap();
+            let expected: Money = format!("{}.{:02}", cents / 100, cents % 100).parse().unwrap();
+            prop_assert_eq!(parsed.money, expected, "{}", text);
+        }
+
+        /// Written in one convention and read in the other: an error or the same
+        /// amount, never a different amount.
+        #[test]
+        fn the_other_convention_never_reads_a_different_amount(
+            cents in 0_i64..100_000_000_000, grouped: bool, symbol: u8, comma: bool
+        ) {
+            let (written_in, read_in) = if comma { (COMMA, DOT) } else { (DOT, COMMA) };
+            let text = written(cents, written_in, grouped, symbol);
+            let expected: Money = format!("{}.{:02}", cents / 100, cents % 100).parse().unwrap();
+            if let Ok(Some(parsed)) = money(&json!(text), read_in) {
+                prop_assert_eq!(parsed.money, expected, "{} read as {}", text, parsed.money);
             }
-            let written = format!("${grouped}.{:02}", cents % 100);
-            let (parsed, _) = money(&json!(written)).unwrap().unwrap();
-            prop_assert_eq!(parsed, plain.parse::<Money>().unwrap());
         }
 
         #[test]
-        fn arbitrary_text_never_panics(text in ".{0,24}") {
-            let _ = money(&json!(text));
+        fn arbitrary_text_never_panics(text in ".{0,24}", comma: bool) {
+            let _ = money(&json!(text), if comma { COMMA } else { DOT });
         }
     }
 }

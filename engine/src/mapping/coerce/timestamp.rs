@@ -128,7 +128,50 @@ fn from_epoch(epoch: i64) -> Result<Stamped, CoerceError> {
     })
 }
 
+/// The rule `format` for spreadsheet serial dates.
+pub const SPREADSHEET_SERIAL: &str = "spreadsheet_serial";
+
+/// A spreadsheet serial date or date-time (`45987`, `45987.5`) in the 1900 date
+/// system, read in `zone`: whole days since 1899-12-30, the fraction the time of day
+/// (rounded to the second). The 1900 system counts 1900-02-29, a day that never was:
+/// serial 60 is refused, and serials below it count from 1899-12-31.
+fn from_serial(text: &str, zone: Tz) -> Result<Stamped, CoerceError> {
+    let bad =
+        |why: &str| CoerceError::new(format!("{text:?} is not a spreadsheet serial date: {why}"));
+    let (days, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if days.is_empty() || !days.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad("expected a number of days like 45987 or 45987.5"));
+    }
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) || fraction.len() > 15 {
+        return Err(bad("the fraction must be up to 15 digits"));
+    }
+    let days: i64 = days.parse().map_err(|_| bad("too many days"))?;
+    if days > 2_958_465 {
+        return Err(bad("after 9999-12-31"));
+    }
+    let base = match days {
+        60 => return Err(bad("serial 60 is 1900-02-29, which did not exist")),
+        0..=59 => NaiveDate::from_ymd_opt(1899, 12, 31),
+        _ => NaiveDate::from_ymd_opt(1899, 12, 30),
+    }
+    .and_then(|d| d.and_hms_opt(0, 0, 0))
+    .ok_or_else(|| bad("no base date"))?;
+    // Whole seconds of the day, rounded, from the exact decimal fraction.
+    let scale = 10_u128.pow(fraction.len() as u32);
+    let numerator: u128 = if fraction.is_empty() {
+        0
+    } else {
+        fraction.parse().map_err(|_| bad("fraction"))?
+    };
+    let seconds = (numerator * 86_400 * 2 + scale) / (scale * 2);
+    let naive = base + chrono::Duration::days(days) + chrono::Duration::seconds(seconds as i64);
+    in_zone(naive, zone, text)
+}
+
 fn with_format(text: &str, format: &str, zone: Tz) -> Result<Stamped, CoerceError> {
+    if format == SPREADSHEET_SERIAL {
+        return from_serial(text, zone);
+    }
     if let Ok(fixed) = DateTime::parse_from_str(text, format) {
         return Ok(exact(fixed));
     }
@@ -190,6 +233,47 @@ mod tests {
         ];
         for (value, expected) in cases {
             assert_eq!(utc(value.clone(), ny), expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn spreadsheet_serial_dates_in_the_integrations_zone() {
+        let ny = chrono_tz::America::New_York;
+        let serial = |value: serde_json::Value| {
+            timestamp(&value, ny, Some(SPREADSHEET_SERIAL)).map(|s| s.unwrap().instant.to_rfc3339())
+        };
+        // 45987 is 2025-11-26 (days since 1899-12-30); New York is UTC-5 then.
+        assert_eq!(serial(json!(45987)).unwrap(), "2025-11-26T05:00:00+00:00");
+        assert_eq!(
+            serial(json!("45987.5")).unwrap(),
+            "2025-11-26T17:00:00+00:00"
+        );
+        assert_eq!(
+            serial(json!(45987.75)).unwrap(),
+            "2025-11-26T23:00:00+00:00"
+        );
+        // A minute is 1/1440 of a day: 0.000694444... rounds to 60 s.
+        assert_eq!(
+            serial(json!("46000.000694444")).unwrap(),
+            "2025-12-09T05:01:00+00:00"
+        );
+        // 2000-01-01 is serial 36526.
+        assert_eq!(
+            timestamp(&json!(36526), chrono_tz::UTC, Some(SPREADSHEET_SERIAL))
+                .unwrap()
+                .unwrap()
+                .instant
+                .to_rfc3339(),
+            "2000-01-01T00:00:00+00:00"
+        );
+        for bad in [
+            json!("60"),
+            json!("-1"),
+            json!("45987,5"),
+            json!("abc"),
+            json!(1),
+        ] {
+            assert!(serial(bad.clone()).is_err(), "{bad}");
         }
     }
 
