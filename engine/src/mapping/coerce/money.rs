@@ -281,7 +281,7 @@ mod tests {
         let whole = (cents / 100).to_string();
         let mut body = String::new();
         for (i, ch) in whole.chars().enumerate() {
-            if grouped && i > 0 && (whole.len() - i) % 3 == 0 {
+            if grouped && i > 0 && (whole.len() - i).is_multiple_of(3) {
                 body.push(group);
             }
             body.push(ch);
