@@ -335,8 +335,13 @@ impl Fields {
             F::StartedAt => {
                 self.started_at = coerce::timestamp(value, mapping.zone, rule.format.as_deref())?
             }
-            F::DurationS => self.duration_s = coerce::duration_seconds(value)?,
-            F::ConnectedDurationS => self.connected_duration_s = coerce::duration_seconds(value)?,
+            F::DurationS => {
+                self.duration_s = coerce::duration_seconds(value, mapping.decimal_separator)?
+            }
+            F::ConnectedDurationS => {
+                self.connected_duration_s =
+                    coerce::duration_seconds(value, mapping.decimal_separator)?
+            }
             F::Connected => self.connected = coerce::boolean(value)?,
             F::Payout | F::Revenue => {
                 let amount = coerce::money(value, mapping.decimal_separator)?;
