@@ -45,6 +45,8 @@ APPS=(processor ingest api)
 
 # shellcheck source=deploy/secrets.sh
 . "$ROOT/deploy/secrets.sh"
+# shellcheck source=deploy/progress.sh
+. "$ROOT/deploy/progress.sh"
 
 say() { printf '[stack] %s\n' "$*"; }
 die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
@@ -117,7 +119,7 @@ check_ports() {
 install() {
   if ! command -v tansu >/dev/null 2>&1; then
     say "installing tansu $TANSU_VERSION with sqlite and memory storage (several minutes on 2 cores, once per machine)"
-    cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql
+    heartbeat "cargo install tansu" cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql
   fi
   if ! command -v clickhouse-server >/dev/null 2>&1; then
     say "installing clickhouse-server from Debian"
@@ -162,7 +164,7 @@ build() {
   # Not quiet: on a fresh 2-core machine this takes minutes, and cargo's lines are
   # the progress (crate by crate).
   say "building the workspace binaries (cargo build --workspace --bins; minutes on a fresh machine)"
-  (cd "$ROOT" && cargo build --workspace --bins)
+  (cd "$ROOT" && heartbeat "cargo build" cargo build --workspace --bins)
 }
 
 setup() {

@@ -9,6 +9,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=deploy/progress.sh
+. deploy/progress.sh
 export CM_DATA_DIR="${CM_TEST_DATA_DIR:-$ROOT/.data/test}"
 export CM_KAFKA_PORT="${CM_TEST_KAFKA_PORT:-29092}"
 export CM_CLICKHOUSE_HTTP_PORT="${CM_TEST_CLICKHOUSE_HTTP_PORT:-28123}"
@@ -54,9 +56,9 @@ if cargo tree -p engine -e normal --prefix none | grep -E '^(tokio|rdkafka|hyper
   exit 1
 fi
 echo "[test] building the workspace (binaries and tests)"
-cargo build --workspace --bins --tests
+heartbeat "cargo build" cargo build --workspace --bins --tests
 echo "[test] cargo clippy --workspace --all-targets -- -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
+heartbeat "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 
 export CM_TEST_BROKERS="127.0.0.1:$CM_KAFKA_PORT"
 export CM_TEST_CLICKHOUSE_URL="http://127.0.0.1:$CM_CLICKHOUSE_HTTP_PORT"
