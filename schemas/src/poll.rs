@@ -174,6 +174,20 @@ impl PollConfig {
     /// The first problem, as (field path under `poll`, problem).
     pub fn problem(&self) -> Option<(String, String)> {
         let bad = |field: &str, problem: &str| Some((format!("poll.{field}"), problem.to_owned()));
+        // Bounds on every number: times are added to instants, and a huge one
+        // panicked the shared poll scheduler (chrono's `Duration::seconds` range).
+        for (field, value, max) in [
+            ("interval_s", self.interval_s, 7 * 86_400),
+            ("overlap_s", self.overlap_s, 30 * 86_400),
+            ("timeout_s", self.timeout_s, 3_600),
+            ("window_s", self.window_s.unwrap_or(0), 366 * 86_400),
+            ("max_pages", u64::from(self.max_pages), 100_000),
+            ("max_attempts", u64::from(self.max_attempts), 20),
+        ] {
+            if value > max {
+                return Some((format!("poll.{field}"), format!("must be at most {max}")));
+            }
+        }
         if self.interval_s < 10 {
             return bad("interval_s", "must be at least 10");
         }
@@ -256,6 +270,27 @@ mod tests {
         let shown = format!("{config:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("updated_since"), "{shown}");
+    }
+
+    /// Issue "Prove it under faults": `interval_s` of u64::MAX was accepted and
+    /// panicked the scheduler that polls every integration.
+    #[test]
+    fn every_number_is_bounded() {
+        for (field, edit) in [
+            (
+                "poll.interval_s",
+                (|c: &mut PollConfig| c.interval_s = u64::MAX) as fn(&mut PollConfig),
+            ),
+            ("poll.overlap_s", |c| c.overlap_s = u64::MAX),
+            ("poll.timeout_s", |c| c.timeout_s = u64::MAX),
+            ("poll.window_s", |c| c.window_s = Some(u64::MAX)),
+            ("poll.max_pages", |c| c.max_pages = u32::MAX),
+            ("poll.max_attempts", |c| c.max_attempts = u32::MAX),
+        ] {
+            let mut config = ringpartner();
+            edit(&mut config);
+            assert_eq!(config.problem().map(|p| p.0), Some(field.to_owned()));
+        }
     }
 
     #[test]

@@ -88,9 +88,9 @@ pub async fn run(
         // can only be newer).
         // (`None` orders before any time, so `max` keeps whichever is known.)
         match read.end {
-            WindowEnd::Complete => report.cursor = report.cursor.max(read.newest),
+            WindowEnd::Complete => report.cursor = advance(report.cursor, read.newest, now),
             WindowEnd::MaxPages if read.in_cursor_order => {
-                report.cursor = report.cursor.max(read.newest);
+                report.cursor = advance(report.cursor, read.newest, now);
                 tracing::info!(client_id = %integration.client_id, max_pages = poll.max_pages,
                     "max_pages reached; the next run continues from the cursor");
                 return Ok(report);
@@ -109,6 +109,18 @@ pub async fn run(
         }
         window_start = window_end;
     }
+}
+
+/// The cursor after a window: the newest record's time, never backwards and never
+/// past `now` (a partner's record stamped in the future would otherwise move the
+/// cursor beyond records that have not happened yet, and every later run would
+/// skip them). (`None` orders before any time, so `max` keeps whichever is known.)
+fn advance(
+    cursor: Option<DateTime<Utc>>,
+    newest: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    cursor.max(newest.map(|n| n.min(now)))
 }
 
 /// How a window's reading ended.
@@ -576,6 +588,22 @@ mod tests {
         assert_eq!(parse_time(&Value::from(at.timestamp())), Some(at));
         assert_eq!(parse_time(&Value::from(at.timestamp_millis())), Some(at));
         assert_eq!(parse_time(&Value::from("yesterday")), None);
+    }
+
+    /// Issue "Prove it under faults": a partner's future timestamp moved the cursor
+    /// past now (the old rule was `cursor.max(newest)`).
+    #[test]
+    fn the_cursor_never_moves_past_now_nor_backwards() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 2, 12, 0, 0).unwrap();
+        let cursor = Some(now - chrono::Duration::hours(1));
+        let future = Some(now + chrono::Duration::days(365));
+        assert_eq!(advance(cursor, future, now), Some(now));
+        assert_eq!(
+            advance(cursor, Some(now - chrono::Duration::hours(2)), now),
+            cursor
+        );
+        assert_eq!(advance(cursor, None, now), cursor);
+        assert_eq!(advance(None, future, now), Some(now));
     }
 
     #[test]
