@@ -141,6 +141,7 @@ pub fn assemble(
         base.map(|b| coerce::Stamped {
             instant: b.started_at,
             zone: b.local_tz.clone(),
+            warning: None,
         })
     });
     let (Some(caller), Some(started)) = (caller, started) else {
@@ -333,7 +334,11 @@ impl Fields {
             F::Caller => self.caller = coerce::phone(value, mapping.region)?,
             F::Called => self.called = coerce::phone(value, mapping.region)?,
             F::StartedAt => {
-                self.started_at = coerce::timestamp(value, mapping.zone, rule.format.as_deref())?
+                self.started_at = coerce::timestamp(value, mapping.zone, rule.format.as_deref())?;
+                if let Some(warning) = self.started_at.as_ref().and_then(|s| s.warning.clone()) {
+                    self.notes
+                        .push(format!("started_at {}: {warning}", rule.source.describe()));
+                }
             }
             F::DurationS => {
                 self.duration_s = coerce::duration_seconds(value, mapping.decimal_separator)?

@@ -1,9 +1,13 @@
 //! Timestamps. Values with an offset are exact; values without one are read in the
-//! integration's zone. A local time that does not exist (spring forward) or happens
-//! twice (fall back) is an error naming the zone: guessing would store a wrong
-//! instant with nothing to show for it. Partners can avoid it by sending offsets.
+//! integration's zone. Around daylight-saving changes a zone-less local time can be
+//! missing or doubled, once a year for every call in that hour; the rule, as most
+//! databases apply it, with a warning on the row each time (partners avoid both by
+//! sending offsets):
+//! - a time that happens twice (clocks fall back) is its **first** occurrence;
+//! - a time that does not exist (clocks spring forward) **moves forward by the
+//!   gap** (02:30 on a one-hour spring-forward night is 03:30).
 
-use chrono::{DateTime, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use super::{scalar_text, CoerceError};
@@ -14,6 +18,8 @@ pub struct Stamped {
     pub instant: DateTime<Utc>,
     /// An IANA name when the value was zone-less, else the offset it carried (`-08:00`).
     pub zone: String,
+    /// Said when the value was read by the daylight-saving rule (see above).
+    pub warning: Option<String>,
 }
 
 /// Zone-less forms, tried in order. US month-first (partners here are US trackers);
@@ -111,6 +117,7 @@ fn exact(fixed: DateTime<FixedOffset>) -> Stamped {
     Stamped {
         instant: fixed.with_timezone(&Utc),
         zone: fixed.offset().to_string(),
+        warning: None,
     }
 }
 
@@ -125,6 +132,7 @@ fn from_epoch(epoch: i64) -> Result<Stamped, CoerceError> {
     Ok(Stamped {
         instant,
         zone: "UTC".to_owned(),
+        warning: None,
     })
 }
 
@@ -182,21 +190,50 @@ fn with_format(text: &str, format: &str, zone: Tz) -> Result<Stamped, CoerceErro
 }
 
 fn in_zone(naive: NaiveDateTime, zone: Tz, text: &str) -> Result<Stamped, CoerceError> {
+    let stamped = |instant: DateTime<Utc>, warning: Option<String>| Stamped {
+        instant,
+        zone: zone.name().to_owned(),
+        warning,
+    };
     match zone.from_local_datetime(&naive) {
-        LocalResult::Single(local) => Ok(Stamped {
-            instant: local.with_timezone(&Utc),
-            zone: zone.name().to_owned(),
-        }),
-        LocalResult::Ambiguous(first, second) => Err(CoerceError::new(format!(
-            "{text:?} happens twice in {} (clocks fall back: {} or {}); the partner must send an offset",
-            zone.name(),
-            first.to_rfc3339(),
-            second.to_rfc3339()
-        ))),
-        LocalResult::None => Err(CoerceError::new(format!(
-            "{text:?} does not exist in {} (clocks spring forward over it)",
-            zone.name()
-        ))),
+        LocalResult::Single(local) => Ok(stamped(local.with_timezone(&Utc), None)),
+        LocalResult::Ambiguous(first, second) => {
+            let first = first.with_timezone(&Utc);
+            Ok(stamped(
+                first,
+                Some(format!(
+                    "{text:?} happens twice in {} (clocks fall back); read as the first, {} (the second would be {})",
+                    zone.name(),
+                    first.to_rfc3339(),
+                    second.with_timezone(&Utc).to_rfc3339()
+                )),
+            ))
+        }
+        LocalResult::None => {
+            // The offset in force before the gap, applied to the wall time: the
+            // instant it would have been had the clocks not moved, which reads as the
+            // wall time moved forward by the gap.
+            let before = zone
+                .from_local_datetime(&(naive - chrono::Duration::days(1)))
+                .earliest()
+                .map(|t| t.offset().fix());
+            let Some(offset) = before else {
+                return Err(CoerceError::new(format!(
+                    "{text:?} does not exist in {} (clocks spring forward over it)",
+                    zone.name()
+                )));
+            };
+            let instant =
+                (naive - chrono::Duration::seconds(i64::from(offset.local_minus_utc()))).and_utc();
+            Ok(stamped(
+                instant,
+                Some(format!(
+                    "{text:?} does not exist in {} (clocks spring forward over it); moved forward by the gap to {}",
+                    zone.name(),
+                    instant.with_timezone(&zone).naive_local()
+                )),
+            ))
+        }
     }
 }
 
@@ -290,13 +327,33 @@ mod tests {
         assert_eq!(local.zone, "America/New_York");
     }
 
+    /// Issue "Prove it under faults": every zone-less call in these hours was
+    /// dead-lettered once a year. The documented rule, with a warning each time.
     #[test]
-    fn dst_edges_in_new_york_are_errors_not_guesses() {
+    fn dst_edges_follow_the_documented_rule_with_a_warning() {
         let ny = chrono_tz::America::New_York;
-        let gap = timestamp(&json!("2026-03-08 02:30:00"), ny, None).unwrap_err();
-        assert!(gap.0.contains("does not exist"), "{gap}");
-        let overlap = timestamp(&json!("2026-11-01 01:30:00"), ny, None).unwrap_err();
-        assert!(overlap.0.contains("happens twice"), "{overlap}");
+        let gap = timestamp(&json!("2026-03-08 02:30:00"), ny, None)
+            .unwrap()
+            .unwrap();
+        // Moved forward by the gap: 03:30 EDT = 07:30 UTC.
+        assert_eq!(gap.instant.to_rfc3339(), "2026-03-08T07:30:00+00:00");
+        assert!(
+            gap.warning.as_deref().unwrap().contains("moved forward"),
+            "{gap:?}"
+        );
+        let overlap = timestamp(&json!("2026-11-01 01:30:00"), ny, None)
+            .unwrap()
+            .unwrap();
+        // The first occurrence: 01:30 EDT = 05:30 UTC (the second is 06:30 UTC).
+        assert_eq!(overlap.instant.to_rfc3339(), "2026-11-01T05:30:00+00:00");
+        assert!(
+            overlap.warning.as_deref().unwrap().contains("first"),
+            "{overlap:?}"
+        );
+        let plain = timestamp(&json!("2026-11-01 03:30:00"), ny, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(plain.warning, None);
         // Either side of the gap is fine.
         assert_eq!(
             utc(json!("2026-03-08 01:59:59"), ny),
