@@ -19,9 +19,12 @@ fn integration(fields: serde_json::Value) -> Integration {
 }
 
 fn map(fields: serde_json::Value, record: serde_json::Value) -> schemas::CallRecord {
-    let integration = integration(fields);
+    map_with(&integration(fields), record)
+}
+
+fn map_with(integration: &Integration, record: serde_json::Value) -> schemas::CallRecord {
     integration.validate().unwrap();
-    let compiled = CompiledMapping::compile(&integration).unwrap();
+    let compiled = CompiledMapping::compile(integration).unwrap();
     let at = Utc.with_ymd_and_hms(2026, 11, 21, 0, 0, 0).unwrap();
     let envelope = RawEnvelope {
         raw_id: Uuid::nil(),
@@ -170,26 +173,9 @@ fn number_conventions_through_a_mapping() {
             target.extend(extra);
         }
         integration = serde_json::from_value(value).unwrap();
-        let compiled = CompiledMapping::compile(&integration).unwrap();
-        let at = Utc.with_ymd_and_hms(2026, 11, 21, 0, 0, 0).unwrap();
         let record =
             json!({"ani": "4155552671", "start": "2026-11-20T10:00:00Z", "payout": payout});
-        let envelope = RawEnvelope {
-            raw_id: Uuid::nil(),
-            client_id: ClientId::parse("rules").unwrap(),
-            source: Source::Webhook,
-            received_at: at,
-            idempotency_key: "k".into(),
-            integration_version: 1,
-            payload: RawValue::from_string(record.to_string()).unwrap(),
-        };
-        let position = RawPosition {
-            raw_id: Uuid::nil(),
-            topic: "t".into(),
-            partition: 0,
-            offset: 0,
-        };
-        map_record(&compiled, &envelope, position, at).unwrap()
+        map_with(&integration, record)
     };
     let comma = with(
         json!({"decimal_separator": ",", "currency": "EUR"}),
