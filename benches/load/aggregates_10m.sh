@@ -21,30 +21,38 @@ CH="http://127.0.0.1:${CM_CLICKHOUSE_HTTP_PORT:-18123}"
 DB="${CM_BENCH_DATABASE:-agg10m_bench}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 deploy/stack.sh start infra >/dev/null
+# The stack's ClickHouse has users with passwords, the binaries closed auth
+# (docs/security.md): read the secrets, and run the bench's own binaries open on
+# loopback.
+# shellcheck source=deploy/secrets.sh
+. deploy/secrets.sh
+cm_secrets "${CM_DATA_DIR:-$ROOT/.data/stack}"
+CH_USER="callmatrix_writer:$CM_CLICKHOUSE_WRITER_PASSWORD"
+export CM_CLICKHOUSE_USER=callmatrix_writer CM_CLICKHOUSE_PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD"
 cargo build --quiet -p cmctl -p api
 CM_DATABASE="$DB" CM_CLICKHOUSE_URL="$CH" "$TARGET_DIR/debug/cmctl" migrate >/dev/null
 
 # Data from an earlier version of this script had callers no phone library accepts
 # (+1 415 1xx-xxxx), which the api refuses to show: load it again.
-old="$(curl -s "$CH/?database=$DB" --data-binary "SELECT count() FROM calls WHERE caller LIKE '+14151%'")"
+old="$(curl -s -u "$CH_USER" "$CH/?database=$DB" --data-binary "SELECT count() FROM calls WHERE caller LIKE '+14151%'")"
 if [ "${old:-0}" -gt 0 ]; then
   echo "dropping $DB: its synthetic callers are not valid numbers (an earlier version of this script)"
-  curl -sS "$CH/" --data-binary "DROP DATABASE $DB"
+  curl -sS -u "$CH_USER" "$CH/" --data-binary "DROP DATABASE $DB"
   CM_DATABASE="$DB" CM_CLICKHOUSE_URL="$CH" "$TARGET_DIR/debug/cmctl" migrate >/dev/null
 fi
-rows="$(curl -s "$CH/?database=$DB" --data-binary "SELECT count() FROM calls")"
+rows="$(curl -s -u "$CH_USER" "$CH/?database=$DB" --data-binary "SELECT count() FROM calls")"
 if [ "$rows" -lt 10000000 ]; then
   echo "loading 10,000,000 synthetic calls into $DB (once)..."
-  curl -sS "$CH/?database=$DB" --data-binary "INSERT INTO calls (id, version, account, client_id, source, external_id, caller, called, started_at, duration_s, payout, revenue, currency, campaign, publisher, state, status, is_duplicate, qualified, received_at, processed_at) SELECT generateUUIDv4(), 1, concat('acct', toString(number % 5)), concat('client', toString(number % 20)), 1 + number % 3, toString(number), concat('+1415555', toString(1000 + number % 9000)), '+18885550100', toDateTime('2026-01-01 00:00:00') + (number * 3) % (365 * 86400), toUInt32(number % 900), toDecimal64(number % 100, 4), toDecimal64(number % 150, 4), 'USD', concat('camp', toString(number % 50)), concat('pub', toString(number % 30)), ['CA','NY','TX','FL','IL'][1 + number % 5], ['qualified','unqualified','repeat','duplicate'][1 + number % 4], number % 4 = 3, number % 4 = 0, now(), now() FROM numbers(10000000)"
+  curl -sS -u "$CH_USER" "$CH/?database=$DB" --data-binary "INSERT INTO calls (id, version, account, client_id, source, external_id, caller, called, started_at, duration_s, payout, revenue, currency, campaign, publisher, state, status, is_duplicate, qualified, received_at, processed_at) SELECT generateUUIDv4(), 1, concat('acct', toString(number % 5)), concat('client', toString(number % 20)), 1 + number % 3, toString(number), concat('+1415555', toString(1000 + number % 9000)), '+18885550100', toDateTime('2026-01-01 00:00:00') + (number * 3) % (365 * 86400), toUInt32(number % 900), toDecimal64(number % 100, 4), toDecimal64(number % 150, 4), 'USD', concat('camp', toString(number % 50)), concat('pub', toString(number % 30)), ['CA','NY','TX','FL','IL'][1 + number % 5], ['qualified','unqualified','repeat','duplicate'][1 + number % 4], number % 4 = 3, number % 4 = 0, now(), now() FROM numbers(10000000)"
 fi
-dims="$(curl -s "$CH/?database=$DB" --data-binary "SELECT count() FROM calls_hourly_dims")"
+dims="$(curl -s -u "$CH_USER" "$CH/?database=$DB" --data-binary "SELECT count() FROM calls_hourly_dims")"
 if [ "$dims" -eq 0 ]; then
   # Inserted straight into `calls`, the synthetic calls never went through the
   # processor's rollup worker: roll them up the way migration 7 does, once.
   echo "rolling up the synthetic calls (once)..."
   CM_DATABASE="$DB" CM_CLICKHOUSE_URL="$CH" "$TARGET_DIR/debug/cmctl" rollup-backfill
 fi
-count() { curl -s "$CH/?database=$DB" --data-binary "SELECT count() FROM $1"; }
+count() { curl -s -u "$CH_USER" "$CH/?database=$DB" --data-binary "SELECT count() FROM $1"; }
 echo "calls: $(count calls), calls_by_time: $(count calls_by_time), calls_hourly: $(count calls_hourly), calls_hourly_dims: $(count calls_hourly_dims)"
 
 measures="count() AS calls, countIf(status = 'qualified') AS qualified, countIf(status = 'repeat') AS repeat, countIf(status = 'duplicate') AS duplicate, sum(ifNull(payout, toDecimal64(0, 4))) AS payout, sum(ifNull(duration_s, 0)) AS total_duration_s"
@@ -52,12 +60,12 @@ time_query() { # time_query LABEL SQL → median of 5 runs, and rows read (query
   local label="$1" sql="$2" times=() t id
   for n in 1 2 3 4 5; do
     id="bench-$RANDOM-$n"
-    t="$( { /usr/bin/time -f '%e' curl -s "$CH/?database=$DB&log_queries=1&query_id=$id" --data-binary "$sql FORMAT Null" >/dev/null; } 2>&1 )"
+    t="$( { /usr/bin/time -f '%e' curl -s -u "$CH_USER" "$CH/?database=$DB&log_queries=1&query_id=$id" --data-binary "$sql FORMAT Null" >/dev/null; } 2>&1 )"
     times+=("$t")
   done
-  curl -s "$CH/" --data-binary "SYSTEM FLUSH LOGS" >/dev/null
+  curl -s -u "$CH_USER" "$CH/" --data-binary "SYSTEM FLUSH LOGS" >/dev/null
   local read
-  read="$(curl -s "$CH/" --data-binary "SELECT read_rows FROM system.query_log WHERE query_id = '$id' AND type = 2 LIMIT 1")"
+  read="$(curl -s -u "$CH_USER" "$CH/" --data-binary "SELECT read_rows FROM system.query_log WHERE query_id = '$id' AND type = 2 LIMIT 1")"
   printf '%-52s median %6s s  read_rows %s\n' "$label" "$(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p)" "${read:-?}"
 }
 range="started_at >= toDateTime('2026-03-01 00:00:00') AND started_at < toDateTime('2026-04-01 00:00:00')"
@@ -95,7 +103,8 @@ time_query "baseline: the same from the calls" \
 # the same query with exact=true (every call, from calls_by_time) as the baseline.
 API_PORT="${CM_BENCH_API_PORT:-18391}"
 API_CLICKHOUSE__URL="$CH" API_CLICKHOUSE__DATABASE="$DB" API_HTTP__LISTEN="127.0.0.1:$API_PORT" \
-  API_KAFKA__BROKERS="127.0.0.1:${CM_KAFKA_PORT:-19092}" API_AUTH__TOKENS_FILE="" \
+  API_KAFKA__BROKERS="127.0.0.1:${CM_KAFKA_PORT:-19092}" API_AUTH__INSECURE_OPEN=true \
+  API_CLICKHOUSE__USER=callmatrix_reader API_CLICKHOUSE__PASSWORD="$CM_CLICKHOUSE_READER_PASSWORD" \
   "$TARGET_DIR/debug/api" --config deploy/config/api.toml >/tmp/aggregates_10m_api.log 2>&1 &
 api_pid=$!
 trap 'kill $api_pid 2>/dev/null || true' EXIT
@@ -127,7 +136,7 @@ time_api "one account, March, by day (NY) x state" "from=2026-03-01T05:00:00Z&to
 # pages were read through calls_by_time (calls FINAL with the same filter, newest
 # first), timed on ClickHouse directly in the same run.
 median_url() { for _ in 1 2 3 4 5; do curl -s -o /dev/null -w '%{time_total}\n' "$1"; done | sort -n | sed -n 3p; }
-median_sql() { for _ in 1 2 3 4 5; do curl -s -o /dev/null -w '%{time_total}\n' "$CH/?database=$DB" --data-binary "$1 FORMAT Null"; done | sort -n | sed -n 3p; }
+median_sql() { for _ in 1 2 3 4 5; do curl -s -u "$CH_USER" -o /dev/null -w '%{time_total}\n' "$CH/?database=$DB" --data-binary "$1 FORMAT Null"; done | sort -n | sed -n 3p; }
 time_calls() { # time_calls LABEL QUERY WHERE
   local label="$1" url="http://127.0.0.1:$API_PORT/api/calls?$2" fast slow count
   count="$(curl -s "$url" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["calls"]))')"

@@ -29,19 +29,27 @@ PREFIX="e2e$(date +%s)."
 
 cargo build --release --quiet -p ingest -p processor -p cmctl --bins
 deploy/stack.sh start infra >/dev/null
+# The stack's ClickHouse has users with passwords, the binaries closed auth
+# (docs/security.md): read the secrets, and run the bench's own binaries open on
+# loopback.
+# shellcheck source=deploy/secrets.sh
+. deploy/secrets.sh
+cm_secrets "${CM_DATA_DIR:-$ROOT/.data/stack}"
+CH_USER="callmatrix_writer:$CM_CLICKHOUSE_WRITER_PASSWORD"
+export CM_CLICKHOUSE_USER=callmatrix_writer CM_CLICKHOUSE_PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD"
 export CM_KAFKA_BROKERS="127.0.0.1:${CM_KAFKA_PORT:-19092}" CM_TOPIC_PREFIX="$PREFIX"
 export CM_CLICKHOUSE_URL="$CH" CM_DATABASE="$DB"
-curl -sS "$CH/" --data-binary "DROP DATABASE IF EXISTS $DB" >/dev/null
+curl -sS -u "$CH_USER" "$CH/" --data-binary "DROP DATABASE IF EXISTS $DB" >/dev/null
 "$TARGET_DIR/release/cmctl" topics >/dev/null
 "$TARGET_DIR/release/cmctl" migrate >/dev/null
 "$TARGET_DIR/release/cmctl" integrations publish deploy/integrations/samples.json >/dev/null
 
 INGEST_KAFKA__BROKERS="$CM_KAFKA_BROKERS" INGEST_KAFKA__TOPIC_PREFIX="$PREFIX" \
-INGEST_HTTP__LISTEN=127.0.0.1:18097 INGEST_POLL__ENABLED=false INGEST_KAFKA__INSTANCE_ID=e2e-ingest RUST_LOG=warn \
+INGEST_HTTP__LISTEN=127.0.0.1:18097 INGEST_AUTH__INSECURE_OPEN=true INGEST_POLL__ENABLED=false INGEST_KAFKA__INSTANCE_ID=e2e-ingest RUST_LOG=warn \
   "$TARGET_DIR/release/ingest" --config deploy/config/ingest.toml >/tmp/e2e-ingest.log 2>&1 &
 INGEST_PID=$!
 PROCESSOR_KAFKA__BROKERS="$CM_KAFKA_BROKERS" PROCESSOR_KAFKA__TOPIC_PREFIX="$PREFIX" \
-PROCESSOR_CLICKHOUSE__URL="$CH" PROCESSOR_CLICKHOUSE__DATABASE="$DB" PROCESSOR_HTTP__LISTEN=127.0.0.1:18096 \
+PROCESSOR_CLICKHOUSE__URL="$CH" PROCESSOR_CLICKHOUSE__DATABASE="$DB" PROCESSOR_CLICKHOUSE__PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD" PROCESSOR_HTTP__LISTEN=127.0.0.1:18096 \
 PROCESSOR_KAFKA__INSTANCE_ID=e2e-processor RUST_LOG=warn \
   "$TARGET_DIR/release/processor" --config deploy/config/processor.toml >/tmp/e2e-processor.log 2>&1 &
 PROCESSOR_PID=$!
@@ -50,7 +58,7 @@ for _ in $(seq 1 150); do
   curl -fs http://127.0.0.1:18097/healthz >/dev/null 2>&1 && curl -fs http://127.0.0.1:18096/healthz >/dev/null 2>&1 && break
   sleep 0.2
 done
-stored() { curl -s "$CH/?database=$DB" --data-binary "SELECT count() FROM calls FINAL WHERE client_id = 'arroyo'"; }
+stored() { curl -s -u "$CH_USER" "$CH/?database=$DB" --data-binary "SELECT count() FROM calls FINAL WHERE client_id = 'arroyo'"; }
 # Wait for the processor to hold its partitions: one call through, end to end.
 curl -s -o /dev/null -H 'content-type: application/json' --data-binary \
   '{"call":{"id":"e2e_warmup","caller":{"number":"4155550199"},"started_at":"2026-11-20T14:03:22Z","duration":"1:00"}}' \

@@ -17,12 +17,20 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 
 cargo build --release --quiet -p ingest -p pipeline-benches -p cmctl --bins
 deploy/stack.sh start infra >/dev/null
+# The stack's ClickHouse has users with passwords, the binaries closed auth
+# (docs/security.md): read the secrets, and run the bench's own binaries open on
+# loopback.
+# shellcheck source=deploy/secrets.sh
+. deploy/secrets.sh
+cm_secrets "${CM_DATA_DIR:-$ROOT/.data/stack}"
+CH_USER="callmatrix_writer:$CM_CLICKHOUSE_WRITER_PASSWORD"
+export CM_CLICKHOUSE_USER=callmatrix_writer CM_CLICKHOUSE_PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD"
 export CM_KAFKA_BROKERS="127.0.0.1:${CM_KAFKA_PORT:-19092}" CM_TOPIC_PREFIX="bench."
 "$TARGET_DIR/release/cmctl" topics >/dev/null
 "$TARGET_DIR/release/cmctl" integrations publish deploy/integrations/samples.json >/dev/null
 
 INGEST_KAFKA__BROKERS="$CM_KAFKA_BROKERS" INGEST_KAFKA__TOPIC_PREFIX="bench." \
-INGEST_HTTP__LISTEN=127.0.0.1:18098 INGEST_POLL__ENABLED=false RUST_LOG=warn \
+INGEST_HTTP__LISTEN=127.0.0.1:18098 INGEST_AUTH__INSECURE_OPEN=true INGEST_POLL__ENABLED=false RUST_LOG=warn \
   "$TARGET_DIR/release/ingest" --config deploy/config/ingest.toml >/tmp/bench-ingest.log 2>&1 &
 INGEST_PID=$!
 "$TARGET_DIR/release/bare_edge" 127.0.0.1:18099 2>/dev/null &
