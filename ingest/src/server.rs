@@ -197,10 +197,9 @@ async fn account_route(
             .unwrap_or_default()
             .into_iter()
             .filter(|status| {
-                scope.account().is_none()
-                    || scope
-                        .integration(&state.webhook.registry, &status.client_id)
-                        .is_ok()
+                scope
+                    .integration(&state.webhook.registry, &status.client_id)
+                    .is_ok()
             })
             .collect();
         return Ok(json(

@@ -185,41 +185,37 @@ fn arroyo_record(payload: &str, offset: i64) -> OwnedMessage {
     )
 }
 
+/// One record through a fresh instance (nothing cached: what it needs of the past
+/// comes from `store`); the batch's calls are then stored, as the sink would.
+async fn through_fresh_instance(store: &Arc<MemoryStore>, payload: &str, offset: i64) -> Processed {
+    let mut pipeline = test_pipeline(samples(), Duration::from_millis(10), store.clone());
+    let (_stop, shutdown) = Shutdown::new();
+    let processed = pipeline
+        .process(&[arroyo_record(payload, offset)], 0, &shutdown)
+        .await
+        .unwrap();
+    for call in &processed.calls {
+        store.put(call.clone());
+    }
+    processed
+}
+
 /// A late field for a call stored by an earlier batch: merged over the stored
 /// version (read from the store), as a newer version of the same call.
 #[tokio::test]
 async fn a_late_field_merges_onto_the_stored_call() {
     let store = Arc::new(MemoryStore::default());
-    let mut pipeline = test_pipeline(samples(), Duration::from_millis(10), store.clone());
-    let (_stop, shutdown) = Shutdown::new();
-    let first = pipeline
-        .process(
-            &[arroyo_record(
-                r#"{"call":{"id":"ar_s","caller":{"number":"4155552671"},"started_at":"2026-11-20T10:00:00Z"}}"#,
-                0,
-            )],
-            0,
-            &shutdown,
-        )
-        .await
-        .unwrap();
+    let first = through_fresh_instance(
+        &store,
+        r#"{"call":{"id":"ar_s","caller":{"number":"4155552671"},"started_at":"2026-11-20T10:00:00Z"}}"#,
+        0,
+    )
+    .await;
     let [stored] = first.calls.as_slice() else {
         panic!("one call")
     };
-    store.put(stored.clone());
-    // A fresh instance (nothing cached) gets the late payout.
-    let mut later = test_pipeline(samples(), Duration::from_millis(10), store.clone());
-    let late = later
-        .process(
-            &[arroyo_record(
-                r#"{"call":{"id":"ar_s","payout":"$9.25"}}"#,
-                1,
-            )],
-            0,
-            &shutdown,
-        )
-        .await
-        .unwrap();
+    let late =
+        through_fresh_instance(&store, r#"{"call":{"id":"ar_s","payout":"$9.25"}}"#, 1).await;
     assert!(late.dead_letters.is_empty(), "{:?}", late.dead_letters);
     let [merged] = late.calls.as_slice() else {
         panic!("one call: {:?}", late.calls)
@@ -232,43 +228,44 @@ async fn a_late_field_merges_onto_the_stored_call() {
 }
 
 /// The caller's stored calls (a history read from the store on a cache miss) make a
-/// new call a repeat, and a late older call re-decides a stored one.
+/// new call a repeat, and a late older call re-decides a stored one: its next
+/// version, built over the stored version, comes out of the batch as an update.
 #[tokio::test]
 async fn stored_histories_decide_repeats() {
     let store = Arc::new(MemoryStore::default());
-    let (_stop, shutdown) = Shutdown::new();
-    let mut first = test_pipeline(samples(), Duration::from_millis(10), store.clone());
-    let earlier = first
-        .process(
-            &[arroyo_record(
-                r#"{"call":{"id":"ar_1","caller":{"number":"4155552671"},"started_at":"2026-11-20T10:00:00Z","duration":120}}"#,
-                0,
-            )],
-            0,
-            &shutdown,
+    let call = |id: &str, day: u32| {
+        format!(
+            r#"{{"call":{{"id":"{id}","caller":{{"number":"4155552671"}},"started_at":"2026-11-{day}T10:00:00Z","duration":120}}}}"#
         )
-        .await
-        .unwrap();
-    for call in &earlier.calls {
-        store.put(call.clone());
-    }
-    let mut second = test_pipeline(samples(), Duration::from_millis(10), store.clone());
-    let next = second
-        .process(
-            &[arroyo_record(
-                r#"{"call":{"id":"ar_2","caller":{"number":"4155552671"},"started_at":"2026-11-22T10:00:00Z","duration":120}}"#,
-                1,
-            )],
-            0,
-            &shutdown,
-        )
-        .await
-        .unwrap();
+    };
+    let earlier = through_fresh_instance(&store, &call("ar_1", 20), 0).await;
+    let first = earlier.calls[0].clone();
+    let next = through_fresh_instance(&store, &call("ar_2", 22), 1).await;
     let repeat = next
         .calls
         .iter()
         .find(|c| c.external_id.as_deref() == Some("ar_2"))
         .unwrap();
-    assert_eq!(repeat.repeat_of, Some(earlier.calls[0].id), "{repeat:?}");
+    assert_eq!(repeat.repeat_of, Some(first.id), "{repeat:?}");
     assert_eq!(repeat.status, "repeat");
+
+    let backfill = through_fresh_instance(&store, &call("ar_0", 18), 2).await;
+    let oldest = backfill
+        .calls
+        .iter()
+        .find(|c| c.external_id.as_deref() == Some("ar_0"))
+        .unwrap();
+    assert_eq!(oldest.repeat_of, None, "the oldest call is the first");
+    let redecided = backfill
+        .calls
+        .iter()
+        .find(|c| c.id == first.id)
+        .expect("the stored ar_1, re-decided");
+    assert_eq!(redecided.repeat_of, Some(oldest.id));
+    assert_eq!(redecided.event, schemas::call::Change::Updated);
+    assert!(redecided.version > first.version);
+    assert_eq!(
+        redecided.started_at, first.started_at,
+        "built over the stored version"
+    );
 }
