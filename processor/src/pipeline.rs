@@ -252,17 +252,34 @@ impl<S: Store> Pipeline<S> {
     }
 }
 
-/// Calls to ClickHouse, dead letters and events to their topics, old positions of
-/// moved calls retired, forwards re-published: everything before the commit.
+/// Old positions of moved calls retired, calls to ClickHouse, dead letters and
+/// events to their topics, forwards re-published: everything before the commit.
+///
+/// The old positions go first. A crash after them re-runs the batch over the same
+/// stored calls, so the same retirements are written again and the calls after
+/// them. Written after the calls, a crash between the two would re-run the batch
+/// over the calls' new versions, find nothing moved, and leave the old position in
+/// `calls_by_time` for good (its payout counted twice by every aggregate).
 async fn write(
     sink: &BatchSink,
     processed: &Processed,
     shutdown: &Shutdown,
 ) -> Result<(), Interrupted> {
+    // Crash points count only the batches that wrote something at that step.
+    sink.retire_moved(&processed.moved, shutdown).await?;
+    if !processed.moved.is_empty() {
+        runtime::crash_point::reached("processor.after_retire");
+    }
     sink.write(&processed.calls, &processed.dead_letters, shutdown)
         .await?;
-    sink.retire_moved(&processed.moved, shutdown).await?;
-    sink.forward(&processed.forwards, shutdown).await
+    if !processed.calls.is_empty() {
+        runtime::crash_point::reached("processor.after_write");
+    }
+    sink.forward(&processed.forwards, shutdown).await?;
+    if !processed.forwards.is_empty() {
+        runtime::crash_point::reached("processor.after_forward");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod access;
 pub mod call_lookup;
 pub mod clickhouse;
 pub mod config;
+pub mod crash_point;
 pub mod http;
 pub mod kafka;
 pub mod metric_names;

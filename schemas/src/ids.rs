@@ -87,24 +87,17 @@ impl CallId {
         Self(derive(&["ext", client.as_str(), external_id]))
     }
 
-    /// From the normalised natural key, for partners that send no call id.
+    /// From the normalised natural key, for partners that send no call id: caller,
+    /// called number and start. Not the duration, which changes while a call is in
+    /// progress ("nat2": the key that had the duration was "nat").
     pub fn from_natural_key(
         client: &ClientId,
         caller: &str,
         called: &str,
         started_at_unix: i64,
-        duration_s: Option<u32>,
     ) -> Self {
         let started = started_at_unix.to_string();
-        let duration = duration_s.map(|d| d.to_string()).unwrap_or_default();
-        Self(derive(&[
-            "nat",
-            client.as_str(),
-            caller,
-            called,
-            &started,
-            &duration,
-        ]))
+        Self(derive(&["nat2", client.as_str(), caller, called, &started]))
     }
 }
 
@@ -177,7 +170,7 @@ mod tests {
         fn part_boundaries_do_not_collide(a in "[a-z:]{0,8}", b in "[a-z:]{0,8}", c in "[a-z:]{0,8}") {
             let client = ClientId::parse("c").unwrap();
             let left = CallId::from_external(&client, &format!("{a}{b}"));
-            let right = CallId::from_natural_key(&client, &a, &b, 0, None);
+            let right = CallId::from_natural_key(&client, &a, &b, 0);
             prop_assert_ne!(left, right);
             let ab_c = derive(&[&a, &format!("{b}{c}")]);
             let a_bc = derive(&[&format!("{a}{b}"), &c]);

@@ -243,6 +243,21 @@ impl Service {
         .await;
     }
 
+    /// Waits for the process to end by itself (an armed crash point); `None` if it
+    /// is still running after `timeout`.
+    pub async fn exited(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let child = self.child.as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
     /// SIGKILL: no graceful shutdown, no last commit. What a crash looks like.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -44,8 +44,8 @@ pub struct Rejection {
 pub struct MappedFields {
     fields: Fields,
     warnings: Vec<String>,
-    /// The call's id when the partner sent its own call id: the record may then be a
-    /// late part of a call already stored.
+    /// The call's id, from the partner's call id or else the natural key: the record
+    /// may be a later part of a call already stored.
     pub call_id: Option<CallId>,
 }
 
@@ -105,10 +105,17 @@ pub fn map_fields(
         return Err(required_rejection(errors, None));
     }
     warnings.append(&mut fields.notes);
-    let call_id = fields
-        .external_id
-        .as_ref()
-        .map(|external| CallId::from_external(&mapping.integration.client_id, external));
+    let client = &mapping.integration.client_id;
+    let call_id = match (&fields.external_id, &fields.caller, &fields.started_at) {
+        (Some(external), _, _) => Some(CallId::from_external(client, external)),
+        (None, Some(caller), Some(started)) => Some(natural_key(
+            client,
+            caller,
+            fields.called.as_ref(),
+            started.instant,
+        )),
+        _ => None,
+    };
     Ok(MappedFields {
         fields,
         warnings,
@@ -133,17 +140,26 @@ pub fn assemble(
         warnings,
         call_id,
     } = mapped;
-    let caller = fields
-        .caller
-        .clone()
-        .or_else(|| base.map(|b| b.caller.clone()));
-    let started = fields.started_at.clone().or_else(|| {
+    // A record received before the stored row's newest record (clock skew between
+    // ingest replicas, a forwarded late field, a replay interleaving partitions)
+    // only fills what the row lacks; a newer one overrides what it says. A record
+    // mapped by a newer mapping version is newer: a replay after a mapping change
+    // must replace what the old mapping made.
+    let integration = &mapping.integration;
+    let stale = base.is_some_and(|b| {
+        (integration.version, to_whole_seconds(envelope.received_at))
+            < (b.mapping_version, b.received_at)
+    });
+    let caller = pick(stale, fields.caller.clone(), base.map(|b| b.caller.clone()));
+    let started = pick(
+        stale,
+        fields.started_at.clone(),
         base.map(|b| coerce::Stamped {
             instant: b.started_at,
             zone: b.local_tz.clone(),
             warning: None,
-        })
-    });
+        }),
+    );
     let (Some(caller), Some(started)) = (caller, started) else {
         let errors = missing_required(mapping, &fields, &[]);
         return Err(required_rejection(
@@ -151,33 +167,40 @@ pub fn assemble(
             call_id.filter(|_| base.is_none()),
         ));
     };
-    let integration = &mapping.integration;
     let started_at = to_whole_seconds(started.instant);
-    let called = fields
-        .called
-        .or_else(|| base.and_then(|b| b.called.clone()));
-    let duration_s = fields
-        .duration_s
-        .or_else(|| base.and_then(|b| b.duration_s));
+    let called = pick(stale, fields.called, base.and_then(|b| b.called.clone()));
+    let duration_s = pick(stale, fields.duration_s, base.and_then(|b| b.duration_s));
     let id = call_id.unwrap_or_else(|| {
-        CallId::from_natural_key(
-            &integration.client_id,
-            caller.as_str(),
-            called.as_ref().map(E164::as_str).unwrap_or(""),
-            started_at.timestamp(),
-            duration_s,
-        )
+        natural_key(&integration.client_id, &caller, called.as_ref(), started_at)
     });
     let keep = |new: Option<String>, old: fn(&CallRecord) -> &Option<String>| {
-        new.or_else(|| base.and_then(|b| old(b).clone()))
+        pick(stale, new, base.and_then(|b| old(b).clone()))
     };
-    let payout = fields.payout.or_else(|| base.and_then(|b| b.payout));
+    let payout = pick(stale, fields.payout, base.and_then(|b| b.payout));
+    let revenue = pick(stale, fields.revenue, base.and_then(|b| b.revenue));
+    // The currency belongs to the amounts: a stale record's only where the row had
+    // no amount of its own.
+    let said_currency = fields.currency.or(fields.currency_from_amount);
+    let row_currency = base
+        .filter(|b| !stale || b.payout.is_some() || b.revenue.is_some())
+        .map(|b| b.currency.clone());
+    let currency = if stale {
+        row_currency.or(said_currency)
+    } else {
+        said_currency.or(row_currency)
+    };
+    // Never a lower version than the row it is merged over: it would lose.
+    let own_version = row_version(envelope.received_at, integration.version);
+    let version = base.map_or(own_version, |b| {
+        own_version.max(b.version.saturating_add(1))
+    });
+    let received_at = to_whole_seconds(envelope.received_at);
     // A partner's echo of our routed call id links the call; otherwise any link
     // made earlier stays until the duplicate check runs again.
     let echoed = fields.cm_call_id.is_some();
     let mut call = CallRecord {
         id,
-        version: row_version(envelope.received_at, integration.version),
+        version,
         account: integration.account.clone(),
         client_id: integration.client_id.clone(),
         source: envelope.source,
@@ -187,40 +210,35 @@ pub fn assemble(
         started_at,
         local_tz: started.zone,
         duration_s,
-        connected_duration_s: fields
-            .connected_duration_s
-            .or_else(|| base.and_then(|b| b.connected_duration_s)),
-        connected: fields.connected.or_else(|| base.and_then(|b| b.connected)),
+        connected_duration_s: pick(
+            stale,
+            fields.connected_duration_s,
+            base.and_then(|b| b.connected_duration_s),
+        ),
+        connected: pick(stale, fields.connected, base.and_then(|b| b.connected)),
         payout,
-        revenue: fields.revenue.or_else(|| base.and_then(|b| b.revenue)),
-        currency: fields
-            .currency
-            .or(fields.currency_from_amount)
-            .or_else(|| base.map(|b| b.currency.clone()))
-            .unwrap_or_else(|| integration.currency.clone()),
+        revenue,
+        currency: currency.unwrap_or_else(|| integration.currency.clone()),
         zip: keep(fields.zip, |b| &b.zip),
         city: keep(fields.city, |b| &b.city),
         state: keep(fields.state, |b| &b.state),
         campaign: keep(fields.campaign, |b| &b.campaign),
         publisher: keep(fields.publisher, |b| &b.publisher),
         buyer: keep(fields.buyer, |b| &b.buyer),
-        tags: if fields.tags.is_empty() {
-            base.map(|b| b.tags.clone()).unwrap_or_default()
-        } else {
-            fields.tags
+        tags: match base {
+            Some(b) if fields.tags.is_empty() || (stale && !b.tags.is_empty()) => b.tags.clone(),
+            _ => fields.tags,
         },
         status: String::new(),
         is_duplicate: echoed || base.is_some_and(|b| b.is_duplicate),
         cm_call_id: keep(fields.cm_call_id, |b| &b.cm_call_id),
         warnings,
-        received_at: to_whole_seconds(envelope.received_at),
+        received_at: base.map_or(received_at, |b| received_at.max(b.received_at)),
         processed_at: to_whole_seconds(processed_at),
         raw: position,
         mapping_version: integration.version,
         // A partner's own word stays until the partner sends another.
-        partner_status: fields
-            .status
-            .or_else(|| base.and_then(|b| b.partner_status.clone())),
+        partner_status: keep(fields.status, |b| &b.partner_status),
         qualified: false,
         repeat_of: base.and_then(|b| b.repeat_of),
         repeat_of_started_at: base.and_then(|b| b.repeat_of_started_at),
@@ -242,6 +260,33 @@ pub fn assemble(
     call.qualified = enrich::qualify(&call, &integration.enrichment);
     enrich::settle_status(&mut call);
     Ok(call)
+}
+
+/// A call's id when the partner sends none: caller, called number and start
+/// (whole seconds). Not the duration: a partner that sends an "in progress" record
+/// and then the completed one sends one call, and the two must merge.
+fn natural_key(
+    client: &schemas::ClientId,
+    caller: &E164,
+    called: Option<&E164>,
+    started: DateTime<Utc>,
+) -> CallId {
+    CallId::from_natural_key(
+        client,
+        caller.as_str(),
+        called.map(E164::as_str).unwrap_or(""),
+        started.timestamp(),
+    )
+}
+
+/// The newer record's value, else the other's: the record's own (`new`) unless it
+/// is `stale`, older than the row it is merged over.
+fn pick<T>(stale: bool, new: Option<T>, old: Option<T>) -> Option<T> {
+    if stale {
+        old.or(new)
+    } else {
+        new.or(old)
+    }
 }
 
 /// An error for each required field neither filled nor already in `errors`.

@@ -8,6 +8,7 @@ mod bad_input;
 mod broker_outage;
 mod calls_search;
 mod config_docs;
+mod crash_points;
 mod dashboard_browser;
 mod enrichment;
 mod hostile_tenant;
