@@ -78,6 +78,7 @@ pub async fn load(
             .map(|(key, payload)| OutgoingMessage {
                 key: key.as_bytes(),
                 payload,
+                headers: &[],
             })
             .collect();
         producer.send_all(&topic, &messages).await?;

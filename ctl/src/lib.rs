@@ -74,6 +74,8 @@ pub fn topic_specs(kafka: &KafkaConfig, partitions: i32) -> Vec<TopicSpec> {
         // One partition: one rollup worker at a time, recomputing in order.
         spec(&topics.rollup_dirty, 1, vec![]),
         spec(&topics.poll_status, 1, vec![("cleanup.policy", "compact")]),
+        // Partitioned as the raw topic, by the same key.
+        spec(&topics.parked, partitions, vec![]),
     ]
 }
 

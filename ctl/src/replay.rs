@@ -154,6 +154,7 @@ async fn send(
         .map(|(key, payload)| OutgoingMessage {
             key: key.as_bytes(),
             payload,
+            headers: &[],
         })
         .collect();
     producer.send_all(topic, &messages).await?;

@@ -33,6 +33,8 @@ pub struct RawRecord<'a> {
     pub topic: &'a str,
     pub partition: i32,
     pub offset: i64,
+    /// How many times the record was parked already (see [`Parked`]).
+    pub parked: u32,
 }
 
 /// What a batch comes to: everything the shell must make durable before it commits.
@@ -45,6 +47,21 @@ pub struct Processed {
     pub forwards: Vec<(String, Vec<u8>)>,
     /// Old positions in `calls_by_time` of calls a new version moved.
     pub moved: Vec<MovedCallRow>,
+    /// Later parts of calls not stored yet, to be tried again after a delay.
+    pub parked: Vec<Parked>,
+}
+
+/// A record that named a call not stored yet (a late payout that overtook its
+/// call: another ingest instance, a retry, a CSV row before the webhook). It is
+/// tried again later, up to a bound, before it becomes a dead letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parked {
+    /// The Kafka key it arrived under (its caller's key, or ingest's).
+    pub key: Option<Vec<u8>>,
+    /// The envelope, as the raw topic held it.
+    pub payload: Vec<u8>,
+    /// The times it has been parked, this one included.
+    pub parked: u32,
 }
 
 struct Mapped {
@@ -53,11 +70,15 @@ struct Mapped {
     position: RawPosition,
     mapping: Arc<CompiledMapping>,
     fields: Result<MappedFields, Rejection>,
+    parked: u32,
 }
 
 /// One batch in progress.
 pub struct Batch {
     processed_at: DateTime<Utc>,
+    /// How many times a record waiting for its call is parked before it becomes a
+    /// dead letter; 0 dead-letters it at once.
+    max_parks: u32,
     mapped: Vec<Mapped>,
     out: Processed,
 }
@@ -71,9 +92,16 @@ impl Batch {
     pub fn new(processed_at: DateTime<Utc>) -> Self {
         Self {
             processed_at,
+            max_parks: 0,
             mapped: Vec::new(),
             out: Processed::default(),
         }
+    }
+
+    /// Parks records waiting for their call up to `max_parks` times.
+    pub fn with_parking(mut self, max_parks: u32) -> Self {
+        self.max_parks = max_parks;
+        self
     }
 
     /// A record whose envelope could not be read.
@@ -103,6 +131,7 @@ impl Batch {
                     position,
                     mapping,
                     fields,
+                    parked: record.parked,
                 });
             }
             Err(reason) => {
@@ -135,6 +164,7 @@ impl Batch {
                 position,
                 mapping,
                 fields,
+                parked,
             } = mapped;
             let assembled = fields.and_then(|fields| {
                 let base = fields.call_id.and_then(|id| known.get(&id));
@@ -160,7 +190,21 @@ impl Batch {
                     known.insert(call.id, call.clone());
                     self.out.calls.push(call);
                 }
-                Err(rejection) => {
+                Err(rejection) if rejection.unknown_call.is_some() && parked < self.max_parks => {
+                    tracing::debug!(client_id = %envelope.client_id, raw_id = %envelope.raw_id, parked, "record waits for its call");
+                    self.out.parked.push(Parked {
+                        key,
+                        payload: envelope.to_json(),
+                        parked: parked + 1,
+                    });
+                }
+                Err(mut rejection) => {
+                    if rejection.unknown_call.is_some() && parked > 0 {
+                        rejection.reason = format!(
+                            "{} (tried again {parked} times while waiting for it)",
+                            rejection.reason
+                        );
+                    }
                     tracing::debug!(client_id = %envelope.client_id, raw_id = %envelope.raw_id, reason = %rejection.reason, "record dead-lettered");
                     let errors = rejection.errors.iter().map(ToString::to_string).collect();
                     self.out.dead_letters.push(dead_letter(
@@ -256,11 +300,80 @@ mod tests {
             topic: "calls.raw",
             partition: 2,
             offset: 7,
+            parked: 0,
         };
         let first = envelope(&record).unwrap_err();
         let again = envelope(&record).unwrap_err();
         assert_eq!(first.raw_id, again.raw_id, "a replay replaces its row");
         assert!(first.reason.contains("not an envelope"), "{}", first.reason);
         assert_eq!((first.raw_partition, first.raw_offset), (Some(2), Some(7)));
+    }
+
+    fn arroyo() -> Arc<CompiledMapping> {
+        let all: Vec<schemas::Integration> =
+            serde_json::from_str(include_str!("../../deploy/integrations/samples.json")).unwrap();
+        let arroyo = all
+            .iter()
+            .find(|i| i.client_id.as_str() == "arroyo")
+            .unwrap();
+        Arc::new(CompiledMapping::compile(arroyo).unwrap())
+    }
+
+    /// A late payout of a call never stored, parked `parked` times already, through
+    /// a batch that parks up to 3 times.
+    fn late_payout(parked: u32) -> Processed {
+        let envelope = RawEnvelope {
+            raw_id: uuid::Uuid::from_u128(9),
+            client_id: ClientId::parse("arroyo").unwrap(),
+            source: Source::Webhook,
+            received_at: Utc::now(),
+            idempotency_key: String::new(),
+            integration_version: 1,
+            payload: serde_json::value::RawValue::from_string(
+                r#"{"call": {"id": "ar_later", "payout": "$5.00"}}"#.to_owned(),
+            )
+            .unwrap(),
+        };
+        let json = envelope.to_json();
+        let record = RawRecord {
+            key: Some(b"acme/+14155552671"),
+            payload: &json,
+            topic: "calls.raw",
+            partition: 0,
+            offset: 1,
+            parked,
+        };
+        let mut batch = Batch::new(Utc::now()).with_parking(3);
+        batch.push(&record, envelope, Ok(arroyo()));
+        batch.assemble(HashMap::new());
+        batch.finish()
+    }
+
+    #[test]
+    fn a_late_field_before_its_call_is_parked_then_dead_lettered_with_why() {
+        let first = late_payout(0);
+        assert!(first.dead_letters.is_empty(), "{:?}", first.dead_letters);
+        assert_eq!(first.parked.len(), 1);
+        assert_eq!(first.parked[0].parked, 1);
+        assert_eq!(
+            first.parked[0].key.as_deref(),
+            Some(&b"acme/+14155552671"[..])
+        );
+        let back: RawEnvelope = serde_json::from_slice(&first.parked[0].payload).unwrap();
+        assert_eq!(
+            back.raw_id,
+            uuid::Uuid::from_u128(9),
+            "the same record, intact"
+        );
+
+        assert_eq!(late_payout(2).parked[0].parked, 3);
+        let last = late_payout(3);
+        assert!(last.parked.is_empty());
+        assert_eq!(last.dead_letters.len(), 1);
+        let reason = &last.dead_letters[0].reason;
+        assert!(
+            reason.contains("no earlier record of call") && reason.contains("3 times"),
+            "{reason}"
+        );
     }
 }

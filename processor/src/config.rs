@@ -20,6 +20,43 @@ pub struct ProcessorConfig {
     pub registry: RegistryConfig,
     #[serde(default)]
     pub enrichment: EnrichmentConfig,
+    #[serde(default)]
+    pub parking: ParkingConfig,
+}
+
+/// Records that name a call not stored yet (a late field that overtook its call)
+/// are parked and tried again `max_attempts` times, `delay_ms` apart, before they
+/// become dead letters: 10 × 30 s by default, five minutes for the call to arrive.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParkingConfig {
+    #[serde(default = "default_park_delay_ms")]
+    pub delay_ms: u64,
+    /// 0 dead-letters such records at once.
+    #[serde(default = "default_park_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_park_delay_ms() -> u64 {
+    30_000
+}
+fn default_park_attempts() -> u32 {
+    10
+}
+
+impl Default for ParkingConfig {
+    fn default() -> Self {
+        Self {
+            delay_ms: default_park_delay_ms(),
+            max_attempts: default_park_attempts(),
+        }
+    }
+}
+
+impl ParkingConfig {
+    pub fn delay(&self) -> Duration {
+        Duration::from_millis(self.delay_ms)
+    }
 }
 
 /// The processor's enrichment state.
@@ -141,6 +178,18 @@ impl Validate for ProcessorConfig {
             return Err(ConfigError::invalid(
                 "enrichment.link_sweep_ms",
                 "must be at least 1000",
+            ));
+        }
+        if !(100..=3_600_000).contains(&self.parking.delay_ms) {
+            return Err(ConfigError::invalid(
+                "parking.delay_ms",
+                "must be between 100 and 3600000 (an hour)",
+            ));
+        }
+        if self.parking.max_attempts > 1000 {
+            return Err(ConfigError::invalid(
+                "parking.max_attempts",
+                "must be at most 1000",
             ));
         }
         if self.batch.max_wait_ms == 0 {

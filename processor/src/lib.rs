@@ -2,12 +2,13 @@
 //! IO shell around the `engine` crate, which decides everything about a record.
 //!
 //! Delivery: a raw offset is committed only after every record before it is either a
-//! row in ClickHouse or a dead letter acknowledged by the dead-letter topic, and its canonical
+//! row in ClickHouse, a dead letter acknowledged by the dead-letter topic, or a record
+//! parked to wait for its call (acknowledged by the parked topic), and its canonical
 //! call was published. A crash anywhere replays from the last commit; call ids are
 //! deterministic and `calls` is a ReplacingMergeTree, so a replay leaves one row.
 //!
 //! Modules, in the order data meets them (no module imports one above it):
-//! `start` (wiring) → `pipeline`, `dead_letters`, `rollup`, `linker` (the workers,
+//! `start` (wiring) → `pipeline`, `dead_letters`, `rollup`, `linker`, `parking` (the workers,
 //! each consume → step → write → commit) → `store` (every ClickHouse read) and
 //! `sink` (every write, retried) → `error`.
 
@@ -17,6 +18,7 @@ mod error;
 mod linker;
 pub mod metric_names;
 mod ops;
+mod parking;
 mod pipeline;
 mod rollup;
 mod sink;

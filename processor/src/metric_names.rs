@@ -14,6 +14,10 @@ pub const PROCESSOR_CM_LINKS_TOTAL: &str = "processor_cm_links_total";
 /// counter; labels: none.
 pub const PROCESSOR_INTEGRATION_WAIT_TIMEOUTS_TOTAL: &str =
     "processor_integration_wait_timeouts_total";
+/// counter; labels: none.
+pub const PROCESSOR_PARKED_RELEASED_TOTAL: &str = "processor_parked_released_total";
+/// counter; labels: none.
+pub const PROCESSOR_PARKED_TOTAL: &str = "processor_parked_total";
 /// counter; labels: `outcome`.
 pub const PROCESSOR_RECORDS_TOTAL: &str = "processor_records_total";
 /// counter; labels: none.

@@ -37,6 +37,7 @@ pub struct Pipeline<S: Store> {
     /// Compiled once per integration version.
     pub mappings: HashMap<ClientId, Arc<CompiledMapping>>,
     pub enricher: Enricher,
+    pub parking: crate::config::ParkingConfig,
 }
 
 impl<S: Store> Pipeline<S> {
@@ -72,7 +73,8 @@ impl<S: Store> Pipeline<S> {
                 calls = processed.calls.len(),
                 dead = processed.dead_letters.len()
             );
-            if let Err(interrupted) = write(sink, &processed, &shutdown).instrument(span).await {
+            let written = write(sink, &processed, self.parking.delay(), &shutdown);
+            if let Err(interrupted) = written.instrument(span).await {
                 tracing::warn!(error = %interrupted, "stopping with an unwritten batch; it will be reprocessed");
                 break;
             }
@@ -85,6 +87,8 @@ impl<S: Store> Pipeline<S> {
                 .increment(processed.dead_letters.len() as u64);
             metrics::counter!(crate::metric_names::PROCESSOR_RECORDS_TOTAL, "outcome" => "forwarded")
                 .increment(processed.forwards.len() as u64);
+            metrics::counter!(crate::metric_names::PROCESSOR_RECORDS_TOTAL, "outcome" => "parked")
+                .increment(processed.parked.len() as u64);
         }
         Ok(())
     }
@@ -97,7 +101,7 @@ impl<S: Store> Pipeline<S> {
         shutdown: &Shutdown,
     ) -> Result<Processed, Interrupted> {
         self.enricher.histories.observe_rebalances(rebalances);
-        let mut step = Batch::new(Utc::now());
+        let mut step = Batch::new(Utc::now()).with_parking(self.parking.max_attempts);
         let mut gave_up = HashSet::new();
         for message in batch {
             let record = RawRecord {
@@ -106,6 +110,7 @@ impl<S: Store> Pipeline<S> {
                 topic: message.topic(),
                 partition: message.partition(),
                 offset: message.offset(),
+                parked: crate::parking::parked_count(message),
             };
             match engine::batch::envelope(&record) {
                 Ok(envelope) => {
@@ -253,7 +258,8 @@ impl<S: Store> Pipeline<S> {
 }
 
 /// Old positions of moved calls retired, calls to ClickHouse, dead letters and
-/// events to their topics, forwards re-published: everything before the commit.
+/// events to their topics, forwards re-published, records waiting for their call
+/// parked: everything before the commit.
 ///
 /// The old positions go first. A crash after them re-runs the batch over the same
 /// stored calls, so the same retirements are written again and the calls after
@@ -263,6 +269,7 @@ impl<S: Store> Pipeline<S> {
 async fn write(
     sink: &BatchSink,
     processed: &Processed,
+    park_for: Duration,
     shutdown: &Shutdown,
 ) -> Result<(), Interrupted> {
     // Crash points count only the batches that wrote something at that step.
@@ -279,6 +286,7 @@ async fn write(
     if !processed.forwards.is_empty() {
         runtime::crash_point::reached("processor.after_forward");
     }
+    sink.park(&processed.parked, park_for, shutdown).await?;
     Ok(())
 }
 

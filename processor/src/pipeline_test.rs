@@ -45,6 +45,7 @@ fn test_pipeline(
             histories: Histories::new(100),
             managed: Arc::new(HashMap::new()),
         },
+        parking: crate::config::ParkingConfig::default(),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use runtime::kafka::{AckedProducer, ProduceError};
+use runtime::kafka::{AckedProducer, OutgoingMessage, ProduceError};
 use runtime::retry::{retry, RetryPolicy, Retryable};
 use runtime::shutdown::Shutdown;
 use schemas::topics::Topics;
@@ -124,6 +124,46 @@ impl BatchSink {
             publish(&self.producer, &self.topics.raw, forwards)
         })
         .await
+    }
+
+    /// Parks records waiting for their call on the parked topic, due `delay` from
+    /// now (see `parking`).
+    pub async fn park(
+        &self,
+        parked: &[engine::batch::Parked],
+        delay: Duration,
+        shutdown: &Shutdown,
+    ) -> Result<(), Interrupted> {
+        if parked.is_empty() {
+            return Ok(());
+        }
+        let due = (chrono::Utc::now() + delay).timestamp_millis().to_string();
+        let counts: Vec<String> = parked.iter().map(|p| p.parked.to_string()).collect();
+        let headers: Vec<[(&str, &[u8]); 2]> = counts
+            .iter()
+            .map(|count| {
+                [
+                    (schemas::topics::PARKED_HEADER, count.as_bytes()),
+                    (schemas::topics::DUE_HEADER, due.as_bytes()),
+                ]
+            })
+            .collect();
+        let messages: Vec<OutgoingMessage<'_>> = parked
+            .iter()
+            .zip(&headers)
+            .map(|(p, headers)| OutgoingMessage {
+                key: p.key.as_deref().unwrap_or_default(),
+                payload: &p.payload,
+                headers,
+            })
+            .collect();
+        self.retry("park records waiting for their call", shutdown, || {
+            self.producer.send_all(&self.topics.parked, &messages)
+        })
+        .await?;
+        metrics::counter!(crate::metric_names::PROCESSOR_PARKED_TOTAL)
+            .increment(parked.len() as u64);
+        Ok(())
     }
 
     /// Retries `attempt` (see [`retry_until_stopped`]).

@@ -1,6 +1,6 @@
 //! Start-up: the registry, the producer, the store, the ops port, the managed
-//! numbers, and the four workers (pipeline, dead-letter recorder, rollup, CallMatrix
-//! linker), each a batch consumer that commits only after its writes.
+//! numbers, and the five workers (pipeline, dead-letter recorder, rollup, CallMatrix
+//! linker, parking), each a batch consumer that commits only after its writes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use crate::ops::{self, OpsState};
 use crate::pipeline::Pipeline;
 use crate::sink::BatchSink;
 use crate::store::ClickHouseStore;
-use crate::{dead_letters, linker, rollup};
+use crate::{dead_letters, linker, parking, rollup};
 
 /// The compacted managed-numbers topic, as the engine asks for it.
 struct ManagedTable(CompactedTable<ManagedNumber>);
@@ -115,6 +115,14 @@ pub async fn run(
             }
         })
     };
+    let parking = {
+        let (kafka, sink, shutdown) = (config.kafka.clone(), sink.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(error) = parking::run(&kafka, &sink, shutdown).await {
+                tracing::error!(%error, "parking worker stopped");
+            }
+        })
+    };
     let pipeline = Pipeline {
         registry,
         registry_wait: Duration::from_millis(config.registry.wait_ms),
@@ -125,6 +133,7 @@ pub async fn run(
             histories: Histories::new(config.enrichment.max_cached_callers),
             managed: Arc::new(ManagedTable(managed)),
         },
+        parking: config.parking.clone(),
     };
     let consumed = pipeline
         .run(&sink, &config.kafka, max_records, max_wait, shutdown)
@@ -132,6 +141,7 @@ pub async fn run(
     let _ = recorder.await;
     let _ = linker.await;
     let _ = rollup.await;
+    let _ = parking.await;
     tracing::info!("processor stopped");
     consumed
 }

@@ -197,6 +197,7 @@ pub async fn publish(
             &[OutgoingMessage {
                 key: integration.client_id.as_str().as_bytes(),
                 payload: &payload,
+                headers: &[],
             }],
         )
         .await?;

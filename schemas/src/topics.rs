@@ -20,6 +20,14 @@ pub const POLL_STATUS: &str = "poll.status";
 /// (account, hour) pairs whose calls changed, for the rollup worker. One partition,
 /// so one worker recomputes them, in order.
 pub const ROLLUP_DIRTY: &str = "rollup.dirty";
+/// Raw records waiting for their call (a late field that overtook it), keyed as
+/// in the raw topic; the processor's parking worker re-publishes each to the raw
+/// topic when its delay is up (see `processor::parking`).
+pub const PARKED: &str = "calls.parked";
+/// Kafka header on a raw or parked record: how many times it was parked (decimal).
+pub const PARKED_HEADER: &str = "cm-parked";
+/// Kafka header on a parked record: when it is due again (Unix milliseconds).
+pub const DUE_HEADER: &str = "cm-due-ms";
 /// Never written: ingest instances join its consumer group so Kafka assigns each
 /// polled integration (by partition) to exactly one of them.
 pub const POLL_LEASES: &str = "poll.leases";
@@ -36,6 +44,7 @@ pub struct Topics {
     pub poll_leases: String,
     pub rollup_dirty: String,
     pub poll_status: String,
+    pub parked: String,
 }
 
 impl Topics {
@@ -51,10 +60,11 @@ impl Topics {
             poll_leases: format!("{prefix}{POLL_LEASES}"),
             rollup_dirty: format!("{prefix}{ROLLUP_DIRTY}"),
             poll_status: format!("{prefix}{POLL_STATUS}"),
+            parked: format!("{prefix}{PARKED}"),
         }
     }
 
-    pub fn all(&self) -> [&str; 10] {
+    pub fn all(&self) -> [&str; 11] {
         [
             &self.raw,
             &self.enriched,
@@ -66,6 +76,7 @@ impl Topics {
             &self.poll_leases,
             &self.rollup_dirty,
             &self.poll_status,
+            &self.parked,
         ]
     }
 }

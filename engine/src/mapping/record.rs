@@ -37,6 +37,9 @@ impl fmt::Display for FieldError {
 pub struct Rejection {
     pub reason: String,
     pub errors: Vec<FieldError>,
+    /// Set when the record is a later part of a call not stored (yet): it may be
+    /// waiting for its call, and is worth another try later.
+    pub unknown_call: Option<CallId>,
 }
 
 /// What one record says about a call: its coerced fields and the warnings, before
@@ -72,11 +75,13 @@ pub fn map_fields(
         serde_json::from_str(envelope.payload.get()).map_err(|e| Rejection {
             reason: format!("payload is not valid JSON: {e}"),
             errors: vec![],
+            unknown_call: None,
         })?;
     if !record.is_object() {
         return Err(Rejection {
             reason: "record is not a JSON object".to_owned(),
             errors: vec![],
+            unknown_call: None,
         });
     }
     let mut fields = Fields::default();
@@ -324,7 +329,11 @@ fn required_rejection(errors: Vec<FieldError>, unknown_call: Option<CallId>) -> 
         ),
         None => format!("required field(s) {} could not be mapped", names.join(", ")),
     };
-    Rejection { reason, errors }
+    Rejection {
+        reason,
+        errors,
+        unknown_call,
+    }
 }
 
 fn quote(value: &serde_json::Value) -> String {

@@ -336,6 +336,7 @@ impl Importer {
         let message = [OutgoingMessage {
             key: key.as_bytes(),
             payload: &payload,
+            headers: &[],
         }];
         if let Err(error) = self
             .producer

@@ -324,6 +324,7 @@ impl Poller {
         let message = [OutgoingMessage {
             key: client.as_str().as_bytes(),
             payload: &payload,
+            headers: &[],
         }];
         self.producer
             .send_all(&self.topics.poll_cursors, &message)

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
@@ -44,6 +45,8 @@ impl ProduceError {
 pub struct OutgoingMessage<'a> {
     pub key: &'a [u8],
     pub payload: &'a [u8],
+    /// Kafka record headers, `(name, value)`; most messages have none.
+    pub headers: &'a [(&'a str, &'a [u8])],
 }
 
 /// Shortest time between two producer replacements (see `send_all`).
@@ -127,9 +130,21 @@ impl AckedProducer {
         let started = Instant::now();
         let producer = self.current();
         let sends = messages.iter().map(|message| {
-            let record = FutureRecord::to(topic)
+            let mut record = FutureRecord::to(topic)
                 .key(message.key)
                 .payload(message.payload);
+            if !message.headers.is_empty() {
+                let headers = message.headers.iter().fold(
+                    OwnedHeaders::new_with_capacity(message.headers.len()),
+                    |headers, (key, value)| {
+                        headers.insert(Header {
+                            key,
+                            value: Some(*value),
+                        })
+                    },
+                );
+                record = record.headers(headers);
+            }
             // Queue waits count against the same budget as the broker's ack.
             producer.send(record, Timeout::Never)
         });
@@ -178,6 +193,7 @@ impl AckedProducer {
             .map(|(key, payload)| OutgoingMessage {
                 key: key.as_bytes(),
                 payload,
+                headers: &[],
             })
             .collect();
         self.send_all(topic, &messages).await

@@ -35,6 +35,8 @@ async fn late_records_update_their_call() {
     let one_per_batch = [
         ("PROCESSOR_BATCH__MAX_WAIT_MS", "50"),
         ("PROCESSOR_BATCH__MAX_RECORDS", "1"),
+        ("PROCESSOR_PARKING__DELAY_MS", "200"),
+        ("PROCESSOR_PARKING__MAX_ATTEMPTS", "3"),
     ];
     let _processor = env.start("processor", &one_per_batch).await;
     let ingest = env.start("ingest", &[]).await;
@@ -91,7 +93,8 @@ async fn late_records_update_their_call() {
     );
     assert_eq!(final_count(&client, "arroyo").await, 4);
 
-    // A late field for a call never seen cannot stand alone: dead letter, with why.
+    // A late field for a call never seen cannot stand alone: after waiting for its
+    // call (parked, tried 3 times), a dead letter, with why.
     let orphan = r#"{"call": {"id": "ar_orphan", "payout": "$5.00"}}"#;
     let (status, _) = ingest
         .post_webhook("arroyo", "application/json", orphan)
@@ -106,7 +109,10 @@ async fn late_records_update_their_call() {
             .flatten()
     })
     .await;
-    assert!(reason.contains("no earlier record of call"), "{reason}");
+    assert!(
+        reason.contains("no earlier record of call") && reason.contains("3 times"),
+        "{reason}"
+    );
 
     // A mapping change and a replay: the call takes the new mapping's values and
     // keeps its late payout (the late record is replayed too, onto the new row).
@@ -157,4 +163,63 @@ async fn late_records_update_their_call() {
         4,
         "replayed, not doubled"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_field_that_overtakes_its_call_waits_for_it() {
+    // The payout reaches us before the call itself (another ingest instance, a
+    // partner's retry): it is parked and tried again, and lands on the call once
+    // the call is stored, instead of being a dead letter.
+    let env = TestEnv::new("overtake").await;
+    let parking = [
+        ("PROCESSOR_BATCH__MAX_WAIT_MS", "50"),
+        ("PROCESSOR_PARKING__DELAY_MS", "500"),
+        ("PROCESSOR_PARKING__MAX_ATTEMPTS", "40"),
+    ];
+    let processor = env.start("processor", &parking).await;
+    let ingest = env.start("ingest", &[]).await;
+    let client = env.client();
+    let payout = r#"{"call": {"id": "ar_overtaken", "payout": "$60.00"}}"#;
+    assert_eq!(
+        ingest
+            .post_webhook("arroyo", "application/json", payout)
+            .await
+            .0,
+        202
+    );
+    eventually("the payout parked", Duration::from_secs(30), || async {
+        let parked =
+            integration_tests::metric_sum(&processor, "processor_parked_total", None).await;
+        (parked >= 1.0).then_some(())
+    })
+    .await;
+    let call = r#"{"call": {"id": "ar_overtaken", "caller": {"number": "3125550142"}, "tracking_number": "8885550100", "started_at": "2026-11-22T10:00:00Z", "duration": "3:00"}}"#;
+    assert_eq!(
+        ingest
+            .post_webhook("arroyo", "application/json", call)
+            .await
+            .0,
+        202
+    );
+    let merged = eventually(
+        "the payout on its call",
+        Duration::from_secs(60),
+        || async {
+            row(&client, "ar_overtaken")
+                .await
+                .filter(|r| r.payout == "60.0000")
+        },
+    )
+    .await;
+    assert_eq!(
+        (merged.caller.as_str(), merged.duration_s),
+        ("+13125550142", Some(180))
+    );
+    assert_eq!(final_count(&client, "arroyo").await, 1);
+    let dead: u64 = client
+        .query("SELECT count() FROM dead_letters WHERE client_id = 'arroyo'")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(dead, 0, "nothing dead-lettered");
 }
