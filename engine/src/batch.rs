@@ -80,6 +80,11 @@ pub struct Batch {
     /// dead letter; 0 dead-letters it at once.
     max_parks: u32,
     mapped: Vec<Mapped>,
+    /// Stored calls the linker asked to match again.
+    relinks: Vec<(ClientId, CallId)>,
+    /// The stored versions of the relinked calls this batch re-decides: a relink
+    /// that changes nothing writes nothing.
+    relinked: HashMap<CallId, CallRecord>,
     out: Processed,
 }
 
@@ -94,6 +99,8 @@ impl Batch {
             processed_at,
             max_parks: 0,
             mapped: Vec::new(),
+            relinks: Vec::new(),
+            relinked: HashMap::new(),
             out: Processed::default(),
         }
     }
@@ -141,8 +148,14 @@ impl Batch {
         }
     }
 
-    /// The calls the mapped records name by the partner's id: the shell reads their
-    /// stored versions for [`Batch::assemble`].
+    /// A stored call to match against CallMatrix's calls again (the linker's
+    /// request, see `schemas::callmatrix::RelinkRequest`).
+    pub fn relink(&mut self, client: ClientId, id: CallId) {
+        self.relinks.push((client, id));
+    }
+
+    /// The calls the mapped records name and the relinked calls: the shell reads
+    /// their stored versions for [`Batch::assemble`].
     pub fn call_ids(&self) -> Vec<(ClientId, CallId)> {
         self.mapped
             .iter()
@@ -150,6 +163,7 @@ impl Batch {
                 let id = m.fields.as_ref().ok()?.call_id?;
                 Some((m.envelope.client_id.clone(), id))
             })
+            .chain(self.relinks.iter().cloned())
             .collect()
     }
 
@@ -216,6 +230,28 @@ impl Batch {
                 }
             }
         }
+        self.add_relinked(&known);
+    }
+
+    /// Adds the next version of each relinked call not already in the batch, for the
+    /// enrichment to decide again (a call a record of this batch updates is
+    /// decided again anyway). Called after [`Batch::assemble`].
+    fn add_relinked(&mut self, known: &HashMap<CallId, CallRecord>) {
+        for (_, id) in std::mem::take(&mut self.relinks) {
+            let in_batch = self.out.calls.iter().any(|c| c.id == id);
+            let Some(stored) = known.get(&id).filter(|_| !in_batch) else {
+                continue;
+            };
+            if self.relinked.contains_key(&id) {
+                continue;
+            }
+            let mut next = stored.clone();
+            next.version = stored.version.saturating_add(1);
+            next.processed_at = schemas::call::to_whole_seconds(self.processed_at);
+            next.event = schemas::call::Change::Updated;
+            self.relinked.insert(id, stored.clone());
+            self.out.calls.push(next);
+        }
     }
 
     /// The batch's calls, for the enrichment decisions.
@@ -238,9 +274,27 @@ impl Batch {
         }
     }
 
-    pub fn finish(self) -> Processed {
+    pub fn finish(mut self) -> Processed {
+        // A relink that changed nothing is not a new version.
+        let relinked = std::mem::take(&mut self.relinked);
+        self.out.calls.retain(|call| {
+            relinked
+                .get(&call.id)
+                .is_none_or(|stored| !same_but_version(stored, call))
+        });
         self.out
     }
+}
+
+/// Whether `next` says the same as `stored`, but for its version stamp.
+fn same_but_version(stored: &CallRecord, next: &CallRecord) -> bool {
+    let restamped = CallRecord {
+        version: stored.version,
+        processed_at: stored.processed_at,
+        event: stored.event,
+        ..next.clone()
+    };
+    &restamped == stored
 }
 
 /// The dead letter of a record the mapping refused.

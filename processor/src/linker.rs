@@ -1,26 +1,27 @@
 //! CallMatrix's own data into ClickHouse, and links made after the fact.
 //!
 //! The `callmatrix` consumer group reads the managed-numbers and CmCall topics,
-//! writes `cm_numbers` and `cm_calls`, and then links partner records on those
-//! numbers that were stored before their CmCall arrived: each gets a new version
-//! (and a `call.updated` event). A periodic sweep re-links records still pending, so
-//! a partner record and its CmCall processed at the same moment by two instances
-//! are linked on the next sweep instead of never.
+//! writes `cm_numbers` and `cm_calls`, and then finds partner records on those
+//! numbers that were stored before their CmCall arrived. It does not write them:
+//! it asks the owner of each caller's partition to match the call again (a
+//! `RelinkRequest` on the raw topic), so the new version (and its `call.updated`
+//! event) is made by the one consumer that makes every other change to that call.
+//! Written here, a link and a repeat re-decision made from the same stored version
+//! would both get the next version number, and one would be lost. A periodic sweep
+//! re-links records still pending, so a partner record and its CmCall processed at
+//! the same moment by two instances are linked on the next sweep instead of never.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use engine::enrich::duplicates;
-use engine::enrich::settle_status;
+use engine::enrich::{self, duplicates};
 use rdkafka::message::{Message, OwnedMessage};
 use runtime::kafka::{commit, group_consumer, next_batch, ConsumerError, KafkaConfig};
 use runtime::registry::IntegrationRegistry;
 use runtime::shutdown::Shutdown;
-use schemas::call::Change;
-use schemas::callmatrix::{CmCall, CmCallRow, ManagedNumber, ManagedNumberRow};
-use schemas::CallRecord;
+use schemas::callmatrix::{CmCall, CmCallRow, ManagedNumber, ManagedNumberRow, RelinkRequest};
 
 use crate::sink::{insert, BatchSink, Interrupted};
 use crate::store::{Duplicates, Store};
@@ -132,8 +133,8 @@ impl<S: Store> Linker<S> {
         self.relink(&around, shutdown).await
     }
 
-    /// Re-links the stored duplicates `which` names against the CmCalls around them,
-    /// and writes those whose link changed as new versions.
+    /// Matches the stored duplicates `which` names against the CmCalls around them,
+    /// and asks for those whose link would change to be linked again.
     async fn relink(&self, which: &Duplicates, shutdown: &Shutdown) -> Result<(), Interrupted> {
         let max_backoff = self.sink.max_backoff;
         let partners =
@@ -154,38 +155,37 @@ impl<S: Store> Linker<S> {
                 .cm_calls(&called, first - SEARCH_MARGIN_S, last + SEARCH_MARGIN_S)
         })
         .await?;
-        let processed_at = schemas::call::to_whole_seconds(Utc::now());
-        let updates: Vec<CallRecord> = partners
+        let requests: Vec<(String, Vec<u8>)> = partners
             .into_iter()
-            .filter_map(|mut call| {
+            .filter(|call| {
                 let rule = self
                     .registry
                     .get(&call.client_id)
                     .map(|i| i.enrichment.duplicates.clone())
                     .unwrap_or_default();
-                let found = duplicates::link(&call, &candidates, &rule);
+                let found = duplicates::link(call, &candidates, &rule);
                 let unchanged = call.match_method == Some(found.method)
                     && call.cm_call_id == found.cm_call_id
                     && call.match_start_delta_s == found.start_delta_s;
-                if unchanged {
-                    return None;
-                }
-                duplicates::apply(&mut call, found);
-                settle_status(&mut call);
-                call.version += 1;
-                call.processed_at = processed_at;
-                call.event = Change::Updated;
-                Some(call)
+                !unchanged
+            })
+            .map(|call| {
+                let request = RelinkRequest {
+                    client_id: call.client_id.clone(),
+                    id: call.id,
+                };
+                let payload = serde_json::to_vec(&request).unwrap_or_default();
+                (enrich::key_of(&call), payload)
             })
             .collect();
-        if !updates.is_empty() {
+        if !requests.is_empty() {
             tracing::info!(
-                linked = updates.len(),
-                "partner records linked to CallMatrix calls"
+                calls = requests.len(),
+                "asking the callers' partitions to link partner records to CallMatrix calls"
             );
             metrics::counter!(crate::metric_names::PROCESSOR_CM_LINKS_TOTAL, "when" => "after")
-                .increment(updates.len() as u64);
-            self.sink.write(&updates, &[], shutdown).await?;
+                .increment(requests.len() as u64);
+            self.sink.relink(&requests, shutdown).await?;
         }
         Ok(())
     }

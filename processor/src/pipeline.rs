@@ -16,7 +16,7 @@ use rdkafka::message::{Message, OwnedMessage};
 use runtime::kafka::{commit, counting_group_consumer, next_batch, KafkaConfig};
 use runtime::registry::IntegrationRegistry;
 use runtime::shutdown::Shutdown;
-use schemas::callmatrix::MatchMethod;
+use schemas::callmatrix::{MatchMethod, RelinkRequest};
 use schemas::{CallId, CallRecord, ClientId, RawEnvelope};
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -112,6 +112,17 @@ impl<S: Store> Pipeline<S> {
                 offset: message.offset(),
                 parked: crate::parking::parked_count(message),
             };
+            if crate::parking::header_number(message, schemas::topics::RELINK_HEADER).is_some() {
+                match serde_json::from_slice::<RelinkRequest>(record.payload) {
+                    Ok(request) => step.relink(request.client_id, request.id),
+                    Err(error) => {
+                        tracing::error!(%error, partition = record.partition, offset = record.offset, "unreadable relink request; skipped");
+                        metrics::counter!(crate::metric_names::PROCESSOR_CM_INVALID_TOTAL)
+                            .increment(1);
+                    }
+                }
+                continue;
+            }
             match engine::batch::envelope(&record) {
                 Ok(envelope) => {
                     let mapping = self.mapping_for(&envelope, &mut gave_up).await;

@@ -270,3 +270,111 @@ async fn stored_histories_decide_repeats() {
         "built over the stored version"
     );
 }
+
+/// A pipeline whose managed numbers hold arroyo's tracking number.
+fn pipeline_on_managed_number(store: &Arc<MemoryStore>) -> Pipeline<MemoryStore> {
+    let mut pipeline = test_pipeline(samples(), Duration::from_millis(10), store.clone());
+    let number = schemas::E164::parse("+18885550100", phonenumber::country::Id::US).unwrap();
+    let managed = schemas::callmatrix::ManagedNumber {
+        number: number.clone(),
+        account: "acme-leads".into(),
+        campaign: String::new(),
+        active: true,
+    };
+    pipeline.enricher.managed = Arc::new(HashMap::from([(number.as_str().to_owned(), managed)]));
+    pipeline
+}
+
+fn relink_request(id: CallId, offset: i64) -> OwnedMessage {
+    let request = RelinkRequest {
+        client_id: ClientId::parse("arroyo").unwrap(),
+        id,
+    };
+    let headers = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+        key: schemas::topics::RELINK_HEADER,
+        value: Some("1"),
+    });
+    OwnedMessage::new(
+        Some(serde_json::to_vec(&request).unwrap()),
+        Some(b"acme-leads|+14155552671".to_vec()),
+        "calls.raw".into(),
+        Timestamp::NotAvailable,
+        0,
+        offset,
+        Some(headers),
+    )
+}
+
+fn managed_call(id: &str, day: u32) -> String {
+    format!(
+        r#"{{"call":{{"id":"{id}","caller":{{"number":"4155552671"}},"tracking_number":"8885550100","started_at":"2026-11-{day}T10:00:00Z","duration":120}}}}"#
+    )
+}
+
+/// The linker no longer writes calls: it asks the caller's partition owner to
+/// match a stored call again. In one batch with a record that re-decides the same
+/// call's repeat (an older call of its caller, arriving late), both changes land
+/// on one new version; neither is lost to the other.
+#[tokio::test]
+async fn a_relink_and_a_repeat_redecision_of_one_call_both_survive() {
+    let store = Arc::new(MemoryStore::default());
+    let (_stop, shutdown) = Shutdown::new();
+    let first = pipeline_on_managed_number(&store)
+        .process(&[arroyo_record(&managed_call("ar_2", 22), 0)], 0, &shutdown)
+        .await
+        .unwrap();
+    let stored = first.calls[0].clone();
+    store.put(stored.clone());
+    assert!(
+        stored.is_duplicate && stored.cm_call_id.is_none(),
+        "{stored:?}"
+    );
+
+    // Its CmCall arrives; the linker asks for a relink. An older call of the
+    // same caller arrives in the same batch.
+    store.put_cm_call(engine::enrich::duplicates::Candidate {
+        cm_call_id: "cm_9".into(),
+        caller: "+14155552671".into(),
+        called: "+18885550100".into(),
+        started_at: stored.started_at,
+        duration_s: 120,
+    });
+    let batch = [
+        relink_request(stored.id, 1),
+        arroyo_record(&managed_call("ar_1", 20), 2),
+    ];
+    let processed = pipeline_on_managed_number(&store)
+        .process(&batch, 0, &shutdown)
+        .await
+        .unwrap();
+    let versions: Vec<&CallRecord> = processed
+        .calls
+        .iter()
+        .filter(|c| c.id == stored.id)
+        .collect();
+    let [next] = versions.as_slice() else {
+        panic!("one new version of the relinked call: {versions:?}")
+    };
+    let older = processed.calls.iter().find(|c| c.id != stored.id).unwrap();
+    assert_eq!(next.cm_call_id.as_deref(), Some("cm_9"), "the link");
+    assert_eq!(next.repeat_of, Some(older.id), "and the repeat decision");
+    assert!(next.version > stored.version);
+    assert_eq!(next.event, schemas::call::Change::Updated);
+}
+
+/// A relink that finds nothing new writes no version.
+#[tokio::test]
+async fn a_relink_that_changes_nothing_writes_nothing() {
+    let store = Arc::new(MemoryStore::default());
+    let (_stop, shutdown) = Shutdown::new();
+    let first = pipeline_on_managed_number(&store)
+        .process(&[arroyo_record(&managed_call("ar_2", 22), 0)], 0, &shutdown)
+        .await
+        .unwrap();
+    store.put(first.calls[0].clone());
+    let processed = pipeline_on_managed_number(&store)
+        .process(&[relink_request(first.calls[0].id, 1)], 0, &shutdown)
+        .await
+        .unwrap();
+    assert!(processed.calls.is_empty(), "{:?}", processed.calls);
+}

@@ -24,6 +24,18 @@ fn active_by_default() -> bool {
     true
 }
 
+/// The linker's request to the owner of a caller's partition: match this stored
+/// call against CallMatrix's calls again. Sent on the raw topic under the caller's
+/// key with the `cm-relink` header, so that every change to a call (late fields,
+/// repeat re-decisions, links) is made by one consumer, in order, and none
+/// overwrites another made from the same stored version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelinkRequest {
+    pub client_id: crate::ClientId,
+    pub id: crate::CallId,
+}
+
 /// A call CallMatrix routed itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

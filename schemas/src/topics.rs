@@ -28,6 +28,8 @@ pub const PARKED: &str = "calls.parked";
 pub const PARKED_HEADER: &str = "cm-parked";
 /// Kafka header on a parked record: when it is due again (Unix milliseconds).
 pub const DUE_HEADER: &str = "cm-due-ms";
+/// Kafka header marking a raw-topic message as a `RelinkRequest`, not an envelope.
+pub const RELINK_HEADER: &str = "cm-relink";
 /// Never written: ingest instances join its consumer group so Kafka assigns each
 /// polled integration (by partition) to exactly one of them.
 pub const POLL_LEASES: &str = "poll.leases";
