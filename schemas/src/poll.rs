@@ -59,6 +59,12 @@ pub struct PollConfig {
     /// Most pages one run reads before it stops (and continues next run).
     #[serde(default = "default_max_pages")]
     pub max_pages: u32,
+    /// Without paging: the most records the partner returns in one response. A
+    /// response that holds this many may have left records out, so the run ends as
+    /// if `max_pages` was reached (the cursor moves only if the records came in
+    /// `cursor_field` order, and the next run continues from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_limit: Option<u64>,
     /// Attempts per request on 429, 5xx and network errors before the run gives up.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
@@ -100,6 +106,7 @@ impl std::fmt::Debug for PollConfig {
             .field("window_s", &self.window_s)
             .field("timeout_s", &self.timeout_s)
             .field("max_pages", &self.max_pages)
+            .field("page_limit", &self.page_limit)
             .field("max_attempts", &self.max_attempts)
             .field("budget", &self.budget)
             .finish()
@@ -183,6 +190,7 @@ impl PollConfig {
             ("window_s", self.window_s.unwrap_or(0), 366 * 86_400),
             ("max_pages", u64::from(self.max_pages), 100_000),
             ("max_attempts", u64::from(self.max_attempts), 20),
+            ("page_limit", self.page_limit.unwrap_or(0), 1_000_000),
         ] {
             if value > max {
                 return Some((format!("poll.{field}"), format!("must be at most {max}")));
@@ -215,6 +223,15 @@ impl PollConfig {
             return bad(
                 "timeout_s",
                 "timeout_s, max_pages and max_attempts must be positive",
+            );
+        }
+        if self.page_limit == Some(0) {
+            return bad("page_limit", "must be positive");
+        }
+        if self.page_limit.is_some() && !matches!(self.paging, Paging::None) {
+            return bad(
+                "page_limit",
+                "is for paging `none` only (with paging, the pages say whether more remain)",
             );
         }
         let until = self.query.values().any(|v| v.contains("{until}"));
@@ -286,6 +303,10 @@ mod tests {
             ("poll.window_s", |c| c.window_s = Some(u64::MAX)),
             ("poll.max_pages", |c| c.max_pages = u32::MAX),
             ("poll.max_attempts", |c| c.max_attempts = u32::MAX),
+            ("poll.page_limit", |c| {
+                c.paging = Paging::None;
+                c.page_limit = Some(u64::MAX)
+            }),
         ] {
             let mut config = ringpartner();
             edit(&mut config);

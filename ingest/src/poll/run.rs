@@ -103,6 +103,22 @@ pub async fn run(
                 );
                 return Err((error, report));
             }
+            WindowEnd::FullPage if read.in_cursor_order => {
+                report.cursor = advance(report.cursor, read.newest, now);
+                tracing::info!(client_id = %integration.client_id, page_limit = ?poll.page_limit,
+                    "a full response without paging; the next run continues from the cursor");
+                return Ok(report);
+            }
+            WindowEnd::FullPage => {
+                let error = format!(
+                    "a response held page_limit ({}) records, so the partner may have left some out, and its \
+                     records are not in {} order, so the cursor cannot move past them: configure paging, or \
+                     use {{until}} with a smaller window_s",
+                    poll.page_limit.unwrap_or_default(),
+                    poll.cursor_field
+                );
+                return Err((error, report));
+            }
         }
         if !uses_until || window_end >= now {
             return Ok(report);
@@ -129,6 +145,8 @@ enum WindowEnd {
     Complete,
     /// `max_pages` pages were read; more may remain.
     MaxPages,
+    /// Without paging, a response held `page_limit` records; more may remain.
+    FullPage,
 }
 
 /// What one window's pages showed.
@@ -215,6 +233,12 @@ async fn window_run(
                 read.in_cursor_order &= read.newest.is_none_or(|newest| seen >= newest);
                 read.newest = read.newest.max(Some(seen));
             }
+        }
+        if matches!(poll.paging, Paging::None)
+            && poll.page_limit.is_some_and(|limit| count >= limit)
+        {
+            read.end = WindowEnd::FullPage;
+            return Ok(read);
         }
         next = match &poll.paging {
             Paging::None => None,

@@ -6,7 +6,9 @@
 //! - a partner that answers newest first, read with too small a `max_pages`, ends the
 //!   run with an error naming `max_pages` (the cursor stays: moving it to the newest
 //!   record seen would skip the unread older pages), which the api announces as an
-//!   `integration.error` event.
+//!   `integration.error` event;
+//! - the same for a partner without paging whose answer is as full as its page limit
+//!   (`page_limit`): it may have left records out.
 
 use std::time::Duration;
 
@@ -41,8 +43,8 @@ fn param(target: &str, name: &str) -> Option<String> {
 }
 
 /// The partner: the calls updated in [since, until) (no `until`: up to now), oldest or
-/// newest first, one per page (`page` from 1).
-fn answer(target: &str, newest_first: bool) -> Canned {
+/// newest first, `per_page` per page (`page` from 1).
+fn answer(target: &str, newest_first: bool, per_page: usize) -> Canned {
     let Some(since) = param(target, "updated_since").and_then(|s| s.parse::<DateTime<Utc>>().ok())
     else {
         return Canned::status(400);
@@ -63,8 +65,8 @@ fn answer(target: &str, newest_first: bool) -> Canned {
     }
     let data: Vec<_> = matching
         .into_iter()
-        .skip(page - 1)
-        .take(1)
+        .skip((page - 1) * per_page)
+        .take(per_page)
         .map(|(id, at)| record(*id, at))
         .collect();
     Canned::ok("application/json", json!({ "data": data }).to_string())
@@ -85,9 +87,12 @@ async fn windowed_backfills_read_everything_and_max_pages_never_skips() {
     let env = TestEnv::new("polling-windows").await;
     let partner = FakeHttp::start(|target| {
         if target.starts_with("/oldest-first/calls?") {
-            answer(target, false)
+            answer(target, false, 1)
         } else if target.starts_with("/newest-first/calls?") {
-            answer(target, true)
+            answer(target, true, 1)
+        } else if target.starts_with("/newest-unpaged/calls?") {
+            // No paging: the partner answers its 2 newest and says nothing more.
+            answer(target, true, 2)
         } else {
             Canned::status(404)
         }
@@ -118,12 +123,18 @@ async fn windowed_backfills_read_everything_and_max_pages_never_skips() {
         v["client_id"] = json!("ringpartner-newest");
         v["poll"] = poll("newest-first", false, 2);
     });
+    let unpaged = sample_integration("ringpartner", |v| {
+        v["client_id"] = json!("ringpartner-unpaged");
+        v["poll"] = poll("newest-unpaged", false, 10);
+        v["poll"]["paging"] = json!({"type": "none"});
+        v["poll"]["page_limit"] = json!(2);
+    });
     let _processor = env
         .start("processor", &[("PROCESSOR_BATCH__MAX_WAIT_MS", "50")])
         .await;
     let api = env.start("api", &[]).await;
     let mut events = SseReader::connect(&api.url("/api/events?client_id=ringpartner-newest")).await;
-    cmctl::publish_integrations(&env.kafka, &[windowed, cut_short])
+    cmctl::publish_integrations(&env.kafka, &[windowed, cut_short, unpaged])
         .await
         .unwrap();
     let ingest = env
@@ -244,4 +255,16 @@ async fn windowed_backfills_read_everything_and_max_pages_never_skips() {
             .contains("max_pages"),
         "{data}"
     );
+
+    // No paging, and a response as full as the partner's page limit: the same
+    // rule. Moving the cursor to the newest of the two would skip the other four.
+    let full = eventually("the full unpaged run", Duration::from_secs(60), || async {
+        poll_status(ingest.url("/api/polls"), "ringpartner-unpaged")
+            .await
+            .filter(|s| s["last_ok"] == false)
+    })
+    .await;
+    let error = full["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("page_limit (2)"), "{full}");
+    assert_ne!(full["cursor"], "2026-11-19T20:00:00Z", "{full}");
 }
