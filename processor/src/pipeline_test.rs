@@ -113,7 +113,7 @@ async fn a_late_field_in_the_same_batch_merges_onto_its_call() {
     };
     assert_eq!(first.id, late.id);
     assert!(late.version > first.version);
-    assert_eq!(late.caller.as_str(), "+14155552671");
+    assert_eq!(late.caller.as_ref().unwrap().as_str(), "+14155552671");
     assert_eq!(late.payout.unwrap().to_string(), "7.50");
     assert_eq!(late.status, "qualified");
     assert_eq!(

@@ -72,7 +72,9 @@ pub struct CallRecord {
     #[serde(with = "source_text")]
     pub source: Source,
     pub external_id: Option<String>,
-    pub caller: E164,
+    /// `None` when the partner says the caller withheld the number ("anonymous",
+    /// "restricted", "unavailable", ...): still a call, never a repeat of another.
+    pub caller: Option<E164>,
     pub called: Option<E164>,
     pub started_at: DateTime<Utc>,
     pub local_tz: String,
@@ -210,6 +212,8 @@ pub struct CallRow {
     pub match_start_delta_s: Option<i32>,
     pub match_duration_delta_s: Option<i32>,
     pub tz_source: String,
+    /// 1 when the caller withheld the number (`caller` is then empty).
+    pub caller_withheld: u8,
 }
 
 /// Column names of `calls`, in DDL order, for explicit `SELECT` lists.
@@ -217,7 +221,8 @@ pub const CALL_COLUMNS: &str = "id, version, account, client_id, source, externa
 started_at, local_tz, duration_s, payout, revenue, currency, zip, city, state, campaign, publisher, \
 buyer, tags, status, is_duplicate, cm_call_id, warnings, received_at, processed_at, raw_id, raw_topic, \
 raw_partition, raw_offset, mapping_version, connected_duration_s, connected, partner_status, qualified, \
-repeat_of, repeat_of_started_at, match_method, match_start_delta_s, match_duration_delta_s, tz_source";
+repeat_of, repeat_of_started_at, match_method, match_start_delta_s, match_duration_delta_s, tz_source, \
+caller_withheld";
 
 fn text(value: &Option<String>) -> String {
     value.clone().unwrap_or_default()
@@ -236,7 +241,11 @@ impl From<&CallRecord> for CallRow {
             client_id: call.client_id.to_string(),
             source: call.source,
             external_id: text(&call.external_id),
-            caller: call.caller.to_string(),
+            caller: call
+                .caller
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             called: call
                 .called
                 .as_ref()
@@ -279,6 +288,7 @@ impl From<&CallRecord> for CallRow {
             match_start_delta_s: call.match_start_delta_s,
             match_duration_delta_s: call.match_duration_delta_s,
             tz_source: call.tz_source.clone(),
+            caller_withheld: u8::from(call.caller.is_none()),
         }
     }
 }
@@ -369,7 +379,11 @@ impl TryFrom<CallRow> for CallRecord {
                 .map_err(|e| bad("client_id", e.to_string()))?,
             source: row.source,
             external_id: optional(row.external_id),
-            caller: E164::try_from(row.caller).map_err(|e| bad("caller", e.to_string()))?,
+            caller: if row.caller_withheld != 0 {
+                None
+            } else {
+                Some(E164::try_from(row.caller).map_err(|e| bad("caller", e.to_string()))?)
+            },
             called,
             started_at: row.started_at,
             local_tz: row.local_tz,
@@ -459,7 +473,7 @@ mod tests {
             client_id: ClientId::parse("arroyo").unwrap(),
             source: Source::Webhook,
             external_id: Some("ar_1".into()),
-            caller: E164::parse("4155552671", Id::US).unwrap(),
+            caller: Some(E164::parse("4155552671", Id::US).unwrap()),
             called: None,
             started_at: at,
             local_tz: "America/Los_Angeles".into(),

@@ -59,6 +59,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "dead_letters_account",
         sql: include_str!("../migrations/0008_dead_letters_account.sql"),
     },
+    Migration {
+        version: 9,
+        name: "caller_withheld",
+        sql: include_str!("../migrations/0009_caller_withheld.sql"),
+    },
 ];
 
 /// Rolls up every stored call at version 0, below every version the rollup worker

@@ -63,7 +63,14 @@ pub fn link(call: &CallRecord, candidates: &[Candidate], rule: &DuplicateRule) -
     let called = call.called.as_ref().map(|c| c.as_str()).unwrap_or("");
     let mut fits: Vec<(i64, &Candidate, i64, Option<i64>)> = candidates
         .iter()
-        .filter(|c| c.called == called && c.caller == call.caller.as_str())
+        // A withheld caller matches no CmCall: the caller is half the evidence.
+        .filter(|c| {
+            c.called == called
+                && call
+                    .caller
+                    .as_ref()
+                    .is_some_and(|caller| c.caller == caller.as_str())
+        })
         .filter_map(|c| {
             let start = (call.started_at - c.started_at).num_seconds();
             if start.abs() > i64::from(rule.start_tolerance_s) {

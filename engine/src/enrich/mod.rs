@@ -42,7 +42,9 @@ pub fn place(call: &mut CallRecord, integration_zone: &str) {
     }
     let (zone, source) = match (
         from_zip.and_then(|p| p.zone),
-        geo.area_code_zone(&call.caller),
+        call.caller
+            .as_ref()
+            .and_then(|caller| geo.area_code_zone(caller)),
     ) {
         (Some(zone), _) => (zone.name().to_owned(), "zip"),
         (None, Some(zone)) => (zone.name().to_owned(), "area_code"),
@@ -84,9 +86,14 @@ pub fn settle_status(call: &mut CallRecord) {
         .to_owned();
 }
 
-/// The caller key of a call (see `schemas::ids::caller_key`).
+/// The caller key of a call (see `schemas::ids::caller_key`). A call whose caller
+/// withheld the number has no caller to share a key with: its key is its own id
+/// (what ingest keys a record by when it finds no caller number but a call id).
 pub fn key_of(call: &CallRecord) -> String {
-    schemas::ids::caller_key(&call.account, call.caller.as_str())
+    match &call.caller {
+        Some(caller) => schemas::ids::caller_key(&call.account, caller.as_str()),
+        None => call.id.to_string(),
+    }
 }
 
 /// The numbers CallMatrix manages, by E.164 text: the processor tails them from a
@@ -123,6 +130,10 @@ impl Enricher {
         let mut held = HashMap::new();
         let mut missing = Vec::new();
         for call in calls {
+            // A withheld caller has no history: never a repeat, never repeated.
+            let Some(caller) = &call.caller else {
+                continue;
+            };
             let key = key_of(call);
             if held.contains_key(&key) {
                 continue;
@@ -132,7 +143,7 @@ impl Enricher {
                     held.insert(key, history);
                 }
                 None => {
-                    missing.push((call.account.clone(), call.caller.to_string()));
+                    missing.push((call.account.clone(), caller.to_string()));
                     held.insert(key, Arc::default());
                 }
             }
@@ -159,7 +170,13 @@ impl Enricher {
         rules: &dyn Fn(&ClientId) -> EnrichmentRules,
     ) -> Vec<Redecided> {
         let mut by_key: HashMap<String, Vec<usize>> = HashMap::new();
-        for (index, call) in calls.iter().enumerate() {
+        for (index, call) in calls.iter_mut().enumerate() {
+            if call.caller.is_none() {
+                // Withheld callers are not one caller: never repeats of each other.
+                call.repeat_of = None;
+                call.repeat_of_started_at = None;
+                continue;
+            }
             by_key.entry(key_of(call)).or_default().push(index);
         }
         let mut changed = Vec::new();
@@ -251,7 +268,9 @@ pub fn test_call(external: &str, started_at: DateTime<Utc>) -> CallRecord {
         client_id: client,
         source: schemas::Source::Webhook,
         external_id: Some(external.into()),
-        caller: schemas::E164::parse("+14155552671", Id::US).unwrap_or_else(|_| unreachable!()),
+        caller: Some(
+            schemas::E164::parse("+14155552671", Id::US).unwrap_or_else(|_| unreachable!()),
+        ),
         called: None,
         started_at,
         local_tz: "UTC".into(),
@@ -339,7 +358,7 @@ mod tests {
         );
 
         let mut foreign = test_call("c", day(0));
-        foreign.caller = schemas::E164::parse("+442079460000", Id::GB).unwrap();
+        foreign.caller = Some(schemas::E164::parse("+442079460000", Id::GB).unwrap());
         place(&mut foreign, "America/Chicago");
         assert_eq!(
             (foreign.local_tz.as_str(), foreign.tz_source.as_str()),
@@ -401,6 +420,35 @@ mod tests {
         assert_eq!(update.repeat_of_started_at, Some(day(0)));
         assert!(update.version > first[0].version);
         assert_eq!(update.event, schemas::call::Change::Updated);
+    }
+
+    #[test]
+    fn withheld_callers_are_never_repeats_of_each_other() {
+        let enricher = enricher();
+        let rules = |_: &ClientId| EnrichmentRules::default();
+        let decide = |mut calls: Vec<CallRecord>| {
+            let (mut held, missing) = enricher.checkout(&calls);
+            enricher.decide_repeats(&mut calls, &mut held, &rules);
+            enricher.checkin(held);
+            (calls, missing)
+        };
+        // With a number, the second call is a repeat (the rule applies at all).
+        let (known, _) = decide(vec![test_call("k1", day(0)), test_call("k2", day(1))]);
+        assert_eq!(known[1].repeat_of, Some(known[0].id));
+
+        let withheld = |id: &str, at| CallRecord {
+            caller: None,
+            ..test_call(id, at)
+        };
+        let (calls, missing) = decide(vec![withheld("w1", day(0)), withheld("w2", day(1))]);
+        assert!(
+            missing.is_empty(),
+            "no history to read for a withheld caller"
+        );
+        assert_eq!((calls[0].repeat_of, calls[1].repeat_of), (None, None));
+        let (later, _) = decide(vec![withheld("w3", day(2))]);
+        assert_eq!(later[0].repeat_of, None, "nor of one decided earlier");
+        assert_ne!(key_of(&calls[0]), key_of(&calls[1]), "each its own key");
     }
 
     #[test]

@@ -46,7 +46,7 @@ fn map(preset: &str, fixture: &str) -> schemas::CallRecord {
 fn ringba_call_log() {
     let call = map("ringba", "ringba-calllog.json");
     assert_eq!(call.external_id.as_deref(), Some("RGB1A2B3C4D5E6F"));
-    assert_eq!(call.caller.as_str(), "+14155552671");
+    assert_eq!(call.caller.as_ref().unwrap().as_str(), "+14155552671");
     assert_eq!(call.called.as_ref().unwrap().as_str(), "+18885550100");
     assert_eq!(
         call.started_at.to_rfc3339(),
@@ -68,7 +68,7 @@ fn ringba_call_log() {
 fn callrail_call() {
     let call = map("callrail", "callrail-call.json");
     assert_eq!(call.external_id.as_deref(), Some("CAL8154748ae6bd4e278a7a"));
-    assert_eq!(call.caller.as_str(), "+16025550188");
+    assert_eq!(call.caller.as_ref().unwrap().as_str(), "+16025550188");
     assert_eq!(call.started_at.to_rfc3339(), "2026-11-20T22:03:22+00:00");
     assert_eq!(
         (call.local_tz.as_str(), call.tz_source.as_str()),
@@ -89,7 +89,7 @@ fn callrail_call() {
 fn invoca_transaction() {
     let call = map("invoca", "invoca-transaction.json");
     assert_eq!(call.external_id.as_deref(), Some("4C2B-1A9F0E7D"));
-    assert_eq!(call.caller.as_str(), "+14155552671");
+    assert_eq!(call.caller.as_ref().unwrap().as_str(), "+14155552671");
     assert_eq!(call.called.as_ref().unwrap().as_str(), "+18885550100");
     assert_eq!(call.started_at.to_rfc3339(), "2026-11-20T22:03:22+00:00");
     assert_eq!(
@@ -115,7 +115,7 @@ fn retreaver_call() {
         call.external_id.as_deref(),
         Some("3f0c6a52-8d1e-4b7a-9c2f-5e6d7a8b9c0d")
     );
-    assert_eq!(call.caller.as_str(), "+14155552671");
+    assert_eq!(call.caller.as_ref().unwrap().as_str(), "+14155552671");
     assert_eq!(call.called.as_ref().unwrap().as_str(), "+18885550100");
     assert_eq!(call.started_at.to_rfc3339(), "2026-11-20T22:03:22+00:00");
     assert_eq!(

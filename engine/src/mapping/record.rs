@@ -115,7 +115,7 @@ pub fn map_fields(
         (Some(external), _, _) => Some(CallId::from_external(client, external)),
         (None, Some(caller), Some(started)) => Some(natural_key(
             client,
-            caller,
+            caller.number(),
             fields.called.as_ref(),
             started.instant,
         )),
@@ -155,7 +155,11 @@ pub fn assemble(
         (integration.version, to_whole_seconds(envelope.received_at))
             < (b.mapping_version, b.received_at)
     });
-    let caller = pick(stale, fields.caller.clone(), base.map(|b| b.caller.clone()));
+    let caller = pick(
+        stale,
+        fields.caller.clone(),
+        base.map(|b| coerce::Caller::from(b.caller.clone())),
+    );
     let started = pick(
         stale,
         fields.started_at.clone(),
@@ -176,7 +180,12 @@ pub fn assemble(
     let called = pick(stale, fields.called, base.and_then(|b| b.called.clone()));
     let duration_s = pick(stale, fields.duration_s, base.and_then(|b| b.duration_s));
     let id = call_id.unwrap_or_else(|| {
-        natural_key(&integration.client_id, &caller, called.as_ref(), started_at)
+        natural_key(
+            &integration.client_id,
+            caller.number(),
+            called.as_ref(),
+            started_at,
+        )
     });
     let keep = |new: Option<String>, old: fn(&CallRecord) -> &Option<String>| {
         pick(stale, new, base.and_then(|b| old(b).clone()))
@@ -210,7 +219,7 @@ pub fn assemble(
         client_id: integration.client_id.clone(),
         source: envelope.source,
         external_id: keep(fields.external_id, |b| &b.external_id),
-        caller,
+        caller: caller.number().cloned(),
         called,
         started_at,
         local_tz: started.zone,
@@ -267,18 +276,19 @@ pub fn assemble(
     Ok(call)
 }
 
-/// A call's id when the partner sends none: caller, called number and start
-/// (whole seconds). Not the duration: a partner that sends an "in progress" record
-/// and then the completed one sends one call, and the two must merge.
+/// A call's id when the partner sends none: caller (empty when withheld), called
+/// number and start (whole seconds). Not the duration: a partner that sends an
+/// "in progress" record and then the completed one sends one call, and the two
+/// must merge.
 fn natural_key(
     client: &schemas::ClientId,
-    caller: &E164,
+    caller: Option<&E164>,
     called: Option<&E164>,
     started: DateTime<Utc>,
 ) -> CallId {
     CallId::from_natural_key(
         client,
-        caller.as_str(),
+        caller.map(E164::as_str).unwrap_or(""),
         called.map(E164::as_str).unwrap_or(""),
         started.timestamp(),
     )
@@ -354,7 +364,7 @@ struct Fields {
     /// number): they go on the row and show in the preview.
     notes: Vec<String>,
     external_id: Option<String>,
-    caller: Option<E164>,
+    caller: Option<coerce::Caller>,
     called: Option<E164>,
     started_at: Option<coerce::Stamped>,
     duration_s: Option<u32>,
@@ -385,7 +395,7 @@ impl Fields {
         use CanonicalField as F;
         match rule.field {
             F::ExternalId => self.external_id = coerce::text(value)?,
-            F::Caller => self.caller = coerce::phone(value, mapping.region)?,
+            F::Caller => self.caller = coerce::caller(value, mapping.region)?,
             F::Called => self.called = coerce::phone(value, mapping.region)?,
             F::StartedAt => {
                 self.started_at = coerce::timestamp(value, mapping.zone, rule.format.as_deref())?;

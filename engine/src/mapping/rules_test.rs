@@ -58,12 +58,12 @@ fn first_of_takes_the_first_non_blank_path() {
         json!(base()),
         json!({"caller": {"mobile": "  ", "home": null}, "ani": "4155552671", "start": "2026-11-20T10:00:00Z"}),
     );
-    assert_eq!(call.caller.as_str(), "+14155552671");
+    assert_eq!(call.caller.as_ref().unwrap().as_str(), "+14155552671");
     let call = map(
         json!(base()),
         json!({"caller": {"mobile": "3125550142"}, "ani": "4155552671", "start": "2026-11-20T10:00:00Z"}),
     );
-    assert_eq!(call.caller.as_str(), "+13125550142");
+    assert_eq!(call.caller.as_ref().unwrap().as_str(), "+13125550142");
 }
 
 #[test]
@@ -212,4 +212,48 @@ fn number_conventions_through_a_mapping() {
         "{:?}",
         slipped.warnings
     );
+}
+
+#[test]
+fn a_withheld_caller_is_a_call_without_a_number() {
+    let fields = json!({
+        "external_id": {"path": "id"},
+        "caller": {"path": "ani"},
+        "started_at": {"path": "start"}
+    });
+    for word in [
+        "anonymous",
+        "Restricted",
+        "UNAVAILABLE",
+        "Private Number",
+        "No Caller-ID",
+        "withheld",
+    ] {
+        let call = map(
+            fields.clone(),
+            json!({"id": "w1", "ani": word, "start": "2026-11-20T10:00:00Z"}),
+        );
+        assert_eq!(call.caller, None, "{word}");
+        assert_eq!(call.external_id.as_deref(), Some("w1"));
+        assert_eq!(
+            engine_key(&call),
+            call.id.to_string(),
+            "keyed by its own id, not a shared 'anonymous' caller"
+        );
+    }
+}
+
+#[test]
+fn a_blank_caller_is_withheld_when_the_partner_says_so() {
+    // The partner's convention (blank means withheld) is said with a default.
+    let fields = json!({
+        "caller": {"path": "ani", "default": "anonymous"},
+        "started_at": {"path": "start"}
+    });
+    let call = map(fields, json!({"ani": "", "start": "2026-11-20T10:00:00Z"}));
+    assert_eq!(call.caller, None);
+}
+
+fn engine_key(call: &schemas::CallRecord) -> String {
+    crate::enrich::key_of(call)
 }

@@ -57,7 +57,7 @@ fn arroyo_webhook_sample() {
 
     let first = &calls[0];
     assert_eq!(first.external_id.as_deref(), Some("ar_9f8e7d6c"));
-    assert_eq!(first.caller.as_str(), "+14155552671");
+    assert_eq!(first.caller.as_ref().unwrap().as_str(), "+14155552671");
     assert_eq!(first.called.as_ref().unwrap().as_str(), "+18885550100");
     assert_eq!(first.started_at.to_rfc3339(), "2026-11-20T22:03:22+00:00");
     assert_eq!(
@@ -76,7 +76,7 @@ fn arroyo_webhook_sample() {
     assert!(first.warnings.is_empty(), "{:?}", first.warnings);
 
     let second = &calls[1];
-    assert_eq!(second.caller.as_str(), "+13125550142");
+    assert_eq!(second.caller.as_ref().unwrap().as_str(), "+13125550142");
     assert_eq!(second.started_at.to_rfc3339(), "2026-11-20T22:11:02+00:00");
     assert_eq!(second.duration_s, Some(38));
     assert_eq!(second.payout.unwrap().to_string(), "0.00");
@@ -118,7 +118,7 @@ fn ringpartner_pages_in_chicago_time() {
     let big = map("ringpartner", &page2["data"][0]).unwrap();
     assert_eq!(big.revenue.unwrap().to_string(), "1020.00");
     assert_eq!(big.zip.as_deref(), Some("10001"));
-    assert_eq!(big.caller.as_str(), "+16465550110");
+    assert_eq!(big.caller.as_ref().unwrap().as_str(), "+16465550110");
 }
 
 #[test]

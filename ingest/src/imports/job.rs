@@ -190,10 +190,7 @@ impl Importer {
                         offset: -1,
                     };
                     match engine::mapping::map_record(&mapping, &envelope, position, received_at) {
-                        Ok(call) => batch.push((
-                            schemas::ids::caller_key(&call.account, call.caller.as_str()),
-                            envelope,
-                        )),
+                        Ok(call) => batch.push((engine::enrich::key_of(&call), envelope)),
                         Err(rejection) => {
                             let errors: Vec<String> =
                                 rejection.errors.iter().map(ToString::to_string).collect();

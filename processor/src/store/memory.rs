@@ -69,7 +69,10 @@ impl Store for MemoryStore {
                 let key = schemas::ids::caller_key(account, caller);
                 let visits = calls
                     .values()
-                    .filter(|c| c.account == *account && c.caller.as_str() == caller)
+                    .filter(|c| {
+                        c.account == *account
+                            && c.caller.as_ref().is_some_and(|n| n.as_str() == caller)
+                    })
                     .map(|c| (c.id, Visit::of(c)))
                     .collect();
                 (key, visits)

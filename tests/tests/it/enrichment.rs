@@ -406,3 +406,59 @@ async fn a_backfilled_older_call_updates_the_newer_one_live() {
         .unwrap();
     assert_eq!(stored.0, "repeat");
 }
+
+/// Callers who withheld their number: stored as calls (not dead letters), flagged
+/// in `caller_withheld`, shown by the api with no caller, and never repeats of
+/// each other however close together they call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withheld_callers_are_calls_and_never_repeats_of_each_other() {
+    let env = TestEnv::new("withheld").await;
+    let _processor = env
+        .start("processor", &[("PROCESSOR_BATCH__MAX_WAIT_MS", "50")])
+        .await;
+    let ingest = env.start("ingest", &[]).await;
+    let api = env.start("api", &[]).await;
+    let body = [("wh_1", "anonymous", "10:00"), ("wh_2", "Restricted", "10:30"), ("wh_3", "UNAVAILABLE", "11:00")]
+        .iter()
+        .map(|(id, word, time)| {
+            format!(
+                r#"{{"call": {{"id": "{id}", "caller": {{"number": "{word}"}}, "tracking_number": "8885550100", "started_at": "2026-11-20T{time}:00Z", "duration": "3:00", "payout": "$10.00"}}}}"#
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (status, answer) = ingest
+        .post_webhook("arroyo", "application/x-ndjson", body)
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    let client = env.client();
+    let rows: Vec<(String, String, u8, String, String)> = eventually("the 3 withheld calls", Duration::from_secs(60), || async {
+        let rows: Vec<(String, String, u8, String, String)> = client
+            .query("SELECT external_id, caller, caller_withheld, status, repeat_of FROM calls FINAL WHERE client_id = 'arroyo' ORDER BY external_id")
+            .fetch_all()
+            .await
+            .ok()?;
+        (rows.len() == 3).then_some(rows)
+    })
+    .await;
+    for (id, caller, withheld, status, repeat_of) in &rows {
+        assert_eq!((caller.as_str(), *withheld), ("", 1), "{id}");
+        assert_ne!(status, "repeat", "{id}");
+        assert_eq!(repeat_of, "", "{id}");
+    }
+    let dead: u64 = client
+        .query("SELECT count() FROM dead_letters WHERE client_id = 'arroyo'")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(dead, 0);
+    let page: serde_json::Value = reqwest::get(api.url("/api/calls?client_id=arroyo"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let calls = page["calls"].as_array().cloned().unwrap_or_default();
+    assert_eq!(calls.len(), 3, "{page}");
+    assert!(calls.iter().all(|c| c["caller"].is_null()), "{page}");
+}

@@ -57,6 +57,76 @@ pub fn phone(value: &serde_json::Value, region: Region) -> Result<Option<E164>, 
         .map_err(|e| CoerceError::new(e.to_string()))
 }
 
+/// A caller: a number, or the partner's word for a withheld one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Number(E164),
+    /// The caller withheld the number ("anonymous", "restricted", ...).
+    Withheld,
+}
+
+impl Caller {
+    pub fn number(&self) -> Option<&E164> {
+        match self {
+            Caller::Number(number) => Some(number),
+            Caller::Withheld => None,
+        }
+    }
+}
+
+impl From<Option<E164>> for Caller {
+    fn from(number: Option<E164>) -> Self {
+        number.map_or(Caller::Withheld, Caller::Number)
+    }
+}
+
+/// What carriers and trackers write for a caller who withheld the number, compared
+/// in lower case with everything but letters removed ("Anonymous", "PRIVATE
+/// NUMBER", "No Caller-ID", "Restricted").
+const WITHHELD_WORDS: &[&str] = &[
+    "anonymous",
+    "restricted",
+    "unavailable",
+    "private",
+    "privatenumber",
+    "privatecaller",
+    "withheld",
+    "numberwithheld",
+    "unknown",
+    "unknowncaller",
+    "blocked",
+    "callerblocked",
+    "nocallerid",
+    "calleridblocked",
+    "notavailable",
+    "outofarea",
+];
+
+/// Whether `text` is a word for a withheld caller (not a malformed number).
+pub fn is_withheld_word(text: &str) -> bool {
+    let letters: String = text
+        .chars()
+        .filter(char::is_ascii_alphabetic)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    // Only letters (and spaces or punctuation): "anonymous", not "anonymous 415".
+    let digits = text.chars().any(|c| c.is_ascii_digit());
+    !digits && WITHHELD_WORDS.contains(&letters.as_str())
+}
+
+/// The caller field: a phone number, or a withheld caller's word.
+pub fn caller(value: &serde_json::Value, region: Region) -> Result<Option<Caller>, CoerceError> {
+    let Some(text) = scalar_text(value)? else {
+        return Ok(None);
+    };
+    if is_withheld_word(&text) {
+        return Ok(Some(Caller::Withheld));
+    }
+    E164::parse(strip_spreadsheet_decimal(&text), region)
+        .map(|number| Some(Caller::Number(number)))
+        .map_err(|e| CoerceError::new(e.to_string()))
+}
+
 /// Five-digit US ZIP: keeps the first five of ZIP+4, restores leading zeros that a
 /// spreadsheet dropped (`2134` → `02134`), undoes `60601.0`.
 pub fn zip(value: &serde_json::Value) -> Result<Option<String>, CoerceError> {
