@@ -69,7 +69,11 @@ fn enrichment(c: &mut Criterion) {
     let candidates: Vec<Candidate> = (0..10)
         .map(|n| Candidate {
             cm_call_id: format!("cm_{n}"),
-            caller: mapped.caller.to_string(),
+            caller: mapped
+                .caller
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             called: called.to_string(),
             started_at: mapped.started_at + Duration::seconds(40 * n - 200),
             duration_s: 250,
