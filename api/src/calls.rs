@@ -61,6 +61,15 @@ impl CallsQuery {
     }
 }
 
+/// The filter of a `/api/calls` query string, for `scope` (fuzzing).
+pub fn filter_of(
+    query: Option<&str>,
+    scope: &runtime::access::Scope,
+) -> Result<CallFilter, Problem> {
+    let params: CallsQuery = parse(query)?;
+    params.filter(scope)
+}
+
 #[derive(Serialize)]
 struct CallsPage {
     calls: Vec<CallRecord>,

@@ -73,6 +73,19 @@ impl CallFilter {
         allowed
     }
 
+    /// Whether the filter limits the rows to the token's account (when it has one).
+    pub fn is_scoped(&self) -> bool {
+        let Some(mine) = &self.scope_account else {
+            return true;
+        };
+        self.conditions
+            .iter()
+            .zip(&self.binds)
+            .any(|(condition, bind)| {
+                condition == "account = ?" && *bind == Bind::Text(mine.clone())
+            })
+    }
+
     pub fn parse(params: &FilterParams, account_scope: Option<&str>) -> Result<Self, Problem> {
         let mut filter = Self {
             scope_account: account_scope.map(str::to_owned),
@@ -170,15 +183,44 @@ impl CallFilter {
 }
 
 /// An RFC 3339 query parameter; a bad one is a 400 naming it.
+/// The span ClickHouse `DateTime` holds (Unix seconds as a UInt32). An instant
+/// outside it would wrap around inside `toDateTime(?)` and select the wrong calls.
+const DATETIME_SPAN: std::ops::RangeInclusive<i64> = 0..=4_294_967_295;
+
 pub fn instant(name: &str, text: &str) -> Result<DateTime<Utc>, Problem> {
-    DateTime::parse_from_rfc3339(text)
+    let instant = DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| bad_parameter(name, "must be an RFC 3339 time, e.g. 2026-11-20T00:00:00Z"))
+        .map_err(|_| bad_parameter(name, "must be an RFC 3339 time, e.g. 2026-11-20T00:00:00Z"))?;
+    if !DATETIME_SPAN.contains(&instant.timestamp()) {
+        return Err(bad_parameter(
+            name,
+            "must be between 1970-01-01T00:00:00Z and 2106-02-07T06:28:15Z",
+        ));
+    }
+    Ok(instant)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the hostile-request corpus: `to=0001-01-01T00:00:00Z` was accepted,
+    /// and `toDateTime` of a negative number wraps around.
+    #[test]
+    fn an_instant_clickhouse_cannot_hold_is_refused() {
+        for text in [
+            "0001-01-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "2106-02-07T06:28:16Z",
+        ] {
+            let problem = instant("to", text).unwrap_err();
+            assert!(
+                format!("{problem:?}").contains("between"),
+                "{text}: {problem:?}"
+            );
+        }
+        assert!(instant("to", "1970-01-01T00:00:00Z").is_ok());
+    }
 
     #[test]
     fn every_filter_becomes_a_bound_condition() {

@@ -154,7 +154,7 @@ impl IntegrationsApi {
         request: Request<Incoming>,
     ) -> Result<Response<Body>, Problem> {
         require_json(&request)?;
-        let body = read_body(request, 1024 * 1024).await?;
+        let body = read_body(request, 1024 * 1024, runtime::http::BODY_TIMEOUT).await?;
         let integration: Integration = serde_json::from_slice(&body).map_err(|e| {
             Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

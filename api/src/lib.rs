@@ -9,6 +9,8 @@ pub mod config;
 mod dead_letters;
 mod events;
 mod filter;
+#[doc(hidden)]
+pub mod fuzzing;
 mod integrations;
 pub mod metric_names;
 mod preview;

@@ -80,7 +80,7 @@ pub async fn preview(
     scope: &runtime::access::Scope,
 ) -> Result<Response<Body>, Problem> {
     require_json(&request)?;
-    let bytes = read_body(request, BODY_LIMIT).await?;
+    let bytes = read_body(request, BODY_LIMIT, runtime::http::BODY_TIMEOUT).await?;
     let body: PreviewRequest = serde_json::from_slice(&bytes).map_err(|e| {
         Problem::new(StatusCode::BAD_REQUEST, "malformed_request", format!("{e}"))
             .with_detail("line", e.line())

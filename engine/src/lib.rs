@@ -14,5 +14,7 @@
 
 pub mod batch;
 pub mod enrich;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod mapping;
 pub mod metric_names;

@@ -94,6 +94,14 @@ pub struct HttpConfig {
     /// retry is answered 200 with the original ids.
     #[serde(default = "default_delivery_cache")]
     pub delivery_cache: u64,
+    /// How long a request body may take to arrive: a client trickling a body
+    /// (slowloris) gets 408 after this and its connection is closed.
+    #[serde(default = "default_body_timeout_ms")]
+    pub body_timeout_ms: u64,
+}
+
+fn default_body_timeout_ms() -> u64 {
+    30_000
 }
 
 fn default_delivery_cache() -> u64 {
@@ -117,6 +125,12 @@ impl Validate for IngestConfig {
             return Err(ConfigError::invalid(
                 "http.body_limit_bytes",
                 "must be at least 1024",
+            ));
+        }
+        if !(100..=600_000).contains(&self.http.body_timeout_ms) {
+            return Err(ConfigError::invalid(
+                "http.body_timeout_ms",
+                "must be between 100 and 600000",
             ));
         }
         if !self.imports.sheets_base_url.starts_with("http") {

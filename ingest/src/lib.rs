@@ -3,6 +3,8 @@
 //! go to the dead-letter topic with their position and reason.
 
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod imports;
 pub mod metric_names;
 pub mod outbound;

@@ -122,6 +122,7 @@ pub async fn run(
             producer,
             topics: config.kafka.topics(),
             body_limit: config.http.body_limit_bytes,
+            body_timeout: std::time::Duration::from_millis(config.http.body_timeout_ms),
             max_records: config.http.max_records,
             retry_after_s: config.http.retry_after_s,
         },

@@ -142,9 +142,18 @@ impl Problem {
     }
 }
 
-/// Reads a request body of at most `limit` bytes: 413 from `Content-Length` before
-/// reading when it says too much, and while reading when it lied or was absent.
-pub async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Problem> {
+/// How long a body may take to arrive where the binary does not configure it: a
+/// client that trickles a body (slowloris) holds a connection only this long.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reads a request body of at most `limit` bytes within `timeout`: 413 from
+/// `Content-Length` before reading when it says too much, and while reading when it
+/// lied or was absent; 408 when the body has not all arrived in time.
+pub async fn read_body(
+    request: Request<Incoming>,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, Problem> {
     let too_large = || {
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -161,7 +170,16 @@ pub async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes
     if declared.is_some_and(|length| length > limit) {
         return Err(too_large());
     }
-    match Limited::new(request.into_body(), limit).collect().await {
+    let collect = Limited::new(request.into_body(), limit).collect();
+    let Ok(collected) = tokio::time::timeout(timeout, collect).await else {
+        return Err(Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("the body did not arrive within {} ms", timeout.as_millis()),
+        )
+        .with_detail("timeout_ms", timeout.as_millis() as u64));
+    };
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Err(error) => Err(Problem::new(

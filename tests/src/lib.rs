@@ -243,6 +243,20 @@ impl Service {
         .await;
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Resident memory (KiB) from `/proc`, while it runs.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// Waits for the process to end by itself (an armed crash point); `None` if it
     /// is still running after `timeout`.
     pub async fn exited(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {

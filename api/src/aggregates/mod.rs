@@ -13,9 +13,10 @@ use schemas::ClientId;
 use serde::{Deserialize, Serialize};
 
 use crate::filter::instant;
-use plan::{Plan, DIMENSIONS};
+pub use plan::Plan;
+use plan::DIMENSIONS;
 
-mod plan;
+pub mod plan;
 use crate::query::{bad_parameter, parse};
 
 /// Most result rows an answer carries; more is a 400 asking for a narrower query.
@@ -71,84 +72,126 @@ struct Answer {
     rows: Vec<serde_json::Value>,
 }
 
+/// An aggregates request, checked: every value the plan puts into SQL is one of a
+/// known set or parsed (zone, instants, client id); the account comes from the
+/// token where it has one.
+#[derive(Debug)]
+pub struct Request {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub tz: String,
+    pub bucket: String,
+    pub group_by: Vec<String>,
+    pub account: Option<String>,
+    pub client_id: Option<String>,
+    pub whole_hours: bool,
+    pub exact: bool,
+}
+
+impl Request {
+    /// Parses and checks the query string at `now`; a 400 names the parameter.
+    pub fn parse(
+        query: Option<&str>,
+        scope: &runtime::access::Scope,
+        now: DateTime<Utc>,
+    ) -> Result<Self, Problem> {
+        let params: AggregatesQuery = parse(query)?;
+        scope.check_account(params.account.as_deref())?;
+        let to = params
+            .to
+            .as_deref()
+            .map(|t| instant("to", t))
+            .transpose()?
+            .unwrap_or(now);
+        let from = match params.from.as_deref() {
+            Some(t) => instant("from", t)?,
+            None => to
+                .checked_sub_signed(Duration::days(30))
+                .ok_or_else(|| bad_parameter("to", "too early to count 30 days back from"))?,
+        };
+        if from >= to {
+            return Err(bad_parameter("from", "must be before `to`"));
+        }
+        let tz = params.tz.clone().unwrap_or_else(|| "UTC".to_owned());
+        let zone: chrono_tz::Tz = tz
+            .parse()
+            .map_err(|_| bad_parameter("tz", format!("{tz:?} is not an IANA time zone")))?;
+        let bucket = params.bucket.clone().unwrap_or_else(|| "day".to_owned());
+        if !["hour", "day", "month", "none"].contains(&bucket.as_str()) {
+            return Err(bad_parameter("bucket", "must be hour, day, month or none"));
+        }
+        let group_by: Vec<String> = params
+            .group_by
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if let Some(unknown) = group_by.iter().find(|d| !DIMENSIONS.contains(&d.as_str())) {
+            return Err(bad_parameter(
+                "group_by",
+                format!("{unknown:?} is not one of {}", DIMENSIONS.join(", ")),
+            ));
+        }
+        if group_by.len() > 3 {
+            return Err(bad_parameter("group_by", "at most 3 dimensions"));
+        }
+        if let Some(client_id) = &params.client_id {
+            ClientId::parse(client_id).map_err(|e| bad_parameter("client_id", e.to_string()))?;
+        }
+        let account = scope
+            .account()
+            .map(str::to_owned)
+            .or(params.account.clone());
+        let whole_hours = |t: DateTime<Utc>| {
+            use chrono::{Offset, TimeZone};
+            t.timestamp() % 3600 == 0
+                && zone
+                    .offset_from_utc_datetime(&t.naive_utc())
+                    .fix()
+                    .local_minus_utc()
+                    % 3600
+                    == 0
+        };
+        Ok(Self {
+            from,
+            to,
+            whole_hours: whole_hours(from) && whole_hours(to),
+            tz,
+            bucket,
+            group_by,
+            account,
+            client_id: params.client_id,
+            exact: params.exact == Some(true),
+        })
+    }
+
+    /// The plan that answers it.
+    pub fn plan(&self) -> Plan<'_> {
+        Plan {
+            from: self.from.timestamp(),
+            to: self.to.timestamp(),
+            tz: &self.tz,
+            bucket: &self.bucket,
+            group_by: &self.group_by,
+            account: self.account.as_deref(),
+            client_id: self.client_id.as_deref(),
+            whole_hours: self.whole_hours,
+            exact: self.exact,
+            limit: MAX_ROWS + 1,
+        }
+    }
+}
+
 pub async fn aggregates(
     client: &clickhouse::Client,
     query: Option<&str>,
     scope: &runtime::access::Scope,
 ) -> Result<Response<Body>, Problem> {
-    let params: AggregatesQuery = parse(query)?;
-    scope.check_account(params.account.as_deref())?;
-    let now = Utc::now();
-    let to = params
-        .to
-        .as_deref()
-        .map(|t| instant("to", t))
-        .transpose()?
-        .unwrap_or(now);
-    let from = params
-        .from
-        .as_deref()
-        .map(|t| instant("from", t))
-        .transpose()?
-        .unwrap_or(to - Duration::days(30));
-    if from >= to {
-        return Err(bad_parameter("from", "must be before `to`"));
-    }
-    let tz = params.tz.clone().unwrap_or_else(|| "UTC".to_owned());
-    let zone: chrono_tz::Tz = tz
-        .parse()
-        .map_err(|_| bad_parameter("tz", format!("{tz:?} is not an IANA time zone")))?;
-    let bucket = params.bucket.clone().unwrap_or_else(|| "day".to_owned());
-    if !["hour", "day", "month", "none"].contains(&bucket.as_str()) {
-        return Err(bad_parameter("bucket", "must be hour, day, month or none"));
-    }
-    let group_by: Vec<String> = params
-        .group_by
-        .as_deref()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-        .map(str::to_owned)
-        .collect();
-    if let Some(unknown) = group_by.iter().find(|d| !DIMENSIONS.contains(&d.as_str())) {
-        return Err(bad_parameter(
-            "group_by",
-            format!("{unknown:?} is not one of {}", DIMENSIONS.join(", ")),
-        ));
-    }
-    if group_by.len() > 3 {
-        return Err(bad_parameter("group_by", "at most 3 dimensions"));
-    }
-    if let Some(client_id) = &params.client_id {
-        ClientId::parse(client_id).map_err(|e| bad_parameter("client_id", e.to_string()))?;
-    }
-    let account = scope
-        .account()
-        .map(str::to_owned)
-        .or(params.account.clone());
-    let whole_hours = |t: DateTime<Utc>| {
-        use chrono::{Offset, TimeZone};
-        t.timestamp() % 3600 == 0
-            && zone
-                .offset_from_utc_datetime(&t.naive_utc())
-                .fix()
-                .local_minus_utc()
-                % 3600
-                == 0
-    };
-    let plan = Plan {
-        from: from.timestamp(),
-        to: to.timestamp(),
-        tz: &tz,
-        bucket: &bucket,
-        group_by: &group_by,
-        account: account.as_deref(),
-        client_id: params.client_id.as_deref(),
-        whole_hours: whole_hours(from) && whole_hours(to),
-        exact: params.exact == Some(true),
-        limit: MAX_ROWS + 1,
-    };
+    let request = Request::parse(query, scope, Utc::now())?;
+    let plan = request.plan();
     let table = plan.table();
     let sql = plan.sql(table);
     let started = std::time::Instant::now();
@@ -176,10 +219,10 @@ pub async fn aggregates(
                 "revenue": trim_money(&row.revenue), "total_duration_s": row.total_duration_s,
                 "avg_duration_s": (row.avg_duration_s * 10.0).round() / 10.0,
             });
-            if bucket != "none" {
+            if request.bucket != "none" {
                 out["bucket"] = row.bucket.clone().into();
             }
-            for dimension in &group_by {
+            for dimension in &request.group_by {
                 let value = match dimension.as_str() {
                     "client_id" => &row.client_id,
                     "source" => &row.source,
@@ -197,11 +240,11 @@ pub async fn aggregates(
         StatusCode::OK,
         &Answer {
             table: table.name(),
-            from,
-            to,
-            bucket,
-            tz,
-            group_by,
+            from: request.from,
+            to: request.to,
+            bucket: request.bucket.clone(),
+            tz: request.tz.clone(),
+            group_by: request.group_by.clone(),
             rows,
         },
     ))

@@ -3,7 +3,7 @@
 //! link or any CSV URL, fetched and streamed); `GET /api/imports/{id}` for progress.
 
 mod job;
-mod reader;
+pub(crate) mod reader;
 mod sheets;
 
 use std::sync::Arc;
@@ -64,7 +64,7 @@ pub async fn create(
     match content_type.as_str() {
         "text/csv" | "application/csv" => upload(state, integration, request).await,
         "application/json" => {
-            let body = read_body(request, 64 * 1024).await?;
+            let body = read_body(request, 64 * 1024, runtime::http::BODY_TIMEOUT).await?;
             let from: FromUrl = serde_json::from_slice(&body).map_err(|e| {
                 Problem::new(
                     StatusCode::BAD_REQUEST,

@@ -39,13 +39,25 @@ pub fn rows(chunks: mpsc::Receiver<Result<Bytes, String>>) -> mpsc::Receiver<Row
                 chunks,
                 current: Bytes::new(),
             },
-            &tx,
+            |row| tx.blocking_send(row).is_ok(),
         )
     });
     rx
 }
 
-fn parse(reader: impl Read, tx: &mpsc::Sender<Row>) {
+/// Every row of a whole CSV file in memory (previews, fuzzing).
+pub fn rows_of(bytes: &[u8]) -> Vec<Row> {
+    let mut rows = Vec::new();
+    parse(bytes, |row| {
+        rows.push(row);
+        true
+    });
+    rows
+}
+
+/// Reads rows from `reader` and hands each to `emit`, until the end or until
+/// `emit` says stop (`false`).
+fn parse(reader: impl Read, mut emit: impl FnMut(Row) -> bool) {
     let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
     let headers: Vec<String> = match csv.headers() {
         Ok(headers) => headers
@@ -61,7 +73,7 @@ fn parse(reader: impl Read, tx: &mpsc::Sender<Row>) {
             })
             .collect(),
         Err(error) => {
-            let _ = tx.blocking_send(Row::Bad {
+            emit(Row::Bad {
                 row: 1,
                 reason: format!("header row: {error}"),
             });
@@ -69,7 +81,7 @@ fn parse(reader: impl Read, tx: &mpsc::Sender<Row>) {
         }
     };
     if headers.iter().all(String::is_empty) {
-        let _ = tx.blocking_send(Row::Bad {
+        emit(Row::Bad {
             row: 1,
             reason: "the header row is empty".into(),
         });
@@ -108,7 +120,7 @@ fn parse(reader: impl Read, tx: &mpsc::Sender<Row>) {
                         .collect();
                     Row::Record { row, fields }
                 };
-                if tx.blocking_send(message).is_err() {
+                if !emit(message) {
                     return;
                 }
             }
@@ -117,9 +129,9 @@ fn parse(reader: impl Read, tx: &mpsc::Sender<Row>) {
                     csv::ErrorKind::Utf8 { .. } => "not UTF-8 text".to_owned(),
                     _ => error.to_string(),
                 };
-                let _ = tx.blocking_send(Row::Bad { row, reason });
                 // An I/O error ends the stream; a bad row does not.
-                if matches!(error.kind(), csv::ErrorKind::Io(_)) {
+                if !emit(Row::Bad { row, reason }) || matches!(error.kind(), csv::ErrorKind::Io(_))
+                {
                     return;
                 }
             }

@@ -36,6 +36,8 @@ pub struct WebhookState {
     pub producer: AckedProducer,
     pub topics: Topics,
     pub body_limit: usize,
+    /// How long the body may take to arrive (slowloris guard).
+    pub body_timeout: std::time::Duration,
     pub max_records: usize,
     pub retry_after_s: u64,
     pub rate_limits: RateLimits,
@@ -109,7 +111,7 @@ async fn accept(
     let format = content_format(request.headers())?;
     let key = idempotency_key(request.headers());
     let headers = request.headers().clone();
-    let bytes = read_body(request, state.body_limit).await?;
+    let bytes = read_body(request, state.body_limit, state.body_timeout).await?;
     let received_at = Utc::now();
     if let Some(auth) = &integration.auth {
         auth::check_signature(auth, &headers, &bytes, received_at.timestamp())

@@ -11,6 +11,7 @@ mod config_docs;
 mod crash_points;
 mod dashboard_browser;
 mod enrichment;
+mod hostile_requests;
 mod hostile_tenant;
 mod imports;
 mod integrations_api;
