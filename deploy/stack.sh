@@ -9,6 +9,9 @@
 #   deploy/stack.sh stop [infra]     stop everything (or only broker + ClickHouse)
 #   deploy/stack.sh status           what runs, on which port, with which pid
 #   deploy/stack.sh logs [NAME]      tail a service's log (tansu, clickhouse, ingest, processor, api)
+#   deploy/stack.sh crash NAME       kill -9 one service (fault tests: no shutdown, no flush)
+#   deploy/stack.sh revive           start again whatever of the five is not running
+#                                    (no build, no setup: after `crash`)
 #
 # Secrets (made once per data directory, never printed): $CM_DATA_DIR/secrets/
 #   clickhouse.env (ClickHouse users' passwords), tokens.json (API tokens; see
@@ -262,12 +265,30 @@ case "$command" in
     stop_one tansu
     ;;
   status) status ;;
+  crash)
+    name="${2:-}"
+    running "$name" || die "$name is not running"
+    kill -9 "$(cat "$(pid_file "$name")")"
+    say "$name killed (-9)"
+    ;;
+  revive)
+    cm_secrets "$DATA" "$INTEGRATIONS"
+    running tansu || start_tansu
+    running clickhouse || start_clickhouse
+    export_app_env
+    for app in "${APPS[@]}"; do
+      if ! running "$app"; then
+        launch "$app" "$(cargo_bin "$app")" --config "$ROOT/deploy/config/$app.toml"
+        wait_until 60 "$app" curl -fsS "http://127.0.0.1:$(port_of "$app")/healthz"
+      fi
+    done
+    ;;
   logs)
     name="${2:-}"
     if [ -z "$name" ]; then ls -1 "$DATA/logs"; else tail -n 100 -f "$DATA/logs/$name.log"; fi
     ;;
   *)
-    sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
     [ -z "$command" ] || exit 2
     ;;
 esac

@@ -4,7 +4,7 @@
 # on test ports (data under .data/test, wiped each run), builds the workspace, runs
 # the SQL portability check against current ClickHouse, then every test (unit,
 # property, and integration against the real stack), then stops
-# the stack. Extra arguments go to `cargo test` (e.g. `deploy/test.sh -p processor`).
+# the stack, then the short fault matrix on a stack of its own. Extra arguments go to `cargo test` (e.g. `deploy/test.sh -p processor`).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -78,4 +78,24 @@ set -e
 # One closing line for the whole run, summed from cargo's per-binary results.
 awk '/^test result:/ { for (i = 2; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "workspace: %d passed, %d failed\n", p, f }' "$log"
+
+# The fault matrix, short: one kill -9 of each of the five parts (and a processor
+# crash point) under webhook load, on a stack of its own, then the check
+# (tests/chaos/fault_matrix.sh; the long run, 20+ cycles, is in docs/reliability.md).
+# Only with the whole suite (no cargo test arguments).
+if [ "$#" -eq 0 ]; then
+  echo "[test] fault matrix, short (5 cycles; tests/chaos/fault_matrix.sh)"
+  set +e
+  tests/chaos/fault_matrix.sh 5 6 >"$CM_DATA_DIR/fault-matrix.log" 2>&1
+  matrix=$?
+  set -e
+  grep -E '^\[fault\]|^\|' "$CM_DATA_DIR/fault-matrix.log" || true
+  if [ "$matrix" -ne 0 ]; then
+    echo "[test] fault matrix failed (exit $matrix); last lines of $CM_DATA_DIR/fault-matrix.log:" >&2
+    grep -v '^ \+\(at\|[0-9]\+:\)' "$CM_DATA_DIR/fault-matrix.log" | tail -20 >&2
+    [ "$status" -ne 0 ] || status=$matrix
+  else
+    echo "[test] fault matrix passed"
+  fi
+fi
 exit "$status"

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The fault matrix: sustained webhook load (distinct calls, late payouts, start
+# corrections) against a stack of its own while, in turn, ingest, the processor,
+# the api, the broker and ClickHouse are killed with -9 and started again; then a
+# check with queries that can fail (tests/src/bin/fault_load.rs says which).
+#
+#   tests/chaos/fault_matrix.sh [CYCLES] [PAUSE_S]
+#
+# CYCLES kills in all (default 20: four rounds over the five parts), PAUSE_S
+# seconds of load between a restart and the next kill (default 8). The short
+# version (5 cycles, one per part) runs in deploy/test.sh. The stack lives under
+# .data/chaos on ports of its own (39092, 38123/39000, 38080-38082) and is stopped
+# at the end; the run's logs and the generator's record of acknowledged requests
+# stay in .data/chaos/run. Prints the figures as a Markdown table (keep the latest
+# long run's in docs/reliability.md).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+cycles="${1:-20}"
+pause="${2:-8}"
+export CM_DATA_DIR="$ROOT/.data/chaos"
+export CM_KAFKA_PORT=39092 CM_CLICKHOUSE_HTTP_PORT=38123 CM_CLICKHOUSE_TCP_PORT=39000
+export CM_INGEST_PORT=38080 CM_API_PORT=38081 CM_PROCESSOR_PORT=38082
+export CM_TOPIC_PREFIX="chaos."
+target="${CARGO_TARGET_DIR:-$ROOT/target}"
+stack() { "$ROOT/deploy/stack.sh" "$@"; }
+
+stack stop > /dev/null 2>&1 || true
+rm -rf "$CM_DATA_DIR"
+# Parked records come back quickly here, so a run this short sees them land, and
+# wait as long as the shipped defaults (ten minutes) for a call held up by a fault.
+export PROCESSOR_PARKING__DELAY_MS=2000 PROCESSOR_PARKING__MAX_ATTEMPTS=300
+stack start
+trap 'touch "$run/stop" "$run/stop.hard" "$run/sse-done" 2> /dev/null || true; stack stop > /dev/null 2>&1 || true' EXIT
+
+# shellcheck source=deploy/secrets.sh
+. "$ROOT/deploy/secrets.sh"
+cm_secrets "$CM_DATA_DIR"
+export CM_INGEST_URL="http://127.0.0.1:$CM_INGEST_PORT" CM_API_URL="http://127.0.0.1:$CM_API_PORT"
+export CM_CLICKHOUSE_URL="http://127.0.0.1:$CM_CLICKHOUSE_HTTP_PORT"
+export CM_CLICKHOUSE_USER=callmatrix_reader CM_CLICKHOUSE_PASSWORD="$CM_CLICKHOUSE_READER_PASSWORD"
+export CM_TOKEN="$CM_ADMIN_TOKEN"
+run="$CM_DATA_DIR/run"
+mkdir -p "$run"
+"$target/debug/fault_load" load "$run" > "$run/load.out" 2>&1 &
+load_pid=$!
+sleep "$pause"
+
+parts=(ingest processor api tansu clickhouse)
+# The processor is also restarted with a crash point armed (runtime::crash_point):
+# it then aborts itself between two of a batch's durable writes, where a kill -9
+# from outside rarely lands. The next cycle's revive starts it plainly.
+points=(processor.after_retire=2 processor.after_write=40 processor.after_forward=5)
+started=$SECONDS
+for cycle in $(seq 1 "$cycles"); do
+  part="${parts[$(((cycle - 1) % ${#parts[@]}))]}"
+  acked_before=$(wc -l < "$run/acked.log" 2> /dev/null || echo 0)
+  if running_pid=$(cat "$CM_DATA_DIR/run/$part.pid" 2> /dev/null) && kill -0 "$running_pid" 2> /dev/null; then
+    stack crash "$part" > /dev/null
+    what="killed $part"
+  else
+    what="found $part down (its crash point fired)"
+  fi
+  sleep 2
+  armed=""
+  if [ "$part" = processor ]; then
+    armed="${points[$(((cycle / ${#parts[@]}) % ${#points[@]}))]}"
+    CM_CRASH_POINTS="$armed" stack revive > /dev/null
+    stack revive > /dev/null # anything else the kill left down
+  else
+    stack revive > /dev/null
+  fi
+  sleep "$pause"
+  acked_after=$(wc -l < "$run/acked.log" 2> /dev/null || echo 0)
+  printf '[fault] cycle %2d/%d: %-45s %s records acknowledged %6d -> %6d (%ds)\n' \
+    "$cycle" "$cycles" "$what" "${armed:+restarted with $armed;}" "$acked_before" "$acked_after" $((SECONDS - started))
+done
+# A processor whose crash point fires after the last cycle is started again: a
+# watchdog revives whatever is down until the check is done.
+( while [ ! -e "$run/sse-done" ]; do stack revive > /dev/null 2>&1 || true; sleep 3; done ) &
+
+# Stop sending (requests in flight are retried until acknowledged), then check.
+touch "$run/stop"
+for _ in $(seq 1 60); do kill -0 "$load_pid" 2> /dev/null && grep -q '^load:' "$run/load.out" 2> /dev/null && break; sleep 1; done
+fired=$(grep -c 'crash point .* aborting' "$CM_DATA_DIR/logs/processor.log" || true)
+echo "[fault] $cycles cycles over ${#parts[@]} parts in $((SECONDS - started)) s; processor crash points fired: $fired; checking"
+status=0
+"$target/debug/fault_load" check "$run" | tee "$run/figures.md" || status=$?
+touch "$run/sse-done"
+wait "$load_pid" 2> /dev/null || true
+cat "$run/load.out"
+exit "$status"
