@@ -60,10 +60,10 @@ impl Call {
         1000 + (self.n % 5) * 50
     }
     fn has_late(&self) -> bool {
-        self.n % 3 == 0
+        self.n.is_multiple_of(3)
     }
     fn moves(&self) -> bool {
-        self.n % 30 == 0
+        self.n.is_multiple_of(30)
     }
     /// A distinct caller per call, so the natural key is distinct too.
     fn caller(&self) -> String {
@@ -203,7 +203,7 @@ async fn load(dir: &Path) -> anyhow::Result<()> {
                 }
                 late.extend(calls.into_iter().filter(Call::has_late));
                 if late.len() >= 5 {
-                    let batch: Vec<Call> = late.drain(..).collect();
+                    let batch: Vec<Call> = std::mem::take(&mut late);
                     let body: Vec<String> = batch.iter().map(Call::late_record).collect();
                     let key = format!("late-{}", batch[0].n);
                     if !deliver(&http, &url, &key, body.join("\n"), &stop).await {
