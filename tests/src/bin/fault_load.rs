@@ -327,8 +327,11 @@ async fn follow(api: &str, token: &str, log: &Log, stop: &Path) {
     }
 }
 
-/// What acked.log says each call must be: its payout (cents) and whether it moved.
-fn expected(dir: &Path) -> anyhow::Result<(BTreeMap<String, (u64, bool)>, u64)> {
+/// Per acknowledged call (partner id): its payout in cents, and whether it moved.
+type Expected = BTreeMap<String, (u64, bool)>;
+
+/// What acked.log says each call must be, and how many records it acknowledged.
+fn expected(dir: &Path) -> anyhow::Result<(Expected, u64)> {
     let text = std::fs::read_to_string(dir.join("acked.log"))?;
     let mut calls = BTreeMap::new();
     let mut requests = 0;
