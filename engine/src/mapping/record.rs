@@ -452,7 +452,12 @@ impl Fields {
                     None => None,
                 }
             }
-            F::Zip => self.zip = coerce::zip(value)?,
+            F::Zip => {
+                self.zip = coerce::zip(value)?.map(|read| {
+                    self.notes.extend(read.warning);
+                    read.code
+                })
+            }
             F::City => self.city = coerce::text(value)?,
             F::State => self.state = coerce::text(value)?,
             F::Campaign => self.campaign = coerce::text(value)?,

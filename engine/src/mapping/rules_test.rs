@@ -257,3 +257,25 @@ fn a_blank_caller_is_withheld_when_the_partner_says_so() {
 fn engine_key(call: &schemas::CallRecord) -> String {
     crate::enrich::key_of(call)
 }
+
+#[test]
+fn a_foreign_postal_code_gets_no_us_city_and_a_warning() {
+    let fields = json!({
+        "caller": {"path": "ani"},
+        "started_at": {"path": "start"},
+        "zip": {"path": "zip"}
+    });
+    let call = map(
+        fields.clone(),
+        json!({"ani": "4155552671", "start": "2026-11-20T10:00:00Z", "zip": "SW1A 1AA"}),
+    );
+    assert_eq!(call.zip.as_deref(), Some("SW1A 1AA"));
+    assert_eq!((call.city, call.state), (None, None));
+    assert!(call.warnings.iter().any(|w| w.contains("not a US ZIP")), "{:?}", call.warnings);
+    let nine = map(
+        fields,
+        json!({"ani": "4155552671", "start": "2026-11-20T10:00:00Z", "zip": "941031234"}),
+    );
+    assert_eq!(nine.zip.as_deref(), Some("94103"));
+    assert_eq!(nine.city.as_deref(), Some("San Francisco"));
+}

@@ -12,7 +12,7 @@ mod timestamp;
 pub use boolean::boolean;
 pub use duration::duration_seconds;
 pub use money::{money, Amount};
-pub use text::{caller, is_withheld_word, phone, tags, text, zip, Caller};
+pub use text::{caller, is_withheld_word, phone, tags, text, zip, Caller, PostalCode};
 pub use timestamp::{timestamp, Stamped};
 
 /// What is wrong with one value; the mapping adds field, rule and path.

@@ -127,29 +127,74 @@ pub fn caller(value: &serde_json::Value, region: Region) -> Result<Option<Caller
         .map_err(|e| CoerceError::new(e.to_string()))
 }
 
-/// Five-digit US ZIP: keeps the first five of ZIP+4, restores leading zeros that a
-/// spreadsheet dropped (`2134` → `02134`), undoes `60601.0`.
-pub fn zip(value: &serde_json::Value) -> Result<Option<String>, CoerceError> {
+/// A postal code as read: a US ZIP (five digits), or another country's code kept
+/// as written, with a warning saying so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostalCode {
+    pub code: String,
+    pub warning: Option<String>,
+}
+
+/// Five-digit US ZIP: keeps the first five of ZIP+4 (`10001-0003`, `10001 0003`,
+/// `100010003`), restores leading zeros that a spreadsheet dropped (`2134` →
+/// `02134`), undoes `60601.0`, and drops quotes, labels and punctuation around it
+/// (`'94103`, `ZIP: 94103`, `94103.`). Anything else that looks like a postal code
+/// (letters and digits, `SW1A 1AA`, `K1A 0B6`, `123456`) is another country's:
+/// kept as written, with a warning, and never given a US city or zone.
+pub fn zip(value: &serde_json::Value) -> Result<Option<PostalCode>, CoerceError> {
     let Some(text) = scalar_text(value)? else {
         return Ok(None);
     };
     let cleaned = strip_spreadsheet_decimal(&text);
-    let five = match cleaned.split_once('-') {
-        Some((zip5, plus4)) if plus4.len() == 4 && plus4.bytes().all(|b| b.is_ascii_digit()) => {
-            zip5
-        }
-        _ => cleaned,
-    };
-    if five.is_empty() || five.len() > 5 || !five.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(CoerceError::new(format!("{text:?} is not a US ZIP code")));
+    let trimmed = cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    let unlabelled = ["zipcode", "zip code", "zip", "postal code"]
+        .iter()
+        .find_map(|label| {
+            trimmed
+                .get(..label.len())
+                .filter(|head| head.eq_ignore_ascii_case(label))
+                .map(|_| trimmed[label.len()..].trim_start_matches(|c: char| !c.is_ascii_alphanumeric()))
+        })
+        .unwrap_or(trimmed);
+    if let Some(five) = us_zip(unlabelled) {
+        return Ok(Some(PostalCode {
+            code: five,
+            warning: None,
+        }));
     }
-    if five.len() < 3 {
+    let digits = unlabelled.bytes().filter(u8::is_ascii_digit).count();
+    let postal = (3..=10).contains(&unlabelled.len())
+        && digits > 0
+        && unlabelled
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-');
+    if postal {
+        return Ok(Some(PostalCode {
+            code: unlabelled.to_owned(),
+            warning: Some(format!(
+                "zip {text:?} is not a US ZIP code: kept as written, no city, state or zone taken from it"
+            )),
+        }));
+    }
+    Err(CoerceError::new(format!("{text:?} is not a postal code")))
+}
+
+/// The five-digit ZIP in `text`, if it is a US ZIP in one of the forms above.
+fn us_zip(text: &str) -> Option<String> {
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let five = match text.len() {
+        // ZIP+4 with a dash or a space.
+        10 => match (text.get(..5), text.get(5..6), text.get(6..)) {
+            (Some(zip5), Some("-" | " "), Some(plus4)) if all_digits(zip5) && all_digits(plus4) => zip5,
+            _ => return None,
+        },
+        // ZIP+4 without one.
+        9 if all_digits(text) => &text[..5],
         // No real ZIP loses more than two leading zeros (the lowest is 00501).
-        return Err(CoerceError::new(format!(
-            "{text:?} is too short to be a ZIP code"
-        )));
-    }
-    Ok(Some(format!("{five:0>5}")))
+        3..=5 if all_digits(text) => text,
+        _ => return None,
+    };
+    Some(format!("{five:0>5}"))
 }
 
 #[cfg(test)]
@@ -166,12 +211,32 @@ mod tests {
             (json!(2134), "02134"),
             (json!("60601.0"), "60601"),
             (json!("10001-0003"), "10001"),
+            // Issue "Timestamps and ZIPs as real systems write them".
+            (json!("100010003"), "10001"),
+            (json!(100010003), "10001"),
+            (json!("10001 0003"), "10001"),
+            (json!("'94103"), "94103"),
+            (json!(" \"94103\" "), "94103"),
+            (json!("94103."), "94103"),
+            (json!("ZIP: 94103"), "94103"),
+            (json!("zip code 02134-1234"), "02134"),
         ] {
-            assert_eq!(zip(&value).unwrap().as_deref(), Some(expected), "{value}");
+            let read = zip(&value).unwrap().unwrap();
+            assert_eq!((read.code.as_str(), read.warning), (expected, None), "{value}");
         }
         assert_eq!(zip(&json!("")).unwrap(), None);
-        for bad in [json!("ABCDE"), json!("123456"), json!("12")] {
+        for bad in [json!("ABCDE"), json!("12"), json!("not applicable"), json!("++--")] {
             assert!(zip(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_foreign_postal_code_is_kept_as_written_with_a_warning() {
+        for code in ["SW1A 1AA", "K1A 0B6", "1012 AB", "123456", "75008-X"] {
+            let read = zip(&json!(code)).unwrap().unwrap();
+            assert_eq!(read.code, code);
+            let warning = read.warning.unwrap_or_default();
+            assert!(warning.contains("not a US ZIP"), "{code}: {warning}");
         }
     }
 
@@ -199,14 +264,14 @@ mod tests {
 
     proptest! {
         #[test]
-        fn zip_never_panics(text in ".{0,12}") {
+        fn zip_never_panics(text in ".{0,14}") {
             let _ = zip(&json!(text));
         }
 
         #[test]
         fn five_digit_zips_are_fixed_points(n in 0_u32..100_000) {
             let text = format!("{n:05}");
-            prop_assert_eq!(zip(&json!(text.clone())).unwrap(), Some(text));
+            prop_assert_eq!(zip(&json!(text.clone())).unwrap().map(|z| z.code), Some(text));
         }
     }
 }
