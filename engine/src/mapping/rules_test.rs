@@ -271,7 +271,11 @@ fn a_foreign_postal_code_gets_no_us_city_and_a_warning() {
     );
     assert_eq!(call.zip.as_deref(), Some("SW1A 1AA"));
     assert_eq!((call.city, call.state), (None, None));
-    assert!(call.warnings.iter().any(|w| w.contains("not a US ZIP")), "{:?}", call.warnings);
+    assert!(
+        call.warnings.iter().any(|w| w.contains("not a US ZIP")),
+        "{:?}",
+        call.warnings
+    );
     let nine = map(
         fields,
         json!({"ani": "4155552671", "start": "2026-11-20T10:00:00Z", "zip": "941031234"}),

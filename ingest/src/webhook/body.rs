@@ -112,10 +112,13 @@ fn parse_json(text: &str) -> Result<ParsedBody, BodyError> {
     // Borrowed parses: every slice points into `text`, which gives each item's line.
     let whole: &RawValue = serde_json::from_str(text).map_err(malformed)?;
     match whole.get().as_bytes().first() {
-        Some(b'{') => Ok(ParsedBody {
-            records: vec![(0, whole.to_owned())],
-            rejected: vec![],
-        }),
+        Some(b'{') => {
+            check(whole.get()).map_err(malformed)?;
+            Ok(ParsedBody {
+                records: vec![(0, whole.to_owned())],
+                rejected: vec![],
+            })
+        }
         Some(b'[') => {
             let items: Vec<&RawValue> = serde_json::from_str(whole.get()).map_err(malformed)?;
             let mut parsed = ParsedBody {
@@ -124,7 +127,16 @@ fn parse_json(text: &str) -> Result<ParsedBody, BodyError> {
             };
             for (index, item) in items.into_iter().enumerate() {
                 match kind_of(item) {
-                    "an object" => parsed.records.push((index, item.to_owned())),
+                    "an object" => match check(item.get()) {
+                        Ok(()) => parsed.records.push((index, item.to_owned())),
+                        Err(e) => parsed.rejected.push(RejectedRecord {
+                            index,
+                            line: line_of(text, item.get()) + e.line() - 1,
+                            column: Some(e.column()),
+                            error: format!("malformed JSON: {}", strip_position(&e.to_string())),
+                            text: item.get().to_owned(),
+                        }),
+                    },
                     other => parsed.rejected.push(RejectedRecord {
                         index,
                         line: line_of(text, item.get()),
@@ -153,7 +165,9 @@ fn parse_ndjson(text: &str) -> ParsedBody {
         if line.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str::<Box<RawValue>>(line) {
+        match serde_json::from_str::<Box<RawValue>>(line)
+            .and_then(|record| check(record.get()).map(|()| record))
+        {
             Ok(record) if kind_of(&record) == "an object" => parsed.records.push((index, record)),
             Ok(record) => parsed.rejected.push(RejectedRecord {
                 index,
@@ -173,6 +187,63 @@ fn parse_ndjson(text: &str) -> ParsedBody {
         index += 1;
     }
     parsed
+}
+
+/// Whether `json` is JSON every reader downstream can read: splitting into raw
+/// values skips over numbers without reading them, so `1e999` (out of range for
+/// every number type) and nesting deeper than the parsers' limit would pass the
+/// edge and fail later. This reads every value (without keeping any) so the
+/// edge refuses them, naming the record. Found by fuzzing (`fuzz/seeds/webhook_body`).
+fn check(json: &str) -> Result<(), serde_json::Error> {
+    serde_json::from_str::<Checked>(json).map(|_| ())
+}
+
+/// Any JSON value, read and dropped.
+struct Checked;
+
+impl<'de> serde::Deserialize<'de> for Checked {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(CheckedVisitor)
+    }
+}
+
+struct CheckedVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CheckedVisitor {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, Checked>()?
+            .is_some()
+        {}
+        Ok(Checked)
+    }
 }
 
 fn kind_of(value: &RawValue) -> &'static str {
@@ -208,6 +279,30 @@ fn line_of(text: &str, item: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
+    /// Found by fuzzing: `{"":992e1613}` was accepted at the edge (splitting into
+    /// raw values does not read numbers) and failed only in the processor.
+    #[test]
+    fn a_number_out_of_range_or_nesting_too_deep_is_refused_at_the_edge() {
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        for body in [r#"{"":992e1613}"#.to_owned(), deep.clone()] {
+            let error = parse_body(body.as_bytes(), BodyFormat::Json, 10).unwrap_err();
+            assert!(matches!(error, BodyError::Malformed { .. }), "{error:?}");
+        }
+        let array = format!("[{{\"ok\":1}}, {{\"n\": 1e999}}, {deep}]");
+        let parsed = parse_body(array.as_bytes(), BodyFormat::Json, 10).unwrap();
+        assert_eq!(parsed.records.len(), 1);
+        assert_eq!(parsed.rejected.len(), 2);
+        assert!(
+            parsed.rejected[0].error.contains("number out of range"),
+            "{:?}",
+            parsed.rejected[0]
+        );
+        let ndjson = format!("{{\"ok\":1}}\n{{\"n\": -1e999}}\n{deep}\n");
+        let parsed = parse_body(ndjson.as_bytes(), BodyFormat::Ndjson, 10).unwrap();
+        assert_eq!((parsed.records.len(), parsed.rejected.len()), (1, 2));
+        assert_eq!(parsed.rejected[0].line, 2);
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -153,7 +153,9 @@ pub fn zip(value: &serde_json::Value) -> Result<Option<PostalCode>, CoerceError>
             trimmed
                 .get(..label.len())
                 .filter(|head| head.eq_ignore_ascii_case(label))
-                .map(|_| trimmed[label.len()..].trim_start_matches(|c: char| !c.is_ascii_alphanumeric()))
+                .map(|_| {
+                    trimmed[label.len()..].trim_start_matches(|c: char| !c.is_ascii_alphanumeric())
+                })
         })
         .unwrap_or(trimmed);
     if let Some(five) = us_zip(unlabelled) {
@@ -185,7 +187,9 @@ fn us_zip(text: &str) -> Option<String> {
     let five = match text.len() {
         // ZIP+4 with a dash or a space.
         10 => match (text.get(..5), text.get(5..6), text.get(6..)) {
-            (Some(zip5), Some("-" | " "), Some(plus4)) if all_digits(zip5) && all_digits(plus4) => zip5,
+            (Some(zip5), Some("-" | " "), Some(plus4)) if all_digits(zip5) && all_digits(plus4) => {
+                zip5
+            }
             _ => return None,
         },
         // ZIP+4 without one.
@@ -222,10 +226,19 @@ mod tests {
             (json!("zip code 02134-1234"), "02134"),
         ] {
             let read = zip(&value).unwrap().unwrap();
-            assert_eq!((read.code.as_str(), read.warning), (expected, None), "{value}");
+            assert_eq!(
+                (read.code.as_str(), read.warning),
+                (expected, None),
+                "{value}"
+            );
         }
         assert_eq!(zip(&json!("")).unwrap(), None);
-        for bad in [json!("ABCDE"), json!("12"), json!("not applicable"), json!("++--")] {
+        for bad in [
+            json!("ABCDE"),
+            json!("12"),
+            json!("not applicable"),
+            json!("++--"),
+        ] {
             assert!(zip(&bad).is_err(), "{bad}");
         }
     }
