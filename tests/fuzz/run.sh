@@ -36,12 +36,13 @@ mkdir -p "$work"
 summary="$work/summary.txt"
 : > "$summary"
 cd fuzz
-cargo "${toolchain[@]}" fuzz build -s none -O "${targets[@]/#/}" 2> /dev/null || cargo "${toolchain[@]}" fuzz build -s none -O
+cargo "${toolchain[@]}" fuzz build -s none -O
 for target in "${targets[@]}"; do
   corpus="../$work/corpus/$target"
   mkdir -p "$corpus" "artifacts/$target"
   cp -n seeds/"$target"/* "$corpus"/ 2> /dev/null || true
   before=$(ls "$corpus" | wc -l)
+  crashes_before=$(ls "artifacts/$target" 2> /dev/null | wc -l)
   log="../$work/$target.log"
   set +e
   cargo "${toolchain[@]}" fuzz run -s none -O "$target" "$corpus" -- \
@@ -50,8 +51,8 @@ for target in "${targets[@]}"; do
   set -e
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
   after=$(ls "$corpus" | wc -l)
-  crashes=$(ls "artifacts/$target" 2> /dev/null | wc -l)
-  line=$(printf '%-18s %12s runs in %5s s = %8s/s, corpus %5s -> %5s, crashes %s (exit %s)' \
+  crashes=$(( $(ls "artifacts/$target" 2> /dev/null | wc -l) - crashes_before ))
+  line=$(printf '%-18s %12s runs in %5s s = %8s/s, corpus %5s -> %5s, new crashes %s (exit %s)' \
     "$target" "${runs:-0}" "$seconds" "$(( ${runs:-0} / seconds ))" "$before" "$after" "$crashes" "$status")
   echo "$line" | tee -a "../$summary"
 done
