@@ -42,7 +42,16 @@ async fn replays_apply_the_current_mapping_without_doubling() {
     .await
     .unwrap();
     let _processor = env
-        .start("processor", &[("PROCESSOR_BATCH__MAX_WAIT_MS", "50")])
+        .start(
+            "processor",
+            &[
+                ("PROCESSOR_BATCH__MAX_WAIT_MS", "50"),
+                // A record the broken mapping leaves without a caller names a call
+                // not stored: it waits (parked) once, briefly, then is a dead letter.
+                ("PROCESSOR_PARKING__DELAY_MS", "200"),
+                ("PROCESSOR_PARKING__MAX_ATTEMPTS", "1"),
+            ],
+        )
         .await;
     let ingest = env.start("ingest", &[]).await;
     let (status, _) = ingest
