@@ -70,3 +70,7 @@ pub fn grouped_reading(value: &serde_json::Value) -> Option<String> {
         .map(|a| a.money.to_string())
         .or(Some(text))
 }
+
+#[cfg(test)]
+#[path = "timestamp_corpus_test.rs"]
+mod timestamp_corpus_test;

@@ -38,10 +38,28 @@ const LOCAL_FORMATS: &[&str] = &[
     "%B %d, %Y %I:%M:%S %p",
     "%B %d, %Y %I:%M %p",
     "%d %b %Y %H:%M:%S",
+    // JavaScript's `toLocaleString("en-US")`.
+    "%m/%d/%Y, %I:%M:%S %p",
+    // Oracle's default NLS forms (two-digit years are 1969–2068).
+    "%d-%b-%y %I.%M.%S%.f %p",
 ];
 
-/// With an explicit offset or `Z`.
-const OFFSET_FORMATS: &[&str] = &["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f %z"];
+/// With an explicit offset (a trailing `Z` is read as `+00:00` first). `%#z` takes
+/// `±hh`, `±hhmm` and `±hh:mm`, so PostgreSQL's `+00`, ISO 8601's basic offsets and
+/// an offset after a space are all read.
+const OFFSET_FORMATS: &[&str] = &[
+    "%Y-%m-%d %H:%M:%S%.f%#z",
+    "%Y-%m-%d %H:%M:%S%.f %#z",
+    "%Y-%m-%dT%H:%M:%S%.f%#z",
+    "%Y-%m-%dT%H:%M:%S%.f %#z",
+    "%Y-%m-%dT%H:%M%#z",
+    // ISO 8601 basic form.
+    "%Y%m%dT%H%M%S%.f%#z",
+    // JavaScript's `Date.toString()`, its zone name in parentheses cut off first.
+    "%a %b %d %Y %H:%M:%S GMT%#z",
+    // Oracle's TIMESTAMP WITH TIME ZONE default form.
+    "%d-%b-%y %I.%M.%S%.f %p %#z",
+];
 
 /// Below this a bare number is seconds since the epoch, above it milliseconds
 /// (1e11 s is the year 5138; 1e11 ms is 1973).
@@ -82,15 +100,36 @@ fn parse(
     if let Some(format) = explicit_format {
         return with_format(&text, format, zone).map(Some);
     }
+    // A JSON string encoded twice keeps its quotes: `"2026-11-20T19:03:22Z"`.
+    let text = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .map(str::trim)
+        .unwrap_or(&text);
     if let Ok(epoch) = text.parse::<i64>() {
         return from_epoch(epoch).map(Some);
     }
-    if let Ok(fixed) = DateTime::parse_from_rfc3339(&text) {
+    if let Some(stamped) = from_epoch_fraction(text) {
+        return stamped.map(Some);
+    }
+    if let Ok(fixed) = DateTime::parse_from_rfc3339(text) {
         return Ok(Some(exact(fixed)));
     }
+    // RFC 2822 and HTTP dates (`Fri, 20 Nov 2026 19:03:22 GMT`).
+    if let Ok(fixed) = DateTime::parse_from_rfc2822(text) {
+        return Ok(Some(exact(fixed)));
+    }
+    let with_offset = match text.strip_suffix(['Z', 'z']) {
+        Some(utc) => format!("{utc}+00:00"),
+        None => text
+            .split_once(" (")
+            .filter(|(_, zone_name)| zone_name.ends_with(')'))
+            .map_or(text, |(without, _)| without)
+            .to_owned(),
+    };
     if let Some(fixed) = OFFSET_FORMATS
         .iter()
-        .find_map(|f| DateTime::parse_from_str(&text, f).ok())
+        .find_map(|f| DateTime::parse_from_str(&with_offset, f).ok())
     {
         return Ok(Some(exact(fixed)));
     }
@@ -99,10 +138,10 @@ fn parse(
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(&upper, f).ok())
     {
-        return in_zone(naive, zone, &text).map(Some);
+        return in_zone(naive, zone, text).map(Some);
     }
-    if NaiveDate::parse_from_str(&text, "%Y-%m-%d").is_ok()
-        || NaiveDate::parse_from_str(&text, "%m/%d/%Y").is_ok()
+    if NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok()
+        || NaiveDate::parse_from_str(text, "%m/%d/%Y").is_ok()
     {
         return Err(CoerceError::new(format!(
             "{text:?} is a date without a time of day"
@@ -119,6 +158,30 @@ fn exact(fixed: DateTime<FixedOffset>) -> Stamped {
         zone: fixed.offset().to_string(),
         warning: None,
     }
+}
+
+/// Epoch seconds with a fraction (`1795201402.5`); `None` when `text` is not that.
+/// Only seconds: a fraction of milliseconds is not a form systems write.
+fn from_epoch_fraction(text: &str) -> Option<Result<Stamped, CoerceError>> {
+    let (whole, fraction) = text.split_once('.')?;
+    let digits = |s: &str, most: usize| {
+        !s.is_empty() && s.len() <= most && s.bytes().all(|b| b.is_ascii_digit())
+    };
+    if !digits(whole, 11) || !digits(fraction, 9) {
+        return None;
+    }
+    let seconds: i64 = whole.parse().ok().filter(|s| *s < EPOCH_MILLIS_THRESHOLD)?;
+    let nanos: u32 = format!("{fraction:0<9}").parse().ok()?;
+    Some(
+        Utc.timestamp_opt(seconds, nanos)
+            .single()
+            .map(|instant| Stamped {
+                instant,
+                zone: "UTC".to_owned(),
+                warning: None,
+            })
+            .ok_or_else(|| CoerceError::new(format!("{text} is out of range as an epoch time"))),
+    )
 }
 
 fn from_epoch(epoch: i64) -> Result<Stamped, CoerceError> {
