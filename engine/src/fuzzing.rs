@@ -125,29 +125,32 @@ pub fn mapping(data: &[u8]) {
     }
 }
 
+/// Runs `run` over every seed of `target` in `fuzz/seeds/` (the fuzz runs' starting
+/// corpus, with every crash found): each crate's `fuzzing` tests call it, so the
+/// same inputs are checked in every test run.
+pub fn replay_seeds(target: &str, run: fn(&[u8])) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/seeds")
+        .join(target);
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut count = 0;
+    for entry in entries {
+        let path = entry
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .path();
+        let seed = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        run(&seed);
+        count += 1;
+    }
+    assert!(count > 0, "no seeds for {target}");
+}
+
 #[cfg(test)]
 mod tests {
-    /// The same entry points over the seed corpus in `fuzz/seeds/`: what the fuzz
-    /// runs start from, checked in every test run (the crashes fuzzing found are
-    /// in there too, named for what they were).
     #[test]
     fn the_seed_corpus_passes_every_engine_target() {
-        let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds");
-        for (target, run) in [
-            ("coercions", super::coercions as fn(&[u8])),
-            ("field_path", super::field_path),
-            ("mapping", super::mapping),
-        ] {
-            let dir = seeds.join(target);
-            let mut count = 0;
-            for entry in
-                std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            {
-                let path = entry.unwrap().path();
-                run(&std::fs::read(&path).unwrap());
-                count += 1;
-            }
-            assert!(count > 0, "no seeds for {target}");
-        }
+        super::replay_seeds("coercions", super::coercions);
+        super::replay_seeds("field_path", super::field_path);
+        super::replay_seeds("mapping", super::mapping);
     }
 }

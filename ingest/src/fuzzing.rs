@@ -90,22 +90,8 @@ mod tests {
     /// The same entry points over the seed corpus in `fuzz/seeds/`, in every test run.
     #[test]
     fn the_seed_corpus_passes_every_ingest_target() {
-        let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds");
-        for (target, run) in [
-            ("webhook_body", super::webhook_body as fn(&[u8])),
-            ("signature_headers", super::signature_headers),
-            ("csv", super::csv),
-        ] {
-            let dir = seeds.join(target);
-            let mut count = 0;
-            for entry in
-                std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            {
-                let path = entry.unwrap().path();
-                run(&std::fs::read(&path).unwrap());
-                count += 1;
-            }
-            assert!(count > 0, "no seeds for {target}");
-        }
+        engine::fuzzing::replay_seeds("webhook_body", super::webhook_body);
+        engine::fuzzing::replay_seeds("signature_headers", super::signature_headers);
+        engine::fuzzing::replay_seeds("csv", super::csv);
     }
 }

@@ -189,12 +189,18 @@ fn arroyo_record(payload: &str, offset: i64) -> OwnedMessage {
 /// One record through a fresh instance (nothing cached: what it needs of the past
 /// comes from `store`); the batch's calls are then stored, as the sink would.
 async fn through_fresh_instance(store: &Arc<MemoryStore>, payload: &str, offset: i64) -> Processed {
-    let mut pipeline = test_pipeline(samples(), Duration::from_millis(10), store.clone());
+    let pipeline = test_pipeline(samples(), Duration::from_millis(10), store.clone());
+    stored_after(pipeline, store, &[arroyo_record(payload, offset)]).await
+}
+
+/// `batch` through `pipeline`; its calls are then stored, as the sink would.
+async fn stored_after(
+    mut pipeline: Pipeline<MemoryStore>,
+    store: &Arc<MemoryStore>,
+    batch: &[OwnedMessage],
+) -> Processed {
     let (_stop, shutdown) = Shutdown::new();
-    let processed = pipeline
-        .process(&[arroyo_record(payload, offset)], 0, &shutdown)
-        .await
-        .unwrap();
+    let processed = pipeline.process(batch, 0, &shutdown).await.unwrap();
     for call in &processed.calls {
         store.put(call.clone());
     }
@@ -318,13 +324,13 @@ fn managed_call(id: &str, day: u32) -> String {
 #[tokio::test]
 async fn a_relink_and_a_repeat_redecision_of_one_call_both_survive() {
     let store = Arc::new(MemoryStore::default());
-    let (_stop, shutdown) = Shutdown::new();
-    let first = pipeline_on_managed_number(&store)
-        .process(&[arroyo_record(&managed_call("ar_2", 22), 0)], 0, &shutdown)
-        .await
-        .unwrap();
+    let first = stored_after(
+        pipeline_on_managed_number(&store),
+        &store,
+        &[arroyo_record(&managed_call("ar_2", 22), 0)],
+    )
+    .await;
     let stored = first.calls[0].clone();
-    store.put(stored.clone());
     assert!(
         stored.is_duplicate && stored.cm_call_id.is_none(),
         "{stored:?}"
@@ -343,10 +349,7 @@ async fn a_relink_and_a_repeat_redecision_of_one_call_both_survive() {
         relink_request(stored.id, 1),
         arroyo_record(&managed_call("ar_1", 20), 2),
     ];
-    let processed = pipeline_on_managed_number(&store)
-        .process(&batch, 0, &shutdown)
-        .await
-        .unwrap();
+    let processed = stored_after(pipeline_on_managed_number(&store), &store, &batch).await;
     let versions: Vec<&CallRecord> = processed
         .calls
         .iter()
@@ -366,15 +369,13 @@ async fn a_relink_and_a_repeat_redecision_of_one_call_both_survive() {
 #[tokio::test]
 async fn a_relink_that_changes_nothing_writes_nothing() {
     let store = Arc::new(MemoryStore::default());
-    let (_stop, shutdown) = Shutdown::new();
-    let first = pipeline_on_managed_number(&store)
-        .process(&[arroyo_record(&managed_call("ar_2", 22), 0)], 0, &shutdown)
-        .await
-        .unwrap();
-    store.put(first.calls[0].clone());
-    let processed = pipeline_on_managed_number(&store)
-        .process(&[relink_request(first.calls[0].id, 1)], 0, &shutdown)
-        .await
-        .unwrap();
+    let first = stored_after(
+        pipeline_on_managed_number(&store),
+        &store,
+        &[arroyo_record(&managed_call("ar_2", 22), 0)],
+    )
+    .await;
+    let relink = [relink_request(first.calls[0].id, 1)];
+    let processed = stored_after(pipeline_on_managed_number(&store), &store, &relink).await;
     assert!(processed.calls.is_empty(), "{:?}", processed.calls);
 }

@@ -22,22 +22,34 @@ impl SseReader {
 
     /// Connects with extra request headers (`Last-Event-ID`).
     pub async fn connect_with(url: &str, headers: &[(&str, &str)]) -> Self {
+        Self::try_connect_with(url, headers)
+            .await
+            .unwrap_or_else(|problem| panic!("SSE connect: {problem}"))
+    }
+
+    /// As [`SseReader::connect_with`], saying why instead of panicking (a client
+    /// that reconnects while the api is down).
+    pub async fn try_connect_with(url: &str, headers: &[(&str, &str)]) -> Result<Self, String> {
         let mut request = reqwest::Client::new().get(url);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = request.send().await.expect("SSE connect");
-        assert_eq!(response.status(), 200, "SSE status");
+        let response = request.send().await.map_err(|e| e.to_string())?;
+        if response.status() != 200 {
+            return Err(format!("status {}", response.status()));
+        }
         let content_type = response
             .headers()
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        assert_eq!(content_type, "text/event-stream");
-        Self {
+        if content_type != "text/event-stream" {
+            return Err(format!("content type {content_type:?}"));
+        }
+        Ok(Self {
             stream: response.bytes_stream().boxed(),
             buffer: String::new(),
-        }
+        })
     }
 
     /// The next event that is not a comment-only frame; `None` when the stream ends.

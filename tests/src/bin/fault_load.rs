@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use chrono::{DateTime, TimeZone, Utc};
-use futures::StreamExt;
+use integration_tests::sse::SseReader;
 
 /// Calls start at this instant plus their number in seconds (spread over hours).
 fn base() -> DateTime<Utc> {
@@ -266,62 +266,43 @@ async fn deliver(http: &reqwest::Client, url: &str, key: &str, body: String, sto
 /// per reconnection; stops once DIR/sse-done exists.
 async fn follow(api: &str, token: &str, log: &Log, stop: &Path) {
     let done = stop.with_file_name("sse-done");
+    let url = format!("{api}/api/events?client_id=arroyo");
+    let authorization = format!("Bearer {token}");
     let mut last_id: Option<String> = None;
-    let http = reqwest::Client::new();
     while !done.exists() {
-        let mut request = http
-            .get(format!("{api}/api/events?client_id=arroyo"))
-            .bearer_auth(token);
+        let mut headers = vec![("authorization", authorization.as_str())];
         if let Some(id) = &last_id {
-            request = request.header("Last-Event-ID", id);
+            headers.push(("last-event-id", id.as_str()));
         }
-        let response = match request.send().await {
-            Ok(response) if response.status().is_success() => response,
-            _ => {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                continue;
-            }
+        let Ok(mut reader) = SseReader::try_connect_with(&url, &headers).await else {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            continue;
         };
         if last_id.is_some() {
             log.line("reconnect");
         }
-        let mut stream = response.bytes_stream();
-        let mut buffer = String::new();
         loop {
-            let chunk = tokio::select! {
-                chunk = stream.next() => chunk,
+            let event = tokio::select! {
+                event = reader.next_event() => event,
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {
                     if done.exists() { return; }
                     continue;
                 }
             };
-            let Some(Ok(bytes)) = chunk else { break };
-            buffer.push_str(&String::from_utf8_lossy(&bytes));
-            while let Some(end) = buffer.find("\n\n") {
-                let frame: String = buffer.drain(..end + 2).collect();
-                let (mut id, mut kind, mut data) = (None, String::new(), String::new());
-                for line in frame.lines() {
-                    if let Some(v) = line.strip_prefix("id: ") {
-                        id = Some(v.to_owned());
-                    } else if let Some(v) = line.strip_prefix("event: ") {
-                        kind = v.to_owned();
-                    } else if let Some(v) = line.strip_prefix("data: ") {
-                        data.push_str(v);
-                    }
-                }
-                if let Some(id) = id {
-                    last_id = Some(id);
-                }
-                if kind.starts_with("call.") {
-                    let call: serde_json::Value = serde_json::from_str(&data).unwrap_or_default();
-                    log.line(&format!(
-                        "{kind} {} {}",
-                        call["external_id"].as_str().unwrap_or("?"),
-                        call["version"].as_u64().unwrap_or(0)
-                    ));
-                } else if !kind.is_empty() {
-                    log.line(&format!("other {kind}"));
-                }
+            let Some(event) = event else { break };
+            if let Some(id) = event.id {
+                last_id = Some(id);
+            }
+            if event.event.starts_with("call.") {
+                let call: serde_json::Value = serde_json::from_str(&event.data).unwrap_or_default();
+                log.line(&format!(
+                    "{} {} {}",
+                    event.event,
+                    call["external_id"].as_str().unwrap_or("?"),
+                    call["version"].as_u64().unwrap_or(0)
+                ));
+            } else {
+                log.line(&format!("other {}", event.event));
             }
         }
     }

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use integration_tests::{eventually, TestEnv};
+use integration_tests::{eventually, final_count, TestEnv};
 
 const FIRST_START: &str = "2026-11-20T10:00:00Z";
 const MOVED_START: &str = "2026-11-21T15:30:00Z";
@@ -39,12 +39,7 @@ async fn moved_call_survives_a_crash_at(point: &str, reach: u32) {
         202
     );
     eventually("the call stored", Duration::from_secs(60), || async {
-        let n = client
-            .query("SELECT count() FROM calls FINAL WHERE client_id = 'arroyo'")
-            .fetch_one::<u64>()
-            .await
-            .ok()?;
-        (n == 1).then_some(())
+        (final_count(&client, "arroyo").await == 1).then_some(())
     })
     .await;
 
