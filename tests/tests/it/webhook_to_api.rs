@@ -71,7 +71,14 @@ async fn arroyo_webhook_reaches_clickhouse_api_and_sse() {
     );
 
     // API: newest first, two pages of two and one.
-    let page = get_json(&http, &api.url("/api/calls?client_id=arroyo&limit=2")).await;
+    // Pages come from `calls_by_time`, which the insert into `calls` fills through a
+    // materialized view a moment after the rows above are visible.
+    let page = eventually("the first page", Duration::from_secs(30), || async {
+        let page = get_json(&http, &api.url("/api/calls?client_id=arroyo&limit=2")).await;
+        let listed = !external_ids(&page).is_empty();
+        listed.then_some(page)
+    })
+    .await;
     assert_eq!(external_ids(&page), ["ar_5e6f7a8b", "ar_1a2b3c4d"]);
     assert_eq!(page["calls"][0]["payout"], "45.00");
     assert_eq!(page["calls"][0]["started_at"], "2026-11-21T14:58:47Z");
