@@ -377,8 +377,6 @@ async fn check(dir: &Path) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    // Rollups follow the calls through the rollup worker: give them a moment.
-    tokio::time::sleep(Duration::from_secs(5)).await;
 
     let stored: Vec<Stored> = client
         .query("SELECT external_id, toString(assumeNotNull(payout)), toInt64(toUnixTimestamp(started_at)) FROM calls FINAL WHERE client_id = 'arroyo' AND startsWith(external_id, 'fm_')")
@@ -466,9 +464,23 @@ async fn check(dir: &Path) -> anyhow::Result<()> {
             ))
         }
     };
-    let hourly = aggregate(format!("{api}/api/aggregates?{range}&account=acme-leads")).await?;
-    let dims = aggregate(format!("{api}/api/aggregates?{range}&client_id=arroyo")).await?;
     let cents = |text: &str| (text.parse::<f64>().unwrap_or(0.0) * 100.0).round() as u64;
+    // The rollups follow the calls through the rollup worker, which may still be
+    // working through the hours marked while ClickHouse was down: wait for them to
+    // agree with the calls, for at most a minute, and say how long it took.
+    let rollups_waited = Instant::now();
+    let (hourly, dims) = loop {
+        let hourly = aggregate(format!("{api}/api/aggregates?{range}&account=acme-leads")).await?;
+        let dims = aggregate(format!("{api}/api/aggregates?{range}&client_id=arroyo")).await?;
+        let caught_up = [&hourly, &dims]
+            .iter()
+            .all(|(count, sum, _)| *count == calls.0 && *sum == cents(&calls.1));
+        if caught_up || rollups_waited.elapsed() > Duration::from_secs(60) {
+            break (hourly, dims);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let rollups_waited = rollups_waited.elapsed();
 
     // SSE: each client got each call version once, and every call.
     let mut sse = Vec::new();
@@ -526,6 +538,10 @@ async fn check(dir: &Path) -> anyhow::Result<()> {
         dims.2,
         dims.0,
         dims.1 as f64 / 100.0
+    );
+    println!(
+        "| rollups caught up with the calls after | {:.1} s (at most 60) |",
+        rollups_waited.as_secs_f64()
     );
     for (n, (reconnects, versions, twice, missing)) in sse.iter().enumerate() {
         println!("| SSE client {n}: reconnects, call versions, twice, calls missing | {reconnects}, {versions}, {twice}, {missing} |");
