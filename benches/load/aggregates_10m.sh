@@ -5,6 +5,7 @@
 # `calls FINAL` (sorted by client and id) in the same run, and shows what each read.
 #
 #   benches/load/aggregates_10m.sh            # needs the local infra (deploy/stack.sh start infra)
+#   CM_BENCH_ONLY=views benches/load/aggregates_10m.sh   # the analysts' views only
 #
 # The api answers whole-hour queries from the hourly rollups: by status or nothing from
 # `calls_hourly`, by one other dimension (or one integration) from `calls_hourly_dims`;
@@ -60,15 +61,44 @@ time_query() { # time_query LABEL SQL → median of 5 runs, and rows read (query
   local label="$1" sql="$2" times=() t id
   for n in 1 2 3 4 5; do
     id="bench-$RANDOM-$n"
-    t="$( { /usr/bin/time -f '%e' curl -s -u "$CH_USER" "$CH/?database=$DB&log_queries=1&query_id=$id" --data-binary "$sql FORMAT Null" >/dev/null; } 2>&1 )"
+    t="$( { /usr/bin/time -f '%e' curl -s -u "$CH_USER" "$CH/?database=$DB${LOG_SETTING-&log_queries=1}&query_id=$id" --data-binary "$sql FORMAT Null" >/dev/null; } 2>&1 )"
     times+=("$t")
   done
-  curl -s -u "$CH_USER" "$CH/" --data-binary "SYSTEM FLUSH LOGS" >/dev/null
+  curl -s -u "callmatrix_writer:$CM_CLICKHOUSE_WRITER_PASSWORD" "$CH/" --data-binary "SYSTEM FLUSH LOGS" >/dev/null
   local read
-  read="$(curl -s -u "$CH_USER" "$CH/" --data-binary "SELECT read_rows FROM system.query_log WHERE query_id = '$id' AND type = 2 LIMIT 1")"
+  read="$(curl -s -u "callmatrix_writer:$CM_CLICKHOUSE_WRITER_PASSWORD" "$CH/" --data-binary "SELECT read_rows FROM system.query_log WHERE query_id = '$id' AND type = 2 LIMIT 1")"
   printf '%-52s median %6s s  read_rows %s\n' "$label" "$(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p)" "${read:-?}"
 }
 range="started_at >= toDateTime('2026-03-01 00:00:00') AND started_at < toDateTime('2026-04-01 00:00:00')"
+
+# The analysts' views (docs/analysts.md), queried as the read-only user (its profile
+# pushes a WHERE into calls_by_start), each beside the statement on the table under
+# it that the api or a careful analyst would write.
+READER="callmatrix_reader:$CM_CLICKHOUSE_READER_PASSWORD"
+time_view() { # time_view LABEL SQL, as the reader (its profile logs queries)
+  CH_USER="$READER" LOG_SETTING="" time_query "$@"
+}
+year="started_at >= toDateTime('2026-01-01 00:00:00') AND started_at < toDateTime('2027-01-01 00:00:00')"
+year_hours="hour >= toDateTime('2026-01-01 00:00:00') AND hour < toDateTime('2027-01-01 00:00:00')"
+echo "analysts' views (as callmatrix_reader):"
+time_view "calls_by_start: one account, March, by day (NY)" \
+  "SELECT toDate(started_at, 'America/New_York') AS day, count(), sum(payout) FROM calls_by_start WHERE account = 'acct1' AND $range GROUP BY day"
+time_view "baseline: calls_by_time FINAL, the same" \
+  "SELECT toDate(started_at, 'America/New_York') AS day, count(), sum(payout) FROM calls_by_time FINAL WHERE deleted = 0 AND account = 'acct1' AND $range GROUP BY day"
+time_view "calls_by_start: all accounts, year, by month" \
+  "SELECT toStartOfMonth(started_at) AS month, count(), sum(payout) FROM calls_by_start WHERE $year GROUP BY month"
+time_view "baseline: calls_by_time FINAL, the same" \
+  "SELECT toStartOfMonth(started_at) AS month, count(), sum(payout) FROM calls_by_time FINAL WHERE deleted = 0 AND $year GROUP BY month"
+time_view "calls_current: one integration, by status" \
+  "SELECT status, count(), sum(payout) FROM calls_current WHERE client_id = 'client1' GROUP BY status"
+time_view "baseline: calls FINAL, the same" \
+  "SELECT status, count(), sum(payout) FROM calls FINAL WHERE client_id = 'client1' GROUP BY status"
+time_view "hourly_totals: all accounts, year, by month x status" \
+  "SELECT toStartOfMonth(toDate(hour, 'America/New_York')) AS month, status, sum(calls), sum(payout) FROM hourly_totals WHERE $year_hours GROUP BY month, status"
+time_view "hourly_totals_by_dimension: year, by month x campaign" \
+  "SELECT toStartOfMonth(toDate(hour, 'America/New_York')) AS month, value, sum(calls), sum(payout) FROM hourly_totals_by_dimension WHERE dimension = 'campaign' AND $year_hours GROUP BY month, value"
+if [ "${CM_BENCH_ONLY:-}" = views ]; then exit 0; fi
+
 time_query "api: one account, March, by day (NY) x status" \
   "SELECT toString(toDate(started_at, 'America/New_York')) AS bucket, toString(status) AS d_status, $measures FROM calls_by_time FINAL WHERE deleted = 0 AND $range AND account = 'acct1' GROUP BY bucket, d_status"
 time_query "baseline: the same on calls FINAL" \
@@ -85,8 +115,6 @@ time_query "api (rollup): all accounts, whole year, no bucket" \
   "SELECT $rollup FROM calls_hourly FINAL WHERE status != '' AND hour >= toDateTime('2026-01-01 00:00:00') AND hour < toDateTime('2027-01-01 00:00:00') AND $latest"
 time_query "api (rollup): all accounts, whole year, by month x status" \
   "SELECT toString(toStartOfMonth(toDate(hour, 'America/New_York'))) AS bucket, toString(status) AS d_status, $rollup FROM calls_hourly FINAL WHERE status != '' AND hour >= toDateTime('2026-01-01 00:00:00') AND hour < toDateTime('2027-01-01 00:00:00') AND $latest GROUP BY bucket, d_status"
-year="started_at >= toDateTime('2026-01-01 00:00:00') AND started_at < toDateTime('2027-01-01 00:00:00')"
-year_hours="hour >= toDateTime('2026-01-01 00:00:00') AND hour < toDateTime('2027-01-01 00:00:00')"
 for dimension in campaign publisher state; do
   time_query "baseline: all accounts, year, by month (NY) x $dimension" \
     "SELECT toString(toStartOfMonth(toDate(started_at, 'America/New_York'))) AS bucket, toString($dimension) AS d_$dimension, $measures FROM calls_by_time FINAL WHERE deleted = 0 AND $year GROUP BY bucket, d_$dimension"

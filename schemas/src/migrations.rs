@@ -64,6 +64,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "caller_withheld",
         sql: include_str!("../migrations/0009_caller_withheld.sql"),
     },
+    Migration {
+        version: 10,
+        name: "analyst_views",
+        sql: include_str!("../migrations/0010_analyst_views.sql"),
+    },
 ];
 
 /// Rolls up every stored call at version 0, below every version the rollup worker

@@ -3,7 +3,8 @@
 on the 18.16 server the integration tests use. This runs them in chdb (ClickHouse
 26.9 embedded in Python): each migration file in schemas/migrations, in the order the
 migrator applies them, then the read queries the api sends (kept in step with
-api/src/call_pages.rs and api/src/dead_letters.rs) and the
+api/src/call_pages.rs and api/src/dead_letters.rs), the example queries of
+docs/analysts.md, and the
 statements unit tests store under tests/sql/generated (aggregates, rollup, the
 processor's reads), against a
 throwaway data directory.
@@ -70,6 +71,11 @@ def main() -> int:
         for i, statement in enumerate(statements(path.read_text())):
             checks.append((f"{path.name}#{i + 1}", statement))
     checks += [(f"api query #{i + 1}", q) for i, q in enumerate(API_QUERIES)]
+    # The analysts' example queries (tests/tests/it/analyst_views.rs checks their
+    # answers on 18.16; here they must run).
+    doc = (ROOT / "docs" / "analysts.md").read_text()
+    for name, query in re.findall(r"```sql\n-- example: (\S+)\n(.*?)\n```", doc, re.S):
+        checks.append((f"docs/analysts.md {name}", query))
     # Statements the code generates, stored by unit tests that fail when the code
     # and the stored text differ (runtime::clickhouse::check_sql_snapshot).
     for path in sorted((ROOT / "tests" / "sql" / "generated").glob("*.sql")):

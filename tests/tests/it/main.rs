@@ -4,6 +4,7 @@
 
 mod access;
 mod aggregates;
+mod analyst_views;
 mod bad_input;
 mod broker_outage;
 mod calls_search;
