@@ -1,19 +1,32 @@
 #!/usr/bin/env bash
-# Load benchmark of the webhook edge: wrk against ingest (which answers 202 only
-# after Kafka acknowledged the record) and, in the same run, against a bare hyper
-# server that reads the body and answers 202. Reports requests/s, p50 and p99 of
-# each, and the ratios. Needs wrk (`apt-get install wrk`) and the local infra:
+# Load benchmark of the webhook edge against the broker it writes to. For each
+# connection count, in the same run:
+#   - wrk against ingest (which answers 202 only after Kafka acknowledged the
+#     request's records), one 260-byte record per request, then 100 per request;
+#   - the same load with no HTTP and none of our code: `raw_kafka produce`, a bare
+#     rdkafka producer with ingest's settings sending the same envelopes, each task
+#     waiting for its request's acks as a connection does (the broker baseline);
+#   - wrk against a bare hyper server that reads the body and answers 202 (the HTTP
+#     baseline).
+# Reports records/s, p50 and p99 of each, and ingest's ratio to the raw producer.
+# Needs wrk (`apt-get install wrk`):
 #
-#   benches/load/webhook_edge.sh [duration_s=20] [connections=32]
+#   benches/load/webhook_edge.sh [duration_s=15] ["connections"="32 256 1024"]
+#   CM_BENCH_STORAGE=memory benches/load/webhook_edge.sh   # a private tansu with memory storage
 #
-# The processor is not started: this measures the edge, not the pipeline behind it.
+# The default broker is the stack's (tansu with sqlite storage). With memory storage,
+# the script starts its own tansu on port 39192 and stops it after: that shows our own
+# cost apart from the broker's disk. The processor is not started: this measures the
+# edge, not the pipeline behind it.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
-DURATION="${1:-20}"
-CONNECTIONS="${2:-32}"
+DURATION="${1:-15}"
+CONNECTIONS="${2:-32 256 1024}"
+STORAGE="${CM_BENCH_STORAGE:-sqlite}"
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+ulimit -n 65536 2>/dev/null || true
 
 cargo build --release --quiet -p ingest -p pipeline-benches -p cmctl --bins
 deploy/stack.sh start infra >/dev/null
@@ -23,32 +36,55 @@ deploy/stack.sh start infra >/dev/null
 # shellcheck source=deploy/secrets.sh
 . deploy/secrets.sh
 cm_secrets "${CM_DATA_DIR:-$ROOT/.data/stack}"
-CH_USER="callmatrix_writer:$CM_CLICKHOUSE_WRITER_PASSWORD"
 export CM_CLICKHOUSE_USER=callmatrix_writer CM_CLICKHOUSE_PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD"
-export CM_KAFKA_BROKERS="127.0.0.1:${CM_KAFKA_PORT:-19092}" CM_TOPIC_PREFIX="bench."
+PIDS=()
+trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
+if [ "$STORAGE" = memory ]; then
+  tansu broker --listener-url tcp://127.0.0.1:39192 --advertised-listener-url tcp://127.0.0.1:39192 \
+    --storage-engine memory://tansu/ >/tmp/bench-tansu-memory.log 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/39192) 2>/dev/null && break; sleep 0.2; done
+  BROKERS=127.0.0.1:39192
+else
+  BROKERS="127.0.0.1:${CM_KAFKA_PORT:-19092}"
+fi
+export CM_KAFKA_BROKERS="$BROKERS" CM_TOPIC_PREFIX="bench."
 "$TARGET_DIR/release/cmctl" topics >/dev/null
 "$TARGET_DIR/release/cmctl" integrations publish deploy/integrations/samples.json >/dev/null
 
-INGEST_KAFKA__BROKERS="$CM_KAFKA_BROKERS" INGEST_KAFKA__TOPIC_PREFIX="bench." \
-INGEST_HTTP__LISTEN=127.0.0.1:18098 INGEST_AUTH__INSECURE_OPEN=true INGEST_POLL__ENABLED=false RUST_LOG=warn \
+INGEST_KAFKA__BROKERS="$BROKERS" INGEST_KAFKA__TOPIC_PREFIX="bench." \
+INGEST_HTTP__LISTEN=127.0.0.1:18098 INGEST_AUTH__INSECURE_OPEN=true INGEST_POLL__ENABLED=false \
+RUST_LOG=warn \
   "$TARGET_DIR/release/ingest" --config deploy/config/ingest.toml >/tmp/bench-ingest.log 2>&1 &
-INGEST_PID=$!
+PIDS+=($!)
 "$TARGET_DIR/release/bare_edge" 127.0.0.1:18099 2>/dev/null &
-BARE_PID=$!
-trap 'kill $INGEST_PID $BARE_PID 2>/dev/null || true' EXIT
+PIDS+=($!)
 for _ in $(seq 1 100); do curl -fs http://127.0.0.1:18098/healthz >/dev/null 2>&1 && break; sleep 0.2; done
 
-run() { # run URL → "req/s p50 p99" (latencies in ms)
-  wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s benches/load/post.lua "$1" | awk '
+wrk_run() { # wrk_run URL CONNECTIONS SCRIPT RECORDS_PER_REQUEST → "records/s p50_ms p99_ms non2xx"
+  wrk -t2 -c"$2" -d"${DURATION}s" --timeout 10s --latency -s "$3" "$1" | awk -v per="$4" '
     function ms(v) { if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 } if (v ~ /ms$/) { sub(/ms$/, "", v); return v } if (v ~ /s$/) { sub(/s$/, "", v); return v * 1000 } return v }
     /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } /^Requests\/sec/ { rps = $2 } /Non-2xx/ { bad = $NF }
-    END { printf "%s %s %s %s\n", rps, p50, p99, (bad == "" ? 0 : bad) }'
+    END { printf "%.0f %s %s %s\n", rps * per, p50, p99, (bad == "" ? 0 : bad) }'
 }
-echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s, one 260-byte record per request"
-read -r bare_rps bare_p50 bare_p99 bare_bad < <(run http://127.0.0.1:18099/api/integrations/webhook/arroyo)
-read -r edge_rps edge_p50 edge_p99 edge_bad < <(run http://127.0.0.1:18098/api/integrations/webhook/arroyo)
-printf '%-28s %10s %10s %10s %8s\n' target req/s p50_ms p99_ms non2xx
-printf '%-28s %10s %10s %10s %8s\n' "bare hyper 202 (baseline)" "$bare_rps" "$bare_p50" "$bare_p99" "$bare_bad"
-printf '%-28s %10s %10s %10s %8s\n' "ingest webhook (acks=all)" "$edge_rps" "$edge_p50" "$edge_p99" "$edge_bad"
-awk -v a="$edge_rps" -v b="$bare_rps" -v p="$edge_p99" -v q="$bare_p99" \
-  'BEGIN { printf "ratio: ingest throughput = %.3f x baseline; ingest p99 = %.1f x baseline p99\n", a / b, p / q }'
+raw_run() { # raw_run CONNECTIONS BATCH → "records/s p50_ms p99_ms"
+  "$TARGET_DIR/release/raw_kafka" produce "$BROKERS" bench.calls.raw "$DURATION" "$1" "$2" | awk '{ print $1, $2, $3 }'
+}
+row() { printf '%-7s %-6s %-24s %10s %9s %9s %7s\n' "$@"; }
+echo "$(date -u +%FT%TZ) tansu storage: $STORAGE; wrk -t2 -d${DURATION}s; records are the same 260-byte webhook record (in a $(
+  "$TARGET_DIR/release/raw_kafka" produce "$BROKERS" bench.calls.raw 1 1 | awk '{ print $5 }')-byte envelope)"
+row conns per_req target records/s p50_ms p99_ms non2xx
+for c in $CONNECTIONS; do
+  for per in 1 100; do
+    script=benches/load/post.lua
+    [ "$per" = 100 ] && script=benches/load/post_batch.lua
+    read -r raw_rps raw_p50 raw_p99 < <(raw_run "$c" "$per")
+    read -r edge_rps edge_p50 edge_p99 edge_bad < <(wrk_run http://127.0.0.1:18098/api/integrations/webhook/arroyo "$c" "$script" "$per")
+    read -r bare_rps bare_p50 bare_p99 bare_bad < <(wrk_run http://127.0.0.1:18099/api/integrations/webhook/arroyo "$c" "$script" "$per")
+    row "$c" "$per" "raw producer (baseline)" "$raw_rps" "$raw_p50" "$raw_p99" -
+    row "$c" "$per" "ingest webhook" "$edge_rps" "$edge_p50" "$edge_p99" "$edge_bad"
+    row "$c" "$per" "bare hyper 202" "$bare_rps" "$bare_p50" "$bare_p99" "$bare_bad"
+    awk -v a="$edge_rps" -v b="$raw_rps" -v c="$c" -v p="$per" \
+      'BEGIN { printf "        ratio at %s connections, %s per request: ingest = %.2f x the raw producer\n", c, p, a / b }'
+  done
+done

@@ -16,6 +16,7 @@
 //! account that owns the integration (`runtime::access`, shared with the api);
 //! `/healthz` lists the integration versions served only to an admin token.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::ALLOW;
@@ -52,7 +53,6 @@ pub enum IngestError {
     Config { key: String, problem: String },
 }
 
-#[derive(Clone)]
 struct Ingest {
     tokens: Tokens,
     webhook: WebhookState,
@@ -110,7 +110,10 @@ pub async fn run(
     } else {
         None
     };
-    let state = Ingest {
+    // One shared state: a request clones the pointer, not the state (its topic names,
+    // caches and registry handles were cloned per request before, a measured cost at
+    // the edge: benches/README.md).
+    let state = Arc::new(Ingest {
         tokens,
         imports,
         poller,
@@ -127,7 +130,7 @@ pub async fn run(
             retry_after_s: config.http.retry_after_s,
         },
         metrics,
-    };
+    });
     let listener = runtime::http::bind(config.http.listen).await?;
     tracing::info!(listen = %config.http.listen, "ingest listening");
     runtime::http::serve(
@@ -140,7 +143,7 @@ pub async fn run(
     Ok(())
 }
 
-async fn route(state: Ingest, request: Request<Incoming>) -> Response<Body> {
+async fn route(state: Arc<Ingest>, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path().to_owned();
     if let Some(client) = path.strip_prefix(WEBHOOK_PREFIX) {
         if request.method() != Method::POST {

@@ -46,17 +46,23 @@ impl KeyRules {
     /// caller key of an earlier record of the same call in the delivery, so a call
     /// and its correction sent together stay together, in order.
     pub fn keys(&self, envelopes: &[RawEnvelope]) -> Vec<String> {
+        // By the partner's call id as extracted (trimmed): within one integration that
+        // is the call, and the derived id (a SHA-1) is only needed for a record
+        // without a caller.
         let mut callers_of_calls: HashMap<String, String> = HashMap::new();
         envelopes
             .iter()
             .map(|envelope| match self.parts(envelope) {
-                (Some(caller_key), call_id) => {
-                    if let Some(call_id) = call_id {
-                        callers_of_calls.insert(call_id, caller_key.clone());
+                (Some(caller_key), external) => {
+                    if let (Some(external), true) = (external, envelopes.len() > 1) {
+                        callers_of_calls.insert(external, caller_key.clone());
                     }
                     caller_key
                 }
-                (None, Some(call_id)) => callers_of_calls.get(&call_id).cloned().unwrap_or(call_id),
+                (None, Some(external)) => callers_of_calls
+                    .get(&external)
+                    .cloned()
+                    .unwrap_or_else(|| call_id_key(envelope, &external)),
                 (None, None) => envelope.raw_id.to_string(),
             })
             .collect()
@@ -66,12 +72,12 @@ impl KeyRules {
     pub fn key(&self, envelope: &RawEnvelope) -> String {
         match self.parts(envelope) {
             (Some(caller_key), _) => caller_key,
-            (None, Some(call_id)) => call_id,
+            (None, Some(external)) => call_id_key(envelope, &external),
             (None, None) => envelope.raw_id.to_string(),
         }
     }
 
-    /// (caller key, call id) as far as the record has them.
+    /// (caller key, the partner's call id) as far as the record has them.
     fn parts(&self, envelope: &RawEnvelope) -> (Option<String>, Option<String>) {
         let record: Option<serde_json::Value> = (self.caller.is_some() || self.call_id.is_some())
             .then(|| serde_json::from_str(envelope.payload.get()).ok())
@@ -83,15 +89,19 @@ impl KeyRules {
             .caller
             .as_ref()
             .and_then(|rule| rule.extract_text(&record))
-            .and_then(|text| E164::parse(&text, self.region).ok())
-            .map(|caller| crate::ids::caller_key(&self.account, caller.as_str()));
-        let call_id = self
+            .and_then(|text| E164::normalize_for_key(&text, self.region))
+            .map(|caller| crate::ids::caller_key(&self.account, &caller));
+        let external = self
             .call_id
             .as_ref()
-            .and_then(|rule| rule.extract_text(&record))
-            .map(|external| CallId::from_external(&envelope.client_id, &external).to_string());
-        (caller_key, call_id)
+            .and_then(|rule| rule.extract_text(&record));
+        (caller_key, external)
     }
+}
+
+/// The key of a record known only by its call: the call's id.
+fn call_id_key(envelope: &RawEnvelope, external: &str) -> String {
+    CallId::from_external(&envelope.client_id, external).to_string()
 }
 
 /// Compiled key rules per integration, recompiled when the version changes.

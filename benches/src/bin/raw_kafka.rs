@@ -1,0 +1,163 @@
+//! The load benchmarks' broker baseline: what a bare rdkafka client gets from the same
+//! broker, with no HTTP and none of our code, in the same run as the figure it is read
+//! against.
+//!
+//!   raw_kafka produce BROKERS TOPIC SECONDS CONCURRENCY [BATCH]
+//!                                     # prints records/s, p50 and p99 ack ms, records, bytes
+//!   raw_kafka consume BROKERS TOPIC RECORDS               # prints records/s
+//!
+//! `produce` sends what ingest sends for the load scripts' webhook record: the same raw
+//! envelope (so the same size), keyed by caller, with the producer settings of
+//! `runtime::kafka::AckedProducer` (acks=all, idempotence, lz4, linger 5 ms).
+//! CONCURRENCY tasks each send BATCH records (1 by default) and wait for every
+//! acknowledgement before the next, as CONCURRENCY webhook connections with BATCH
+//! records per request do; the latency is the batch's.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::ClientConfig;
+
+/// The body of `benches/load/post.lua`, wrapped as ingest wraps it.
+fn envelope(n: u64) -> Vec<u8> {
+    let body = format!(
+        r#"{{"call":{{"id":"load_{n}","caller":{{"number":"4155552671","zip":"94103"}},"tracking_number":"8885550100","started_at":"2026-11-20T14:03:22-08:00","duration":"4:12","payout":"$45.00","campaign":{{"name":"Auto CA"}},"tags":["auto"]}}}}"#
+    );
+    let envelope = schemas::RawEnvelope {
+        raw_id: uuid::Uuid::new_v4(),
+        client_id: schemas::ClientId::parse("arroyo").expect("a valid client id"),
+        source: schemas::Source::Webhook,
+        received_at: chrono::Utc::now(),
+        idempotency_key: format!("{:016x}", n.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+        integration_version: 1,
+        payload: serde_json::value::RawValue::from_string(body).expect("valid JSON"),
+    };
+    envelope.to_json()
+}
+
+async fn produce(
+    brokers: &str,
+    topic: &str,
+    seconds: u64,
+    concurrency: u64,
+    batch: u64,
+) -> anyhow::Result<()> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("compression.type", "lz4")
+        // ingest's 5 ms unless a run asks for another (to try the setting).
+        .set(
+            "linger.ms",
+            std::env::var("CM_BENCH_LINGER_MS").unwrap_or_else(|_| "5".into()),
+        )
+        .set("message.timeout.ms", "30000")
+        .create()
+        .context("creating the producer")?;
+    let size = envelope(0).len();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|task| {
+            let producer = producer.clone();
+            let topic = topic.to_owned();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut n = task << 32;
+                while Instant::now() < deadline {
+                    let payloads: Vec<(String, Vec<u8>)> = (0..batch)
+                        .map(|_| {
+                            n += 1;
+                            (format!("acme-leads|+1415555{:04}", n % 10_000), envelope(n))
+                        })
+                        .collect();
+                    let sent = Instant::now();
+                    let sends = payloads.iter().map(|(key, payload)| {
+                        producer.send(
+                            FutureRecord::to(&topic).key(key).payload(payload),
+                            Timeout::Never,
+                        )
+                    });
+                    for result in futures::future::join_all(sends).await {
+                        result
+                            .map_err(|(error, _)| anyhow::anyhow!("not acknowledged: {error}"))?;
+                    }
+                    latencies.push(sent.elapsed());
+                }
+                anyhow::Ok(latencies)
+            })
+        })
+        .collect();
+    let mut latencies: Vec<Duration> = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0;
+    let sent = latencies.len() as u64 * batch;
+    println!(
+        "{:.0} {:.2} {:.2} {} {}",
+        sent as f64 / elapsed.as_secs_f64(),
+        at(0.50),
+        at(0.99),
+        sent,
+        size
+    );
+    Ok(())
+}
+
+async fn consume(brokers: &str, topic: &str, records: u64) -> anyhow::Result<()> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("raw-kafka-{}", uuid::Uuid::new_v4()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .context("creating the consumer")?;
+    consumer.subscribe(&[topic])?;
+    let mut seen = 0_u64;
+    let mut started = None;
+    while seen < records {
+        match tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await {
+            Ok(Ok(_)) => {
+                // Timed from the first record: the group join is not the broker's rate.
+                started.get_or_insert_with(Instant::now);
+                seen += 1;
+            }
+            Ok(Err(error)) => bail!("consuming: {error}"),
+            Err(_) => bail!("no record for 30 s after {seen} of {records}"),
+        }
+    }
+    let elapsed = started.map(|s| s.elapsed()).unwrap_or_default();
+    println!("{:.0} {}", seen as f64 / elapsed.as_secs_f64(), seen);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let number = |i: usize, name: &str| -> anyhow::Result<u64> {
+        args.get(i)
+            .with_context(|| format!("missing {name}"))?
+            .parse()
+            .with_context(|| format!("{name} must be a number"))
+    };
+    match (args.get(1).map(String::as_str), args.get(2), args.get(3)) {
+        (Some("produce"), Some(brokers), Some(topic)) => {
+            let concurrency = number(5, "CONCURRENCY")?.max(1);
+            let batch = if args.len() > 6 { number(6, "BATCH")?.max(1) } else { 1 };
+            produce(brokers, topic, number(4, "SECONDS")?, concurrency, batch).await
+        }
+        (Some("consume"), Some(brokers), Some(topic)) => {
+            consume(brokers, topic, number(4, "RECORDS")?).await
+        }
+        _ => bail!(
+            "usage: raw_kafka produce BROKERS TOPIC SECONDS CONCURRENCY [BATCH] | consume BROKERS TOPIC RECORDS"
+        ),
+    }
+}
