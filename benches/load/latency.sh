@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# End-to-end latency at a steady rate: release ingest, processor and api on the local
+# infra, and `latency_probe` (tests/src/bin/latency_probe.rs) sending RATE distinct
+# calls per second, open loop, for SECONDS. Reports p50/p95/p99/max from each call's
+# 2xx to its `call.created` at an SSE client, and (one call in 100) to `/api/calls`
+# returning it. Pick RATE as half the end-to-end rate `end_to_end.sh` measures.
+#
+#   benches/load/latency.sh [rate=1000] [seconds=60]
+#   CM_BENCH_PROCESSOR_CONFIG=FILE CM_BENCH_API_CONFIG=FILE benches/load/latency.sh ...
+#                                  # other config files, to try a setting
+#
+# Topics (prefix `lat<time>.`) and the database (`lat_bench`, dropped first) are the
+# run's own.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+RATE="${1:-1000}"
+SECONDS_TO_RUN="${2:-60}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+CH="http://127.0.0.1:${CM_CLICKHOUSE_HTTP_PORT:-18123}"
+DB=lat_bench
+PREFIX="lat$(date +%s)."
+
+cargo build --release --quiet -p ingest -p processor -p api -p cmctl -p integration-tests --bins
+deploy/stack.sh start infra >/dev/null
+# shellcheck source=deploy/secrets.sh
+. deploy/secrets.sh
+cm_secrets "${CM_DATA_DIR:-$ROOT/.data/stack}"
+CH_USER="callmatrix_writer:$CM_CLICKHOUSE_WRITER_PASSWORD"
+export CM_CLICKHOUSE_USER=callmatrix_writer CM_CLICKHOUSE_PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD"
+export CM_KAFKA_BROKERS="127.0.0.1:${CM_KAFKA_PORT:-19092}" CM_TOPIC_PREFIX="$PREFIX"
+export CM_CLICKHOUSE_URL="$CH" CM_DATABASE="$DB"
+curl -sS -u "$CH_USER" "$CH/" --data-binary "DROP DATABASE IF EXISTS $DB" >/dev/null
+"$TARGET_DIR/release/cmctl" topics >/dev/null
+"$TARGET_DIR/release/cmctl" migrate >/dev/null
+"$TARGET_DIR/release/cmctl" integrations publish deploy/integrations/samples.json >/dev/null
+
+INGEST_KAFKA__BROKERS="$CM_KAFKA_BROKERS" INGEST_KAFKA__TOPIC_PREFIX="$PREFIX" \
+INGEST_HTTP__LISTEN=127.0.0.1:18087 INGEST_AUTH__INSECURE_OPEN=true INGEST_POLL__ENABLED=false RUST_LOG=warn \
+  "$TARGET_DIR/release/ingest" --config deploy/config/ingest.toml >/tmp/lat-ingest.log 2>&1 &
+PIDS=($!)
+trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
+PROCESSOR_KAFKA__BROKERS="$CM_KAFKA_BROKERS" PROCESSOR_KAFKA__TOPIC_PREFIX="$PREFIX" \
+PROCESSOR_CLICKHOUSE__URL="$CH" PROCESSOR_CLICKHOUSE__DATABASE="$DB" PROCESSOR_CLICKHOUSE__PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD" \
+PROCESSOR_HTTP__LISTEN=127.0.0.1:18086 RUST_LOG=warn \
+  "$TARGET_DIR/release/processor" --config "${CM_BENCH_PROCESSOR_CONFIG:-deploy/config/processor.toml}" >/tmp/lat-processor.log 2>&1 &
+PIDS+=($!)
+API_KAFKA__BROKERS="$CM_KAFKA_BROKERS" API_KAFKA__TOPIC_PREFIX="$PREFIX" \
+API_CLICKHOUSE__URL="$CH" API_CLICKHOUSE__DATABASE="$DB" API_HTTP__LISTEN=127.0.0.1:18085 API_AUTH__INSECURE_OPEN=true \
+API_CLICKHOUSE__USER=callmatrix_reader API_CLICKHOUSE__PASSWORD="$CM_CLICKHOUSE_READER_PASSWORD" RUST_LOG=warn \
+  "$TARGET_DIR/release/api" --config "${CM_BENCH_API_CONFIG:-deploy/config/api.toml}" >/tmp/lat-api.log 2>&1 &
+PIDS+=($!)
+for port in 18087 18086 18085; do
+  for _ in $(seq 1 150); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
+done
+# One call through before timing: the processor holds its partitions.
+curl -s -o /dev/null -H 'content-type: application/json' --data-binary \
+  '{"call":{"id":"lat_warmup","caller":{"number":"4155550199"},"started_at":"2026-11-20T14:03:22Z","duration":"1:00"}}' \
+  http://127.0.0.1:18087/api/integrations/webhook/arroyo
+for _ in $(seq 1 300); do
+  [ "$(curl -s -u "$CH_USER" "$CH/?database=$DB" --data-binary "SELECT count() FROM calls")" -ge 1 ] && break
+  sleep 0.1
+done
+echo "$(date -u +%FT%TZ) latency at $RATE calls/s for ${SECONDS_TO_RUN}s (tansu sqlite, ClickHouse 18.16, release binaries, 2 cores shared)"
+"$TARGET_DIR/release/latency_probe" http://127.0.0.1:18087 http://127.0.0.1:18085 "$RATE" "$SECONDS_TO_RUN"
