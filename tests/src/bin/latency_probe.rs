@@ -34,7 +34,7 @@ struct Times {
 
 fn body(run: u64, n: u64) -> (String, String) {
     let id = format!("lat_{run}_{n}");
-    let started = if n % QUERY_EVERY == 0 {
+    let started = if n.is_multiple_of(QUERY_EVERY) {
         // October: only these calls.
         chrono::DateTime::from_timestamp(1_790_812_800 + (n / QUERY_EVERY) as i64, 0)
     } else {
@@ -176,7 +176,7 @@ async fn main() -> anyhow::Result<()> {
                     id.rsplit('_')
                         .next()
                         .and_then(|n| n.parse::<u64>().ok())
-                        .is_some_and(|n| n % QUERY_EVERY == 0)
+                        .is_some_and(|n| n.is_multiple_of(QUERY_EVERY))
                 })
                 .count();
             let listed = times
