@@ -43,7 +43,7 @@ fn enrichment(c: &mut Criterion) {
     let called = mapped.called.clone().unwrap();
 
     let enricher = Enricher {
-        histories: Histories::new(10_000),
+        histories: Histories::new(10_000, 256 * 1024 * 1024),
         managed: std::sync::Arc::new(HashMap::from([(
             called.to_string(),
             ManagedNumber {

@@ -94,6 +94,9 @@ pub struct HttpConfig {
     /// retry is answered 200 with the original ids.
     #[serde(default = "default_delivery_cache")]
     pub delivery_cache: u64,
+    /// ...and about this many bytes of them (an answer lists every record's id).
+    #[serde(default = "default_delivery_cache_bytes")]
+    pub delivery_cache_bytes: u64,
     /// How long a request body may take to arrive: a client trickling a body
     /// (slowloris) gets 408 after this and its connection is closed.
     #[serde(default = "default_body_timeout_ms")]
@@ -106,6 +109,10 @@ fn default_body_timeout_ms() -> u64 {
 
 fn default_delivery_cache() -> u64 {
     100_000
+}
+
+fn default_delivery_cache_bytes() -> u64 {
+    64 * 1024 * 1024
 }
 
 fn default_body_limit() -> usize {
@@ -152,6 +159,18 @@ impl Validate for IngestConfig {
             return Err(ConfigError::invalid(
                 "outbound.max_redirects",
                 "must be at most 20",
+            ));
+        }
+        if !(1..=1 << 32).contains(&self.http.delivery_cache) {
+            return Err(ConfigError::invalid(
+                "http.delivery_cache",
+                "must be between 1 and 4294967296",
+            ));
+        }
+        if !(1024 * 1024..=1 << 40).contains(&self.http.delivery_cache_bytes) {
+            return Err(ConfigError::invalid(
+                "http.delivery_cache_bytes",
+                "must be between 1048576 (1 MiB) and 1099511627776 (1 TiB)",
             ));
         }
         if self.http.max_records == 0 {

@@ -121,7 +121,10 @@ pub async fn run(
             registry,
             key_rules,
             rate_limits: Default::default(),
-            deliveries: crate::webhook::deliveries(config.http.delivery_cache),
+            deliveries: crate::webhook::deliveries(
+                config.http.delivery_cache,
+                config.http.delivery_cache_bytes,
+            ),
             producer,
             topics: config.kafka.topics(),
             body_limit: config.http.body_limit_bytes,

@@ -66,6 +66,9 @@ pub struct EnrichmentConfig {
     /// Callers whose histories are kept in memory (LRU); a miss reads ClickHouse.
     #[serde(default = "default_max_cached_callers")]
     pub max_cached_callers: u64,
+    /// ...and about this many bytes of them (a caller's history grows with its calls).
+    #[serde(default = "default_max_cached_history_bytes")]
+    pub max_cached_history_bytes: u64,
     /// How often records on CallMatrix numbers still waiting for their CmCall are
     /// matched again.
     #[serde(default = "default_link_sweep_ms")]
@@ -75,6 +78,9 @@ pub struct EnrichmentConfig {
 fn default_max_cached_callers() -> u64 {
     100_000
 }
+fn default_max_cached_history_bytes() -> u64 {
+    256 * 1024 * 1024
+}
 fn default_link_sweep_ms() -> u64 {
     60_000
 }
@@ -83,6 +89,7 @@ impl Default for EnrichmentConfig {
     fn default() -> Self {
         Self {
             max_cached_callers: default_max_cached_callers(),
+            max_cached_history_bytes: default_max_cached_history_bytes(),
             link_sweep_ms: default_link_sweep_ms(),
         }
     }
@@ -172,6 +179,18 @@ impl Validate for ProcessorConfig {
             return Err(ConfigError::invalid(
                 "batch.max_records",
                 "must be between 1 and 100000",
+            ));
+        }
+        if !(1..=1 << 32).contains(&self.enrichment.max_cached_callers) {
+            return Err(ConfigError::invalid(
+                "enrichment.max_cached_callers",
+                "must be between 1 and 4294967296",
+            ));
+        }
+        if !(1024 * 1024..=1 << 40).contains(&self.enrichment.max_cached_history_bytes) {
+            return Err(ConfigError::invalid(
+                "enrichment.max_cached_history_bytes",
+                "must be between 1048576 (1 MiB) and 1099511627776 (1 TiB)",
             ));
         }
         if self.enrichment.link_sweep_ms < 1000 {

@@ -42,7 +42,7 @@ fn test_pipeline(
         max_backoff: wait,
         mappings: HashMap::new(),
         enricher: Enricher {
-            histories: Histories::new(100),
+            histories: Histories::new(100, 64 * 1024 * 1024),
             managed: Arc::new(HashMap::new()),
         },
         parking: crate::config::ParkingConfig::default(),

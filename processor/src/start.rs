@@ -130,7 +130,10 @@ pub async fn run(
         max_backoff: sink.max_backoff,
         mappings: HashMap::new(),
         enricher: Enricher {
-            histories: Histories::new(config.enrichment.max_cached_callers),
+            histories: Histories::new(
+                config.enrichment.max_cached_callers,
+                config.enrichment.max_cached_history_bytes,
+            ),
             managed: Arc::new(ManagedTable(managed)),
         },
         parking: config.parking.clone(),

@@ -20,9 +20,19 @@ pub struct Histories {
 }
 
 impl Histories {
-    pub fn new(max_callers: u64) -> Self {
+    /// At most `max_callers` histories and about `max_bytes` of them: a caller who
+    /// called thousands of times weighs thousands of visits, so entries alone do not
+    /// bound memory. Each history weighs its bytes, and at least
+    /// `max_bytes / max_callers`, so one weighted capacity bounds both.
+    pub fn new(max_callers: u64, max_bytes: u64) -> Self {
+        let floor = max_bytes / max_callers.max(1);
         Self {
-            cache: moka::sync::Cache::new(max_callers),
+            cache: moka::sync::Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(move |key: &String, history: &History| {
+                    u32::try_from(weight(key, history).max(floor)).unwrap_or(u32::MAX)
+                })
+                .build(),
             rebalances_seen: 0,
         }
     }
@@ -49,5 +59,83 @@ impl Histories {
 
     pub fn put(&self, key: String, history: History) {
         self.cache.insert(key, history);
+    }
+}
+
+/// About what a history holds in memory: its key, and per visit the map slot and the
+/// visit's strings.
+fn weight(key: &str, history: &History) -> u64 {
+    const SLOT: usize = std::mem::size_of::<(CallId, Visit)>() + 16;
+    let strings: usize = history
+        .values()
+        .map(|visit| {
+            visit.client_id.as_str().len()
+                + visit.campaign.as_ref().map_or(0, String::len)
+                + visit.buyer.as_ref().map_or(0, String::len)
+        })
+        .sum();
+    (key.len() + 64 + history.len() * SLOT + strings) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+    use schemas::ClientId;
+
+    fn history(calls: u128) -> History {
+        let client = ClientId::parse("arroyo").unwrap();
+        Arc::new(
+            (0..calls)
+                .map(|n| {
+                    let id = CallId(uuid::Uuid::from_u128(n + 1));
+                    let visit = Visit {
+                        id,
+                        client_id: client.clone(),
+                        started_at: Utc.timestamp_opt(1_790_000_000 + n as i64, 0).unwrap(),
+                        campaign: Some("Auto Insurance CA".into()),
+                        buyer: None,
+                        connected: true,
+                        qualified: true,
+                        repeat_of: None,
+                    };
+                    (id, visit)
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn callers_with_long_histories_are_bounded_in_bytes() {
+        // 1,000 callers allowed, 2 MB: 50 callers of 2,000 calls each would hold
+        // about 50 x 2,000 x 150 B = 15 MB if only callers counted.
+        let histories = Histories::new(1_000, 2_000_000);
+        let long = history(2_000);
+        let one = weight("acme|+14155550000", &long);
+        assert!(one > 200_000, "a 2,000-call history weighs {one}");
+        for n in 0..50 {
+            histories.put(format!("acme|+1415555{n:04}"), long.clone());
+        }
+        histories.cache.run_pending_tasks();
+        let held = histories.cache.entry_count() * one;
+        assert!(histories.cache.weighted_size() <= 2_000_000);
+        assert!(
+            held <= 2_000_000,
+            "{} histories of {one} bytes",
+            histories.cache.entry_count()
+        );
+        assert!(histories.cache.entry_count() >= 2);
+    }
+
+    #[test]
+    fn short_histories_are_bounded_in_callers() {
+        let histories = Histories::new(100, 256 * 1024 * 1024);
+        let short = history(2);
+        for n in 0..1_000 {
+            histories.put(format!("acme|+1415555{n:04}"), short.clone());
+        }
+        histories.cache.run_pending_tasks();
+        let callers = histories.cache.entry_count();
+        assert!((50..=100).contains(&callers), "{callers} callers");
     }
 }

@@ -324,7 +324,7 @@ mod tests {
 
     fn enricher() -> Enricher {
         Enricher {
-            histories: Histories::new(1000),
+            histories: Histories::new(1000, 64 * 1024 * 1024),
             managed: Arc::new(HashMap::from([(
                 "+18885550100".to_owned(),
                 ManagedNumber {

@@ -63,13 +63,29 @@ fn digest(body: &[u8]) -> [u8; 32] {
     sha2::Sha256::digest(body).into()
 }
 
-/// A delivery cache sized for `capacity` deliveries.
-pub fn deliveries(capacity: u64) -> Deliveries {
+/// A delivery cache holding at most `entries` deliveries and about `bytes` bytes of
+/// them. An answer lists every accepted record's id, so a 10,000-record delivery
+/// weighs about 400 KB: counted in entries alone, a sender of large batches with
+/// delivery ids could fill memory. Each entry weighs its bytes, and at least
+/// `bytes / entries`, so one weighted capacity bounds both.
+pub fn deliveries(entries: u64, bytes: u64) -> Deliveries {
+    let floor = bytes / entries.max(1);
     moka::sync::Cache::builder()
-        .max_capacity(capacity)
+        .max_capacity(bytes)
+        .weigher(
+            move |(client, key): &(ClientId, String), delivery: &Delivery| {
+                let size = (client.as_str().len() + key.len() + delivery.answer.len()) as u64
+                    + DELIVERY_OVERHEAD_BYTES;
+                u32::try_from(size.max(floor)).unwrap_or(u32::MAX)
+            },
+        )
         .time_to_live(std::time::Duration::from_secs(24 * 3600))
         .build()
 }
+
+/// What an entry costs besides its strings: the digest, the key's and answer's
+/// headers, moka's own bookkeeping (an estimate).
+const DELIVERY_OVERHEAD_BYTES: u64 = 160;
 
 #[derive(Serialize)]
 struct Accepted<'a> {
@@ -419,5 +435,50 @@ fn unavailable(state: &WebhookState, error: &ProduceError) -> Problem {
             "record_too_large",
             format!("the broker refused a record: {error}"),
         )
+    }
+}
+
+#[cfg(test)]
+mod delivery_cache_tests {
+    use super::*;
+
+    fn delivery(answer_bytes: usize) -> Delivery {
+        Delivery {
+            body_sha256: [0; 32],
+            answer: bytes::Bytes::from(vec![b'x'; answer_bytes]),
+        }
+    }
+
+    fn settle(cache: &Deliveries) -> (u64, u64) {
+        cache.run_pending_tasks();
+        (cache.entry_count(), cache.weighted_size())
+    }
+
+    #[test]
+    fn large_answers_are_bounded_in_bytes() {
+        // 1,000 entries allowed, 4 MB: 100 answers of 400 KB (10,000-record
+        // deliveries) would be 40 MB if only entries counted.
+        let cache = deliveries(1_000, 4_000_000);
+        let client = ClientId::parse("arroyo").unwrap();
+        for n in 0..100 {
+            cache.insert((client.clone(), format!("delivery-{n}")), delivery(400_000));
+        }
+        let (entries, weight) = settle(&cache);
+        let held: u64 = cache.iter().map(|(_, d)| d.answer.len() as u64).sum();
+        assert!(weight <= 4_000_000, "weighted size {weight}");
+        assert!(held <= 4_000_000, "{entries} answers hold {held} bytes");
+        assert!(entries >= 5, "still remembers recent deliveries: {entries}");
+    }
+
+    #[test]
+    fn small_answers_are_bounded_in_entries() {
+        let cache = deliveries(100, 64 * 1024 * 1024);
+        let client = ClientId::parse("arroyo").unwrap();
+        for n in 0..1_000 {
+            cache.insert((client.clone(), format!("delivery-{n}")), delivery(60));
+        }
+        let (entries, _) = settle(&cache);
+        assert!(entries <= 100, "{entries} entries");
+        assert!(entries >= 50, "{entries} entries");
     }
 }
