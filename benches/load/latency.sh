@@ -8,6 +8,8 @@
 #   benches/load/latency.sh [rate=1000] [seconds=60]
 #   CM_BENCH_PROCESSOR_CONFIG=FILE CM_BENCH_API_CONFIG=FILE benches/load/latency.sh ...
 #                                  # other config files, to try a setting
+#   CM_BENCH_RSS_EVERY_S=60 benches/load/latency.sh 1300 1800
+#                                  # a soak: also prints the binaries' RSS every 60 s
 #
 # Topics (prefix `lat<time>.`) and the database (`lat_bench`, dropped first) are the
 # run's own.
@@ -61,5 +63,16 @@ for _ in $(seq 1 300); do
   [ "$(curl -s -u "$CH_USER" "$CH/?database=$DB" --data-binary "SELECT count() FROM calls")" -ge 1 ] && break
   sleep 0.1
 done
+if [ -n "${CM_BENCH_RSS_EVERY_S:-}" ]; then
+  (
+    while sleep "$CM_BENCH_RSS_EVERY_S"; do
+      printf 'rss_kib %s ingest %s processor %s api %s\n' "$(date -u +%T)" \
+        "$(awk '/^VmRSS/ {print $2}' /proc/"${PIDS[0]}"/status)" \
+        "$(awk '/^VmRSS/ {print $2}' /proc/"${PIDS[1]}"/status)" \
+        "$(awk '/^VmRSS/ {print $2}' /proc/"${PIDS[2]}"/status)"
+    done
+  ) &
+  PIDS+=($!)
+fi
 echo "$(date -u +%FT%TZ) latency at $RATE calls/s for ${SECONDS_TO_RUN}s (tansu sqlite, ClickHouse 18.16, release binaries, 2 cores shared)"
 "$TARGET_DIR/release/latency_probe" http://127.0.0.1:18087 http://127.0.0.1:18085 "$RATE" "$SECONDS_TO_RUN"

@@ -31,7 +31,29 @@ pub fn init_metrics() -> Result<PrometheusHandle, TelemetryError> {
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
     ]);
     let builder = builder.map_err(|e| TelemetryError::Metrics(e.to_string()))?;
-    builder
+    let handle = builder
         .install_recorder()
-        .map_err(|e| TelemetryError::Metrics(e.to_string()))
+        .map_err(|e| TelemetryError::Metrics(e.to_string()))?;
+    start_upkeep(handle.clone(), UPKEEP_EVERY);
+    Ok(handle)
+}
+
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The exporter keeps every histogram sample until it is folded into the buckets,
+/// which happens on a render (a scrape of `/metrics`) or an upkeep. `install_recorder`
+/// runs no upkeep, so a process nobody scraped held every sample: ingest grew by about
+/// 35 bytes per request, without bound (benches/README.md, the soak). A thread folds
+/// them every `every`.
+pub fn start_upkeep(handle: PrometheusHandle, every: std::time::Duration) {
+    let started = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(every);
+            handle.run_upkeep();
+        });
+    if let Err(error) = started {
+        tracing::error!(%error, "could not start the metrics upkeep thread: histogram samples will pile up until /metrics is scraped");
+    }
 }
