@@ -7,6 +7,7 @@
 #
 #   benches/check.sh            # criterion benches and the edge
 #   benches/check.sh criterion  # the criterion benches only
+#   benches/check.sh record     # both, and write the ratios measured into benches/ratios.tsv
 #
 # Ratios: for criterion, the figure's median time over its baseline's in the same run
 # (lower is better); for the edge, ingest's records/s over the raw producer's
@@ -18,7 +19,7 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 measured="$(mktemp)"
 trap 'rm -f "$measured"' EXIT
 
-cargo bench -q -p pipeline-benches -- --warm-up-time 1 --measurement-time 3 >/dev/null
+cargo bench -q -p pipeline-benches -- --warm-up-time 1 --measurement-time 3 >/dev/null 2>&1 || { echo "cargo bench failed: run it alone to see why" >&2; exit 1; }
 python3 - "$TARGET_DIR/criterion" >>"$measured" <<'PY'
 import json, pathlib, sys
 root = pathlib.Path(sys.argv[1])
@@ -38,6 +39,14 @@ if [ "${1:-all}" != criterion ]; then
     printf "edge/%s_connections/%s_per_request\t%s\n", $3, $5, $10 }' >>"$measured"
 fi
 
+if [ "${1:-all}" = record ]; then
+  {
+    echo "# name	ratio	better (benches/check.sh record, $(date -u +%F); see benches/README.md)"
+    awk -F'\t' '{ print $1 "\t" $2 "\t" ($1 ~ /^edge\// ? "higher" : "lower") }' "$measured"
+  } >benches/ratios.tsv
+  cat benches/ratios.tsv
+  exit 0
+fi
 python3 - "$measured" benches/ratios.tsv <<'PY'
 import sys
 measured = dict(line.rstrip("\n").split("\t") for line in open(sys.argv[1]) if "\t" in line)
