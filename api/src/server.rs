@@ -18,6 +18,7 @@
 //! | GET    | /healthz           | ClickHouse answers                            |
 //! | GET    | /metrics           | Prometheus text                               |
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode};
@@ -51,7 +52,6 @@ pub enum ApiError {
     Table(#[from] runtime::table::TableError),
 }
 
-#[derive(Clone)]
 struct Api {
     clickhouse: clickhouse::Client,
     registry: IntegrationRegistry,
@@ -101,7 +101,9 @@ pub async fn run(
         clickhouse: config.clickhouse.client(),
         health: config.health,
     };
-    let state = Api {
+    // Shared by pointer: a request clones the Arc, not the clients and caches (ingest
+    // measured that per-request copy as a cost at its edge, benches/README.md).
+    let state = Arc::new(Api {
         integrations,
         tokens,
         clickhouse: config.clickhouse.client(),
@@ -110,7 +112,7 @@ pub async fn run(
         events,
         metrics,
         max_page: config.http.max_page,
-    };
+    });
     let listener = runtime::http::bind(config.http.listen).await?;
     tracing::info!(listen = %config.http.listen, "api listening");
     runtime::http::serve(
@@ -123,7 +125,7 @@ pub async fn run(
     Ok(())
 }
 
-async fn route(state: Api, request: Request<Incoming>) -> Response<Body> {
+async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
     // Owned copies, so the preview arm can take the request (it reads the body).
     let method = request.method().clone();
     let path = request.uri().path().to_owned();

@@ -28,21 +28,8 @@ DB=e2e_bench
 PREFIX="e2e$(date +%s)."
 
 cargo build --release --quiet -p ingest -p processor -p cmctl --bins
-deploy/stack.sh start infra >/dev/null
-# The stack's ClickHouse has users with passwords, the binaries closed auth
-# (docs/security.md): read the secrets, and run the bench's own binaries open on
-# loopback.
-# shellcheck source=deploy/secrets.sh
-. deploy/secrets.sh
-cm_secrets "${CM_DATA_DIR:-$ROOT/.data/stack}"
-CH_USER="callmatrix_writer:$CM_CLICKHOUSE_WRITER_PASSWORD"
-export CM_CLICKHOUSE_USER=callmatrix_writer CM_CLICKHOUSE_PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD"
-export CM_KAFKA_BROKERS="127.0.0.1:${CM_KAFKA_PORT:-19092}" CM_TOPIC_PREFIX="$PREFIX"
-export CM_CLICKHOUSE_URL="$CH" CM_DATABASE="$DB"
-curl -sS -u "$CH_USER" "$CH/" --data-binary "DROP DATABASE IF EXISTS $DB" >/dev/null
-"$TARGET_DIR/release/cmctl" topics >/dev/null
-"$TARGET_DIR/release/cmctl" migrate >/dev/null
-"$TARGET_DIR/release/cmctl" integrations publish deploy/integrations/samples.json >/dev/null
+# shellcheck source=benches/load/world.sh
+. benches/load/world.sh
 
 INGEST_KAFKA__BROKERS="$CM_KAFKA_BROKERS" INGEST_KAFKA__TOPIC_PREFIX="$PREFIX" \
 INGEST_HTTP__LISTEN=127.0.0.1:18097 INGEST_AUTH__INSECURE_OPEN=true INGEST_POLL__ENABLED=false INGEST_KAFKA__INSTANCE_ID=e2e-ingest RUST_LOG=warn \

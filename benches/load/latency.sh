@@ -24,18 +24,8 @@ DB=lat_bench
 PREFIX="lat$(date +%s)."
 
 cargo build --release --quiet -p ingest -p processor -p api -p cmctl -p integration-tests --bins
-deploy/stack.sh start infra >/dev/null
-# shellcheck source=deploy/secrets.sh
-. deploy/secrets.sh
-cm_secrets "${CM_DATA_DIR:-$ROOT/.data/stack}"
-CH_USER="callmatrix_writer:$CM_CLICKHOUSE_WRITER_PASSWORD"
-export CM_CLICKHOUSE_USER=callmatrix_writer CM_CLICKHOUSE_PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD"
-export CM_KAFKA_BROKERS="127.0.0.1:${CM_KAFKA_PORT:-19092}" CM_TOPIC_PREFIX="$PREFIX"
-export CM_CLICKHOUSE_URL="$CH" CM_DATABASE="$DB"
-curl -sS -u "$CH_USER" "$CH/" --data-binary "DROP DATABASE IF EXISTS $DB" >/dev/null
-"$TARGET_DIR/release/cmctl" topics >/dev/null
-"$TARGET_DIR/release/cmctl" migrate >/dev/null
-"$TARGET_DIR/release/cmctl" integrations publish deploy/integrations/samples.json >/dev/null
+# shellcheck source=benches/load/world.sh
+. benches/load/world.sh
 
 INGEST_KAFKA__BROKERS="$CM_KAFKA_BROKERS" INGEST_KAFKA__TOPIC_PREFIX="$PREFIX" \
 INGEST_HTTP__LISTEN=127.0.0.1:18087 INGEST_AUTH__INSECURE_OPEN=true INGEST_POLL__ENABLED=false RUST_LOG=warn \

@@ -134,12 +134,11 @@ impl Validate for IngestConfig {
                 "must be at least 1024",
             ));
         }
-        if !(100..=600_000).contains(&self.http.body_timeout_ms) {
-            return Err(ConfigError::invalid(
-                "http.body_timeout_ms",
-                "must be between 100 and 600000",
-            ));
-        }
+        runtime::config::within(
+            "http.body_timeout_ms",
+            self.http.body_timeout_ms,
+            100..=600_000,
+        )?;
         if !self.imports.sheets_base_url.starts_with("http") {
             return Err(ConfigError::invalid(
                 "imports.sheets_base_url",
@@ -161,18 +160,12 @@ impl Validate for IngestConfig {
                 "must be at most 20",
             ));
         }
-        if !(1..=1 << 32).contains(&self.http.delivery_cache) {
-            return Err(ConfigError::invalid(
-                "http.delivery_cache",
-                "must be between 1 and 4294967296",
-            ));
-        }
-        if !(1024 * 1024..=1 << 40).contains(&self.http.delivery_cache_bytes) {
-            return Err(ConfigError::invalid(
-                "http.delivery_cache_bytes",
-                "must be between 1048576 (1 MiB) and 1099511627776 (1 TiB)",
-            ));
-        }
+        runtime::config::within("http.delivery_cache", self.http.delivery_cache, 1..=1 << 32)?;
+        runtime::config::within(
+            "http.delivery_cache_bytes",
+            self.http.delivery_cache_bytes,
+            1024 * 1024..=1 << 40,
+        )?;
         if self.http.max_records == 0 {
             return Err(ConfigError::invalid(
                 "http.max_records",

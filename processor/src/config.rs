@@ -181,30 +181,23 @@ impl Validate for ProcessorConfig {
                 "must be between 1 and 100000",
             ));
         }
-        if !(1..=1 << 32).contains(&self.enrichment.max_cached_callers) {
-            return Err(ConfigError::invalid(
-                "enrichment.max_cached_callers",
-                "must be between 1 and 4294967296",
-            ));
-        }
-        if !(1024 * 1024..=1 << 40).contains(&self.enrichment.max_cached_history_bytes) {
-            return Err(ConfigError::invalid(
-                "enrichment.max_cached_history_bytes",
-                "must be between 1048576 (1 MiB) and 1099511627776 (1 TiB)",
-            ));
-        }
+        runtime::config::within(
+            "enrichment.max_cached_callers",
+            self.enrichment.max_cached_callers,
+            1..=1 << 32,
+        )?;
+        runtime::config::within(
+            "enrichment.max_cached_history_bytes",
+            self.enrichment.max_cached_history_bytes,
+            1024 * 1024..=1 << 40,
+        )?;
         if self.enrichment.link_sweep_ms < 1000 {
             return Err(ConfigError::invalid(
                 "enrichment.link_sweep_ms",
                 "must be at least 1000",
             ));
         }
-        if !(100..=3_600_000).contains(&self.parking.delay_ms) {
-            return Err(ConfigError::invalid(
-                "parking.delay_ms",
-                "must be between 100 and 3600000 (an hour)",
-            ));
-        }
+        runtime::config::within("parking.delay_ms", self.parking.delay_ms, 100..=3_600_000)?;
         if self.parking.max_attempts > 1000 {
             return Err(ConfigError::invalid(
                 "parking.max_attempts",

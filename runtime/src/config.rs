@@ -28,6 +28,26 @@ impl ConfigError {
     }
 }
 
+/// A numeric key's bounds, checked at start-up: the error names the key and the range.
+pub fn within(
+    key: &str,
+    value: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            key,
+            format!(
+                "must be between {} and {}, not {value}",
+                range.start(),
+                range.end()
+            ),
+        ))
+    }
+}
+
 /// Start-up checks a config struct makes beyond what serde can express.
 pub trait Validate {
     fn validate(&self) -> Result<(), ConfigError>;

@@ -32,15 +32,8 @@ impl E164 {
     /// `tel:` URIs, punctuation, and extensions (which are dropped: a call is to the
     /// line, not the extension).
     pub fn parse(input: &str, default_region: Region) -> Result<Self, PhoneError> {
-        let trimmed = input.trim();
-        let text = trimmed
-            .strip_prefix("tel:")
-            .or_else(|| trimmed.strip_prefix("TEL:"))
-            .unwrap_or(trimmed);
-        let number = phonenumber::parse(Some(default_region), text).map_err(|_| {
-            PhoneError::Unparseable {
-                value: input.to_owned(),
-            }
+        let number = read(input, default_region).ok_or_else(|| PhoneError::Unparseable {
+            value: input.to_owned(),
         })?;
         if !phonenumber::is_valid(&number) {
             return Err(PhoneError::Invalid {
@@ -58,18 +51,23 @@ impl E164 {
     /// edge's CPU (benches/README.md); a number this reads but [`E164::parse`] refuses
     /// only makes a record the processor dead-letters or re-keys, never a wrong call.
     pub fn normalize_for_key(input: &str, default_region: Region) -> Option<String> {
-        let trimmed = input.trim();
-        let text = trimmed
-            .strip_prefix("tel:")
-            .or_else(|| trimmed.strip_prefix("TEL:"))
-            .unwrap_or(trimmed);
-        let number = phonenumber::parse(Some(default_region), text).ok()?;
+        let number = read(input, default_region)?;
         Some(number.format().mode(phonenumber::Mode::E164).to_string())
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The number in what a partner sent, without judging it: trimmed, `tel:` dropped.
+fn read(input: &str, default_region: Region) -> Option<phonenumber::PhoneNumber> {
+    let trimmed = input.trim();
+    let text = trimmed
+        .strip_prefix("tel:")
+        .or_else(|| trimmed.strip_prefix("TEL:"))
+        .unwrap_or(trimmed);
+    phonenumber::parse(Some(default_region), text).ok()
 }
 
 impl TryFrom<String> for E164 {

@@ -29,6 +29,8 @@ struct Times {
     acked: HashMap<String, Instant>,
     event: HashMap<String, Instant>,
     listed: HashMap<String, Instant>,
+    /// Acknowledged calls that the page reader should find.
+    acked_to_list: usize,
     refused: u64,
 }
 
@@ -124,7 +126,10 @@ async fn main() -> anyhow::Result<()> {
                 if let Ok(answer) = response.json::<serde_json::Value>().await {
                     let mut times = lock(&list_times);
                     for call in answer["calls"].as_array().into_iter().flatten() {
-                        if let Some(id) = call["external_id"].as_str() {
+                        if let Some(id) = call["external_id"]
+                            .as_str()
+                            .filter(|id| id.starts_with(&format!("lat_{run}_")))
+                        {
                             times.listed.entry(id.to_owned()).or_insert(at);
                         }
                     }
@@ -155,6 +160,7 @@ async fn main() -> anyhow::Result<()> {
             match answer {
                 Ok(response) if response.status().is_success() => {
                     times.acked.insert(id, at);
+                    times.acked_to_list += usize::from(n.is_multiple_of(QUERY_EVERY));
                 }
                 _ => times.refused += 1,
             }
@@ -169,22 +175,7 @@ async fn main() -> anyhow::Result<()> {
     loop {
         {
             let times = lock(&times);
-            let listed_due = times
-                .acked
-                .keys()
-                .filter(|id| {
-                    id.rsplit('_')
-                        .next()
-                        .and_then(|n| n.parse::<u64>().ok())
-                        .is_some_and(|n| n.is_multiple_of(QUERY_EVERY))
-                })
-                .count();
-            let listed = times
-                .listed
-                .keys()
-                .filter(|id| id.starts_with(&format!("lat_{run}_")))
-                .count();
-            if times.event.len() >= times.acked.len() && listed >= listed_due {
+            if times.event.len() >= times.acked.len() && times.listed.len() >= times.acked_to_list {
                 break;
             }
         }
