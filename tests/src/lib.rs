@@ -328,7 +328,7 @@ impl PrivateBroker {
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(self.log_file())
             .spawn()
             .expect("tansu on PATH (deploy/stack.sh install puts it there)");
         self.child = Some(child);
@@ -341,6 +341,22 @@ impl PrivateBroker {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    fn log_file(&self) -> Stdio {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data.path().join("tansu.log"))
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null())
+    }
+
+    /// The last `lines` lines the broker wrote to stderr, for a failing test's message.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.data.path().join("tansu.log")).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
     }
 
     /// SIGKILL: the broker vanishes mid-request.

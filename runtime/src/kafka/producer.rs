@@ -49,6 +49,11 @@ pub struct OutgoingMessage<'a> {
     pub headers: &'a [(&'a str, &'a [u8])],
 }
 
+/// What a send that ran out of time reports: the error librdkafka would have given.
+fn timed_out() -> KafkaError {
+    KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut)
+}
+
 /// Shortest time between two producer replacements (see `send_all`).
 const RESET_EVERY: Duration = Duration::from_secs(5);
 
@@ -57,6 +62,8 @@ pub struct AckedProducer {
     inner: Arc<RwLock<FutureProducer>>,
     client: ClientConfig,
     last_reset: Arc<Mutex<Option<Instant>>>,
+    /// How long a send waits for its acks (`kafka.message_timeout_ms`).
+    deadline: Duration,
 }
 
 impl AckedProducer {
@@ -67,12 +74,18 @@ impl AckedProducer {
             .set("enable.idempotence", "true")
             .set("compression.type", "lz4")
             .set("linger.ms", "5")
-            .set("message.timeout.ms", config.message_timeout_ms.to_string());
+            // librdkafka never times a record out itself: when it does, it bumps the
+            // idempotent producer's epoch on its own, and a broker that does not
+            // expect that can break (tansu 0.6.0's sqlite storage panics and refuses
+            // every client until restarted; tests/tests/it/broker_outage.rs). We stop
+            // waiting instead (`deadline`), and replace the producer (`reset_after`).
+            .set("message.timeout.ms", "0");
         let inner = client.create().map_err(ProduceError::Create)?;
         Ok(Self {
             inner: Arc::new(RwLock::new(inner)),
             client,
             last_reset: Arc::default(),
+            deadline: config.message_timeout(),
         })
     }
 
@@ -148,17 +161,26 @@ impl AckedProducer {
             // Queue waits count against the same budget as the broker's ack.
             producer.send(record, Timeout::Never)
         });
-        let results = join_all(sends).await;
         let mut delivered = 0_u64;
         let mut failed = 0;
         let mut first_error = None;
-        for result in results {
-            match result {
-                Ok(_) => delivered += 1,
-                Err((error, _message)) => {
-                    failed += 1;
-                    first_error.get_or_insert(error);
+        match tokio::time::timeout(self.deadline, join_all(sends)).await {
+            Ok(results) => {
+                for result in results {
+                    match result {
+                        Ok(_) => delivered += 1,
+                        Err((error, _message)) => {
+                            failed += 1;
+                            first_error.get_or_insert(error);
+                        }
+                    }
                 }
+            }
+            // Some may still be written later: senders retry, and deterministic ids
+            // make the second copy harmless.
+            Err(_) => {
+                failed = messages.len();
+                first_error = Some(timed_out());
             }
         }
         let labels = [("topic", topic.to_owned())];
@@ -203,15 +225,20 @@ impl AckedProducer {
     pub async fn send_tombstone(&self, topic: &str, key: &[u8]) -> Result<(), ProduceError> {
         let producer = self.current();
         let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).key(key);
-        match producer.send(record, Timeout::Never).await {
-            Ok(_) => Ok(()),
-            Err((first, _)) => Err(ProduceError::NotAcknowledged {
-                topic: topic.to_owned(),
-                failed: 1,
-                total: 1,
-                first,
-            }),
-        }
+        let sent = tokio::time::timeout(self.deadline, producer.send(record, Timeout::Never));
+        let first = match sent.await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err((error, _))) => error,
+            Err(_) => timed_out(),
+        };
+        drop(producer);
+        self.reset_after(&first);
+        Err(ProduceError::NotAcknowledged {
+            topic: topic.to_owned(),
+            failed: 1,
+            total: 1,
+            first,
+        })
     }
 
     /// Asks the broker for cluster metadata: the health check's proof of a live link.
