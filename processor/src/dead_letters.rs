@@ -6,9 +6,8 @@
 
 use std::time::Duration;
 
-use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::{Message, OwnedMessage};
-use runtime::kafka::{commit, group_consumer, next_batch};
+use runtime::kafka::group_reader;
 use runtime::shutdown::Shutdown;
 use schemas::{DeadLetter, DeadLetterRow};
 
@@ -25,12 +24,12 @@ pub async fn record(
     max_wait: Duration,
     shutdown: Shutdown,
 ) -> Result<(), ProcessorError> {
-    let consumer: StreamConsumer = group_consumer(kafka, GROUP, &[&sink.topics.dead_letter])?;
+    let mut reader = group_reader(kafka, GROUP, &[&sink.topics.dead_letter])?;
     let mut stop = shutdown.clone();
     loop {
         let batch: Vec<OwnedMessage> = tokio::select! {
             _ = stop.wait() => break,
-            batch = next_batch(&consumer, max_records, max_wait) => batch,
+            batch = reader.next_batch(max_records, max_wait) => batch,
         };
         let letters: Vec<DeadLetter> = batch
             .iter()
@@ -75,7 +74,7 @@ pub async fn record(
                 tracing::warn!(%error, "integration.error events not published");
             }
         }
-        commit(&consumer, &batch);
+        reader.commit(&batch);
     }
     Ok(())
 }

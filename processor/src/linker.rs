@@ -18,7 +18,7 @@ use std::time::Duration;
 use chrono::Utc;
 use engine::enrich::{self, duplicates};
 use rdkafka::message::{Message, OwnedMessage};
-use runtime::kafka::{commit, group_consumer, next_batch, ConsumerError, KafkaConfig};
+use runtime::kafka::{group_reader, ConsumerError, KafkaConfig};
 use runtime::registry::IntegrationRegistry;
 use runtime::shutdown::Shutdown;
 use schemas::callmatrix::{CmCall, CmCallRow, ManagedNumber, ManagedNumberRow, RelinkRequest};
@@ -44,25 +44,35 @@ pub struct Linker<S: Store> {
 impl<S: Store> Linker<S> {
     pub async fn run(self, kafka: &KafkaConfig, shutdown: Shutdown) -> Result<(), ConsumerError> {
         let topics = kafka.topics();
-        let consumer = group_consumer(kafka, GROUP, &[&topics.cm_numbers, &topics.cm_calls])?;
+        let mut reader = group_reader(kafka, GROUP, &[&topics.cm_numbers, &topics.cm_calls])?;
         let mut stop = shutdown.clone();
-        let mut sweep = tokio::time::interval(self.sweep_every);
+        // The sweep runs between batches, never by cancelling one being gathered:
+        // its records would be dropped after the consumer had moved past them, and
+        // the next commit would skip them for good.
+        let mut next_sweep = tokio::time::Instant::now();
         loop {
-            tokio::select! {
-                _ = stop.wait() => break,
-                _ = sweep.tick() => {
-                    if self.relink(&Duplicates::Pending, &shutdown).await.is_err() {
-                        break;
-                    }
+            if tokio::time::Instant::now() >= next_sweep {
+                if self.relink(&Duplicates::Pending, &shutdown).await.is_err() {
+                    break;
                 }
-                batch = next_batch(&consumer, self.max_records, self.max_wait) => {
-                    if self.record(&batch, &topics.cm_calls, &shutdown).await.is_err() {
-                        tracing::warn!("stopping with an unwritten CallMatrix batch; it will be reprocessed");
-                        break;
-                    }
-                    commit(&consumer, &batch);
-                }
+                next_sweep = tokio::time::Instant::now() + self.sweep_every;
             }
+            let batch = tokio::select! {
+                _ = stop.wait() => break,
+                batch = reader.next_batch_until(self.max_records, self.max_wait, next_sweep) => batch,
+            };
+            let Some(batch) = batch else { continue };
+            if self
+                .record(&batch, &topics.cm_calls, &shutdown)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "stopping with an unwritten CallMatrix batch; it will be reprocessed"
+                );
+                break;
+            }
+            reader.commit(&batch);
         }
         Ok(())
     }

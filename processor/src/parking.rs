@@ -16,9 +16,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use rdkafka::message::{Headers, Message, OwnedMessage};
-use runtime::kafka::{
-    commit, group_consumer, next_batch, ConsumerError, KafkaConfig, OutgoingMessage,
-};
+use runtime::kafka::{group_reader, ConsumerError, KafkaConfig, OutgoingMessage};
 use runtime::shutdown::Shutdown;
 use schemas::topics::{DUE_HEADER, PARKED_HEADER};
 
@@ -34,18 +32,18 @@ pub async fn run(
     sink: &BatchSink,
     shutdown: Shutdown,
 ) -> Result<(), ConsumerError> {
-    let consumer = group_consumer(kafka, GROUP, &[&sink.topics.parked])?;
+    let mut reader = group_reader(kafka, GROUP, &[&sink.topics.parked])?;
     let mut stop = shutdown.clone();
     loop {
         let batch = tokio::select! {
             _ = stop.wait() => break,
-            batch = next_batch(&consumer, MAX_BATCH, Duration::from_millis(100)) => batch,
+            batch = reader.next_batch(MAX_BATCH, Duration::from_millis(100)) => batch,
         };
         if release(sink, &batch, &shutdown).await.is_err() {
             tracing::warn!("stopping with parked records not re-published; they will be again");
             break;
         }
-        commit(&consumer, &batch);
+        reader.commit(&batch);
     }
     Ok(())
 }

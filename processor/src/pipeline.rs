@@ -13,7 +13,7 @@ use engine::batch::{Batch, Processed, RawRecord};
 use engine::enrich::{self, Enricher};
 use engine::mapping::CompiledMapping;
 use rdkafka::message::{Message, OwnedMessage};
-use runtime::kafka::{commit, counting_group_consumer, next_batch, KafkaConfig};
+use runtime::kafka::{counting_group_reader, KafkaConfig};
 use runtime::registry::IntegrationRegistry;
 use runtime::shutdown::Shutdown;
 use schemas::callmatrix::{MatchMethod, RelinkRequest};
@@ -51,13 +51,13 @@ impl<S: Store> Pipeline<S> {
         shutdown: Shutdown,
     ) -> Result<(), ProcessorError> {
         let topic = kafka.topics().raw;
-        let (consumer, rebalances) = counting_group_consumer(kafka, GROUP, &[&topic])?;
+        let (mut reader, rebalances) = counting_group_reader(kafka, GROUP, &[&topic])?;
         tracing::info!(%topic, group = %kafka.group_id(GROUP), "processor consuming");
         let mut stop = shutdown.clone();
         loop {
             let batch = tokio::select! {
                 _ = stop.wait() => break,
-                batch = next_batch(&consumer, max_records, max_wait) => batch,
+                batch = reader.next_batch(max_records, max_wait) => batch,
             };
             let started = Instant::now();
             let processed = match self.process(&batch, rebalances.count(), &shutdown).await {
@@ -78,7 +78,7 @@ impl<S: Store> Pipeline<S> {
                 tracing::warn!(error = %interrupted, "stopping with an unwritten batch; it will be reprocessed");
                 break;
             }
-            commit(&consumer, &batch);
+            reader.commit(&batch);
             metrics::histogram!(crate::metric_names::PROCESSOR_BATCH_SECONDS)
                 .record(started.elapsed().as_secs_f64());
             metrics::counter!(crate::metric_names::PROCESSOR_RECORDS_TOTAL, "outcome" => "call")

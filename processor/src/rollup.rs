@@ -11,8 +11,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use rdkafka::message::Message;
-use runtime::kafka::{commit, next_batch};
-use runtime::kafka::{group_consumer, ConsumerError, KafkaConfig};
+use runtime::kafka::{group_reader, ConsumerError, KafkaConfig};
 use runtime::shutdown::Shutdown;
 use schemas::rollup::{Dirty, DIMENSIONS};
 
@@ -29,12 +28,12 @@ pub async fn run(
     max_wait: Duration,
     shutdown: Shutdown,
 ) -> Result<(), ConsumerError> {
-    let consumer = group_consumer(kafka, GROUP, &[&sink.topics.rollup_dirty])?;
+    let mut reader = group_reader(kafka, GROUP, &[&sink.topics.rollup_dirty])?;
     let mut stop = shutdown.clone();
     loop {
         let batch = tokio::select! {
             _ = stop.wait() => break,
-            batch = next_batch(&consumer, max_records, max_wait) => batch,
+            batch = reader.next_batch(max_records, max_wait) => batch,
         };
         let dirty: BTreeSet<Dirty> = batch
             .iter()
@@ -62,7 +61,7 @@ pub async fn run(
         }
         metrics::counter!(crate::metric_names::PROCESSOR_ROLLUP_HOURS_TOTAL)
             .increment(pairs.len() as u64);
-        commit(&consumer, &batch);
+        reader.commit(&batch);
     }
     Ok(())
 }

@@ -5,6 +5,8 @@
 pub const KAFKA_COMMIT_ERRORS_TOTAL: &str = "kafka_commit_errors_total";
 /// counter; labels: none.
 pub const KAFKA_COMMITS_TOTAL: &str = "kafka_commits_total";
+/// counter; labels: `group`.
+pub const KAFKA_GROUP_REJOINS_TOTAL: &str = "kafka_group_rejoins_total";
 /// counter; labels: `reader`.
 pub const KAFKA_CONSUME_ERRORS_TOTAL: &str = "kafka_consume_errors_total";
 /// histogram; labels: none.

@@ -18,13 +18,43 @@ pub async fn next_batch<C: ConsumerContext + 'static>(
     max_records: usize,
     max_wait: Duration,
 ) -> Vec<OwnedMessage> {
+    gather(consumer, max_records, max_wait, None)
+        .await
+        .unwrap_or_default()
+}
+
+/// [`next_batch`], giving up (`None`) when no first record came within
+/// `first_within`, so the caller can look at its consumer between waits.
+pub(crate) async fn next_batch_within<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    max_records: usize,
+    max_wait: Duration,
+    first_within: Duration,
+) -> Option<Vec<OwnedMessage>> {
+    gather(
+        consumer,
+        max_records,
+        max_wait,
+        Some(Instant::now() + first_within),
+    )
+    .await
+}
+
+async fn gather<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    max_records: usize,
+    max_wait: Duration,
+    first_by: Option<Instant>,
+) -> Option<Vec<OwnedMessage>> {
     let mut batch = Vec::new();
     let mut deadline = None;
     while batch.len() < max_records {
-        let received = match deadline {
+        // `recv` is cancel safe: a record not yet returned stays in the queue.
+        let received = match deadline.or(first_by) {
             None => consumer.recv().await,
-            Some(deadline) => match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Some(until) => match tokio::time::timeout_at(until, consumer.recv()).await {
                 Ok(received) => received,
+                Err(_) if batch.is_empty() => return None,
                 Err(_) => break,
             },
         };
@@ -44,7 +74,7 @@ pub async fn next_batch<C: ConsumerContext + 'static>(
             }
         }
     }
-    batch
+    Some(batch)
 }
 
 /// Commits the offset after the last record of each partition in `batch`.

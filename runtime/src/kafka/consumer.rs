@@ -108,20 +108,6 @@ impl rdkafka::consumer::ConsumerContext for Rebalances {
     }
 }
 
-/// Like [`group_consumer`], with a count of the rebalances it goes through.
-pub fn counting_group_consumer(
-    config: &KafkaConfig,
-    group: &str,
-    topics: &[&str],
-) -> Result<(StreamConsumer<Rebalances>, Rebalances), ConsumerError> {
-    let rebalances = Rebalances::default();
-    let consumer: StreamConsumer<Rebalances> = group_client(config, group)
-        .create_with_context(rebalances.clone())
-        .map_err(ConsumerError::Create)?;
-    subscribe(&consumer, topics)?;
-    Ok((consumer, rebalances))
-}
-
 fn subscribe<C: rdkafka::consumer::ConsumerContext>(
     consumer: &StreamConsumer<C>,
     topics: &[&str],
@@ -162,9 +148,48 @@ pub fn group_consumer(
     Ok(consumer)
 }
 
+/// A [`GroupReader`](super::GroupReader) of `topics` in `group`: a
+/// [`group_consumer`] that joins again when left out of a stalled group.
+pub fn group_reader(
+    config: &KafkaConfig,
+    group: &str,
+    topics: &[&str],
+) -> Result<super::GroupReader<rdkafka::consumer::DefaultConsumerContext>, ConsumerError> {
+    let (config, group_name) = (config.clone(), group.to_owned());
+    let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+    let subscribed = topics.clone();
+    super::GroupReader::new(config.group_id(group), topics, move || {
+        let names: Vec<&str> = subscribed.iter().map(String::as_str).collect();
+        group_consumer(&config, &group_name, &names)
+    })
+}
+
+/// Like [`group_reader`], with a count of the rebalances it goes through (joins
+/// again included).
+pub fn counting_group_reader(
+    config: &KafkaConfig,
+    group: &str,
+    topics: &[&str],
+) -> Result<(super::GroupReader<Rebalances>, Rebalances), ConsumerError> {
+    let rebalances = Rebalances::default();
+    let counted = rebalances.clone();
+    let (config, group_name) = (config.clone(), group.to_owned());
+    let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+    let subscribed = topics.clone();
+    let reader = super::GroupReader::new(config.group_id(group), topics, move || {
+        let consumer: StreamConsumer<Rebalances> = group_client(&config, &group_name)
+            .create_with_context(counted.clone())
+            .map_err(ConsumerError::Create)?;
+        let names: Vec<&str> = subscribed.iter().map(String::as_str).collect();
+        subscribe(&consumer, &names)?;
+        Ok(consumer)
+    })?;
+    Ok((reader, rebalances))
+}
+
 /// `(partition, low, high)` for every partition of `topic`. Blocking: call from a
 /// blocking task or at start-up.
-fn high_watermarks<C: Consumer<Ctx>, Ctx: rdkafka::consumer::ConsumerContext>(
+pub(crate) fn high_watermarks<C: Consumer<Ctx>, Ctx: rdkafka::consumer::ConsumerContext>(
     consumer: &C,
     topic: &str,
     timeout: Duration,

@@ -4,6 +4,7 @@
 mod admin;
 mod batch;
 mod consumer;
+mod group_reader;
 mod producer;
 
 use std::collections::BTreeMap;
@@ -15,9 +16,10 @@ use serde::{Deserialize, Serialize};
 pub use admin::{ensure_topics, AdminError, TopicSpec};
 pub use batch::{commit, next_batch};
 pub use consumer::{
-    assigned_consumer, counting_group_consumer, group_consumer, spawn_tail, ConsumerError,
-    Rebalances, Watermarks,
+    assigned_consumer, counting_group_reader, group_consumer, group_reader, spawn_tail,
+    ConsumerError, Rebalances, Watermarks,
 };
+pub use group_reader::{GroupReader, STALLED_AFTER};
 pub use producer::{AckedProducer, OutgoingMessage, ProduceError};
 
 use crate::config::ConfigError;
@@ -33,7 +35,8 @@ pub struct KafkaConfig {
     #[serde(default)]
     pub topic_prefix: String,
     /// How long a produce may wait for the broker's ack before the record counts as
-    /// failed (`message.timeout.ms`). The webhook answers 503 when it runs out.
+    /// failed. The webhook answers 503 when it runs out. (Not librdkafka's
+    /// `message.timeout.ms`, which stays infinite: see `AckedProducer::new`.)
     #[serde(default = "default_message_timeout_ms")]
     pub message_timeout_ms: u64,
     /// A stable name for this instance (a pod name in a StatefulSet, a host name).
@@ -68,6 +71,10 @@ impl KafkaConfig {
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.brokers);
+        // librdkafka backs off up to 10 s between reconnects by default: after a
+        // broker restart, ingest answered 503 for up to 10 s with the broker already
+        // back (the fault matrix: no request acknowledged in the 8 s after a restart).
+        config.set("reconnect.backoff.max.ms", "1000");
         for (key, value) in &self.properties {
             config.set(key, value);
         }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use integration_tests::{eventually, final_count, TestEnv};
+use integration_tests::{eventually, final_count, metric_sum, TestEnv};
 
 const RECORDS: usize = 1000;
 const PER_REQUEST: usize = 10;
@@ -109,4 +109,60 @@ async fn processor_killed_mid_stream_loses_and_doubles_nothing() {
         .unwrap();
     assert_eq!(expected_ids, RECORDS as u64);
     drop(processor);
+}
+
+/// Without static membership a crashed processor stays in the group: tansu 0.6.0
+/// gives a processor started in its place no partition (`Assign([])`) and never
+/// rebalances after the dead member's session runs out, so the calls wait in the
+/// topic with a live, idle processor. The group reader notices (no partition, the
+/// group behind, its commits not moving for `runtime::kafka::STALLED_AFTER`) and
+/// joins again. Fails without it: nothing after the crash is ever stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_processor_left_without_partitions_joins_again() {
+    let env = TestEnv::new("rejoin").await;
+    let dynamic = [("PROCESSOR_BATCH__MAX_WAIT_MS", "20")];
+    let mut processor = env.start("processor", &dynamic).await;
+    let ingest = env.start("ingest", &[]).await;
+    let client = env.client();
+    let http = reqwest::Client::new();
+    let post = |request: usize| {
+        let http = http.clone();
+        let url = ingest.url("/api/integrations/webhook/arroyo");
+        async move {
+            let response = http
+                .post(url)
+                .header("content-type", "application/x-ndjson")
+                .body(ndjson_batch(request))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 202, "request {request}");
+        }
+    };
+    for request in 0..10 {
+        post(request).await;
+    }
+    eventually("the first 100 calls", Duration::from_secs(60), || async {
+        (final_count(&client, "arroyo").await >= 100).then_some(())
+    })
+    .await;
+
+    processor.kill();
+    let processor = env.start("processor", &dynamic).await;
+    for request in 10..20 {
+        post(request).await;
+    }
+    // The rejoin comes after STALLED_AFTER (30 s) and a rebalance.
+    let total = eventually(
+        "200 calls after the restart",
+        Duration::from_secs(150),
+        || async {
+            let n = final_count(&client, "arroyo").await;
+            (n >= 200).then_some(n)
+        },
+    )
+    .await;
+    assert_eq!(total, 200, "FINAL count");
+    let rejoins = metric_sum(&processor, "kafka_group_rejoins_total", Some("processor")).await;
+    eprintln!("rejoins of the processor group after the crash: {rejoins}");
 }

@@ -1,0 +1,337 @@
+//! A consumer-group member that notices when it has been left out of a group that
+//! has stopped moving, and joins again.
+//!
+//! The group coordinator decides who reads which partition. When it gets that
+//! wrong, nothing in the Kafka protocol tells the member: it holds no partitions,
+//! waits for records that never come, and the calls behind them wait with it. The
+//! fault matrix caught tansu 0.6.0 doing this after a member was killed (a new
+//! processor assigned nothing while the dead one's session ran out, and no
+//! rebalance after it; or an assignment revoked at once, over and over): the
+//! processor was alive and idle while 2,477 acknowledged calls sat in `calls.raw`.
+//!
+//! So each group reader checks, while it waits for records, whether it holds any
+//! partition. If it has held none for [`STALLED_AFTER`], and the group's committed
+//! offsets are behind the topic's end and have not moved in that time (no other
+//! member is reading either), it closes its consumer (leaving the group) and joins
+//! with a new one. A member that holds nothing because other members read
+//! everything (more instances than partitions) sees their commits move and stays.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::time::Instant;
+
+use super::batch::{commit, next_batch_within};
+use super::consumer::{high_watermarks, ConsumerError};
+
+/// How long a member may hold no partition of a group that is behind and not
+/// moving before it joins again: three session timeouts (10 s each), time for the
+/// coordinator to notice a dead member and rebalance on its own.
+pub const STALLED_AFTER: Duration = Duration::from_secs(30);
+
+/// How often a waiting reader looks at its assignment.
+const CHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// How long the offset and watermark requests of one check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+type MakeConsumer<C> = Box<dyn Fn() -> Result<StreamConsumer<C>, ConsumerError> + Send + Sync>;
+
+/// A group member (see the module documentation) that reads in batches.
+pub struct GroupReader<C: ConsumerContext + 'static> {
+    consumer: Arc<StreamConsumer<C>>,
+    make: MakeConsumer<C>,
+    group: String,
+    topics: Vec<String>,
+    watch: StallWatch,
+}
+
+impl<C: ConsumerContext + 'static> GroupReader<C> {
+    /// `make` creates a consumer subscribed to `topics` in `group`; it is called
+    /// again for each new join.
+    pub fn new(
+        group: String,
+        topics: Vec<String>,
+        make: impl Fn() -> Result<StreamConsumer<C>, ConsumerError> + Send + Sync + 'static,
+    ) -> Result<Self, ConsumerError> {
+        let consumer = Arc::new(make()?);
+        Ok(Self {
+            consumer,
+            make: Box::new(make),
+            group,
+            topics,
+            watch: StallWatch::new(STALLED_AFTER),
+        })
+    }
+
+    /// The next batch (see [`super::next_batch`]); between the checks of a long
+    /// wait, joins the group again if it is stalled.
+    pub async fn next_batch(
+        &mut self,
+        max_records: usize,
+        max_wait: Duration,
+    ) -> Vec<OwnedMessage> {
+        loop {
+            let waited = next_batch_within(&self.consumer, max_records, max_wait, CHECK_EVERY);
+            if let Some(batch) = waited.await {
+                self.watch.holding();
+                return batch;
+            }
+            self.check().await;
+        }
+    }
+
+    /// [`next_batch`](Self::next_batch), or `None` if no first record came by
+    /// `until`. For a loop with other work to do at times: cancelling a batch being
+    /// gathered would drop records the consumer has already moved past.
+    pub async fn next_batch_until(
+        &mut self,
+        max_records: usize,
+        max_wait: Duration,
+        until: Instant,
+    ) -> Option<Vec<OwnedMessage>> {
+        loop {
+            let now = Instant::now();
+            if now >= until {
+                return None;
+            }
+            let within = (until - now).min(CHECK_EVERY);
+            let waited = next_batch_within(&self.consumer, max_records, max_wait, within);
+            if let Some(batch) = waited.await {
+                self.watch.holding();
+                return Some(batch);
+            }
+            self.check().await;
+        }
+    }
+
+    /// Commits the offsets after `batch` (see [`super::commit`]).
+    pub fn commit(&self, batch: &[OwnedMessage]) {
+        commit(&self.consumer, batch);
+    }
+
+    async fn check(&mut self) {
+        let held = self.consumer.assignment().map(|a| a.count()).unwrap_or(0);
+        if held > 0 {
+            self.watch.holding();
+            return;
+        }
+        let consumer = self.consumer.clone();
+        let topics = self.topics.clone();
+        let positions =
+            tokio::task::spawn_blocking(move || group_positions(&*consumer, &topics)).await;
+        let positions = match positions {
+            Ok(Ok(positions)) => Some(positions),
+            Ok(Err(error)) => {
+                tracing::debug!(%error, group = %self.group, "group offsets unknown; checked again later");
+                None
+            }
+            Err(_) => None,
+        };
+        if self.watch.observe(Instant::now(), positions) == Verdict::Rejoin {
+            self.rejoin().await;
+        }
+    }
+
+    async fn rejoin(&mut self) {
+        match (self.make)() {
+            Ok(fresh) => {
+                tracing::warn!(
+                    group = %self.group,
+                    after_s = STALLED_AFTER.as_secs(),
+                    "consumer holds no partition of a group that is behind and not moving: joining again"
+                );
+                metrics::counter!(crate::metric_names::KAFKA_GROUP_REJOINS_TOTAL, "group" => self.group.clone())
+                    .increment(1);
+                let old = std::mem::replace(&mut self.consumer, Arc::new(fresh));
+                // Closing leaves the group, a blocking exchange with the coordinator.
+                let _ = tokio::task::spawn_blocking(move || drop(old)).await;
+            }
+            Err(error) => {
+                tracing::error!(%error, group = %self.group, "could not create a consumer to join again");
+            }
+        }
+    }
+}
+
+/// One partition as the group sees it: the next offset it will read, and the end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GroupPosition {
+    pub topic: String,
+    pub partition: i32,
+    pub committed: i64,
+    pub high: i64,
+}
+
+/// The group's committed offset and the high watermark of every partition of
+/// `topics`. Blocking: call from a blocking task.
+fn group_positions<C: ConsumerContext>(
+    consumer: &StreamConsumer<C>,
+    topics: &[String],
+) -> Result<Vec<GroupPosition>, ConsumerError> {
+    let mut positions = Vec::new();
+    for topic in topics {
+        let marks = high_watermarks(consumer, topic, CHECK_TIMEOUT)?;
+        let mut list = TopicPartitionList::new();
+        for (partition, _, _) in &marks {
+            list.add_partition(topic, *partition);
+        }
+        let committed = consumer
+            .committed_offsets(list, CHECK_TIMEOUT)
+            .map_err(|source| ConsumerError::Metadata {
+                topic: topic.clone(),
+                source,
+            })?;
+        for (partition, low, high) in marks {
+            let committed = match committed
+                .find_partition(topic, partition)
+                .map(|element| element.offset())
+            {
+                Some(Offset::Offset(offset)) => offset,
+                // Nothing committed yet: the group starts at the beginning.
+                _ => low,
+            };
+            positions.push(GroupPosition {
+                topic: topic.clone(),
+                partition,
+                committed,
+                high,
+            });
+        }
+    }
+    Ok(positions)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Wait,
+    Rejoin,
+}
+
+/// `(topic, partition, committed offset)` of every partition: what says whether
+/// any member reads.
+type Commits = Vec<(String, i32, i64)>;
+
+/// The decision, apart from Kafka: fed what a member without partitions sees at
+/// each check, says when to join again.
+struct StallWatch {
+    after: Duration,
+    /// Since when the group has been behind with these committed offsets.
+    stuck: Option<(Instant, Commits)>,
+}
+
+impl StallWatch {
+    fn new(after: Duration) -> Self {
+        Self { after, stuck: None }
+    }
+
+    /// The member holds partitions (or just read records): nothing is stalled.
+    fn holding(&mut self) {
+        self.stuck = None;
+    }
+
+    /// The member holds no partition; `positions` is the group's view, `None` when
+    /// the broker could not say (then nothing is decided).
+    fn observe(&mut self, now: Instant, positions: Option<Vec<GroupPosition>>) -> Verdict {
+        let Some(positions) = positions else {
+            return Verdict::Wait;
+        };
+        if positions.iter().all(|p| p.committed >= p.high) {
+            // Nothing to read: idle, not stalled.
+            self.stuck = None;
+            return Verdict::Wait;
+        }
+        // Only the commits say whether anyone reads: the end moves as producers write.
+        let committed: Commits = positions
+            .into_iter()
+            .map(|p| (p.topic, p.partition, p.committed))
+            .collect();
+        match &self.stuck {
+            Some((since, seen)) if *seen == committed => {
+                if now.duration_since(*since) >= self.after {
+                    self.stuck = None;
+                    Verdict::Rejoin
+                } else {
+                    Verdict::Wait
+                }
+            }
+            _ => {
+                self.stuck = Some((now, committed));
+                Verdict::Wait
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(committed: i64, high: i64) -> Option<Vec<GroupPosition>> {
+        Some(vec![
+            GroupPosition {
+                topic: "calls.raw".into(),
+                partition: 0,
+                committed,
+                high,
+            },
+            GroupPosition {
+                topic: "calls.raw".into(),
+                partition: 1,
+                committed: 5,
+                high: 5,
+            },
+        ])
+    }
+
+    #[test]
+    fn a_group_behind_and_not_moving_is_joined_again_after_the_wait() {
+        let start = Instant::now();
+        let mut watch = StallWatch::new(Duration::from_secs(30));
+        assert_eq!(watch.observe(start, at(10, 50)), Verdict::Wait);
+        // The end moves (producers write); the commits do not: still stalled.
+        let later = start + Duration::from_secs(29);
+        assert_eq!(watch.observe(later, at(10, 80)), Verdict::Wait);
+        let due = start + Duration::from_secs(30);
+        assert_eq!(watch.observe(due, at(10, 90)), Verdict::Rejoin);
+        // The wait starts again after a join.
+        assert_eq!(watch.observe(due, at(10, 90)), Verdict::Wait);
+    }
+
+    #[test]
+    fn moving_commits_mean_another_member_reads() {
+        let start = Instant::now();
+        let mut watch = StallWatch::new(Duration::from_secs(30));
+        for step in 0..10 {
+            let now = start + Duration::from_secs(step * 10);
+            let committed = 10 + step as i64;
+            assert_eq!(watch.observe(now, at(committed, 100)), Verdict::Wait);
+        }
+    }
+
+    #[test]
+    fn nothing_to_read_or_nothing_known_is_never_a_stall() {
+        let start = Instant::now();
+        let mut watch = StallWatch::new(Duration::from_secs(30));
+        for step in 0..10 {
+            let now = start + Duration::from_secs(step * 10);
+            assert_eq!(watch.observe(now, at(50, 50)), Verdict::Wait);
+            assert_eq!(watch.observe(now, None), Verdict::Wait);
+        }
+    }
+
+    #[test]
+    fn holding_a_partition_resets_the_wait() {
+        let start = Instant::now();
+        let mut watch = StallWatch::new(Duration::from_secs(30));
+        assert_eq!(watch.observe(start, at(10, 50)), Verdict::Wait);
+        watch.holding();
+        let later = start + Duration::from_secs(31);
+        assert_eq!(watch.observe(later, at(10, 50)), Verdict::Wait);
+        let due = later + Duration::from_secs(30);
+        assert_eq!(watch.observe(due, at(10, 50)), Verdict::Rejoin);
+    }
+}
