@@ -26,6 +26,10 @@
 #   CM_TOPIC_PREFIX           prefix of topics and groups    (default empty)
 #   CM_DATABASE               ClickHouse database            (default callmatrix)
 #   CM_INTEGRATIONS           integrations file to publish   (default deploy/integrations/samples.json)
+#   CM_STATIC_MEMBERSHIP      1: processor and ingest join their groups with a stable
+#                             instance id (static membership); 0: without   (default 1)
+#   CM_TANSU_LOG              the broker's log filter (default: warnings, and its
+#                             group coordinator at info)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -140,7 +144,9 @@ abs_path() { (mkdir -p "$1" && cd "$1" && pwd) | sed 's|^/|//|'; }
 
 start_tansu() {
   mkdir -p "$DATA/kafka"
-  launch tansu tansu broker \
+  # The group coordinator's decisions (members joining, missed heartbeats, leaders)
+  # are logged at info: a consumer left without partitions is diagnosed from them.
+  launch tansu env RUST_LOG="${CM_TANSU_LOG:-warn,tansu_broker::coordinator=info}" tansu broker \
     --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
     --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
     --storage-engine "sqlite://$(abs_path "$DATA")/kafka/tansu.db"
@@ -198,9 +204,11 @@ export_app_env() {
   export API_HTTP__LISTEN="127.0.0.1:$API_PORT"
   export PROCESSOR_HTTP__LISTEN="127.0.0.1:$PROCESSOR_PORT"
   # Static group membership: a restarted processor takes its partitions back at once.
-  export PROCESSOR_KAFKA__INSTANCE_ID="processor-$(hostname)"
-  # Likewise for ingest's poll workers (group `poller`).
-  export INGEST_KAFKA__INSTANCE_ID="ingest-$(hostname)"
+  if [ "${CM_STATIC_MEMBERSHIP:-1}" = 1 ]; then
+    export PROCESSOR_KAFKA__INSTANCE_ID="processor-$(hostname)"
+    # Likewise for ingest's poll workers (group `poller`).
+    export INGEST_KAFKA__INSTANCE_ID="ingest-$(hostname)"
+  fi
 }
 
 start_apps() {

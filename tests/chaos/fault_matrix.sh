@@ -46,7 +46,8 @@ mkdir -p "$run"
 load_pid=$!
 sleep "$pause"
 
-parts=(ingest processor api tansu clickhouse)
+# CM_FAULT_PARTS narrows the parts killed (e.g. "processor tansu" to chase a fault).
+read -r -a parts <<< "${CM_FAULT_PARTS:-ingest processor api tansu clickhouse}"
 # The processor is also restarted with a crash point armed (runtime::crash_point):
 # it then aborts itself between two of a batch's durable writes, where a kill -9
 # from outside rarely lands. The next cycle's revive starts it plainly.
@@ -89,4 +90,13 @@ status=0
 touch "$run/sse-done"
 wait "$load_pid" 2> /dev/null || true
 cat "$run/load.out"
+if [ "$status" -ne 0 ]; then
+  # What a failure in CI needs to be understood without the machine: the
+  # processor's group membership, the broker's group decisions, and any panic.
+  strip() { sed 's/\x1b\[[0-9;]*m//g' "$@" 2> /dev/null; }
+  echo "[fault] processor starts and partition changes (last 25):"
+  strip "$CM_DATA_DIR/logs/processor.log" | grep -E 'processor consuming|rebalance=|crash point|rejoin' | sed -E 's/TopicPartitionListElem \{ topic: "([^"]*)", partition: ([0-9]+)[^}]*\}/\1[\2]/g' | cut -c1-220 | tail -n 25 || true
+  echo "[fault] broker: group decisions and panics (last 25):"
+  strip "$CM_DATA_DIR/logs/tansu.log" | grep -E 'coordinator|panicked|more or less' | cut -c1-220 | tail -n 25 || true
+fi
 exit "$status"
