@@ -158,9 +158,9 @@ pub fn group_reader(
     let (config, group_name) = (config.clone(), group.to_owned());
     let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
     let subscribed = topics.clone();
-    super::GroupReader::new(config.group_id(group), topics, move || {
+    super::GroupReader::new(config.group_id(group), topics, move |membership| {
         let names: Vec<&str> = subscribed.iter().map(String::as_str).collect();
-        group_consumer(&config, &group_name, &names)
+        group_consumer(&with_membership(&config, membership), &group_name, &names)
     })
 }
 
@@ -176,7 +176,8 @@ pub fn counting_group_reader(
     let (config, group_name) = (config.clone(), group.to_owned());
     let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
     let subscribed = topics.clone();
-    let reader = super::GroupReader::new(config.group_id(group), topics, move || {
+    let reader = super::GroupReader::new(config.group_id(group), topics, move |membership| {
+        let config = with_membership(&config, membership);
         let consumer: StreamConsumer<Rebalances> = group_client(&config, &group_name)
             .create_with_context(counted.clone())
             .map_err(ConsumerError::Create)?;
@@ -185,6 +186,14 @@ pub fn counting_group_reader(
         Ok(consumer)
     })?;
     Ok((reader, rebalances))
+}
+
+fn with_membership(config: &KafkaConfig, membership: super::Membership) -> KafkaConfig {
+    let mut config = config.clone();
+    if membership == super::Membership::Dynamic {
+        config.instance_id = None;
+    }
+    config
 }
 
 /// `(partition, low, high)` for every partition of `topic`. Blocking: call from a

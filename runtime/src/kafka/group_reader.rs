@@ -38,7 +38,19 @@ const CHECK_EVERY: Duration = Duration::from_secs(5);
 /// How long the offset and watermark requests of one check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
-type MakeConsumer<C> = Box<dyn Fn() -> Result<StreamConsumer<C>, ConsumerError> + Send + Sync>;
+/// How a consumer joins its group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    /// As configured: with `kafka.instance_id`, static membership.
+    Configured,
+    /// Always as a new dynamic member. Joining again under the same static instance
+    /// id gives the broker the same member back: on CI, tansu 0.6.0 left such a
+    /// member without partitions through every one of four joins.
+    Dynamic,
+}
+
+type MakeConsumer<C> =
+    Box<dyn Fn(Membership) -> Result<StreamConsumer<C>, ConsumerError> + Send + Sync>;
 
 /// A group member (see the module documentation) that reads in batches.
 pub struct GroupReader<C: ConsumerContext + 'static> {
@@ -51,13 +63,13 @@ pub struct GroupReader<C: ConsumerContext + 'static> {
 
 impl<C: ConsumerContext + 'static> GroupReader<C> {
     /// `make` creates a consumer subscribed to `topics` in `group`; it is called
-    /// again for each new join.
+    /// again, with [`Membership::Dynamic`], for each new join.
     pub fn new(
         group: String,
         topics: Vec<String>,
-        make: impl Fn() -> Result<StreamConsumer<C>, ConsumerError> + Send + Sync + 'static,
+        make: impl Fn(Membership) -> Result<StreamConsumer<C>, ConsumerError> + Send + Sync + 'static,
     ) -> Result<Self, ConsumerError> {
-        let consumer = Arc::new(make()?);
+        let consumer = Arc::new(make(Membership::Configured)?);
         Ok(Self {
             consumer,
             make: Box::new(make),
@@ -137,12 +149,12 @@ impl<C: ConsumerContext + 'static> GroupReader<C> {
     }
 
     async fn rejoin(&mut self) {
-        match (self.make)() {
+        match (self.make)(Membership::Dynamic) {
             Ok(fresh) => {
                 tracing::warn!(
                     group = %self.group,
                     after_s = STALLED_AFTER.as_secs(),
-                    "consumer holds no partition of a group that is behind and not moving: joining again"
+                    "consumer holds no partition of a group that is behind and not moving: joining again as a new member"
                 );
                 metrics::counter!(crate::metric_names::KAFKA_GROUP_REJOINS_TOTAL, "group" => self.group.clone())
                     .increment(1);

@@ -19,7 +19,7 @@ pub use consumer::{
     assigned_consumer, counting_group_reader, group_consumer, group_reader, spawn_tail,
     ConsumerError, Rebalances, Watermarks,
 };
-pub use group_reader::{GroupReader, STALLED_AFTER};
+pub use group_reader::{GroupReader, Membership, STALLED_AFTER};
 pub use producer::{AckedProducer, OutgoingMessage, ProduceError};
 
 use crate::config::ConfigError;
