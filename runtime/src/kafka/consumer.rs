@@ -120,6 +120,9 @@ fn subscribe<C: rdkafka::consumer::ConsumerContext>(
         })
 }
 
+/// How long the coordinator waits for a silent member before it takes its partitions.
+pub(crate) const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn group_client(config: &KafkaConfig, group: &str) -> rdkafka::ClientConfig {
     let mut client = config.client_config();
     client
@@ -127,7 +130,10 @@ fn group_client(config: &KafkaConfig, group: &str) -> rdkafka::ClientConfig {
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "10000")
+        .set(
+            "session.timeout.ms",
+            SESSION_TIMEOUT.as_millis().to_string(),
+        )
         .set("heartbeat.interval.ms", "1000");
     if let Some(instance) = &config.instance_id {
         client.set("group.instance.id", instance);

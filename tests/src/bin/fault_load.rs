@@ -354,8 +354,10 @@ async fn check(dir: &Path) -> anyhow::Result<()> {
     let (want, acked_lines) = expected(dir)?;
     let want_payout: u64 = want.values().map(|(p, _)| p).sum();
 
-    // Settle: the stored calls match the acknowledged ones, or stop changing.
-    let deadline = Instant::now() + Duration::from_secs(240);
+    // Settle: the stored calls match the acknowledged ones, or stop changing for
+    // 150 s: long enough for a processor left without partitions to notice (30 s,
+    // `runtime::kafka::STALLED_AFTER`) and join again (11 s and a rebalance), twice.
+    let deadline = Instant::now() + Duration::from_secs(300);
     let mut last = (u64::MAX, String::new());
     let mut stable_since = Instant::now();
     loop {
@@ -371,7 +373,7 @@ async fn check(dir: &Path) -> anyhow::Result<()> {
         if now != last {
             last = now;
             stable_since = Instant::now();
-        } else if stable_since.elapsed() > Duration::from_secs(90) || Instant::now() > deadline {
+        } else if stable_since.elapsed() > Duration::from_secs(150) || Instant::now() > deadline {
             eprintln!("check: stopped waiting for the pipeline to settle");
             break;
         }
