@@ -36,6 +36,10 @@ use anyhow::{bail, Context};
 use chrono::{DateTime, TimeZone, Utc};
 use integration_tests::sse::SseReader;
 
+/// How long the check waits for the rollups to agree with the calls: as the settle,
+/// time for a stalled rollup consumer to join again twice.
+const ROLLUP_WAIT: Duration = Duration::from_secs(150);
+
 /// Calls start at this instant plus their number in seconds (spread over hours).
 fn base() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap()
@@ -468,8 +472,9 @@ async fn check(dir: &Path) -> anyhow::Result<()> {
     };
     let cents = |text: &str| (text.parse::<f64>().unwrap_or(0.0) * 100.0).round() as u64;
     // The rollups follow the calls through the rollup worker, which may still be
-    // working through the hours marked while ClickHouse was down: wait for them to
-    // agree with the calls, for at most a minute, and say how long it took.
+    // working through the hours marked while ClickHouse was down, or whose group
+    // consumer is joining again after a stall (as the processor's, above): wait for
+    // them to agree with the calls, for at most ROLLUP_WAIT, and say how long it took.
     let rollups_waited = Instant::now();
     let (hourly, dims) = loop {
         let hourly = aggregate(format!("{api}/api/aggregates?{range}&account=acme-leads")).await?;
@@ -477,7 +482,7 @@ async fn check(dir: &Path) -> anyhow::Result<()> {
         let caught_up = [&hourly, &dims]
             .iter()
             .all(|(count, sum, _)| *count == calls.0 && *sum == cents(&calls.1));
-        if caught_up || rollups_waited.elapsed() > Duration::from_secs(60) {
+        if caught_up || rollups_waited.elapsed() > ROLLUP_WAIT {
             break (hourly, dims);
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -542,8 +547,9 @@ async fn check(dir: &Path) -> anyhow::Result<()> {
         dims.1 as f64 / 100.0
     );
     println!(
-        "| rollups caught up with the calls after | {:.1} s (at most 60) |",
-        rollups_waited.as_secs_f64()
+        "| rollups caught up with the calls after | {:.1} s (at most {}) |",
+        rollups_waited.as_secs_f64(),
+        ROLLUP_WAIT.as_secs()
     );
     for (n, (reconnects, versions, twice, missing)) in sse.iter().enumerate() {
         println!("| SSE client {n}: reconnects, call versions, twice, calls missing | {reconnects}, {versions}, {twice}, {missing} |");
