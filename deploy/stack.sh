@@ -27,7 +27,8 @@
 #   CM_DATABASE               ClickHouse database            (default callmatrix)
 #   CM_INTEGRATIONS           integrations file to publish   (default deploy/integrations/samples.json)
 #   CM_STATIC_MEMBERSHIP      1: processor and ingest join their groups with a stable
-#                             instance id (static membership); 0: without   (default 1)
+#                             instance id (static membership); 0: without   (default 0:
+#                             tansu 0.6.0 mishandles static members, docs/architecture.md)
 #   CM_TANSU_LOG              the broker's log filter (default: warnings, and its
 #                             group coordinator at info)
 set -euo pipefail
@@ -204,7 +205,9 @@ export_app_env() {
   export API_HTTP__LISTEN="127.0.0.1:$API_PORT"
   export PROCESSOR_HTTP__LISTEN="127.0.0.1:$PROCESSOR_PORT"
   # Static group membership: a restarted processor takes its partitions back at once.
-  if [ "${CM_STATIC_MEMBERSHIP:-1}" = 1 ]; then
+  # Off by default here: tansu 0.6.0 keeps dead static members and revokes the live
+  # one's partitions (docs/architecture.md, "Consumer groups that stop moving").
+  if [ "${CM_STATIC_MEMBERSHIP:-0}" = 1 ]; then
     export PROCESSOR_KAFKA__INSTANCE_ID="processor-$(hostname)"
     # Likewise for ingest's poll workers (group `poller`).
     export INGEST_KAFKA__INSTANCE_ID="ingest-$(hostname)"

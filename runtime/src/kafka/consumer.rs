@@ -121,7 +121,7 @@ fn subscribe<C: rdkafka::consumer::ConsumerContext>(
 }
 
 /// How long the coordinator waits for a silent member before it takes its partitions.
-pub(crate) const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn group_client(config: &KafkaConfig, group: &str) -> rdkafka::ClientConfig {
     let mut client = config.client_config();
