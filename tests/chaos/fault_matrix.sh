@@ -31,7 +31,15 @@ rm -rf "$CM_DATA_DIR"
 # wait as long as the shipped defaults (ten minutes) for a call held up by a fault.
 export PROCESSOR_PARKING__DELAY_MS=2000 PROCESSOR_PARKING__MAX_ATTEMPTS=300
 stack start
-trap 'touch "$run/stop" "$run/stop.hard" "$run/sse-done" 2> /dev/null || true; stack stop > /dev/null 2>&1 || true' EXIT
+reviver=""
+# The reviver (below) is stopped before the stack: else a revive running while the
+# stack stops starts the broker again, and the next run finds its port taken.
+cleanup() {
+  touch "$run/stop" "$run/stop.hard" "$run/sse-done" 2> /dev/null || true
+  if [ -n "$reviver" ]; then kill "$reviver" 2> /dev/null || true; wait "$reviver" 2> /dev/null || true; fi
+  stack stop > /dev/null 2>&1 || true
+}
+trap cleanup EXIT
 
 # shellcheck source=deploy/secrets.sh
 . "$ROOT/deploy/secrets.sh"
@@ -79,6 +87,7 @@ done
 # A processor whose crash point fires after the last cycle is started again: a
 # watchdog revives whatever is down until the check is done.
 ( while [ ! -e "$run/sse-done" ]; do stack revive > /dev/null 2>&1 || true; sleep 3; done ) &
+reviver=$!
 
 # Stop sending (requests in flight are retried until acknowledged), then check.
 touch "$run/stop"

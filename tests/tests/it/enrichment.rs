@@ -452,13 +452,18 @@ async fn withheld_callers_are_calls_and_never_repeats_of_each_other() {
         .await
         .unwrap();
     assert_eq!(dead, 0);
-    let page: serde_json::Value = reqwest::get(api.url("/api/calls?client_id=arroyo"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // Seen once in a CI rehearsal (2026-12-02): the api listed 1 of the 3 calls just
+    // after `calls FINAL` held all 3. Not explained (calls_by_time is fed by a
+    // materialized view, in the same insert); the test waits for the listing, and
+    // still fails if a call is never listed.
+    let url = api.url("/api/calls?client_id=arroyo");
+    let page: serde_json::Value =
+        eventually("three calls listed", Duration::from_secs(30), || async {
+            let page: serde_json::Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
+            let listed = page["calls"].as_array().map_or(0, Vec::len);
+            (listed == 3).then_some(page)
+        })
+        .await;
     let calls = page["calls"].as_array().cloned().unwrap_or_default();
-    assert_eq!(calls.len(), 3, "{page}");
     assert!(calls.iter().all(|c| c["caller"].is_null()), "{page}");
 }
