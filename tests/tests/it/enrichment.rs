@@ -452,10 +452,9 @@ async fn withheld_callers_are_calls_and_never_repeats_of_each_other() {
         .await
         .unwrap();
     assert_eq!(dead, 0);
-    // Seen once in a CI rehearsal (2026-12-02): the api listed 1 of the 3 calls just
-    // after `calls FINAL` held all 3. Not explained (calls_by_time is fed by a
-    // materialized view, in the same insert); the test waits for the listing, and
-    // still fails if a call is never listed.
+    // The api lists from `calls_by_time`, which the materialized view writes after
+    // `calls` within each INSERT: a reader can see a call before its listing (seen
+    // in a CI rehearsal: 1 of 3 listed). Wait for it; a call never listed fails.
     let url = api.url("/api/calls?client_id=arroyo");
     let page: serde_json::Value =
         eventually("three calls listed", Duration::from_secs(30), || async {
