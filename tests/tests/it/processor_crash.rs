@@ -25,6 +25,18 @@ fn ndjson_batch(request: usize) -> String {
         .join("\n")
 }
 
+/// POSTs request `request`'s batch; the webhook must accept it.
+async fn post_batch(http: &reqwest::Client, url: &str, request: usize) {
+    let response = http
+        .post(url)
+        .header("content-type", "application/x-ndjson")
+        .body(ndjson_batch(request))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202, "request {request}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processor_killed_mid_stream_loses_and_doubles_nothing() {
     let env = TestEnv::new("crash").await;
@@ -41,21 +53,8 @@ async fn processor_killed_mid_stream_loses_and_doubles_nothing() {
     let ingest = env.start("ingest", &[]).await;
     let client = env.client();
     let http = reqwest::Client::new();
-
-    let post = |request: usize| {
-        let http = http.clone();
-        let url = ingest.url("/api/integrations/webhook/arroyo");
-        async move {
-            let response = http
-                .post(url)
-                .header("content-type", "application/x-ndjson")
-                .body(ndjson_batch(request))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 202, "request {request}");
-        }
-    };
+    let url = ingest.url("/api/integrations/webhook/arroyo");
+    let post = |request: usize| post_batch(&http, &url, request);
 
     let requests = RECORDS / PER_REQUEST;
     let mut stored_before_kill = 0;
@@ -125,20 +124,8 @@ async fn a_processor_left_without_partitions_joins_again() {
     let ingest = env.start("ingest", &[]).await;
     let client = env.client();
     let http = reqwest::Client::new();
-    let post = |request: usize| {
-        let http = http.clone();
-        let url = ingest.url("/api/integrations/webhook/arroyo");
-        async move {
-            let response = http
-                .post(url)
-                .header("content-type", "application/x-ndjson")
-                .body(ndjson_batch(request))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 202, "request {request}");
-        }
-    };
+    let url = ingest.url("/api/integrations/webhook/arroyo");
+    let post = |request: usize| post_batch(&http, &url, request);
     for request in 0..10 {
         post(request).await;
     }
