@@ -1,5 +1,5 @@
 //! The batch consumer: at-least-once, as the rust-rdkafka examples do it. A batch is
-//! read (`next_batch`), its effects made durable by the caller, and only then its
+//! read (`next_batch_within`, through `GroupReader`), its effects made durable by the caller, and only then its
 //! offsets committed (`commit`). Every worker of the processor (pipeline, dead
 //! letters, rollup, linker) is this loop around its own step.
 
@@ -12,18 +12,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::time::Instant;
 
 /// Waits for a first record, then gathers more until the batch is full or
-/// `max_wait` has passed since the first.
-pub async fn next_batch<C: ConsumerContext + 'static>(
-    consumer: &StreamConsumer<C>,
-    max_records: usize,
-    max_wait: Duration,
-) -> Vec<OwnedMessage> {
-    gather(consumer, max_records, max_wait, None)
-        .await
-        .unwrap_or_default()
-}
-
-/// [`next_batch`], giving up (`None`) when no first record came within
+/// `max_wait` has passed since the first; `None` when no first record came within
 /// `first_within`, so the caller can look at its consumer between waits.
 pub(crate) async fn next_batch_within<C: ConsumerContext + 'static>(
     consumer: &StreamConsumer<C>,
@@ -31,32 +20,16 @@ pub(crate) async fn next_batch_within<C: ConsumerContext + 'static>(
     max_wait: Duration,
     first_within: Duration,
 ) -> Option<Vec<OwnedMessage>> {
-    gather(
-        consumer,
-        max_records,
-        max_wait,
-        Some(Instant::now() + first_within),
-    )
-    .await
-}
-
-async fn gather<C: ConsumerContext + 'static>(
-    consumer: &StreamConsumer<C>,
-    max_records: usize,
-    max_wait: Duration,
-    first_by: Option<Instant>,
-) -> Option<Vec<OwnedMessage>> {
+    let first_by = Instant::now() + first_within;
     let mut batch = Vec::new();
     let mut deadline = None;
     while batch.len() < max_records {
         // `recv` is cancel safe: a record not yet returned stays in the queue.
-        let received = match deadline.or(first_by) {
-            None => consumer.recv().await,
-            Some(until) => match tokio::time::timeout_at(until, consumer.recv()).await {
-                Ok(received) => received,
-                Err(_) if batch.is_empty() => return None,
-                Err(_) => break,
-            },
+        let until = deadline.unwrap_or(first_by);
+        let received = match tokio::time::timeout_at(until, consumer.recv()).await {
+            Ok(received) => received,
+            Err(_) if batch.is_empty() => return None,
+            Err(_) => break,
         };
         match received {
             Ok(message) => {
@@ -78,7 +51,10 @@ async fn gather<C: ConsumerContext + 'static>(
 }
 
 /// Commits the offset after the last record of each partition in `batch`.
-pub fn commit<C: ConsumerContext + 'static>(consumer: &StreamConsumer<C>, batch: &[OwnedMessage]) {
+pub(crate) fn commit<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    batch: &[OwnedMessage],
+) {
     let mut next: HashMap<(&str, i32), i64> = HashMap::new();
     for message in batch {
         let entry = next

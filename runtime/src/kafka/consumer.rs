@@ -161,13 +161,12 @@ pub fn group_reader(
     group: &str,
     topics: &[&str],
 ) -> Result<super::GroupReader<rdkafka::consumer::DefaultConsumerContext>, ConsumerError> {
-    let (config, group_name) = (config.clone(), group.to_owned());
-    let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
-    let subscribed = topics.clone();
-    super::GroupReader::new(config.group_id(group), topics, move |membership| {
-        let names: Vec<&str> = subscribed.iter().map(String::as_str).collect();
-        group_consumer(&with_membership(&config, membership), &group_name, &names)
-    })
+    reader_with_context(
+        config,
+        group,
+        topics,
+        rdkafka::consumer::DefaultConsumerContext,
+    )
 }
 
 /// Like [`group_reader`], with a count of the rebalances it goes through (joins
@@ -178,28 +177,32 @@ pub fn counting_group_reader(
     topics: &[&str],
 ) -> Result<(super::GroupReader<Rebalances>, Rebalances), ConsumerError> {
     let rebalances = Rebalances::default();
-    let counted = rebalances.clone();
+    let reader = reader_with_context(config, group, topics, rebalances.clone())?;
+    Ok((reader, rebalances))
+}
+
+/// A group reader whose consumers (the first and each new join) share `context`.
+fn reader_with_context<C: rdkafka::consumer::ConsumerContext + Clone + 'static>(
+    config: &KafkaConfig,
+    group: &str,
+    topics: &[&str],
+    context: C,
+) -> Result<super::GroupReader<C>, ConsumerError> {
     let (config, group_name) = (config.clone(), group.to_owned());
     let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
     let subscribed = topics.clone();
-    let reader = super::GroupReader::new(config.group_id(group), topics, move |membership| {
-        let config = with_membership(&config, membership);
-        let consumer: StreamConsumer<Rebalances> = group_client(&config, &group_name)
-            .create_with_context(counted.clone())
+    super::GroupReader::new(config.group_id(group), topics, move |membership| {
+        let mut config = config.clone();
+        if membership == super::Membership::Dynamic {
+            config.instance_id = None;
+        }
+        let consumer: StreamConsumer<C> = group_client(&config, &group_name)
+            .create_with_context(context.clone())
             .map_err(ConsumerError::Create)?;
         let names: Vec<&str> = subscribed.iter().map(String::as_str).collect();
         subscribe(&consumer, &names)?;
         Ok(consumer)
-    })?;
-    Ok((reader, rebalances))
-}
-
-fn with_membership(config: &KafkaConfig, membership: super::Membership) -> KafkaConfig {
-    let mut config = config.clone();
-    if membership == super::Membership::Dynamic {
-        config.instance_id = None;
-    }
-    config
+    })
 }
 
 /// `(partition, low, high)` for every partition of `topic`. Blocking: call from a

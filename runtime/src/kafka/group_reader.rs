@@ -79,20 +79,19 @@ impl<C: ConsumerContext + 'static> GroupReader<C> {
         })
     }
 
-    /// The next batch (see [`super::next_batch`]); between the checks of a long
-    /// wait, joins the group again if it is stalled.
+    /// The next batch: a first record, then more until `max_records` or `max_wait`
+    /// after the first. Between the checks of a long wait, joins the group again
+    /// if it is stalled.
     pub async fn next_batch(
         &mut self,
         max_records: usize,
         max_wait: Duration,
     ) -> Vec<OwnedMessage> {
         loop {
-            let waited = next_batch_within(&self.consumer, max_records, max_wait, CHECK_EVERY);
-            if let Some(batch) = waited.await {
-                self.watch.holding();
+            let far = Instant::now() + CHECK_EVERY;
+            if let Some(batch) = self.next_batch_until(max_records, max_wait, far).await {
                 return batch;
             }
-            self.check().await;
         }
     }
 
@@ -120,7 +119,7 @@ impl<C: ConsumerContext + 'static> GroupReader<C> {
         }
     }
 
-    /// Commits the offsets after `batch` (see [`super::commit`]).
+    /// Commits the offset after the last record of each partition in `batch`.
     pub fn commit(&self, batch: &[OwnedMessage]) {
         commit(&self.consumer, batch);
     }

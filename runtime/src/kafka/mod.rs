@@ -14,7 +14,6 @@ use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
 pub use admin::{ensure_topics, AdminError, TopicSpec};
-pub use batch::{commit, next_batch};
 pub use consumer::{
     assigned_consumer, counting_group_reader, group_consumer, group_reader, spawn_tail,
     ConsumerError, Rebalances, Watermarks,
