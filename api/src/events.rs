@@ -117,11 +117,14 @@ impl EventHub {
         shutdown: Shutdown,
     ) -> Result<Self, ConsumerError> {
         let topic = kafka.topics().enriched;
-        let (consumer, marks) =
-            assigned_consumer(kafka, "api-events", &topic, Duration::from_secs(10), |m| {
-                Offset::Offset(m.high)
-            })
-            .await?;
+        let (consumer, marks) = assigned_consumer(
+            &kafka.live(),
+            "api-events",
+            &topic,
+            Duration::from_secs(10),
+            |m| Offset::Offset(m.high),
+        )
+        .await?;
         let mut positions = Positions(marks.iter().map(|m| (m.partition, m.high)).collect());
         let (sender, _) = broadcast::channel(buffer);
         let hub = Self {

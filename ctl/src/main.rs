@@ -161,13 +161,7 @@ enum IntegrationsCommand {
 async fn main() -> anyhow::Result<()> {
     runtime::telemetry::init_logging();
     let cli = Cli::parse();
-    let kafka = KafkaConfig {
-        brokers: cli.brokers.clone(),
-        topic_prefix: cli.topic_prefix.clone(),
-        message_timeout_ms: 10_000,
-        instance_id: None,
-        properties: Default::default(),
-    };
+    let kafka = KafkaConfig::new(cli.brokers.clone(), cli.topic_prefix.clone());
     let clickhouse = ClickHouseConfig {
         url: cli.clickhouse_url.clone(),
         database: cli.database.clone(),

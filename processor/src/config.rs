@@ -102,9 +102,10 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
 }
 
-/// A batch closes at `max_records` or `max_wait_ms` after its first record,
-/// whichever comes first: bigger batches mean fewer ClickHouse parts, shorter waits
-/// mean fresher dashboards.
+/// A batch of the raw topic closes at `max_records`, at `max_wait_ms` after its
+/// first record, or when no record came for `idle_ms`, whichever comes first:
+/// bigger batches mean fewer ClickHouse parts, shorter waits fresher dashboards.
+/// (The processor's other readers close at `max_records` or `max_wait_ms`.)
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchConfig {
@@ -112,6 +113,10 @@ pub struct BatchConfig {
     pub max_records: usize,
     #[serde(default = "default_max_wait_ms")]
     pub max_wait_ms: u64,
+    /// 0: never close early. Under load records queue while a batch is written,
+    /// so batches grow with the rate whatever this is.
+    #[serde(default = "default_idle_ms")]
+    pub idle_ms: u64,
     /// Longest pause between retries of a failed ClickHouse or Kafka write.
     #[serde(default = "default_max_backoff_ms")]
     pub max_backoff_ms: u64,
@@ -123,6 +128,9 @@ fn default_max_records() -> usize {
 fn default_max_wait_ms() -> u64 {
     200
 }
+fn default_idle_ms() -> u64 {
+    10
+}
 fn default_max_backoff_ms() -> u64 {
     10_000
 }
@@ -132,6 +140,7 @@ impl Default for BatchConfig {
         Self {
             max_records: default_max_records(),
             max_wait_ms: default_max_wait_ms(),
+            idle_ms: default_idle_ms(),
             max_backoff_ms: default_max_backoff_ms(),
         }
     }
@@ -140,6 +149,14 @@ impl Default for BatchConfig {
 impl BatchConfig {
     pub fn max_wait(&self) -> Duration {
         Duration::from_millis(self.max_wait_ms)
+    }
+
+    /// How a batch of the raw topic closes.
+    pub fn wait(&self) -> runtime::kafka::BatchWait {
+        runtime::kafka::BatchWait {
+            max: self.max_wait(),
+            idle: (self.idle_ms > 0).then(|| Duration::from_millis(self.idle_ms)),
+        }
     }
 }
 
@@ -204,6 +221,12 @@ impl Validate for ProcessorConfig {
                 "must be at most 1000",
             ));
         }
+        if self.batch.idle_ms > self.batch.max_wait_ms {
+            return Err(ConfigError::invalid(
+                "batch.idle_ms",
+                "must be at most batch.max_wait_ms",
+            ));
+        }
         if self.batch.max_wait_ms == 0 {
             return Err(ConfigError::invalid(
                 "batch.max_wait_ms",
@@ -211,5 +234,24 @@ impl Validate for ProcessorConfig {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_raw_batch_closes_when_idle_unless_idle_ms_is_zero() {
+        let mut batch = BatchConfig::default();
+        assert_eq!(
+            batch.wait(),
+            runtime::kafka::BatchWait {
+                max: Duration::from_millis(200),
+                idle: Some(Duration::from_millis(10)),
+            }
+        );
+        batch.idle_ms = 0;
+        assert_eq!(batch.wait().idle, None);
     }
 }

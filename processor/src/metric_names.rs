@@ -18,7 +18,11 @@ pub const PROCESSOR_INTEGRATION_WAIT_TIMEOUTS_TOTAL: &str =
 pub const PROCESSOR_PARKED_RELEASED_TOTAL: &str = "processor_parked_released_total";
 /// counter; labels: none.
 pub const PROCESSOR_PARKED_TOTAL: &str = "processor_parked_total";
+/// histogram; labels: `at`.
+pub const PROCESSOR_RECORD_AGE_SECONDS: &str = "processor_record_age_seconds";
 /// counter; labels: `outcome`.
 pub const PROCESSOR_RECORDS_TOTAL: &str = "processor_records_total";
 /// counter; labels: none.
 pub const PROCESSOR_ROLLUP_HOURS_TOTAL: &str = "processor_rollup_hours_total";
+/// histogram; labels: `step`.
+pub const PROCESSOR_STEP_SECONDS: &str = "processor_step_seconds";

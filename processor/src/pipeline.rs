@@ -13,7 +13,7 @@ use engine::batch::{Batch, Processed, RawRecord};
 use engine::enrich::{self, Enricher};
 use engine::mapping::CompiledMapping;
 use rdkafka::message::{Message, OwnedMessage};
-use runtime::kafka::{counting_group_reader, KafkaConfig};
+use runtime::kafka::{counting_group_reader, BatchWait, KafkaConfig};
 use runtime::registry::IntegrationRegistry;
 use runtime::shutdown::Shutdown;
 use schemas::callmatrix::{MatchMethod, RelinkRequest};
@@ -47,19 +47,20 @@ impl<S: Store> Pipeline<S> {
         sink: &BatchSink,
         kafka: &KafkaConfig,
         max_records: usize,
-        max_wait: Duration,
+        wait: BatchWait,
         shutdown: Shutdown,
     ) -> Result<(), ProcessorError> {
         let topic = kafka.topics().raw;
-        let (mut reader, rebalances) = counting_group_reader(kafka, GROUP, &[&topic])?;
+        let (mut reader, rebalances) = counting_group_reader(&kafka.live(), GROUP, &[&topic])?;
         tracing::info!(%topic, group = %kafka.group_id(GROUP), "processor consuming");
         let mut stop = shutdown.clone();
         loop {
             let batch = tokio::select! {
                 _ = stop.wait() => break,
-                batch = reader.next_batch(max_records, max_wait) => batch,
+                batch = reader.next_batch(max_records, wait) => batch,
             };
             let started = Instant::now();
+            record_age(&batch, "gathered");
             let processed = match self.process(&batch, rebalances.count(), &shutdown).await {
                 Ok(processed) => processed,
                 Err(interrupted) => {
@@ -79,6 +80,7 @@ impl<S: Store> Pipeline<S> {
                 break;
             }
             reader.commit(&batch);
+            record_age(&batch, "committed");
             metrics::histogram!(crate::metric_names::PROCESSOR_BATCH_SECONDS)
                 .record(started.elapsed().as_secs_f64());
             metrics::counter!(crate::metric_names::PROCESSOR_RECORDS_TOTAL, "outcome" => "call")
@@ -265,6 +267,19 @@ impl<S: Store> Pipeline<S> {
         self.mappings
             .insert(envelope.client_id.clone(), compiled.clone());
         Ok(compiled)
+    }
+}
+
+/// How long the batch's oldest record had been in the broker (its producer's
+/// timestamp) when the batch was gathered and when it was committed: the
+/// processor's share of a call's latency, and the broker's and the batch window's.
+fn record_age(batch: &[OwnedMessage], at: &'static str) {
+    let now_ms = Utc::now().timestamp_millis();
+    let oldest = batch.iter().filter_map(|m| m.timestamp().to_millis()).min();
+    if let Some(oldest) = oldest {
+        let age_s = (now_ms - oldest).max(0) as f64 / 1000.0;
+        metrics::histogram!(crate::metric_names::PROCESSOR_RECORD_AGE_SECONDS, "at" => at)
+            .record(age_s);
     }
 }
 

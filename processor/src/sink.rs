@@ -23,8 +23,11 @@ pub struct BatchSink {
 }
 
 impl BatchSink {
-    /// Calls to ClickHouse first (the system of record), then dead letters to their
-    /// topic, then the calls to the enriched topic that announces them.
+    /// Calls to ClickHouse first (the system of record); then, at the same time,
+    /// the rollup's marks for their hours, dead letters to their topic and the
+    /// calls to the enriched topic that announces them. The three sends wait for
+    /// the broker's acks side by side: one round trip instead of three on a
+    /// call's way to the dashboard. All of it happens before the commit.
     pub async fn write(
         &self,
         calls: &[CallRecord],
@@ -39,12 +42,17 @@ impl BatchSink {
             .await?;
             metrics::counter!(crate::metric_names::CLICKHOUSE_ROWS_WRITTEN_TOTAL, "table" => "calls")
                 .increment(rows.len() as u64);
+        }
+        let marks = async {
             let touched = calls
                 .iter()
                 .map(|c| schemas::rollup::Dirty::of(&c.account, c.started_at));
-            self.mark_dirty(touched, shutdown).await?;
-        }
-        if !dead_letters.is_empty() {
+            self.mark_dirty(touched, shutdown).await
+        };
+        let letters = async {
+            if dead_letters.is_empty() {
+                return Ok(());
+            }
             // The topic is the durable record; `dead_letters::record` copies it into
             // ClickHouse for the API, the same way for ingest's and ours.
             let payloads: Vec<(String, Vec<u8>)> = dead_letters
@@ -59,9 +67,12 @@ impl BatchSink {
             self.retry("publish dead letters", shutdown, || {
                 publish(&self.producer, &self.topics.dead_letter, &payloads)
             })
-            .await?;
-        }
-        if !calls.is_empty() {
+            .await
+        };
+        let announced = async {
+            if calls.is_empty() {
+                return Ok(());
+            }
             let payloads: Vec<(String, Vec<u8>)> = calls
                 .iter()
                 .map(|c| (c.id.to_string(), serde_json::to_vec(c).unwrap_or_default()))
@@ -69,8 +80,9 @@ impl BatchSink {
             self.retry("publish enriched calls", shutdown, || {
                 publish(&self.producer, &self.topics.enriched, &payloads)
             })
-            .await?;
-        }
+            .await
+        };
+        tokio::try_join!(marks, letters, announced)?;
         Ok(())
     }
 
@@ -101,6 +113,9 @@ impl BatchSink {
         shutdown: &Shutdown,
     ) -> Result<(), Interrupted> {
         let pairs: std::collections::BTreeSet<schemas::rollup::Dirty> = touched.collect();
+        if pairs.is_empty() {
+            return Ok(());
+        }
         let messages: Vec<(String, Vec<u8>)> = pairs
             .iter()
             .map(|d| (d.account.clone(), serde_json::to_vec(d).unwrap_or_default()))
@@ -218,11 +233,16 @@ where
     Fut: std::future::Future<Output = Result<T, E>>,
 {
     let policy = RetryPolicy::forever(what, max_backoff);
-    retry(&policy, Some(shutdown), attempt)
+    let started = tokio::time::Instant::now();
+    let result = retry(&policy, Some(shutdown), attempt)
         .await
         .map_err(|error| Interrupted {
             last_error: error.to_string(),
-        })
+        });
+    // Each step's wall time, retries included: where a batch's time goes.
+    metrics::histogram!(crate::metric_names::PROCESSOR_STEP_SECONDS, "step" => what)
+        .record(started.elapsed().as_secs_f64());
+    result
 }
 
 pub async fn insert<T>(

@@ -139,7 +139,13 @@ pub async fn run(
         parking: config.parking.clone(),
     };
     let consumed = pipeline
-        .run(&sink, &config.kafka, max_records, max_wait, shutdown)
+        .run(
+            &sink,
+            &config.kafka,
+            max_records,
+            config.batch.wait(),
+            shutdown,
+        )
         .await;
     let _ = recorder.await;
     let _ = linker.await;

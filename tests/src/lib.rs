@@ -44,13 +44,7 @@ impl TestEnv {
             NEXT_ENV.fetch_add(1, Ordering::SeqCst),
             name.replace('-', "_")
         );
-        let kafka = KafkaConfig {
-            brokers,
-            topic_prefix: format!("{id}."),
-            message_timeout_ms: 10_000,
-            instance_id: None,
-            properties: Default::default(),
-        };
+        let kafka = KafkaConfig::new(brokers, format!("{id}."));
         // The test ClickHouse has users with passwords (deploy/test.sh exports them).
         let clickhouse = ClickHouseConfig {
             url: clickhouse_url,

@@ -4,10 +4,8 @@
 //!
 //!   raw_kafka produce BROKERS TOPIC SECONDS CONCURRENCY [BATCH]
 //!                                     # prints records/s, p50 and p99 ack ms, records, bytes
-//!   raw_kafka consume BROKERS TOPIC RECORDS               # prints records/s
-//!
-//! `consume` is not yet seen working against tansu: a first try (2026-12-02, on a
-//! topic holding 265k records) received nothing within its 30 s. No script uses it.
+//!   raw_kafka consume BROKERS TOPIC RECORDS [FETCH_WAIT_MS]
+//!                                     # prints records/s and records, from the topic's start
 //!
 //! `produce` sends what ingest sends for the load scripts' webhook record: the same raw
 //! envelope (so the same size), keyed by caller, with the producer settings of
@@ -22,7 +20,7 @@ use anyhow::{bail, Context};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
-use rdkafka::ClientConfig;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 /// The body of `benches/load/post.lua`, wrapped as ingest wraps it.
 fn envelope(n: u64) -> Vec<u8> {
@@ -114,21 +112,45 @@ async fn produce(
     Ok(())
 }
 
-async fn consume(brokers: &str, topic: &str, records: u64) -> anyhow::Result<()> {
-    let consumer: StreamConsumer = ClientConfig::new()
+async fn consume(
+    brokers: &str,
+    topic: &str,
+    records: u64,
+    fetch_wait_ms: Option<u64>,
+) -> anyhow::Result<()> {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("raw-kafka-{}", uuid::Uuid::new_v4()))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .context("creating the consumer")?;
-    consumer.subscribe(&[topic])?;
+        .set("enable.auto.commit", "false");
+    if let Some(wait) = fetch_wait_ms {
+        config.set("fetch.wait.max.ms", wait.to_string());
+    }
+    let consumer: StreamConsumer = config.create().context("creating the consumer")?;
+    // Every partition assigned by hand from its start, as the api's readers do: no
+    // group to join (a subscribing consumer got nothing from tansu within 30 s).
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .context("reading the topic's metadata")?;
+    let mut assignment = TopicPartitionList::new();
+    for partition in metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions())
+    {
+        assignment.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
+    }
+    if assignment.count() == 0 {
+        bail!("topic {topic} has no partitions");
+    }
+    consumer.assign(&assignment)?;
     let mut seen = 0_u64;
     let mut started = None;
     while seen < records {
         match tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await {
             Ok(Ok(_)) => {
-                // Timed from the first record: the group join is not the broker's rate.
+                // Timed from the first record: connecting is not the broker's rate.
                 started.get_or_insert_with(Instant::now);
                 seen += 1;
             }
@@ -157,10 +179,11 @@ async fn main() -> anyhow::Result<()> {
             produce(brokers, topic, number(4, "SECONDS")?, concurrency, batch).await
         }
         (Some("consume"), Some(brokers), Some(topic)) => {
-            consume(brokers, topic, number(4, "RECORDS")?).await
+            let fetch_wait = if args.len() > 5 { Some(number(5, "FETCH_WAIT_MS")?) } else { None };
+            consume(brokers, topic, number(4, "RECORDS")?, fetch_wait).await
         }
         _ => bail!(
-            "usage: raw_kafka produce BROKERS TOPIC SECONDS CONCURRENCY [BATCH] | consume BROKERS TOPIC RECORDS"
+            "usage: raw_kafka produce BROKERS TOPIC SECONDS CONCURRENCY [BATCH] | consume BROKERS TOPIC RECORDS [FETCH_WAIT_MS]"
         ),
     }
 }

@@ -11,13 +11,32 @@ use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::time::Instant;
 
-/// Waits for a first record, then gathers more until the batch is full or
-/// `max_wait` has passed since the first; `None` when no first record came within
-/// `first_within`, so the caller can look at its consumer between waits.
+/// When a batch being gathered closes, besides being full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchWait {
+    /// This long after its first record at the latest.
+    pub max: Duration,
+    /// Sooner, when no further record came for this long: the consumer has handed
+    /// over what the broker sent. Under load records queue up while a batch is
+    /// written, so batches still grow with the rate; at a low rate a call no longer
+    /// waits `max` for company that is not coming.
+    pub idle: Option<Duration>,
+}
+
+impl From<Duration> for BatchWait {
+    /// Closes only at `max` after the first record.
+    fn from(max: Duration) -> Self {
+        Self { max, idle: None }
+    }
+}
+
+/// Waits for a first record, then gathers more until the batch is full or `wait`
+/// closes it; `None` when no first record came within `first_within`, so the caller
+/// can look at its consumer between waits.
 pub(crate) async fn next_batch_within<C: ConsumerContext + 'static>(
     consumer: &StreamConsumer<C>,
     max_records: usize,
-    max_wait: Duration,
+    wait: BatchWait,
     first_within: Duration,
 ) -> Option<Vec<OwnedMessage>> {
     let first_by = Instant::now() + first_within;
@@ -25,7 +44,11 @@ pub(crate) async fn next_batch_within<C: ConsumerContext + 'static>(
     let mut deadline = None;
     while batch.len() < max_records {
         // `recv` is cancel safe: a record not yet returned stays in the queue.
-        let until = deadline.unwrap_or(first_by);
+        let until = match (deadline, wait.idle) {
+            (None, _) => first_by,
+            (Some(deadline), None) => deadline,
+            (Some(deadline), Some(idle)) => deadline.min(Instant::now() + idle),
+        };
         let received = match tokio::time::timeout_at(until, consumer.recv()).await {
             Ok(received) => received,
             Err(_) if batch.is_empty() => return None,
@@ -34,7 +57,7 @@ pub(crate) async fn next_batch_within<C: ConsumerContext + 'static>(
         match received {
             Ok(message) => {
                 batch.push(message.detach());
-                deadline.get_or_insert_with(|| Instant::now() + max_wait);
+                deadline.get_or_insert_with(|| Instant::now() + wait.max);
             }
             Err(error) => {
                 tracing::warn!(%error, "consumer error");

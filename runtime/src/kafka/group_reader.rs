@@ -24,7 +24,7 @@ use rdkafka::message::OwnedMessage;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::time::Instant;
 
-use super::batch::{commit, next_batch_within};
+use super::batch::{commit, next_batch_within, BatchWait};
 use super::consumer::{high_watermarks, ConsumerError};
 
 /// How long a member may hold no partition of a group that is behind and not
@@ -79,17 +79,18 @@ impl<C: ConsumerContext + 'static> GroupReader<C> {
         })
     }
 
-    /// The next batch: a first record, then more until `max_records` or `max_wait`
-    /// after the first. Between the checks of a long wait, joins the group again
-    /// if it is stalled.
+    /// The next batch: a first record, then more until `max_records` or until
+    /// `wait` closes it (`Duration`: that long after the first record). Between
+    /// the checks of a long wait, joins the group again if it is stalled.
     pub async fn next_batch(
         &mut self,
         max_records: usize,
-        max_wait: Duration,
+        wait: impl Into<BatchWait>,
     ) -> Vec<OwnedMessage> {
+        let wait = wait.into();
         loop {
             let far = Instant::now() + CHECK_EVERY;
-            if let Some(batch) = self.next_batch_until(max_records, max_wait, far).await {
+            if let Some(batch) = self.next_batch_until(max_records, wait, far).await {
                 return batch;
             }
         }
@@ -101,16 +102,17 @@ impl<C: ConsumerContext + 'static> GroupReader<C> {
     pub async fn next_batch_until(
         &mut self,
         max_records: usize,
-        max_wait: Duration,
+        wait: impl Into<BatchWait>,
         until: Instant,
     ) -> Option<Vec<OwnedMessage>> {
+        let wait = wait.into();
         loop {
             let now = Instant::now();
             if now >= until {
                 return None;
             }
             let within = (until - now).min(CHECK_EVERY);
-            let waited = next_batch_within(&self.consumer, max_records, max_wait, within);
+            let waited = next_batch_within(&self.consumer, max_records, wait, within);
             if let Some(batch) = waited.await {
                 self.watch.holding();
                 return Some(batch);

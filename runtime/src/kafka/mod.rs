@@ -14,6 +14,7 @@ use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
 pub use admin::{ensure_topics, AdminError, TopicSpec};
+pub use batch::BatchWait;
 pub use consumer::{
     assigned_consumer, counting_group_reader, group_consumer, group_reader, spawn_tail,
     ConsumerError, Rebalances, Watermarks,
@@ -44,6 +45,15 @@ pub struct KafkaConfig {
     /// the old member is gone. Must be unique among live instances of a binary.
     #[serde(default)]
     pub instance_id: Option<String>,
+    /// How long the broker may hold a fetch of the readers a call's latency goes
+    /// through (the processor's raw reader, the api's event stream): librdkafka's
+    /// `fetch.wait.max.ms` for those readers only. tansu 0.6 holds every fetch for
+    /// this long (half of it from 250 ms up) even when it has records to return
+    /// (`tansu-storage` `service/fetch.rs`), so librdkafka's 500 ms default cost
+    /// each hop about 250 ms. Other readers keep the default: a short wait means
+    /// more fetches of an idle topic.
+    #[serde(default = "default_live_fetch_wait_ms")]
+    pub live_fetch_wait_ms: u64,
     /// Extra librdkafka properties (security, tuning), passed through verbatim.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
@@ -53,7 +63,23 @@ fn default_message_timeout_ms() -> u64 {
     10_000
 }
 
+fn default_live_fetch_wait_ms() -> u64 {
+    25
+}
+
 impl KafkaConfig {
+    /// `brokers` and `topic_prefix` with every other setting at its default.
+    pub fn new(brokers: impl Into<String>, topic_prefix: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            topic_prefix: topic_prefix.into(),
+            message_timeout_ms: default_message_timeout_ms(),
+            instance_id: None,
+            live_fetch_wait_ms: default_live_fetch_wait_ms(),
+            properties: BTreeMap::new(),
+        }
+    }
+
     pub fn topics(&self) -> Topics {
         Topics::with_prefix(&self.topic_prefix)
     }
@@ -64,6 +90,17 @@ impl KafkaConfig {
 
     pub fn message_timeout(&self) -> Duration {
         Duration::from_millis(self.message_timeout_ms)
+    }
+
+    /// This configuration for a reader on a call's way to the dashboard: its
+    /// fetches wait at most `live_fetch_wait_ms` (unless `properties` sets
+    /// `fetch.wait.max.ms` for every reader).
+    pub fn live(&self) -> KafkaConfig {
+        let mut live = self.clone();
+        live.properties
+            .entry("fetch.wait.max.ms".to_owned())
+            .or_insert_with(|| self.live_fetch_wait_ms.to_string());
+        live
     }
 
     /// Settings shared by every client; callers add their role's settings.
@@ -87,6 +124,12 @@ impl KafkaConfig {
                 "must name at least one broker",
             ));
         }
+        if !(1..=500).contains(&self.live_fetch_wait_ms) {
+            return Err(ConfigError::invalid(
+                &format!("{section}.live_fetch_wait_ms"),
+                "must be between 1 and 500",
+            ));
+        }
         if self.message_timeout_ms < 100 {
             return Err(ConfigError::invalid(
                 &format!("{section}.message_timeout_ms"),
@@ -94,5 +137,50 @@ impl KafkaConfig {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_readers_wait_the_live_fetch_wait_and_others_the_default() {
+        let mut config = KafkaConfig::new("b:9092", "p.");
+        config.live_fetch_wait_ms = 40;
+        let live = config.live();
+        assert_eq!(
+            live.properties.get("fetch.wait.max.ms").map(String::as_str),
+            Some("40")
+        );
+        assert_eq!(live.brokers, "b:9092");
+        assert!(!config.properties.contains_key("fetch.wait.max.ms"));
+    }
+
+    #[test]
+    fn a_fetch_wait_set_for_every_reader_wins_over_the_live_one() {
+        let mut config = KafkaConfig::new("b:9092", "");
+        config
+            .properties
+            .insert("fetch.wait.max.ms".into(), "100".into());
+        assert_eq!(
+            config
+                .live()
+                .properties
+                .get("fetch.wait.max.ms")
+                .map(String::as_str),
+            Some("100")
+        );
+    }
+
+    #[test]
+    fn a_live_fetch_wait_out_of_range_is_refused_by_name() {
+        for bad in [0, 501] {
+            let mut config = KafkaConfig::new("b:9092", "");
+            config.live_fetch_wait_ms = bad;
+            let error = config.validate("kafka").expect_err("refused").to_string();
+            assert!(error.contains("kafka.live_fetch_wait_ms"), "{error}");
+        }
+        assert!(KafkaConfig::new("b:9092", "").validate("kafka").is_ok());
     }
 }

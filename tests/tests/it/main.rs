@@ -6,6 +6,7 @@ mod access;
 mod aggregates;
 mod analyst_views;
 mod bad_input;
+mod batching;
 mod broker_outage;
 mod calls_search;
 mod config_docs;
