@@ -17,6 +17,7 @@ mod preview;
 mod query;
 mod recent;
 mod server;
+mod story;
 
 pub use config::ApiConfig;
 pub use server::{run, ApiError};

@@ -4,6 +4,7 @@
 //! |--------|--------------------|-----------------------------------------------|
 //! | GET    | /api/calls         | calls, newest first, keyset pages             |
 //! | GET    | /api/calls/export.csv | the filtered calls as CSV, streamed        |
+//! | GET    | /api/calls/{id}/story | one call: its decisions in words, versions, partner records |
 //! | GET    | /api/aggregates    | counts and sums by time bucket and dimension  |
 //! | GET    | /api/dead-letters  | refused records with reasons and payloads     |
 //! | GET    | /api/integrations  | integrations with health and alert state      |
@@ -31,6 +32,7 @@ use crate::config::ApiConfig;
 use crate::events::EventHub;
 use crate::integrations::IntegrationsApi;
 use crate::recent::RecentPayloads;
+use crate::story::Stories;
 use crate::{aggregates, calls, dead_letters, preview};
 use runtime::access::{self, Scope, Tokens, TokensError};
 use runtime::kafka::ConsumerError;
@@ -61,6 +63,7 @@ struct Api {
     max_page: u32,
     tokens: Tokens,
     integrations: IntegrationsApi,
+    stories: Stories,
 }
 
 pub async fn run(
@@ -103,8 +106,14 @@ pub async fn run(
     };
     // Shared by pointer: a request clones the Arc, not the clients and caches (ingest
     // measured that per-request copy as a cost at its edge, benches/README.md).
+    let stories = Stories {
+        clickhouse: config.clickhouse.client(),
+        registry: registry.clone(),
+        kafka: config.kafka.clone(),
+    };
     let state = Arc::new(Api {
         integrations,
+        stories,
         tokens,
         clickhouse: config.clickhouse.client(),
         registry,
@@ -123,6 +132,11 @@ pub async fn run(
     )
     .await;
     Ok(())
+}
+
+/// The `{id}` of `/api/calls/{id}/story`.
+fn story_id(path: &str) -> Option<&str> {
+    path.strip_prefix("/api/calls/")?.strip_suffix("/story")
 }
 
 async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
@@ -162,6 +176,10 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
         }
         (&Method::GET, "/api/calls") => {
             calls::list(&state.clickhouse, state.max_page, query, &scope).await
+        }
+        (&Method::GET, path) if story_id(path).is_some() => {
+            let id = story_id(path).unwrap_or_default();
+            state.stories.story(id, query, &scope).await
         }
         (&Method::GET, "/api/dead-letters") => {
             dead_letters::list(

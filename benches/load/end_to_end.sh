@@ -10,7 +10,9 @@
 #     last call stored (the count's last change);
 #   - the drain: how long after wrk stopped the last call was stored;
 # and the ratio end-to-end / edge, measured in the same run (1.0: the processor keeps
-# up with the edge). Needs wrk (`apt-get install wrk`) and the local infra:
+# up with the edge); then where the processor's time went (benches/load/processor_steps.sh)
+# and the raw producer's rate on the same broker with as many tasks as connections.
+# Needs wrk (`apt-get install wrk`) and the local infra:
 #
 #   benches/load/end_to_end.sh [duration_s=20] [connections=16]
 #
@@ -27,7 +29,7 @@ CH="http://127.0.0.1:${CM_CLICKHOUSE_HTTP_PORT:-18123}"
 DB=e2e_bench
 PREFIX="e2e$(date +%s)."
 
-cargo build --release --quiet -p ingest -p processor -p cmctl --bins
+cargo build --release --quiet -p ingest -p processor -p cmctl -p pipeline-benches --bins
 # shellcheck source=benches/load/world.sh
 . benches/load/world.sh
 
@@ -40,7 +42,8 @@ PROCESSOR_CLICKHOUSE__URL="$CH" PROCESSOR_CLICKHOUSE__DATABASE="$DB" PROCESSOR_C
 PROCESSOR_KAFKA__INSTANCE_ID=e2e-processor RUST_LOG=warn \
   "$TARGET_DIR/release/processor" --config deploy/config/processor.toml >/tmp/e2e-processor.log 2>&1 &
 PROCESSOR_PID=$!
-trap 'kill $INGEST_PID $PROCESSOR_PID 2>/dev/null || true' EXIT
+PROGRESS_PID=
+trap 'kill $INGEST_PID $PROCESSOR_PID $PROGRESS_PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 150); do
   curl -fs http://127.0.0.1:18097/healthz >/dev/null 2>&1 && curl -fs http://127.0.0.1:18096/healthz >/dev/null 2>&1 && break
   sleep 0.2
@@ -54,9 +57,13 @@ for _ in $(seq 1 300); do [ "$(stored)" -ge 1 ] && break; sleep 0.1; done
 
 echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s, distinct calls"
 start=$(date +%s.%N)
+# Progress each minute: calls stored so far (the processor's pace, for long runs).
+( while sleep 60; do echo "  $(date -u +%T) stored $(stored)"; done ) &
+PROGRESS_PID=$!
 summary="$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s benches/load/unique_calls.lua \
   http://127.0.0.1:18097/api/integrations/webhook/arroyo | grep '^sent')"
 stopped=$(date +%s.%N)
+kill "$PROGRESS_PID" 2>/dev/null || true
 sent=$(echo "$summary" | awk '{print $2}')
 bad=$(echo "$summary" | awk '{print $4}')
 # wrk counts the requests it saw answered; up to one per connection was still in
@@ -70,8 +77,12 @@ while :; do
   now=$(date +%s.%N)
   if [ "$now_stored" != "$last" ]; then last="$now_stored"; changed="$now"; fi
   if [ "$now_stored" -ge "$expected" ] && python3 -c "import sys; sys.exit(0 if $now - $changed >= 3 else 1)"; then break; fi
-  if python3 -c "import sys; sys.exit(0 if $now - $stopped > 120 else 1)"; then
-    echo "stuck at $now_stored of at least $expected stored, 120 s after the load stopped" >&2; exit 1
+  # A processor behind the edge drains its backlog after the load: wait while the
+  # count moves, and give up after 60 s without a change.
+  if python3 -c "import sys; sys.exit(0 if $now - $changed > 60 else 1)"; then
+    echo "stuck at $now_stored of at least $expected stored: no change for 60 s" >&2
+    benches/load/processor_steps.sh http://127.0.0.1:18096 >&2 || true
+    exit 1
   fi
   sleep 0.1
 done
@@ -88,3 +99,10 @@ print(f"edge: {edge:,.0f} calls/s accepted; end to end: {e2e:,.0f} calls/s store
       f"drain after the load stopped: {done - stopped:.1f} s")
 print(f"ratio: end to end = {e2e / edge:.3f} x edge")
 PY
+echo "processor, per batch, over the whole run (where the time went; the rollup worker's steps beside it):"
+benches/load/processor_steps.sh http://127.0.0.1:18096
+kill "$INGEST_PID" "$PROCESSOR_PID" 2>/dev/null || true
+# The broker baseline, right after on the same broker: a bare rdkafka producer with
+# ingest's settings, CONNECTIONS tasks each waiting for its record's ack as a
+# connection does, for 10 s (`raw_kafka produce`; records/s, p50 and p99 ack ms).
+echo "raw producer, $CONNECTIONS tasks, 10 s: $("$TARGET_DIR/release/raw_kafka" produce "$CM_KAFKA_BROKERS" "${PREFIX}calls.raw" 10 "$CONNECTIONS" | awk '{ print $1 " records/s, p50 " $2 " ms, p99 " $3 " ms" }')"

@@ -66,18 +66,6 @@ if [ -n "${CM_BENCH_RSS_EVERY_S:-}" ]; then
 fi
 echo "$(date -u +%FT%TZ) latency at $RATE calls/s for ${SECONDS_TO_RUN}s (tansu sqlite, ClickHouse 18.16, release binaries, 2 cores shared)"
 "$TARGET_DIR/release/latency_probe" http://127.0.0.1:18087 http://127.0.0.1:18085 "$RATE" "$SECONDS_TO_RUN"
-# Where the processor's time went (its own histograms, warm-up batch included): the
-# mean of each step per batch, and of its oldest record's age when the batch was
-# gathered and when it was committed.
-echo "processor, per batch (mean ms, batches):"
-curl -s http://127.0.0.1:18086/metrics | awk '
-  /^processor_(step_seconds|record_age_seconds|batch_seconds)_(sum|count)/ {
-    key = $0; sub(/ [^ ]*$/, "", key)   # label values may hold spaces: the value is the last field
-    kind = (key ~ /_sum/) ? "sum" : "count"; sub(/_sum|_count/, "", key)
-    v[key, kind] = $NF; keys[key] = 1
-  }
-  /^processor_records_total\{outcome="call"\}/ { calls = $NF }
-  END {
-    for (k in keys) if (v[k, "count"] > 0) printf "  %-64s %8.1f ms  %6d\n", k, 1000 * v[k, "sum"] / v[k, "count"], v[k, "count"]
-    if (v["processor_batch_seconds", "count"] > 0) printf "  calls per batch: %.1f\n", calls / v["processor_batch_seconds", "count"]
-  }' | sort
+# Where the processor's time went (warm-up batch included).
+echo "processor, per batch:"
+benches/load/processor_steps.sh http://127.0.0.1:18086

@@ -4,6 +4,7 @@
 //!   integration version, coercions with per-field errors).
 //! - `enrich`: per record (place, zone, qualification) and per batch (repeat
 //!   callers over each caller's history, CallMatrix duplicates, status).
+//! - `explain`: a stored call's decisions in words (the api's call story).
 //! - `batch`: the processor's batch step as data in, data out: given raw records,
 //!   their mappings, the stored calls and histories they need, it says what to
 //!   write, publish, forward and dead-letter.
@@ -14,6 +15,7 @@
 
 pub mod batch;
 pub mod enrich;
+pub mod explain;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod mapping;

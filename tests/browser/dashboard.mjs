@@ -1,5 +1,7 @@
 // The dashboard in a real browser: open it, deliver a webhook, and see the call
-// arrive in the live feed and the 24-hour total change. Saves a screenshot.
+// arrive in the live feed and the 24-hour total change; deliver a repeat of it and
+// open its story (by click, then the first call's by keyboard). Saves screenshots at
+// desktop width and of the story at a phone's width.
 //
 //   node tests/browser/dashboard.mjs API_URL INGEST_URL SCREENSHOT_PATH
 //
@@ -38,8 +40,40 @@ try {
   await page.waitForFunction(() => [...document.querySelectorAll("#chart rect title")].some((t) => t.textContent.startsWith("webhook: ")), null, { timeout: 30000 });
   await page.selectOption("#chart-by", "status");
   await page.screenshot({ path: screenshot, fullPage: true });
+
+  // The same caller 30 minutes later: a repeat. Its story, opened by a click, names
+  // the first call (its id as the live feed showed it) and when it started.
+  const firstId = await page.getAttribute('#feed tr[data-external-id="browser_1"]', "data-id");
+  const later = new Date(Date.parse(started) + 1800 * 1000).toISOString().slice(0, 19) + "Z";
+  const second = JSON.stringify({ call: { id: "browser_2", caller: { number: "3125550199" }, started_at: later, duration: "3:00", payout: "$12.50" } });
+  const again = await fetch(ingestUrl + "/api/integrations/webhook/arroyo", { method: "POST", headers: { "content-type": "application/json" }, body: second });
+  if (again.status !== 202) throw new Error("the second webhook answered " + again.status);
+  const row2 = '#feed tr[data-external-id="browser_2"]';
+  await page.waitForFunction((sel) => document.querySelector(sel + " td:nth-child(4)")?.textContent.startsWith("repeat"), row2, { timeout: 60000 });
+  await page.click(row2);
+  await page.waitForSelector('#story:not([hidden]) #story-decisions li[data-about="repeat"]', { timeout: 30000 });
+  const repeatText = await page.textContent('#story-decisions li[data-about="repeat"]');
+  if (!repeatText.includes(firstId) || !repeatText.includes(started.replace("T", " ").replace("Z", " UTC"))) {
+    throw new Error("the repeat's story does not name the first call and its start: " + repeatText);
+  }
+  const rawShown = await page.textContent("#story-raw");
+  if (!rawShown.includes('"browser_2"')) throw new Error("the partner's record is not shown: " + rawShown);
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-story.png"), fullPage: true });
+
+  // By keyboard: Escape closes it, Enter on the first call's row opens that one.
+  await page.keyboard.press("Escape");
+  await page.waitForSelector("#story[hidden]", { state: "attached", timeout: 5000 });
+  await page.focus('#feed tr[data-external-id="browser_1"]');
+  await page.keyboard.press("Enter");
+  await page.waitForFunction(() => document.getElementById("story-title").textContent.startsWith("browser_1") && !document.getElementById("story").hidden, null, { timeout: 30000 });
+
+  // A phone's width: one column, the story still readable.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-story-phone.png"), fullPage: true });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  if (overflow > 0) throw new Error(`the page is ${overflow} px wider than a phone`);
   if (errors.length) throw new Error("errors on the page: " + errors.join("; "));
-  console.log(`ok: browser_1 (${status}) appeared in the live feed; calls in 24 h went ${before} -> ${before + 1}; screenshot ${screenshot}`);
+  console.log(`ok: browser_1 (${status}) appeared in the live feed; calls in 24 h went ${before} -> ${before + 1}; browser_2's story names ${firstId}; screenshots ${screenshot} and -story, -story-phone`);
 } finally {
   await browser.close();
 }

@@ -1,8 +1,10 @@
 //! The dashboard in a real browser (Debian's chromium, headless, driven by
 //! playwright-core from `tests/browser/dashboard.mjs`): it opens the page served by
 //! the api, a webhook is delivered, and the call must appear in the live feed and the
-//! total must change. The screenshot is kept as a test artifact in
-//! `.data/test/artifacts/dashboard.png`. `deploy/test.sh` installs chromium and
+//! total must change; a repeat of it is delivered and its story opened, which must
+//! name the first call. The screenshots are kept as test artifacts in
+//! `.data/test/artifacts/` (`dashboard.png`, `dashboard-story.png`, and
+//! `dashboard-story-phone.png` at a phone's width). `deploy/test.sh` installs chromium and
 //! playwright-core.
 
 use std::process::Command;
@@ -26,7 +28,13 @@ async fn the_dashboard_shows_a_new_call_live_in_a_real_browser() {
     let artifacts = repo_root().join(".data/test/artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let screenshot = artifacts.join("dashboard.png");
-    let _ = std::fs::remove_file(&screenshot);
+    for name in [
+        "dashboard.png",
+        "dashboard-story.png",
+        "dashboard-story-phone.png",
+    ] {
+        let _ = std::fs::remove_file(artifacts.join(name));
+    }
 
     let (api_url, ingest_url) = (api.url(""), ingest.url(""));
     let shot = screenshot.clone();
@@ -54,6 +62,14 @@ async fn the_dashboard_shows_a_new_call_live_in_a_real_browser() {
         "browser test failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("appeared in the live feed"), "{stdout}");
-    let size = std::fs::metadata(&screenshot).map(|m| m.len()).unwrap_or(0);
-    assert!(size > 10_000, "a screenshot was saved ({size} bytes)");
+    for name in [
+        "dashboard.png",
+        "dashboard-story.png",
+        "dashboard-story-phone.png",
+    ] {
+        let size = std::fs::metadata(artifacts.join(name))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        assert!(size > 10_000, "screenshot {name} was saved ({size} bytes)");
+    }
 }

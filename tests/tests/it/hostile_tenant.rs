@@ -349,6 +349,30 @@ async fn another_account_reaches_nothing_of_ours_and_our_network_is_not_reachabl
     ] {
         refused(what, http.get(&api_get(path), B).await, expected);
     }
+    // A's call's story: by A's client id, and by B's own client id with A's call id.
+    let a_call = schemas::CallId::from_external(
+        &schemas::ClientId::parse("arroyo").unwrap(),
+        "hostile_a_call",
+    );
+    for (what, client) in [
+        ("story of A's call by A's client id", "arroyo"),
+        ("story of A's call under B's client id", "mallory-hook"),
+    ] {
+        let path = format!("/api/calls/{a_call}/story?client_id={client}");
+        let (status, body) = http.get(&api_get(&path), B).await;
+        assert_eq!(status, 404, "{what}: {body}");
+        nothing_of_a(what, &body);
+    }
+    let (status, story) = http
+        .get(
+            &api_get(&format!("/api/calls/{a_call}/story?client_id=arroyo")),
+            A,
+        )
+        .await;
+    assert!(
+        status == 200 && story.contains("hostile_a_call"),
+        "control: A reads its own call's story: {status} {story}"
+    );
     // Unfiltered reads answer, with B's rows only.
     for (what, path) in [
         ("calls", "/api/calls?limit=100"),

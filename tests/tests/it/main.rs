@@ -8,6 +8,7 @@ mod analyst_views;
 mod bad_input;
 mod batching;
 mod broker_outage;
+mod call_story;
 mod calls_search;
 mod config_docs;
 mod crash_points;
