@@ -1,7 +1,8 @@
 // The dashboard in a real browser: open it, deliver a webhook, and see the call
 // arrive in the live feed and the 24-hour total change; deliver a repeat of it and
-// open its story (by click, then the first call's by keyboard). Saves screenshots at
-// desktop width and of the story at a phone's width.
+// open its story (by click, then the first call's by keyboard); choose a range and a
+// zone, checked against the aggregates API and kept in the URL across a reload.
+// Saves screenshots at desktop width, of the story at a phone's width and of a range.
 //
 //   node tests/browser/dashboard.mjs API_URL INGEST_URL SCREENSHOT_PATH
 //
@@ -72,6 +73,41 @@ try {
   await page.screenshot({ path: screenshot.replace(/\.png$/, "-story-phone.png"), fullPage: true });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   if (overflow > 0) throw new Error(`the page is ${overflow} px wider than a phone`);
+
+  // A range in the URL: last 7 days, the totals those of the API for the same range,
+  // and the view survives a reload.
+  await page.setViewportSize({ width: 1400, height: 900 });
+  const firstFrom = await page.getAttribute("#totals", "data-from");
+  await page.selectOption("#range", "7d");
+  await page.waitForFunction((f) => document.getElementById("totals").dataset.from !== f && document.getElementById("totals").dataset.range === "7d" && location.search.includes("range=7d"), firstFrom, { timeout: 30000 });
+  const shown = await page.evaluate(() => ({ ...document.getElementById("totals").dataset, search: location.search }));
+  const asked = await (await fetch(`${apiUrl}/api/aggregates?bucket=none&from=${shown.from}&to=${shown.to}`)).json();
+  const apiCalls = String(asked.rows[0]?.calls ?? 0);
+  if (shown.calls !== apiCalls || Number(apiCalls) < 2) throw new Error(`7 days: the page shows ${shown.calls} calls, the API ${apiCalls}`);
+  if (!shown.search.includes("zone=America%2FChicago")) throw new Error("the zone is not in the URL: " + shown.search);
+  await page.goto(apiUrl + "/" + shown.search);
+  await page.waitForFunction(() => document.getElementById("totals").dataset.range === "7d", null, { timeout: 30000 });
+  const reloaded = await page.evaluate(() => ({ range: document.getElementById("range").value, label: document.querySelector(".range-name").textContent, calls: document.getElementById("totals").dataset.calls }));
+  if (reloaded.range !== "7d" || reloaded.label !== "last 7 days" || reloaded.calls !== apiCalls) throw new Error("the reloaded view differs: " + JSON.stringify(reloaded));
+  // Yesterday is cut at midnight in the chosen zone, whatever its offset that day.
+  const midnightIn = (zone) => (at) => at !== undefined &&
+    new Intl.DateTimeFormat("en-US", { timeZone: zone, hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" }).format(new Date(at)) === "00:00:00";
+  const cutAtMidnight = async (zone) => {
+    const { from, to } = await page.evaluate(() => ({ ...document.getElementById("totals").dataset }));
+    if (!midnightIn(zone)(from) || !midnightIn(zone)(to) || Date.parse(to) - Date.parse(from) < 23 * 3600000) {
+      throw new Error(`yesterday in ${zone} is ${from} to ${to}`);
+    }
+  };
+  await page.selectOption("#range", "yesterday");
+  await page.waitForFunction(() => location.search.includes("range=yesterday") && document.getElementById("totals").dataset.range === "yesterday", null, { timeout: 30000 });
+  await cutAtMidnight("America/Chicago");
+  const chicagoTo = await page.getAttribute("#totals", "data-to");
+  await page.fill("#zone", "Asia/Tokyo");
+  await page.dispatchEvent("#zone", "change");
+  await page.waitForFunction(() => location.search.includes("zone=Asia%2FTokyo") && document.getElementById("totals").dataset.zone === "Asia/Tokyo", null, { timeout: 30000 });
+  if ((await page.getAttribute("#totals", "data-to")) === chicagoTo) throw new Error("the range did not move with the zone");
+  await cutAtMidnight("Asia/Tokyo");
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-range.png"), fullPage: true });
   if (errors.length) throw new Error("errors on the page: " + errors.join("; "));
   console.log(`ok: browser_1 (${status}) appeared in the live feed; calls in 24 h went ${before} -> ${before + 1}; browser_2's story names ${firstId}; screenshots ${screenshot} and -story, -story-phone`);
 } finally {

@@ -4,7 +4,8 @@
 //! total must change; a repeat of it is delivered and its story opened, which must
 //! name the first call. The screenshots are kept as test artifacts in
 //! `.data/test/artifacts/` (`dashboard.png`, `dashboard-story.png`, and
-//! `dashboard-story-phone.png` at a phone's width). `deploy/test.sh` installs chromium and
+//! `dashboard-story-phone.png` at a phone's width); then a range and a zone are chosen
+//! and checked against the aggregates API and across a reload (`dashboard-range.png`). `deploy/test.sh` installs chromium and
 //! playwright-core.
 
 use std::process::Command;
@@ -32,6 +33,7 @@ async fn the_dashboard_shows_a_new_call_live_in_a_real_browser() {
         "dashboard.png",
         "dashboard-story.png",
         "dashboard-story-phone.png",
+        "dashboard-range.png",
     ] {
         let _ = std::fs::remove_file(artifacts.join(name));
     }
@@ -66,6 +68,7 @@ async fn the_dashboard_shows_a_new_call_live_in_a_real_browser() {
         "dashboard.png",
         "dashboard-story.png",
         "dashboard-story-phone.png",
+        "dashboard-range.png",
     ] {
         let size = std::fs::metadata(artifacts.join(name))
             .map(|m| m.len())
