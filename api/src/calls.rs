@@ -116,17 +116,21 @@ pub async fn list(
         .then(|| rows.last())
         .flatten()
         .map(|last| Cursor::after(last).encode());
-    // A stored row this api cannot read (only a load that bypassed the processor
-    // writes one) is said, not skipped: no call silently goes missing from a page.
-    let calls = rows
-        .into_iter()
+    let calls = records(rows)?;
+    Ok(json(StatusCode::OK, &CallsPage { calls, next_cursor }))
+}
+
+/// Stored rows as call records. A row this api cannot read (only a load that
+/// bypassed the processor writes one) is said, not skipped: no call silently goes
+/// missing from an answer.
+pub fn records(rows: Vec<CallRow>) -> Result<Vec<CallRecord>, Problem> {
+    rows.into_iter()
         .map(CallRecord::try_from)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| {
             tracing::error!(error = %e, "a stored call could not be read");
             Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "bad_row", e.to_string())
-        })?;
-    Ok(json(StatusCode::OK, &CallsPage { calls, next_cursor }))
+        })
 }
 
 /// Columns of the CSV export, in order.

@@ -24,7 +24,7 @@ use schemas::{CallId, CallRecord, CallRow, ClientId, RawEnvelope};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::calls::storage_error;
+use crate::calls::{records, storage_error};
 use crate::query::{bad_parameter, parse};
 
 /// Partner records read back per story: a call corrected more often than this shows
@@ -117,10 +117,7 @@ impl Stories {
         let mut rows = self.versions(&client, CallId(id)).await?;
         rows.sort_by_key(|r| r.version);
         rows.dedup_by_key(|r| r.version);
-        let calls: Vec<CallRecord> = rows
-            .into_iter()
-            .filter_map(|row| CallRecord::try_from(row).ok())
-            .collect();
+        let calls = records(rows)?;
         let Some(call) = calls.last().cloned() else {
             return Err(not_found());
         };

@@ -185,31 +185,22 @@ fn qualification_reason(
 
 fn repeat(call: &CallRecord, rules: &EnrichmentRules) -> Decision {
     let rule = &rules.repeat;
+    let (scope, scope_words) = match rule.scope {
+        RepeatScope::Account => ("account", "anywhere in the account"),
+        RepeatScope::Campaign => ("campaign", "in the same campaign"),
+        RepeatScope::Buyer => ("buyer", "to the same buyer"),
+    };
+    let (counts, counts_words) = match rule.counts {
+        RepeatCounts::Connected => ("connected", "earlier calls that connected"),
+        RepeatCounts::Qualified => ("qualified", "earlier qualified calls"),
+    };
     let within = format!(
-        "within {} days, {}, counting {}",
-        rule.window_days,
-        match rule.scope {
-            RepeatScope::Account => "anywhere in the account",
-            RepeatScope::Campaign => "in the same campaign",
-            RepeatScope::Buyer => "to the same buyer",
-        },
-        match rule.counts {
-            RepeatCounts::Connected => "earlier calls that connected",
-            RepeatCounts::Qualified => "earlier qualified calls",
-        }
+        "within {} days, {scope_words}, counting {counts_words}",
+        rule.window_days
     );
     let rule_text = format!(
-        "enrichment.repeat = {{ window_days: {}, scope: {}, counts: {} }}",
-        rule.window_days,
-        match rule.scope {
-            RepeatScope::Account => "account",
-            RepeatScope::Campaign => "campaign",
-            RepeatScope::Buyer => "buyer",
-        },
-        match rule.counts {
-            RepeatCounts::Connected => "connected",
-            RepeatCounts::Qualified => "qualified",
-        }
+        "enrichment.repeat = {{ window_days: {}, scope: {scope}, counts: {counts} }}",
+        rule.window_days
     );
     match (&call.repeat_of, &call.caller) {
         (Some(earlier), _) => {

@@ -10,7 +10,7 @@ pub mod fake_http;
 pub mod sse;
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -433,6 +433,14 @@ where
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Publishes CallMatrix's own data from a file (default region US): the numbers it
+/// manages or the calls it routed, as `cmctl callmatrix` does.
+pub async fn load_callmatrix(env: &TestEnv, kind: cmctl::callmatrix::Kind, file: &Path) {
+    cmctl::callmatrix::load(&env.kafka, kind, file, "US")
+        .await
+        .unwrap_or_else(|e| panic!("loading {}: {e}", file.display()));
 }
 
 pub fn fixture(name: &str) -> String {

@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use integration_tests::{eventually, fixture, reader_password, repo_root, TestEnv};
+use integration_tests::{
+    eventually, fixture, load_callmatrix, reader_password, repo_root, TestEnv,
+};
 
 const DOC: &str = "docs/analysts.md";
 
@@ -147,9 +149,7 @@ async fn documented_queries_answer_what_the_doc_says() {
         (cmctl::callmatrix::Kind::Numbers, "callmatrix-numbers.csv"),
         (cmctl::callmatrix::Kind::Calls, "callmatrix-calls.json"),
     ] {
-        cmctl::callmatrix::load(&env.kafka, kind, &fixtures.join(file), "US")
-            .await
-            .unwrap();
+        load_callmatrix(&env, kind, &fixtures.join(file)).await;
     }
     let _processor = env
         .start(

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use integration_tests::{eventually, fixture, repo_root, TestEnv};
+use integration_tests::{eventually, fixture, load_callmatrix, repo_root, TestEnv};
 use serde_json::Value;
 
 async fn call_id(client: &clickhouse::Client, external_id: &str) -> Option<String> {
@@ -38,22 +38,18 @@ fn decision<'a>(story: &'a Value, about: &str) -> &'a Value {
 async fn a_calls_story_names_the_earlier_call_the_cmcall_and_its_partner_records() {
     let env = TestEnv::new("story").await;
     let fixtures = repo_root().join("tests/fixtures");
-    cmctl::callmatrix::load(
-        &env.kafka,
+    load_callmatrix(
+        &env,
         cmctl::callmatrix::Kind::Numbers,
         &fixtures.join("callmatrix-numbers.csv"),
-        "US",
     )
-    .await
-    .unwrap();
-    cmctl::callmatrix::load(
-        &env.kafka,
+    .await;
+    load_callmatrix(
+        &env,
         cmctl::callmatrix::Kind::Calls,
         &fixtures.join("callmatrix-calls.json"),
-        "US",
     )
-    .await
-    .unwrap();
+    .await;
     let _processor = env.start("processor", &[]).await;
     let ingest = env.start("ingest", &[]).await;
     let api = env.start("api", &[]).await;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use integration_tests::{eventually, fixture, repo_root, TestEnv};
+use integration_tests::{eventually, fixture, load_callmatrix, repo_root, TestEnv};
 
 #[derive(Debug, Clone, PartialEq, clickhouse::Row, serde::Deserialize)]
 struct Decided {
@@ -203,27 +203,18 @@ async fn linked(client: &clickhouse::Client, external_id: &str) -> Option<Linked
 async fn callmatrix_duplicates_link_before_and_after_the_cmcall() {
     let env = TestEnv::new("cmdup").await;
     let fixtures = repo_root().join("tests/fixtures");
-    cmctl::callmatrix::load(
-        &env.kafka,
+    load_callmatrix(
+        &env,
         cmctl::callmatrix::Kind::Numbers,
         &fixtures.join("callmatrix-numbers.csv"),
-        "US",
     )
-    .await
-    .unwrap();
+    .await;
     // cm_0001 is known before its partner record; cm_0002 arrives after.
     let all_calls: Vec<serde_json::Value> =
         serde_json::from_str(&fixture("callmatrix-calls.json")).unwrap();
     let first_only = std::env::temp_dir().join(format!("{}-cm1.json", env.name));
     std::fs::write(&first_only, serde_json::to_string(&all_calls[..1]).unwrap()).unwrap();
-    cmctl::callmatrix::load(
-        &env.kafka,
-        cmctl::callmatrix::Kind::Calls,
-        &first_only,
-        "US",
-    )
-    .await
-    .unwrap();
+    load_callmatrix(&env, cmctl::callmatrix::Kind::Calls, &first_only).await;
     let _processor = env
         .start(
             "processor",
@@ -283,14 +274,12 @@ async fn callmatrix_duplicates_link_before_and_after_the_cmcall() {
     );
 
     // The CmCall arrives: the stored record is linked to it.
-    cmctl::callmatrix::load(
-        &env.kafka,
+    load_callmatrix(
+        &env,
         cmctl::callmatrix::Kind::Calls,
         &fixtures.join("callmatrix-calls.json"),
-        "US",
     )
-    .await
-    .unwrap();
+    .await;
     let after = eventually(
         "the late link to cm_0002",
         Duration::from_secs(60),
