@@ -33,7 +33,13 @@ struct AggregatesQuery {
     tz: Option<String>,
     /// Comma-separated dimensions.
     group_by: Option<String>,
+    /// Only calls of this integration, source, ...: one value per dimension.
     client_id: Option<String>,
+    source: Option<String>,
+    campaign: Option<String>,
+    publisher: Option<String>,
+    state: Option<String>,
+    status: Option<String>,
     account: Option<String>,
     /// Read the calls themselves even when the rollup could answer.
     exact: Option<bool>,
@@ -66,6 +72,8 @@ struct Answer {
     bucket: String,
     tz: String,
     group_by: Vec<String>,
+    /// The filters applied, by dimension.
+    filters: serde_json::Map<String, serde_json::Value>,
     /// Which table answered: `calls_hourly` or `calls_hourly_dims` (the rollups) or
     /// `calls_by_time` (the calls).
     table: &'static str,
@@ -83,7 +91,8 @@ pub struct Request {
     pub bucket: String,
     pub group_by: Vec<String>,
     pub account: Option<String>,
-    pub client_id: Option<String>,
+    /// (dimension, value) pairs the calls must have, each checked.
+    pub filters: Vec<(&'static str, String)>,
     pub whole_hours: bool,
     pub exact: bool,
 }
@@ -138,9 +147,7 @@ impl Request {
         if group_by.len() > 3 {
             return Err(bad_parameter("group_by", "at most 3 dimensions"));
         }
-        if let Some(client_id) = &params.client_id {
-            ClientId::parse(client_id).map_err(|e| bad_parameter("client_id", e.to_string()))?;
-        }
+        let filters = filters(&params)?;
         let account = scope
             .account()
             .map(str::to_owned)
@@ -163,7 +170,7 @@ impl Request {
             bucket,
             group_by,
             account,
-            client_id: params.client_id,
+            filters,
             exact: params.exact == Some(true),
         })
     }
@@ -177,7 +184,7 @@ impl Request {
             bucket: &self.bucket,
             group_by: &self.group_by,
             account: self.account.as_deref(),
-            client_id: self.client_id.as_deref(),
+            filters: &self.filters,
             whole_hours: self.whole_hours,
             exact: self.exact,
             limit: MAX_ROWS + 1,
@@ -245,9 +252,56 @@ pub async fn aggregates(
             bucket: request.bucket.clone(),
             tz: request.tz.clone(),
             group_by: request.group_by.clone(),
+            filters: request
+                .filters
+                .iter()
+                .map(|(d, v)| ((*d).to_owned(), v.clone().into()))
+                .collect(),
             rows,
         },
     ))
+}
+
+/// Longest value a filter may name (campaigns and publishers are partner text).
+const MAX_FILTER_CHARS: usize = 200;
+
+/// The filters asked for, in `DIMENSIONS` order; a 400 names a value that no call
+/// can have (an unknown source or status, a malformed client id).
+fn filters(params: &AggregatesQuery) -> Result<Vec<(&'static str, String)>, Problem> {
+    let asked = [
+        ("client_id", &params.client_id),
+        ("source", &params.source),
+        ("campaign", &params.campaign),
+        ("publisher", &params.publisher),
+        ("status", &params.status),
+        ("state", &params.state),
+    ];
+    let mut filters = Vec::new();
+    for (dimension, value) in asked {
+        let Some(value) = value else { continue };
+        let known: &[&str] = match dimension {
+            "source" => &["webhook", "poll", "csv"],
+            "status" => &["qualified", "unqualified", "repeat", "duplicate"],
+            _ => &[],
+        };
+        if !known.is_empty() && !known.contains(&value.as_str()) {
+            return Err(bad_parameter(
+                dimension,
+                format!("{value:?} is not one of {}", known.join(", ")),
+            ));
+        }
+        if dimension == "client_id" {
+            ClientId::parse(value).map_err(|e| bad_parameter("client_id", e.to_string()))?;
+        }
+        if value.chars().count() > MAX_FILTER_CHARS {
+            return Err(bad_parameter(
+                dimension,
+                format!("longer than {MAX_FILTER_CHARS} characters"),
+            ));
+        }
+        filters.push((dimension, value.clone()));
+    }
+    Ok(filters)
 }
 
 /// `"1234.5000"` → `"1234.50"`: money with two decimals, as everywhere else.

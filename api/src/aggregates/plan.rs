@@ -1,14 +1,16 @@
 //! Which table answers an aggregate query, and the SQL that asks it.
 //!
-//! - `calls_hourly` (per account, UTC hour and status) when the query groups by
-//!   status or nothing and names no integration;
-//! - `calls_hourly_dims` (per dimension value, account, UTC hour and status) when it
-//!   groups by one other dimension (and maybe status), or names one integration and
-//!   groups by nothing else than status or the integration;
-//! - `calls_by_time` (every call) otherwise, and whenever the range is not whole hours
-//!   in a zone whose offset is whole hours, or `exact=true`.
+//! The dimensions a query touches are those it groups by and those it narrows to a
+//! value (`source=csv`, `client_id=arroyo`, ...), status aside: every rollup row is
+//! per status already, so grouping by status or narrowing to one costs nothing.
 //!
-//! Every value is inlined as an escaped literal (accounts, integrations, the zone) or
+//! - `calls_hourly` (per account, UTC hour and status) when it touches none;
+//! - `calls_hourly_dims` (per dimension value, account, UTC hour and status) when it
+//!   touches one (grouped by it, narrowed to a value of it, or both);
+//! - `calls_by_time` (every call) when it touches two or more, and whenever the range
+//!   is not whole hours in a zone whose offset is whole hours, or `exact=true`.
+//!
+//! Every value is inlined as an escaped literal (accounts, filter values, the zone) or
 //! an integer; dimension names come from [`DIMENSIONS`] only.
 
 use runtime::clickhouse::string_list;
@@ -36,7 +38,9 @@ pub struct Plan<'a> {
     /// Dimensions from [`DIMENSIONS`], at most three.
     pub group_by: &'a [String],
     pub account: Option<&'a str>,
-    pub client_id: Option<&'a str>,
+    /// (dimension from [`DIMENSIONS`], value): only calls with that value, at most
+    /// one per dimension.
+    pub filters: &'a [(&'static str, String)],
     /// Whether [from, to) are whole hours in `tz` (so each UTC hour falls into one
     /// local bucket).
     pub whole_hours: bool,
@@ -69,23 +73,39 @@ impl Plan<'_> {
         if self.exact || !self.whole_hours {
             return Table::Calls;
         }
-        let others: Vec<&str> = self
+        let mut touched: Vec<&str> = self
             .group_by
             .iter()
             .map(String::as_str)
+            .chain(self.filters.iter().map(|(d, _)| *d))
             .filter(|d| *d != "status")
             .collect();
-        let dimension = match (self.client_id, others.as_slice()) {
-            (Some(_), []) | (Some(_), ["client_id"]) => "client_id",
-            (Some(_), _) => return Table::Calls,
-            (None, []) => return Table::Hourly,
-            (None, [one]) => one,
-            (None, _) => return Table::Calls,
-        };
-        schemas::rollup::DIMENSIONS
+        touched.sort_unstable();
+        touched.dedup();
+        match touched.as_slice() {
+            [] => Table::Hourly,
+            [one] => schemas::rollup::DIMENSIONS
+                .iter()
+                .find(|d| *d == one)
+                .map_or(Table::Calls, |d| Table::HourlyDims(d)),
+            _ => Table::Calls,
+        }
+    }
+
+    /// ` AND column = 'value'` for each filter, as `table` names the column.
+    fn narrowed(&self, table: Table) -> String {
+        self.filters
             .iter()
-            .find(|d| **d == dimension)
-            .map_or(Table::Calls, |d| Table::HourlyDims(d))
+            .map(|(dimension, value)| {
+                let value = string_list([value.as_str()]);
+                match table {
+                    Table::HourlyDims(d) if d == *dimension => format!(" AND value = {value}"),
+                    Table::Calls => format!(" AND toString({dimension}) = {value}"),
+                    // Only status is left: `table` was chosen so.
+                    _ => format!(" AND {dimension} = {value}"),
+                }
+            })
+            .collect()
     }
 
     /// The statement for `table`; its columns are those of `AggRow`.
@@ -129,12 +149,9 @@ impl Plan<'_> {
             .map(|a| format!(" AND account = {}", string_list([a])))
             .unwrap_or_default();
         let tail = format!(" GROUP BY {keys} ORDER BY {keys} LIMIT {}", self.limit);
+        let narrowed = self.narrowed(table);
         match table {
             Table::Calls => {
-                let client = self
-                    .client_id
-                    .map(|c| format!(" AND client_id = {}", string_list([c])))
-                    .unwrap_or_default();
                 format!(
                     "SELECT {bucket} AS bucket, {columns}, count() AS calls, \
                      countIf(status = 'qualified') AS qualified, countIf(status = 'unqualified') AS unqualified, \
@@ -143,22 +160,16 @@ impl Plan<'_> {
                      toString(sum(ifNull(revenue, toDecimal64(0, 4)))) AS revenue, \
                      sum(ifNull(duration_s, 0)) AS total_duration_s, \
                      ifNull(avg(duration_s), 0) AS avg_duration_s \
-                     FROM calls_by_time FINAL WHERE deleted = 0 AND {range}{account}{client}{tail}"
+                     FROM calls_by_time FINAL WHERE deleted = 0 AND {range}{account}{narrowed}{tail}"
                 )
             }
             Table::Hourly | Table::HourlyDims(_) => {
                 let name = table.name();
-                let rows_of = match (table, self.client_id) {
-                    (Table::HourlyDims(d), Some(c)) => {
-                        format!(" AND dimension = '{d}' AND value = {}", string_list([c]))
-                    }
-                    (Table::HourlyDims(d), None) => format!(" AND dimension = '{d}'"),
-                    _ => String::new(),
-                };
                 let versions_of = match table {
                     Table::HourlyDims(d) => format!(" AND dimension = '{d}'"),
                     _ => String::new(),
                 };
+                let rows_of = format!("{versions_of}{narrowed}");
                 // Keep each (account, hour)'s newest recompute: older ones may hold
                 // values (statuses, campaigns, ...) the hour no longer has. Output
                 // aliases differ from the columns (`r_`): ClickHouse would read an
@@ -183,7 +194,7 @@ impl Plan<'_> {
 mod tests {
     use super::*;
 
-    fn plan<'a>(group_by: &'a [String], client_id: Option<&'a str>) -> Plan<'a> {
+    fn plan<'a>(group_by: &'a [String], filters: &'a [(&'static str, String)]) -> Plan<'a> {
         Plan {
             from: 1_767_225_600,
             to: 1_798_761_600,
@@ -191,7 +202,7 @@ mod tests {
             bucket: "month",
             group_by,
             account: None,
-            client_id,
+            filters,
             whole_hours: true,
             exact: false,
             limit: 10_001,
@@ -202,39 +213,54 @@ mod tests {
         names.iter().map(|d| (*d).to_owned()).collect()
     }
 
+    fn only(pairs: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+        pairs.iter().map(|(d, v)| (*d, (*v).to_owned())).collect()
+    }
+
     #[test]
     fn each_query_goes_to_the_smallest_table_that_holds_it() {
-        let cases: &[(&[&str], Option<&str>, Table)] = &[
-            (&[], None, Table::Hourly),
-            (&["status"], None, Table::Hourly),
-            (&["campaign"], None, Table::HourlyDims("campaign")),
-            (&["status", "state"], None, Table::HourlyDims("state")),
-            (&["campaign", "state"], None, Table::Calls),
-            (&[], Some("arroyo"), Table::HourlyDims("client_id")),
+        let arroyo: &[(&str, &str)] = &[("client_id", "arroyo")];
+        let cases: &[(&[&str], &[(&str, &str)], Table)] = &[
+            (&[], &[], Table::Hourly),
+            (&["status"], &[], Table::Hourly),
+            (&[], &[("status", "repeat")], Table::Hourly),
+            (&["campaign"], &[], Table::HourlyDims("campaign")),
+            (&["status", "state"], &[], Table::HourlyDims("state")),
+            (&["campaign", "state"], &[], Table::Calls),
+            (&[], arroyo, Table::HourlyDims("client_id")),
             (
                 &["status", "client_id"],
-                Some("arroyo"),
+                arroyo,
                 Table::HourlyDims("client_id"),
             ),
-            (&["campaign"], Some("arroyo"), Table::Calls),
+            (&["campaign"], arroyo, Table::Calls),
+            (
+                &["campaign"],
+                &[("campaign", "spring"), ("status", "qualified")],
+                Table::HourlyDims("campaign"),
+            ),
+            (&[], &[("source", "csv")], Table::HourlyDims("source")),
+            (&[], &[("source", "csv"), ("publisher", "p1")], Table::Calls),
+            (&["publisher"], &[("source", "csv")], Table::Calls),
         ];
-        for (group_by, client, expected) in cases {
+        for (group_by, filters, expected) in cases {
             let group_by = dims(group_by);
+            let filters = only(filters);
             assert_eq!(
-                plan(&group_by, *client).table(),
+                plan(&group_by, &filters).table(),
                 *expected,
-                "{group_by:?} {client:?}"
+                "{group_by:?} {filters:?}"
             );
         }
         let group_by = dims(&["status"]);
         let exact = Plan {
             exact: true,
-            ..plan(&group_by, None)
+            ..plan(&group_by, &[])
         };
         assert_eq!(exact.table(), Table::Calls);
         let partial = Plan {
             whole_hours: false,
-            ..plan(&group_by, None)
+            ..plan(&group_by, &[])
         };
         assert_eq!(partial.table(), Table::Calls);
     }
@@ -242,7 +268,7 @@ mod tests {
     #[test]
     fn a_dimension_rollup_reads_its_dimension_and_newest_versions_only() {
         let group_by = dims(&["campaign", "status"]);
-        let plan = plan(&group_by, None);
+        let plan = plan(&group_by, &[]);
         let sql = plan.sql(plan.table());
         assert!(sql.contains("FROM calls_hourly_dims FINAL"), "{sql}");
         assert!(sql.contains("value AS d_campaign"), "{sql}");
@@ -256,22 +282,54 @@ mod tests {
     }
 
     #[test]
+    fn a_filter_narrows_the_rows_read_but_not_the_versions_kept() {
+        // The newest recompute of an hour is found over all its rows: narrowed to a
+        // status, an hour whose newest version has none of it would otherwise fall
+        // back to an older version that had some.
+        let group_by = dims(&[]);
+        let filters = only(&[("source", "csv"), ("status", "repeat")]);
+        let plan = plan(&group_by, &filters);
+        let sql = plan.sql(plan.table());
+        let (outer, versions) = sql.split_once("IN (SELECT").unwrap();
+        assert!(
+            outer.contains("AND value = 'csv' AND status = 'repeat'"),
+            "{sql}"
+        );
+        assert!(
+            !versions.contains("repeat") && !versions.contains("csv"),
+            "{sql}"
+        );
+        let calls = plan.sql(Table::Calls);
+        assert!(
+            calls.contains("AND toString(source) = 'csv' AND toString(status) = 'repeat'"),
+            "{calls}"
+        );
+    }
+
+    #[test]
     fn the_sql_sent_is_the_sql_checked_on_current_clickhouse() {
         let status = dims(&["status"]);
         let campaign = dims(&["campaign", "status"]);
         let none = dims(&[]);
+        let arroyo = only(&[("client_id", "arroyo")]);
+        let narrowed = only(&[("campaign", "spring"), ("status", "qualified")]);
         let plans = [
-            plan(&status, None),
-            plan(&campaign, None),
+            plan(&status, &[]),
+            plan(&campaign, &[]),
             Plan {
                 account: Some("acme"),
                 bucket: "day",
-                ..plan(&none, Some("arroyo"))
+                ..plan(&none, &arroyo)
             },
             Plan {
                 exact: true,
                 bucket: "hour",
-                ..plan(&campaign, None)
+                ..plan(&campaign, &[])
+            },
+            plan(&campaign, &narrowed),
+            Plan {
+                exact: true,
+                ..plan(&campaign, &narrowed)
             },
         ];
         let statements: Vec<String> = plans.iter().map(|p| p.sql(p.table())).collect();
@@ -281,13 +339,14 @@ mod tests {
     #[test]
     fn values_are_escaped_literals() {
         let group_by = dims(&[]);
+        let filters = only(&[("client_id", "x'y")]);
         let hostile = Plan {
             account: Some("o'brien?"),
-            ..plan(&group_by, Some("x'y"))
+            ..plan(&group_by, &filters)
         };
         let sql = hostile.sql(Table::Calls);
         assert!(sql.contains(r"account = 'o\'brien??'"), "{sql}");
-        assert!(sql.contains(r"client_id = 'x\'y'"), "{sql}");
+        assert!(sql.contains(r"toString(client_id) = 'x\'y'"), "{sql}");
         let rolled = hostile.sql(hostile.table());
         assert!(rolled.contains(r"value = 'x\'y'"), "{rolled}");
         assert_eq!(

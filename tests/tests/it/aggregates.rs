@@ -157,19 +157,44 @@ async fn aggregates_by_day_and_status_follow_corrections() {
         both.0
     );
     // The per-dimension rollup answers one other dimension (with or without status),
-    // and one integration's queries; it agrees with the calls too.
-    for (query, table) in [
-        ("bucket=day&group_by=campaign,status", "calls_hourly_dims"),
+    // and a query narrowed to one value of it (an integration, a campaign, a source);
+    // a status filter is answered by any rollup. Each agrees with the calls, and
+    // holds the calls the fixture has: 2 of its 3 are Auto Insurance CA, 1 a repeat.
+    for (query, table, expected) in [
+        (
+            "bucket=day&group_by=campaign,status",
+            "calls_hourly_dims",
+            3,
+        ),
         (
             "bucket=month&tz=America/Chicago&group_by=publisher",
             "calls_hourly_dims",
+            3,
         ),
-        ("bucket=none&group_by=state", "calls_hourly_dims"),
+        ("bucket=none&group_by=state", "calls_hourly_dims", 3),
         (
             "bucket=day&client_id=arroyo&group_by=status",
             "calls_hourly_dims",
+            3,
         ),
-        ("bucket=day&group_by=campaign,state", "calls_by_time"),
+        ("bucket=day&group_by=campaign,state", "calls_by_time", 3),
+        (
+            "bucket=day&campaign=Auto%20Insurance%20CA&group_by=status",
+            "calls_hourly_dims",
+            2,
+        ),
+        ("bucket=none&status=repeat", "calls_hourly", 1),
+        (
+            "bucket=none&source=webhook&status=qualified&group_by=source",
+            "calls_hourly_dims",
+            1,
+        ),
+        (
+            "bucket=none&campaign=Medicare%20IL&group_by=state",
+            "calls_by_time",
+            1,
+        ),
+        ("bucket=none&source=csv", "calls_hourly_dims", 0),
     ] {
         let query = format!("to=2026-11-26T00:00:00Z&{query}");
         let (fast, exact) = eventually(
@@ -191,8 +216,8 @@ async fn aggregates_by_day_and_status_follow_corrections() {
             .map(|r| r["calls"].as_u64().unwrap())
             .sum();
         assert_eq!(
-            calls, 3,
-            "every call once, the moved one where it is now: {fast}"
+            calls, expected,
+            "every call once, the moved one where it is now ({query}): {fast}"
         );
     }
     let by_campaign = aggregate(&rolled(
@@ -231,6 +256,8 @@ async fn aggregates_by_day_and_status_follow_corrections() {
         ("to=2026-11-19T00:00:00Z", "from"),
         ("to=yesterday", "to"),
         ("client_id=no%20spaces%20here", "client_id"),
+        ("source=fax", "source"),
+        ("status=maybe", "status"),
     ] {
         let response = reqwest::get(rolled(query)).await.unwrap();
         assert_eq!(response.status(), 400, "{query}");
