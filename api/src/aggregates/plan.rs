@@ -220,7 +220,8 @@ mod tests {
     #[test]
     fn each_query_goes_to_the_smallest_table_that_holds_it() {
         let arroyo: &[(&str, &str)] = &[("client_id", "arroyo")];
-        let cases: &[(&[&str], &[(&str, &str)], Table)] = &[
+        type Filters<'a> = &'a [(&'static str, &'a str)];
+        let cases: &[(&[&str], Filters, Table)] = &[
             (&[], &[], Table::Hourly),
             (&["status"], &[], Table::Hourly),
             (&[], &[("status", "repeat")], Table::Hourly),
