@@ -1,8 +1,10 @@
 // The dashboard in a real browser: open it, deliver a webhook, and see the call
 // arrive in the live feed and the 24-hour total change; deliver a repeat of it and
-// open its story (by click, then the first call's by keyboard); choose a range and a
-// zone, checked against the aggregates API and kept in the URL across a reload.
-// Saves screenshots at desktop width, of the story at a phone's width and of a range.
+// open its story (by click, then the first call's by keyboard); correct a call so its
+// status changes and see it move between the counts live; the side-by-side table by
+// source against the aggregates API; narrow to a campaign and a status (URL, numbers,
+// feed, reload); choose a range and a zone, checked against the aggregates API and
+// kept in the URL across a reload. Saves screenshots at desktop and phone widths.
 //
 //   node tests/browser/dashboard.mjs API_URL INGEST_URL SCREENSHOT_PATH
 //
@@ -74,9 +76,74 @@ try {
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   if (overflow > 0) throw new Error(`the page is ${overflow} px wider than a phone`);
 
+  await page.setViewportSize({ width: 1400, height: 900 });
+  await page.keyboard.press("Escape");
+
+  // Live: a new qualified call raises the counts without a reload; its correction to
+  // no payout makes it unqualified (arroyo qualifies by payout), and it moves from
+  // one count to the other, not twice.
+  const counts = () => page.evaluate(() => { const d = document.getElementById("totals").dataset; return { calls: +d.calls, qualified: +d.qualified, unqualified: +d.unqualified }; });
+  const c0 = await counts();
+  const third = { id: "browser_3", caller: { number: "3125550777" }, started_at: new Date(Date.now() - 1200 * 1000).toISOString().slice(0, 19) + "Z", duration: "2:00", payout: "$20.00", campaign: { name: "Live Test" } };
+  const post = async (call) => {
+    const r = await fetch(ingestUrl + "/api/integrations/webhook/arroyo", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ call }) });
+    if (r.status !== 202) throw new Error(`the webhook for ${call.id} answered ${r.status}`);
+  };
+  const countsBecome = (want, what) => page.waitForFunction((w) => { const d = document.getElementById("totals").dataset; return +d.calls === w.calls && +d.qualified === w.qualified && +d.unqualified === w.unqualified; }, want, { timeout: 15000 })
+    .catch(async () => { throw new Error(`${what}: the totals show ${JSON.stringify(await counts())}, expected ${JSON.stringify(want)}`); });
+  await post(third);
+  await page.waitForSelector('#feed tr[data-external-id="browser_3"]', { timeout: 60000 });
+  await countsBecome({ calls: c0.calls + 1, qualified: c0.qualified + 1, unqualified: c0.unqualified }, "a new qualified call");
+  await post({ id: "browser_3", payout: "0" });
+  await page.waitForFunction(() => document.querySelector('#feed tr[data-external-id="browser_3"] td:nth-child(4)')?.textContent === "unqualified ↻", null, { timeout: 60000 });
+  await countsBecome({ calls: c0.calls + 1, qualified: c0.qualified, unqualified: c0.unqualified + 1 }, "its correction to no payout");
+
+  // Side by side by source: each row as the aggregates API answers for the page's range.
+  const sideIs = (by) => page.waitForFunction((b) => document.getElementById("side").dataset.by === b && document.getElementById("side-rows").rows.length > 0, by, { timeout: 30000 });
+  await page.selectOption("#side-by", "source");
+  await sideIs("source");
+  const side = await page.evaluate(() => ({ ...document.getElementById("side").dataset, rows: [...document.querySelectorAll("#side-rows tr")].map((tr) => ({ value: tr.dataset.value, calls: tr.querySelector('td[data-key="calls"]').textContent, margin: tr.querySelector('td[data-key="margin"]').textContent })) }));
+  const bySource = await (await fetch(`${apiUrl}/api/aggregates?bucket=none&group_by=source&from=${side.from}&to=${side.to}`)).json();
+  const expected = bySource.rows.map((r) => ({ value: r.source, calls: String(r.calls), margin: ((Number(r.revenue) - Number(r.payout)) < 0 ? "-$" : "$") + Math.abs(Number(r.revenue) - Number(r.payout)).toFixed(2) }));
+  if (JSON.stringify(side.rows) !== JSON.stringify(expected)) throw new Error(`side by side by source: the page shows ${JSON.stringify(side.rows)}, the API ${JSON.stringify(expected)}`);
+  await page.click('#side-head th[data-key="calls"]');
+  if ((await page.getAttribute('#side-head th[data-key="calls"]', "aria-sort")) !== "ascending") throw new Error("a second click on calls does not sort ascending");
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-side.png"), fullPage: true });
+
+  // A filter from the table: only the campaign "Live Test", then only its repeats;
+  // the URL and the numbers change, and the numbers are the API's for that filter.
+  await page.selectOption("#side-by", "campaign");
+  await sideIs("campaign");
+  await page.click('#side-rows tr[data-value="Live Test"] button');
+  await page.waitForFunction(() => document.getElementById("totals").dataset.filters === "campaign=Live Test" && location.search.includes("campaign=Live+Test"), null, { timeout: 30000 });
+  const narrowedTo = async (filters, query) => {
+    const d = await page.evaluate(() => ({ ...document.getElementById("totals").dataset }));
+    const answer = await (await fetch(`${apiUrl}/api/aggregates?bucket=none&from=${d.from}&to=${d.to}&${query}`)).json();
+    const want = String(answer.rows[0]?.calls ?? 0);
+    if (d.filters !== filters || d.calls !== want) throw new Error(`${filters}: the page shows ${d.calls} calls (${d.filters}), the API ${want}`);
+    return Number(want);
+  };
+  if ((await narrowedTo("campaign=Live Test", "campaign=Live%20Test")) !== 1) throw new Error("Live Test should hold browser_3 only");
+  const feedIds = await page.evaluate(() => [...document.querySelectorAll("#feed tr")].map((tr) => tr.dataset.externalId));
+  if (feedIds.join() !== "browser_3") throw new Error("the live feed keeps calls of other campaigns: " + feedIds.join());
+  await page.selectOption("#f-status", "unqualified");
+  await page.waitForFunction(() => document.getElementById("totals").dataset.filters === "status=unqualified&campaign=Live Test" && location.search.includes("status=unqualified"), null, { timeout: 30000 });
+  await narrowedTo("status=unqualified&campaign=Live Test", "campaign=Live%20Test&status=unqualified");
+  const filteredView = await page.evaluate(() => location.search);
+  await page.goto(apiUrl + "/" + filteredView);
+  await page.waitForFunction(() => document.getElementById("totals").dataset.filters === "status=unqualified&campaign=Live Test", null, { timeout: 30000 });
+  if ((await page.inputValue("#f-campaign")) !== "Live Test" || (await page.inputValue("#f-status")) !== "unqualified") throw new Error("the filters did not survive a reload");
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-filtered.png"), fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-filtered-phone.png"), fullPage: true });
+  const phoneOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  if (phoneOverflow > 0) throw new Error(`the filtered view is ${phoneOverflow} px wider than a phone`);
+  await page.setViewportSize({ width: 1400, height: 900 });
+  await page.click("#f-clear");
+  await page.waitForFunction(() => document.getElementById("totals").dataset.filters === "" && !location.search.includes("campaign="), null, { timeout: 30000 });
+
   // A range in the URL: last 7 days, the totals those of the API for the same range,
   // and the view survives a reload.
-  await page.setViewportSize({ width: 1400, height: 900 });
   const firstFrom = await page.getAttribute("#totals", "data-from");
   await page.selectOption("#range", "7d");
   await page.waitForFunction((f) => document.getElementById("totals").dataset.from !== f && document.getElementById("totals").dataset.range === "7d" && location.search.includes("range=7d"), firstFrom, { timeout: 30000 });

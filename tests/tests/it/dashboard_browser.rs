@@ -5,7 +5,12 @@
 //! name the first call. The screenshots are kept as test artifacts in
 //! `.data/test/artifacts/` (`dashboard.png`, `dashboard-story.png`, and
 //! `dashboard-story-phone.png` at a phone's width); then a range and a zone are chosen
-//! and checked against the aggregates API and across a reload (`dashboard-range.png`). `deploy/test.sh` installs chromium and
+//! and checked against the aggregates API and across a reload (`dashboard-range.png`).
+//! Between those, a correction moves a call from qualified to unqualified in the live
+//! totals, the side-by-side table by source must equal the aggregates API
+//! (`dashboard-side.png`), and a campaign and a status filter must change the URL,
+//! the numbers (as the API's) and the feed, and survive a reload
+//! (`dashboard-filtered.png`, `dashboard-filtered-phone.png`). `deploy/test.sh` installs chromium and
 //! playwright-core.
 
 use std::process::Command;
@@ -34,6 +39,9 @@ async fn the_dashboard_shows_a_new_call_live_in_a_real_browser() {
         "dashboard-story.png",
         "dashboard-story-phone.png",
         "dashboard-range.png",
+        "dashboard-side.png",
+        "dashboard-filtered.png",
+        "dashboard-filtered-phone.png",
     ] {
         let _ = std::fs::remove_file(artifacts.join(name));
     }
@@ -69,6 +77,9 @@ async fn the_dashboard_shows_a_new_call_live_in_a_real_browser() {
         "dashboard-story.png",
         "dashboard-story-phone.png",
         "dashboard-range.png",
+        "dashboard-side.png",
+        "dashboard-filtered.png",
+        "dashboard-filtered-phone.png",
     ] {
         let size = std::fs::metadata(artifacts.join(name))
             .map(|m| m.len())
