@@ -16,6 +16,7 @@ pub mod metric_names;
 mod preview;
 mod query;
 mod recent;
+mod replays;
 mod server;
 mod story;
 

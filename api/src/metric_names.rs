@@ -7,6 +7,8 @@ pub const API_AGGREGATE_SECONDS: &str = "api_aggregate_seconds";
 pub const API_EXPORT_ROWS_TOTAL: &str = "api_export_rows_total";
 /// counter; labels: none.
 pub const API_PREVIEWS_TOTAL: &str = "api_previews_total";
+/// counter; labels: `outcome` (`done`, `failed`).
+pub const API_REPLAYS_TOTAL: &str = "api_replays_total";
 /// counter; labels: `status`.
 pub const API_REQUESTS_TOTAL: &str = "api_requests_total";
 /// counter; labels: `table`.

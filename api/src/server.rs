@@ -12,6 +12,9 @@
 //! | POST   | /api/integrations/{clientId}/enable | enable (a new version)       |
 //! | POST   | /api/integrations/{clientId}/disable | disable (a new version)     |
 //! | DELETE | /api/integrations/{clientId} | delete an integration               |
+//! | POST   | /api/integrations/{clientId}/replay | replay its dead letters (or all records) |
+//! | GET    | /api/replays/{id}  | a replay's progress                           |
+//! | GET    | /api/dead-letters/groups | dead letters counted by integration and reason |
 //! | GET    | /api/events        | live calls (Server-Sent Events)               |
 //! | POST   | /api/mappings/preview | a mapping applied to sample records, nothing written |
 //! | GET    | /                  | the dashboard (one HTML page, no build step)  |
@@ -32,6 +35,7 @@ use crate::config::ApiConfig;
 use crate::events::EventHub;
 use crate::integrations::IntegrationsApi;
 use crate::recent::RecentPayloads;
+use crate::replays::Replays;
 use crate::story::Stories;
 use crate::{aggregates, calls, dead_letters, preview};
 use runtime::access::{self, Scope, Tokens, TokensError};
@@ -64,6 +68,7 @@ struct Api {
     tokens: Tokens,
     integrations: IntegrationsApi,
     stories: Stories,
+    replays: Replays,
 }
 
 pub async fn run(
@@ -111,7 +116,9 @@ pub async fn run(
         registry: registry.clone(),
         kafka: config.kafka.clone(),
     };
+    let replays = Replays::new(config.kafka.clone(), registry.clone());
     let state = Arc::new(Api {
+        replays,
         integrations,
         stories,
         tokens,
@@ -181,6 +188,12 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
             let id = story_id(path).unwrap_or_default();
             state.stories.story(id, query, &scope).await
         }
+        (&Method::GET, "/api/dead-letters/groups") => {
+            dead_letters::groups(&state.clickhouse, query, &scope, &state.registry).await
+        }
+        (&Method::GET, path) if path.starts_with("/api/replays/") => {
+            state.replays.get(&scope, &path["/api/replays/".len()..])
+        }
         (&Method::GET, "/api/dead-letters") => {
             dead_letters::list(
                 &state.clickhouse,
@@ -215,6 +228,9 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
                 }
                 (&Method::POST, Some((client, "disable"))) => {
                     state.integrations.set_enabled(&scope, client, false).await
+                }
+                (&Method::POST, Some((client, "replay"))) => {
+                    state.replays.start(&scope, client, request).await
                 }
                 (&Method::DELETE, None) => state.integrations.delete(&scope, rest).await,
                 _ => Err(Problem::new(

@@ -2,9 +2,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use cmctl::replay::ReplaySource;
 use runtime::clickhouse::ClickHouseConfig;
 use runtime::kafka::KafkaConfig;
+use runtime::replay::ReplaySource;
 
 /// Operator commands for the call-integrations pipeline.
 #[derive(Parser)]

@@ -12,6 +12,7 @@ pub mod kafka;
 pub mod metric_names;
 pub mod migrate;
 pub mod registry;
+pub mod replay;
 pub mod retry;
 pub mod shutdown;
 pub mod table;

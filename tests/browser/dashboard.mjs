@@ -4,7 +4,9 @@
 // status changes and see it move between the counts live; the side-by-side table by
 // source against the aggregates API; narrow to a campaign and a status (URL, numbers,
 // feed, reload); choose a range and a zone, checked against the aggregates API and
-// kept in the URL across a reload. Saves screenshots at desktop and phone widths.
+// kept in the URL across a reload; a dead-letter group (payloads, field errors, a
+// mapping preview), a mapping fix and a replay from the page. Saves screenshots at
+// desktop and phone widths.
 //
 //   node tests/browser/dashboard.mjs API_URL INGEST_URL SCREENSHOT_PATH
 //
@@ -175,6 +177,56 @@ try {
   if ((await page.getAttribute("#totals", "data-to")) === chicagoTo) throw new Error("the range did not move with the zone");
   await cutAtMidnight("Asia/Tokyo");
   await page.screenshot({ path: screenshot.replace(/\.png$/, "-range.png"), fullPage: true });
+
+  // Dead letters you can act on. Two records whose start is in a form the mapping
+  // does not read ("02.12.2026 09h15", Los Angeles time) are refused; their group
+  // opens with the payloads and field errors; the preview says they are still
+  // refused; the mapping is fixed (an explicit format), the preview now maps them,
+  // and the replay button stores them, each once (counted by partner id through
+  // /api/calls, not by the page's own numbers).
+  const laParts = (at) => Object.fromEntries(new Intl.DateTimeFormat("en-GB", { timeZone: "America/Los_Angeles", hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" }).formatToParts(at).map((p) => [p.type, p.value]));
+  const dotted = (at) => { const p = laParts(at); return `${p.day}.${p.month}.${p.year} ${p.hour}h${p.minute}`; };
+  const badIds = ["browser_dl1", "browser_dl2"];
+  for (const [i, id] of badIds.entries()) {
+    await post({ id, caller: { number: "3125550888" }, started_at: dotted(new Date(Date.now() - (3 - i) * 3600 * 1000)), duration: "1:30", payout: "$7.00" });
+  }
+  const group = '#dead tr[data-client="arroyo"]';
+  await page.waitForFunction((sel) => [...document.querySelectorAll(sel)].some((tr) => tr.textContent.includes("started_at") && +tr.dataset.letters >= 2), group, { timeout: 60000 });
+  const groupRow = await page.evaluateHandle((sel) => [...document.querySelectorAll(sel)].find((tr) => tr.textContent.includes("started_at")), group);
+  await groupRow.asElement().click();
+  await page.waitForFunction(() => !document.getElementById("dead-letters").hidden && document.querySelectorAll("#dead-list .letter").length >= 2, null, { timeout: 30000 });
+  const listed = await page.textContent("#dead-list");
+  if (!badIds.every((id) => listed.includes(id)) || !listed.includes("started_at")) throw new Error("the group's letters do not show the payloads and the field error: " + listed.slice(0, 400));
+  const firstPreview = "#dead-list .letter:first-child button";
+  await page.click(firstPreview);
+  await page.waitForSelector('#dead-list .letter:first-child .preview[data-outcome="refused"]', { timeout: 15000 });
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-dead.png"), fullPage: true });
+
+  const { readFileSync } = await import("node:fs");
+  const samples = JSON.parse(readFileSync(new URL("../../deploy/integrations/samples.json", import.meta.url)));
+  const listedIntegrations = await (await fetch(apiUrl + "/api/integrations")).json();
+  const current = listedIntegrations.integrations.find((e) => e.integration.client_id === "arroyo").integration.version;
+  const fixed = samples.find((i) => i.client_id === "arroyo");
+  fixed.version = current + 1;
+  fixed.mapping.fields.started_at.format = "%d.%m.%Y %Hh%M";
+  const saved = await fetch(apiUrl + "/api/integrations", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(fixed) });
+  if (!saved.ok) throw new Error("fixing the mapping answered " + saved.status + ": " + (await saved.text()));
+  await page.click(firstPreview);
+  await page.waitForSelector('#dead-list .letter:first-child .preview[data-outcome="maps"]', { timeout: 15000 });
+  const replayButton = await page.evaluateHandle((sel) => [...document.querySelectorAll(sel)].find((tr) => tr.textContent.includes("started_at")).querySelector("button[data-replay]"), group);
+  await replayButton.asElement().click();
+  await page.waitForFunction(() => document.getElementById("replay-status").dataset.state === "done", null, { timeout: 60000 })
+    .catch(async () => { throw new Error("the replay did not finish: " + (await page.textContent("#replay-status"))); });
+  const replayLine = await page.textContent("#replay-status");
+  if (!/[1-9]\d* records replayed/.test(replayLine)) throw new Error("the replay's progress: " + replayLine);
+  await page.waitForFunction((sel) => { const tr = [...document.querySelectorAll(sel)].find((r) => r.textContent.includes("started_at")); return tr && +tr.dataset.storedSince === +tr.dataset.letters && !tr.querySelector("button[data-replay]"); }, group, { timeout: 60000 })
+    .catch(async () => { throw new Error("the group does not count its letters as stored: " + (await page.textContent("#dead"))); });
+  const stored = await (await fetch(`${apiUrl}/api/calls?client_id=arroyo&caller=3125550888&limit=50`)).json();
+  const storedIds = stored.calls.map((c) => c.external_id).sort();
+  if (storedIds.join() !== badIds.join()) throw new Error("after the replay, the calls of the refused records are " + storedIds.join());
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-replayed.png"), fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-replayed-phone.png"), fullPage: true });
   if (errors.length) throw new Error("errors on the page: " + errors.join("; "));
   console.log(`ok: browser_1 (${status}) appeared in the live feed; calls in 24 h went ${before} -> ${before + 1}; browser_2's story names ${firstId}; screenshots ${screenshot} and -story, -story-phone`);
 } finally {

@@ -42,6 +42,10 @@ API_QUERIES = [
     "raw_offset, payload, account FROM dead_letters FINAL WHERE 1 AND client_id = 'arroyo' "
     "AND (account = 'acme' OR (account = '' AND client_id IN ('arroyo'))) "
     "ORDER BY failed_at DESC, toString(raw_id) DESC LIMIT 50",
+    "SELECT raw_id, client_id, source, stage, reason, errors, received_at, failed_at, raw_partition, "
+    "raw_offset, payload, account FROM dead_letters FINAL WHERE 1 AND client_id = 'arroyo' "
+    "AND replaceRegexpAll(replaceRegexpAll(reason, '[0-9]+', '#'), 'call [^ ,;:]+', 'call …') = "
+    "'required field(s) started_at could not be mapped' ORDER BY failed_at DESC, toString(raw_id) DESC LIMIT 20",
     "SELECT count() FROM calls FINAL WHERE client_id = 'arroyo'",
     "SELECT version, name, checksum, applied_at FROM schema_migrations FINAL",
 ]

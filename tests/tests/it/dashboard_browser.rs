@@ -10,7 +10,11 @@
 //! totals, the side-by-side table by source must equal the aggregates API
 //! (`dashboard-side.png`), and a campaign and a status filter must change the URL,
 //! the numbers (as the API's) and the feed, and survive a reload
-//! (`dashboard-filtered.png`, `dashboard-filtered-phone.png`). `deploy/test.sh` installs chromium and
+//! (`dashboard-filtered.png`, `dashboard-filtered-phone.png`). Last, two records the
+//! mapping refuses show as a dead-letter group with their payloads and errors
+//! (`dashboard-dead.png`); after the mapping is fixed, the page's preview maps them
+//! and its replay button stores them, each once by partner id
+//! (`dashboard-replayed.png`, `dashboard-replayed-phone.png`). `deploy/test.sh` installs chromium and
 //! playwright-core.
 
 use std::process::Command;
@@ -42,6 +46,9 @@ async fn the_dashboard_shows_a_new_call_live_in_a_real_browser() {
         "dashboard-side.png",
         "dashboard-filtered.png",
         "dashboard-filtered-phone.png",
+        "dashboard-dead.png",
+        "dashboard-replayed.png",
+        "dashboard-replayed-phone.png",
     ] {
         let _ = std::fs::remove_file(artifacts.join(name));
     }
@@ -80,6 +87,9 @@ async fn the_dashboard_shows_a_new_call_live_in_a_real_browser() {
         "dashboard-side.png",
         "dashboard-filtered.png",
         "dashboard-filtered-phone.png",
+        "dashboard-dead.png",
+        "dashboard-replayed.png",
+        "dashboard-replayed-phone.png",
     ] {
         let size = std::fs::metadata(artifacts.join(name))
             .map(|m| m.len())

@@ -332,6 +332,11 @@ async fn another_account_reaches_nothing_of_ours_and_our_network_is_not_reachabl
             &[404],
         ),
         (
+            "dead-letter groups by A's client id",
+            "/api/dead-letters/groups?client_id=arroyo",
+            &[404],
+        ),
+        (
             "events by A's client id",
             "/api/events?client_id=arroyo",
             &[404],
@@ -382,12 +387,37 @@ async fn another_account_reaches_nothing_of_ours_and_our_network_is_not_reachabl
             "/api/aggregates?from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z&group_by=client_id",
         ),
         ("dead letters", "/api/dead-letters?limit=100"),
+        ("dead-letter groups", "/api/dead-letters/groups"),
         ("integrations", "/api/integrations"),
     ] {
         let (status, body) = http.get(&api_get(path), B).await;
         assert_eq!(status, 200, "{what}: {body}");
         nothing_of_a_at_all(what, &body);
     }
+    let (_, a_groups) = http.get(&api_get("/api/dead-letters/groups"), A).await;
+    assert!(
+        json_of(&a_groups)["groups"][0]["client_id"] == "arroyo",
+        "control: A's dead-letter groups have A's letter: {a_groups}"
+    );
+    // Replays: B cannot start one of A's integration, nor read A's job.
+    refused(
+        "replay A's integration",
+        http.post(&api_get("/api/integrations/arroyo/replay"), B, json!({}))
+            .await,
+        &[404],
+    );
+    let (status, job) = http
+        .post(&api_get("/api/integrations/arroyo/replay"), A, json!({}))
+        .await;
+    assert_eq!(status, 202, "control: A replays its own integration: {job}");
+    let job = json_of(&job)["id"].as_str().unwrap().to_owned();
+    refused(
+        "A's replay job",
+        http.get(&api_get(&format!("/api/replays/{job}")), B).await,
+        &[404],
+    );
+    let (status, a_job) = http.get(&api_get(&format!("/api/replays/{job}")), A).await;
+    assert_eq!(status, 200, "control: A reads its replay: {a_job}");
     let (_, a_sees) = http.get(&api_get("/api/calls/export.csv"), A).await;
     assert!(
         a_sees.contains("hostile_a_call"),

@@ -134,7 +134,7 @@ async fn late_records_update_their_call() {
     let report = cmctl::replay::replay(
         &env.kafka,
         &schemas::ClientId::parse("arroyo").unwrap(),
-        cmctl::replay::ReplaySource::Raw,
+        runtime::replay::ReplaySource::Raw,
         |_| {},
     )
     .await

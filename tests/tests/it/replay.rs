@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
-use cmctl::replay::{replay, ReplaySource};
+use cmctl::replay::replay;
 use integration_tests::{eventually, final_count, fixture, sample_integration, TestEnv};
+use runtime::replay::ReplaySource;
 use schemas::{ClientId, Integration};
 use serde_json::json;
 
