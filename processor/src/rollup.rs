@@ -67,13 +67,14 @@ pub async fn run(
 }
 
 /// What every rollup row sums, over `calls_by_time` rows.
+/// In the tables' column order (`linked` last, migration 11): inserted by position.
 const MEASURES: &str = "count() AS calls, sum(ifNull(payout, toDecimal64(0, 4))) AS payout, \
      sum(ifNull(revenue, toDecimal64(0, 4))) AS revenue, sum(ifNull(duration_s, 0)) AS total_duration_s, \
-     count(duration_s) AS duration_count";
+     count(duration_s) AS duration_count, sum(linked) AS linked";
 /// A marker row's measures.
 const NO_MEASURES: &str =
     "0 AS calls, toDecimal128(0, 4) AS payout, toDecimal128(0, 4) AS revenue, \
-     0 AS total_duration_s, 0 AS duration_count";
+     0 AS total_duration_s, 0 AS duration_count, 0 AS linked";
 
 /// The statements that recompute `pairs` at `version`, in order: per dimension value
 /// and its markers (`calls_hourly_dims`), then per status and its markers

@@ -51,7 +51,9 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "calls_hourly_dims",
         sql: concat!(
             include_str!("../migrations/0007_calls_hourly_dims.sql"),
-            include_str!("../migrations/rollup_backfill.sql")
+            // The backfill as it was then (before buyer and linked): applied
+            // migrations must keep their text, the ledger checks it.
+            include_str!("../migrations/0007_rollup_backfill.sql")
         ),
     },
     Migration {
@@ -69,10 +71,20 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "analyst_views",
         sql: include_str!("../migrations/0010_analyst_views.sql"),
     },
+    Migration {
+        version: 11,
+        name: "buyer_linked_columns",
+        sql: include_str!("../migrations/0011_buyer_linked_columns.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "buyer_linked_fill",
+        sql: include_str!("../migrations/0012_buyer_linked_fill.sql"),
+    },
 ];
 
 /// Rolls up every stored call at version 0, below every version the rollup worker
-/// writes: part of migration 7, and run again by `cmctl rollup-backfill` after calls
+/// writes: part of migration 7 (in the form of then, `0007_rollup_backfill.sql`), and run again by `cmctl rollup-backfill` after calls
 /// were loaded into ClickHouse directly. Idempotent: the same rows at the same version
 /// replace each other.
 pub const ROLLUP_BACKFILL: Migration = Migration {
@@ -138,6 +150,28 @@ mod tests {
                 assert!(!statement.contains("--"), "{statement}");
                 assert!(!statement.ends_with(';'));
             }
+        }
+    }
+
+    #[test]
+    fn applied_migrations_keep_their_text() {
+        // A database that applied one of these refuses to migrate when its text
+        // changes (`MigrateError::Edited`): a change must be a new migration.
+        let shipped = [
+            (1, "4e6b95af8df2bb82"),
+            (2, "6c05afc09be9e6f5"),
+            (3, "546f2fe113fdc7bf"),
+            (4, "7dac11e0cde9ae80"),
+            (5, "d63ed53f0d19e73e"),
+            (6, "584a3b46032a7eca"),
+            (7, "9ec0d21aac0cb29a"),
+            (8, "08bc148c484088e9"),
+            (9, "06e44ab964fe3814"),
+            (10, "14f9b6e085ff84d7"),
+        ];
+        for (version, checksum) in shipped {
+            let migration = &MIGRATIONS[version - 1];
+            assert_eq!(migration.checksum(), checksum, "{}", migration.name);
         }
     }
 }

@@ -4,7 +4,14 @@
 /// The dimensions `calls_hourly_dims` has rows for, each a column of `calls_by_time`
 /// (its value is the column as text). Status is not among them: every rollup row is
 /// per status already.
-pub const DIMENSIONS: &[&str] = &["client_id", "source", "campaign", "publisher", "state"];
+pub const DIMENSIONS: &[&str] = &[
+    "client_id",
+    "source",
+    "campaign",
+    "publisher",
+    "state",
+    "buyer",
+];
 
 /// A touched (account, UTC hour start in Unix seconds): what writers publish on the
 /// `rollup.dirty` topic after their rows are stored, and the rollup worker reads.

@@ -40,6 +40,7 @@ struct AggregatesQuery {
     publisher: Option<String>,
     state: Option<String>,
     status: Option<String>,
+    buyer: Option<String>,
     account: Option<String>,
     /// Read the calls themselves even when the rollup could answer.
     exact: Option<bool>,
@@ -54,6 +55,7 @@ struct AggRow {
     publisher: String,
     status: String,
     state: String,
+    buyer: String,
     calls: u64,
     qualified: u64,
     unqualified: u64,
@@ -63,6 +65,8 @@ struct AggRow {
     revenue: String,
     total_duration_s: u64,
     avg_duration_s: f64,
+    /// Calls linked to a CallMatrix call (`cm_call_id` set).
+    linked: u64,
 }
 
 #[derive(Serialize)]
@@ -225,6 +229,7 @@ pub async fn aggregates(
                 "repeat": row.repeat, "duplicate": row.duplicate, "payout": trim_money(&row.payout),
                 "revenue": trim_money(&row.revenue), "total_duration_s": row.total_duration_s,
                 "avg_duration_s": (row.avg_duration_s * 10.0).round() / 10.0,
+                "linked_to_callmatrix": row.linked,
             });
             if request.bucket != "none" {
                 out["bucket"] = row.bucket.clone().into();
@@ -236,6 +241,7 @@ pub async fn aggregates(
                     "campaign" => &row.campaign,
                     "publisher" => &row.publisher,
                     "status" => &row.status,
+                    "buyer" => &row.buyer,
                     _ => &row.state,
                 };
                 out[dimension.as_str()] = value.clone().into();
@@ -275,6 +281,7 @@ fn filters(params: &AggregatesQuery) -> Result<Vec<(&'static str, String)>, Prob
         ("publisher", &params.publisher),
         ("status", &params.status),
         ("state", &params.state),
+        ("buyer", &params.buyer),
     ];
     let mut filters = Vec::new();
     for (dimension, value) in asked {

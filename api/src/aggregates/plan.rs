@@ -23,6 +23,7 @@ pub const DIMENSIONS: &[&str] = &[
     "publisher",
     "status",
     "state",
+    "buyer",
 ];
 
 /// A checked query: what to read, and how to cut it.
@@ -159,7 +160,7 @@ impl Plan<'_> {
                      toString(sum(ifNull(payout, toDecimal64(0, 4)))) AS payout, \
                      toString(sum(ifNull(revenue, toDecimal64(0, 4)))) AS revenue, \
                      sum(ifNull(duration_s, 0)) AS total_duration_s, \
-                     ifNull(avg(duration_s), 0) AS avg_duration_s \
+                     ifNull(avg(duration_s), 0) AS avg_duration_s, sum(linked) AS linked \
                      FROM calls_by_time FINAL WHERE deleted = 0 AND {range}{account}{narrowed}{tail}"
                 )
             }
@@ -180,7 +181,8 @@ impl Plan<'_> {
                      sumIf(calls, status = 'repeat') AS r_repeat, sumIf(calls, status = 'duplicate') AS r_duplicate, \
                      toString(sum(payout)) AS r_payout, toString(sum(revenue)) AS r_revenue, \
                      sum(total_duration_s) AS r_total_duration_s, \
-                     if(sum(duration_count) = 0, 0, sum(total_duration_s) / sum(duration_count)) AS r_avg_duration_s \
+                     if(sum(duration_count) = 0, 0, sum(total_duration_s) / sum(duration_count)) AS r_avg_duration_s, \
+                     sum(linked) AS r_linked \
                      FROM {name} FINAL WHERE status != '' AND {range}{account}{rows_of} \
                      AND (account, hour, version) IN (SELECT account, hour, max(version) FROM {name} \
                      WHERE {range}{account}{versions_of} GROUP BY account, hour){tail}"

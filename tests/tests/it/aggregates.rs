@@ -4,7 +4,11 @@
 
 use std::time::Duration;
 
-use integration_tests::{eventually, final_count, fixture, metric_sum, TestEnv};
+use integration_tests::Service;
+use integration_tests::{
+    eventually, final_count, fixture, metric_sum, sample_integration, TestEnv,
+};
+use serde_json::json;
 
 async fn aggregate(url: &str) -> serde_json::Value {
     let response = reqwest::get(url).await.unwrap();
@@ -281,4 +285,103 @@ async fn aggregates_by_day_and_status_follow_corrections() {
             "api_aggregate_seconds_count{{{label}}}"
         );
     }
+}
+
+/// Buyers and CallMatrix links through the whole pipeline: an integration that maps
+/// a buyer and a routed CallMatrix id, three calls; grouped and narrowed by buyer,
+/// the rollup answers (and agrees with the calls), with the links counted per buyer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buyers_and_callmatrix_links_are_aggregated() {
+    let env = TestEnv::new("buyers").await;
+    let _processor = env
+        .start("processor", &[("PROCESSOR_BATCH__MAX_WAIT_MS", "20")])
+        .await;
+    let ingest = env.start("ingest", &[]).await;
+    let api = env.start("api", &[]).await;
+    let hook = sample_integration("arroyo", |v| {
+        v["client_id"] = json!("buyer-hook");
+        v["mapping"]["fields"]["buyer"] = json!({"path": "call.buyer"});
+    });
+    let created = reqwest::Client::new()
+        .post(api.url("/api/integrations"))
+        .json(&hook)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    ingest.wait_for_integration("buyer-hook", 1).await;
+    // Partner ids and what each one is: buyer, and whether CallMatrix routed it.
+    let calls = [
+        ("b_1", "3125550101", "10:05", "Acme Insurance", Some("cm_1")),
+        ("b_2", "3125550102", "10:35", "Acme Insurance", None),
+        ("b_3", "3125550103", "11:15", "Zen Health", Some("cm_3")),
+    ];
+    let body: Vec<String> = calls
+        .iter()
+        .map(|(id, caller, at, buyer, routed)| {
+            json!({"call": {"id": id, "caller": {"number": caller}, "started_at": format!("2026-11-20T{at}:00Z"),
+                "payout": "$10.00", "buyer": buyer, "routed_call_id": routed}})
+            .to_string()
+        })
+        .collect();
+    let (status, _) = ingest
+        .post_webhook("buyer-hook", "application/x-ndjson", body.join("\n"))
+        .await;
+    assert_eq!(status, 202);
+    let client = env.client();
+    eventually("the 3 calls", Duration::from_secs(60), || async {
+        (final_count(&client, "buyer-hook").await == 3).then_some(())
+    })
+    .await;
+    let range = "from=2026-11-20T00:00:00Z&to=2026-11-21T00:00:00Z";
+    let by_buyer = agreed(&api, range, "bucket=none&group_by=buyer").await;
+    assert_eq!(by_buyer["table"], "calls_hourly_dims");
+    let rows: Vec<(&str, u64, u64)> = by_buyer["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["buyer"].as_str().unwrap(),
+                r["calls"].as_u64().unwrap(),
+                r["linked_to_callmatrix"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [("Acme Insurance", 2, 1), ("Zen Health", 1, 1)],
+        "{by_buyer}"
+    );
+    let zen = agreed(&api, range, "bucket=hour&buyer=Zen%20Health").await;
+    assert_eq!(zen["table"], "calls_hourly_dims");
+    assert_eq!(zen["filters"]["buyer"], "Zen Health");
+    let hours: Vec<(&str, u64)> = zen["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["bucket"].as_str().unwrap(), r["calls"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(hours, [("2026-11-20 11:00:00", 1)], "{zen}");
+    let total = agreed(&api, range, "bucket=none").await;
+    assert_eq!(total["table"], "calls_hourly");
+    assert_eq!(total["rows"][0]["linked_to_callmatrix"], 2, "{total}");
+}
+
+/// The rollup's answer to `query` once it agrees with the calls' (`exact=true`) and
+/// has rows.
+async fn agreed(api: &Service, range: &str, query: &str) -> serde_json::Value {
+    eventually(
+        "the rollup to agree with the calls",
+        Duration::from_secs(60),
+        || async {
+            let fast = aggregate(&api.url(&format!("/api/aggregates?{range}&{query}"))).await;
+            let exact =
+                aggregate(&api.url(&format!("/api/aggregates?{range}&{query}&exact=true"))).await;
+            (fast["rows"] == exact["rows"]
+                && fast["rows"].as_array().is_some_and(|r| !r.is_empty()))
+            .then_some(fast)
+        },
+    )
+    .await
 }

@@ -53,3 +53,107 @@ async fn migrations_rerun_and_rows_match_tables() {
             .as_slice()
     );
 }
+
+/// Migrations 11 and 12 over a database as release 10 left it, with calls stored and
+/// rolled up by the worker (at version 5): the calls get their buyer and CallMatrix
+/// link in `calls_by_time`, the hours keep their newest version and now count links
+/// (readers keep only an hour's newest version, so a refresh at version 0 would show
+/// none), and the buyer dimension is rolled up.
+#[tokio::test]
+async fn migrations_11_and_12_fill_buyer_and_links_over_stored_calls() {
+    let env = TestEnv::new("upgrade").await;
+    let old = runtime::clickhouse::ClickHouseConfig {
+        database: format!("{}_upgrade", env.clickhouse.database),
+        ..env.clickhouse.clone()
+    };
+    let applied = runtime::migrate::migrate_up_to(&old, 10).await.unwrap();
+    assert_eq!(applied.last(), Some(&10));
+    let client = old.client();
+    let run = |sql: String| {
+        let client = client.clone();
+        async move { client.query(&sql).execute().await.unwrap() }
+    };
+    // Two calls in one hour, one of a second hour: buyers and links as the partner sent.
+    run("INSERT INTO calls (account, client_id, id, version, source, started_at, status, buyer, cm_call_id) VALUES \
+         ('acme', 'hook', toUUID('00000000-0000-0000-0000-000000000001'), 1, 'webhook', toDateTime('2026-11-20 10:05:00', 'UTC'), 'qualified', 'Acme Insurance', 'cm_1'), \
+         ('acme', 'hook', toUUID('00000000-0000-0000-0000-000000000002'), 1, 'webhook', toDateTime('2026-11-20 10:35:00', 'UTC'), 'repeat', 'Acme Insurance', ''), \
+         ('acme', 'hook', toUUID('00000000-0000-0000-0000-000000000003'), 1, 'webhook', toDateTime('2026-11-20 11:15:00', 'UTC'), 'qualified', 'Zen Health', 'cm_3')".to_owned())
+    .await;
+    // The worker's rollup of both hours, at version 5 (release 10's columns).
+    for statement in schemas::migrations::MIGRATIONS[6]
+        .statements()
+        .iter()
+        .skip(1)
+    {
+        if statement.starts_with("INSERT") {
+            run(statement.replace("0 AS version", "5 AS version")).await;
+        }
+    }
+    let applied = runtime::migrate::migrate(&old).await.unwrap();
+    assert_eq!(applied, [11, 12]);
+
+    let by_buyer: Vec<(String, u64)> = client
+        .query("SELECT buyer, sum(linked) FROM calls_by_time FINAL WHERE deleted = 0 GROUP BY buyer ORDER BY buyer")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(
+        by_buyer,
+        [
+            ("Acme Insurance".to_owned(), 1),
+            ("Zen Health".to_owned(), 1)
+        ]
+    );
+    // What a reader sees: each hour's newest version only.
+    let newest = |table: &str| {
+        format!(
+            "SELECT toString(hour), max(version), sum(calls), sum(linked) FROM {table} FINAL WHERE status != '' \
+             AND (account, hour, version) IN (SELECT account, hour, max(version) FROM {table} {where_dim} GROUP BY account, hour) \
+             {and_dim} GROUP BY hour ORDER BY hour",
+            where_dim = if table == "calls_hourly" { "" } else { "WHERE dimension = 'buyer'" },
+            and_dim = if table == "calls_hourly" { "" } else { "AND dimension = 'buyer'" },
+        )
+    };
+    let hours: Vec<(String, u64, u64, u64)> = client
+        .query(&newest("calls_hourly"))
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(
+        hours,
+        [
+            ("2026-11-20 10:00:00".to_owned(), 5, 2, 1),
+            ("2026-11-20 11:00:00".to_owned(), 5, 1, 1)
+        ],
+        "(hour, version, calls, linked): the worker's version kept, links counted"
+    );
+    let buyers: Vec<(String, u64, u64, u64)> = client
+        .query(&newest("calls_hourly_dims"))
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(
+        buyers,
+        [
+            ("2026-11-20 10:00:00".to_owned(), 0, 2, 1),
+            ("2026-11-20 11:00:00".to_owned(), 0, 1, 1)
+        ],
+        "the buyer dimension, rolled up at version 0 (none before)"
+    );
+    // Run again after a failure part-way: 12 can be applied twice.
+    for statement in schemas::migrations::MIGRATIONS[11].statements() {
+        run(statement).await;
+    }
+    let again: Vec<(String, u64, u64, u64)> = client
+        .query(&newest("calls_hourly"))
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(again, hours);
+    let rows: u64 = client
+        .query("SELECT count() FROM calls_by_time FINAL WHERE deleted = 0")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(rows, 3, "each call once");
+}
