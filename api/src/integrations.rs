@@ -53,6 +53,13 @@ struct Activity {
 }
 
 #[derive(Debug, clickhouse::Row, Deserialize)]
+struct LastRecord {
+    account: String,
+    client_id: String,
+    last_received: u32,
+}
+
+#[derive(Debug, clickhouse::Row, Deserialize)]
 struct Dead {
     /// Empty on dead letters recorded before they carried the account.
     account: String,
@@ -70,17 +77,20 @@ impl IntegrationsApi {
             .collect();
         // Figures are read for the token's account only, and matched to its
         // integrations by (account, client id).
-        let (calls_of, dead_of) = match scope.account() {
+        let (and_account, dead_of) = match scope.account() {
             Some(account) => {
                 let account = runtime::clickhouse::string_list([account]);
                 (
-                    format!(" WHERE account = {account}"),
+                    format!(" AND account = {account}"),
                     format!(" AND account IN ({account}, '')"),
                 )
             }
             None => (String::new(), String::new()),
         };
-        let activity: Vec<Activity> = self
+        // Only the last 7 days' records are counted: `calls` is sorted by (client_id,
+        // id), so a filter on the receive time is what keeps this from reading every
+        // id ever stored (1.5 s over the 10M-call bench database, benches/README.md).
+        let mut activity: Vec<Activity> = self
             .clickhouse
             .query(&format!(
                 // Calls, not rows: read without FINAL, a call stored in several
@@ -89,13 +99,41 @@ impl IntegrationsApi {
                  uniqExactIf(id, received_at >= now() - 86400) AS calls_24h, \
                  uniqExactIf(id, received_at >= now() - 86400 AND is_duplicate = 1) AS duplicates_24h, \
                  uniqExactIf(id, received_at >= now() - 86400 AND cm_call_id != '') AS linked_24h, \
-                 uniqExactIf(toDate(received_at), received_at >= now() - 7 * 86400 \
-                 AND received_at < toStartOfHour(now()) AND toHour(received_at) = toHour(now(), 'UTC')) AS usual_days \
-                 FROM calls{calls_of} GROUP BY account, client_id"
+                 uniqExactIf(toDate(received_at), received_at < toStartOfHour(now()) \
+                 AND toHour(received_at) = toHour(now(), 'UTC')) AS usual_days \
+                 FROM calls WHERE received_at >= now() - 7 * 86400{and_account} GROUP BY account, client_id"
             ))
             .fetch_all()
             .await
             .map_err(crate::calls::storage_error)?;
+        // The last record of integrations quiet for a week: by client id, the key's
+        // first column, so only their rows are read.
+        let quiet: Vec<&str> = visible
+            .iter()
+            .map(|i| i.client_id.as_str())
+            .filter(|c| !activity.iter().any(|a| a.client_id == *c))
+            .collect();
+        if !quiet.is_empty() {
+            let last: Vec<LastRecord> = self
+                .clickhouse
+                .query(&format!(
+                    "SELECT account, client_id, toUInt32(max(received_at)) AS last_received FROM calls \
+                     WHERE client_id IN ({}){and_account} GROUP BY account, client_id",
+                    runtime::clickhouse::string_list(quiet.iter().copied())
+                ))
+                .fetch_all()
+                .await
+                .map_err(crate::calls::storage_error)?;
+            activity.extend(last.into_iter().map(|l| Activity {
+                account: l.account,
+                client_id: l.client_id,
+                last_received: l.last_received,
+                calls_24h: 0,
+                duplicates_24h: 0,
+                linked_24h: 0,
+                usual_days: 0,
+            }));
+        }
         let dead: Vec<Dead> = self
             .clickhouse
             .query(&format!(

@@ -222,6 +222,36 @@ async fn integrations_are_managed_and_watched_through_the_api() {
     let health = ringpartner().await;
     assert_eq!(health["alert"], "ok", "{health}");
 
+    // An integration quiet for longer than the week the counts read still shows
+    // when its last record came (read by client id, apart from the counts).
+    clickhouse
+        .query(
+            "INSERT INTO calls (id, version, account, client_id, caller, started_at, received_at) \
+             SELECT generateUUIDv4(), 1, 'acme-leads', 'legacy-sheet', '+14155550100', \
+             toStartOfMinute(now()) - 10 * 86400, toStartOfMinute(now()) - 10 * 86400",
+        )
+        .execute()
+        .await
+        .unwrap();
+    let (_, body) = call(reqwest::Method::GET, &url(""), ADMIN, None).await;
+    let legacy = body["integrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["integration"]["client_id"] == "legacy-sheet")
+        .unwrap()["health"]
+        .clone();
+    let last = legacy["last_record_at"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .unwrap_or_else(|| panic!("no last record: {legacy}"));
+    let age = chrono::Utc::now().signed_duration_since(last).num_seconds();
+    assert!(
+        (10 * 86_400..10 * 86_400 + 120).contains(&age),
+        "last record {age} s ago: {legacy}"
+    );
+    assert_eq!(legacy["calls_24h"], 0, "{legacy}");
+
     // Delete: gone from the api and from ingest.
     let (status, _) = call(reqwest::Method::DELETE, &url("/acme-new"), ACME, None).await;
     assert_eq!(status, 200);
