@@ -1,8 +1,8 @@
 // How long the dashboard takes to show its numbers: headless chromium opens the page
 // served by an api (fresh browser context each time, so nothing is cached), and the
-// clock runs from navigation to the totals and the chart being drawn (the page sets
-// `#totals[data-range]` once its aggregates have answered), and on to the
-// integration health table (`#health[data-loaded]`). Prints the median and the
+// clock runs from navigation to the numbers being drawn (totals, chart and the
+// side-by-side table: the page sets `#totals[data-range]` once their aggregates have
+// answered), and on to the integration health table (`#health[data-loaded]`). Prints the median and the
 // worst of RUNS loads per view, and, as the baseline measured in the same run, the
 // same page's load against the same api for a range with no calls.
 //
@@ -20,6 +20,9 @@ const views = [
   ["last 30 days", "?range=30d&zone=America%2FNew_York"],
   ["2026 as a custom range, by day", "?range=custom&from=2026-01-01&to=2026-12-31&zone=America%2FNew_York"],
   ["2026 by day, by source", "?range=custom&from=2026-01-01&to=2026-12-31&zone=America%2FNew_York&by=source"],
+  ["2026, one buyer, side by side by buyer (a rollup answers)", "?range=custom&from=2026-01-01&to=2026-12-31&zone=America%2FNew_York&buyer=buyer3&side=buyer"],
+  ["last 30 days, one campaign, side by side by publisher (the calls answer)", "?range=30d&zone=America%2FNew_York&campaign=camp7&side=publisher"],
+  ["2026, one campaign, side by side by publisher (the calls answer)", "?range=custom&from=2026-01-01&to=2026-12-31&zone=America%2FNew_York&campaign=camp7&side=publisher"],
 ];
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -44,7 +47,7 @@ try {
       calls = await page.getAttribute("#totals", "data-calls");
       await context.close();
     }
-    console.log(`${name}: totals and chart median ${median(times)} ms (worst ${Math.max(...times)}); with integration health median ${median(whole)} ms (worst ${Math.max(...whole)}); ${calls} calls shown`);
+    console.log(`${name}: numbers (totals, chart, side by side) median ${median(times)} ms (worst ${Math.max(...times)}); with integration health median ${median(whole)} ms (worst ${Math.max(...whole)}); ${calls} calls shown`);
   }
 } finally {
   await browser.close();

@@ -12,6 +12,7 @@
 //
 // Run by tests/tests/dashboard_browser.rs against the real stack; Debian's chromium
 // (CHROMIUM, default /usr/bin/chromium) driven by playwright-core.
+import { readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 
 const [apiUrl, ingestUrl, screenshot] = process.argv.slice(2);
@@ -22,6 +23,10 @@ const browser = await chromium.launch({
 });
 try {
   // A zone other than UTC: the chart's hours are cut in the browser's zone.
+  const post = async (call) => {
+    const r = await fetch(ingestUrl + "/api/integrations/webhook/arroyo", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ call }) });
+    if (r.status !== 202) throw new Error(`the webhook for ${call.id} answered ${r.status}`);
+  };
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 }, timezoneId: "America/Chicago" });
   const errors = [];
   page.on("pageerror", (error) => errors.push(String(error)));
@@ -72,6 +77,19 @@ try {
   await page.keyboard.press("Enter");
   await page.waitForFunction(() => document.getElementById("story-title").textContent.startsWith("browser_1") && !document.getElementById("story").hidden, null, { timeout: 30000 });
 
+  // A duplicate: the partner's sample call on CallMatrix's number, 2 s after
+  // CallMatrix's own cm_0001 (loaded by the Rust side). Its story names the CmCall.
+  const sample = JSON.parse(readFileSync(new URL("../fixtures/arroyo-webhook.json", import.meta.url)))[0];
+  await post(sample.call);
+  const dupRow = '#feed tr[data-external-id="ar_9f8e7d6c"]';
+  await page.waitForFunction((sel) => document.querySelector(sel + " td:nth-child(4)")?.textContent.startsWith("duplicate"), dupRow, { timeout: 60000 });
+  await page.click(dupRow);
+  // The story open before (browser_1's) has a duplicate line too: wait for this one.
+  await page.waitForFunction(() => document.getElementById("story-title").textContent.startsWith("ar_9f8e7d6c") && document.querySelector('#story-decisions li[data-about="duplicate"]'), null, { timeout: 30000 });
+  const dupText = await page.textContent('#story-decisions li[data-about="duplicate"]');
+  if (!dupText.includes("cm_0001") || !dupText.includes("started 2 s after it")) throw new Error("the duplicate's story does not name the CmCall and the start delta: " + dupText);
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-story-duplicate.png"), fullPage: true });
+
   // A phone's width: one column, the story still readable.
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: screenshot.replace(/\.png$/, "-story-phone.png"), fullPage: true });
@@ -87,10 +105,6 @@ try {
   const counts = () => page.evaluate(() => { const d = document.getElementById("totals").dataset; return { calls: +d.calls, qualified: +d.qualified, unqualified: +d.unqualified }; });
   const c0 = await counts();
   const third = { id: "browser_3", caller: { number: "3125550777" }, started_at: new Date(Date.now() - 1200 * 1000).toISOString().slice(0, 19) + "Z", duration: "2:00", payout: "$20.00", campaign: { name: "Live Test" } };
-  const post = async (call) => {
-    const r = await fetch(ingestUrl + "/api/integrations/webhook/arroyo", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ call }) });
-    if (r.status !== 202) throw new Error(`the webhook for ${call.id} answered ${r.status}`);
-  };
   const countsBecome = (want, what) => page.waitForFunction((w) => { const d = document.getElementById("totals").dataset; return +d.calls === w.calls && +d.qualified === w.qualified && +d.unqualified === w.unqualified; }, want, { timeout: 15000 })
     .catch(async () => { throw new Error(`${what}: the totals show ${JSON.stringify(await counts())}, expected ${JSON.stringify(want)}`); });
   await post(third);
@@ -202,7 +216,6 @@ try {
   await page.waitForSelector('#dead-list .letter:first-child .preview[data-outcome="refused"]', { timeout: 15000 });
   await page.screenshot({ path: screenshot.replace(/\.png$/, "-dead.png"), fullPage: true });
 
-  const { readFileSync } = await import("node:fs");
   const samples = JSON.parse(readFileSync(new URL("../../deploy/integrations/samples.json", import.meta.url)));
   const listedIntegrations = await (await fetch(apiUrl + "/api/integrations")).json();
   const current = listedIntegrations.integrations.find((e) => e.integration.client_id === "arroyo").integration.version;

@@ -2,7 +2,8 @@
 //! playwright-core from `tests/browser/dashboard.mjs`): it opens the page served by
 //! the api, a webhook is delivered, and the call must appear in the live feed and the
 //! total must change; a repeat of it is delivered and its story opened, which must
-//! name the first call. The screenshots are kept as test artifacts in
+//! name the first call; a call CallMatrix also has is delivered and its story must
+//! name the CmCall (cm_0001) and how far apart they started. The screenshots are kept as test artifacts in
 //! `.data/test/artifacts/` (`dashboard.png`, `dashboard-story.png`, and
 //! `dashboard-story-phone.png` at a phone's width); then a range and a zone are chosen
 //! and checked against the aggregates API and across a reload (`dashboard-range.png`).
@@ -20,7 +21,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use integration_tests::{repo_root, TestEnv};
+use integration_tests::{eventually, load_callmatrix, repo_root, TestEnv};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_a_new_call_live_in_a_real_browser() {
@@ -30,6 +31,20 @@ async fn the_dashboard_shows_a_new_call_live_in_a_real_browser() {
         "playwright-core is missing: deploy/test.sh installs it (npm ci --prefix tests/browser)"
     );
     let env = TestEnv::new("browser").await;
+    // CallMatrix's own calls, so a partner call can be a duplicate of one (cm_0001).
+    let fixtures = repo_root().join("tests/fixtures");
+    load_callmatrix(
+        &env,
+        cmctl::callmatrix::Kind::Numbers,
+        &fixtures.join("callmatrix-numbers.csv"),
+    )
+    .await;
+    load_callmatrix(
+        &env,
+        cmctl::callmatrix::Kind::Calls,
+        &fixtures.join("callmatrix-calls.json"),
+    )
+    .await;
     let _processor = env
         .start("processor", &[("PROCESSOR_BATCH__MAX_WAIT_MS", "20")])
         .await;
@@ -47,12 +62,23 @@ async fn the_dashboard_shows_a_new_call_live_in_a_real_browser() {
         "dashboard-filtered.png",
         "dashboard-filtered-phone.png",
         "dashboard-dead.png",
+        "dashboard-story-duplicate.png",
         "dashboard-replayed.png",
         "dashboard-replayed-phone.png",
     ] {
         let _ = std::fs::remove_file(artifacts.join(name));
     }
 
+    let client = env.client();
+    eventually("the CmCalls stored", Duration::from_secs(60), || async {
+        let n: u64 = client
+            .query("SELECT count() FROM cm_calls WHERE cm_call_id = 'cm_0001'")
+            .fetch_one()
+            .await
+            .unwrap_or(0);
+        (n == 1).then_some(())
+    })
+    .await;
     let (api_url, ingest_url) = (api.url(""), ingest.url(""));
     let shot = screenshot.clone();
     let output = tokio::time::timeout(
@@ -88,6 +114,7 @@ async fn the_dashboard_shows_a_new_call_live_in_a_real_browser() {
         "dashboard-filtered.png",
         "dashboard-filtered-phone.png",
         "dashboard-dead.png",
+        "dashboard-story-duplicate.png",
         "dashboard-replayed.png",
         "dashboard-replayed-phone.png",
     ] {
