@@ -8,7 +8,9 @@
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use engine::mapping::{map_record, CompiledMapping};
-use pipeline_benches::{typical_envelope, typical_integration, typical_record};
+use pipeline_benches::{
+    typical_envelope, typical_integration, typical_record, typical_record_new_caller,
+};
 
 fn mapping(c: &mut Criterion) {
     let integration = typical_integration();
@@ -42,6 +44,43 @@ fn mapping(c: &mut Criterion) {
             .unwrap()
         })
     });
+    // Every record from a caller not seen before (more callers than the phone
+    // memory holds), the tracking number the same: what a busy network sends. The
+    // figure above maps one record over and over, so both its numbers come from
+    // the memory after the first time.
+    let fresh: Vec<_> = (0..20_000)
+        .map(|n| typical_envelope(&integration, &typical_record_new_caller(n)))
+        .collect();
+    let mut next = 0;
+    group.bench_function(
+        BenchmarkId::new("figure", "map_record 17 rules, a new caller each time"),
+        |b| {
+            b.iter(|| {
+                let (envelope, position) = &fresh[next % fresh.len()];
+                next += 1;
+                map_record(&compiled, envelope, position.clone(), now).unwrap()
+            })
+        },
+    );
+    // What bounds mapping: the two phone numbers of the record alone (validated
+    // against the numbering plan by the phonenumber crate).
+    let region = schemas::phone::region("US").unwrap();
+    group.bench_function(
+        BenchmarkId::new("component", "E164::parse_uncached x2"),
+        |b| {
+            b.iter(|| {
+                (
+                    schemas::E164::parse_uncached(std::hint::black_box("(415) 555-2671"), region)
+                        .unwrap(),
+                    schemas::E164::parse_uncached(
+                        std::hint::black_box("+1 (888) 555-0100"),
+                        region,
+                    )
+                    .unwrap(),
+                )
+            })
+        },
+    );
     group.finish();
 }
 

@@ -5,11 +5,22 @@ use schemas::Integration;
 /// A webhook record with 20 mapped fields of every kind the mapping coerces:
 /// nested paths, phones, an offset timestamp, a clock duration, `$` money, tags.
 pub fn typical_record(n: usize) -> String {
+    record_with_caller(n, "(415) 555-2671")
+}
+
+/// [`typical_record`] from caller number `n` (a valid San Francisco number for any
+/// `n` below 8,000,000): every call from a new caller, as on a busy network.
+pub fn typical_record_new_caller(n: usize) -> String {
+    let line = 2_000_000 + n % 8_000_000;
+    record_with_caller(n, &format!("(415) {}-{:04}", line / 10_000, line % 10_000))
+}
+
+fn record_with_caller(n: usize, caller: &str) -> String {
     serde_json::json!({
         "event": "call.completed",
         "call": {
             "id": format!("bench_{n:08}"),
-            "caller": {"number": "(415) 555-2671", "zip": "94103", "city": "San Francisco", "state": "CA"},
+            "caller": {"number": caller, "zip": "94103", "city": "San Francisco", "state": "CA"},
             "tracking_number": "+1 (888) 555-0100",
             "started_at": "2026-11-20T14:03:22-08:00",
             "duration": "00:04:12",

@@ -6,7 +6,7 @@ use std::fmt;
 use phonenumber::country::Id as Region;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum PhoneError {
     #[error("{value:?} is not a phone number")]
     Unparseable { value: String },
@@ -31,7 +31,16 @@ impl E164 {
     /// Parses what partners send: national formats of `default_region`, `+` forms,
     /// `tel:` URIs, punctuation, and extensions (which are dropped: a call is to the
     /// line, not the extension).
+    ///
+    /// Remembered per thread (see [`remembered`]): validating against the numbering
+    /// plan is over half of mapping a record (benches/README.md), and the tracking
+    /// numbers partners send repeat on most calls.
     pub fn parse(input: &str, default_region: Region) -> Result<Self, PhoneError> {
+        remembered(input, default_region, Self::parse_uncached)
+    }
+
+    /// [`E164::parse`] without the per-thread memory.
+    pub fn parse_uncached(input: &str, default_region: Region) -> Result<Self, PhoneError> {
         let number = read(input, default_region).ok_or_else(|| PhoneError::Unparseable {
             value: input.to_owned(),
         })?;
@@ -58,6 +67,48 @@ impl E164 {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Inputs longer than this are parsed every time, so the memory's size is bounded in
+/// bytes, not only in entries (a hostile record cannot fill it with long text).
+const REMEMBERED_INPUT_BYTES: usize = 40;
+/// Entries per thread before the memory starts over: about 8192 × (40 + 20 + ~60)
+/// bytes, under 1 MiB per thread.
+const REMEMBERED_ENTRIES: usize = 8192;
+
+/// A thread's remembered answers, by (region, input as sent).
+type Remembered = std::collections::HashMap<(Region, Box<str>), Result<E164, PhoneError>>;
+
+thread_local! {
+    static PARSED: std::cell::RefCell<Remembered> = std::cell::RefCell::new(Remembered::new());
+}
+
+/// `parse(input, region)`, answered from this thread's memory of earlier answers
+/// when it has one. The answer is a pure function of its inputs (the numbering plan
+/// is compiled into the binary), so remembering it changes nothing but the time.
+/// When full, the memory starts over rather than tracking recency: simple, bounded,
+/// and the numbers that repeat (tracking numbers) come back at once.
+fn remembered(
+    input: &str,
+    region: Region,
+    parse: impl FnOnce(&str, Region) -> Result<E164, PhoneError>,
+) -> Result<E164, PhoneError> {
+    if input.len() > REMEMBERED_INPUT_BYTES {
+        return parse(input, region);
+    }
+    let key = (region, Box::<str>::from(input));
+    if let Some(known) = PARSED.with(|memory| memory.borrow().get(&key).cloned()) {
+        return known;
+    }
+    let answer = parse(input, region);
+    PARSED.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        if memory.len() >= REMEMBERED_ENTRIES {
+            memory.clear();
+        }
+        memory.insert(key, answer.clone());
+    });
+    answer
 }
 
 /// The number in what a partner sent, without judging it: trimmed, `tel:` dropped.
@@ -123,6 +174,22 @@ mod tests {
     }
 
     #[test]
+    fn the_memory_stays_bounded_and_skips_long_input() {
+        for n in 0..(REMEMBERED_ENTRIES as u64 + 10) {
+            let _ = E164::parse(&format!("415555{n:04}"), Region::US);
+        }
+        let size = PARSED.with(|memory| memory.borrow().len());
+        assert!(size <= REMEMBERED_ENTRIES, "{size} entries");
+        let long = format!("{}4155552671", " ".repeat(REMEMBERED_INPUT_BYTES));
+        let before = PARSED.with(|memory| memory.borrow().len());
+        assert_eq!(
+            E164::parse(&long, Region::US).unwrap().as_str(),
+            "+14155552671"
+        );
+        assert_eq!(PARSED.with(|memory| memory.borrow().len()), before);
+    }
+
+    #[test]
     fn rejects_non_numbers() {
         assert!(E164::parse("not provided", Region::US).is_err());
         assert!(E164::parse("", Region::US).is_err());
@@ -154,6 +221,26 @@ mod tests {
             if let Ok(number) = E164::parse(&text, region) {
                 prop_assert_eq!(E164::normalize_for_key(&text, region), Some(number.as_str().to_owned()));
             }
+        }
+
+        /// The remembered answer is the answer: asked twice (the second from memory),
+        /// valid or not, it equals parsing without memory.
+        #[test]
+        fn remembered_answers_equal_fresh_ones(
+            n in 0_u64..99_999_999_999,
+            format in 0..4_usize,
+            region in prop::sample::select(vec![Region::US, Region::GB, Region::DE]),
+        ) {
+            let digits = n.to_string();
+            let text = match format {
+                0 => digits.clone(),
+                1 => format!("+{digits}"),
+                2 => format!("tel:{digits}"),
+                _ => format!("({digits}) x"),
+            };
+            let fresh = E164::parse_uncached(&text, region);
+            prop_assert_eq!(&E164::parse(&text, region), &fresh);
+            prop_assert_eq!(&E164::parse(&text, region), &fresh);
         }
 
         #[test]
