@@ -443,6 +443,36 @@ pub async fn load_callmatrix(env: &TestEnv, kind: cmctl::callmatrix::Kind, file:
         .unwrap_or_else(|e| panic!("loading {}: {e}", file.display()));
 }
 
+/// CallMatrix's sample numbers and calls (`tests/fixtures/callmatrix-*`): cm_0001 is
+/// the arroyo sample's first call seen from CallMatrix's side, 2 s earlier.
+pub async fn load_callmatrix_samples(env: &TestEnv) {
+    let fixtures = repo_root().join("tests/fixtures");
+    for (kind, file) in [
+        (cmctl::callmatrix::Kind::Numbers, "callmatrix-numbers.csv"),
+        (cmctl::callmatrix::Kind::Calls, "callmatrix-calls.json"),
+    ] {
+        load_callmatrix(env, kind, &fixtures.join(file)).await;
+    }
+}
+
+/// Waits until `cm_calls` holds `cm_call_id` (the processor stores what was loaded).
+pub async fn callmatrix_call_stored(client: &clickhouse::Client, cm_call_id: &str) {
+    eventually(
+        &format!("{cm_call_id} stored"),
+        Duration::from_secs(60),
+        || async {
+            let n: u64 = client
+                .query("SELECT count() FROM cm_calls WHERE cm_call_id = ?")
+                .bind(cm_call_id)
+                .fetch_one()
+                .await
+                .unwrap_or(0);
+            (n == 1).then_some(())
+        },
+    )
+    .await;
+}
+
 pub fn fixture(name: &str) -> String {
     std::fs::read_to_string(repo_root().join("tests/fixtures").join(name)).expect("fixture")
 }

@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use integration_tests::{eventually, fixture, load_callmatrix, repo_root, TestEnv};
+use integration_tests::{
+    callmatrix_call_stored, eventually, fixture, load_callmatrix_samples, TestEnv,
+};
 use serde_json::Value;
 
 async fn call_id(client: &clickhouse::Client, external_id: &str) -> Option<String> {
@@ -37,32 +39,12 @@ fn decision<'a>(story: &'a Value, about: &str) -> &'a Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_calls_story_names_the_earlier_call_the_cmcall_and_its_partner_records() {
     let env = TestEnv::new("story").await;
-    let fixtures = repo_root().join("tests/fixtures");
-    load_callmatrix(
-        &env,
-        cmctl::callmatrix::Kind::Numbers,
-        &fixtures.join("callmatrix-numbers.csv"),
-    )
-    .await;
-    load_callmatrix(
-        &env,
-        cmctl::callmatrix::Kind::Calls,
-        &fixtures.join("callmatrix-calls.json"),
-    )
-    .await;
+    load_callmatrix_samples(&env).await;
     let _processor = env.start("processor", &[]).await;
     let ingest = env.start("ingest", &[]).await;
     let api = env.start("api", &[]).await;
     let client = env.client();
-    eventually("the CmCalls stored", Duration::from_secs(60), || async {
-        let n: u64 = client
-            .query("SELECT count() FROM cm_calls WHERE cm_call_id = 'cm_0001'")
-            .fetch_one()
-            .await
-            .unwrap_or(0);
-        (n == 1).then_some(())
-    })
-    .await;
+    callmatrix_call_stored(&client, "cm_0001").await;
 
     // The sample: ar_9f8e7d6c is on CallMatrix's number 2 s after cm_0001. And two
     // calls of one caller on a number that is not CallMatrix's, two days apart: the

@@ -21,7 +21,22 @@
 use std::process::Command;
 use std::time::Duration;
 
-use integration_tests::{eventually, load_callmatrix, repo_root, TestEnv};
+use integration_tests::{callmatrix_call_stored, load_callmatrix_samples, repo_root, TestEnv};
+
+/// What the browser test writes to `.data/test/artifacts/`.
+const SCREENSHOTS: &[&str] = &[
+    "dashboard.png",
+    "dashboard-story.png",
+    "dashboard-story-phone.png",
+    "dashboard-range.png",
+    "dashboard-side.png",
+    "dashboard-filtered.png",
+    "dashboard-filtered-phone.png",
+    "dashboard-dead.png",
+    "dashboard-story-duplicate.png",
+    "dashboard-replayed.png",
+    "dashboard-replayed-phone.png",
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_a_new_call_live_in_a_real_browser() {
@@ -32,19 +47,7 @@ async fn the_dashboard_shows_a_new_call_live_in_a_real_browser() {
     );
     let env = TestEnv::new("browser").await;
     // CallMatrix's own calls, so a partner call can be a duplicate of one (cm_0001).
-    let fixtures = repo_root().join("tests/fixtures");
-    load_callmatrix(
-        &env,
-        cmctl::callmatrix::Kind::Numbers,
-        &fixtures.join("callmatrix-numbers.csv"),
-    )
-    .await;
-    load_callmatrix(
-        &env,
-        cmctl::callmatrix::Kind::Calls,
-        &fixtures.join("callmatrix-calls.json"),
-    )
-    .await;
+    load_callmatrix_samples(&env).await;
     let _processor = env
         .start("processor", &[("PROCESSOR_BATCH__MAX_WAIT_MS", "20")])
         .await;
@@ -53,32 +56,12 @@ async fn the_dashboard_shows_a_new_call_live_in_a_real_browser() {
     let artifacts = repo_root().join(".data/test/artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let screenshot = artifacts.join("dashboard.png");
-    for name in [
-        "dashboard.png",
-        "dashboard-story.png",
-        "dashboard-story-phone.png",
-        "dashboard-range.png",
-        "dashboard-side.png",
-        "dashboard-filtered.png",
-        "dashboard-filtered-phone.png",
-        "dashboard-dead.png",
-        "dashboard-story-duplicate.png",
-        "dashboard-replayed.png",
-        "dashboard-replayed-phone.png",
-    ] {
+    for name in SCREENSHOTS {
         let _ = std::fs::remove_file(artifacts.join(name));
     }
 
     let client = env.client();
-    eventually("the CmCalls stored", Duration::from_secs(60), || async {
-        let n: u64 = client
-            .query("SELECT count() FROM cm_calls WHERE cm_call_id = 'cm_0001'")
-            .fetch_one()
-            .await
-            .unwrap_or(0);
-        (n == 1).then_some(())
-    })
-    .await;
+    callmatrix_call_stored(&client, "cm_0001").await;
     let (api_url, ingest_url) = (api.url(""), ingest.url(""));
     let shot = screenshot.clone();
     let output = tokio::time::timeout(
@@ -105,19 +88,7 @@ async fn the_dashboard_shows_a_new_call_live_in_a_real_browser() {
         "browser test failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("appeared in the live feed"), "{stdout}");
-    for name in [
-        "dashboard.png",
-        "dashboard-story.png",
-        "dashboard-story-phone.png",
-        "dashboard-range.png",
-        "dashboard-side.png",
-        "dashboard-filtered.png",
-        "dashboard-filtered-phone.png",
-        "dashboard-dead.png",
-        "dashboard-story-duplicate.png",
-        "dashboard-replayed.png",
-        "dashboard-replayed-phone.png",
-    ] {
+    for name in SCREENSHOTS {
         let size = std::fs::metadata(artifacts.join(name))
             .map(|m| m.len())
             .unwrap_or(0);

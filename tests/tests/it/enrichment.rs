@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use integration_tests::{eventually, fixture, load_callmatrix, repo_root, TestEnv};
+use integration_tests::{
+    callmatrix_call_stored, eventually, fixture, load_callmatrix, repo_root, TestEnv,
+};
 
 #[derive(Debug, Clone, PartialEq, clickhouse::Row, serde::Deserialize)]
 struct Decided {
@@ -223,15 +225,7 @@ async fn callmatrix_duplicates_link_before_and_after_the_cmcall() {
         .await;
     let ingest = env.start("ingest", &[]).await;
     let client = env.client();
-    eventually("cm_0001 stored", Duration::from_secs(60), || async {
-        let n: u64 = client
-            .query("SELECT count() FROM cm_calls WHERE cm_call_id = 'cm_0001'")
-            .fetch_one()
-            .await
-            .unwrap_or(0);
-        (n == 1).then_some(())
-    })
-    .await;
+    callmatrix_call_stored(&client, "cm_0001").await;
 
     // The sample's first call is on managed number +18885550100, 2 s and 2 s off cm_0001.
     let (status, _) = ingest
