@@ -16,6 +16,7 @@ use crate::filter::instant;
 pub use plan::Plan;
 use plan::DIMENSIONS;
 
+mod merge;
 pub mod plan;
 use crate::query::{bad_parameter, parse};
 
@@ -46,8 +47,9 @@ struct AggregatesQuery {
     exact: Option<bool>,
 }
 
-#[derive(Debug, clickhouse::Row, Deserialize)]
-struct AggRow {
+/// A row of any of the statements `plan` writes (columns in this order).
+#[derive(Debug, Default, clickhouse::Row, Deserialize)]
+pub struct AggRow {
     bucket: String,
     client_id: String,
     source: String,
@@ -64,7 +66,8 @@ struct AggRow {
     payout: String,
     revenue: String,
     total_duration_s: u64,
-    avg_duration_s: f64,
+    /// Calls with a duration (what the average divides by).
+    duration_count: u64,
     /// Calls linked to a CallMatrix call (`cm_call_id` set).
     linked: u64,
 }
@@ -81,6 +84,10 @@ struct Answer {
     /// Which table answered: `calls_hourly` or `calls_hourly_dims` (the rollups) or
     /// `calls_by_time` (the calls).
     table: &'static str,
+    /// `calls_by_time` when the partial hours at the range's ends were read from the
+    /// calls and added to the rollup's whole hours.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    edges_from: Option<&'static str>,
     rows: Vec<serde_json::Value>,
 }
 
@@ -98,6 +105,9 @@ pub struct Request {
     /// (dimension, value) pairs the calls must have, each checked.
     pub filters: Vec<(&'static str, String)>,
     pub whole_hours: bool,
+    /// Whether the zone's offset is whole hours at `from` and `to` (so each UTC hour
+    /// falls into one local bucket, and a rollup can answer the range's whole hours).
+    pub zone_whole_hours: bool,
     pub exact: bool,
 }
 
@@ -156,20 +166,20 @@ impl Request {
             .account()
             .map(str::to_owned)
             .or(params.account.clone());
-        let whole_hours = |t: DateTime<Utc>| {
+        let whole_offset = |t: DateTime<Utc>| {
             use chrono::{Offset, TimeZone};
-            t.timestamp() % 3600 == 0
-                && zone
-                    .offset_from_utc_datetime(&t.naive_utc())
-                    .fix()
-                    .local_minus_utc()
-                    % 3600
-                    == 0
+            zone.offset_from_utc_datetime(&t.naive_utc())
+                .fix()
+                .local_minus_utc()
+                % 3600
+                == 0
         };
+        let whole_hours = |t: DateTime<Utc>| t.timestamp() % 3600 == 0 && whole_offset(t);
         Ok(Self {
             from,
             to,
             whole_hours: whole_hours(from) && whole_hours(to),
+            zone_whole_hours: whole_offset(from) && whole_offset(to),
             tz,
             bucket,
             group_by,
@@ -191,8 +201,39 @@ impl Request {
             filters: &self.filters,
             whole_hours: self.whole_hours,
             exact: self.exact,
+            edges: None,
             limit: MAX_ROWS + 1,
         }
+    }
+
+    /// For a range that starts or ends inside an hour: its whole hours, when a rollup
+    /// answers them, and the plan for its partial hours at the ends. `None` when one
+    /// statement answers (whole hours already, `exact`, a zone with a half-hour
+    /// offset, no whole hour inside, or a query no rollup holds).
+    pub fn split(&self) -> Option<(Plan<'_>, Plan<'_>)> {
+        if self.exact || self.whole_hours || !self.zone_whole_hours {
+            return None;
+        }
+        let (from, to) = (self.from.timestamp(), self.to.timestamp());
+        let inner_from = from.div_euclid(3600) * 3600 + if from % 3600 == 0 { 0 } else { 3600 };
+        let inner_to = to.div_euclid(3600) * 3600;
+        if inner_from >= inner_to {
+            return None;
+        }
+        let middle = Plan {
+            from: inner_from,
+            to: inner_to,
+            whole_hours: true,
+            ..self.plan()
+        };
+        if middle.table() == plan::Table::Calls {
+            return None;
+        }
+        let edges = Plan {
+            edges: Some((inner_from, inner_to)),
+            ..self.plan()
+        };
+        Some((middle, edges))
     }
 }
 
@@ -202,17 +243,21 @@ pub async fn aggregates(
     scope: &runtime::access::Scope,
 ) -> Result<Response<Body>, Problem> {
     let request = Request::parse(query, scope, Utc::now())?;
-    let plan = request.plan();
-    let table = plan.table();
-    let sql = plan.sql(table);
-    let started = std::time::Instant::now();
-    let rows: Vec<AggRow> = client
-        .query(&sql)
-        .fetch_all()
-        .await
-        .map_err(crate::calls::storage_error)?;
-    metrics::histogram!(crate::metric_names::API_AGGREGATE_SECONDS, "table" => table.name())
-        .record(started.elapsed().as_secs_f64());
+    let (rows, table, edges) = match request.split() {
+        Some((middle, edges)) => {
+            let (whole, partial) = tokio::try_join!(read(client, &middle), read(client, &edges))?;
+            let table = middle.table();
+            (
+                merge::merge(vec![whole, partial], &request.group_by),
+                table,
+                Some(plan::Table::Calls.name()),
+            )
+        }
+        None => {
+            let plan = request.plan();
+            (read(client, &plan).await?, plan.table(), None)
+        }
+    };
     if rows.len() > MAX_ROWS {
         return Err(bad_parameter(
             "bucket",
@@ -228,23 +273,16 @@ pub async fn aggregates(
                 "calls": row.calls, "qualified": row.qualified, "unqualified": row.unqualified,
                 "repeat": row.repeat, "duplicate": row.duplicate, "payout": trim_money(&row.payout),
                 "revenue": trim_money(&row.revenue), "total_duration_s": row.total_duration_s,
-                "avg_duration_s": (row.avg_duration_s * 10.0).round() / 10.0,
+                "avg_duration_s": if row.duration_count == 0 { 0.0 } else {
+                    (row.total_duration_s as f64 / row.duration_count as f64 * 10.0).round() / 10.0
+                },
                 "linked_to_callmatrix": row.linked,
             });
             if request.bucket != "none" {
                 out["bucket"] = row.bucket.clone().into();
             }
             for dimension in &request.group_by {
-                let value = match dimension.as_str() {
-                    "client_id" => &row.client_id,
-                    "source" => &row.source,
-                    "campaign" => &row.campaign,
-                    "publisher" => &row.publisher,
-                    "status" => &row.status,
-                    "buyer" => &row.buyer,
-                    _ => &row.state,
-                };
-                out[dimension.as_str()] = value.clone().into();
+                out[dimension.as_str()] = row.dimension(dimension).into();
             }
             out
         })
@@ -253,6 +291,7 @@ pub async fn aggregates(
         StatusCode::OK,
         &Answer {
             table: table.name(),
+            edges_from: edges,
             from: request.from,
             to: request.to,
             bucket: request.bucket.clone(),
@@ -266,6 +305,35 @@ pub async fn aggregates(
             rows,
         },
     ))
+}
+
+/// The rows `plan` answers, timed by the table it reads.
+async fn read(client: &clickhouse::Client, plan: &Plan<'_>) -> Result<Vec<AggRow>, Problem> {
+    let table = plan.table();
+    let started = std::time::Instant::now();
+    let rows = client
+        .query(&plan.sql(table))
+        .fetch_all()
+        .await
+        .map_err(crate::calls::storage_error)?;
+    metrics::histogram!(crate::metric_names::API_AGGREGATE_SECONDS, "table" => table.name())
+        .record(started.elapsed().as_secs_f64());
+    Ok(rows)
+}
+
+impl AggRow {
+    /// The value of a dimension column (empty when not grouped by it).
+    fn dimension(&self, name: &str) -> &str {
+        match name {
+            "client_id" => &self.client_id,
+            "source" => &self.source,
+            "campaign" => &self.campaign,
+            "publisher" => &self.publisher,
+            "status" => &self.status,
+            "buyer" => &self.buyer,
+            _ => &self.state,
+        }
+    }
 }
 
 /// Longest value a filter may name (campaigns and publishers are partner text).

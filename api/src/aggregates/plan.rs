@@ -10,6 +10,11 @@
 //! - `calls_by_time` (every call) when it touches two or more, and whenever the range
 //!   is not whole hours in a zone whose offset is whole hours, or `exact=true`.
 //!
+//! A range that ends (or starts) inside an hour, as every "last N days" up to now
+//! does, is answered in two parts when a rollup holds its whole hours: the rollup for
+//! those, and `calls_by_time` for the partial hours at its ends ([`Plan::edges`]);
+//! `merge` adds the two up.
+//!
 //! Every value is inlined as an escaped literal (accounts, filter values, the zone) or
 //! an integer; dimension names come from [`DIMENSIONS`] only.
 
@@ -46,6 +51,9 @@ pub struct Plan<'a> {
     /// local bucket).
     pub whole_hours: bool,
     pub exact: bool,
+    /// `Some((a, b))`: read only [from, a) and [b, to), the partial hours at the ends
+    /// of a range whose whole hours [a, b) a rollup answers (`calls_by_time` only).
+    pub edges: Option<(i64, i64)>,
     /// Rows asked for (one more than an answer may carry, to notice too many).
     pub limit: usize,
 }
@@ -141,10 +149,17 @@ impl Plan<'_> {
             .chain(self.group_by.iter().map(|d| format!("d_{d}")))
             .collect();
         let keys = keys.join(", ");
-        let range = format!(
-            "{time} >= toDateTime({}) AND {time} < toDateTime({})",
-            self.from, self.to
-        );
+        let range = match (table, self.edges) {
+            (Table::Calls, Some((inner_from, inner_to))) => format!(
+                "(({time} >= toDateTime({}) AND {time} < toDateTime({inner_from})) \
+                 OR ({time} >= toDateTime({inner_to}) AND {time} < toDateTime({})))",
+                self.from, self.to
+            ),
+            _ => format!(
+                "{time} >= toDateTime({}) AND {time} < toDateTime({})",
+                self.from, self.to
+            ),
+        };
         let account = self
             .account
             .map(|a| format!(" AND account = {}", string_list([a])))
@@ -160,7 +175,7 @@ impl Plan<'_> {
                      toString(sum(ifNull(payout, toDecimal64(0, 4)))) AS payout, \
                      toString(sum(ifNull(revenue, toDecimal64(0, 4)))) AS revenue, \
                      sum(ifNull(duration_s, 0)) AS total_duration_s, \
-                     ifNull(avg(duration_s), 0) AS avg_duration_s, sum(linked) AS linked \
+                     count(duration_s) AS duration_count, sum(linked) AS linked \
                      FROM calls_by_time FINAL WHERE deleted = 0 AND {range}{account}{narrowed}{tail}"
                 )
             }
@@ -181,8 +196,7 @@ impl Plan<'_> {
                      sumIf(calls, status = 'repeat') AS r_repeat, sumIf(calls, status = 'duplicate') AS r_duplicate, \
                      toString(sum(payout)) AS r_payout, toString(sum(revenue)) AS r_revenue, \
                      sum(total_duration_s) AS r_total_duration_s, \
-                     if(sum(duration_count) = 0, 0, sum(total_duration_s) / sum(duration_count)) AS r_avg_duration_s, \
-                     sum(linked) AS r_linked \
+                     sum(duration_count) AS r_duration_count, sum(linked) AS r_linked \
                      FROM {name} FINAL WHERE status != '' AND {range}{account}{rows_of} \
                      AND (account, hour, version) IN (SELECT account, hour, max(version) FROM {name} \
                      WHERE {range}{account}{versions_of} GROUP BY account, hour){tail}"
@@ -207,6 +221,7 @@ mod tests {
             filters,
             whole_hours: true,
             exact: false,
+            edges: None,
             limit: 10_001,
         }
     }
@@ -310,6 +325,31 @@ mod tests {
     }
 
     #[test]
+    fn the_edges_of_a_range_are_its_partial_hours_only() {
+        let group_by = dims(&["status"]);
+        let edges = Plan {
+            from: 1_767_225_600 - 1_800,
+            to: 1_767_240_000 + 900,
+            edges: Some((1_767_225_600, 1_767_240_000)),
+            whole_hours: false,
+            ..plan(&group_by, &[])
+        };
+        assert_eq!(edges.table(), Table::Calls);
+        let sql = edges.sql(Table::Calls);
+        assert!(
+            sql.contains("((started_at >= toDateTime(1767223800) AND started_at < toDateTime(1767225600)) \
+                          OR (started_at >= toDateTime(1767240000) AND started_at < toDateTime(1767240900)))"),
+            "{sql}"
+        );
+        // A rollup's statement ignores them: it is asked for the whole hours.
+        let middle = Plan {
+            edges: Some((1, 2)),
+            ..plan(&group_by, &[])
+        };
+        assert!(!middle.sql(Table::Hourly).contains("OR ("));
+    }
+
+    #[test]
     fn the_sql_sent_is_the_sql_checked_on_current_clickhouse() {
         let status = dims(&["status"]);
         let campaign = dims(&["campaign", "status"]);
@@ -332,6 +372,11 @@ mod tests {
             plan(&campaign, &narrowed),
             Plan {
                 exact: true,
+                ..plan(&campaign, &narrowed)
+            },
+            Plan {
+                whole_hours: false,
+                edges: Some((1_767_229_200, 1_798_758_000)),
                 ..plan(&campaign, &narrowed)
             },
         ];

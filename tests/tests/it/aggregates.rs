@@ -245,11 +245,54 @@ async fn aggregates_by_day_and_status_follow_corrections() {
         "{by_campaign}"
     );
 
-    let partial = aggregate(&rolled("to=2026-11-26T00:30:00Z&bucket=none")).await;
-    assert_eq!(
-        partial["table"], "calls_by_time",
-        "a part of an hour needs the calls"
-    );
+    // A range inside hours at its ends (as "the last 30 days" up to now is): the
+    // rollup answers its whole hours, the calls its partial ones, and the sum is
+    // what the calls alone answer. Within one hour, only the calls can.
+    for (query, table) in [
+        ("to=2026-11-26T00:30:00Z&bucket=none", "calls_hourly"),
+        (
+            "to=2026-11-25T09:30:00Z&bucket=day&tz=America/Chicago&group_by=status",
+            "calls_hourly",
+        ),
+        (
+            "to=2026-11-25T09:30:00Z&bucket=hour&group_by=campaign",
+            "calls_hourly_dims",
+        ),
+    ] {
+        // From inside an hour too: 2026-11-20T22:10Z cuts the first call's hour.
+        for from in ["2026-11-20T00:00:00Z", "2026-11-20T22:10:00Z"] {
+            let url = |extra: &str| api.url(&format!("/api/aggregates?from={from}&{query}{extra}"));
+            let (split, exact) = eventually(
+                "the split answer to agree with the calls",
+                Duration::from_secs(60),
+                || async {
+                    let split = aggregate(&url("")).await;
+                    let exact = aggregate(&url("&exact=true")).await;
+                    (split["rows"] == exact["rows"]).then_some((split, exact))
+                },
+            )
+            .await;
+            assert_eq!(
+                (split["table"].as_str(), split["edges_from"].as_str()),
+                (Some(table), Some("calls_by_time")),
+                "{query} from {from}: {split}"
+            );
+            assert_eq!(exact["table"], "calls_by_time");
+            let calls: u64 = split["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["calls"].as_u64().unwrap())
+                .sum();
+            // From 22:10Z the call of 22:03Z is out; the moved call (09:00Z on the
+            // 25th) is in every one of these ranges.
+            let expected = if from.ends_with("22:10:00Z") { 2 } else { 3 };
+            assert_eq!(calls, expected, "{query} from {from}: {split}");
+        }
+    }
+    let within = aggregate(&rolled("to=2026-11-20T00:30:00Z&bucket=none")).await;
+    assert_eq!(within["table"], "calls_by_time", "{within}");
+    assert!(within.get("edges_from").is_none(), "{within}");
 
     // Bad queries are 400s naming the parameter.
     for (query, parameter) in [
