@@ -50,6 +50,9 @@ try {
   await page.waitForFunction(() => [...document.querySelectorAll("#chart rect title")].some((t) => t.textContent.startsWith("webhook: ")), null, { timeout: 30000 });
   await page.selectOption("#chart-by", "status");
   await page.screenshot({ path: screenshot, fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-phone.png"), fullPage: true });
+  await page.setViewportSize({ width: 1400, height: 900 });
 
   // The same caller 30 minutes later: a repeat. Its story, opened by a click, names
   // the first call (its id as the live feed showed it) and when it started.
@@ -125,6 +128,9 @@ try {
   await page.click('#side-head th[data-key="calls"]');
   if ((await page.getAttribute('#side-head th[data-key="calls"]', "aria-sort")) !== "ascending") throw new Error("a second click on calls does not sort ascending");
   await page.screenshot({ path: screenshot.replace(/\.png$/, "-side.png"), fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-side-phone.png"), fullPage: true });
+  await page.setViewportSize({ width: 1400, height: 900 });
 
   // A filter from the table: only the campaign "Live Test", then only its repeats;
   // the URL and the numbers change, and the numbers are the API's for that filter.
@@ -191,6 +197,9 @@ try {
   if ((await page.getAttribute("#totals", "data-to")) === chicagoTo) throw new Error("the range did not move with the zone");
   await cutAtMidnight("Asia/Tokyo");
   await page.screenshot({ path: screenshot.replace(/\.png$/, "-range.png"), fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-range-phone.png"), fullPage: true });
+  await page.setViewportSize({ width: 1400, height: 900 });
 
   // Dead letters you can act on. Two records whose start is in a form the mapping
   // does not read ("02.12.2026 09h15", Los Angeles time) are refused; their group
@@ -215,6 +224,9 @@ try {
   await page.click(firstPreview);
   await page.waitForSelector('#dead-list .letter:first-child .preview[data-outcome="refused"]', { timeout: 15000 });
   await page.screenshot({ path: screenshot.replace(/\.png$/, "-dead.png"), fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-dead-phone.png"), fullPage: true });
+  await page.setViewportSize({ width: 1400, height: 900 });
 
   const samples = JSON.parse(readFileSync(new URL("../../deploy/integrations/samples.json", import.meta.url)));
   const listedIntegrations = await (await fetch(apiUrl + "/api/integrations")).json();

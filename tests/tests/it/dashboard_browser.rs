@@ -26,13 +26,17 @@ use integration_tests::{callmatrix_call_stored, load_callmatrix_samples, repo_ro
 /// What the browser test writes to `.data/test/artifacts/`.
 const SCREENSHOTS: &[&str] = &[
     "dashboard.png",
+    "dashboard-phone.png",
     "dashboard-story.png",
     "dashboard-story-phone.png",
     "dashboard-range.png",
+    "dashboard-range-phone.png",
     "dashboard-side.png",
+    "dashboard-side-phone.png",
     "dashboard-filtered.png",
     "dashboard-filtered-phone.png",
     "dashboard-dead.png",
+    "dashboard-dead-phone.png",
     "dashboard-story-duplicate.png",
     "dashboard-replayed.png",
     "dashboard-replayed-phone.png",
