@@ -9,7 +9,9 @@
 # CYCLES kills in all (default 20: four rounds over the five parts), PAUSE_S
 # seconds of load between a restart and the next kill (default 8). The short
 # version (5 cycles, one per part) runs in deploy/test.sh. The stack lives under
-# .data/chaos on ports of its own (39092, 38123/39000, 38080-38082) and is stopped
+# .data/chaos on ports of its own (27092, 27123/27000, 27080-27082: below Linux's
+# ephemeral range, 32768-60999, where an outgoing connection's local port once took
+# 38082 from the processor) and is stopped
 # at the end; the run's logs and the generator's record of acknowledged requests
 # stay in .data/chaos/run. Prints the figures as a Markdown table (keep the latest
 # long run's in docs/reliability.md).
@@ -19,8 +21,8 @@ cd "$ROOT"
 cycles="${1:-20}"
 pause="${2:-8}"
 export CM_DATA_DIR="$ROOT/.data/chaos"
-export CM_KAFKA_PORT=39092 CM_CLICKHOUSE_HTTP_PORT=38123 CM_CLICKHOUSE_TCP_PORT=39000
-export CM_INGEST_PORT=38080 CM_API_PORT=38081 CM_PROCESSOR_PORT=38082
+export CM_KAFKA_PORT=27092 CM_CLICKHOUSE_HTTP_PORT=27123 CM_CLICKHOUSE_TCP_PORT=27000
+export CM_INGEST_PORT=27080 CM_API_PORT=27081 CM_PROCESSOR_PORT=27082
 export CM_TOPIC_PREFIX="chaos."
 target="${CARGO_TARGET_DIR:-$ROOT/target}"
 stack() { "$ROOT/deploy/stack.sh" "$@"; }
