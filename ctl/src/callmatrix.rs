@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use runtime::kafka::{AckedProducer, KafkaConfig, OutgoingMessage};
+use runtime::kafka::{AckedProducer, KafkaConfig};
 use schemas::callmatrix::{CmCall, ManagedNumber};
 use schemas::E164;
 use serde::de::DeserializeOwned;
@@ -73,15 +73,7 @@ pub async fn load(
     };
     let producer = AckedProducer::new(kafka)?;
     for chunk in keyed.chunks(1000) {
-        let messages: Vec<OutgoingMessage<'_>> = chunk
-            .iter()
-            .map(|(key, payload)| OutgoingMessage {
-                key: key.as_bytes(),
-                payload,
-                headers: &[],
-            })
-            .collect();
-        producer.send_all(&topic, &messages).await?;
+        producer.send_pairs(&topic, chunk).await?;
     }
     Ok(keyed.len())
 }

@@ -20,9 +20,7 @@ use schemas::dead_letter::Stage;
 use schemas::{DeadLetter, Integration, RawEnvelope};
 use serde_json::value::RawValue;
 
-use crate::kafka::{
-    assigned_consumer, AckedProducer, ConsumerError, KafkaConfig, OutgoingMessage, ProduceError,
-};
+use crate::kafka::{assigned_consumer, AckedProducer, ConsumerError, KafkaConfig, ProduceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -160,15 +158,7 @@ async fn send(
     if pending.is_empty() {
         return Ok(());
     }
-    let messages: Vec<OutgoingMessage<'_>> = pending
-        .iter()
-        .map(|(key, payload)| OutgoingMessage {
-            key: key.as_bytes(),
-            payload,
-            headers: &[],
-        })
-        .collect();
-    producer.send_all(topic, &messages).await?;
+    producer.send_pairs(topic, pending).await?;
     pending.clear();
     Ok(())
 }

@@ -180,6 +180,7 @@ async fn replay(ingest: u16, api: u16) {
 
     // The api: query strings and resume ids it cannot use, each named.
     let get = |target: &str| format!("GET {target} HTTP/1.1\r\nHost: t");
+    let long_filter = format!("/api/aggregates?campaign={}", "x".repeat(201));
     for (target, parameter) in [
         ("/api/calls?from=yesterday", "from"),
         ("/api/calls?limit=99999999999999999999", ""),
@@ -190,6 +191,14 @@ async fn replay(ingest: u16, api: u16) {
         (
             "/api/aggregates?group_by=state,state,state,state",
             "group_by",
+        ),
+        ("/api/aggregates?source=fax", "source"),
+        ("/api/aggregates?status=maybe", "status"),
+        (long_filter.as_str(), "campaign"),
+        ("/api/dead-letters/groups?from=soon", "from"),
+        (
+            "/api/dead-letters/groups?from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z",
+            "from",
         ),
     ] {
         let answer = raw(api, &get(target), b"", 1, none).await;
@@ -224,6 +233,35 @@ async fn replay(ingest: u16, api: u16) {
     )
     .await;
     assert_eq!(answer.status, 400, "deep preview body: {answer:?}");
+
+    // A replay asked for badly: an unknown source, a body past its 4 KiB, an
+    // integration that does not exist, a job id that is no id. Nothing starts.
+    for (target, body, expected) in [
+        (
+            "/api/integrations/arroyo/replay",
+            br#"{"source": "everything"}"#.to_vec(),
+            400,
+        ),
+        (
+            "/api/integrations/arroyo/replay",
+            format!(r#"{{"source": "raw", "pad": "{}"}}"#, "x".repeat(10_000)).into_bytes(),
+            413,
+        ),
+        ("/api/integrations/no-such/replay", b"{}".to_vec(), 404),
+    ] {
+        let answer = raw(
+            api,
+            &post(target, "application/json", &body),
+            &body,
+            1,
+            none,
+        )
+        .await;
+        assert_eq!(answer.status, expected, "{target}: {answer:?}");
+        assert!(answer.code().is_some(), "{target}: {answer:?}");
+    }
+    let answer = raw(api, &get("/api/replays/1%27%20OR%201"), b"", 1, none).await;
+    assert_eq!(answer.status, 404, "a job id that is no id: {answer:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

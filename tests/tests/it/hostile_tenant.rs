@@ -388,6 +388,15 @@ async fn another_account_reaches_nothing_of_ours_and_our_network_is_not_reachabl
         ),
         ("dead letters", "/api/dead-letters?limit=100"),
         ("dead-letter groups", "/api/dead-letters/groups"),
+        // Crafted values, bound or escaped: still only B's rows.
+        (
+            "dead letters of a crafted reason group",
+            "/api/dead-letters?reason_group=x%27%20OR%201%3D1%20--%20",
+        ),
+        (
+            "aggregates of a crafted campaign",
+            "/api/aggregates?campaign=x%27%20OR%20%271%27%3D%271&from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z&group_by=client_id",
+        ),
         ("integrations", "/api/integrations"),
     ] {
         let (status, body) = http.get(&api_get(path), B).await;
