@@ -14,6 +14,8 @@ pub const PROCESSOR_CM_LINKS_TOTAL: &str = "processor_cm_links_total";
 /// counter; labels: none.
 pub const PROCESSOR_INTEGRATION_WAIT_TIMEOUTS_TOTAL: &str =
     "processor_integration_wait_timeouts_total";
+/// counter; labels: `found`.
+pub const PROCESSOR_KNOWN_CALL_LOOKUPS_TOTAL: &str = "processor_known_call_lookups_total";
 /// counter; labels: none.
 pub const PROCESSOR_PARKED_RELEASED_TOTAL: &str = "processor_parked_released_total";
 /// counter; labels: none.

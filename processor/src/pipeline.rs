@@ -133,7 +133,7 @@ impl<S: Store> Pipeline<S> {
                 Err(letter) => step.unreadable(*letter),
             }
         }
-        let known = self.calls(&step.call_ids(), shutdown).await?;
+        let known = self.known_calls(&step.call_ids(), shutdown).await?;
         step.assemble(known);
         let changed = self.enrich(step.calls_mut(), shutdown).await?;
         let ids: Vec<(ClientId, CallId)> = changed
@@ -203,8 +203,22 @@ impl<S: Store> Pipeline<S> {
         Ok(changed)
     }
 
-    /// The stored calls among `ids`, each at its newest version; retried while the
-    /// store is unavailable.
+    /// The stored calls among a batch's call ids (most of which may be new), each at
+    /// its newest version; retried while the store is unavailable.
+    async fn known_calls(
+        &self,
+        ids: &[(ClientId, CallId)],
+        shutdown: &Shutdown,
+    ) -> Result<HashMap<CallId, CallRecord>, Interrupted> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        self.read("read known calls", shutdown, || self.store.known_calls(ids))
+            .await
+    }
+
+    /// The stored calls among `ids` (ids a stored history named), each at its newest
+    /// version; retried while the store is unavailable.
     async fn calls(
         &self,
         ids: &[(ClientId, CallId)],
@@ -213,7 +227,7 @@ impl<S: Store> Pipeline<S> {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        self.read("read known calls", shutdown, || self.store.calls(ids))
+        self.read("read redecided calls", shutdown, || self.store.calls(ids))
             .await
     }
 

@@ -41,6 +41,21 @@ pub fn by_id_queries(ids: &[(ClientId, CallId)]) -> Vec<String> {
         .collect()
 }
 
+/// The statements asking `call_ids` which of `ids` are stored, chunked. Far cheaper
+/// than reading `calls` for them (migration 13 says why): read first, so that only
+/// the stored ones are read from `calls`.
+pub fn stored_id_queries(ids: &[(ClientId, CallId)]) -> Vec<String> {
+    ids.chunks(IDS_PER_QUERY)
+        .map(|chunk| {
+            format!(
+                "SELECT DISTINCT client_id, toString(id) AS call_id FROM call_ids \
+                 WHERE (client_id, id) IN ({})",
+                id_pairs(chunk)
+            )
+        })
+        .collect()
+}
+
 /// Each call's newest row among `rows` (the rows of a read without `FINAL`: every
 /// version not merged away yet, maybe the same one twice).
 pub fn newest_rows(rows: Vec<CallRow>) -> HashMap<Uuid, CallRow> {
@@ -109,6 +124,10 @@ mod tests {
         );
         assert!(queries[0].contains(&format!("('arroyo', toUUID('{}'))", ids[0].1)));
         assert!(by_id_queries(&[]).is_empty());
+        let asked = stored_id_queries(&ids);
+        assert_eq!(asked.len(), 100);
+        assert!(asked.iter().all(|q| q.len() < 256 * 1024 / 4));
+        assert!(stored_id_queries(&[]).is_empty());
     }
 
     #[test]

@@ -81,6 +81,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "buyer_linked_fill",
         sql: include_str!("../migrations/0012_buyer_linked_fill.sql"),
     },
+    Migration {
+        version: 13,
+        name: "call_ids",
+        sql: include_str!("../migrations/0013_call_ids.sql"),
+    },
 ];
 
 /// Rolls up every stored call at version 0, below every version the rollup worker
@@ -168,6 +173,8 @@ mod tests {
             (8, "08bc148c484088e9"),
             (9, "06e44ab964fe3814"),
             (10, "14f9b6e085ff84d7"),
+            (11, "e2c001c55a53ce02"),
+            (12, "fc58a8af7cdb1947"),
         ];
         for (version, checksum) in shipped {
             let migration = &MIGRATIONS[version - 1];

@@ -37,6 +37,24 @@ impl Store for ClickHouseStore {
         Ok(runtime::call_lookup::newest_versions(rows))
     }
 
+    /// `call_ids` first: a batch's new calls then cost no read of `calls`, whose
+    /// lookups by random id read about half the table (migration 13).
+    async fn known_calls(
+        &self,
+        ids: &[(ClientId, CallId)],
+    ) -> Result<HashMap<CallId, CallRecord>, StoreError> {
+        let mut stored = Vec::new();
+        for sql in runtime::call_lookup::stored_id_queries(ids) {
+            let found = self.client.query(&sql).fetch_all::<StoredId>().await?;
+            stored.extend(found.iter().filter_map(StoredId::parse));
+        }
+        metrics::counter!(crate::metric_names::PROCESSOR_KNOWN_CALL_LOOKUPS_TOTAL, "found" => "stored")
+            .increment(stored.len() as u64);
+        metrics::counter!(crate::metric_names::PROCESSOR_KNOWN_CALL_LOOKUPS_TOTAL, "found" => "new")
+            .increment(ids.len().saturating_sub(stored.len()) as u64);
+        self.calls(&stored).await
+    }
+
     async fn histories(&self, keys: &[(String, String)]) -> Result<StoredHistories, StoreError> {
         let mut histories: StoredHistories = keys
             .iter()
@@ -194,7 +212,8 @@ mod tests {
             from: 1_795_212_000,
             to: 1_795_215_600,
         };
-        let mut statements = runtime::call_lookup::by_id_queries(&ids);
+        let mut statements = runtime::call_lookup::stored_id_queries(&ids);
+        statements.extend(runtime::call_lookup::by_id_queries(&ids));
         statements.push(duplicates_query(&around));
         statements.push(duplicates_query(&Duplicates::Pending));
         runtime::clickhouse::check_sql_snapshot("processor_reads", &statements).unwrap();

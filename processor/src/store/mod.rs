@@ -85,6 +85,16 @@ pub trait Store: Send + Sync + 'static {
         ids: &[(ClientId, CallId)],
     ) -> impl Future<Output = Result<HashMap<CallId, CallRecord>, StoreError>> + Send;
 
+    /// The stored calls among `ids` that may well be new (a batch's records): the
+    /// same answer as [`Store::calls`], which a store may reach by first asking which
+    /// of them are stored at all.
+    fn known_calls(
+        &self,
+        ids: &[(ClientId, CallId)],
+    ) -> impl Future<Output = Result<HashMap<CallId, CallRecord>, StoreError>> + Send {
+        self.calls(ids)
+    }
+
     /// The stored histories of `keys` (`(account, caller)`); a key with no stored
     /// call gets an empty history.
     fn histories(

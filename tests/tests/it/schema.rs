@@ -89,7 +89,7 @@ async fn migrations_11_and_12_fill_buyer_and_links_over_stored_calls() {
             run(statement.replace("0 AS version", "5 AS version")).await;
         }
     }
-    let applied = runtime::migrate::migrate(&old).await.unwrap();
+    let applied = runtime::migrate::migrate_up_to(&old, 12).await.unwrap();
     assert_eq!(applied, [11, 12]);
 
     let by_buyer: Vec<(String, u64)> = client
@@ -156,4 +156,91 @@ async fn migrations_11_and_12_fill_buyer_and_links_over_stored_calls() {
         .await
         .unwrap();
     assert_eq!(rows, 3, "each call once");
+}
+
+/// Migration 13 over calls stored before it, and the processor's lookup through it:
+/// a batch's call ids are first asked of `call_ids`, so a stored call missing there
+/// would be taken for a new one (its old position never retired, its late fields
+/// lost). Calls stored before the migration (its copy) and after it (its view) are
+/// found, with every field; new ids are not.
+#[tokio::test]
+async fn migration_13_knows_every_stored_call_and_the_lookup_finds_them() {
+    use processor::store::{ClickHouseStore, Store};
+    use schemas::{CallId, ClientId};
+
+    let env = TestEnv::new("call_ids").await;
+    let old = runtime::clickhouse::ClickHouseConfig {
+        database: format!("{}_call_ids", env.clickhouse.database),
+        ..env.clickhouse.clone()
+    };
+    runtime::migrate::migrate_up_to(&old, 12).await.unwrap();
+    let client = old.client();
+    let hook = ClientId::parse("hook").unwrap();
+    let other = ClientId::parse("other_hook").unwrap();
+    let id = |client: &ClientId, external: &str| CallId::from_external(client, external);
+    let insert = |client_id: &ClientId, call: CallId, version: u64, campaign: &str| {
+        format!(
+            "INSERT INTO calls (account, client_id, id, version, source, caller, started_at, status, campaign) VALUES \
+             ('acme', '{client_id}', toUUID('{call}'), {version}, 'webhook', '+13125550100', toDateTime('2026-11-20 10:05:00', 'UTC'), 'qualified', '{campaign}')"
+        )
+    };
+    let before = id(&hook, "stored-before");
+    client
+        .query(&insert(&hook, before, 1, "first"))
+        .execute()
+        .await
+        .unwrap();
+    client
+        .query(&insert(&hook, before, 2, "corrected"))
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(
+        runtime::migrate::migrate(&old).await.unwrap(),
+        [13],
+        "13 is the newest migration; a new one needs this test widened"
+    );
+    let after = id(&other, "stored-after");
+    client
+        .query(&insert(&other, after, 1, "late"))
+        .execute()
+        .await
+        .unwrap();
+
+    let store = ClickHouseStore {
+        client: client.clone(),
+    };
+    let new = id(&hook, "never-sent");
+    // The same id under another integration is another call.
+    let asked = [
+        (hook.clone(), before),
+        (other.clone(), after),
+        (hook.clone(), new),
+        (other.clone(), before),
+    ];
+    let found = store.known_calls(&asked).await.unwrap();
+    let mut campaigns: Vec<(String, u64, Option<String>)> = found
+        .values()
+        .map(|c| (c.client_id.to_string(), c.version, c.campaign.clone()))
+        .collect();
+    campaigns.sort();
+    assert_eq!(
+        campaigns,
+        [
+            ("hook".to_owned(), 2, Some("corrected".to_owned())),
+            ("other_hook".to_owned(), 1, Some("late".to_owned())),
+        ],
+        "each stored call at its newest version, nothing for the new id"
+    );
+    assert_eq!(
+        found,
+        store.calls(&asked).await.unwrap(),
+        "the same answer as reading `calls`"
+    );
+    let ids: u64 = client
+        .query("SELECT count() FROM call_ids FINAL")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(ids, 2, "one row per call, whatever its versions");
 }
