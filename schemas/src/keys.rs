@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::integration::CanonicalField;
+use crate::path_tree::PathTree;
 use crate::rule::ValueSource;
 use crate::{CallId, ClientId, Integration, RawEnvelope, E164};
 use phonenumber::country::Id as Region;
@@ -22,6 +23,8 @@ pub struct KeyRules {
     region: Region,
     caller: Option<ValueSource>,
     call_id: Option<ValueSource>,
+    /// The parts of a record the two rules read: all a record is parsed into.
+    reads: PathTree,
 }
 
 impl KeyRules {
@@ -33,12 +36,16 @@ impl KeyRules {
                 .get(&field)
                 .and_then(|rule| ValueSource::compile(rule).ok().flatten())
         };
+        let caller = compile(CanonicalField::Caller);
+        let call_id = compile(CanonicalField::ExternalId);
+        let reads = PathTree::of(caller.iter().chain(&call_id).flat_map(ValueSource::paths));
         Self {
             version: integration.version,
             account: integration.account.clone(),
             region: crate::phone::region(&integration.default_region).unwrap_or(Region::US),
-            caller: compile(CanonicalField::Caller),
-            call_id: compile(CanonicalField::ExternalId),
+            caller,
+            call_id,
+            reads,
         }
     }
 
@@ -80,7 +87,7 @@ impl KeyRules {
     /// (caller key, the partner's call id) as far as the record has them.
     fn parts(&self, envelope: &RawEnvelope) -> (Option<String>, Option<String>) {
         let record: Option<serde_json::Value> = (self.caller.is_some() || self.call_id.is_some())
-            .then(|| serde_json::from_str(envelope.payload.get()).ok())
+            .then(|| self.reads.parse(envelope.payload.get()).ok())
             .flatten();
         let Some(record) = record else {
             return (None, None);

@@ -2,6 +2,7 @@
 //! `["Caller Phone"]`, `meta["a.b"]`. Parsed when an integration is validated, so a
 //! typo is reported when the mapping is saved, not on the first record.
 
+use std::borrow::Cow;
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,19 +95,24 @@ impl FieldPath {
         })
     }
 
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
     pub fn has_wildcard(&self) -> bool {
         self.segments.contains(&Segment::Wildcard)
     }
 
     /// Follows the path; `None` when any step is missing. A path with `[*]` yields
-    /// an array of every match (`None` when nothing matched).
-    pub fn lookup(&self, value: &serde_json::Value) -> Option<serde_json::Value> {
+    /// an array of every match (`None` when nothing matched); any other borrows the
+    /// value it found.
+    pub fn lookup<'v>(&self, value: &'v serde_json::Value) -> Option<Cow<'v, serde_json::Value>> {
         if !self.has_wildcard() {
             return self
                 .segments
                 .iter()
                 .try_fold(value, |current, segment| step(current, segment))
-                .cloned();
+                .map(Cow::Borrowed);
         }
         let mut current = vec![value];
         for segment in &self.segments {
@@ -124,7 +130,7 @@ impl FieldPath {
             .filter(|v| !v.is_null())
             .cloned()
             .collect();
-        (!found.is_empty()).then_some(serde_json::Value::Array(found))
+        (!found.is_empty()).then_some(Cow::Owned(serde_json::Value::Array(found)))
     }
 }
 
@@ -156,7 +162,12 @@ mod tests {
             "Caller Phone": "x",
             "meta": {"a.b": 1}
         });
-        let get = |p: &str| FieldPath::parse(p).unwrap().lookup(&record);
+        let get = |p: &str| {
+            FieldPath::parse(p)
+                .unwrap()
+                .lookup(&record)
+                .map(Cow::into_owned)
+        };
         assert_eq!(get("call.caller.number"), Some(json!("415")));
         assert_eq!(get("legs[1].to"), Some(json!("b")));
         assert_eq!(get("[\"Caller Phone\"]"), Some(json!("x")));

@@ -3,6 +3,8 @@
 //! processor to map records and by ingest to find a record's partner call id (its
 //! partition key), so both read records the same way.
 
+use std::borrow::Cow;
+
 use crate::integration::FieldRule;
 use crate::path::{FieldPath, PathError};
 
@@ -35,28 +37,42 @@ impl ValueSource {
         }
     }
 
-    /// The raw value for this rule in `record`; `None` when absent.
-    pub fn extract(&self, record: &serde_json::Value) -> Option<serde_json::Value> {
+    /// The raw value for this rule in `record`; `None` when absent. Borrowed from
+    /// the record or the rule where it can be.
+    pub fn extract<'v>(
+        &'v self,
+        record: &'v serde_json::Value,
+    ) -> Option<Cow<'v, serde_json::Value>> {
         match self {
             ValueSource::Path(path) => path.lookup(record),
             ValueSource::FirstOf(paths) => paths
                 .iter()
                 .filter_map(|p| p.lookup(record))
-                .find(is_present),
-            ValueSource::Static(value) => Some(value.clone()),
+                .find(|v| is_present(v)),
+            ValueSource::Static(value) => Some(Cow::Borrowed(value)),
             ValueSource::Join { paths, separator } => {
                 let mut parts = Vec::new();
                 for value in paths.iter().filter_map(|p| p.lookup(record)) {
-                    match value {
+                    match &*value {
                         // A wildcard path contributes every element.
                         serde_json::Value::Array(items) => {
                             parts.extend(items.iter().filter_map(part_text))
                         }
-                        other => parts.extend(part_text(&other)),
+                        other => parts.extend(part_text(other)),
                     }
                 }
-                (!parts.is_empty()).then(|| serde_json::Value::String(parts.join(separator)))
+                (!parts.is_empty())
+                    .then(|| Cow::Owned(serde_json::Value::String(parts.join(separator))))
             }
+        }
+    }
+
+    /// Every path the rule reads.
+    pub fn paths(&self) -> &[FieldPath] {
+        match self {
+            ValueSource::Path(path) => std::slice::from_ref(path),
+            ValueSource::FirstOf(paths) | ValueSource::Join { paths, .. } => paths,
+            ValueSource::Static(_) => &[],
         }
     }
 }
@@ -108,6 +124,6 @@ impl ValueSource {
 
     /// The value as text, for identifiers: trimmed strings, numbers as written.
     pub fn extract_text(&self, record: &serde_json::Value) -> Option<String> {
-        self.extract(record).as_ref().and_then(part_text)
+        self.extract(record).as_deref().and_then(part_text)
     }
 }

@@ -1,8 +1,10 @@
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use chrono_tz::Tz;
 use phonenumber::country::Id as Region;
 use schemas::integration::CanonicalField;
+use schemas::path_tree::PathTree;
 use schemas::rule::{is_present, ValueSource};
 use schemas::{Integration, IntegrationError};
 
@@ -18,22 +20,26 @@ pub struct CompiledRule {
 
 impl CompiledRule {
     /// The value to coerce: the source's, else the default, then through the map.
-    pub fn value(&self, record: &serde_json::Value) -> Option<serde_json::Value> {
+    /// Borrowed from the record or the rule where it can be.
+    pub fn value<'v>(
+        &'v self,
+        record: &'v serde_json::Value,
+    ) -> Option<Cow<'v, serde_json::Value>> {
         let value = self
             .source
             .extract(record)
-            .filter(is_present)
-            .or_else(|| self.default.clone())?;
+            .filter(|v| is_present(v))
+            .or_else(|| self.default.as_ref().map(Cow::Borrowed))?;
         let Some(map) = &self.map else {
             return Some(value);
         };
-        let key = match &value {
+        let key = match &*value {
             serde_json::Value::String(s) => s.trim().to_lowercase(),
             serde_json::Value::Number(n) => n.to_string(),
             serde_json::Value::Bool(b) => b.to_string(),
             _ => return Some(value),
         };
-        Some(map.get(&key).cloned().unwrap_or(value))
+        Some(map.get(&key).map_or(value, Cow::Borrowed))
     }
 }
 
@@ -44,6 +50,8 @@ pub struct CompiledMapping {
     pub zone: Tz,
     pub region: Region,
     pub rules: Vec<CompiledRule>,
+    /// The parts of a record the rules read: all a record is parsed into.
+    pub reads: PathTree,
     /// How the partner writes numbers in text.
     pub decimal_separator: schemas::integration::DecimalSeparator,
     /// Whether `1.234` under the `.` convention is worth a warning (a currency or
@@ -88,11 +96,13 @@ impl CompiledMapping {
                 format: rule.format.clone(),
             });
         }
+        let reads = PathTree::of(rules.iter().flat_map(|r| r.source.paths()));
         Ok(Self {
             integration: integration.clone(),
             zone,
             region,
             rules,
+            reads,
             decimal_separator: integration.decimal_separator,
             decimal_comma_likely: schemas::integration::decimal_comma_likely(
                 &integration.currency,

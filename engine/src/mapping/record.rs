@@ -71,8 +71,10 @@ pub fn map_fields(
     mapping: &CompiledMapping,
     envelope: &RawEnvelope,
 ) -> Result<MappedFields, Rejection> {
-    let record: serde_json::Value =
-        serde_json::from_str(envelope.payload.get()).map_err(|e| Rejection {
+    let record = mapping
+        .reads
+        .parse(envelope.payload.get())
+        .map_err(|e| Rejection {
             reason: format!("payload is not valid JSON: {e}"),
             errors: vec![],
             unknown_call: None,

@@ -3,6 +3,7 @@
 //! page is asked for. Returns the new cursor; the caller stores it, so the cursor
 //! only ever covers acknowledged records.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -211,7 +212,7 @@ async fn window_run(
         pages += 1;
         report.pages += 1;
         let records = match &records_path {
-            Some(path) => path.lookup(&body).unwrap_or(Value::Null),
+            Some(path) => path.lookup(&body).map_or(Value::Null, Cow::into_owned),
             None => body.clone(),
         };
         let records = match records {
