@@ -13,6 +13,12 @@
 #
 #   benches/load/webhook_edge.sh [duration_s=15] ["connections"="32 256 1024"]
 #   CM_BENCH_STORAGE=memory benches/load/webhook_edge.sh   # a private tansu with memory storage
+#   CM_BENCH_HALF_LOAD=1 benches/load/webhook_edge.sh      # also ingest at half its rate, open loop
+#
+# With CM_BENCH_HALF_LOAD=1, after each wrk run against ingest, `open_loop` sends the
+# same requests at half the rate wrk reached, on as many connections, timing each from
+# when it was due (wrk's percentiles are at full load: it sends a connection's next
+# request only after the last one's answer).
 #
 # The default broker is the stack's (tansu with sqlite storage). With memory storage,
 # the script starts its own tansu on port 39192 and stops it after: that shows our own
@@ -84,6 +90,21 @@ for c in $CONNECTIONS; do
     row "$c" "$per" "raw producer (baseline)" "$raw_rps" "$raw_p50" "$raw_p99" -
     row "$c" "$per" "ingest webhook" "$edge_rps" "$edge_p50" "$edge_p99" "$edge_bad"
     row "$c" "$per" "bare hyper 202" "$bare_rps" "$bare_p50" "$bare_p99" "$bare_bad"
+    if [ "${CM_BENCH_HALF_LOAD:-0}" = 1 ]; then
+      body_file=$(mktemp)
+      if [ "$per" = 100 ]; then
+        content_type=application/x-ndjson
+        for i in $(seq 1 100); do sed -n "s/^wrk.body = '\(.*\)'$/\1/p" benches/load/post.lua | sed "s/load_1/load_$i/"; done >"$body_file"
+      else
+        content_type=application/json
+        sed -n "s/^wrk.body = '\(.*\)'$/\1/p" benches/load/post.lua | tr -d '\n' >"$body_file"
+      fi
+      half=$(awk -v r="$edge_rps" -v p="$per" 'BEGIN { printf "%.0f", r / p / 2 }')
+      read -r _ _ half_bad half_rps half_p50 _ half_p99 _ < <("$TARGET_DIR/release/open_loop" 127.0.0.1:18098 \
+        /api/integrations/webhook/arroyo "$body_file" "$half" "$DURATION" "$c" "$content_type")
+      rm -f "$body_file"
+      row "$c" "$per" "ingest, half load (open)" "$(awk -v r="$half_rps" -v p="$per" 'BEGIN { printf "%.0f", r * p }')" "$half_p50" "$half_p99" "$half_bad"
+    fi
     awk -v a="$edge_rps" -v b="$raw_rps" -v c="$c" -v p="$per" \
       'BEGIN { printf "        ratio at %s connections, %s per request: ingest = %.2f x the raw producer\n", c, p, a / b }'
   done
