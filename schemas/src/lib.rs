@@ -13,6 +13,7 @@ pub mod migrations;
 pub mod money;
 pub mod openapi;
 pub mod path;
+pub mod path_slots;
 pub mod path_tree;
 pub mod phone;
 pub mod poll;

@@ -43,16 +43,26 @@ impl ValueSource {
         &'v self,
         record: &'v serde_json::Value,
     ) -> Option<Cow<'v, serde_json::Value>> {
+        self.extract_with(|_, path| path.lookup(record))
+    }
+
+    /// The raw value for this rule, each of its paths (`n`th of [`Self::paths`])
+    /// looked up by `lookup`: how a record read into one value per path is mapped.
+    pub fn extract_with<'v>(
+        &'v self,
+        lookup: impl Fn(usize, &'v FieldPath) -> Option<Cow<'v, serde_json::Value>>,
+    ) -> Option<Cow<'v, serde_json::Value>> {
         match self {
-            ValueSource::Path(path) => path.lookup(record),
+            ValueSource::Path(path) => lookup(0, path),
             ValueSource::FirstOf(paths) => paths
                 .iter()
-                .filter_map(|p| p.lookup(record))
+                .enumerate()
+                .filter_map(|(n, p)| lookup(n, p))
                 .find(|v| is_present(v)),
             ValueSource::Static(value) => Some(Cow::Borrowed(value)),
             ValueSource::Join { paths, separator } => {
                 let mut parts = Vec::new();
-                for value in paths.iter().filter_map(|p| p.lookup(record)) {
+                for value in paths.iter().enumerate().filter_map(|(n, p)| lookup(n, p)) {
                     match &*value {
                         // A wildcard path contributes every element.
                         serde_json::Value::Array(items) => {

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use chrono_tz::Tz;
 use phonenumber::country::Id as Region;
 use schemas::integration::CanonicalField;
+use schemas::path_slots::PathSlots;
 use schemas::path_tree::PathTree;
 use schemas::rule::{is_present, ValueSource};
 use schemas::{Integration, IntegrationError};
@@ -16,31 +17,67 @@ pub struct CompiledRule {
     /// Keys folded to lower case.
     pub map: Option<HashMap<String, serde_json::Value>>,
     pub format: Option<String>,
+    /// Where each of the source's paths is in [`CompiledMapping::slots`]' values.
+    pub slots: Vec<usize>,
 }
 
 impl CompiledRule {
     /// The value to coerce: the source's, else the default, then through the map.
     /// Borrowed from the record or the rule where it can be.
-    pub fn value<'v>(
-        &'v self,
-        record: &'v serde_json::Value,
-    ) -> Option<Cow<'v, serde_json::Value>> {
-        let value = self
-            .source
-            .extract(record)
+    pub fn value<'v>(&'v self, record: &'v Record) -> Option<Cow<'v, serde_json::Value>> {
+        let value = match record {
+            Record::Tree(tree) => self.source.extract(tree),
+            Record::Slots(values) => self
+                .source
+                .extract_with(|n, _| values.get(*self.slots.get(n)?)?.as_ref().map(Cow::Borrowed)),
+        };
+        let value = value
             .filter(|v| is_present(v))
             .or_else(|| self.default.as_ref().map(Cow::Borrowed))?;
         let Some(map) = &self.map else {
             return Some(value);
         };
-        let key = match &*value {
-            serde_json::Value::String(s) => s.trim().to_lowercase(),
-            serde_json::Value::Number(n) => n.to_string(),
-            serde_json::Value::Bool(b) => b.to_string(),
+        // Folded to lower case only when folding changes it: most values are matched
+        // without an allocation.
+        let owned: String;
+        let key: &str = match &*value {
+            serde_json::Value::String(s) if !folds_to_itself(s.trim()) => {
+                owned = s.trim().to_lowercase();
+                &owned
+            }
+            serde_json::Value::String(s) => s.trim(),
+            serde_json::Value::Number(n) => {
+                owned = n.to_string();
+                &owned
+            }
+            serde_json::Value::Bool(b) => {
+                if *b {
+                    "true"
+                } else {
+                    "false"
+                }
+            }
             _ => return Some(value),
         };
-        Some(map.get(&key).map_or(value, Cow::Borrowed))
+        Some(map.get(key).map_or(value, Cow::Borrowed))
     }
+}
+
+/// Whether `text.to_lowercase()` is `text`: every char its own lower case (the one
+/// rule `str::to_lowercase` adds, a final sigma, applies to an upper-case char).
+fn folds_to_itself(text: &str) -> bool {
+    text.chars().all(|c| {
+        let mut lower = c.to_lowercase();
+        lower.next() == Some(c) && lower.next().is_none()
+    })
+}
+
+/// A record as read for its mapping.
+pub enum Record {
+    /// Every path's value, by slot (mappings without `[*]` paths).
+    Slots(Vec<Option<serde_json::Value>>),
+    /// The parts of the record the paths reach.
+    Tree(serde_json::Value),
 }
 
 /// An integration ready to map records: rules parsed, zone and region resolved.
@@ -50,8 +87,11 @@ pub struct CompiledMapping {
     pub zone: Tz,
     pub region: Region,
     pub rules: Vec<CompiledRule>,
-    /// The parts of a record the rules read: all a record is parsed into.
+    /// The parts of a record the rules read: all a record is parsed into when a
+    /// path has `[*]`.
     pub reads: PathTree,
+    /// The rules' paths read straight into one value each, when none has `[*]`.
+    pub slots: Option<PathSlots>,
     /// How the partner writes numbers in text.
     pub decimal_separator: schemas::integration::DecimalSeparator,
     /// Whether `1.234` under the `.` convention is worth a warning (a currency or
@@ -94,20 +134,51 @@ impl CompiledMapping {
                         .collect()
                 }),
                 format: rule.format.clone(),
+                slots: Vec::new(),
             });
         }
         let reads = PathTree::of(rules.iter().flat_map(|r| r.source.paths()));
+        let mut next = 0;
+        for rule in &mut rules {
+            let count = rule.source.paths().len();
+            rule.slots = (next..next + count).collect();
+            next += count;
+        }
+        let paths: Vec<&schemas::path::FieldPath> =
+            rules.iter().flat_map(|r| r.source.paths()).collect();
+        let slots = PathSlots::of(&paths);
         Ok(Self {
             integration: integration.clone(),
             zone,
             region,
-            rules,
             reads,
+            slots,
+            rules,
             decimal_separator: integration.decimal_separator,
             decimal_comma_likely: schemas::integration::decimal_comma_likely(
                 &integration.currency,
                 &integration.default_region,
             ),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn a_value_is_folded_exactly_when_folding_changes_it(text in "\\PC{0,8}") {
+            prop_assert_eq!(folds_to_itself(&text), text.to_lowercase() == text);
+        }
+    }
+
+    #[test]
+    fn title_case_letters_and_sigma_are_folded() {
+        for text in ["ǅ", "ΑΣ", "Ab", "ß"] {
+            assert_eq!(folds_to_itself(text), text.to_lowercase() == text, "{text}");
+        }
     }
 }

@@ -7,7 +7,7 @@ use schemas::integration::CanonicalField;
 use schemas::{CallId, CallRecord, Money, RawEnvelope, E164};
 
 use super::coerce::{self, CoerceError};
-use super::compiled::{CompiledMapping, CompiledRule};
+use super::compiled::{CompiledMapping, CompiledRule, Record};
 use crate::enrich;
 
 /// Longest slice of an offending value quoted back in an error.
@@ -71,21 +71,26 @@ pub fn map_fields(
     mapping: &CompiledMapping,
     envelope: &RawEnvelope,
 ) -> Result<MappedFields, Rejection> {
-    let record = mapping
-        .reads
-        .parse(envelope.payload.get())
-        .map_err(|e| Rejection {
-            reason: format!("payload is not valid JSON: {e}"),
-            errors: vec![],
-            unknown_call: None,
-        })?;
-    if !record.is_object() {
+    let not_json = |e: serde_json::Error| Rejection {
+        reason: format!("payload is not valid JSON: {e}"),
+        errors: vec![],
+        unknown_call: None,
+    };
+    let text = envelope.payload.get();
+    let record = match &mapping.slots {
+        Some(slots) => slots.read(text).map_err(not_json)?.map(Record::Slots),
+        None => {
+            let tree = mapping.reads.parse(text).map_err(not_json)?;
+            tree.is_object().then_some(Record::Tree(tree))
+        }
+    };
+    let Some(record) = record else {
         return Err(Rejection {
             reason: "record is not a JSON object".to_owned(),
             errors: vec![],
             unknown_call: None,
         });
-    }
+    };
     let mut fields = Fields::default();
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
@@ -108,7 +113,11 @@ pub fn map_fields(
         }
     }
     if !errors.is_empty() {
-        errors.extend(missing_required(mapping, &fields, &errors));
+        errors.extend(missing_required(
+            mapping,
+            fields.required_present(),
+            &errors,
+        ));
         return Err(required_rejection(errors, None));
     }
     warnings.append(&mut fields.notes);
@@ -157,14 +166,15 @@ pub fn assemble(
         (integration.version, to_whole_seconds(envelope.received_at))
             < (b.mapping_version, b.received_at)
     });
+    let required_present = fields.required_present();
     let caller = pick(
         stale,
-        fields.caller.clone(),
+        fields.caller,
         base.map(|b| coerce::Caller::from(b.caller.clone())),
     );
     let started = pick(
         stale,
-        fields.started_at.clone(),
+        fields.started_at,
         base.map(|b| coerce::Stamped {
             instant: b.started_at,
             zone: b.local_tz.clone(),
@@ -172,7 +182,7 @@ pub fn assemble(
         }),
     );
     let (Some(caller), Some(started)) = (caller, started) else {
-        let errors = missing_required(mapping, &fields, &[]);
+        let errors = missing_required(mapping, required_present, &[]);
         return Err(required_rejection(
             errors,
             call_id.filter(|_| base.is_none()),
@@ -309,12 +319,12 @@ fn pick<T>(stale: bool, new: Option<T>, old: Option<T>) -> Option<T> {
 /// An error for each required field neither filled nor already in `errors`.
 fn missing_required(
     mapping: &CompiledMapping,
-    fields: &Fields,
+    (has_caller, has_started): (bool, bool),
     errors: &[FieldError],
 ) -> Vec<FieldError> {
     [
-        (CanonicalField::Caller, fields.caller.is_some()),
-        (CanonicalField::StartedAt, fields.started_at.is_some()),
+        (CanonicalField::Caller, has_caller),
+        (CanonicalField::StartedAt, has_started),
     ]
     .into_iter()
     .filter(|(field, present)| !present && !errors.iter().any(|e| e.field == field.name()))
@@ -388,6 +398,12 @@ struct Fields {
 }
 
 impl Fields {
+    /// Whether the record filled the caller and the start, the two fields a call
+    /// cannot be without.
+    fn required_present(&self) -> (bool, bool) {
+        (self.caller.is_some(), self.started_at.is_some())
+    }
+
     fn fill(
         &mut self,
         mapping: &CompiledMapping,
