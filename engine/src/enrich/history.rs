@@ -15,8 +15,29 @@ use super::repeat::Visit;
 pub type History = Arc<HashMap<CallId, Visit>>;
 
 pub struct Histories {
-    cache: moka::sync::Cache<String, History>,
+    cache: moka::sync::Cache<String, Held>,
     rebalances_seen: u64,
+}
+
+/// A history as the cache holds it. moka hands out clones of its values and drops
+/// its own only later (its upkeep), so a `History` taken straight from it would
+/// still be shared and `Arc::make_mut` would copy every visit of the caller, every
+/// batch. The history sits in a slot instead, and `take` empties the slot: the
+/// history it returns is the only reference.
+#[derive(Clone)]
+struct Held(Arc<std::sync::Mutex<Option<History>>>);
+
+impl Held {
+    fn new(history: History) -> Self {
+        Self(Arc::new(std::sync::Mutex::new(Some(history))))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<History>> {
+        // Nothing panics while holding it; a poisoned slot still holds its history.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl Histories {
@@ -29,8 +50,9 @@ impl Histories {
         Self {
             cache: moka::sync::Cache::builder()
                 .max_capacity(max_bytes)
-                .weigher(move |key: &String, history: &History| {
-                    u32::try_from(weight(key, history).max(floor)).unwrap_or(u32::MAX)
+                .weigher(move |key: &String, held: &Held| {
+                    let weight = held.lock().as_ref().map_or(0, |h| weight(key, h));
+                    u32::try_from(weight.max(floor)).unwrap_or(u32::MAX)
                 })
                 .build(),
             rebalances_seen: 0,
@@ -49,7 +71,7 @@ impl Histories {
     /// Removes and returns a caller's history, so the caller can change it in place
     /// (`Arc::make_mut` without a copy) and `put` it back.
     pub fn take(&self, key: &str) -> Option<History> {
-        let found = self.cache.remove(key);
+        let found = self.cache.remove(key).and_then(|held| held.lock().take());
         metrics::counter!(crate::metric_names::PROCESSOR_HISTORY_LOOKUPS_TOTAL,
             "result" => if found.is_some() { "hit" } else { "miss" }
         )
@@ -58,7 +80,7 @@ impl Histories {
     }
 
     pub fn put(&self, key: String, history: History) {
-        self.cache.insert(key, history);
+        self.cache.insert(key, Held::new(history));
     }
 }
 
@@ -103,6 +125,19 @@ mod tests {
                 })
                 .collect(),
         )
+    }
+
+    #[test]
+    fn a_taken_history_is_changed_in_place_not_copied() {
+        let histories = Histories::new(1_000, 2_000_000);
+        histories.put("acme|+14155550100".into(), history(5));
+        let mut taken = histories.take("acme|+14155550100").unwrap();
+        // A second reference (the cache's) would make `make_mut` copy every visit.
+        assert_eq!(Arc::strong_count(&taken), 1);
+        let before = Arc::as_ptr(&taken);
+        Arc::make_mut(&mut taken).clear();
+        assert_eq!(Arc::as_ptr(&taken), before, "copied");
+        assert!(histories.take("acme|+14155550100").is_none());
     }
 
     #[test]
