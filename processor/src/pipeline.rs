@@ -133,14 +133,16 @@ impl<S: Store> Pipeline<S> {
                 Err(letter) => step.unreadable(*letter),
             }
         }
-        let known = self.known_calls(&step.call_ids(), shutdown).await?;
+        let known = self
+            .calls(&step.call_ids(), Lookup::Batch, shutdown)
+            .await?;
         step.assemble(known);
         let changed = self.enrich(step.calls_mut(), shutdown).await?;
         let ids: Vec<(ClientId, CallId)> = changed
             .iter()
             .map(|r| (r.client_id.clone(), r.id))
             .collect();
-        let stored = self.calls(&ids, shutdown).await?;
+        let stored = self.calls(&ids, Lookup::Redecided, shutdown).await?;
         step.redecide(changed, &stored);
         Ok(step.finish())
     }
@@ -203,32 +205,27 @@ impl<S: Store> Pipeline<S> {
         Ok(changed)
     }
 
-    /// The stored calls among a batch's call ids (most of which may be new), each at
-    /// its newest version; retried while the store is unavailable.
-    async fn known_calls(
-        &self,
-        ids: &[(ClientId, CallId)],
-        shutdown: &Shutdown,
-    ) -> Result<HashMap<CallId, CallRecord>, Interrupted> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        self.read("read known calls", shutdown, || self.store.known_calls(ids))
-            .await
-    }
-
-    /// The stored calls among `ids` (ids a stored history named), each at its newest
-    /// version; retried while the store is unavailable.
+    /// The stored calls among `ids`, each at its newest version; retried while the
+    /// store is unavailable.
     async fn calls(
         &self,
         ids: &[(ClientId, CallId)],
+        lookup: Lookup,
         shutdown: &Shutdown,
     ) -> Result<HashMap<CallId, CallRecord>, Interrupted> {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        self.read("read redecided calls", shutdown, || self.store.calls(ids))
-            .await
+        match lookup {
+            Lookup::Batch => {
+                self.read("read known calls", shutdown, || self.store.known_calls(ids))
+                    .await
+            }
+            Lookup::Redecided => {
+                self.read("read redecided calls", shutdown, || self.store.calls(ids))
+                    .await
+            }
+        }
     }
 
     async fn read<T, F, Fut>(
@@ -282,6 +279,14 @@ impl<S: Store> Pipeline<S> {
             .insert(envelope.client_id.clone(), compiled.clone());
         Ok(compiled)
     }
+}
+
+/// Whose ids a lookup of stored calls is for.
+enum Lookup {
+    /// A batch's own records: most may be new calls (`Store::known_calls`).
+    Batch,
+    /// Stored calls a history named, whose repeat decision the batch changed.
+    Redecided,
 }
 
 /// How long the batch's oldest record had been in the broker (its producer's

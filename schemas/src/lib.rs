@@ -21,6 +21,8 @@ pub mod presets;
 pub mod redact;
 pub mod rollup;
 pub mod rule;
+#[cfg(test)]
+mod test_json;
 pub mod topics;
 pub mod webhook_auth;
 

@@ -360,24 +360,6 @@ mod tests {
         assert!(PathSlots::of(&[&path]).is_none());
     }
 
-    fn json_value() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(|n| Value::Number(n.into())),
-            "[a-c ]{0,3}".prop_map(Value::String),
-        ];
-        // Two keys only, so paths often find what they name, and one path often
-        // ends where another goes on.
-        leaf.prop_recursive(4, 32, 3, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
-                prop::collection::btree_map("[ab]", inner, 0..3)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
-    }
-
     fn path_text() -> impl Strategy<Value = String> {
         (
             "[ab]",
@@ -399,7 +381,7 @@ mod tests {
         /// paths (one may end where another goes on, in either order).
         #[test]
         fn every_path_reads_the_same_as_in_the_whole_record(
-            record in json_value(),
+            record in crate::test_json::json_value("[ab]"),
             paths in prop::collection::vec(path_text(), 1..6),
         ) {
             let text = record.to_string();

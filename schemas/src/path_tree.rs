@@ -232,23 +232,6 @@ mod tests {
         }
     }
 
-    fn json_value() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(|n| Value::Number(n.into())),
-            any::<f64>().prop_map(|f| Number::from_f64(f).map_or(Value::Null, Value::Number)),
-            "[a-c ]{0,3}".prop_map(Value::String),
-        ];
-        leaf.prop_recursive(4, 32, 4, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                prop::collection::btree_map("[a-c]{1,2}", inner, 0..4)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
-    }
-
     fn path_text() -> impl Strategy<Value = String> {
         prop::collection::vec(
             prop_oneof![
@@ -272,7 +255,7 @@ mod tests {
         /// Every path finds in the kept tree what it finds in the whole record.
         #[test]
         fn every_path_reads_the_same_as_in_the_whole_record(
-            record in json_value(),
+            record in crate::test_json::json_value("[a-c]{1,2}"),
             paths in prop::collection::vec(path_text(), 1..5),
         ) {
             let text = record.to_string();
