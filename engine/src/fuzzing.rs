@@ -60,9 +60,8 @@ pub fn coercions(data: &[u8]) {
     }
 }
 
-/// A field path, parsed and looked up in a record with arrays and odd keys; a record
-/// parsed into only what the path reaches, or read straight into the path's value,
-/// answers it the same.
+/// A field path, parsed and looked up in a record with arrays and odd keys; the
+/// record read straight into the path's value answers it the same.
 pub fn field_path(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -72,10 +71,6 @@ pub fn field_path(data: &[u8]) {
         "Caller Phone": "x", "a.b": {"c": [1, [2, 3]]}, "": 0
     });
     if let Ok(path) = FieldPath::parse(text) {
-        let pruned = schemas::path_tree::PathTree::of([&path])
-            .parse(&record.to_string())
-            .expect("the record is JSON");
-        assert_eq!(path.lookup(&pruned), path.lookup(&record), "{text}");
         if let Some(slots) = schemas::path_slots::PathSlots::of(&[&path]) {
             let read = slots.read(&record.to_string()).expect("the record is JSON");
             let whole = path.lookup(&record).map(std::borrow::Cow::into_owned);

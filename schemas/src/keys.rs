@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::integration::CanonicalField;
-use crate::path_tree::PathTree;
-use crate::rule::ValueSource;
+use crate::rule::{part_text, ValueSource};
+use crate::rule_reader::RuleReader;
 use crate::{CallId, ClientId, Integration, RawEnvelope, E164};
 use phonenumber::country::Id as Region;
 
@@ -23,8 +23,8 @@ pub struct KeyRules {
     region: Region,
     caller: Option<ValueSource>,
     call_id: Option<ValueSource>,
-    /// The parts of a record the two rules read: all a record is parsed into.
-    reads: PathTree,
+    /// The two rules compiled into one read of a record (caller first, if any).
+    reader: RuleReader,
 }
 
 impl KeyRules {
@@ -38,14 +38,14 @@ impl KeyRules {
         };
         let caller = compile(CanonicalField::Caller);
         let call_id = compile(CanonicalField::ExternalId);
-        let reads = PathTree::of(caller.iter().chain(&call_id).flat_map(ValueSource::paths));
+        let reader = RuleReader::of(caller.iter().chain(&call_id));
         Self {
             version: integration.version,
             account: integration.account.clone(),
             region: crate::phone::region(&integration.default_region).unwrap_or(Region::US),
             caller,
             call_id,
-            reads,
+            reader,
         }
     }
 
@@ -86,22 +86,26 @@ impl KeyRules {
 
     /// (caller key, the partner's call id) as far as the record has them.
     fn parts(&self, envelope: &RawEnvelope) -> (Option<String>, Option<String>) {
-        let record: Option<serde_json::Value> = (self.caller.is_some() || self.call_id.is_some())
-            .then(|| self.reads.parse(envelope.payload.get()).ok())
-            .flatten();
-        let Some(record) = record else {
+        if self.caller.is_none() && self.call_id.is_none() {
+            return (None, None);
+        }
+        let Ok(Some(record)) = self.reader.read(envelope.payload.get()) else {
             return (None, None);
         };
+        // The reader's rules: the caller's (if any), then the call id's.
         let caller_key = self
             .caller
             .as_ref()
-            .and_then(|rule| rule.extract_text(&record))
+            .and_then(|rule| self.reader.extract(&record, 0, rule))
+            .and_then(|value| part_text(&value))
             .and_then(|text| E164::normalize_for_key(&text, self.region))
             .map(|caller| crate::ids::caller_key(&self.account, &caller));
+        let call_id_rule = usize::from(self.caller.is_some());
         let external = self
             .call_id
             .as_ref()
-            .and_then(|rule| rule.extract_text(&record));
+            .and_then(|rule| self.reader.extract(&record, call_id_rule, rule))
+            .and_then(|value| part_text(&value));
         (caller_key, external)
     }
 }

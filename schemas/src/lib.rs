@@ -14,15 +14,13 @@ pub mod money;
 pub mod openapi;
 pub mod path;
 pub mod path_slots;
-pub mod path_tree;
 pub mod phone;
 pub mod poll;
 pub mod presets;
 pub mod redact;
 pub mod rollup;
 pub mod rule;
-#[cfg(test)]
-mod test_json;
+pub mod rule_reader;
 pub mod topics;
 pub mod webhook_auth;
 

@@ -1,7 +1,8 @@
 //! Reading a mapping's paths straight out of a record's text, one value per path,
 //! without building the record: no object is made for the keys a path only passes
 //! through, and every key no path names is skipped unallocated (still checked to be
-//! JSON). For paths without `[*]`; a mapping with one uses [`crate::path_tree`].
+//! JSON). For paths without `[*]`; rules with one read the whole record
+//! ([`crate::rule_reader`]).
 //!
 //! Each value equals what [`FieldPath::lookup`] finds in the whole record, including
 //! for a key sent twice (the last one counts, as in `serde_json::Value`).
@@ -296,6 +297,7 @@ impl<'de> Visitor<'de> for Walk<'_, '_> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use serde_json::Number;
 
     fn slots(paths: &[&str]) -> (Vec<FieldPath>, PathSlots) {
         let parsed: Vec<FieldPath> = paths.iter().map(|p| FieldPath::parse(p).unwrap()).collect();
@@ -360,6 +362,25 @@ mod tests {
         assert!(PathSlots::of(&[&path]).is_none());
     }
 
+    /// Values nested up to four deep with two object keys only, so paths often find
+    /// what they name and one path often ends where another goes on.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| Value::Number(n.into())),
+            any::<f64>().prop_map(|f| Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            "[a-c ]{0,3}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                prop::collection::btree_map("[ab]", inner, 0..3)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
     fn path_text() -> impl Strategy<Value = String> {
         (
             "[ab]",
@@ -381,7 +402,7 @@ mod tests {
         /// paths (one may end where another goes on, in either order).
         #[test]
         fn every_path_reads_the_same_as_in_the_whole_record(
-            record in crate::test_json::json_value("[ab]"),
+            record in json_value(),
             paths in prop::collection::vec(path_text(), 1..6),
         ) {
             let text = record.to_string();

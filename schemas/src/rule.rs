@@ -97,7 +97,8 @@ pub fn is_present(value: &serde_json::Value) -> bool {
     }
 }
 
-fn part_text(value: &serde_json::Value) -> Option<String> {
+/// A value as identifier text: trimmed strings, numbers and booleans as written.
+pub fn part_text(value: &serde_json::Value) -> Option<String> {
     match value {
         serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
         serde_json::Value::Number(n) => Some(n.to_string()),
@@ -130,10 +131,5 @@ impl ValueSource {
         } else {
             return Ok(None);
         }))
-    }
-
-    /// The value as text, for identifiers: trimmed strings, numbers as written.
-    pub fn extract_text(&self, record: &serde_json::Value) -> Option<String> {
-        self.extract(record).as_deref().and_then(part_text)
     }
 }

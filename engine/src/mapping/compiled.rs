@@ -4,9 +4,8 @@ use std::collections::HashMap;
 use chrono_tz::Tz;
 use phonenumber::country::Id as Region;
 use schemas::integration::CanonicalField;
-use schemas::path_slots::PathSlots;
-use schemas::path_tree::PathTree;
 use schemas::rule::{is_present, ValueSource};
+use schemas::rule_reader::RuleReader;
 use schemas::{Integration, IntegrationError};
 
 #[derive(Debug, Clone)]
@@ -17,21 +16,16 @@ pub struct CompiledRule {
     /// Keys folded to lower case.
     pub map: Option<HashMap<String, serde_json::Value>>,
     pub format: Option<String>,
-    /// Where each of the source's paths is in [`CompiledMapping::slots`]' values.
-    pub slots: Vec<usize>,
 }
 
 impl CompiledRule {
-    /// The value to coerce: the source's, else the default, then through the map.
-    /// Borrowed from the record or the rule where it can be.
-    pub fn value<'v>(&'v self, record: &'v Record) -> Option<Cow<'v, serde_json::Value>> {
-        let value = match record {
-            Record::Tree(tree) => self.source.extract(tree),
-            Record::Slots(values) => self
-                .source
-                .extract_with(|n, _| values.get(*self.slots.get(n)?)?.as_ref().map(Cow::Borrowed)),
-        };
-        let value = value
+    /// The value to coerce: the source's (`raw`, as the mapping's reader found it),
+    /// else the default, then through the map. Borrowed where it can be.
+    pub fn value<'v>(
+        &'v self,
+        raw: Option<Cow<'v, serde_json::Value>>,
+    ) -> Option<Cow<'v, serde_json::Value>> {
+        let value = raw
             .filter(|v| is_present(v))
             .or_else(|| self.default.as_ref().map(Cow::Borrowed))?;
         let Some(map) = &self.map else {
@@ -72,14 +66,6 @@ fn folds_to_itself(text: &str) -> bool {
     })
 }
 
-/// A record as read for its mapping.
-pub enum Record {
-    /// Every path's value, by slot (mappings without `[*]` paths).
-    Slots(Vec<Option<serde_json::Value>>),
-    /// The parts of the record the paths reach.
-    Tree(serde_json::Value),
-}
-
 /// An integration ready to map records: rules parsed, zone and region resolved.
 #[derive(Debug, Clone)]
 pub struct CompiledMapping {
@@ -87,11 +73,8 @@ pub struct CompiledMapping {
     pub zone: Tz,
     pub region: Region,
     pub rules: Vec<CompiledRule>,
-    /// The parts of a record the rules read: all a record is parsed into when a
-    /// path has `[*]`.
-    pub reads: PathTree,
-    /// The rules' paths read straight into one value each, when none has `[*]`.
-    pub slots: Option<PathSlots>,
+    /// The rules, in order, compiled into one read of a record.
+    pub reader: RuleReader,
     /// How the partner writes numbers in text.
     pub decimal_separator: schemas::integration::DecimalSeparator,
     /// Whether `1.234` under the `.` convention is worth a warning (a currency or
@@ -134,25 +117,14 @@ impl CompiledMapping {
                         .collect()
                 }),
                 format: rule.format.clone(),
-                slots: Vec::new(),
             });
         }
-        let reads = PathTree::of(rules.iter().flat_map(|r| r.source.paths()));
-        let mut next = 0;
-        for rule in &mut rules {
-            let count = rule.source.paths().len();
-            rule.slots = (next..next + count).collect();
-            next += count;
-        }
-        let paths: Vec<&schemas::path::FieldPath> =
-            rules.iter().flat_map(|r| r.source.paths()).collect();
-        let slots = PathSlots::of(&paths);
+        let reader = RuleReader::of(rules.iter().map(|r| &r.source));
         Ok(Self {
             integration: integration.clone(),
             zone,
             region,
-            reads,
-            slots,
+            reader,
             rules,
             decimal_separator: integration.decimal_separator,
             decimal_comma_likely: schemas::integration::decimal_comma_likely(

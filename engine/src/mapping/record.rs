@@ -7,7 +7,7 @@ use schemas::integration::CanonicalField;
 use schemas::{CallId, CallRecord, Money, RawEnvelope, E164};
 
 use super::coerce::{self, CoerceError};
-use super::compiled::{CompiledMapping, CompiledRule, Record};
+use super::compiled::{CompiledMapping, CompiledRule};
 use crate::enrich;
 
 /// Longest slice of an offending value quoted back in an error.
@@ -76,15 +76,11 @@ pub fn map_fields(
         errors: vec![],
         unknown_call: None,
     };
-    let text = envelope.payload.get();
-    let record = match &mapping.slots {
-        Some(slots) => slots.read(text).map_err(not_json)?.map(Record::Slots),
-        None => {
-            let tree = mapping.reads.parse(text).map_err(not_json)?;
-            tree.is_object().then_some(Record::Tree(tree))
-        }
-    };
-    let Some(record) = record else {
+    let Some(record) = mapping
+        .reader
+        .read(envelope.payload.get())
+        .map_err(not_json)?
+    else {
         return Err(Rejection {
             reason: "record is not a JSON object".to_owned(),
             errors: vec![],
@@ -94,8 +90,9 @@ pub fn map_fields(
     let mut fields = Fields::default();
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
-    for rule in &mapping.rules {
-        let Some(value) = rule.value(&record) else {
+    for (n, rule) in mapping.rules.iter().enumerate() {
+        let raw = mapping.reader.extract(&record, n, &rule.source);
+        let Some(value) = rule.value(raw) else {
             continue;
         };
         if let Err(problem) = fields.fill(mapping, rule, &value) {
