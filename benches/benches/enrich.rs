@@ -30,6 +30,10 @@ use schemas::callmatrix::ManagedNumber;
 use schemas::enrichment::EnrichmentRules;
 use schemas::{CallId, ClientId};
 
+// The processor's and ingest's allocator (their main.rs), so the figures are theirs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn enrichment(c: &mut Criterion) {
     let integration = typical_integration();
     let compiled = CompiledMapping::compile(&integration).unwrap();

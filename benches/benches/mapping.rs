@@ -12,6 +12,10 @@ use pipeline_benches::{
     typical_envelope, typical_integration, typical_record, typical_record_new_caller,
 };
 
+// The processor's and ingest's allocator (their main.rs), so the figures are theirs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn mapping(c: &mut Criterion) {
     let integration = typical_integration();
     let compiled = CompiledMapping::compile(&integration).unwrap();

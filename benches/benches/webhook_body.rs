@@ -8,6 +8,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use ingest::webhook::{parse_body, BodyFormat};
 use pipeline_benches::typical_record;
 
+// The processor's and ingest's allocator (their main.rs), so the figures are theirs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn webhook_body(c: &mut Criterion) {
     let records: Vec<String> = (0..100).map(typical_record).collect();
     let array = format!("[{}]", records.join(","));
