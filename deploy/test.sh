@@ -4,7 +4,8 @@
 # on test ports (data under .data/test, wiped each run), builds the workspace, runs
 # the SQL portability check against current ClickHouse, then every test (unit,
 # property, and integration against the real stack), then stops
-# the stack, then the short fault matrix on a stack of its own. Extra arguments go to `cargo test` (e.g. `deploy/test.sh -p processor`).
+# the stack, then the short fault matrix on a stack of its own, then the cluster's
+# fault test on a cluster of its own. Extra arguments go to `cargo test` (e.g. `deploy/test.sh -p processor`).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -96,6 +97,22 @@ if [ "$#" -eq 0 ]; then
     [ "$status" -ne 0 ] || status=$matrix
   else
     echo "[test] fault matrix passed"
+  fi
+  # The cluster: ZooKeeper, ClickHouse 2 shards x 2 replicas, two of each binary;
+  # load through both ingests while a replica and a processor are killed
+  # (tests/cluster/kill_test.sh; docs/deploy.md, "Cluster mode").
+  echo "[test] cluster fault test (tests/cluster/kill_test.sh)"
+  set +e
+  tests/cluster/kill_test.sh >"$CM_DATA_DIR/cluster-test.log" 2>&1
+  cluster=$?
+  set -e
+  grep -E '^\[cluster-test\]|^\| (acknowledged calls|stored|lost|doubled)' "$CM_DATA_DIR/cluster-test.log" || true
+  if [ "$cluster" -ne 0 ]; then
+    echo "[test] cluster fault test failed (exit $cluster); last lines of $CM_DATA_DIR/cluster-test.log:" >&2
+    grep -v '^ \+\(at\|[0-9]\+:\)' "$CM_DATA_DIR/cluster-test.log" | tail -20 >&2
+    [ "$status" -ne 0 ] || status=$cluster
+  else
+    echo "[test] cluster fault test passed"
   fi
 fi
 exit "$status"

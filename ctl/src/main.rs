@@ -32,6 +32,10 @@ struct Cli {
     /// ClickHouse database.
     #[arg(long, env = "CM_DATABASE", default_value = "callmatrix", global = true)]
     database: String,
+    /// ClickHouse cluster the schema is spread over (cluster mode of the
+    /// migrations; docs/deploy.md). Unset: one server.
+    #[arg(long, env = "CM_CLICKHOUSE_CLUSTER", global = true)]
+    clickhouse_cluster: Option<String>,
     /// ClickHouse user: the pipeline's writer (migrations and loads write).
     #[arg(
         long,
@@ -167,7 +171,9 @@ async fn main() -> anyhow::Result<()> {
         database: cli.database.clone(),
         user: cli.clickhouse_user.clone(),
         password: cli.clickhouse_password.clone(),
+        cluster: cli.clickhouse_cluster.clone().filter(|c| !c.is_empty()),
     };
+    clickhouse.validate("clickhouse")?;
     match cli.command {
         Command::Topics { partitions } => {
             let created = cmctl::create_topics(&kafka, partitions).await?;

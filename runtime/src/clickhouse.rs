@@ -26,6 +26,12 @@ pub struct ClickHouseConfig {
     /// file under version control.
     #[serde(default)]
     pub password: String,
+    /// The cluster (a name in the servers' `remote_servers`) the schema is spread
+    /// over: `cmctl migrate` then creates replicated shard tables behind
+    /// `Distributed` ones (`schemas::cluster`). Unset: one server. The pipeline's
+    /// queries are the same either way.
+    #[serde(default)]
+    pub cluster: Option<String>,
 }
 
 impl std::fmt::Debug for ClickHouseConfig {
@@ -34,6 +40,7 @@ impl std::fmt::Debug for ClickHouseConfig {
             .field("url", &self.url)
             .field("database", &self.database)
             .field("user", &self.user)
+            .field("cluster", &self.cluster)
             .field(
                 "password",
                 &if self.password.is_empty() { "" } else { "***" },
@@ -82,6 +89,18 @@ impl ClickHouseConfig {
                 &format!("{section}.database"),
                 format!("{:?} must be letters, digits and '_'", self.database),
             ));
+        }
+        if let Some(cluster) = &self.cluster {
+            if cluster.is_empty()
+                || !cluster
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(ConfigError::invalid(
+                    &format!("{section}.cluster"),
+                    format!("{cluster:?} must be letters, digits and '_'"),
+                ));
+            }
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 
 pub mod call;
 pub mod callmatrix;
+pub mod cluster;
 pub mod dead_letter;
 pub mod enrichment;
 pub mod envelope;

@@ -51,6 +51,7 @@ impl TestEnv {
             database: id.clone(),
             user: "callmatrix_writer".into(),
             password: std::env::var("CM_TEST_CLICKHOUSE_WRITER_PASSWORD").unwrap_or_default(),
+            cluster: None,
         };
         let unreachable = |what: &str, error: String| -> ! {
             panic!("{what} is not reachable ({error}). Integration tests need the test stack: run `deploy/test.sh`, which starts it and runs the suite.")

@@ -19,7 +19,9 @@
 //! client's events each call version exactly once. It prints the figures and exits
 //! non-zero when one is wrong.
 //!
-//! Settings (environment): CM_INGEST_URL, CM_API_URL, CM_CLICKHOUSE_URL,
+//! Settings (environment): CM_INGEST_URL, CM_API_URL (either may list several
+//! instances, comma-separated: senders take the ingests in turn, the two SSE
+//! clients the apis, the check the first api), CM_CLICKHOUSE_URL,
 //! CM_CLICKHOUSE_USER/PASSWORD (the reader), CM_TOKEN (an admin api token),
 //! CM_LOAD_CONCURRENCY (default 4), CM_LOAD_RATE (new calls per second, default
 //! 150: what a debug-build processor on a shared 2-core machine keeps up with while
@@ -144,8 +146,8 @@ impl Log {
 }
 
 async fn load(dir: &Path) -> anyhow::Result<()> {
-    let ingest = env("CM_INGEST_URL")?;
-    let api = env("CM_API_URL")?;
+    let ingests = instances("CM_INGEST_URL")?;
+    let apis = instances("CM_API_URL")?;
     let token = std::env::var("CM_TOKEN").unwrap_or_default();
     let concurrency: u64 = std::env::var("CM_LOAD_CONCURRENCY")
         .ok()
@@ -166,7 +168,7 @@ async fn load(dir: &Path) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for client in 0..2 {
         let (api, token, log) = (
-            api.clone(),
+            apis[client % apis.len()].clone(),
             token.clone(),
             Log::create(&dir.join(format!("sse-{client}.log")))?,
         );
@@ -177,10 +179,13 @@ async fn load(dir: &Path) -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let mut senders = Vec::new();
-    for _ in 0..concurrency {
+    for sender in 0..concurrency as usize {
         let (http, url, acked, next, stop) = (
             http.clone(),
-            format!("{ingest}/api/integrations/webhook/arroyo"),
+            format!(
+                "{}/api/integrations/webhook/arroyo",
+                ingests[sender % ingests.len()]
+            ),
             acked.clone(),
             next.clone(),
             stop.clone(),
@@ -238,6 +243,19 @@ async fn load(dir: &Path) -> anyhow::Result<()> {
         let _ = task.await;
     }
     Ok(())
+}
+
+/// The instances a variable lists, comma-separated (at least one).
+fn instances(name: &str) -> anyhow::Result<Vec<String>> {
+    let listed: Vec<String> = env(name)?
+        .split(',')
+        .map(|url| url.trim().trim_end_matches('/').to_owned())
+        .filter(|url| !url.is_empty())
+        .collect();
+    if listed.is_empty() {
+        bail!("{name} lists no URL");
+    }
+    Ok(listed)
 }
 
 /// POSTs until acknowledged (2xx), as a partner retries; `false` if told to stop
@@ -353,7 +371,7 @@ async fn check(dir: &Path) -> anyhow::Result<()> {
         .with_user(env("CM_CLICKHOUSE_USER")?)
         .with_password(env("CM_CLICKHOUSE_PASSWORD")?)
         .with_database(std::env::var("CM_DATABASE").unwrap_or_else(|_| "callmatrix".into()));
-    let api = env("CM_API_URL")?;
+    let api = instances("CM_API_URL")?.swap_remove(0);
     let token = std::env::var("CM_TOKEN").unwrap_or_default();
     let (want, acked_lines) = expected(dir)?;
     let want_payout: u64 = want.values().map(|(p, _)| p).sum();

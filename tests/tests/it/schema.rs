@@ -244,3 +244,49 @@ async fn migration_13_knows_every_stored_call_and_the_lookup_finds_them() {
         .unwrap();
     assert_eq!(ids, 2, "one row per call, whatever its versions");
 }
+
+/// Two `cmctl migrate` runs at once (two deploy jobs starting together) apply each
+/// migration once between them: the second waits for the first's lock, then finds
+/// everything applied. Without the lock both read an empty ledger and both run
+/// migration 3's `ALTER ... ADD COLUMN`, and one fails ("column already exists").
+#[tokio::test]
+async fn two_migrations_racing_apply_each_migration_once() {
+    let env = TestEnv::new("race").await;
+    let fresh = runtime::clickhouse::ClickHouseConfig {
+        database: format!("{}_race", env.clickhouse.database),
+        ..env.clickhouse.clone()
+    };
+    let (first, second) = tokio::join!(
+        runtime::migrate::migrate(&fresh),
+        runtime::migrate::migrate(&fresh)
+    );
+    let (first, second) = (first.unwrap(), second.unwrap());
+    let mut applied = [first.clone(), second.clone()].concat();
+    applied.sort_unstable();
+    let shipped: Vec<u32> = schemas::migrations::MIGRATIONS
+        .iter()
+        .map(|m| m.version)
+        .collect();
+    assert_eq!(applied, shipped, "first {first:?}, second {second:?}");
+    let ledger: u64 = fresh
+        .client()
+        .query("SELECT count() FROM schema_migrations FINAL")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(ledger, shipped.len() as u64);
+    // The lock is released: the next run takes it at once.
+    let locks: u64 = fresh
+        .client()
+        .query("SELECT count() FROM system.tables WHERE database = ? AND name = ?")
+        .bind(&fresh.database)
+        .bind(runtime::migrate::LOCK_TABLE)
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(locks, 0);
+    assert_eq!(
+        runtime::migrate::migrate(&fresh).await.unwrap(),
+        Vec::<u32>::new()
+    );
+}

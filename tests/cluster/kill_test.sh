@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# The cluster's fault test (issue 15), on a local cluster of its own
+# (deploy/cluster.sh: ZooKeeper, ClickHouse 2 shards x 2 replicas, the broker, two
+# ingest, two processor and two api instances; data under .data/cluster-test, ports
+# from 25000):
+#
+#   1. webhook load through both ingest instances (tests/src/bin/fault_load.rs: distinct
+#      calls, late payouts, start corrections; its own log of acknowledged requests),
+#      two SSE clients, one on each api;
+#   2. mid-load, kill -9 ClickHouse node ch1 (shard 1's first replica: every
+#      node's Distributed inserts and reads for shard 1 go there while it is up) and
+#      processor1 (which talks to ch1); processor2, through ch3, keeps storing calls,
+#      its shard-1 writes and reads failing over to ch2. Later start both again: ch1
+#      catches up from ch2, processor1 takes its partitions back;
+#   3. stop the load, then check, with queries that can fail:
+#      - fault_load's check: every acknowledged call stored once by partner id, none
+#        twice by natural key, the payouts the log says, calls / calls_by_time /
+#        both rollups agree, every SSE client saw every call version once;
+#      - each shard's calls, counted and summed on the shard itself (FINAL on its
+#        replicated table), add up to the acknowledged calls, to the api's calls
+#        export, and to the api's aggregates from the rollups and with exact=true;
+#      - both replicas of each shard hold the same rows (count and a hash of every
+#        (id, version)) in calls, calls_by_time, call_ids and the rollups.
+#
+#   tests/cluster/kill_test.sh [PAUSE_S=12]
+#
+# PAUSE_S: seconds of load before the kills, while they are down, and after. Exit
+# status non-zero when any check fails. Logs stay in .data/cluster-test.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+pause="${1:-12}"
+export CM_CLUSTER_DATA_DIR="$ROOT/.data/cluster-test" CM_CLUSTER_PORT_BASE=25000
+base=25000
+target="${CARGO_TARGET_DIR:-$ROOT/target}"
+cluster() { "$ROOT/deploy/cluster.sh" "$@"; }
+say() { printf '[cluster-test] %s\n' "$*"; }
+
+cluster stop >/dev/null 2>&1 || true
+rm -rf "$CM_CLUSTER_DATA_DIR"
+run="$CM_CLUSTER_DATA_DIR/run-test"
+cleanup() {
+  touch "$run/stop" "$run/stop.hard" 2>/dev/null || true
+  cluster stop >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+cluster start
+
+# shellcheck source=deploy/secrets.sh
+. "$ROOT/deploy/secrets.sh"
+cm_secrets "$CM_CLUSTER_DATA_DIR"
+ingest1="http://127.0.0.1:$((base + 80))" ingest2="http://127.0.0.1:$((base + 83))"
+api1="http://127.0.0.1:$((base + 81))" api2="http://127.0.0.1:$((base + 84))"
+export CM_INGEST_URL="$ingest1,$ingest2" CM_API_URL="$api1,$api2"
+export CM_CLICKHOUSE_URL="http://127.0.0.1:$((base + 122))"
+export CM_CLICKHOUSE_USER=callmatrix_reader CM_CLICKHOUSE_PASSWORD="$CM_CLICKHOUSE_READER_PASSWORD"
+export CM_TOKEN="$CM_ADMIN_TOKEN" CM_LOAD_RATE="${CM_LOAD_RATE:-100}"
+mkdir -p "$run"
+"$target/debug/fault_load" load "$run" >"$run/load.out" 2>&1 &
+load_pid=$!
+acked() { grep -c '^call ' "$run/acked.log" 2>/dev/null || echo 0; }
+
+sleep "$pause"
+say "$(acked) calls acknowledged; killing ch1 and processor1"
+cluster crash ch1 >/dev/null
+cluster crash processor1 >/dev/null
+killed_at=$(date +%s)
+sleep "$pause"
+revived_at=$(date +%s)
+say "$(acked) calls acknowledged; starting them again"
+cluster revive >/dev/null
+sleep "$pause"
+touch "$run/stop"
+for _ in $(seq 1 60); do grep -q '^load:' "$run/load.out" 2>/dev/null && break; sleep 1; done
+say "$(acked) calls acknowledged in all; checking"
+
+status=0
+"$target/debug/fault_load" check "$run" | tee "$run/figures.md" || status=$?
+touch "$run/sse-done"
+
+# From here on, straight to each node.
+node_query() { # node_query N SQL
+  clickhouse-client --port $((base + 100 + $1)) -u callmatrix_writer \
+    --password "$CM_CLICKHOUSE_WRITER_PASSWORD" -d callmatrix -q "$2"
+}
+fail() { say "FAILED: $*"; status=1; }
+
+# Replication is asynchronous: let every replica fetch what it lacks first.
+for n in 1 2 3 4; do
+  for table in calls_shard calls_by_time_shard call_ids_shard calls_hourly_shard calls_hourly_dims_shard; do
+    node_query "$n" "SYSTEM SYNC REPLICA callmatrix.$table" || fail "ch$n did not sync $table"
+  done
+done
+
+# Both replicas of each shard hold the same rows.
+for shard in "1 2" "3 4"; do
+  read -r first second <<<"$shard"
+  for check in \
+    "calls_shard|count(), groupBitXor(cityHash64(toString(id), version))" \
+    "calls_by_time_shard|count(), groupBitXor(cityHash64(toString(id), version, started_at, deleted))" \
+    "call_ids_shard|count(), groupBitXor(cityHash64(client_id, toString(id)))" \
+    "calls_hourly_shard|count(), groupBitXor(cityHash64(account, hour, status, version, calls))" \
+    "calls_hourly_dims_shard|count(), groupBitXor(cityHash64(dimension, account, hour, value, status, version, calls))"; do
+    table="${check%%|*}" columns="${check#*|}"
+    a="$(node_query "$first" "SELECT $columns FROM $table")"
+    b="$(node_query "$second" "SELECT $columns FROM $table")"
+    if [ "$a" = "$b" ]; then
+      say "ch$first = ch$second: $table ($(echo "$a" | cut -f1) rows)"
+    else
+      fail "ch$first and ch$second differ in $table: $a against $b"
+    fi
+  done
+done
+
+# The survivors kept storing calls while ch1 and processor1 were down (shard 1's
+# writes failing over to ch2), counted from 2 s after the kill.
+during="$(node_query 2 "SELECT count() FROM calls FINAL WHERE processed_at >= toDateTime($((killed_at + 2))) AND processed_at < toDateTime($revived_at)")"
+during_shard1="$(node_query 2 "SELECT count() FROM calls_shard FINAL WHERE processed_at >= toDateTime($((killed_at + 2))) AND processed_at < toDateTime($revived_at)")"
+if [ "$during" -gt 0 ] && [ "$during_shard1" -gt 0 ]; then
+  say "stored while ch1 and processor1 were down: $during calls, $during_shard1 of them on shard 1 (through ch2)"
+else
+  fail "nothing stored while ch1 and processor1 were down ($during calls, $during_shard1 on shard 1): no failover"
+fi
+
+# Each shard counted and summed on its own, added up by hand.
+shard_sql="SELECT count(), toString(assumeNotNull(sum(payout))) FROM calls_shard FINAL WHERE client_id = 'arroyo' AND startsWith(external_id, 'fm_') FORMAT TSV"
+s1="$(node_query 1 "$shard_sql")" s2="$(node_query 3 "$shard_sql")"
+range="from=2026-11-24T00:00:00Z&to=2026-12-31T00:00:00Z&bucket=none&client_id=arroyo"
+rollups="$(curl -fsS -H "authorization: Bearer $CM_TOKEN" "$api1/api/aggregates?$range")"
+exact="$(curl -fsS -H "authorization: Bearer $CM_TOKEN" "$api2/api/aggregates?$range&exact=true")"
+exported="$(curl -fsS -H "authorization: Bearer $CM_TOKEN" "$api2/api/calls/export.csv?client_id=arroyo" | tail -n +2 | grep -c . || true)"
+acked_calls="$(grep '^call ' "$run/acked.log" | cut -d' ' -f2 | sort -u | wc -l)"
+python3 - "$s1" "$s2" "$rollups" "$exact" "$exported" "$acked_calls" <<'PY' || status=1
+import json, sys
+from decimal import Decimal
+s1, s2, rollups, exact, exported, acked = sys.argv[1:]
+shards = [line.split("\t") for line in (s1, s2)]
+count = sum(int(c) for c, _ in shards)
+payout = sum(Decimal(p) for _, p in shards)
+def totals(answer):
+    rows = json.loads(answer)["rows"]
+    return sum(r["calls"] for r in rows), sum(Decimal(r["payout"]) for r in rows)
+print(f"[cluster-test] shard 1: {shards[0][0]} calls, shard 2: {shards[1][0]}; by hand {count} calls, payout {payout}")
+checks = {
+    "acknowledged calls (the load's own log)": (int(acked), None),
+    "api aggregates from the rollups": totals(rollups),
+    "api aggregates, exact=true": totals(exact),
+    "api calls export (rows)": (int(exported), None),
+}
+ok = all(int(c) > 0 for c, _ in shards)
+if not ok:
+    print("[cluster-test] FAILED: a shard holds no calls: the sharding key spread nothing")
+for what, (c, p) in checks.items():
+    same = c == count and (p is None or p == payout)
+    ok &= same
+    print(f"[cluster-test] {'ok' if same else 'FAILED'}: {what}: {c} calls" + ("" if p is None else f", payout {p}"))
+sys.exit(0 if ok else 1)
+PY
+wait "$load_pid" 2>/dev/null || true
+cat "$run/load.out"
+if [ "$status" -eq 0 ]; then say "passed"; else say "failed (logs under $CM_CLUSTER_DATA_DIR/logs)"; fi
+exit "$status"
