@@ -15,6 +15,13 @@
 # Needs wrk (`apt-get install wrk`) and the local infra:
 #
 #   benches/load/end_to_end.sh [duration_s=20] [connections=16]
+#   CM_BENCH_CLUSTER=1 benches/load/end_to_end.sh ...   # on the local cluster
+#
+# With CM_BENCH_CLUSTER=1 the same run goes to the local cluster (deploy/cluster.sh,
+# docs/deploy.md "Cluster mode"): two ingest instances, each loaded by its own wrk
+# with half the connections (one thread each), and two processors, one writing
+# through ClickHouse node ch1 and one through ch3; calls are counted through ch1's
+# Distributed table.
 #
 # Topics (prefix `e2e<time>.`) and the database (`e2e_bench`, dropped first) are the
 # run's own; the release binaries are used.
@@ -43,11 +50,27 @@ PROCESSOR_KAFKA__INSTANCE_ID=e2e-processor RUST_LOG=warn \
   "$TARGET_DIR/release/processor" --config deploy/config/processor.toml >/tmp/e2e-processor.log 2>&1 &
 PROCESSOR_PID=$!
 PROGRESS_PID=
-trap 'kill $INGEST_PID $PROCESSOR_PID $PROGRESS_PID 2>/dev/null || true' EXIT
-for _ in $(seq 1 150); do
-  curl -fs http://127.0.0.1:18097/healthz >/dev/null 2>&1 && curl -fs http://127.0.0.1:18096/healthz >/dev/null 2>&1 && break
-  sleep 0.2
-done
+CLUSTER="${CM_BENCH_CLUSTER:-0}"
+INGEST2_PID= PROCESSOR2_PID=
+if [ "$CLUSTER" = 1 ]; then
+  INGEST_KAFKA__BROKERS="$CM_KAFKA_BROKERS" INGEST_KAFKA__TOPIC_PREFIX="$PREFIX" \
+  INGEST_HTTP__LISTEN=127.0.0.1:18095 INGEST_AUTH__INSECURE_OPEN=true INGEST_POLL__ENABLED=false INGEST_KAFKA__INSTANCE_ID=e2e-ingest2 RUST_LOG=warn \
+    "$TARGET_DIR/release/ingest" --config deploy/config/ingest.toml >/tmp/e2e-ingest2.log 2>&1 &
+  INGEST2_PID=$!
+  PROCESSOR_KAFKA__BROKERS="$CM_KAFKA_BROKERS" PROCESSOR_KAFKA__TOPIC_PREFIX="$PREFIX" \
+  PROCESSOR_CLICKHOUSE__URL="$CH3" PROCESSOR_CLICKHOUSE__DATABASE="$DB" PROCESSOR_CLICKHOUSE__PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD" PROCESSOR_HTTP__LISTEN=127.0.0.1:18094 \
+  PROCESSOR_KAFKA__INSTANCE_ID=e2e-processor2 RUST_LOG=warn \
+    "$TARGET_DIR/release/processor" --config deploy/config/processor.toml >/tmp/e2e-processor2.log 2>&1 &
+  PROCESSOR2_PID=$!
+fi
+trap 'kill $INGEST_PID $PROCESSOR_PID $INGEST2_PID $PROCESSOR2_PID $PROGRESS_PID 2>/dev/null || true' EXIT
+healthy() {
+  local port
+  for port in 18097 18096 ${INGEST2_PID:+18095} ${PROCESSOR2_PID:+18094}; do
+    curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 || return 1
+  done
+}
+for _ in $(seq 1 150); do healthy && break; sleep 0.2; done
 stored() { curl -s -u "$CH_USER" "$CH/?database=$DB" --data-binary "SELECT count() FROM calls FINAL WHERE client_id = 'arroyo'"; }
 # Wait for the processor to hold its partitions: one call through, end to end.
 curl -s -o /dev/null -H 'content-type: application/json' --data-binary \
@@ -55,17 +78,32 @@ curl -s -o /dev/null -H 'content-type: application/json' --data-binary \
   http://127.0.0.1:18097/api/integrations/webhook/arroyo
 for _ in $(seq 1 300); do [ "$(stored)" -ge 1 ] && break; sleep 0.1; done
 
-echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s, distinct calls"
+if [ "$CLUSTER" = 1 ]; then
+  echo "two wrk, -t1 -c$((CONNECTIONS / 2)) -d${DURATION}s each (one per ingest), distinct calls"
+else
+  echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s, distinct calls"
+fi
 start=$(date +%s.%N)
 # Progress each minute: calls stored so far (the processor's pace, for long runs).
 ( while sleep 60; do echo "  $(date -u +%T) stored $(stored)"; done ) &
 PROGRESS_PID=$!
-summary="$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s benches/load/unique_calls.lua \
-  http://127.0.0.1:18097/api/integrations/webhook/arroyo | grep '^sent')"
+if [ "$CLUSTER" = 1 ]; then
+  half=$((CONNECTIONS / 2))
+  CM_WRK_TAG_BASE=10 wrk -t1 -c"$half" -d"${DURATION}s" -s benches/load/unique_calls.lua \
+    http://127.0.0.1:18095/api/integrations/webhook/arroyo >/tmp/e2e-wrk2.out &
+  wrk2=$!
+  summary="$(wrk -t1 -c"$half" -d"${DURATION}s" -s benches/load/unique_calls.lua \
+    http://127.0.0.1:18097/api/integrations/webhook/arroyo | grep '^sent')"
+  wait "$wrk2"
+  summary="$(printf '%s\n%s\n' "$summary" "$(grep '^sent' /tmp/e2e-wrk2.out)")"
+else
+  summary="$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s benches/load/unique_calls.lua \
+    http://127.0.0.1:18097/api/integrations/webhook/arroyo | grep '^sent')"
+fi
 stopped=$(date +%s.%N)
 kill "$PROGRESS_PID" 2>/dev/null || true
-sent=$(echo "$summary" | awk '{print $2}')
-bad=$(echo "$summary" | awk '{print $4}')
+sent=$(echo "$summary" | awk '{ s += $2 } END { print s }')
+bad=$(echo "$summary" | awk '{ s += $4 } END { print s }')
 # wrk counts the requests it saw answered; up to one per connection was still in
 # flight when it stopped, and may have been accepted too. So: wait until at least the
 # counted ones are stored, then until the count stops changing for 3 s.
@@ -103,7 +141,11 @@ print(f"ratio: end to end = {e2e / edge:.3f} x edge")
 PY
 echo "processor, per batch, over the whole run (where the time went; the rollup worker's steps beside it):"
 benches/load/processor_steps.sh http://127.0.0.1:18096
-kill "$INGEST_PID" "$PROCESSOR_PID" 2>/dev/null || true
+if [ "$CLUSTER" = 1 ]; then
+  echo "the second processor (through ch3):"
+  benches/load/processor_steps.sh http://127.0.0.1:18094
+fi
+kill "$INGEST_PID" "$PROCESSOR_PID" $INGEST2_PID $PROCESSOR2_PID 2>/dev/null || true
 # The broker baseline, right after on the same broker: a bare rdkafka producer with
 # ingest's settings, CONNECTIONS tasks each waiting for its record's ack as a
 # connection does, for 10 s (`raw_kafka produce`; records/s, p50 and p99 ack ms).

@@ -4,7 +4,9 @@
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 
-local threads = 0
+-- CM_WRK_TAG_BASE: a second wrk process beside the first (the cluster run, one per
+-- ingest instance) numbers its threads after the first's, so the calls stay distinct.
+local threads = tonumber(os.getenv("CM_WRK_TAG_BASE") or "0")
 function setup(thread)
   threads = threads + 1
   thread:set("tag", threads)

@@ -305,3 +305,33 @@ fn is_held(error: &clickhouse::error::Error) -> bool {
     let text = error.to_string();
     text.contains("Code: 57") || text.contains("Code: 253")
 }
+
+#[cfg(test)]
+mod tests {
+    use schemas::cluster::Cluster;
+    use schemas::migrations::{LEDGER, MIGRATIONS, ROLLUP_BACKFILL};
+
+    /// The statements cluster mode sends, stored where the portability check parses
+    /// them on current ClickHouse (tests/sql/check_current_clickhouse.py); a change to
+    /// the rewrite or a new migration must be blessed (`CM_BLESS_SQL=1`).
+    #[test]
+    fn cluster_statements_are_the_ones_checked_on_current_clickhouse() {
+        let cluster = Cluster {
+            name: "callmatrix",
+            database: "callmatrix",
+        };
+        let statements: Vec<String> = std::iter::once(&LEDGER)
+            .chain(MIGRATIONS)
+            .chain(std::iter::once(&ROLLUP_BACKFILL))
+            .flat_map(|m| {
+                m.cluster_statements(cluster)
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect();
+        if let Err(problem) =
+            crate::clickhouse::check_sql_snapshot("cluster/migrations", &statements)
+        {
+            panic!("{problem}");
+        }
+    }
+}

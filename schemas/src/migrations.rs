@@ -175,6 +175,7 @@ mod tests {
             (10, "14f9b6e085ff84d7"),
             (11, "e2c001c55a53ce02"),
             (12, "fc58a8af7cdb1947"),
+            (13, "bb362565dbf3d1a2"),
         ];
         for (version, checksum) in shipped {
             let migration = &MIGRATIONS[version - 1];
