@@ -42,13 +42,25 @@ pub struct RawRecord<'a> {
 pub struct Processed {
     pub calls: Vec<CallRecord>,
     pub dead_letters: Vec<DeadLetter>,
-    /// Records that arrived under another key than their caller's: re-published to
-    /// the raw topic under the caller key, processed by the caller's partition owner.
-    pub forwards: Vec<(String, Vec<u8>)>,
+    /// Records that arrived under another key than their caller's, or in another
+    /// partition than the one their caller's key maps to: re-published to the raw
+    /// topic under the caller key, processed by the caller's partition owner.
+    pub forwards: Vec<Forward>,
     /// Old positions in `calls_by_time` of calls a new version moved.
     pub moved: Vec<MovedCallRow>,
     /// Later parts of calls not stored yet, to be tried again after a delay.
     pub parked: Vec<Parked>,
+}
+
+/// A record re-published to its caller's partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    pub key: String,
+    pub payload: Vec<u8>,
+    /// The partition the key maps to, when the batch knows the raw topic's
+    /// partition count ([`Batch::with_raw_partitions`]): sent there explicitly, so a
+    /// producer whose view of the count is older cannot send it back.
+    pub partition: Option<i32>,
 }
 
 /// A record that named a call not stored yet (a late payout that overtook its
@@ -79,6 +91,9 @@ pub struct Batch {
     /// How many times a record waiting for its call is parked before it becomes a
     /// dead letter; 0 dead-letters it at once.
     max_parks: u32,
+    /// The raw topic's partition count, when known: a record outside the partition
+    /// its caller's key maps to is forwarded, not decided (see `with_raw_partitions`).
+    raw_partitions: Option<i32>,
     mapped: Vec<Mapped>,
     /// Stored calls the linker asked to match again.
     relinks: Vec<(ClientId, CallId)>,
@@ -98,6 +113,7 @@ impl Batch {
         Self {
             processed_at,
             max_parks: 0,
+            raw_partitions: None,
             mapped: Vec::new(),
             relinks: Vec::new(),
             relinked: HashMap::new(),
@@ -108,6 +124,17 @@ impl Batch {
     /// Parks records waiting for their call up to `max_parks` times.
     pub fn with_parking(mut self, max_parks: u32) -> Self {
         self.max_parks = max_parks;
+        self
+    }
+
+    /// The raw topic has `partitions` partitions now. A record in another partition
+    /// than the one its caller's key maps to (`schemas::topics::partition_for`, the
+    /// producers' partitioner) is forwarded there instead of decided here: after
+    /// the topic gained partitions, a caller's older records still wait in the
+    /// partition the old count sent them to, while its new ones go to the new one;
+    /// forwarding keeps every decision about a caller with one partition's owner.
+    pub fn with_raw_partitions(mut self, partitions: i32) -> Self {
+        self.raw_partitions = Some(partitions).filter(|n| *n > 0);
         self
     }
 
@@ -194,8 +221,16 @@ impl Batch {
             match assembled {
                 Ok(call) => {
                     let caller_key = enrich::key_of(&call);
-                    if key.as_deref() != Some(caller_key.as_bytes()) {
-                        self.out.forwards.push((caller_key, envelope.to_json()));
+                    let home = self
+                        .raw_partitions
+                        .map(|n| schemas::topics::partition_for(caller_key.as_bytes(), n));
+                    let elsewhere = home.is_some_and(|home| home != position.partition);
+                    if key.as_deref() != Some(caller_key.as_bytes()) || elsewhere {
+                        self.out.forwards.push(Forward {
+                            key: caller_key,
+                            payload: envelope.to_json(),
+                            partition: home,
+                        });
                         continue;
                     }
                     if let Some(old) = known.get(&call.id) {

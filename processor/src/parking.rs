@@ -98,6 +98,7 @@ async fn republish(
             key: message.key().unwrap_or_default(),
             payload: message.payload().unwrap_or_default(),
             headers,
+            partition: None,
         })
         .collect();
     sink.retry("re-publish parked records", shutdown, || {

@@ -54,6 +54,10 @@ impl<S: Store> Pipeline<S> {
         let (mut reader, rebalances) = counting_group_reader(&kafka.live(), GROUP, &[&topic])?;
         tracing::info!(%topic, group = %kafka.group_id(GROUP), "processor consuming");
         let mut stop = shutdown.clone();
+        // The raw topic's partition count, read again after every rebalance (a
+        // topic that gained partitions makes the group rebalance): records outside
+        // their caller's partition are forwarded, not decided (`Batch::with_raw_partitions`).
+        let mut raw_partitions: Option<(u64, i32)> = None;
         loop {
             let batch = tokio::select! {
                 _ = stop.wait() => break,
@@ -61,7 +65,24 @@ impl<S: Store> Pipeline<S> {
             };
             let started = Instant::now();
             record_age(&batch, "gathered");
-            let processed = match self.process(&batch, rebalances.count(), &shutdown).await {
+            let rebalanced = rebalances.count();
+            if raw_partitions.is_none_or(|(seen, _)| seen != rebalanced) {
+                raw_partitions = match sink.producer.partition_count(&topic).await {
+                    Ok(count) if count > 0 => Some((rebalanced, count)),
+                    Ok(_) | Err(_) => {
+                        // Without the count a record is still forwarded when its key
+                        // is not its caller's; the partition check waits for the
+                        // next batch's try.
+                        tracing::warn!(%topic, "could not read the raw topic's partition count");
+                        None
+                    }
+                };
+            }
+            let partitions = raw_partitions.map(|(_, count)| count);
+            let processed = match self
+                .process(&batch, rebalanced, partitions, &shutdown)
+                .await
+            {
                 Ok(processed) => processed,
                 Err(interrupted) => {
                     tracing::warn!(error = %interrupted, "stopping with an unmapped batch; it will be reprocessed");
@@ -100,10 +121,14 @@ impl<S: Store> Pipeline<S> {
         &mut self,
         batch: &[OwnedMessage],
         rebalances: u64,
+        raw_partitions: Option<i32>,
         shutdown: &Shutdown,
     ) -> Result<Processed, Interrupted> {
         self.enricher.histories.observe_rebalances(rebalances);
         let mut step = Batch::new(Utc::now()).with_parking(self.parking.max_attempts);
+        if let Some(partitions) = raw_partitions {
+            step = step.with_raw_partitions(partitions);
+        }
         let mut gave_up = HashSet::new();
         for message in batch {
             let record = RawRecord {

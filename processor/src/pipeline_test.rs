@@ -61,7 +61,7 @@ async fn an_unknown_integration_costs_one_wait_per_batch() {
     let batch: Vec<OwnedMessage> = (0..100).map(|n| raw_message("gone", n)).collect();
     let started = tokio::time::Instant::now();
     let (_stop, shutdown) = Shutdown::new();
-    let processed = pipeline.process(&batch, 0, &shutdown).await.unwrap();
+    let processed = pipeline.process(&batch, 0, None, &shutdown).await.unwrap();
     assert_eq!(processed.dead_letters.len(), 100);
     assert!(processed.dead_letters[99]
         .reason
@@ -102,7 +102,7 @@ async fn a_late_field_in_the_same_batch_merges_onto_its_call() {
         record(r#"{"call":{"id":"ar_1","payout":"$7.50"}}"#, 1),
     ];
     let (_stop, shutdown) = Shutdown::new();
-    let processed = pipeline.process(&batch, 0, &shutdown).await.unwrap();
+    let processed = pipeline.process(&batch, 0, None, &shutdown).await.unwrap();
     assert!(
         processed.dead_letters.is_empty(),
         "{:?}",
@@ -152,17 +152,77 @@ async fn a_record_under_the_wrong_key_is_forwarded_to_its_callers_partition() {
         None,
     );
     let (_stop, shutdown) = Shutdown::new();
-    let processed = pipeline.process(&[message], 0, &shutdown).await.unwrap();
+    let processed = pipeline
+        .process(&[message], 0, None, &shutdown)
+        .await
+        .unwrap();
     assert!(processed.calls.is_empty());
-    let [(key, payload)] = processed.forwards.as_slice() else {
+    let [forward] = processed.forwards.as_slice() else {
         panic!("one forward")
     };
-    assert_eq!(key, "acme-leads|+14155552671");
+    assert_eq!(forward.key, "acme-leads|+14155552671");
     assert_eq!(
-        payload,
-        &envelope.to_json(),
+        forward.payload,
+        envelope.to_json(),
         "the envelope travels unchanged"
     );
+    assert_eq!(forward.partition, None, "the partition count was not known");
+}
+
+/// After the raw topic gained partitions, a caller's older records still sit in the
+/// partition the old count sent them to, while its new records go to the one the
+/// new count gives. The older ones are forwarded to the new partition, not decided
+/// where they are: a caller's calls are decided by one partition's owner only.
+#[tokio::test]
+async fn a_record_outside_its_callers_partition_is_forwarded_there() {
+    let key = "acme-leads|+14155552671";
+    let home = schemas::topics::partition_for(key.as_bytes(), 4);
+    let before = schemas::topics::partition_for(key.as_bytes(), 2);
+    assert_ne!(home, before, "this caller moves when 2 partitions become 4");
+    let in_partition = |partition: i32| {
+        let record = arroyo_record(
+            r#"{"call":{"id":"ar_1","caller":{"number":"4155552671"},"started_at":"2026-11-20T10:00:00Z"}}"#,
+            1,
+        );
+        OwnedMessage::new(
+            record.payload().map(<[u8]>::to_vec),
+            record.key().map(<[u8]>::to_vec),
+            "calls.raw".into(),
+            Timestamp::NotAvailable,
+            partition,
+            1,
+            None,
+        )
+    };
+    let mut pipeline = test_pipeline(samples(), Duration::from_millis(10), Arc::default());
+    let (_stop, shutdown) = Shutdown::new();
+
+    let old = pipeline
+        .process(&[in_partition(before)], 0, Some(4), &shutdown)
+        .await
+        .unwrap();
+    assert!(
+        old.calls.is_empty(),
+        "decided outside its caller's partition"
+    );
+    let [forward] = old.forwards.as_slice() else {
+        panic!("one forward, got {:?}", old.forwards)
+    };
+    assert_eq!((forward.key.as_str(), forward.partition), (key, Some(home)));
+
+    let new = pipeline
+        .process(&[in_partition(home)], 0, Some(4), &shutdown)
+        .await
+        .unwrap();
+    assert!(new.forwards.is_empty());
+    assert_eq!(new.calls.len(), 1, "decided in its caller's partition");
+
+    // While the count is not known (it could not be read), the key alone decides.
+    let unknown = pipeline
+        .process(&[in_partition(before)], 0, None, &shutdown)
+        .await
+        .unwrap();
+    assert!(unknown.forwards.is_empty());
 }
 
 fn arroyo_record(payload: &str, offset: i64) -> OwnedMessage {
@@ -200,7 +260,7 @@ async fn stored_after(
     batch: &[OwnedMessage],
 ) -> Processed {
     let (_stop, shutdown) = Shutdown::new();
-    let processed = pipeline.process(batch, 0, &shutdown).await.unwrap();
+    let processed = pipeline.process(batch, 0, None, &shutdown).await.unwrap();
     for call in &processed.calls {
         store.put(call.clone());
     }

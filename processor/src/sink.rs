@@ -126,17 +126,27 @@ impl BatchSink {
         .await
     }
 
-    /// Re-publishes records to the raw topic under their caller key.
+    /// Re-publishes records to the raw topic under their caller key, to the
+    /// partition the batch computed for it when it knew the partition count.
     pub async fn forward(
         &self,
-        forwards: &[(String, Vec<u8>)],
+        forwards: &[engine::batch::Forward],
         shutdown: &Shutdown,
     ) -> Result<(), Interrupted> {
         if forwards.is_empty() {
             return Ok(());
         }
+        let messages: Vec<OutgoingMessage<'_>> = forwards
+            .iter()
+            .map(|forward| OutgoingMessage {
+                key: forward.key.as_bytes(),
+                payload: &forward.payload,
+                headers: &[],
+                partition: forward.partition,
+            })
+            .collect();
         self.retry("forward to the caller's partition", shutdown, || {
-            publish(&self.producer, &self.topics.raw, forwards)
+            self.producer.send_all(&self.topics.raw, &messages)
         })
         .await
     }
@@ -155,6 +165,7 @@ impl BatchSink {
                 key: key.as_bytes(),
                 payload,
                 headers: &header,
+                partition: None,
             })
             .collect();
         self.retry("ask for calls to be linked", shutdown, || {
@@ -192,6 +203,7 @@ impl BatchSink {
                 key: p.key.as_deref().unwrap_or_default(),
                 payload: &p.payload,
                 headers,
+                partition: None,
             })
             .collect();
         self.retry("park records waiting for their call", shutdown, || {

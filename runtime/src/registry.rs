@@ -198,6 +198,7 @@ pub async fn publish(
                 key: integration.client_id.as_str().as_bytes(),
                 payload: &payload,
                 headers: &[],
+                partition: None,
             }],
         )
         .await?;

@@ -3,6 +3,17 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The partition a keyed record goes to among `partitions`: librdkafka's default
+/// partitioner (`consistent_random`: CRC-32 of the key modulo the partition count),
+/// which every producer of the pipeline uses. The processor compares it with the
+/// partition a record arrived in (`engine::batch::Batch::with_raw_partitions`);
+/// an integration test checks it against librdkafka on the real broker.
+pub fn partition_for(key: &[u8], partitions: i32) -> i32 {
+    let count = u32::try_from(partitions.max(1)).unwrap_or(1);
+    // The remainder is below `partitions`, an i32.
+    i32::try_from(crc32fast::hash(key) % count).unwrap_or(0)
+}
+
 pub const RAW: &str = "calls.raw";
 pub const ENRICHED: &str = "calls.enriched";
 pub const DEAD_LETTER: &str = "calls.deadletter";

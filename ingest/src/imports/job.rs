@@ -334,6 +334,7 @@ impl Importer {
             key: key.as_bytes(),
             payload: &payload,
             headers: &[],
+            partition: None,
         }];
         if let Err(error) = self
             .producer

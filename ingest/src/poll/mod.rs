@@ -325,6 +325,7 @@ impl Poller {
             key: client.as_str().as_bytes(),
             payload: &payload,
             headers: &[],
+            partition: None,
         }];
         self.producer
             .send_all(&self.topics.poll_cursors, &message)

@@ -47,6 +47,8 @@ pub struct OutgoingMessage<'a> {
     pub payload: &'a [u8],
     /// Kafka record headers, `(name, value)`; most messages have none.
     pub headers: &'a [(&'a str, &'a [u8])],
+    /// A partition chosen by the sender; `None`: the partitioner picks by key.
+    pub partition: Option<i32>,
 }
 
 /// What a send that ran out of time reports: the error librdkafka would have given.
@@ -146,6 +148,9 @@ impl AckedProducer {
             let mut record = FutureRecord::to(topic)
                 .key(message.key)
                 .payload(message.payload);
+            if let Some(partition) = message.partition {
+                record = record.partition(partition);
+            }
             if !message.headers.is_empty() {
                 let headers = message.headers.iter().fold(
                     OwnedHeaders::new_with_capacity(message.headers.len()),
@@ -216,9 +221,28 @@ impl AckedProducer {
                 key: key.as_bytes(),
                 payload,
                 headers: &[],
+                partition: None,
             })
             .collect();
         self.send_all(topic, &messages).await
+    }
+
+    /// How many partitions `topic` has, as the broker's metadata says now.
+    pub async fn partition_count(&self, topic: &str) -> Result<i32, KafkaError> {
+        let producer = self.current();
+        let (topic, timeout) = (topic.to_owned(), self.deadline);
+        let counted = tokio::task::spawn_blocking(move || {
+            let metadata = producer
+                .client()
+                .fetch_metadata(Some(&topic), Timeout::After(timeout))?;
+            let partitions = metadata
+                .topics()
+                .first()
+                .map_or(0, |t| t.partitions().len());
+            Ok(i32::try_from(partitions).unwrap_or(i32::MAX))
+        })
+        .await;
+        counted.unwrap_or(Err(KafkaError::Canceled))
     }
 
     /// A message with `key` and no payload: deletes the key on a compacted topic.

@@ -25,6 +25,7 @@ mod polling;
 mod polling_windows;
 mod preview;
 mod processor_crash;
+mod repartition;
 mod replay;
 mod schema;
 mod sse_library;
