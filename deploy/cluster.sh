@@ -26,6 +26,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA="${CM_CLUSTER_DATA_DIR:-$ROOT/.data/cluster}"
+# Absolute: the ClickHouse configs name paths under it, read from their own directory.
+mkdir -p "$DATA" && DATA="$(cd "$DATA" && pwd)"
 BASE="${CM_CLUSTER_PORT_BASE:-26000}"
 CLUSTER=callmatrix
 DATABASE=callmatrix
@@ -116,11 +118,13 @@ dataDir=$DATA/zookeeper/data
 clientPort=$ZK_PORT
 clientPortAddress=127.0.0.1
 admin.enableServer=false
-4lw.commands.whitelist=ruok
+4lw.commands.whitelist=ruok,srvr
 EOF
   launch zookeeper env ZOOCFGDIR="$DATA/zookeeper/conf" ZOO_LOG_DIR="$DATA/logs" \
     /usr/share/zookeeper/bin/zkServer.sh start-foreground "$DATA/zookeeper/conf/zoo.cfg"
-  wait_until 60 zookeeper bash -c "exec 3<>/dev/tcp/127.0.0.1/$ZK_PORT; echo ruok >&3; grep -q imok <&3"
+  # Serving, not only listening: a ClickHouse node with replicated tables that
+  # starts against a ZooKeeper still loading its data fails to start.
+  wait_until 60 zookeeper bash -c "exec 3<>/dev/tcp/127.0.0.1/$ZK_PORT; echo srvr >&3; grep -q '^Mode: ' <&3"
 }
 
 # The <shard> elements of remote_servers: ch1+ch2 and ch3+ch4. The nodes query each
