@@ -125,7 +125,7 @@ else
 fi
 
 # A batch retried after a replica stored its calls and died before its materialized
-# views ran (the kill above lands there only sometimes; it did in one run of five
+# views ran (the kill above lands there only sometimes; it did in two runs of six
 # before insert_deduplicate=0): made on purpose. The probe's views' rows are deleted,
 # then the same insert is sent again, as the processor retries it. 18.16 drops a
 # block a replicated table has seen and skips its views, unless the cluster's
