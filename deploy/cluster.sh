@@ -72,33 +72,9 @@ node_of() {
   esac
 }
 
-pid_file() { echo "$DATA/run/$1.pid"; }
-running() { local p; p="$(pid_file "$1")"; [ -f "$p" ] && kill -0 "$(cat "$p")" 2>/dev/null; }
-port_busy() { ss -ltnH "sport = :$1" 2>/dev/null | grep -q .; }
-
-wait_until() { # wait_until SECONDS NAME COMMAND...
-  local seconds="$1" name="$2"; shift 2
-  local deadline=$((SECONDS + seconds))
-  until "$@" >/dev/null 2>&1; do
-    if ! running "$name" || [ "$SECONDS" -ge "$deadline" ]; then
-      say "$name did not become ready; last lines of $DATA/logs/$name.log:"
-      tail -n 30 "$DATA/logs/$name.log" >&2 || true
-      return 1
-    fi
-    sleep 0.2
-  done
-}
-
-launch() { # launch NAME COMMAND...
-  local name="$1"; shift
-  if running "$name"; then return 0; fi
-  local port; port="$(port_of "$name")"
-  port_busy "$port" && die "port $port for $name is taken by another process; set CM_CLUSTER_PORT_BASE"
-  mkdir -p "$DATA/logs" "$DATA/run"
-  nohup "$@" >>"$DATA/logs/$name.log" 2>&1 &
-  echo $! >"$(pid_file "$name")"
-  say "$name starting (pid $!, port $port)"
-}
+# shellcheck source=deploy/services.sh
+. "$ROOT/deploy/services.sh"
+PORT_HINT="set CM_CLUSTER_PORT_BASE"
 
 install() {
   "$ROOT/deploy/stack.sh" install
@@ -223,18 +199,6 @@ setup() {
   "$cmctl" integrations publish "$INTEGRATIONS"
   "$cmctl" callmatrix numbers "$ROOT/deploy/callmatrix/numbers.csv"
   "$cmctl" callmatrix calls "$ROOT/deploy/callmatrix/calls.json"
-}
-
-stop_one() {
-  local name="$1" pid_path; pid_path="$(pid_file "$1")"
-  if running "$name"; then
-    local pid; pid="$(cat "$pid_path")"
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 75); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
-    say "$name stopped"
-  fi
-  rm -f "$pid_path"
 }
 
 status() {

@@ -57,7 +57,7 @@ impl<S: Store> Pipeline<S> {
         // The raw topic's partition count, read again after every rebalance (a
         // topic that gained partitions makes the group rebalance): records outside
         // their caller's partition are forwarded, not decided (`Batch::with_raw_partitions`).
-        let mut raw_partitions: Option<(u64, i32)> = None;
+        let mut partition_count = PartitionCount::default();
         loop {
             let batch = tokio::select! {
                 _ = stop.wait() => break,
@@ -66,19 +66,7 @@ impl<S: Store> Pipeline<S> {
             let started = Instant::now();
             record_age(&batch, "gathered");
             let rebalanced = rebalances.count();
-            if raw_partitions.is_none_or(|(seen, _)| seen != rebalanced) {
-                raw_partitions = match sink.producer.partition_count(&topic).await {
-                    Ok(count) if count > 0 => Some((rebalanced, count)),
-                    Ok(_) | Err(_) => {
-                        // Without the count a record is still forwarded when its key
-                        // is not its caller's; the partition check waits for the
-                        // next batch's try.
-                        tracing::warn!(%topic, "could not read the raw topic's partition count");
-                        None
-                    }
-                };
-            }
-            let partitions = raw_partitions.map(|(_, count)| count);
+            let partitions = partition_count.current(rebalanced, sink, &topic).await;
             let processed = match self
                 .process(&batch, rebalanced, partitions, &shutdown)
                 .await
@@ -363,3 +351,39 @@ async fn write(
 #[cfg(test)]
 #[path = "pipeline_test.rs"]
 mod tests;
+
+/// The raw topic's partition count as the processor last read it: read again after
+/// every rebalance (a topic that gained partitions makes the group rebalance). A
+/// failed read is tried again at most every [`PartitionCount::RETRY`], not on every
+/// batch: the read waits up to the producer's timeout. Until it succeeds, only the
+/// key decides where a record belongs.
+#[derive(Default)]
+struct PartitionCount {
+    count: Option<i32>,
+    read_at_rebalance: Option<u64>,
+    failed_at: Option<Instant>,
+}
+
+impl PartitionCount {
+    const RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+
+    async fn current(&mut self, rebalanced: u64, sink: &BatchSink, topic: &str) -> Option<i32> {
+        let stale = self.read_at_rebalance != Some(rebalanced);
+        let retry_due = self.failed_at.is_none_or(|at| at.elapsed() >= Self::RETRY);
+        if stale && retry_due {
+            match sink.producer.partition_count(topic).await {
+                Ok(count) if count > 0 => {
+                    self.count = Some(count);
+                    self.read_at_rebalance = Some(rebalanced);
+                    self.failed_at = None;
+                }
+                Ok(_) | Err(_) => {
+                    tracing::warn!(%topic, "could not read the raw topic's partition count; retrying in 30 s");
+                    self.count = None;
+                    self.failed_at = Some(Instant::now());
+                }
+            }
+        }
+        self.count
+    }
+}

@@ -1,0 +1,56 @@
+# Sourced by deploy/stack.sh and deploy/cluster.sh: starting, watching and stopping
+# the local services, each with a pid file under $DATA/run and a log under
+# $DATA/logs. Needs DATA, say, die and port_of NAME set by the sourcing script;
+# PORT_HINT says which variable moves a port that is taken.
+
+pid_file() { echo "$DATA/run/$1.pid"; }
+
+running() {
+  local pid_path; pid_path="$(pid_file "$1")"
+  [ -f "$pid_path" ] && kill -0 "$(cat "$pid_path")" 2>/dev/null
+}
+
+port_busy() { ss -ltnH "sport = :$1" 2>/dev/null | grep -q .; }
+
+wait_until() { # wait_until SECONDS NAME COMMAND...
+  local seconds="$1" name="$2"; shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    if ! running "$name"; then
+      say "$name exited during start-up; last lines of $DATA/logs/$name.log:"
+      tail -n 30 "$DATA/logs/$name.log" >&2 || true
+      return 1
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      say "$name did not become ready within ${seconds}s; last lines of $DATA/logs/$name.log:"
+      tail -n 30 "$DATA/logs/$name.log" >&2 || true
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+launch() { # launch NAME COMMAND... : start in the background, record the pid
+  local name="$1"; shift
+  local port; port="$(port_of "$name")"
+  if running "$name"; then say "$name already running (pid $(cat "$(pid_file "$name")"))"; return 0; fi
+  if port_busy "$port"; then
+    die "port $port for $name is already taken by another process ($(ss -ltnpH "sport = :$port" | sed 's/.*users://' | head -n1)); free it or ${PORT_HINT:-set the port variable}"
+  fi
+  mkdir -p "$DATA/logs" "$DATA/run"
+  nohup "$@" >>"$DATA/logs/$name.log" 2>&1 &
+  echo $! >"$(pid_file "$name")"
+  say "$name starting (pid $!, port $port, log $DATA/logs/$name.log)"
+}
+
+stop_one() {
+  local name="$1" pid_path; pid_path="$(pid_file "$name")"
+  if running "$name"; then
+    local pid; pid="$(cat "$pid_path")"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 75); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
+    say "$name stopped"
+  fi
+  rm -f "$pid_path"
+}
