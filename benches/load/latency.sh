@@ -8,6 +8,10 @@
 #   benches/load/latency.sh [rate=1000] [seconds=60]
 #   CM_BENCH_PROCESSOR_CONFIG=FILE CM_BENCH_API_CONFIG=FILE benches/load/latency.sh ...
 #                                  # other config files, to try a setting
+#   CM_BENCH_PROCESSOR_BIN=FILE benches/load/latency.sh ...
+#                                  # another processor build, to compare two builds
+#                                  # in alternating runs (this box is too noisy for
+#                                  # one run of each)
 #   CM_BENCH_RSS_EVERY_S=60 benches/load/latency.sh 1300 1800
 #                                  # a soak: also prints the binaries' RSS every 60 s
 #
@@ -35,7 +39,7 @@ trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
 PROCESSOR_KAFKA__BROKERS="$CM_KAFKA_BROKERS" PROCESSOR_KAFKA__TOPIC_PREFIX="$PREFIX" \
 PROCESSOR_CLICKHOUSE__URL="$CH" PROCESSOR_CLICKHOUSE__DATABASE="$DB" PROCESSOR_CLICKHOUSE__PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD" \
 PROCESSOR_HTTP__LISTEN=127.0.0.1:18086 RUST_LOG=warn \
-  "$TARGET_DIR/release/processor" --config "${CM_BENCH_PROCESSOR_CONFIG:-deploy/config/processor.toml}" >/tmp/lat-processor.log 2>&1 &
+  "${CM_BENCH_PROCESSOR_BIN:-$TARGET_DIR/release/processor}" --config "${CM_BENCH_PROCESSOR_CONFIG:-deploy/config/processor.toml}" >/tmp/lat-processor.log 2>&1 &
 PIDS+=($!)
 API_KAFKA__BROKERS="$CM_KAFKA_BROKERS" API_KAFKA__TOPIC_PREFIX="$PREFIX" \
 API_CLICKHOUSE__URL="$CH" API_CLICKHOUSE__DATABASE="$DB" API_HTTP__LISTEN=127.0.0.1:18085 API_AUTH__INSECURE_OPEN=true \

@@ -117,6 +117,14 @@ pub struct BatchConfig {
     /// so batches grow with the rate whatever this is.
     #[serde(default = "default_idle_ms")]
     pub idle_ms: u64,
+    /// The rollup worker's batch of dirty hours closes this long after its first
+    /// mark (or at `max_records`). Each batch recomputes its hours from
+    /// `calls_by_time FINAL`, a read of the whole hour that competes with the
+    /// processor's inserts for ClickHouse: gathering marks for longer recomputes
+    /// a busy hour once instead of every few batches. Rollups follow the calls by
+    /// about this much; the api reads the hour in progress from the calls anyway.
+    #[serde(default = "default_rollup_wait_ms")]
+    pub rollup_wait_ms: u64,
     /// Longest pause between retries of a failed ClickHouse or Kafka write.
     #[serde(default = "default_max_backoff_ms")]
     pub max_backoff_ms: u64,
@@ -131,6 +139,9 @@ fn default_max_wait_ms() -> u64 {
 fn default_idle_ms() -> u64 {
     10
 }
+fn default_rollup_wait_ms() -> u64 {
+    1000
+}
 fn default_max_backoff_ms() -> u64 {
     10_000
 }
@@ -141,6 +152,7 @@ impl Default for BatchConfig {
             max_records: default_max_records(),
             max_wait_ms: default_max_wait_ms(),
             idle_ms: default_idle_ms(),
+            rollup_wait_ms: default_rollup_wait_ms(),
             max_backoff_ms: default_max_backoff_ms(),
         }
     }
@@ -149,6 +161,10 @@ impl Default for BatchConfig {
 impl BatchConfig {
     pub fn max_wait(&self) -> Duration {
         Duration::from_millis(self.max_wait_ms)
+    }
+
+    pub fn rollup_wait(&self) -> Duration {
+        Duration::from_millis(self.rollup_wait_ms)
     }
 
     /// How a batch of the raw topic closes.
@@ -227,6 +243,11 @@ impl Validate for ProcessorConfig {
                 "must be at most batch.max_wait_ms",
             ));
         }
+        runtime::config::within(
+            "batch.rollup_wait_ms",
+            self.batch.rollup_wait_ms,
+            1..=60_000,
+        )?;
         if self.batch.max_wait_ms == 0 {
             return Err(ConfigError::invalid(
                 "batch.max_wait_ms",
@@ -253,5 +274,21 @@ mod tests {
         );
         batch.idle_ms = 0;
         assert_eq!(batch.wait().idle, None);
+    }
+
+    #[test]
+    fn a_rollup_wait_out_of_range_is_refused_by_name() {
+        for bad in [0, 60_001] {
+            let mut config: ProcessorConfig = serde_json::from_value(serde_json::json!({
+                "kafka": { "brokers": "b:9092" },
+                "clickhouse": { "url": "http://c:8123" },
+                "http": { "listen": "127.0.0.1:0" },
+                "batch": { "rollup_wait_ms": bad },
+            }))
+            .expect("parses");
+            config.clickhouse.password = "x".into();
+            let error = config.validate().expect_err("refused").to_string();
+            assert!(error.contains("batch.rollup_wait_ms"), "{error}");
+        }
     }
 }

@@ -58,19 +58,53 @@ impl<S: Store> Pipeline<S> {
         // topic that gained partitions makes the group rebalance): records outside
         // their caller's partition are forwarded, not decided (`Batch::with_raw_partitions`).
         let mut partition_count = PartitionCount::default();
+        // A batch whose calls are stored but not yet announced and committed: its
+        // sends to the broker run while the next batch is gathered and decided.
+        let mut stored: Option<Stored> = None;
+        let park_for = self.parking.delay();
         loop {
-            let batch = tokio::select! {
-                _ = stop.wait() => break,
-                batch = reader.next_batch(max_records, wait) => batch,
+            let rebalanced_before = rebalances.count();
+            let announced = async {
+                match &stored {
+                    Some(done) => announce(sink, &done.processed, park_for, &shutdown).await,
+                    None => Ok(()),
+                }
             };
-            let started = Instant::now();
-            record_age(&batch, "gathered");
-            let rebalanced = rebalances.count();
-            let partitions = partition_count.current(rebalanced, sink, &topic).await;
-            let processed = match self
-                .process(&batch, rebalanced, partitions, &shutdown)
-                .await
-            {
+            let next = async {
+                let batch = tokio::select! {
+                    _ = stop.wait() => return None,
+                    batch = reader.next_batch(max_records, wait) => batch,
+                };
+                let started = Instant::now();
+                record_age(&batch, "gathered");
+                let rebalanced = rebalances.count();
+                let partitions = partition_count.current(rebalanced, sink, &topic).await;
+                let processed = self
+                    .process(&batch, rebalanced, partitions, &shutdown)
+                    .await;
+                Some((batch, processed, started))
+            };
+            let (announced, next) = tokio::join!(announced, next);
+            if let Some(done) = stored.take() {
+                if let Err(interrupted) = announced {
+                    tracing::warn!(error = %interrupted, "stopping with an unannounced batch; it will be reprocessed");
+                    break;
+                }
+                // A rebalance while the batch was announced may have given its
+                // partitions to another instance, which reprocesses it from the last
+                // commit: committing now could move that commit back. Left
+                // uncommitted, it is reprocessed by its owner (stored rows are
+                // idempotent), and the next commit of each partition covers it.
+                if rebalances.count() == rebalanced_before {
+                    reader.commit(&done.batch);
+                    record_age(&done.batch, "committed");
+                }
+                done.count();
+            }
+            let Some((batch, processed, started)) = next else {
+                break;
+            };
+            let processed = match processed {
                 Ok(processed) => processed,
                 Err(interrupted) => {
                     tracing::warn!(error = %interrupted, "stopping with an unmapped batch; it will be reprocessed");
@@ -83,23 +117,15 @@ impl<S: Store> Pipeline<S> {
                 calls = processed.calls.len(),
                 dead = processed.dead_letters.len()
             );
-            let written = write(sink, &processed, self.parking.delay(), &shutdown);
-            if let Err(interrupted) = written.instrument(span).await {
+            if let Err(interrupted) = store(sink, &processed, &shutdown).instrument(span).await {
                 tracing::warn!(error = %interrupted, "stopping with an unwritten batch; it will be reprocessed");
                 break;
             }
-            reader.commit(&batch);
-            record_age(&batch, "committed");
-            metrics::histogram!(crate::metric_names::PROCESSOR_BATCH_SECONDS)
-                .record(started.elapsed().as_secs_f64());
-            metrics::counter!(crate::metric_names::PROCESSOR_RECORDS_TOTAL, "outcome" => "call")
-                .increment(processed.calls.len() as u64);
-            metrics::counter!(crate::metric_names::PROCESSOR_RECORDS_TOTAL, "outcome" => "dead_letter")
-                .increment(processed.dead_letters.len() as u64);
-            metrics::counter!(crate::metric_names::PROCESSOR_RECORDS_TOTAL, "outcome" => "forwarded")
-                .increment(processed.forwards.len() as u64);
-            metrics::counter!(crate::metric_names::PROCESSOR_RECORDS_TOTAL, "outcome" => "parked")
-                .increment(processed.parked.len() as u64);
+            stored = Some(Stored {
+                batch,
+                processed,
+                started,
+            });
         }
         Ok(())
     }
@@ -315,19 +341,41 @@ fn record_age(batch: &[OwnedMessage], at: &'static str) {
     }
 }
 
-/// Old positions of moved calls retired, calls to ClickHouse, dead letters and
-/// events to their topics, forwards re-published, records waiting for their call
-/// parked: everything before the commit.
+/// A batch between [`store`] and its commit.
+struct Stored {
+    batch: Vec<OwnedMessage>,
+    processed: Processed,
+    started: Instant,
+}
+
+impl Stored {
+    /// Its figures, once announced: from its first record gathered to here.
+    fn count(&self) {
+        let processed = &self.processed;
+        metrics::histogram!(crate::metric_names::PROCESSOR_BATCH_SECONDS)
+            .record(self.started.elapsed().as_secs_f64());
+        metrics::counter!(crate::metric_names::PROCESSOR_RECORDS_TOTAL, "outcome" => "call")
+            .increment(processed.calls.len() as u64);
+        metrics::counter!(crate::metric_names::PROCESSOR_RECORDS_TOTAL, "outcome" => "dead_letter")
+            .increment(processed.dead_letters.len() as u64);
+        metrics::counter!(crate::metric_names::PROCESSOR_RECORDS_TOTAL, "outcome" => "forwarded")
+            .increment(processed.forwards.len() as u64);
+        metrics::counter!(crate::metric_names::PROCESSOR_RECORDS_TOTAL, "outcome" => "parked")
+            .increment(processed.parked.len() as u64);
+    }
+}
+
+/// Old positions of moved calls retired, then the calls stored in ClickHouse: what
+/// the next batch's reads must find, so it is done before the next batch is decided.
 ///
 /// The old positions go first. A crash after them re-runs the batch over the same
 /// stored calls, so the same retirements are written again and the calls after
 /// them. Written after the calls, a crash between the two would re-run the batch
 /// over the calls' new versions, find nothing moved, and leave the old position in
 /// `calls_by_time` for good (its payout counted twice by every aggregate).
-async fn write(
+async fn store(
     sink: &BatchSink,
     processed: &Processed,
-    park_for: Duration,
     shutdown: &Shutdown,
 ) -> Result<(), Interrupted> {
     // Crash points count only the batches that wrote something at that step.
@@ -335,7 +383,21 @@ async fn write(
     if !processed.moved.is_empty() {
         runtime::crash_point::reached("processor.after_retire");
     }
-    sink.write(&processed.calls, &processed.dead_letters, shutdown)
+    sink.store(&processed.calls, shutdown).await
+}
+
+/// After [`store`], everything else before the commit: rollup marks, dead letters
+/// and events to their topics, forwards re-published, records waiting for their
+/// call parked. Runs while the next batch is gathered and decided; that batch is
+/// stored only after this is done, so events of one call keep their order and
+/// batches are committed in order.
+async fn announce(
+    sink: &BatchSink,
+    processed: &Processed,
+    park_for: Duration,
+    shutdown: &Shutdown,
+) -> Result<(), Interrupted> {
+    sink.announce(&processed.calls, &processed.dead_letters, shutdown)
         .await?;
     if !processed.calls.is_empty() {
         runtime::crash_point::reached("processor.after_write");

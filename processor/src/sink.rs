@@ -23,26 +23,36 @@ pub struct BatchSink {
 }
 
 impl BatchSink {
-    /// Calls to ClickHouse first (the system of record); then, at the same time,
-    /// the rollup's marks for their hours, dead letters to their topic and the
-    /// calls to the enriched topic that announces them. The three sends wait for
-    /// the broker's acks side by side: one round trip instead of three on a
-    /// call's way to the dashboard. All of it happens before the commit.
-    pub async fn write(
+    /// Stores the calls in ClickHouse (the system of record). [`announce`](Self::announce)
+    /// follows once they are stored; both happen before the commit.
+    pub async fn store(
+        &self,
+        calls: &[CallRecord],
+        shutdown: &Shutdown,
+    ) -> Result<(), Interrupted> {
+        if calls.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<CallRow> = calls.iter().map(CallRow::from).collect();
+        self.retry("insert calls", shutdown, || {
+            insert(&self.clickhouse, "calls", &rows)
+        })
+        .await?;
+        metrics::counter!(crate::metric_names::CLICKHOUSE_ROWS_WRITTEN_TOTAL, "table" => "calls")
+            .increment(rows.len() as u64);
+        Ok(())
+    }
+
+    /// After [`store`](Self::store), at the same time: the rollup's marks for the
+    /// calls' hours, dead letters to their topic and the calls to the enriched
+    /// topic that announces them. The three sends wait for the broker's acks side
+    /// by side: one round trip instead of three on a call's way to the dashboard.
+    pub async fn announce(
         &self,
         calls: &[CallRecord],
         dead_letters: &[DeadLetter],
         shutdown: &Shutdown,
     ) -> Result<(), Interrupted> {
-        if !calls.is_empty() {
-            let rows: Vec<CallRow> = calls.iter().map(CallRow::from).collect();
-            self.retry("insert calls", shutdown, || {
-                insert(&self.clickhouse, "calls", &rows)
-            })
-            .await?;
-            metrics::counter!(crate::metric_names::CLICKHOUSE_ROWS_WRITTEN_TOTAL, "table" => "calls")
-                .increment(rows.len() as u64);
-        }
         let marks = async {
             let touched = calls
                 .iter()

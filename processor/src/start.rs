@@ -79,6 +79,7 @@ pub async fn run(
         max_backoff: Duration::from_millis(config.batch.max_backoff_ms),
     });
     let (max_records, max_wait) = (config.batch.max_records, config.batch.max_wait());
+    let rollup_wait = config.batch.rollup_wait();
     let recorder = {
         let (kafka, sink, shutdown) = (config.kafka.clone(), sink.clone(), shutdown.clone());
         let registry = registry.clone();
@@ -94,7 +95,8 @@ pub async fn run(
     let rollup = {
         let (kafka, sink, shutdown) = (config.kafka.clone(), sink.clone(), shutdown.clone());
         tokio::spawn(async move {
-            if let Err(error) = rollup::run(&kafka, &sink, max_records, max_wait, shutdown).await {
+            if let Err(error) = rollup::run(&kafka, &sink, max_records, rollup_wait, shutdown).await
+            {
                 tracing::error!(%error, "rollup worker stopped");
             }
         })

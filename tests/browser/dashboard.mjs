@@ -106,10 +106,17 @@ try {
   // no payout makes it unqualified (arroyo qualifies by payout), and it moves from
   // one count to the other, not twice.
   const counts = () => page.evaluate(() => { const d = document.getElementById("totals").dataset; return { calls: +d.calls, qualified: +d.qualified, unqualified: +d.unqualified }; });
-  const c0 = await counts();
-  const third = { id: "browser_3", caller: { number: "3125550777" }, started_at: new Date(Date.now() - 1200 * 1000).toISOString().slice(0, 19) + "Z", duration: "2:00", payout: "$20.00", campaign: { name: "Live Test" } };
   const countsBecome = (want, what) => page.waitForFunction((w) => { const d = document.getElementById("totals").dataset; return +d.calls === w.calls && +d.qualified === w.qualified && +d.unqualified === w.unqualified; }, want, { timeout: 15000 })
     .catch(async () => { throw new Error(`${what}: the totals show ${JSON.stringify(await counts())}, expected ${JSON.stringify(want)}`); });
+  // Where the counts start: the calls posted above, read from the calls themselves
+  // (exact=true). The page's whole hours come from the rollups, which follow the
+  // calls by a rollup batch (batch.rollup_wait_ms); its refresh after the last event
+  // must catch up to this before the live call is posted.
+  const range = await page.evaluate(() => ({ ...document.getElementById("totals").dataset }));
+  const exact = (await (await fetch(`${apiUrl}/api/aggregates?bucket=none&exact=true&from=${range.from}&to=${range.to}`)).json()).rows[0] || {};
+  const c0 = { calls: exact.calls ?? 0, qualified: exact.qualified ?? 0, unqualified: exact.unqualified ?? 0 };
+  await countsBecome(c0, "the calls posted before the live one");
+  const third = { id: "browser_3", caller: { number: "3125550777" }, started_at: new Date(Date.now() - 1200 * 1000).toISOString().slice(0, 19) + "Z", duration: "2:00", payout: "$20.00", campaign: { name: "Live Test" } };
   await post(third);
   await page.waitForSelector('#feed tr[data-external-id="browser_3"]', { timeout: 60000 });
   await countsBecome({ calls: c0.calls + 1, qualified: c0.qualified + 1, unqualified: c0.unqualified }, "a new qualified call");
