@@ -2,7 +2,9 @@
 # Where a running processor's time went, from its own histograms
 # (`processor_step_seconds{step}`, `processor_batch_seconds`,
 # `processor_record_age_seconds{at}`): per series the count, mean and total, and the
-# total as a share of the raw topic's batches (`processor_batch_seconds`). The rollup
+# total as a share of the raw topic's batches (`processor_batch_seconds`, from a batch
+# gathered to its commit; its sends overlap the next batch's reads, so shares are of a
+# total a little above the wall time). The rollup
 # worker's and the dead-letter recorder's steps run beside the batches, on the same
 # cores, so their share says how much of that time they took.
 #
