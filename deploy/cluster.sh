@@ -201,16 +201,7 @@ setup() {
   "$cmctl" callmatrix calls "$ROOT/deploy/callmatrix/calls.json"
 }
 
-status() {
-  for name in zookeeper "${NODES[@]}" tansu "${APPS[@]}"; do
-    if running "$name"; then
-      printf '%-11s running  pid %-8s port %s\n' "$name" "$(cat "$(pid_file "$name")")" "$(port_of "$name")"
-    else
-      printf '%-11s stopped\n' "$name"
-    fi
-  done
-  echo "data: $DATA"
-}
+status() { status_of zookeeper "${NODES[@]}" tansu "${APPS[@]}"; }
 
 command="${1:-}"; scope="${2:-all}"
 case "$command" in
@@ -231,12 +222,7 @@ case "$command" in
     for name in api2 api1 ingest2 ingest1 processor2 processor1 tansu ch4 ch3 ch2 ch1 zookeeper; do stop_one "$name"; done
     ;;
   status) status ;;
-  crash)
-    name="${2:-}"
-    running "$name" || die "$name is not running"
-    kill -9 "$(cat "$(pid_file "$name")")"
-    say "$name killed (-9)"
-    ;;
+  crash) crash_one "${2:-}" ;;
   revive)
     cm_secrets "$DATA" "$INTEGRATIONS"
     running zookeeper || start_zookeeper

@@ -54,3 +54,21 @@ stop_one() {
   fi
   rm -f "$pid_path"
 }
+
+status_of() { # status_of NAME... : each service's state, pid and port, then the data directory
+  local name
+  for name in "$@"; do
+    if running "$name"; then
+      printf '%-11s running  pid %-8s port %s\n' "$name" "$(cat "$(pid_file "$name")")" "$(port_of "$name")"
+    else
+      printf '%-11s stopped\n' "$name"
+    fi
+  done
+  echo "data: $DATA"
+}
+
+crash_one() { # crash_one NAME : kill -9, no shutdown and no flush (fault tests)
+  running "$1" || die "$1 is not running"
+  kill -9 "$(cat "$(pid_file "$1")")"
+  say "$1 killed (-9)"
+}

@@ -195,16 +195,7 @@ start_apps() {
 }
 
 
-status() {
-  for name in tansu clickhouse "${APPS[@]}"; do
-    if running "$name"; then
-      printf '%-11s running  pid %-8s port %s\n' "$name" "$(cat "$(pid_file "$name")")" "$(port_of "$name")"
-    else
-      printf '%-11s stopped\n' "$name"
-    fi
-  done
-  echo "data: $DATA"
-}
+status() { status_of tansu clickhouse "${APPS[@]}"; }
 
 command="${1:-}"; scope="${2:-all}"
 case "$command" in
@@ -229,12 +220,7 @@ case "$command" in
     stop_one tansu
     ;;
   status) status ;;
-  crash)
-    name="${2:-}"
-    running "$name" || die "$name is not running"
-    kill -9 "$(cat "$(pid_file "$name")")"
-    say "$name killed (-9)"
-    ;;
+  crash) crash_one "${2:-}" ;;
   revive)
     cm_secrets "$DATA" "$INTEGRATIONS"
     running tansu || start_tansu

@@ -80,39 +80,38 @@ set -e
 awk '/^test result:/ { for (i = 2; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "workspace: %d passed, %d failed\n", p, f }' "$log"
 
+# long_test TITLE NAME LOG PATTERN COMMAND...: runs a scripted fault test into LOG,
+# prints its summary lines (PATTERN), and on failure its last lines; the suite's
+# status keeps the first failure.
+long_test() {
+  local title="$1" name="$2" log="$3" pattern="$4"; shift 4
+  echo "[test] $title"
+  set +e
+  "$@" >"$log" 2>&1
+  local code=$?
+  set -e
+  grep -E "$pattern" "$log" || true
+  if [ "$code" -ne 0 ]; then
+    echo "[test] $name failed (exit $code); last lines of $log:" >&2
+    { grep -v '^ \+\(at\|[0-9]\+:\)' "$log" || true; } | tail -20 >&2
+    [ "$status" -ne 0 ] || status=$code
+  else
+    echo "[test] $name passed"
+  fi
+}
+
 # The fault matrix, short: one kill -9 of each of the five parts (and a processor
 # crash point) under webhook load, on a stack of its own, then the check
 # (tests/chaos/fault_matrix.sh; the long run, 20+ cycles, is in docs/reliability.md).
 # Only with the whole suite (no cargo test arguments).
 if [ "$#" -eq 0 ]; then
-  echo "[test] fault matrix, short (5 cycles; tests/chaos/fault_matrix.sh)"
-  set +e
-  tests/chaos/fault_matrix.sh 5 6 >"$CM_DATA_DIR/fault-matrix.log" 2>&1
-  matrix=$?
-  set -e
-  grep -E '^\[fault\]|^\|' "$CM_DATA_DIR/fault-matrix.log" || true
-  if [ "$matrix" -ne 0 ]; then
-    echo "[test] fault matrix failed (exit $matrix); last lines of $CM_DATA_DIR/fault-matrix.log:" >&2
-    grep -v '^ \+\(at\|[0-9]\+:\)' "$CM_DATA_DIR/fault-matrix.log" | tail -20 >&2
-    [ "$status" -ne 0 ] || status=$matrix
-  else
-    echo "[test] fault matrix passed"
-  fi
+  long_test "fault matrix, short (5 cycles; tests/chaos/fault_matrix.sh)" "fault matrix" \
+    "$CM_DATA_DIR/fault-matrix.log" '^\[fault\]|^\|' tests/chaos/fault_matrix.sh 5 6
   # The cluster: ZooKeeper, ClickHouse 2 shards x 2 replicas, two of each binary;
   # load through both ingests while a replica and a processor are killed
   # (tests/cluster/kill_test.sh; docs/deploy.md, "Cluster mode").
-  echo "[test] cluster fault test (tests/cluster/kill_test.sh)"
-  set +e
-  tests/cluster/kill_test.sh >"$CM_DATA_DIR/cluster-test.log" 2>&1
-  cluster=$?
-  set -e
-  grep -E '^\[cluster-test\]|^\| (acknowledged calls|stored|lost|doubled)' "$CM_DATA_DIR/cluster-test.log" || true
-  if [ "$cluster" -ne 0 ]; then
-    echo "[test] cluster fault test failed (exit $cluster); last lines of $CM_DATA_DIR/cluster-test.log:" >&2
-    grep -v '^ \+\(at\|[0-9]\+:\)' "$CM_DATA_DIR/cluster-test.log" | tail -20 >&2
-    [ "$status" -ne 0 ] || status=$cluster
-  else
-    echo "[test] cluster fault test passed"
-  fi
+  long_test "cluster fault test (tests/cluster/kill_test.sh)" "cluster fault test" \
+    "$CM_DATA_DIR/cluster-test.log" '^\[cluster-test\]|^\| (acknowledged calls|stored|lost|doubled)' \
+    tests/cluster/kill_test.sh
 fi
 exit "$status"

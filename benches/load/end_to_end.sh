@@ -40,27 +40,30 @@ cargo build --release --quiet -p ingest -p processor -p cmctl -p pipeline-benche
 # shellcheck source=benches/load/world.sh
 . benches/load/world.sh
 
-INGEST_KAFKA__BROKERS="$CM_KAFKA_BROKERS" INGEST_KAFKA__TOPIC_PREFIX="$PREFIX" \
-INGEST_HTTP__LISTEN=127.0.0.1:18097 INGEST_AUTH__INSECURE_OPEN=true INGEST_POLL__ENABLED=false INGEST_KAFKA__INSTANCE_ID=e2e-ingest RUST_LOG=warn \
-  "$TARGET_DIR/release/ingest" --config deploy/config/ingest.toml >/tmp/e2e-ingest.log 2>&1 &
+# start_ingest PORT NAME / start_processor CLICKHOUSE_URL PORT NAME: one release
+# binary on the run's world, logging to /tmp/NAME.log; the pid in $!.
+start_ingest() {
+  INGEST_KAFKA__BROKERS="$CM_KAFKA_BROKERS" INGEST_KAFKA__TOPIC_PREFIX="$PREFIX" \
+  INGEST_HTTP__LISTEN="127.0.0.1:$1" INGEST_AUTH__INSECURE_OPEN=true INGEST_POLL__ENABLED=false INGEST_KAFKA__INSTANCE_ID="$2" RUST_LOG=warn \
+    "$TARGET_DIR/release/ingest" --config deploy/config/ingest.toml >"/tmp/$2.log" 2>&1 &
+}
+start_processor() {
+  PROCESSOR_KAFKA__BROKERS="$CM_KAFKA_BROKERS" PROCESSOR_KAFKA__TOPIC_PREFIX="$PREFIX" \
+  PROCESSOR_CLICKHOUSE__URL="$1" PROCESSOR_CLICKHOUSE__DATABASE="$DB" PROCESSOR_CLICKHOUSE__PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD" PROCESSOR_HTTP__LISTEN="127.0.0.1:$2" \
+  PROCESSOR_KAFKA__INSTANCE_ID="$3" RUST_LOG=warn \
+    "$TARGET_DIR/release/processor" --config deploy/config/processor.toml >"/tmp/$3.log" 2>&1 &
+}
+start_ingest 18097 e2e-ingest
 INGEST_PID=$!
-PROCESSOR_KAFKA__BROKERS="$CM_KAFKA_BROKERS" PROCESSOR_KAFKA__TOPIC_PREFIX="$PREFIX" \
-PROCESSOR_CLICKHOUSE__URL="$CH" PROCESSOR_CLICKHOUSE__DATABASE="$DB" PROCESSOR_CLICKHOUSE__PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD" PROCESSOR_HTTP__LISTEN=127.0.0.1:18096 \
-PROCESSOR_KAFKA__INSTANCE_ID=e2e-processor RUST_LOG=warn \
-  "$TARGET_DIR/release/processor" --config deploy/config/processor.toml >/tmp/e2e-processor.log 2>&1 &
+start_processor "$CH" 18096 e2e-processor
 PROCESSOR_PID=$!
 PROGRESS_PID=
 CLUSTER="${CM_BENCH_CLUSTER:-0}"
 INGEST2_PID= PROCESSOR2_PID=
 if [ "$CLUSTER" = 1 ]; then
-  INGEST_KAFKA__BROKERS="$CM_KAFKA_BROKERS" INGEST_KAFKA__TOPIC_PREFIX="$PREFIX" \
-  INGEST_HTTP__LISTEN=127.0.0.1:18095 INGEST_AUTH__INSECURE_OPEN=true INGEST_POLL__ENABLED=false INGEST_KAFKA__INSTANCE_ID=e2e-ingest2 RUST_LOG=warn \
-    "$TARGET_DIR/release/ingest" --config deploy/config/ingest.toml >/tmp/e2e-ingest2.log 2>&1 &
+  start_ingest 18095 e2e-ingest2
   INGEST2_PID=$!
-  PROCESSOR_KAFKA__BROKERS="$CM_KAFKA_BROKERS" PROCESSOR_KAFKA__TOPIC_PREFIX="$PREFIX" \
-  PROCESSOR_CLICKHOUSE__URL="$CH3" PROCESSOR_CLICKHOUSE__DATABASE="$DB" PROCESSOR_CLICKHOUSE__PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD" PROCESSOR_HTTP__LISTEN=127.0.0.1:18094 \
-  PROCESSOR_KAFKA__INSTANCE_ID=e2e-processor2 RUST_LOG=warn \
-    "$TARGET_DIR/release/processor" --config deploy/config/processor.toml >/tmp/e2e-processor2.log 2>&1 &
+  start_processor "$CH3" 18094 e2e-processor2
   PROCESSOR2_PID=$!
 fi
 trap 'kill $INGEST_PID $PROCESSOR_PID $INGEST2_PID $PROCESSOR2_PID $PROGRESS_PID 2>/dev/null || true' EXIT

@@ -166,31 +166,24 @@ fn alters_change_the_shard_tables_then_make_the_distributed_ones_again() {
 
 #[test]
 fn a_table_with_no_place_or_a_statement_unknown_is_refused() {
-    let new_table = Migration {
-        version: 99,
-        name: "new_table",
-        sql: "CREATE TABLE IF NOT EXISTS surprises\n(\n    id UUID\n)\nENGINE = ReplacingMergeTree\nORDER BY id;\n",
+    let rewrite = |sql: &'static str| {
+        let migration = Migration {
+            version: 99,
+            name: "refused",
+            sql,
+        };
+        migration.cluster_statements(CLUSTER)
     };
     assert!(matches!(
-        new_table.cluster_statements(CLUSTER),
+        rewrite("CREATE TABLE IF NOT EXISTS surprises\n(\n    id UUID\n)\nENGINE = ReplacingMergeTree\nORDER BY id;\n"),
         Err(ClusterError::Unplaced { table, .. }) if table == "surprises"
     ));
-    let rename = Migration {
-        version: 99,
-        name: "rename",
-        sql: "RENAME TABLE calls TO calls_old;\n",
-    };
     assert!(matches!(
-        rename.cluster_statements(CLUSTER),
+        rewrite("RENAME TABLE calls TO calls_old;\n"),
         Err(ClusterError::Unrecognised { .. })
     ));
-    let log_engine = Migration {
-        version: 99,
-        name: "log_engine",
-        sql: "CREATE TABLE IF NOT EXISTS calls\n(\n    id UUID\n)\nENGINE = Log;\n",
-    };
     assert!(matches!(
-        log_engine.cluster_statements(CLUSTER),
+        rewrite("CREATE TABLE IF NOT EXISTS calls\n(\n    id UUID\n)\nENGINE = Log;\n"),
         Err(ClusterError::Unrecognised { .. })
     ));
 }
