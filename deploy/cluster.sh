@@ -151,6 +151,7 @@ start_tansu() {
 
 start_infra() {
   start_zookeeper
+  mkdir -p "$DATA" && warn_if_no_journal "$DATA"
   for node in "${NODES[@]}"; do start_node "$node"; done
   for node in "${NODES[@]}"; do
     wait_until 90 "$node" curl -fsS "http://127.0.0.1:$(http_port "$node")/ping"

@@ -10,6 +10,21 @@ running() {
   [ -f "$pid_path" ] && kill -0 "$(cat "$pid_path")" 2>/dev/null
 }
 
+# Says so when DIR is on ext4 without a journal (this kind of machine's root
+# filesystem): ext4 then passes over every inode deleted in the last minute each time
+# it creates a file, and ClickHouse creates and deletes about a hundred files per part
+# it writes; under load that scan took about half of ClickHouse's CPU (measured:
+# benches/README.md, "2026-12-03 03:36–04:15 UTC"). Data is safe either way; only slower.
+warn_if_no_journal() { # warn_if_no_journal DIR
+  local source fstype device
+  read -r source fstype < <(df --output=source,fstype "$1" 2>/dev/null | tail -n 1) || return 0
+  [ "$fstype" = ext4 ] || return 0
+  device="$(basename "$(readlink -f "$source")")"
+  if [ "$(cat "/sys/fs/ext4/$device/journal_task" 2>/dev/null)" = "<none>" ]; then
+    say "note: $1 is on ext4 without a journal ($source); ClickHouse's inserts and merges run slower there (docs/deploy.md, \"ClickHouse's disk\")"
+  fi
+}
+
 port_busy() { ss -ltnH "sport = :$1" 2>/dev/null | grep -q .; }
 
 wait_until() { # wait_until SECONDS NAME COMMAND...

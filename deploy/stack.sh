@@ -128,6 +128,7 @@ start_clickhouse() {
   reader_sha="$(printf '%s' "$CM_CLICKHOUSE_READER_PASSWORD" | sha256sum | cut -d' ' -f1)"
   (umask 077 && sed -e "s|@WRITER_SHA256@|$writer_sha|" -e "s|@READER_SHA256@|$reader_sha|" \
     "$ROOT/deploy/clickhouse/users.xml.template" >"$DATA/clickhouse/users.xml")
+  warn_if_no_journal "$DATA/clickhouse"
   launch clickhouse clickhouse-server --config-file="$DATA/clickhouse/config.xml"
   wait_until 60 clickhouse curl -fsS "$CH_URL/ping"
 }

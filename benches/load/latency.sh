@@ -3,7 +3,8 @@
 # infra, and `latency_probe` (tests/src/bin/latency_probe.rs) sending RATE distinct
 # calls per second, open loop, for SECONDS. Reports p50/p95/p99/max from each call's
 # 2xx to its `call.created` at an SSE client, and (one call in 100) to `/api/calls`
-# returning it. Pick RATE as half the end-to-end rate `end_to_end.sh` measures.
+# returning it, and where the box's CPU went meanwhile (benches/load/cpu_share.sh).
+# Pick RATE as half the end-to-end rate `end_to_end.sh` measures.
 #
 #   benches/load/latency.sh [rate=1000] [seconds=60]
 #   CM_BENCH_PROCESSOR_CONFIG=FILE CM_BENCH_API_CONFIG=FILE benches/load/latency.sh ...
@@ -12,6 +13,12 @@
 #                                  # another processor build, to compare two builds
 #                                  # in alternating runs (this box is too noisy for
 #                                  # one run of each)
+#   CM_BENCH_PREFILL_CALLS=2000000 benches/load/latency.sh ...
+#                                  # first store this many calls of other accounts in
+#                                  # November 2026 (the run's month), merged: the run
+#                                  # then writes next to a table of a live system's
+#                                  # size, not into an empty one whose every merge
+#                                  # rewrites it whole
 #   CM_BENCH_RSS_EVERY_S=60 benches/load/latency.sh 1300 1800
 #                                  # a soak: also prints the binaries' RSS every 60 s
 #
@@ -30,6 +37,16 @@ PREFIX="lat$(date +%s)."
 cargo build --release --quiet -p ingest -p processor -p api -p cmctl -p integration-tests --bins
 # shellcheck source=benches/load/world.sh
 . benches/load/world.sh
+# shellcheck source=benches/load/cpu_share.sh
+. benches/load/cpu_share.sh
+PREFILL="${CM_BENCH_PREFILL_CALLS:-0}"
+if [ "$PREFILL" -gt 0 ]; then
+  echo "prefilling $PREFILL calls of accounts prefill0..4"
+  curl -sS --fail-with-body -u "$CH_USER" "$CH/?database=$DB" --data-binary "INSERT INTO calls (id, version, account, client_id, source, external_id, caller, called, started_at, duration_s, payout, currency, campaign, publisher, state, status, qualified, received_at, processed_at) SELECT generateUUIDv4(), 1, concat('prefill', toString(number % 5)), concat('prefill', toString(number % 5)), 1, toString(number), concat('+1212555', toString(1000 + number % 9000)), '+18885550100', toDateTime(1793491200) + number % 2500000 AS started, toUInt32(number % 900), toDecimal64(number % 100, 4), 'USD', concat('camp', toString(number % 50)), concat('pub', toString(number % 30)), 'NY', 'qualified', 1, started + 905, started + 906 FROM numbers($PREFILL)"
+  for table in calls call_ids calls_by_caller calls_by_time; do
+    curl -sS --fail-with-body -u "$CH_USER" "$CH/?database=$DB" --data-binary "OPTIMIZE TABLE $table FINAL"
+  done
+fi
 
 INGEST_KAFKA__BROKERS="$CM_KAFKA_BROKERS" INGEST_KAFKA__TOPIC_PREFIX="$PREFIX" \
 INGEST_HTTP__LISTEN=127.0.0.1:18087 INGEST_AUTH__INSECURE_OPEN=true INGEST_POLL__ENABLED=false RUST_LOG=warn \
@@ -69,7 +86,28 @@ if [ -n "${CM_BENCH_RSS_EVERY_S:-}" ]; then
   PIDS+=($!)
 fi
 echo "$(date -u +%FT%TZ) latency at $RATE calls/s for ${SECONDS_TO_RUN}s (tansu sqlite, ClickHouse 18.16, release binaries, 2 cores shared)"
+INFRA_RUN="${CM_DATA_DIR:-$ROOT/.data/stack}/run"
+INFRA_PIDS=()
+if [ "${CM_BENCH_CLUSTER:-0}" != 1 ]; then
+  INFRA_PIDS=("tansu=$(cat "$INFRA_RUN/tansu.pid")" "clickhouse=$(cat "$INFRA_RUN/clickhouse.pid")")
+fi
+ch_events() {
+  curl -s -u "$CH_USER" "$CH/" --data-binary "SELECT groupArray(value) FROM (SELECT event, value FROM system.events WHERE event IN ('InsertQuery', 'MergeTreeDataWriterBlocks', 'MergedRows', 'MergesTimeMilliseconds', 'InsertedRows') ORDER BY event) FORMAT TSV"
+}
+CH_EVENTS_BEFORE="$(ch_events)"
+cpu_mark "ingest=${PIDS[0]}" "processor=${PIDS[1]}" "api=${PIDS[2]}" "${INFRA_PIDS[@]}"
 "$TARGET_DIR/release/latency_probe" http://127.0.0.1:18087 http://127.0.0.1:18085 "$RATE" "$SECONDS_TO_RUN"
+# Whether the box had CPU to spare (the probe itself is in "other"), and what
+# ClickHouse did beside the queries: the parts the inserts wrote and the merges.
+cpu_report
+echo "clickhouse over the run (every database): $(python3 -c '
+import json, sys
+names = ["inserts", "rows inserted", "parts written", "rows merged", "merge time s"]
+before, after = (json.loads(a) for a in sys.argv[1:])
+d = [b - a for a, b in zip(before, after)]
+d[4] /= 1000
+print(", ".join(f"{n} {v:,.0f}" for n, v in zip(names, d)))
+' "$CH_EVENTS_BEFORE" "$(ch_events)")"
 # Where the processor's time went (warm-up batch included).
 echo "processor, per batch:"
 benches/load/processor_steps.sh http://127.0.0.1:18086

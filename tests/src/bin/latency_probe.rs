@@ -11,8 +11,10 @@
 //!   every such call). Reading every call that way would load the api more than the
 //!   calls themselves.
 //!
-//! Prints the counts and the p50, p95, p99 and max of both, in ms. Times are this
-//! process's own clock: the send, the 2xx, the event, the page.
+//! Prints the counts and the p50, p95, p99 and max of both, in ms, and the SSE p99 of
+//! each 10 s of the run (by the 2xx), which shows whether the tail is spread over the
+//! run or comes in stretches. Times are this process's own clock: the send, the 2xx,
+//! the event, the page.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -212,5 +214,24 @@ async fn main() -> anyhow::Result<()> {
     );
     percentiles("2xx -> SSE call.created", events);
     percentiles("2xx -> returned by /api/calls", listed);
+    let mut by_window: Vec<Vec<f64>> = Vec::new();
+    for (id, seen) in &times.event {
+        if let Some(acked) = times.acked.get(id) {
+            let window = (acked.saturating_duration_since(started).as_secs() / 10) as usize;
+            if by_window.len() <= window {
+                by_window.resize_with(window + 1, Vec::new);
+            }
+            by_window[window].push(seen.saturating_duration_since(*acked).as_secs_f64() * 1000.0);
+        }
+    }
+    let p99s: Vec<String> = by_window
+        .into_iter()
+        .map(|mut ms| {
+            ms.sort_by(f64::total_cmp);
+            ms.get(((ms.len().max(1) - 1) as f64 * 0.99).round() as usize)
+                .map_or("-".to_owned(), |p99| format!("{p99:.0}"))
+        })
+        .collect();
+    println!("2xx -> SSE p99 by 10 s of the run (ms): {}", p99s.join(" "));
     Ok(())
 }
