@@ -8,7 +8,10 @@
 #     waiting for its request's acks as a connection does (the broker baseline);
 #   - wrk against a bare hyper server that reads the body and answers 202 (the HTTP
 #     baseline).
-# Reports records/s, p50 and p99 of each, and ingest's ratio to the raw producer.
+# Reports records/s, p50 and p99 of each, ingest's ratio to the raw producer, and how
+# busy the box's two cores were during the raw producer's and ingest's runs (and what
+# the broker and ingest took of them: benches/load/cpu_share.sh), which says whether
+# either had CPU left to go faster.
 # Needs wrk (`apt-get install wrk`):
 #
 #   benches/load/webhook_edge.sh [duration_s=15] ["connections"="32 256 1024"]
@@ -67,6 +70,17 @@ PIDS+=($!)
 PIDS+=($!)
 for _ in $(seq 1 100); do curl -fs http://127.0.0.1:18098/healthz >/dev/null 2>&1 && break; sleep 0.2; done
 
+# shellcheck source=benches/load/cpu_share.sh
+. benches/load/cpu_share.sh
+TANSU_PID="${PIDS[0]:-}"
+[ "$STORAGE" = memory ] || TANSU_PID="$(cat "${CM_DATA_DIR:-$ROOT/.data/stack}/run/tansu.pid")"
+INGEST_PID="${PIDS[-2]}"
+with_cpu() { # with_cpu COMMAND...: its output, then "cpu: busy ..." for its run
+  cpu_mark "tansu=$TANSU_PID" "ingest=$INGEST_PID"
+  "$@"
+  echo "cpu: $(cpu_report --brief)"
+}
+
 wrk_run() { # wrk_run URL CONNECTIONS SCRIPT RECORDS_PER_REQUEST → "records/s p50_ms p99_ms non2xx"
   wrk -t2 -c"$2" -d"${DURATION}s" --timeout 10s --latency -s "$3" "$1" | awk -v per="$4" '
     function ms(v) { if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 } if (v ~ /ms$/) { sub(/ms$/, "", v); return v } if (v ~ /s$/) { sub(/s$/, "", v); return v * 1000 } return v }
@@ -84,8 +98,10 @@ for c in $CONNECTIONS; do
   for per in 1 100; do
     script=benches/load/post.lua
     [ "$per" = 100 ] && script=benches/load/post_batch.lua
-    read -r raw_rps raw_p50 raw_p99 < <(raw_run "$c" "$per")
-    read -r edge_rps edge_p50 edge_p99 edge_bad < <(wrk_run http://127.0.0.1:18098/api/integrations/webhook/arroyo "$c" "$script" "$per")
+    with_cpu raw_run "$c" "$per" >/tmp/bench-edge-raw.out
+    read -r raw_rps raw_p50 raw_p99 </tmp/bench-edge-raw.out
+    with_cpu wrk_run http://127.0.0.1:18098/api/integrations/webhook/arroyo "$c" "$script" "$per" >/tmp/bench-edge-ingest.out
+    read -r edge_rps edge_p50 edge_p99 edge_bad </tmp/bench-edge-ingest.out
     read -r bare_rps bare_p50 bare_p99 bare_bad < <(wrk_run http://127.0.0.1:18099/api/integrations/webhook/arroyo "$c" "$script" "$per")
     row "$c" "$per" "raw producer (baseline)" "$raw_rps" "$raw_p50" "$raw_p99" -
     row "$c" "$per" "ingest webhook" "$edge_rps" "$edge_p50" "$edge_p99" "$edge_bad"
@@ -107,5 +123,7 @@ for c in $CONNECTIONS; do
     fi
     awk -v a="$edge_rps" -v b="$raw_rps" -v c="$c" -v p="$per" \
       'BEGIN { printf "        ratio at %s connections, %s per request: ingest = %.2f x the raw producer\n", c, p, a / b }'
+    echo "        cpu during the raw producer: $(sed -n 's/^cpu: //p' /tmp/bench-edge-raw.out)"
+    echo "        cpu during ingest:           $(sed -n 's/^cpu: //p' /tmp/bench-edge-ingest.out)"
   done
 done
