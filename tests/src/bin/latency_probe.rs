@@ -6,10 +6,15 @@
 //! (a call is sent on schedule whether or not earlier ones were answered), and times
 //! each from its 2xx:
 //! - to its `call.created` event at an SSE client of the api (every call);
-//! - to the api's `/api/calls` returning it, for one call in 100 (started in
-//!   October 2026, a window no other call uses, so one page read every 100 ms sees
-//!   every such call). Reading every call that way would load the api more than the
-//!   calls themselves.
+//! - to the api's `/api/calls` returning it, for one call in 100 (started on
+//!   2026-11-30, a day no other call uses, so one page read every 100 ms sees every
+//!   such call). Reading every call that way would load the api more than the calls
+//!   themselves.
+//!
+//! Every call starts in November 2026, as live traffic starts in the current month:
+//! `calls_by_time` is partitioned by month, and a batch holding calls of two months
+//! writes a part for each (these calls were in October until 2026-12-03, which added a
+//! part to about half the batches).
 //!
 //! Prints the counts and the p50, p95, p99 and max of both, in ms, and the SSE p99 of
 //! each 10 s of the run (by the 2xx), which shows whether the tail is spread over the
@@ -25,6 +30,9 @@ use integration_tests::sse::SseReader;
 
 /// One call in this many is also read back through `/api/calls`.
 const QUERY_EVERY: u64 = 100;
+/// 2026-11-01T00:00:00Z and 2026-11-30T00:00:00Z.
+const NOVEMBER: i64 = 1_793_491_200;
+const QUERIED_DAY: i64 = 1_795_996_800;
 
 #[derive(Default)]
 struct Times {
@@ -39,10 +47,11 @@ struct Times {
 fn body(run: u64, n: u64) -> (String, String) {
     let id = format!("lat_{run}_{n}");
     let started = if n.is_multiple_of(QUERY_EVERY) {
-        // October: only these calls.
-        chrono::DateTime::from_timestamp(1_790_812_800 + (n / QUERY_EVERY) as i64, 0)
+        // 2026-11-30: only these calls.
+        chrono::DateTime::from_timestamp(QUERIED_DAY + (n / QUERY_EVERY) as i64, 0)
     } else {
-        chrono::DateTime::from_timestamp(1_793_491_200 + n as i64, 0)
+        // From 2026-11-01, one a second, never into the queried day.
+        chrono::DateTime::from_timestamp(NOVEMBER + (n % (QUERIED_DAY - NOVEMBER) as u64) as i64, 0)
     }
     .unwrap_or_default()
     .to_rfc3339();
@@ -115,10 +124,10 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     });
-    // The October calls, newest first, a page every 100 ms.
+    // The calls of the queried day, newest first, a page every 100 ms.
     let http = reqwest::Client::new();
     let page = format!(
-        "{api}/api/calls?client_id=arroyo&from=2026-10-01T00:00:00Z&to=2026-10-31T00:00:00Z&limit=200"
+        "{api}/api/calls?client_id=arroyo&from=2026-11-30T00:00:00Z&to=2026-12-01T00:00:00Z&limit=200"
     );
     let (list_times, list_http) = (times.clone(), http.clone());
     tokio::spawn(async move {
