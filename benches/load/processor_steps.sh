@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Where a running processor's time went, from its own histograms
 # (`processor_step_seconds{step}`, `processor_batch_seconds`,
-# `processor_record_age_seconds{at}`): per series the count, mean and total, and the
-# total as a share of the raw topic's batches, and the bucket bound under which 99 % of
-# the series fell (its histogram's buckets, so a bound, not an exact p99) (`processor_batch_seconds`, from a batch
+# `processor_record_age_seconds{at}`): per series the count, mean and total; the
+# total as a share of the raw topic's batches (`processor_batch_seconds`, from a batch
 # gathered to its commit; its sends overlap the next batch's reads, so shares are of a
-# total a little above the wall time). The rollup
+# total a little above the wall time); and the bucket bound under which 99 % of the
+# series fell (from the histogram's buckets: a bound, not an exact p99). The rollup
 # worker's and the dead-letter recorder's steps run beside the batches, on the same
 # cores, so their share says how much of that time they took.
 #
