@@ -2,7 +2,9 @@
 # Load benchmark of the webhook edge against the broker it writes to. For each
 # connection count, in the same run:
 #   - wrk against ingest (which answers 202 only after Kafka acknowledged the
-#     request's records), one 260-byte record per request, then 100 per request;
+#     request's records), one 260-byte record per request, then 100 per request,
+#     the records from 9,000 callers (post_callers.lua, post_batch.lua) so that they
+#     spread over the raw topic's partitions as the baseline's do;
 #   - the same load with no HTTP and none of our code: `raw_kafka produce`, a bare
 #     rdkafka producer with ingest's settings sending the same envelopes, each task
 #     waiting for its request's acks as a connection does (the broker baseline);
@@ -20,7 +22,7 @@
 #
 # With CM_BENCH_HALF_LOAD=1, after each wrk run against ingest, `open_loop` sends the
 # same requests at half the rate wrk reached, on as many connections, timing each from
-# when it was due (wrk's percentiles are at full load: it sends a connection's next
+# when it was due (one fixed body: its single records all come from one caller) (wrk's percentiles are at full load: it sends a connection's next
 # request only after the last one's answer).
 #
 # The default broker is the stack's (tansu with sqlite storage). With memory storage,
@@ -96,7 +98,7 @@ echo "$(date -u +%FT%TZ) tansu storage: $STORAGE; wrk -t2 -d${DURATION}s; record
 row conns per_req target records/s p50_ms p99_ms non2xx
 for c in $CONNECTIONS; do
   for per in 1 100; do
-    script=benches/load/post.lua
+    script=benches/load/post_callers.lua
     [ "$per" = 100 ] && script=benches/load/post_batch.lua
     with_cpu raw_run "$c" "$per" >/tmp/bench-edge-raw.out
     read -r raw_rps raw_p50 raw_p99 </tmp/bench-edge-raw.out
@@ -110,7 +112,7 @@ for c in $CONNECTIONS; do
       body_file=$(mktemp)
       if [ "$per" = 100 ]; then
         content_type=application/x-ndjson
-        for i in $(seq 1 100); do sed -n "s/^wrk.body = '\(.*\)'$/\1/p" benches/load/post.lua | sed "s/load_1/load_$i/"; done >"$body_file"
+        for i in $(seq 1 100); do sed -n "s/^wrk.body = '\(.*\)'$/\1/p" benches/load/post.lua | sed "s/load_1/load_$i/; s/4155552671/415555$((1000 + i))/"; done >"$body_file"
       else
         content_type=application/json
         sed -n "s/^wrk.body = '\(.*\)'$/\1/p" benches/load/post.lua | tr -d '\n' >"$body_file"
