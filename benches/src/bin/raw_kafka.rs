@@ -75,7 +75,10 @@ async fn produce(
                             n += 1;
                             // The keys ingest gives the wrk scripts' 9,000 callers
                             // (post_callers.lua, post_batch.lua).
-                            (format!("acme-leads|+1415555{:04}", 1000 + n % 9000), envelope(n))
+                            (
+                                format!("acme-leads|+1415555{:04}", 1000 + n % 9000),
+                                envelope(n),
+                            )
                         })
                         .collect();
                     let sent = Instant::now();
