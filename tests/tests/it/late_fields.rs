@@ -223,3 +223,67 @@ async fn a_late_field_that_overtakes_its_call_waits_for_it() {
         .unwrap();
     assert_eq!(dead, 0, "nothing dead-lettered");
 }
+
+/// A call's versions reach a dashboard in the order they were made, none missing.
+/// One record per batch, so each version is its own batch: a batch's events go out
+/// while the next batch is gathered and decided (processor/src/pipeline.rs,
+/// `announce`), and the next one's may not overtake them. Counted by the records
+/// this test sent, not by anything the processor derives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calls_versions_reach_dashboards_in_order() {
+    let env = TestEnv::new("late-order").await;
+    let _processor = env
+        .start(
+            "processor",
+            &[
+                ("PROCESSOR_BATCH__MAX_WAIT_MS", "20"),
+                ("PROCESSOR_BATCH__MAX_RECORDS", "1"),
+            ],
+        )
+        .await;
+    let ingest = env.start("ingest", &[]).await;
+    let api = env.start("api", &[]).await;
+    let mut events =
+        integration_tests::sse::SseReader::connect(&api.url("/api/events?client_id=arroyo")).await;
+    // Every record names the caller, so all of them are keyed to one partition and
+    // decided in the order they were acknowledged; each raises the payout.
+    const VERSIONS: u32 = 20;
+    for payout in 1..=VERSIONS {
+        let record = format!(
+            r#"{{"call": {{"id": "ar_order", "caller": {{"number": "3125550177"}}, "tracking_number": "8885550100", "started_at": "2026-11-22T10:00:00Z", "duration": "3:00", "payout": "${payout}.00"}}}}"#
+        );
+        let (status, answer) = ingest
+            .post_webhook("arroyo", "application/json", record)
+            .await;
+        assert_eq!(status, 202, "{answer}");
+    }
+    let mut seen: Vec<(String, u64)> = Vec::new();
+    while seen.len() < VERSIONS as usize {
+        let event = tokio::time::timeout(Duration::from_secs(60), events.next_event())
+            .await
+            .unwrap_or_else(|_| panic!("no event within 60 s after {seen:?}"))
+            .expect("the stream stays open");
+        let data: serde_json::Value = serde_json::from_str(&event.data).expect("JSON data");
+        if data["external_id"] == "ar_order" {
+            let version = data["version"].as_u64().expect("a version");
+            seen.push((event.event, version));
+        }
+    }
+    assert_eq!(seen[0].0, "call.created", "{seen:?}");
+    assert!(
+        seen[1..].iter().all(|(event, _)| event == "call.updated"),
+        "{seen:?}"
+    );
+    assert!(
+        seen.windows(2).all(|pair| pair[0].1 < pair[1].1),
+        "versions out of order: {seen:?}"
+    );
+    let client = env.client();
+    let stored: (u64, String) = client
+        .query("SELECT version, ifNull(toString(payout), '') FROM calls FINAL WHERE client_id = 'arroyo' AND external_id = 'ar_order'")
+        .fetch_one()
+        .await
+        .expect("the call");
+    assert_eq!(stored, (seen[seen.len() - 1].1, "20.0000".to_owned()));
+    assert_eq!(final_count(&client, "arroyo").await, 1);
+}
