@@ -195,7 +195,6 @@ start_apps() {
   done
 }
 
-
 status() { status_of tansu clickhouse "${APPS[@]}"; }
 
 command="${1:-}"; scope="${2:-all}"
