@@ -7,7 +7,8 @@
 # Pick RATE as half the end-to-end rate `end_to_end.sh` measures.
 #
 #   benches/load/latency.sh [rate=1000] [seconds=60]
-#   CM_BENCH_PROCESSOR_CONFIG=FILE CM_BENCH_API_CONFIG=FILE benches/load/latency.sh ...
+#   CM_BENCH_INGEST_CONFIG=FILE CM_BENCH_PROCESSOR_CONFIG=FILE CM_BENCH_API_CONFIG=FILE \
+#     benches/load/latency.sh ...
 #                                  # other config files, to try a setting
 #   CM_BENCH_PROCESSOR_BIN=FILE benches/load/latency.sh ...
 #                                  # another processor build, to compare two builds
@@ -50,7 +51,7 @@ fi
 
 INGEST_KAFKA__BROKERS="$CM_KAFKA_BROKERS" INGEST_KAFKA__TOPIC_PREFIX="$PREFIX" \
 INGEST_HTTP__LISTEN=127.0.0.1:18087 INGEST_AUTH__INSECURE_OPEN=true INGEST_POLL__ENABLED=false RUST_LOG=warn \
-  "$TARGET_DIR/release/ingest" --config deploy/config/ingest.toml >/tmp/lat-ingest.log 2>&1 &
+  "$TARGET_DIR/release/ingest" --config "${CM_BENCH_INGEST_CONFIG:-deploy/config/ingest.toml}" >/tmp/lat-ingest.log 2>&1 &
 PIDS=($!)
 trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
 PROCESSOR_KAFKA__BROKERS="$CM_KAFKA_BROKERS" PROCESSOR_KAFKA__TOPIC_PREFIX="$PREFIX" \

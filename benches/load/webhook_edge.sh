@@ -19,6 +19,7 @@
 #   benches/load/webhook_edge.sh [duration_s=15] ["connections"="32 256 1024"]
 #   CM_BENCH_STORAGE=memory benches/load/webhook_edge.sh   # a private tansu with memory storage
 #   CM_BENCH_HALF_LOAD=1 benches/load/webhook_edge.sh      # also ingest at half its rate, open loop
+#   CM_BENCH_PRODUCER_PROPS="linger.ms=2" benches/load/webhook_edge.sh   # a producer setting on both sides
 #
 # With CM_BENCH_HALF_LOAD=1, after each wrk run against ingest, `open_loop` sends the
 # same requests at half the rate wrk reached, on as many connections, timing each from
@@ -63,10 +64,20 @@ export CM_KAFKA_BROKERS="$BROKERS" CM_TOPIC_PREFIX="bench."
 "$TARGET_DIR/release/cmctl" topics >/dev/null
 "$TARGET_DIR/release/cmctl" integrations publish deploy/integrations/samples.json >/dev/null
 
+# CM_BENCH_PRODUCER_PROPS="key=value ...": librdkafka settings given to ingest's
+# producer (through `kafka.properties`, which may change its tuning keys) and to the
+# raw producer alike, to try one on both sides.
+INGEST_CONFIG=deploy/config/ingest.toml
+if [ -n "${CM_BENCH_PRODUCER_PROPS:-}" ]; then
+  INGEST_CONFIG=/tmp/bench-ingest-props.toml
+  props=$(for kv in $CM_BENCH_PRODUCER_PROPS; do printf '"%s" = "%s", ' "${kv%%=*}" "${kv#*=}"; done)
+  sed "s|^# properties = .*|properties = { ${props%, } }|" deploy/config/ingest.toml >"$INGEST_CONFIG"
+  grep -q '^properties = ' "$INGEST_CONFIG" || { echo "could not set the properties in $INGEST_CONFIG" >&2; exit 1; }
+fi
 INGEST_KAFKA__BROKERS="$BROKERS" INGEST_KAFKA__TOPIC_PREFIX="bench." \
 INGEST_HTTP__LISTEN=127.0.0.1:18098 INGEST_AUTH__INSECURE_OPEN=true INGEST_POLL__ENABLED=false \
 RUST_LOG=warn \
-  "$TARGET_DIR/release/ingest" --config deploy/config/ingest.toml >/tmp/bench-ingest.log 2>&1 &
+  "$TARGET_DIR/release/ingest" --config "$INGEST_CONFIG" >/tmp/bench-ingest.log 2>&1 &
 PIDS+=($!)
 "$TARGET_DIR/release/bare_edge" 127.0.0.1:18099 2>/dev/null &
 PIDS+=($!)

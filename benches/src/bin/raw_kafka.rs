@@ -9,7 +9,8 @@
 //!
 //! `produce` sends what ingest sends for the load scripts' webhook record: the same raw
 //! envelope (so the same size), keyed by caller, with the producer settings of
-//! `runtime::kafka::AckedProducer` (acks=all, idempotence, lz4, linger 5 ms).
+//! `runtime::kafka::AckedProducer` (acks=all, idempotence, lz4, linger 5 ms, one
+//! request in flight).
 //! CONCURRENCY tasks each send BATCH records (1 by default) and wait for every
 //! acknowledgement before the next, as CONCURRENCY webhook connections with BATCH
 //! records per request do; the latency is the batch's.
@@ -46,19 +47,27 @@ async fn produce(
     concurrency: u64,
     batch: u64,
 ) -> anyhow::Result<()> {
-    let producer: FutureProducer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", brokers)
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("compression.type", "lz4")
-        // ingest's 5 ms unless a run asks for another (to try the setting).
-        .set(
-            "linger.ms",
-            std::env::var("CM_BENCH_LINGER_MS").unwrap_or_else(|_| "5".into()),
-        )
-        .set("message.timeout.ms", "30000")
-        .create()
-        .context("creating the producer")?;
+        .set("linger.ms", "5")
+        .set("max.in.flight.requests.per.connection", "1")
+        .set("message.timeout.ms", "30000");
+    // A run trying a producer setting gives it to ingest (its `kafka.properties`) and
+    // to this baseline alike: `CM_BENCH_PRODUCER_PROPS="linger.ms=1 batch.size=65536"`.
+    for setting in std::env::var("CM_BENCH_PRODUCER_PROPS")
+        .unwrap_or_default()
+        .split_whitespace()
+    {
+        let Some((key, value)) = setting.split_once('=') else {
+            bail!("CM_BENCH_PRODUCER_PROPS: {setting:?} is not key=value");
+        };
+        config.set(key, value);
+    }
+    let producer: FutureProducer = config.create().context("creating the producer")?;
     let size = envelope(0).len();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);

@@ -54,7 +54,9 @@ pub struct KafkaConfig {
     /// more fetches of an idle topic.
     #[serde(default = "default_live_fetch_wait_ms")]
     pub live_fetch_wait_ms: u64,
-    /// Extra librdkafka properties (security, tuning), passed through verbatim.
+    /// Extra librdkafka properties (security, tuning), passed through verbatim. The
+    /// producers' tuning defaults yield to them; their `acks`, idempotence and
+    /// message timeout do not (`AckedProducer::new`).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
 }
