@@ -24,7 +24,9 @@
 #                                  # a soak: also prints the binaries' RSS every 60 s
 #
 # Topics (prefix `lat<time>.`) and the database (`lat_bench`, dropped first) are the
-# run's own.
+# run's own. On a ClickHouse disk of ext4 without a journal, a run right after another
+# is slower than one after a few minutes' pause (inserts about twice as long;
+# benches/README.md, "2026-12-03 06:05–06:40 UTC"): alternate what you compare.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
