@@ -66,7 +66,7 @@ if [ "$CLUSTER" = 1 ]; then
   start_processor "$CH3" 18094 e2e-processor2
   PROCESSOR2_PID=$!
 fi
-trap 'kill $INGEST_PID $PROCESSOR_PID $INGEST2_PID $PROCESSOR2_PID $PROGRESS_PID 2>/dev/null || true' EXIT
+trap 'kill $INGEST_PID $PROCESSOR_PID $INGEST2_PID $PROCESSOR2_PID $PROGRESS_PID $BENCH_TANSU_PID 2>/dev/null || true' EXIT
 healthy() {
   local port
   for port in 18097 18096 ${INGEST2_PID:+18095} ${PROCESSOR2_PID:+18094}; do

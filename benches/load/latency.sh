@@ -20,6 +20,9 @@
 #                                  # then writes next to a table of a live system's
 #                                  # size, not into an empty one whose every merge
 #                                  # rewrites it whole
+#   CM_BENCH_STORAGE=memory benches/load/latency.sh ...
+#                                  # a private tansu with memory storage as the broker
+#                                  # (benches/load/world.sh)
 #   CM_BENCH_RSS_EVERY_S=60 benches/load/latency.sh 1300 1800
 #                                  # a soak: also prints the binaries' RSS every 60 s
 #
@@ -55,7 +58,7 @@ INGEST_KAFKA__BROKERS="$CM_KAFKA_BROKERS" INGEST_KAFKA__TOPIC_PREFIX="$PREFIX" \
 INGEST_HTTP__LISTEN=127.0.0.1:18087 INGEST_AUTH__INSECURE_OPEN=true INGEST_POLL__ENABLED=false RUST_LOG=warn \
   "$TARGET_DIR/release/ingest" --config "${CM_BENCH_INGEST_CONFIG:-deploy/config/ingest.toml}" >/tmp/lat-ingest.log 2>&1 &
 PIDS=($!)
-trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
+trap 'kill "${PIDS[@]}" $BENCH_TANSU_PID 2>/dev/null || true' EXIT
 PROCESSOR_KAFKA__BROKERS="$CM_KAFKA_BROKERS" PROCESSOR_KAFKA__TOPIC_PREFIX="$PREFIX" \
 PROCESSOR_CLICKHOUSE__URL="$CH" PROCESSOR_CLICKHOUSE__DATABASE="$DB" PROCESSOR_CLICKHOUSE__PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD" \
 PROCESSOR_HTTP__LISTEN=127.0.0.1:18086 RUST_LOG=warn \
@@ -88,11 +91,11 @@ if [ -n "${CM_BENCH_RSS_EVERY_S:-}" ]; then
   ) &
   PIDS+=($!)
 fi
-echo "$(date -u +%FT%TZ) latency at $RATE calls/s for ${SECONDS_TO_RUN}s (tansu sqlite, ClickHouse 18.16, release binaries, 2 cores shared)"
+echo "$(date -u +%FT%TZ) latency at $RATE calls/s for ${SECONDS_TO_RUN}s (tansu ${CM_BENCH_STORAGE:-sqlite}, ClickHouse 18.16, release binaries, 2 cores shared)"
 INFRA_RUN="${CM_DATA_DIR:-$ROOT/.data/stack}/run"
 INFRA_PIDS=()
 if [ "${CM_BENCH_CLUSTER:-0}" != 1 ]; then
-  INFRA_PIDS=("tansu=$(cat "$INFRA_RUN/tansu.pid")" "clickhouse=$(cat "$INFRA_RUN/clickhouse.pid")")
+  INFRA_PIDS=("tansu=${BENCH_TANSU_PID:-$(cat "$INFRA_RUN/tansu.pid")}" "clickhouse=$(cat "$INFRA_RUN/clickhouse.pid")")
 fi
 ch_events() {
   curl -s -u "$CH_USER" "$CH/" --data-binary "SELECT groupArray(value) FROM (SELECT event, value FROM system.events WHERE event IN ('InsertQuery', 'MergeTreeDataWriterBlocks', 'MergedRows', 'MergesTimeMilliseconds', 'InsertedRows') ORDER BY event) FORMAT TSV"

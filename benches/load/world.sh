@@ -9,6 +9,10 @@
 # ZooKeeper, ClickHouse 2 shards x 2 replicas, its own broker; ports from 26000): the
 # database is migrated in cluster mode, the topics have 4 partitions, and CH is node
 # ch1 (the script sets it). Sets CH3 (node ch3) for a second processor.
+#
+# With CM_BENCH_STORAGE=memory (not with the cluster) the run's broker is a private
+# tansu with memory storage on port 39192, started here (BENCH_TANSU_PID; the caller
+# stops it): the figure without the broker's disk, as webhook_edge.sh has it.
 if [ "${CM_BENCH_CLUSTER:-0}" = 1 ]; then
   deploy/cluster.sh start infra >/dev/null
   # shellcheck source=deploy/secrets.sh
@@ -23,6 +27,20 @@ else
   . deploy/secrets.sh
   cm_secrets "${CM_DATA_DIR:-$ROOT/.data/stack}"
   ON_CLUSTER="" PARTITIONS=3
+fi
+BENCH_TANSU_PID=""
+if [ "${CM_BENCH_STORAGE:-sqlite}" = memory ] && [ "${CM_BENCH_CLUSTER:-0}" != 1 ]; then
+  # The last run's private broker may still be stopping.
+  for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/39192) 2>/dev/null || break; sleep 0.2; done
+  if (exec 3<>/dev/tcp/127.0.0.1/39192) 2>/dev/null; then
+    echo "port 39192 is in use: another run's private tansu?" >&2
+    exit 1
+  fi
+  tansu broker --listener-url tcp://127.0.0.1:39192 --advertised-listener-url tcp://127.0.0.1:39192 \
+    --storage-engine memory://tansu/ >/tmp/bench-tansu-memory.log 2>&1 &
+  BENCH_TANSU_PID=$!
+  for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/39192) 2>/dev/null && break; sleep 0.2; done
+  CM_KAFKA_PORT=39192
 fi
 CH_USER="callmatrix_writer:$CM_CLICKHOUSE_WRITER_PASSWORD"
 export CM_CLICKHOUSE_USER=callmatrix_writer CM_CLICKHOUSE_PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD"
