@@ -52,11 +52,11 @@ export CM_CLICKHOUSE_USER=callmatrix_writer CM_CLICKHOUSE_PASSWORD="$CM_CLICKHOU
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
 if [ "$STORAGE" = memory ]; then
-  tansu broker --listener-url tcp://127.0.0.1:39192 --advertised-listener-url tcp://127.0.0.1:39192 \
-    --storage-engine memory://tansu/ >/tmp/bench-tansu-memory.log 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/39192) 2>/dev/null && break; sleep 0.2; done
-  BROKERS=127.0.0.1:39192
+  # shellcheck source=benches/load/memory_broker.sh
+  . benches/load/memory_broker.sh
+  start_memory_broker
+  PIDS+=("$MEMORY_BROKER_PID")
+  BROKERS=$MEMORY_BROKER
 else
   BROKERS="127.0.0.1:${CM_KAFKA_PORT:-19092}"
 fi

@@ -11,8 +11,8 @@
 # ch1 (the script sets it). Sets CH3 (node ch3) for a second processor.
 #
 # With CM_BENCH_STORAGE=memory (not with the cluster) the run's broker is a private
-# tansu with memory storage on port 39192, started here (BENCH_TANSU_PID; the caller
-# stops it): the figure without the broker's disk, as webhook_edge.sh has it.
+# tansu with memory storage (benches/load/memory_broker.sh), started here
+# (BENCH_TANSU_PID; the caller stops it): the figure without the broker's disk.
 if [ "${CM_BENCH_CLUSTER:-0}" = 1 ]; then
   deploy/cluster.sh start infra >/dev/null
   # shellcheck source=deploy/secrets.sh
@@ -30,17 +30,10 @@ else
 fi
 BENCH_TANSU_PID=""
 if [ "${CM_BENCH_STORAGE:-sqlite}" = memory ] && [ "${CM_BENCH_CLUSTER:-0}" != 1 ]; then
-  # The last run's private broker may still be stopping.
-  for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/39192) 2>/dev/null || break; sleep 0.2; done
-  if (exec 3<>/dev/tcp/127.0.0.1/39192) 2>/dev/null; then
-    echo "port 39192 is in use: another run's private tansu?" >&2
-    exit 1
-  fi
-  tansu broker --listener-url tcp://127.0.0.1:39192 --advertised-listener-url tcp://127.0.0.1:39192 \
-    --storage-engine memory://tansu/ >/tmp/bench-tansu-memory.log 2>&1 &
-  BENCH_TANSU_PID=$!
-  for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/39192) 2>/dev/null && break; sleep 0.2; done
-  CM_KAFKA_PORT=39192
+  # shellcheck source=benches/load/memory_broker.sh
+  . benches/load/memory_broker.sh
+  start_memory_broker
+  BENCH_TANSU_PID=$MEMORY_BROKER_PID CM_KAFKA_PORT="${MEMORY_BROKER##*:}"
 fi
 CH_USER="callmatrix_writer:$CM_CLICKHOUSE_WRITER_PASSWORD"
 export CM_CLICKHOUSE_USER=callmatrix_writer CM_CLICKHOUSE_PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD"

@@ -9,8 +9,8 @@
 //!
 //! `produce` sends what ingest sends for the load scripts' webhook record: the same raw
 //! envelope (so the same size), keyed by caller, with the producer settings of
-//! `runtime::kafka::AckedProducer` (acks=all, idempotence, lz4, linger 5 ms, one
-//! request in flight).
+//! `runtime::kafka::AckedProducer` (its `TUNING_DEFAULTS` and `ACKNOWLEDGED`: acks=all,
+//! idempotence, lz4, linger 5 ms, one request in flight).
 //! CONCURRENCY tasks each send BATCH records (1 by default) and wait for every
 //! acknowledgement before the next, as CONCURRENCY webhook connections with BATCH
 //! records per request do; the latency is the batch's.
@@ -50,12 +50,14 @@ async fn produce(
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", brokers)
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("compression.type", "lz4")
-        .set("linger.ms", "5")
-        .set("max.in.flight.requests.per.connection", "1")
         .set("message.timeout.ms", "30000");
+    // ingest's producer settings, from where ingest takes them.
+    for (key, value) in runtime::kafka::TUNING_DEFAULTS
+        .iter()
+        .chain(runtime::kafka::ACKNOWLEDGED)
+    {
+        config.set(*key, *value);
+    }
     // A run trying a producer setting gives it to ingest (its `kafka.properties`) and
     // to this baseline alike: `CM_BENCH_PRODUCER_PROPS="linger.ms=1 batch.size=65536"`.
     for setting in std::env::var("CM_BENCH_PRODUCER_PROPS")

@@ -64,14 +64,19 @@ const RESET_EVERY: Duration = Duration::from_secs(5);
 /// One produce request in flight per broker, not librdkafka's five: records that
 /// arrive while a request is out (webhooks trickling in one per connection) then go
 /// out together in the next, instead of in many small requests that the broker
-/// stores one at a time. `benches/load/webhook_edge.sh`, 2026-12-03: single-record
-/// webhooks at 256 connections 24.5 k/s against 21.9 k/s, with ingest taking 0.49
-/// cores against 0.72; 100-record batches 0.32 cores against 1.05 at the same rate.
-const TUNING_DEFAULTS: &[(&str, &str)] = &[
+/// stores one at a time. `benches/load/webhook_edge.sh 10 "32 256 1024"`, one run
+/// with each setting (benches/README.md, 2026-12-03 05:50 UTC): single-record webhooks
+/// at 256 connections 24.5 k/s against 21.9 k/s, ingest taking 0.49 cores against
+/// 0.72; 100-record batches at about the same rate on 0.32 cores against 1.05.
+pub const TUNING_DEFAULTS: &[(&str, &str)] = &[
     ("compression.type", "lz4"),
     ("linger.ms", "5"),
     ("max.in.flight.requests.per.connection", "1"),
 ];
+
+/// What an acknowledgement means: every in-sync replica has the record, written once.
+/// Set after `kafka.properties`, so they cannot change it.
+pub const ACKNOWLEDGED: &[(&str, &str)] = &[("acks", "all"), ("enable.idempotence", "true")];
 
 #[derive(Clone)]
 pub struct AckedProducer {
@@ -91,9 +96,10 @@ impl AckedProducer {
                 client.set(*key, *default);
             }
         }
+        for (key, value) in ACKNOWLEDGED {
+            client.set(*key, *value);
+        }
         client
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
             // librdkafka never times a record out itself: when it does, it bumps the
             // idempotent producer's epoch on its own, and a broker that does not
             // expect that can break (tansu 0.6.0's sqlite storage panics and refuses
