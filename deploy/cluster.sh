@@ -131,11 +131,7 @@ start_node() {
     "$ROOT/deploy/clickhouse/cluster/cluster.xml.template" |
     python3 -c 'import sys; print(sys.stdin.read().replace("@SHARDS@", sys.argv[1]), end="")' "$shards" \
       >"$dir/clickhouse/config.d/cluster.xml")
-  local writer_sha reader_sha
-  writer_sha="$(printf '%s' "$CM_CLICKHOUSE_WRITER_PASSWORD" | sha256sum | cut -d' ' -f1)"
-  reader_sha="$(printf '%s' "$CM_CLICKHOUSE_READER_PASSWORD" | sha256sum | cut -d' ' -f1)"
-  (umask 077 && sed -e "s|@WRITER_SHA256@|$writer_sha|" -e "s|@READER_SHA256@|$reader_sha|" \
-    "$ROOT/deploy/clickhouse/users.xml.template" >"$dir/clickhouse/users.xml")
+  cm_clickhouse_users "$dir/clickhouse/users.xml"
   cp "$ROOT/deploy/clickhouse/cluster/users.xml.template" "$dir/clickhouse/users.d/cluster.xml"
   # The node's own log is in $dir/logs; stdout and stderr of the process in logs/chN.log.
   launch "$node" clickhouse-server --config-file="$dir/clickhouse/config.xml"

@@ -123,11 +123,7 @@ start_clickhouse() {
   sed -e "s|@DATA@|$DATA|g" -e "s|@HTTP_PORT@|$CH_HTTP_PORT|g" -e "s|@TCP_PORT@|$CH_TCP_PORT|g" \
     "$ROOT/deploy/clickhouse/config.xml.template" >"$DATA/clickhouse/config.xml"
   # Users with passwords (secrets/clickhouse.env); ClickHouse stores only the hashes.
-  local writer_sha reader_sha
-  writer_sha="$(printf '%s' "$CM_CLICKHOUSE_WRITER_PASSWORD" | sha256sum | cut -d' ' -f1)"
-  reader_sha="$(printf '%s' "$CM_CLICKHOUSE_READER_PASSWORD" | sha256sum | cut -d' ' -f1)"
-  (umask 077 && sed -e "s|@WRITER_SHA256@|$writer_sha|" -e "s|@READER_SHA256@|$reader_sha|" \
-    "$ROOT/deploy/clickhouse/users.xml.template" >"$DATA/clickhouse/users.xml")
+  cm_clickhouse_users "$DATA/clickhouse/users.xml"
   warn_if_no_journal "$DATA/clickhouse"
   launch clickhouse clickhouse-server --config-file="$DATA/clickhouse/config.xml"
   wait_until 60 clickhouse curl -fsS "$CH_URL/ping"

@@ -69,6 +69,7 @@ export CM_TEST_CLICKHOUSE_URL="http://127.0.0.1:$CM_CLICKHOUSE_HTTP_PORT"
 cm_secrets "$CM_DATA_DIR"
 export CM_TEST_CLICKHOUSE_WRITER_PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD"
 export CM_TEST_CLICKHOUSE_READER_PASSWORD="$CM_CLICKHOUSE_READER_PASSWORD"
+export CM_TEST_CLICKHOUSE_ANALYST_PASSWORD="$CM_CLICKHOUSE_ANALYST_PASSWORD"
 # Library, binary and integration-test targets (the crates carry no doc tests);
 # every test binary runs even after a failure, so one run shows every failure.
 log="$CM_DATA_DIR/cargo-test.log"

@@ -21,6 +21,9 @@ pub struct ApiConfig {
     pub auth: AuthConfig,
     #[serde(default)]
     pub health: HealthConfig,
+    /// What one account may take of the api's shared resources.
+    #[serde(default)]
+    pub limits: crate::limits::LimitsConfig,
 }
 
 /// When an integration's health says `silent`.
@@ -70,6 +73,27 @@ pub struct HttpConfig {
     /// Raw payloads kept per integration for dry runs of draft mappings (0: none).
     #[serde(default = "default_recent_payloads")]
     pub recent_payloads: usize,
+    /// Recent events kept in memory, so a client that reconnects with a recent
+    /// `Last-Event-ID` is served without reading the broker...
+    #[serde(default = "default_sse_replay_events")]
+    pub sse_replay_events: usize,
+    /// ...and at most about this many bytes of them.
+    #[serde(default = "default_sse_replay_bytes")]
+    pub sse_replay_bytes: usize,
+    /// Resumes from further back wait for the one shared catch-up reader; at most
+    /// this many wait (more are answered 503 with `Retry-After`).
+    #[serde(default = "default_sse_catch_up_queue")]
+    pub sse_catch_up_queue: usize,
+}
+
+fn default_sse_replay_events() -> usize {
+    20_000
+}
+fn default_sse_replay_bytes() -> usize {
+    32 * 1024 * 1024
+}
+fn default_sse_catch_up_queue() -> usize {
+    64
 }
 
 fn default_recent_payloads() -> usize {
@@ -90,6 +114,9 @@ impl Validate for ApiConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         self.kafka.validate("kafka")?;
         self.clickhouse.validate("clickhouse")?;
+        if let Some((key, problem)) = self.limits.problem() {
+            return Err(ConfigError::invalid(key, problem));
+        }
         if self.health.silence_minutes == 0 {
             return Err(ConfigError::invalid(
                 "health.silence_minutes",

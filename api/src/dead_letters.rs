@@ -90,7 +90,7 @@ pub async fn list(
             format!("must be between 1 and {max_page}"),
         ));
     }
-    let mut sql = "SELECT raw_id, client_id, source, stage, reason, errors, received_at, failed_at, raw_partition, raw_offset, payload, account \
+    let mut sql = "SELECT raw_id, client_id, source, stage, reason, errors, received_at, failed_at, raw_partition, raw_offset, payload, account, payload_bytes, payload_sha256 \
                    FROM dead_letters FINAL WHERE 1"
         .to_owned();
     if let Some(client_id) = &params.client_id {
@@ -133,6 +133,11 @@ pub async fn list(
                 "raw_partition": (row.raw_partition >= 0).then_some(row.raw_partition),
                 "raw_offset": (row.raw_offset >= 0).then_some(row.raw_offset),
                 "payload": row.payload,
+                // A record too large for its dead letter: `payload` is its start.
+                "payload_truncated": (row.payload_bytes > 0).then(|| serde_json::json!({
+                    "bytes": row.payload_bytes,
+                    "sha256": row.payload_sha256,
+                })),
             })
         })
         .collect();

@@ -190,9 +190,15 @@ impl IntegrationsApi {
         &self,
         scope: &Scope,
         request: Request<Incoming>,
+        limits: &crate::limits::LimitsConfig,
     ) -> Result<Response<Body>, Problem> {
         require_json(&request)?;
-        let body = read_body(request, 1024 * 1024, runtime::http::BODY_TIMEOUT).await?;
+        let body = read_body(
+            request,
+            limits.definition_bytes,
+            runtime::http::BODY_TIMEOUT,
+        )
+        .await?;
         let integration: Integration = serde_json::from_slice(&body).map_err(|e| {
             Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -214,6 +220,27 @@ impl IntegrationsApi {
         )?;
         // A deleted integration's marker counts: a re-created one takes a higher version.
         let current = self.registry.latest(integration.client_id.as_str());
+        let live = current.as_ref().is_some_and(|c| !c.deleted);
+        if !live {
+            let owned = self
+                .registry
+                .owned_by(&integration.account)
+                .iter()
+                .filter(|client| self.registry.find(client).is_some())
+                .count();
+            if owned >= limits.integrations as usize {
+                return Err(Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "account_limit",
+                    format!(
+                        "account {:?} has {owned} integrations; at most {} (limits.integrations = {}); delete one first",
+                        integration.account, limits.integrations, limits.integrations
+                    ),
+                )
+                .with_detail("limit", "limits.integrations")
+                .with_detail("value", limits.integrations));
+            }
+        }
         if let Some(current) = &current {
             if integration.version <= current.version {
                 return Err(Problem::new(

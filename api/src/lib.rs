@@ -12,6 +12,7 @@ mod filter;
 #[doc(hidden)]
 pub mod fuzzing;
 mod integrations;
+pub mod limits;
 pub mod metric_names;
 mod preview;
 mod query;

@@ -14,6 +14,8 @@ pub const API_REQUESTS_TOTAL: &str = "api_requests_total";
 /// counter; labels: `table`.
 pub const API_ROWS_WITHHELD_TOTAL: &str = "api_rows_withheld_total";
 /// gauge; labels: none.
+pub const API_SSE_CATCH_UP_WAITING: &str = "api_sse_catch_up_waiting";
+/// gauge; labels: none.
 pub const API_SSE_CLIENTS: &str = "api_sse_clients";
 /// counter; labels: none.
 pub const API_SSE_DROPPED_CLIENTS_TOTAL: &str = "api_sse_dropped_clients_total";

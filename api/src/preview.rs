@@ -23,8 +23,7 @@ use uuid::Uuid;
 
 use crate::recent::RecentPayloads;
 
-/// A preview body: sample records are small; a megabyte is plenty.
-const BODY_LIMIT: usize = 1024 * 1024;
+/// Most records in one preview (its bytes: `limits.preview_bytes`).
 const MAX_RECORDS: usize = 100;
 
 #[derive(Deserialize)]
@@ -78,9 +77,10 @@ pub async fn preview(
     recent: &RecentPayloads,
     request: Request<Incoming>,
     scope: &runtime::access::Scope,
+    body_limit: usize,
 ) -> Result<Response<Body>, Problem> {
     require_json(&request)?;
-    let bytes = read_body(request, BODY_LIMIT, runtime::http::BODY_TIMEOUT).await?;
+    let bytes = read_body(request, body_limit, runtime::http::BODY_TIMEOUT).await?;
     let body: PreviewRequest = serde_json::from_slice(&bytes).map_err(|e| {
         Problem::new(StatusCode::BAD_REQUEST, "malformed_request", format!("{e}"))
             .with_detail("line", e.line())

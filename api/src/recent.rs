@@ -1,7 +1,8 @@
 //! The last few raw payloads of every integration, for dry runs of a draft mapping
 //! on real traffic. Each api instance tails `calls.raw` and keeps at most
-//! `capacity` payloads per integration (oldest dropped first), warmed at start-up
-//! from the last `capacity` messages of every partition.
+//! `capacity` payloads and `max_bytes` of them per integration (oldest dropped
+//! first; a payload larger than `max_bytes` is not kept), warmed at start-up from
+//! the last `capacity` messages of every partition.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -17,19 +18,29 @@ use serde_json::value::RawValue;
 
 #[derive(Clone)]
 pub struct RecentPayloads {
-    by_client: Arc<Mutex<HashMap<ClientId, VecDeque<Box<RawValue>>>>>,
+    by_client: Arc<Mutex<HashMap<ClientId, Recent>>>,
     capacity: usize,
+    max_bytes: usize,
+}
+
+/// One integration's payloads and their bytes.
+#[derive(Default)]
+struct Recent {
+    payloads: VecDeque<Box<RawValue>>,
+    bytes: usize,
 }
 
 impl RecentPayloads {
     pub async fn start(
         kafka: &KafkaConfig,
         capacity: usize,
+        max_bytes: usize,
         shutdown: Shutdown,
     ) -> Result<Self, ConsumerError> {
         let recent = Self {
             by_client: Arc::default(),
             capacity,
+            max_bytes,
         };
         if capacity == 0 {
             return Ok(recent);
@@ -53,11 +64,19 @@ impl RecentPayloads {
             Ok(map) => map,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let queue = map.entry(client).or_default();
-        if queue.len() == self.capacity {
-            queue.pop_front();
+        let size = payload.get().len();
+        if size > self.max_bytes {
+            return;
         }
-        queue.push_back(payload);
+        let recent = map.entry(client).or_default();
+        while recent.payloads.len() >= self.capacity || recent.bytes + size > self.max_bytes {
+            match recent.payloads.pop_front() {
+                Some(old) => recent.bytes -= old.get().len(),
+                None => break,
+            }
+        }
+        recent.bytes += size;
+        recent.payloads.push_back(payload);
     }
 
     /// Oldest first.
@@ -67,7 +86,7 @@ impl RecentPayloads {
             Err(poisoned) => poisoned.into_inner(),
         };
         map.get(client)
-            .map(|q| q.iter().cloned().collect())
+            .map(|r| r.payloads.iter().cloned().collect())
             .unwrap_or_default()
     }
 }
@@ -94,6 +113,7 @@ mod tests {
         let recent = RecentPayloads {
             by_client: Arc::default(),
             capacity: 2,
+            max_bytes: 1024,
         };
         let a = ClientId::parse("a").unwrap();
         for n in 0..3 {
@@ -109,5 +129,28 @@ mod tests {
         let kept: Vec<String> = recent.of(&a).iter().map(|p| p.get().to_owned()).collect();
         assert_eq!(kept, ["{\"n\":1}", "{\"n\":2}"]);
         assert!(recent.of(&ClientId::parse("c").unwrap()).is_empty());
+    }
+
+    #[test]
+    fn bytes_are_bounded_per_integration() {
+        let recent = RecentPayloads {
+            by_client: Arc::default(),
+            capacity: 50,
+            max_bytes: 1000,
+        };
+        let a = ClientId::parse("a").unwrap();
+        let payload = |n: usize| RawValue::from_string(format!("\"{}\"", "x".repeat(n))).unwrap();
+        for _ in 0..10 {
+            recent.push(a.clone(), payload(298));
+        }
+        assert_eq!(recent.of(&a).len(), 3, "3 x 300 bytes fit in 1,000");
+        recent.push(a.clone(), payload(5000));
+        assert_eq!(
+            recent.of(&a).len(),
+            3,
+            "one larger than the cap is not kept"
+        );
+        let held: usize = recent.of(&a).iter().map(|p| p.get().len()).sum();
+        assert!(held <= 1000);
     }
 }

@@ -69,6 +69,31 @@ struct Api {
     integrations: IntegrationsApi,
     stories: Stories,
     replays: Replays,
+    limits: crate::limits::ApiLimits,
+}
+
+/// Which per-account gate a route goes through (`crate::limits`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    /// Reads ClickHouse.
+    Query,
+    /// An event stream.
+    Stream,
+    Preview,
+    None,
+}
+
+fn gate_of(method: &Method, path: &str) -> Gate {
+    match (method, path) {
+        (&Method::GET, "/api/events") => Gate::Stream,
+        (&Method::POST, "/api/mappings/preview") => Gate::Preview,
+        (&Method::GET, "/api/calls" | "/api/calls/export.csv" | "/api/aggregates")
+        | (&Method::GET, "/api/dead-letters" | "/api/dead-letters/groups" | "/api/integrations") => {
+            Gate::Query
+        }
+        (&Method::GET, path) if story_id(path).is_some() => Gate::Query,
+        _ => Gate::None,
+    }
 }
 
 pub async fn run(
@@ -80,6 +105,11 @@ pub async fn run(
         &config.kafka,
         config.http.sse_buffer,
         Duration::from_secs(config.http.heartbeat_s),
+        crate::events::ResumeLimits {
+            ring_events: config.http.sse_replay_events,
+            ring_bytes: config.http.sse_replay_bytes,
+            catch_up_queue: config.http.sse_catch_up_queue,
+        },
         shutdown.clone(),
     )
     .await?;
@@ -89,8 +119,13 @@ pub async fn run(
         config.registry.initial_load(),
     )
     .await?;
-    let recent =
-        RecentPayloads::start(&config.kafka, config.http.recent_payloads, shutdown.clone()).await?;
+    let recent = RecentPayloads::start(
+        &config.kafka,
+        config.http.recent_payloads,
+        config.limits.recent_payload_bytes,
+        shutdown.clone(),
+    )
+    .await?;
     let tokens = config.auth.tokens(config.http.listen)?;
     let polls = runtime::table::CompactedTable::start(
         &config.kafka,
@@ -115,6 +150,7 @@ pub async fn run(
         clickhouse: config.clickhouse.client(),
         registry: registry.clone(),
         kafka: config.kafka.clone(),
+        reader: std::sync::Arc::default(),
     };
     let replays = Replays::new(config.kafka.clone(), registry.clone());
     let state = Arc::new(Api {
@@ -128,6 +164,7 @@ pub async fn run(
         events,
         metrics,
         max_page: config.http.max_page,
+        limits: crate::limits::ApiLimits::new(config.limits.clone()),
     });
     let listener = runtime::http::bind(config.http.listen).await?;
     tracing::info!(listen = %config.http.listen, "api listening");
@@ -164,6 +201,21 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
     };
     let query = access::without_token(raw_query.as_deref());
     let query = query.as_deref();
+    // Fair shares: one account's reads, streams and previews never take another's.
+    let gate = gate_of(&method, &path);
+    let pass = match gate {
+        Gate::Query => state.limits.query(&scope).map(Some),
+        Gate::Stream => state.limits.stream(&scope).map(Some),
+        Gate::Preview => state.limits.preview(&scope).map(Some),
+        Gate::None => Ok(None),
+    };
+    let pass = match pass {
+        Ok(pass) => pass,
+        Err(problem) => {
+            metrics::counter!(crate::metric_names::API_REQUESTS_TOTAL, "status" => problem.status.as_u16().to_string()).increment(1);
+            return problem.into_response();
+        }
+    };
     // Every read that names a client id is checked against the token here, once.
     if method == Method::GET && path.starts_with("/api/") {
         if let Err(problem) = client_ids_in(query)
@@ -216,10 +268,22 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
                 .await
         }
         (&Method::POST, "/api/mappings/preview") => {
-            preview::preview(&state.registry, &state.recent, request, &scope).await
+            preview::preview(
+                &state.registry,
+                &state.recent,
+                request,
+                &scope,
+                state.limits.config.preview_bytes,
+            )
+            .await
         }
         (&Method::GET, "/api/integrations") => state.integrations.list(&scope).await,
-        (&Method::POST, "/api/integrations") => state.integrations.save(&scope, request).await,
+        (&Method::POST, "/api/integrations") => {
+            state
+                .integrations
+                .save(&scope, request, &state.limits.config)
+                .await
+        }
         (method, path) if path.starts_with("/api/integrations/") => {
             let rest = &path["/api/integrations/".len()..];
             match (method, rest.split_once('/')) {
@@ -258,7 +322,11 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
             format!("no route for {method} {path}"),
         )),
     };
-    let response = result.unwrap_or_else(Problem::into_response);
+    let mut response = result.unwrap_or_else(Problem::into_response);
+    if let Some(pass) = pass {
+        // Held by the body: an export or a stream keeps its slot while it streams.
+        response = response.map(|body| runtime::fair::hold(body, pass));
+    }
     metrics::counter!(crate::metric_names::API_REQUESTS_TOTAL, "status" => response.status().as_u16().to_string())
         .increment(1);
     response

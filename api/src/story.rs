@@ -37,6 +37,9 @@ pub struct Stories {
     pub clickhouse: clickhouse::Client,
     pub registry: IntegrationRegistry,
     pub kafka: KafkaConfig,
+    /// One broker client for every story's read-back, made on first use and kept:
+    /// a client per request was a connection, threads and buffers per request.
+    pub reader: std::sync::Arc<std::sync::Mutex<Option<BaseConsumer>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,8 +173,17 @@ impl Stories {
         let raw_topic = self.kafka.topics().raw;
         let kafka = self.kafka.clone();
         let client = calls.last().map(|c| c.client_id.clone());
+        let reader = self.reader.clone();
         let read = tokio::task::spawn_blocking(move || {
-            read_back(&kafka, &raw_topic, client.as_ref(), positions)
+            // One story reads back at a time (each is a few records); the others
+            // wait for the shared client.
+            let mut shared = reader
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if shared.is_none() {
+                *shared = story_reader(&kafka);
+            }
+            read_back(shared.as_ref(), &raw_topic, client.as_ref(), positions)
         })
         .await;
         read.unwrap_or_default()
@@ -225,21 +237,23 @@ fn history(calls: &[CallRecord]) -> Vec<Version> {
 
 /// Reads the records at `positions` back from the raw topic. Blocking. A position on
 /// another topic, gone from the broker, or not read in time is reported as such.
+/// The broker client stories read back with (assigned by hand, never committing).
+fn story_reader(kafka: &KafkaConfig) -> Option<BaseConsumer> {
+    let mut config = kafka.client_config();
+    config
+        .set("group.id", kafka.group_id("api-story"))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
+    config.create().ok()
+}
+
 fn read_back(
-    kafka: &KafkaConfig,
+    consumer: Option<&BaseConsumer>,
     raw_topic: &str,
     client: Option<&ClientId>,
     positions: Vec<schemas::call::RawPosition>,
 ) -> Vec<RawRecord> {
     let deadline = Instant::now() + RAW_READ_TIMEOUT;
-    let consumer: Option<BaseConsumer> = {
-        let mut config = kafka.client_config();
-        config
-            .set("group.id", kafka.group_id("api-story"))
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false");
-        config.create().ok()
-    };
     positions
         .into_iter()
         .map(|p| {
@@ -253,7 +267,7 @@ fn read_back(
                 record: None,
                 unavailable: None,
             };
-            let read = match &consumer {
+            let read = match consumer {
                 _ if p.topic != raw_topic => {
                     Err(format!("not on this deployment's raw topic {raw_topic}"))
                 }

@@ -73,6 +73,7 @@ fn enrichment(c: &mut Criterion) {
     let candidates: Vec<Candidate> = (0..10)
         .map(|n| Candidate {
             cm_call_id: format!("cm_{n}"),
+            account: mapped.account.clone(),
             caller: mapped
                 .caller
                 .as_ref()

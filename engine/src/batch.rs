@@ -94,6 +94,8 @@ pub struct Batch {
     /// The raw topic's partition count, when known: a record outside the partition
     /// its caller's key maps to is forwarded, not decided (see `with_raw_partitions`).
     raw_partitions: Option<i32>,
+    /// The broker's message limit: every message made from the batch fits it.
+    max_message_bytes: usize,
     mapped: Vec<Mapped>,
     /// Stored calls the linker asked to match again.
     relinks: Vec<(ClientId, CallId)>,
@@ -114,6 +116,7 @@ impl Batch {
             processed_at,
             max_parks: 0,
             raw_partitions: None,
+            max_message_bytes: schemas::limits::DEFAULT_MAX_MESSAGE_BYTES,
             mapped: Vec::new(),
             relinks: Vec::new(),
             relinked: HashMap::new(),
@@ -136,6 +139,28 @@ impl Batch {
     pub fn with_raw_partitions(mut self, partitions: i32) -> Self {
         self.raw_partitions = Some(partitions).filter(|n| *n > 0);
         self
+    }
+
+    /// Every message the batch makes (dead letters, events, forwards, parked
+    /// records) fits `max_bytes`: a message that does not is refused for good by
+    /// the producer, and its batch could never be committed.
+    pub fn with_message_limit(mut self, max_bytes: usize) -> Self {
+        self.max_message_bytes = max_bytes;
+        self
+    }
+
+    /// Whether a record re-published as `payload` under `key` (with the park
+    /// headers) would be over the message limit: only a record that entered by
+    /// another way than the edge, which refuses such records, can be.
+    fn too_large_to_republish(&self, key: usize, payload: usize) -> Option<String> {
+        let room = self
+            .max_message_bytes
+            .saturating_sub(schemas::limits::MESSAGE_OVERHEAD_BYTES);
+        (key + payload > room).then(|| {
+            format!(
+                "the record's envelope is {payload} bytes; at most {room} can be sent on (the broker's message limit)"
+            )
+        })
     }
 
     /// A record whose envelope could not be read.
@@ -226,9 +251,21 @@ impl Batch {
                         .map(|n| schemas::topics::partition_for(caller_key.as_bytes(), n));
                     let elsewhere = home.is_some_and(|home| home != position.partition);
                     if key.as_deref() != Some(caller_key.as_bytes()) || elsewhere {
+                        let payload = envelope.to_json();
+                        if let Some(reason) =
+                            self.too_large_to_republish(caller_key.len(), payload.len())
+                        {
+                            self.out.dead_letters.push(dead_letter(
+                                &envelope,
+                                &position,
+                                reason,
+                                vec![],
+                            ));
+                            continue;
+                        }
                         self.out.forwards.push(Forward {
                             key: caller_key,
-                            payload: envelope.to_json(),
+                            payload,
                             partition: home,
                         });
                         continue;
@@ -239,11 +276,28 @@ impl Batch {
                     known.insert(call.id, call.clone());
                     self.out.calls.push(call);
                 }
-                Err(rejection) if rejection.unknown_call.is_some() && parked < self.max_parks => {
+                Err(mut rejection)
+                    if rejection.unknown_call.is_some() && parked < self.max_parks =>
+                {
+                    let payload = envelope.to_json();
+                    if let Some(too_large) =
+                        self.too_large_to_republish(key.as_ref().map_or(0, Vec::len), payload.len())
+                    {
+                        rejection.reason =
+                            format!("{} (not parked: {too_large})", rejection.reason);
+                        let errors = rejection.errors.iter().map(ToString::to_string).collect();
+                        self.out.dead_letters.push(dead_letter(
+                            &envelope,
+                            &position,
+                            rejection.reason,
+                            errors,
+                        ));
+                        continue;
+                    }
                     tracing::debug!(client_id = %envelope.client_id, raw_id = %envelope.raw_id, parked, "record waits for its call");
                     self.out.parked.push(Parked {
                         key,
-                        payload: envelope.to_json(),
+                        payload,
                         parked: parked + 1,
                     });
                 }
@@ -317,7 +371,29 @@ impl Batch {
                 .get(&call.id)
                 .is_none_or(|stored| !same_but_version(stored, call))
         });
+        let max = self.max_message_bytes;
+        self.out.dead_letters = std::mem::take(&mut self.out.dead_letters)
+            .into_iter()
+            .map(|letter| letter.fit_within(max))
+            .collect();
+        for call in &mut self.out.calls {
+            fit_call(call, max);
+        }
         self.out
+    }
+}
+
+/// A call's event must fit the message limit. Mapped text is bounded (1 KB a field,
+/// 64 tags), so only a call from an older mapping or a foreign producer can be over
+/// it: its tags and warnings go, with a warning that says so.
+fn fit_call(call: &mut CallRecord, max: usize) {
+    let room = max.saturating_sub(schemas::limits::MESSAGE_OVERHEAD_BYTES);
+    let size = serde_json::to_vec(&*call).map_or(0, |v| v.len());
+    if size > room {
+        call.tags.clear();
+        call.warnings = vec![format!(
+            "tags and warnings dropped: the call's event was {size} bytes, over the {room}-byte message limit"
+        )];
     }
 }
 
@@ -351,6 +427,7 @@ pub fn dead_letter(
         raw_partition: Some(position.partition),
         raw_offset: Some(position.offset),
         payload: envelope.payload.get().to_owned(),
+        truncated: None,
     }
 }
 
@@ -374,6 +451,7 @@ fn unreadable(record: &RawRecord<'_>, error: &str) -> DeadLetter {
         raw_partition: Some(record.partition),
         raw_offset: Some(record.offset),
         payload,
+        truncated: None,
     }
 }
 

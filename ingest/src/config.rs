@@ -28,6 +28,9 @@ pub struct IngestConfig {
     /// Requests made for an account: never to our own network.
     #[serde(default)]
     pub outbound: OutboundConfig,
+    /// What one account may take of ingest's shared resources.
+    #[serde(default)]
+    pub limits: crate::limits::LimitsConfig,
 }
 
 /// Poll workers.
@@ -128,6 +131,9 @@ fn default_retry_after() -> u64 {
 impl Validate for IngestConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         self.kafka.validate("kafka")?;
+        if let Some((key, problem)) = self.limits.problem() {
+            return Err(ConfigError::invalid(key, problem));
+        }
         if self.http.body_limit_bytes < 1024 {
             return Err(ConfigError::invalid(
                 "http.body_limit_bytes",

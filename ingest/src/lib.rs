@@ -6,6 +6,7 @@ pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod imports;
+pub mod limits;
 pub mod metric_names;
 pub mod outbound;
 pub mod poll;

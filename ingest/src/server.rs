@@ -80,15 +80,18 @@ pub async fn run(
         .map_err(|(key, problem)| IngestError::Config { key, problem })?;
     let producer = AckedProducer::new(&config.kafka)?;
     let key_rules = schemas::keys::KeyRulesCache::default();
+    let limits = Arc::new(crate::limits::IngestLimits::new(config.limits.clone()));
     let imports = ImportState {
         importer: Importer {
             producer: producer.clone(),
             topics: config.kafka.topics(),
+            record_limits: config.kafka.record_limits(),
             jobs: ImportJobs::default(),
         },
         outbound: outbound.clone(),
         fetch_timeout: Duration::from_secs(config.imports.fetch_timeout_s),
         max_bytes: config.outbound.max_import_bytes,
+        limits: limits.clone(),
         sheets_base_url: config.imports.sheets_base_url.clone(),
     };
     let poller = if config.poll.enabled {
@@ -101,6 +104,7 @@ pub async fn run(
                 crate::poll::PollFetch {
                     outbound,
                     max_page_bytes: config.outbound.max_page_bytes,
+                    limits: limits.clone(),
                 },
                 config.registry.initial_load(),
                 shutdown.clone(),
@@ -130,7 +134,9 @@ pub async fn run(
             body_limit: config.http.body_limit_bytes,
             body_timeout: std::time::Duration::from_millis(config.http.body_timeout_ms),
             max_records: config.http.max_records,
+            record_limits: config.kafka.record_limits(),
             retry_after_s: config.http.retry_after_s,
+            limits,
         },
         metrics,
     });
@@ -269,6 +275,7 @@ fn poll_now(
     }
     let client = &integration.client_id;
     crate::webhook::accepting(integration)?;
+    state.webhook.limits.poll_now(client)?;
     let Some(poller) = state.poller.as_ref().filter(|_| integration.poll.is_some()) else {
         return Err(Problem::new(
             StatusCode::CONFLICT,

@@ -59,8 +59,8 @@ pub async fn record(
                     insert(&sink.clickhouse, "dead_letters", &rows)
                 })
                 .await;
-            if written.is_err() {
-                break;
+            if let Err(interrupted) = written {
+                return ProcessorError::unless_shutdown(&shutdown, interrupted);
             }
             metrics::counter!(crate::metric_names::CLICKHOUSE_ROWS_WRITTEN_TOTAL, "table" => "dead_letters")
                 .increment(rows.len() as u64);

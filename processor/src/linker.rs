@@ -18,7 +18,7 @@ use std::time::Duration;
 use chrono::Utc;
 use engine::enrich::{self, duplicates};
 use rdkafka::message::{Message, OwnedMessage};
-use runtime::kafka::{group_reader, ConsumerError, KafkaConfig};
+use runtime::kafka::{group_reader, KafkaConfig};
 use runtime::registry::IntegrationRegistry;
 use runtime::shutdown::Shutdown;
 use schemas::callmatrix::{CmCall, CmCallRow, ManagedNumber, ManagedNumberRow, RelinkRequest};
@@ -36,13 +36,20 @@ pub struct Linker<S: Store> {
     pub sink: Arc<BatchSink>,
     pub store: Arc<S>,
     pub registry: IntegrationRegistry,
+    /// The numbers CallMatrix manages: a CmCall that names no account is the
+    /// account's that manages its number.
+    pub managed: Arc<dyn engine::enrich::ManagedNumbers>,
     pub max_records: usize,
     pub max_wait: Duration,
     pub sweep_every: Duration,
 }
 
 impl<S: Store> Linker<S> {
-    pub async fn run(self, kafka: &KafkaConfig, shutdown: Shutdown) -> Result<(), ConsumerError> {
+    pub async fn run(
+        &self,
+        kafka: &KafkaConfig,
+        shutdown: Shutdown,
+    ) -> Result<(), crate::error::ProcessorError> {
         let topics = kafka.topics();
         let mut reader = group_reader(kafka, GROUP, &[&topics.cm_numbers, &topics.cm_calls])?;
         let mut stop = shutdown.clone();
@@ -52,8 +59,8 @@ impl<S: Store> Linker<S> {
         let mut next_sweep = tokio::time::Instant::now();
         loop {
             if tokio::time::Instant::now() >= next_sweep {
-                if self.relink(&Duplicates::Pending, &shutdown).await.is_err() {
-                    break;
+                if let Err(interrupted) = self.relink(&Duplicates::Pending, &shutdown).await {
+                    return crate::error::ProcessorError::unless_shutdown(&shutdown, interrupted);
                 }
                 next_sweep = tokio::time::Instant::now() + self.sweep_every;
             }
@@ -62,15 +69,11 @@ impl<S: Store> Linker<S> {
                 batch = reader.next_batch_until(self.max_records, self.max_wait, next_sweep) => batch,
             };
             let Some(batch) = batch else { continue };
-            if self
-                .record(&batch, &topics.cm_calls, &shutdown)
-                .await
-                .is_err()
-            {
+            if let Err(interrupted) = self.record(&batch, &topics.cm_calls, &shutdown).await {
                 tracing::warn!(
                     "stopping with an unwritten CallMatrix batch; it will be reprocessed"
                 );
-                break;
+                return crate::error::ProcessorError::unless_shutdown(&shutdown, interrupted);
             }
             reader.commit(&batch);
         }
@@ -91,7 +94,14 @@ impl<S: Store> Linker<S> {
             let payload = message.payload();
             if message.topic() == calls_topic {
                 match payload.map(serde_json::from_slice::<CmCall>) {
-                    Some(Ok(call)) => calls.push(CmCallRow::new(&call, now)),
+                    Some(Ok(call)) => match self.account_of(&call) {
+                        Some(account) => calls.push(CmCallRow::new(&call, account, now)),
+                        None => {
+                            tracing::error!(cm_call_id = %call.cm_call_id, called = %call.called, "CmCall names no account and its number is not managed; skipped");
+                            metrics::counter!(crate::metric_names::PROCESSOR_CM_INVALID_TOTAL)
+                                .increment(1);
+                        }
+                    },
                     other => invalid(message, other.and_then(|r| r.err())),
                 }
             } else {
@@ -136,11 +146,24 @@ impl<S: Store> Linker<S> {
             .increment(calls.len() as u64);
         let (first, last) = time_span(calls.iter().map(|c| c.started_at.timestamp()));
         let around = Duplicates::Around {
+            accounts: calls.iter().map(|c| c.account.clone()).collect(),
             called: calls.iter().map(|c| c.called.as_str().to_owned()).collect(),
             from: first - SEARCH_MARGIN_S,
             to: last + SEARCH_MARGIN_S,
         };
         self.relink(&around, shutdown).await
+    }
+
+    /// The account a CmCall was routed for: its own, else the managing account's.
+    fn account_of(&self, call: &CmCall) -> Option<String> {
+        call.account
+            .clone()
+            .filter(|a| !a.trim().is_empty())
+            .or_else(|| {
+                self.managed
+                    .managed(call.called.as_str())
+                    .map(|n| n.account.clone())
+            })
     }
 
     /// Matches the stored duplicates `which` names against the CmCalls around them,
@@ -159,10 +182,15 @@ impl<S: Store> Linker<S> {
             .iter()
             .filter_map(|c| c.called.as_ref().map(|n| n.as_str().to_owned()))
             .collect();
+        let accounts: BTreeSet<String> = partners.iter().map(|c| c.account.clone()).collect();
         let (first, last) = time_span(partners.iter().map(|c| c.started_at.timestamp()));
         let candidates = crate::store::read("read CmCalls", shutdown, max_backoff, || {
-            self.store
-                .cm_calls(&called, first - SEARCH_MARGIN_S, last + SEARCH_MARGIN_S)
+            self.store.cm_calls(
+                &accounts,
+                &called,
+                first - SEARCH_MARGIN_S,
+                last + SEARCH_MARGIN_S,
+            )
         })
         .await?;
         let requests: Vec<(String, Vec<u8>)> = partners

@@ -1,4 +1,5 @@
-//! The processor's ops port: `/healthz` checks ClickHouse and the broker for real,
+//! The processor's ops port: `/healthz` checks ClickHouse and the broker for real
+//! and that every worker runs (503 while one is restarting, with its error),
 //! `/metrics` renders Prometheus text.
 
 use std::time::Duration;
@@ -13,6 +14,8 @@ pub struct OpsState {
     pub clickhouse: clickhouse::Client,
     pub producer: AckedProducer,
     pub metrics: PrometheusHandle,
+    /// The pipeline and its side workers: health fails while any is not running.
+    pub workers: runtime::workers::Workers,
 }
 
 pub async fn handle(
@@ -39,7 +42,8 @@ async fn health(state: &OpsState) -> http::Response<Body> {
         .check_broker(timeout)
         .await
         .map_err(|e| e.to_string());
-    let healthy = clickhouse.is_ok() && kafka.is_ok();
+    let workers = state.workers.health();
+    let healthy = clickhouse.is_ok() && kafka.is_ok() && workers.healthy;
     let status = if healthy {
         StatusCode::OK
     } else {
@@ -51,6 +55,8 @@ async fn health(state: &OpsState) -> http::Response<Body> {
             "status": if healthy { "ok" } else { "unavailable" },
             "clickhouse": clickhouse.err().unwrap_or_else(|| "ok".into()),
             "kafka": kafka.map(|_| "ok".to_owned()).unwrap_or_else(|e| e),
+            "workers": workers.workers,
+            "flapping": workers.flapping,
         }),
     )
 }

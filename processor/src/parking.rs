@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use rdkafka::message::{Headers, Message, OwnedMessage};
-use runtime::kafka::{group_reader, ConsumerError, KafkaConfig, OutgoingMessage};
+use runtime::kafka::{group_reader, KafkaConfig, OutgoingMessage};
 use runtime::shutdown::Shutdown;
 use schemas::topics::{DUE_HEADER, PARKED_HEADER};
 
@@ -31,7 +31,7 @@ pub async fn run(
     kafka: &KafkaConfig,
     sink: &BatchSink,
     shutdown: Shutdown,
-) -> Result<(), ConsumerError> {
+) -> Result<(), crate::error::ProcessorError> {
     let mut reader = group_reader(kafka, GROUP, &[&sink.topics.parked])?;
     let mut stop = shutdown.clone();
     loop {
@@ -39,9 +39,9 @@ pub async fn run(
             _ = stop.wait() => break,
             batch = reader.next_batch(MAX_BATCH, Duration::from_millis(100)) => batch,
         };
-        if release(sink, &batch, &shutdown).await.is_err() {
+        if let Err(interrupted) = release(sink, &batch, &shutdown).await {
             tracing::warn!("stopping with parked records not re-published; they will be again");
-            break;
+            return crate::error::ProcessorError::unless_shutdown(&shutdown, interrupted);
         }
         reader.commit(&batch);
     }

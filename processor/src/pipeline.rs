@@ -38,6 +38,8 @@ pub struct Pipeline<S: Store> {
     pub mappings: HashMap<ClientId, Arc<CompiledMapping>>,
     pub enricher: Enricher,
     pub parking: crate::config::ParkingConfig,
+    /// The broker's message limit: every message a batch makes fits it.
+    pub max_message_bytes: usize,
 }
 
 impl<S: Store> Pipeline<S> {
@@ -88,7 +90,7 @@ impl<S: Store> Pipeline<S> {
             if let Some(done) = stored.take() {
                 if let Err(interrupted) = announced {
                     tracing::warn!(error = %interrupted, "stopping with an unannounced batch; it will be reprocessed");
-                    break;
+                    return ProcessorError::unless_shutdown(&shutdown, interrupted);
                 }
                 // A rebalance while the batch was announced may have given its
                 // partitions to another instance, which reprocesses it from the last
@@ -108,7 +110,7 @@ impl<S: Store> Pipeline<S> {
                 Ok(processed) => processed,
                 Err(interrupted) => {
                     tracing::warn!(error = %interrupted, "stopping with an unmapped batch; it will be reprocessed");
-                    break;
+                    return ProcessorError::unless_shutdown(&shutdown, interrupted);
                 }
             };
             let span = tracing::info_span!(
@@ -119,7 +121,7 @@ impl<S: Store> Pipeline<S> {
             );
             if let Err(interrupted) = store(sink, &processed, &shutdown).instrument(span).await {
                 tracing::warn!(error = %interrupted, "stopping with an unwritten batch; it will be reprocessed");
-                break;
+                return ProcessorError::unless_shutdown(&shutdown, interrupted);
             }
             stored = Some(Stored {
                 batch,
@@ -139,7 +141,9 @@ impl<S: Store> Pipeline<S> {
         shutdown: &Shutdown,
     ) -> Result<Processed, Interrupted> {
         self.enricher.histories.observe_rebalances(rebalances);
-        let mut step = Batch::new(Utc::now()).with_parking(self.parking.max_attempts);
+        let mut step = Batch::new(Utc::now())
+            .with_parking(self.parking.max_attempts)
+            .with_message_limit(self.max_message_bytes);
         if let Some(partitions) = raw_partitions {
             step = step.with_raw_partitions(partitions);
         }
@@ -229,11 +233,13 @@ impl<S: Store> Pipeline<S> {
                 .iter()
                 .filter_map(|c| c.called.as_ref().map(|n| n.as_str().to_owned()))
                 .collect();
+            let accounts: BTreeSet<String> = ours.iter().map(|c| c.account.clone()).collect();
             let starts = ours.iter().map(|c| c.started_at.timestamp());
             let (first, last) =
                 starts.fold((i64::MAX, i64::MIN), |(lo, hi), s| (lo.min(s), hi.max(s)));
             self.read("read CmCalls", shutdown, || {
-                self.store.cm_calls(&called, first - margin, last + margin)
+                self.store
+                    .cm_calls(&accounts, &called, first - margin, last + margin)
             })
             .await?
         };

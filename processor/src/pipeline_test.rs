@@ -46,6 +46,7 @@ fn test_pipeline(
             managed: Arc::new(HashMap::new()),
         },
         parking: crate::config::ParkingConfig::default(),
+        max_message_bytes: schemas::limits::DEFAULT_MAX_MESSAGE_BYTES,
     }
 }
 
@@ -400,6 +401,7 @@ async fn a_relink_and_a_repeat_redecision_of_one_call_both_survive() {
     // same caller arrives in the same batch.
     store.put_cm_call(engine::enrich::duplicates::Candidate {
         cm_call_id: "cm_9".into(),
+        account: stored.account.clone(),
         caller: "+14155552671".into(),
         called: "+18885550100".into(),
         started_at: stored.started_at,

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use rdkafka::message::Message;
-use runtime::kafka::{group_reader, ConsumerError, KafkaConfig};
+use runtime::kafka::{group_reader, KafkaConfig};
 use runtime::shutdown::Shutdown;
 use schemas::rollup::{Dirty, DIMENSIONS};
 
@@ -27,7 +27,7 @@ pub async fn run(
     max_records: usize,
     max_wait: Duration,
     shutdown: Shutdown,
-) -> Result<(), ConsumerError> {
+) -> Result<(), crate::error::ProcessorError> {
     let mut reader = group_reader(kafka, GROUP, &[&sink.topics.rollup_dirty])?;
     let mut stop = shutdown.clone();
     loop {
@@ -41,7 +41,6 @@ pub async fn run(
             .collect();
         let version = batch.iter().map(|m| m.offset()).max().unwrap_or(0).max(0) as u64 + 1;
         let pairs: Vec<Dirty> = dirty.into_iter().collect();
-        let mut failed = false;
         for chunk in pairs.chunks(PAIRS_PER_STATEMENT) {
             for sql in recompute(chunk, version) {
                 let written = sink
@@ -50,14 +49,10 @@ pub async fn run(
                         async move { query.execute().await }
                     })
                     .await;
-                if written.is_err() {
-                    failed = true;
-                    break;
+                if let Err(interrupted) = written {
+                    return crate::error::ProcessorError::unless_shutdown(&shutdown, interrupted);
                 }
             }
-        }
-        if failed {
-            break;
         }
         metrics::counter!(crate::metric_names::PROCESSOR_ROLLUP_HOURS_TOTAL)
             .increment(pairs.len() as u64);

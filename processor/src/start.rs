@@ -46,10 +46,12 @@ pub async fn run(
     let clickhouse = config.clickhouse.client();
 
     let listener = runtime::http::bind(config.http.listen).await?;
+    let workers = runtime::workers::Workers::default();
     let ops_state = OpsState {
         clickhouse: clickhouse.clone(),
         producer: producer.clone(),
         metrics,
+        workers: workers.clone(),
     };
     tokio::spawn(runtime::http::serve(
         listener,
@@ -58,15 +60,17 @@ pub async fn run(
         Duration::from_secs(1),
     ));
 
-    let managed = CompactedTable::start(
-        &config.kafka,
-        &topics.cm_numbers,
-        "managed-numbers",
-        initial_load,
-        shutdown.clone(),
-        decode_managed_number,
-    )
-    .await?;
+    let managed: Arc<dyn ManagedNumbers> = Arc::new(ManagedTable(
+        CompactedTable::start(
+            &config.kafka,
+            &topics.cm_numbers,
+            "managed-numbers",
+            initial_load,
+            shutdown.clone(),
+            decode_managed_number,
+        )
+        .await?,
+    ));
     // Built now so the first batch does not pay for it.
     engine::enrich::geo::geo();
     let store = Arc::new(ClickHouseStore {
@@ -80,81 +84,104 @@ pub async fn run(
     });
     let (max_records, max_wait) = (config.batch.max_records, config.batch.max_wait());
     let rollup_wait = config.batch.rollup_wait();
-    let recorder = {
-        let (kafka, sink, shutdown) = (config.kafka.clone(), sink.clone(), shutdown.clone());
-        let registry = registry.clone();
-        tokio::spawn(async move {
-            if let Err(error) =
-                dead_letters::record(&kafka, &sink, &registry, max_records, max_wait, shutdown)
-                    .await
-            {
-                tracing::error!(%error, "dead-letter recorder stopped");
+    // Every worker is supervised: one that stops before shutdown is logged at error,
+    // fails `/healthz` and starts again from its last commit (`runtime::workers`).
+    let mut handles = Vec::new();
+    {
+        let (kafka, sink, registry) = (config.kafka.clone(), sink.clone(), registry.clone());
+        handles.push(workers.supervise("deadletter-recorder", shutdown.clone(), {
+            let shutdown = shutdown.clone();
+            move || {
+                let (kafka, sink, registry, shutdown) = (
+                    kafka.clone(),
+                    sink.clone(),
+                    registry.clone(),
+                    shutdown.clone(),
+                );
+                async move {
+                    dead_letters::record(&kafka, &sink, &registry, max_records, max_wait, shutdown)
+                        .await
+                }
             }
-        })
-    };
-    let rollup = {
-        let (kafka, sink, shutdown) = (config.kafka.clone(), sink.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            if let Err(error) = rollup::run(&kafka, &sink, max_records, rollup_wait, shutdown).await
-            {
-                tracing::error!(%error, "rollup worker stopped");
+        }));
+    }
+    {
+        let (kafka, sink) = (config.kafka.clone(), sink.clone());
+        handles.push(workers.supervise("rollup", shutdown.clone(), {
+            let shutdown = shutdown.clone();
+            move || {
+                let (kafka, sink, shutdown) = (kafka.clone(), sink.clone(), shutdown.clone());
+                async move { rollup::run(&kafka, &sink, max_records, rollup_wait, shutdown).await }
             }
-        })
-    };
-    let linker = {
-        let linker = linker::Linker {
+        }));
+    }
+    {
+        let linker = Arc::new(linker::Linker {
             sink: sink.clone(),
             store: store.clone(),
             registry: registry.clone(),
+            managed: managed.clone(),
             max_records,
             max_wait,
             sweep_every: Duration::from_millis(config.enrichment.link_sweep_ms),
-        };
-        let (kafka, shutdown) = (config.kafka.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            if let Err(error) = linker.run(&kafka, shutdown).await {
-                tracing::error!(%error, "CallMatrix linker stopped");
+        });
+        let kafka = config.kafka.clone();
+        handles.push(workers.supervise("callmatrix-linker", shutdown.clone(), {
+            let shutdown = shutdown.clone();
+            move || {
+                let (linker, kafka, shutdown) = (linker.clone(), kafka.clone(), shutdown.clone());
+                async move { linker.run(&kafka, shutdown).await }
             }
-        })
-    };
-    let parking = {
-        let (kafka, sink, shutdown) = (config.kafka.clone(), sink.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            if let Err(error) = parking::run(&kafka, &sink, shutdown).await {
-                tracing::error!(%error, "parking worker stopped");
+        }));
+    }
+    {
+        let (kafka, sink) = (config.kafka.clone(), sink.clone());
+        handles.push(workers.supervise("parking", shutdown.clone(), {
+            let shutdown = shutdown.clone();
+            move || {
+                let (kafka, sink, shutdown) = (kafka.clone(), sink.clone(), shutdown.clone());
+                async move { parking::run(&kafka, &sink, shutdown).await }
             }
-        })
-    };
-    let pipeline = Pipeline {
-        registry,
-        registry_wait: Duration::from_millis(config.registry.wait_ms),
-        store,
-        max_backoff: sink.max_backoff,
-        mappings: HashMap::new(),
-        enricher: Enricher {
-            histories: Histories::new(
-                config.enrichment.max_cached_callers,
-                config.enrichment.max_cached_history_bytes,
-            ),
-            managed: Arc::new(ManagedTable(managed)),
-        },
-        parking: config.parking.clone(),
-    };
-    let consumed = pipeline
-        .run(
-            &sink,
-            &config.kafka,
-            max_records,
-            config.batch.wait(),
-            shutdown,
-        )
-        .await;
-    let _ = recorder.await;
-    let _ = linker.await;
-    let _ = rollup.await;
-    let _ = parking.await;
+        }));
+    }
+    {
+        // A pipeline starts afresh (its caches empty) each time it is started.
+        let config = config.clone();
+        handles.push(workers.supervise("pipeline", shutdown.clone(), {
+            let shutdown = shutdown.clone();
+            move || {
+                let pipeline = Pipeline {
+                    registry: registry.clone(),
+                    registry_wait: Duration::from_millis(config.registry.wait_ms),
+                    store: store.clone(),
+                    max_backoff: sink.max_backoff,
+                    mappings: HashMap::new(),
+                    enricher: Enricher {
+                        histories: Histories::new(
+                            config.enrichment.max_cached_callers,
+                            config.enrichment.max_cached_history_bytes,
+                        ),
+                        managed: managed.clone(),
+                    },
+                    parking: config.parking.clone(),
+                    max_message_bytes: config.kafka.max_message_bytes(),
+                };
+                let (sink, kafka, shutdown) =
+                    (sink.clone(), config.kafka.clone(), shutdown.clone());
+                let wait = config.batch.wait();
+                async move {
+                    pipeline
+                        .run(&sink, &kafka, max_records, wait, shutdown)
+                        .await
+                }
+            }
+        }));
+    }
+    for handle in handles {
+        let _ = handle.await;
+    }
     tracing::info!("processor stopped");
-    consumed
+    Ok(())
 }
 
 fn decode_managed_number(key: &str, bytes: &[u8]) -> Result<ManagedNumber, String> {

@@ -5,6 +5,8 @@
 pub const KAFKA_COMMIT_ERRORS_TOTAL: &str = "kafka_commit_errors_total";
 /// counter; labels: none.
 pub const KAFKA_COMMITS_TOTAL: &str = "kafka_commits_total";
+/// counter; labels: `limit` (the configuration key of the per-account limit hit).
+pub const FAIR_SHARE_REFUSALS_TOTAL: &str = "fair_share_refusals_total";
 /// counter; labels: `group`.
 pub const KAFKA_GROUP_REJOINS_TOTAL: &str = "kafka_group_rejoins_total";
 /// counter; labels: `reader`.
@@ -23,3 +25,7 @@ pub const RETRIES_TOTAL: &str = "retries_total";
 pub const TABLE_ENTRIES: &str = "table_entries";
 /// counter; labels: `table`.
 pub const TABLE_INVALID_TOTAL: &str = "table_invalid_total";
+/// counter; labels: `worker`.
+pub const WORKER_RESTARTS_TOTAL: &str = "worker_restarts_total";
+/// gauge; labels: `worker`.
+pub const WORKER_UP: &str = "worker_up";

@@ -166,6 +166,13 @@ impl IntegrationRegistry {
 
 /// An integration message: valid, and keyed by its own client id.
 fn decode(key: &str, bytes: &[u8]) -> Result<Integration, String> {
+    if bytes.len() > schemas::integration::MAX_DEFINITION_BYTES {
+        return Err(format!(
+            "definition is {} bytes; at most {}",
+            bytes.len(),
+            schemas::integration::MAX_DEFINITION_BYTES
+        ));
+    }
     let integration: Integration = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     integration.validate().map_err(|e| e.to_string())?;
     if integration.client_id.as_str() != key {
@@ -189,7 +196,7 @@ pub async fn publish(
     kafka: &KafkaConfig,
     integration: &Integration,
 ) -> Result<(), RegistryError> {
-    integration.validate()?;
+    integration.validate_for_publish()?;
     let payload = serde_json::to_vec(integration).unwrap_or_default();
     producer
         .send_all(

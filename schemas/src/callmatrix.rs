@@ -47,6 +47,11 @@ pub struct CmCall {
     pub duration_s: u32,
     #[serde(default)]
     pub payout: Option<Money>,
+    /// The account the call was routed for. Absent: the account that manages the
+    /// called number (the linker fills it in). A partner record is only ever linked
+    /// to a CmCall of its own account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,13 +86,16 @@ pub struct CmCallRow {
         serde(with = "clickhouse::serde::chrono::datetime")
     )]
     pub received_at: DateTime<Utc>,
+    /// The account it was routed for (migration 14).
+    pub account: String,
 }
 
 pub const CM_CALL_COLUMNS: &str =
-    "cm_call_id, caller, called, started_at, duration_s, payout, received_at";
+    "cm_call_id, caller, called, started_at, duration_s, payout, received_at, account";
 
 impl CmCallRow {
-    pub fn new(call: &CmCall, received_at: DateTime<Utc>) -> Self {
+    /// `account`: the call's own, else that of the account managing its number.
+    pub fn new(call: &CmCall, account: String, received_at: DateTime<Utc>) -> Self {
         Self {
             cm_call_id: call.cm_call_id.clone(),
             caller: call.caller.to_string(),
@@ -96,6 +104,7 @@ impl CmCallRow {
             duration_s: call.duration_s,
             payout: call.payout.map(Money::units),
             received_at: crate::call::to_whole_seconds(received_at),
+            account,
         }
     }
 }
@@ -147,7 +156,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(calls[0].payout.unwrap().to_string(), "45.00");
-        let row = CmCallRow::new(&calls[0], calls[0].started_at);
+        let row = CmCallRow::new(&calls[0], "acme-leads".into(), calls[0].started_at);
         assert_eq!(row.payout, Some(450_000));
     }
 

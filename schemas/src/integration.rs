@@ -232,7 +232,55 @@ pub struct FieldRule {
     pub format: Option<String>,
 }
 
+/// Largest integration definition (its JSON) any binary takes: every instance of
+/// every binary holds every definition. The api's per-account limit is lower
+/// (`limits.definition_bytes`).
+pub const MAX_DEFINITION_BYTES: usize = 1024 * 1024;
+
 impl Integration {
+    /// What a definition must meet to be published (created or changed), beyond
+    /// [`validate`](Self::validate): webhooks need a way to be trusted, so `auth`
+    /// is required (`{"scheme": "none"}` says so explicitly), and the definition
+    /// fits [`MAX_DEFINITION_BYTES`]. Definitions published before `auth` was
+    /// required still load (health shows them as unauthenticated).
+    pub fn validate_for_publish(&self) -> Result<(), IntegrationError> {
+        self.validate()?;
+        if self.deleted {
+            return Ok(());
+        }
+        let invalid = |field: &str, problem: String| IntegrationError::Invalid {
+            client_id: self.client_id.to_string(),
+            field: field.to_owned(),
+            problem,
+        };
+        // A disabled integration takes no webhook, so it may be published (disabled
+        // or re-versioned) without `auth`.
+        if self.enabled && self.auth.is_none() {
+            return Err(invalid(
+                "auth",
+                "is required: a bearer token or Standard Webhooks secrets, or {\"scheme\": \"none\"} \
+                 to accept webhooks from anyone who knows the URL (unsafe)"
+                    .into(),
+            ));
+        }
+        let size = serde_json::to_vec(self).map_or(0, |v| v.len());
+        if size > MAX_DEFINITION_BYTES {
+            return Err(invalid(
+                "(definition)",
+                format!("is {size} bytes; at most {MAX_DEFINITION_BYTES}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether webhooks to this integration are accepted from anyone: `auth` says
+    /// `none`, or the definition predates `auth` being required.
+    pub fn accepts_anyone(&self) -> bool {
+        self.auth
+            .as_ref()
+            .is_none_or(|a| matches!(a, crate::webhook_auth::WebhookAuth::None {}))
+    }
+
     /// Checks what serde cannot: names resolve, rules are complete.
     pub fn validate(&self) -> Result<(), IntegrationError> {
         let invalid = |field: &str, problem: String| IntegrationError::Invalid {

@@ -10,6 +10,7 @@ pub mod envelope;
 pub mod ids;
 pub mod integration;
 pub mod keys;
+pub mod limits;
 pub mod migrations;
 pub mod money;
 pub mod openapi;

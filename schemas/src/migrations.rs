@@ -86,6 +86,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "call_ids",
         sql: include_str!("../migrations/0013_call_ids.sql"),
     },
+    Migration {
+        version: 14,
+        name: "fitted_letters_cm_account",
+        sql: include_str!("../migrations/0014_fitted_letters_cm_account.sql"),
+    },
 ];
 
 /// Rolls up every stored call at version 0, below every version the rollup worker

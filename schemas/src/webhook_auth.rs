@@ -34,6 +34,10 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "scheme", rename_all = "snake_case", deny_unknown_fields)]
 pub enum WebhookAuth {
+    /// No check: anyone who knows the URL can send records, including records that
+    /// replace or re-decide real calls. Unsafe; must be said explicitly, and
+    /// integration health shows it.
+    None {},
     /// `Authorization: Bearer <token>`.
     Bearer { tokens: Vec<Secret> },
     /// Standard Webhooks: `webhook-id`, `webhook-timestamp` and `webhook-signature`
@@ -54,13 +58,33 @@ fn default_tolerance_s() -> u64 {
 /// Shortest bearer token accepted: guessing must be hopeless.
 pub const MIN_TOKEN_LEN: usize = 24;
 
+/// Most tokens or secrets valid at once: rotation needs two; each costs a MAC of
+/// the body per request.
+pub const MAX_SECRETS: usize = 5;
+
 impl WebhookAuth {
+    /// The scheme's name, as health shows it.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Self::None {} => "none",
+            Self::Bearer { .. } => "bearer",
+            Self::StandardWebhooks { .. } => "standard_webhooks",
+        }
+    }
+
     /// The first problem, as (field path under `auth`, problem); never quotes a secret.
     pub fn problem(&self) -> Option<(String, String)> {
         match self {
+            Self::None {} => None,
             Self::Bearer { tokens } => {
                 if tokens.is_empty() {
                     return Some(("auth.tokens".into(), "needs at least one token".into()));
+                }
+                if tokens.len() > MAX_SECRETS {
+                    return Some((
+                        "auth.tokens".into(),
+                        format!("at most {MAX_SECRETS} tokens at once"),
+                    ));
                 }
                 tokens
                     .iter()
@@ -78,6 +102,12 @@ impl WebhookAuth {
             } => {
                 if secrets.is_empty() {
                     return Some(("auth.secrets".into(), "needs at least one secret".into()));
+                }
+                if secrets.len() > MAX_SECRETS {
+                    return Some((
+                        "auth.secrets".into(),
+                        format!("at most {MAX_SECRETS} secrets at once"),
+                    ));
                 }
                 if let Some(i) = secrets.iter().position(|s| secret_key(s).is_none()) {
                     return Some((

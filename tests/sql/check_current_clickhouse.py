@@ -40,11 +40,11 @@ API_QUERIES = [
     "(('arroyo', toUUID('8587d290-81f5-5ad5-ad00-8cab09568b1b'))) AND caller = '+14155552671' "
     "ORDER BY started_at DESC, toString(id) DESC LIMIT 51",
     "SELECT raw_id, client_id, source, stage, reason, errors, received_at, failed_at, raw_partition, "
-    "raw_offset, payload, account FROM dead_letters FINAL WHERE 1 AND client_id = 'arroyo' "
+    "raw_offset, payload, account, payload_bytes, payload_sha256 FROM dead_letters FINAL WHERE 1 AND client_id = 'arroyo' "
     "AND (account = 'acme' OR (account = '' AND client_id IN ('arroyo'))) "
     "ORDER BY failed_at DESC, toString(raw_id) DESC LIMIT 50",
     "SELECT raw_id, client_id, source, stage, reason, errors, received_at, failed_at, raw_partition, "
-    "raw_offset, payload, account FROM dead_letters FINAL WHERE 1 AND client_id = 'arroyo' "
+    "raw_offset, payload, account, payload_bytes, payload_sha256 FROM dead_letters FINAL WHERE 1 AND client_id = 'arroyo' "
     "AND replaceRegexpAll(replaceRegexpAll(reason, '[0-9]+', '#'), 'call [^ ,;:]+', 'call …') = "
     "'required field(s) started_at could not be mapped' ORDER BY failed_at DESC, toString(raw_id) DESC LIMIT 20",
     "SELECT count() FROM calls FINAL WHERE client_id = 'arroyo'",

@@ -394,6 +394,11 @@ pub fn reader_password() -> String {
     std::env::var("CM_TEST_CLICKHOUSE_READER_PASSWORD").unwrap_or_default()
 }
 
+/// The analysts' ClickHouse user's password (deploy/test.sh exports it).
+pub fn analyst_password() -> String {
+    std::env::var("CM_TEST_CLICKHOUSE_ANALYST_PASSWORD").unwrap_or_default()
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }

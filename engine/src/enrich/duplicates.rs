@@ -19,6 +19,8 @@ use schemas::CallRecord;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
     pub cm_call_id: String,
+    /// The account the CmCall was routed for: only that account's records link to it.
+    pub account: String,
     pub caller: String,
     pub called: String,
     pub started_at: DateTime<Utc>,
@@ -29,6 +31,7 @@ impl From<CmCallRow> for Candidate {
     fn from(row: CmCallRow) -> Self {
         Self {
             cm_call_id: row.cm_call_id,
+            account: row.account,
             caller: row.caller,
             called: row.called,
             started_at: row.started_at,
@@ -48,8 +51,8 @@ pub struct Link {
     pub tied: Vec<String>,
 }
 
-/// Links `call` among `candidates` (any CmCalls; the ones on other numbers or
-/// callers are skipped). An echoed id wins without looking at candidates.
+/// Links `call` among `candidates` (any CmCalls; the ones of other accounts, numbers
+/// or callers are skipped). An echoed id wins without looking at candidates.
 pub fn link(call: &CallRecord, candidates: &[Candidate], rule: &DuplicateRule) -> Link {
     if call.match_method == Some(MatchMethod::EchoedId) {
         return Link {
@@ -65,7 +68,8 @@ pub fn link(call: &CallRecord, candidates: &[Candidate], rule: &DuplicateRule) -
         .iter()
         // A withheld caller matches no CmCall: the caller is half the evidence.
         .filter(|c| {
-            c.called == called
+            c.account == call.account
+                && c.called == called
                 && call
                     .caller
                     .as_ref()
@@ -164,6 +168,7 @@ mod tests {
     fn cm(id: &str, start: i64, duration: u32) -> Candidate {
         Candidate {
             cm_call_id: id.into(),
+            account: "acme".into(),
             caller: "+14155552671".into(),
             called: "+18885550100".into(),
             started_at: at(start),

@@ -212,15 +212,17 @@ impl Enricher {
         changed
     }
 
-    /// Whether CallMatrix manages `call`'s called number (or the partner echoed our
-    /// call id, which says the same).
+    /// Whether CallMatrix manages `call`'s called number for the call's own account
+    /// (or the partner echoed our call id, which says the same). A number another
+    /// account manages says nothing about this account's calls: enrichment never
+    /// looks across accounts.
     pub fn is_callmatrix_call(&self, call: &CallRecord) -> bool {
         call.match_method == Some(MatchMethod::EchoedId)
             || call
                 .called
                 .as_ref()
                 .and_then(|n| self.managed.managed(n.as_str()))
-                .is_some_and(|n| n.active)
+                .is_some_and(|n| n.active && n.account == call.account)
     }
 
     /// Tags and links the CallMatrix calls among `calls` (see `duplicates`).

@@ -105,6 +105,8 @@ impl ImportJobs {
 pub struct Importer {
     pub producer: AckedProducer,
     pub topics: Topics,
+    /// The largest row: every message made from it fits the broker's limit.
+    pub record_limits: schemas::limits::RecordLimits,
     pub jobs: ImportJobs,
 }
 
@@ -168,6 +170,18 @@ impl Importer {
             match row {
                 Row::Record { row, fields } => {
                     let text = serde_json::Value::Object(fields).to_string();
+                    if let Err(too_large) = self.record_limits.check(&text) {
+                        letters.push(dead_letter(
+                            &integration.client_id,
+                            Source::Csv,
+                            Stage::Ingest,
+                            &text,
+                            format!("row {row}: {too_large}"),
+                            received_at,
+                        ));
+                        reject(&mut status, row, too_large.to_string(), vec![]);
+                        continue;
+                    }
                     let Ok(payload) = RawValue::from_string(text.clone()) else {
                         continue;
                     };
@@ -247,13 +261,8 @@ impl Importer {
     ) -> Result<(), String> {
         if !letters.is_empty() {
             let encoded: Vec<(String, Vec<u8>)> = letters
-                .iter()
-                .map(|d| {
-                    (
-                        d.raw_id.to_string(),
-                        serde_json::to_vec(d).unwrap_or_default(),
-                    )
-                })
+                .drain(..)
+                .map(|d| crate::webhook::encoded_letter(d, self.record_limits))
                 .collect();
             self.send(&self.topics.dead_letter, &encoded).await?;
             letters.clear();

@@ -34,6 +34,8 @@ pub struct ImportState {
     pub fetch_timeout: Duration,
     /// Largest CSV a URL import reads.
     pub max_bytes: u64,
+    /// Imports one account may run at once (`limits.imports_in_flight`).
+    pub limits: Arc<crate::limits::IngestLimits>,
     /// Where Google Sheets links are fetched from (tests point it at a local server).
     pub sheets_base_url: String,
 }
@@ -61,8 +63,25 @@ pub async fn create(
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
+    // The pass is held until the import ends (with the upload, or by the fetch task).
+    let pass = match content_type.as_str() {
+        "text/csv" | "application/csv" | "application/json" => {
+            state.limits.import(&integration.account)?
+        }
+        _ => {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the file as text/csv, or {\"url\": ...} as application/json",
+            ))
+        }
+    };
     match content_type.as_str() {
-        "text/csv" | "application/csv" => upload(state, integration, request).await,
+        "text/csv" | "application/csv" => {
+            let answer = upload(state, integration, request).await;
+            drop(pass);
+            answer
+        }
         "application/json" => {
             let body = read_body(request, 64 * 1024, runtime::http::BODY_TIMEOUT).await?;
             let from: FromUrl = serde_json::from_slice(&body).map_err(|e| {
@@ -101,7 +120,10 @@ pub async fn create(
                 .importer
                 .start(&integration, schemas::redact::redact_url(&url, &[]));
             let (state, id) = (state.clone(), status.import_id);
-            tokio::spawn(async move { fetch(&state, integration, status, &url).await });
+            tokio::spawn(async move {
+                fetch(&state, integration, status, &url).await;
+                drop(pass);
+            });
             Ok(json(
                 StatusCode::ACCEPTED,
                 &serde_json::json!({"import_id": id, "status_url": format!("/api/imports/{id}")}),
@@ -148,11 +170,22 @@ async fn upload(
     let status = state.importer.start(&integration, "upload".into());
     let (tx, rx) = mpsc::channel(reader::CHUNK_BUFFER);
     let mut body = request.into_body();
+    let max_bytes = state.max_bytes;
     let forward = async move {
+        let mut read = 0_u64;
         while let Some(frame) = body.frame().await {
             let chunk = match frame {
                 Ok(frame) => match frame.into_data() {
-                    Ok(data) => Ok(data),
+                    Ok(data) => {
+                        read += data.len() as u64;
+                        if read > max_bytes {
+                            Err(format!(
+                                "the upload is over {max_bytes} bytes (outbound.max_import_bytes); split the file"
+                            ))
+                        } else {
+                            Ok(data)
+                        }
+                    }
                     Err(_) => continue,
                 },
                 Err(error) => Err(format!("reading the upload: {error}")),

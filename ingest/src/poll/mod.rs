@@ -33,10 +33,12 @@ use crate::outbound::Outbound;
 
 pub const GROUP: &str = "poller";
 
-/// How poll workers reach partners: through the outbound guard, pages capped.
+/// How poll workers reach partners: through the outbound guard, pages capped, runs
+/// in flight bounded per instance and per account.
 pub struct PollFetch {
     pub outbound: Outbound,
     pub max_page_bytes: u64,
+    pub limits: Arc<crate::limits::IngestLimits>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,12 +80,16 @@ pub struct Poller {
     key_rules: KeyRulesCache,
     outbound: Outbound,
     max_page_bytes: u64,
+    record_limits: schemas::limits::RecordLimits,
     cursors: CompactedTable<Cursor>,
     budgets: Budgets,
     leases: Arc<StreamConsumer>,
     partitions: i32,
     statuses: Arc<Mutex<HashMap<ClientId, PollStatus>>>,
     triggered: Arc<Mutex<HashSet<ClientId>>>,
+    limits: Arc<crate::limits::IngestLimits>,
+    /// Runs in flight on this instance (`limits.polls_in_flight`).
+    running: Arc<tokio::sync::Semaphore>,
 }
 
 impl Poller {
@@ -120,12 +126,17 @@ impl Poller {
             key_rules,
             outbound: fetch.outbound,
             max_page_bytes: fetch.max_page_bytes,
+            record_limits: kafka.record_limits(),
             cursors,
             budgets: Budgets::default(),
             leases,
             partitions,
             statuses: Arc::default(),
             triggered: Arc::default(),
+            running: Arc::new(tokio::sync::Semaphore::new(
+                fetch.limits.config.polls_in_flight as usize,
+            )),
+            limits: fetch.limits,
         };
         // The group needs its member polled to keep it (nothing is ever read).
         let member = poller.leases.clone();
@@ -182,6 +193,14 @@ impl Poller {
                 if !integration.enabled || !self.owns(&integration.client_id) {
                     continue;
                 }
+                // A slot of the instance's and of the account's, or the run waits
+                // (still due) for the next tick.
+                let Ok(slot) = self.running.clone().try_acquire_owned() else {
+                    break;
+                };
+                let Some(account_slot) = self.limits.poll(&integration.account) else {
+                    continue;
+                };
                 let triggered = self.lock_triggered().remove(&integration.client_id);
                 let due = {
                     let mut statuses = self.lock_statuses();
@@ -203,8 +222,29 @@ impl Poller {
                 };
                 if due {
                     let (poller, integration) = (self.clone(), integration.clone());
-                    tokio::spawn(async move { poller.run_one(&integration).await });
+                    tokio::spawn(async move {
+                        poller.run_guarded(&integration).await;
+                        drop((slot, account_slot));
+                    });
                 }
+            }
+        }
+    }
+
+    /// [`run_one`](Self::run_one), and if it panics the integration is not left
+    /// "running" (and never polled again): it is marked failed and scheduled.
+    async fn run_guarded(&self, integration: &Integration) {
+        use futures::FutureExt;
+        let ran = std::panic::AssertUnwindSafe(self.run_one(integration))
+            .catch_unwind()
+            .await;
+        if ran.is_err() {
+            tracing::error!(client_id = %integration.client_id, "poll run panicked; it will run again when due");
+            let mut statuses = self.lock_statuses();
+            if let Some(status) = statuses.get_mut(&integration.client_id) {
+                status.running = false;
+                status.last_ok = Some(false);
+                status.last_error = Some("the run failed unexpectedly (logged)".into());
             }
         }
     }
@@ -235,6 +275,8 @@ impl Poller {
             max_page_bytes: self.max_page_bytes,
             producer: &self.producer,
             raw_topic: &self.topics.raw,
+            dead_letter_topic: &self.topics.dead_letter,
+            record_limits: self.record_limits,
             budgets: &self.budgets,
             key_rules: &key_rules,
         };

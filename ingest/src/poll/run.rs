@@ -43,6 +43,10 @@ pub struct RunContext<'a> {
     pub max_page_bytes: u64,
     pub producer: &'a AckedProducer,
     pub raw_topic: &'a str,
+    /// Where records too large for the pipeline go instead (fitted, with why).
+    pub dead_letter_topic: &'a str,
+    /// The largest record: every message made from it fits the broker's limit.
+    pub record_limits: schemas::limits::RecordLimits,
     pub budgets: &'a Budgets,
     pub key_rules: &'a KeyRules,
 }
@@ -517,10 +521,23 @@ async fn send(
         return Ok(());
     }
     let received_at = Utc::now();
+    let mut letters = Vec::new();
     let envelopes: Vec<RawEnvelope> = records
         .iter()
         .filter_map(|record| {
             let text = record.to_string();
+            if let Err(too_large) = ctx.record_limits.check(&text) {
+                let letter = crate::webhook::dead_letter(
+                    &integration.client_id,
+                    Source::Poll,
+                    schemas::dead_letter::Stage::Ingest,
+                    &text,
+                    too_large.to_string(),
+                    received_at,
+                );
+                letters.push(crate::webhook::encoded_letter(letter, ctx.record_limits));
+                return None;
+            }
             let key = content_key(text.as_bytes());
             Some(RawEnvelope {
                 raw_id: schemas::ids::raw_record_id(&integration.client_id, &key),
@@ -543,6 +560,14 @@ async fn send(
         .send_pairs(ctx.raw_topic, &encoded)
         .await
         .map_err(|e| format!("Kafka did not acknowledge a page: {e}"))?;
+    if !letters.is_empty() {
+        ctx.producer
+            .send_pairs(ctx.dead_letter_topic, &letters)
+            .await
+            .map_err(|e| format!("Kafka did not acknowledge a page's dead letters: {e}"))?;
+        metrics::counter!(crate::metric_names::INGEST_RECORDS_TOTAL, "outcome" => "poll_rejected")
+            .increment(letters.len() as u64);
+    }
     metrics::counter!(crate::metric_names::INGEST_RECORDS_TOTAL, "outcome" => "polled")
         .increment(envelopes.len() as u64);
     Ok(())

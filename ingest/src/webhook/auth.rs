@@ -22,10 +22,18 @@ pub enum AuthError {
     #[error("no webhook-signature matches the body with a current secret")]
     BadSignature,
     /// Nothing in `webhook-signature` could prove anything: each entry empty, of the
-    /// wrong length, not base64, or of a scheme other than `v1`.
+    /// wrong length, not base64, or of a scheme other than `v1`; or the header has
+    /// more entries or bytes than any sender needs.
     #[error("webhook-signature has no usable signature: {0}")]
     UnusableSignature(String),
 }
+
+/// Most entries in `webhook-signature`: a sender rotating its secret sends two.
+/// Each entry is compared with every secret's MAC (computed once per secret), so
+/// the bound keeps a request's cost at the body's size whatever it carries.
+pub const MAX_SIGNATURES: usize = 8;
+/// Longest `webhook-signature` header: eight `v1,<44 base64 chars>` entries.
+pub const MAX_SIGNATURE_HEADER_BYTES: usize = 512;
 
 impl AuthError {
     pub fn code(&self) -> &'static str {
@@ -38,8 +46,23 @@ impl AuthError {
     }
 }
 
-/// Whether a bearer check can run before the body is read (it can; signatures
-/// cannot).
+/// What can be checked before the body is read: a bearer token, and that a
+/// signature scheme's headers are there at all (so a request without them costs no
+/// body read).
+pub fn check_before_body(auth: &WebhookAuth, headers: &HeaderMap) -> Result<(), AuthError> {
+    match auth {
+        WebhookAuth::None {} => Ok(()),
+        WebhookAuth::Bearer { .. } => check_bearer(auth, headers),
+        WebhookAuth::StandardWebhooks { .. } => {
+            for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+                header(headers, name)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Whether the bearer token is one of the integration's.
 pub fn check_bearer(auth: &WebhookAuth, headers: &HeaderMap) -> Result<(), AuthError> {
     let WebhookAuth::Bearer { tokens } = auth else {
         return Ok(());
@@ -92,23 +115,29 @@ pub fn check_signature(
         });
     }
     let presented = usable_signatures(signatures)?;
+    // One MAC of the body per secret, compared with every presented signature in
+    // constant time (no early exit), so a request costs a MAC per secret however
+    // many entries it carries.
+    let mut matched = 0_u8;
     for key in secrets.iter().filter_map(secret_key) {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&key) else {
+            continue;
+        };
+        mac.update(id.as_bytes());
+        mac.update(b".");
+        mac.update(timestamp.trim().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        let expected = mac.finalize().into_bytes();
         for signature in &presented {
-            let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&key) else {
-                continue;
-            };
-            mac.update(id.as_bytes());
-            mac.update(b".");
-            mac.update(timestamp.trim().as_bytes());
-            mac.update(b".");
-            mac.update(body);
-            // `verify_slice` compares in constant time.
-            if mac.verify_slice(signature).is_ok() {
-                return Ok(());
-            }
+            matched |= expected.as_slice().ct_eq(signature).unwrap_u8();
         }
     }
-    Err(AuthError::BadSignature)
+    if matched == 1 {
+        Ok(())
+    } else {
+        Err(AuthError::BadSignature)
+    }
 }
 
 /// Length of an HMAC-SHA256 signature.
@@ -118,6 +147,18 @@ const SIGNATURE_LEN: usize = 32;
 /// why the first entry is unusable. An empty `v1,` must never reach a comparison
 /// (a comparison of nothing with a truncated MAC "matches" in some libraries).
 fn usable_signatures(header: &str) -> Result<Vec<Vec<u8>>, AuthError> {
+    if header.len() > MAX_SIGNATURE_HEADER_BYTES {
+        return Err(AuthError::UnusableSignature(format!(
+            "the header is {} bytes; at most {MAX_SIGNATURE_HEADER_BYTES}",
+            header.len()
+        )));
+    }
+    let entries = header.split_whitespace().count();
+    if entries > MAX_SIGNATURES {
+        return Err(AuthError::UnusableSignature(format!(
+            "{entries} entries; at most {MAX_SIGNATURES}"
+        )));
+    }
     let mut usable = Vec::new();
     let mut first_problem = None;
     for entry in header.split_whitespace() {

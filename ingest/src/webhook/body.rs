@@ -2,6 +2,7 @@
 //! the exact bytes the partner sent. Accepts one JSON object, a JSON array of
 //! objects, or NDJSON (one object per line).
 
+use schemas::limits::RecordLimits;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -72,12 +73,26 @@ pub enum BodyError {
     NoRecords,
     #[error("body has {count} records; at most {limit} are accepted per request")]
     TooManyRecords { count: usize, limit: usize },
+    #[error("{0}")]
+    RecordTooLarge(schemas::limits::RecordTooLarge),
 }
 
+/// [`parse_body_within`] at librdkafka's default message limit.
 pub fn parse_body(
     bytes: &[u8],
     format: BodyFormat,
     max_records: usize,
+) -> Result<ParsedBody, BodyError> {
+    parse_body_within(bytes, format, max_records, RecordLimits::default())
+}
+
+/// The body's records; a record too large for the pipeline (`limits`) is refused
+/// alone, naming its size and the limit (a body of one such record: the whole body).
+pub fn parse_body_within(
+    bytes: &[u8],
+    format: BodyFormat,
+    max_records: usize,
+    limits: RecordLimits,
 ) -> Result<ParsedBody, BodyError> {
     let text = std::str::from_utf8(bytes).map_err(|e| BodyError::NotUtf8 {
         position: e.valid_up_to(),
@@ -87,8 +102,8 @@ pub fn parse_body(
         return Err(BodyError::Empty);
     }
     let parsed = match format {
-        BodyFormat::Json => parse_json(text)?,
-        BodyFormat::Ndjson => parse_ndjson(text),
+        BodyFormat::Json => parse_json(text, limits)?,
+        BodyFormat::Ndjson => parse_ndjson(text, limits),
     };
     let count = parsed.records.len() + parsed.rejected.len();
     if count == 0 {
@@ -103,7 +118,7 @@ pub fn parse_body(
     Ok(parsed)
 }
 
-fn parse_json(text: &str) -> Result<ParsedBody, BodyError> {
+fn parse_json(text: &str, limits: RecordLimits) -> Result<ParsedBody, BodyError> {
     let malformed = |e: serde_json::Error| BodyError::Malformed {
         line: e.line(),
         column: e.column(),
@@ -113,6 +128,9 @@ fn parse_json(text: &str) -> Result<ParsedBody, BodyError> {
     let whole: &RawValue = serde_json::from_str(text).map_err(malformed)?;
     match whole.get().as_bytes().first() {
         Some(b'{') => {
+            limits
+                .check(whole.get())
+                .map_err(BodyError::RecordTooLarge)?;
             check(whole.get()).map_err(malformed)?;
             Ok(ParsedBody {
                 records: vec![(0, whole.to_owned())],
@@ -127,6 +145,14 @@ fn parse_json(text: &str) -> Result<ParsedBody, BodyError> {
             };
             for (index, item) in items.into_iter().enumerate() {
                 match kind_of(item) {
+                    "an object" if limits.check(item.get()).is_err() => {
+                        parsed.rejected.push(too_large(
+                            index,
+                            line_of(text, item.get()),
+                            item.get(),
+                            limits,
+                        ));
+                    }
                     "an object" => match check(item.get()) {
                         Ok(()) => parsed.records.push((index, item.to_owned())),
                         Err(e) => parsed.rejected.push(RejectedRecord {
@@ -154,7 +180,7 @@ fn parse_json(text: &str) -> Result<ParsedBody, BodyError> {
     }
 }
 
-fn parse_ndjson(text: &str) -> ParsedBody {
+fn parse_ndjson(text: &str, limits: RecordLimits) -> ParsedBody {
     let mut parsed = ParsedBody {
         records: vec![],
         rejected: vec![],
@@ -163,6 +189,13 @@ fn parse_ndjson(text: &str) -> ParsedBody {
     for (line_number, line) in text.split('\n').enumerate() {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.trim().is_empty() {
+            continue;
+        }
+        if limits.check(line).is_err() {
+            parsed
+                .rejected
+                .push(too_large(index, line_number + 1, line, limits));
+            index += 1;
             continue;
         }
         match serde_json::from_str::<Box<RawValue>>(line)
@@ -187,6 +220,22 @@ fn parse_ndjson(text: &str) -> ParsedBody {
         index += 1;
     }
     parsed
+}
+
+/// A record refused for its size: every message made from it must fit the broker's
+/// limit (`schemas::limits`). Its dead letter keeps its start, size and digest.
+fn too_large(index: usize, line: usize, text: &str, limits: RecordLimits) -> RejectedRecord {
+    let error = limits
+        .check(text)
+        .err()
+        .map_or_else(String::new, |e| e.to_string());
+    RejectedRecord {
+        index,
+        line,
+        column: None,
+        error,
+        text: text.to_owned(),
+    }
 }
 
 /// Whether `json` is JSON every reader downstream can read: splitting into raw

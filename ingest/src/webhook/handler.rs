@@ -16,7 +16,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::auth;
-use super::body::{parse_body, BodyError, BodyFormat, RejectedRecord};
+use super::body::{parse_body_within, BodyError, BodyFormat, RejectedRecord};
 use super::limits::RateLimits;
 use schemas::keys::KeyRulesCache;
 
@@ -39,11 +39,15 @@ pub struct WebhookState {
     /// How long the body may take to arrive (slowloris guard).
     pub body_timeout: std::time::Duration,
     pub max_records: usize,
+    /// The largest record: every message made from it fits the broker's limit.
+    pub record_limits: schemas::limits::RecordLimits,
     pub retry_after_s: u64,
     pub rate_limits: RateLimits,
     /// Answers to deliveries that carried a delivery id (`webhook-id` or
     /// `Idempotency-Key`), so a retry is answered 200 with the original ids.
     pub deliveries: Deliveries,
+    /// Per-account fair shares (the edge's requests per second).
+    pub limits: std::sync::Arc<crate::limits::IngestLimits>,
 }
 
 /// Recent answers by (client, delivery id), kept for a day.
@@ -120,10 +124,21 @@ async fn accept(
     client: &str,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Problem> {
-    let integration = find_integration(&state.registry, client)?;
-    if let Some(auth) = &integration.auth {
-        auth::check_bearer(auth, request.headers()).map_err(unauthorized)?;
+    // An unknown id, a disabled integration and failed credentials are answered
+    // alike: the answer says nothing about which integrations exist.
+    let integration = state
+        .registry
+        .find(client)
+        .ok_or_else(|| not_accepted(client, "unknown_integration"))?;
+    if !integration.enabled {
+        return Err(not_accepted(client, "integration_disabled"));
     }
+    if let Some(auth) = &integration.auth {
+        auth::check_before_body(auth, request.headers())
+            .map_err(|e| not_accepted(client, e.code()))?;
+    }
+    // The account's share of the edge, before its body costs anything.
+    state.limits.webhook(&integration.account)?;
     let format = content_format(request.headers())?;
     let key = idempotency_key(request.headers());
     // Signatures cover the body, so they are checked after it is read; only then are
@@ -133,7 +148,7 @@ async fn accept(
     let received_at = Utc::now();
     if let (Some(auth), Some(headers)) = (&integration.auth, &headers) {
         auth::check_signature(auth, headers, &bytes, received_at.timestamp())
-            .map_err(unauthorized)?;
+            .map_err(|e| not_accepted(client, e.code()))?;
     }
     if let Err(wait) = state.rate_limits.check(&integration) {
         metrics::counter!(crate::metric_names::INGEST_RATE_LIMITED_TOTAL).increment(1);
@@ -175,7 +190,7 @@ async fn accept(
             .unwrap_or_else(|_| Response::new(runtime::http::full(bytes::Bytes::new()))));
     }
 
-    let parsed = match parse_body(&bytes, format, state.max_records) {
+    let parsed = match parse_body_within(&bytes, format, state.max_records, state.record_limits) {
         Ok(parsed) => parsed,
         Err(error) => {
             return Err(body_problem(state, &integration, &bytes, error, received_at).await)
@@ -220,10 +235,7 @@ async fn accept(
                     format!("record {} (line {}): {}", r.index, r.line, r.error),
                     received_at,
                 );
-                (
-                    letter.raw_id.to_string(),
-                    serde_json::to_vec(&letter).unwrap_or_default(),
-                )
+                encoded_letter(letter, state.record_limits)
             })
             .collect();
         send(state, &state.topics.dead_letter, &letters).await?;
@@ -262,22 +274,19 @@ async fn accept(
     Ok(json(status, &answer))
 }
 
-fn unauthorized(error: auth::AuthError) -> Problem {
-    metrics::counter!(crate::metric_names::INGEST_UNAUTHORIZED_TOTAL, "reason" => error.code())
+/// The one answer to a webhook that is not taken for who sent it: an unknown
+/// integration, a disabled one, or credentials that do not match. Which it was is
+/// logged and counted by `reason` for the operator, never told to the sender.
+fn not_accepted(client: &str, reason: &'static str) -> Problem {
+    metrics::counter!(crate::metric_names::INGEST_UNAUTHORIZED_TOTAL, "reason" => reason)
         .increment(1);
-    tracing::info!(reason = error.code(), "webhook refused: not authenticated");
-    Problem::new(StatusCode::UNAUTHORIZED, error.code(), error.to_string())
-}
-
-pub(crate) fn find_integration(
-    registry: &IntegrationRegistry,
-    client: &str,
-) -> Result<std::sync::Arc<Integration>, Problem> {
-    let integration = registry
-        .find(client)
-        .ok_or_else(|| Problem::unknown_integration(client))?;
-    accepting(&integration)?;
-    Ok(integration)
+    tracing::info!(client_id = client, reason, "webhook refused");
+    Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "not_accepted",
+        "this webhook URL does not accept the request: no enabled integration here takes it \
+         with these credentials (docs/ingest.md, \"Authentication\")",
+    )
 }
 
 /// Refuses records for a disabled integration.
@@ -329,6 +338,7 @@ async fn body_problem(
 ) -> Problem {
     let (status, code) = match &error {
         BodyError::TooManyRecords { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_records"),
+        BodyError::RecordTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "record_too_large"),
         BodyError::Malformed { .. } => (StatusCode::BAD_REQUEST, "malformed_json"),
         BodyError::NotUtf8 { .. } => (StatusCode::BAD_REQUEST, "not_utf8"),
         BodyError::Empty | BodyError::NoRecords => (StatusCode::BAD_REQUEST, "no_records"),
@@ -342,13 +352,21 @@ async fn body_problem(
                 .with_detail("column", column);
         }
         BodyError::NotUtf8 { position } => problem = problem.with_detail("position", position),
+        BodyError::RecordTooLarge(e) => {
+            problem = problem
+                .with_detail("bytes", e.bytes)
+                .with_detail("limit", e.limit)
+        }
         _ => {}
     }
     // A body that says something but cannot be read is kept for the operator to
     // see; an empty one is not worth a dead letter.
     if matches!(
         error,
-        BodyError::Malformed { .. } | BodyError::NotUtf8 { .. } | BodyError::WrongShape { .. }
+        BodyError::Malformed { .. }
+            | BodyError::NotUtf8 { .. }
+            | BodyError::WrongShape { .. }
+            | BodyError::RecordTooLarge(_)
     ) {
         let letter = refused(
             &integration.client_id,
@@ -356,10 +374,7 @@ async fn body_problem(
             error.to_string(),
             received_at,
         );
-        let encoded = [(
-            letter.raw_id.to_string(),
-            serde_json::to_vec(&letter).unwrap_or_default(),
-        )];
+        let encoded = [encoded_letter(letter, state.record_limits)];
         if let Err(problem) = send(state, &state.topics.dead_letter, &encoded).await {
             tracing::warn!(message = %problem.message, "could not dead-letter a malformed body");
         }
@@ -380,6 +395,19 @@ fn refused(
         text,
         reason,
         received_at,
+    )
+}
+
+/// A dead letter as the dead-letter topic takes it: fitted to the broker's limit
+/// (a record too large for the pipeline keeps its start, size and digest).
+pub(crate) fn encoded_letter(
+    letter: DeadLetter,
+    limits: schemas::limits::RecordLimits,
+) -> (String, Vec<u8>) {
+    let letter = letter.fit_within(limits.max_message_bytes());
+    (
+        letter.raw_id.to_string(),
+        serde_json::to_vec(&letter).unwrap_or_default(),
     )
 }
 
@@ -405,6 +433,7 @@ pub(crate) fn dead_letter(
         raw_partition: None,
         raw_offset: None,
         payload: text.to_owned(),
+        truncated: None,
     }
 }
 

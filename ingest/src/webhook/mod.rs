@@ -7,6 +7,6 @@ mod limits;
 
 pub use auth::check_signature;
 pub use body::{parse_body, BodyError, BodyFormat, ParsedBody, RejectedRecord};
-pub(crate) use handler::{accepting, content_key, dead_letter};
+pub(crate) use handler::{accepting, content_key, dead_letter, encoded_letter};
 pub use handler::{deliveries, handle, Deliveries, WebhookState};
 pub use limits::RateLimits;

@@ -82,13 +82,14 @@ impl Store for ClickHouseStore {
 
     async fn cm_calls(
         &self,
+        accounts: &BTreeSet<String>,
         called: &BTreeSet<String>,
         from: i64,
         to: i64,
     ) -> Result<Vec<Candidate>, StoreError> {
         Ok(self
             .client
-            .query(&cm_calls_query(called, from, to))
+            .query(&cm_calls_query(accounts, called, from, to))
             .fetch_all::<CmCallRow>()
             .await?
             .into_iter()
@@ -128,12 +129,19 @@ pub(crate) fn histories_query(keys: &[(String, String)]) -> String {
     )
 }
 
-/// The CmCalls on `called` numbers starting in [from, to].
-pub(crate) fn cm_calls_query(called: &BTreeSet<String>, from: i64, to: i64) -> String {
+/// The CmCalls of `accounts` on `called` numbers starting in [from, to].
+pub(crate) fn cm_calls_query(
+    accounts: &BTreeSet<String>,
+    called: &BTreeSet<String>,
+    from: i64,
+    to: i64,
+) -> String {
     format!(
         "SELECT {CM_CALL_COLUMNS} FROM cm_calls FINAL WHERE called IN ({}) \
+         AND account IN ({}) \
          AND started_at >= toDateTime({from}) AND started_at <= toDateTime({to})",
         string_list(called.iter().map(String::as_str)),
+        string_list(accounts.iter().map(String::as_str)),
     )
 }
 
@@ -143,10 +151,13 @@ pub(crate) fn duplicates_query(which: &Duplicates) -> String {
     match which {
         // `calls_by_time` is sorted by (account, start): a time range reads its own
         // granules. A call is a duplicate exactly when its status says so.
-        Duplicates::Around { from, to, .. } => format!(
+        Duplicates::Around {
+            accounts, from, to, ..
+        } => format!(
             "SELECT client_id, toString(id) AS call_id FROM calls_by_time FINAL \
-             WHERE deleted = 0 AND status = 'duplicate' \
-             AND started_at >= toDateTime({from}) AND started_at <= toDateTime({to})"
+             WHERE deleted = 0 AND status = 'duplicate' AND account IN ({}) \
+             AND started_at >= toDateTime({from}) AND started_at <= toDateTime({to})",
+            string_list(accounts.iter().map(String::as_str)),
         ),
         // A plain scan of three columns; any version that was pending.
         Duplicates::Pending => "SELECT DISTINCT client_id, toString(id) AS call_id FROM calls \
@@ -208,6 +219,7 @@ mod tests {
             (client.clone(), CallId::from_external(&client, "b")),
         ];
         let around = Duplicates::Around {
+            accounts: ["acme".to_owned()].into(),
             called: ["+18885550100".to_owned()].into(),
             from: 1_795_212_000,
             to: 1_795_215_600,

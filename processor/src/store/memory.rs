@@ -82,6 +82,7 @@ impl Store for MemoryStore {
 
     async fn cm_calls(
         &self,
+        accounts: &BTreeSet<String>,
         called: &BTreeSet<String>,
         from: i64,
         to: i64,
@@ -92,7 +93,7 @@ impl Store for MemoryStore {
         };
         Ok(all
             .into_iter()
-            .filter(|c| called.contains(&c.called))
+            .filter(|c| accounts.contains(&c.account) && called.contains(&c.called))
             .filter(|c| (from..=to).contains(&c.started_at.timestamp()))
             .collect())
     }

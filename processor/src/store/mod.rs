@@ -28,10 +28,11 @@ pub type StoredHistories = HashMap<String, HashMap<CallId, Visit>>;
 /// Which stored duplicates a relink looks at (see `linker`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Duplicates {
-    /// Those on `called` numbers starting in [from, to] (Unix seconds), except the
-    /// ones linked by an echoed id (certain already): what a batch of CmCalls may
-    /// complete.
+    /// Those of `accounts` on `called` numbers starting in [from, to] (Unix
+    /// seconds), except the ones linked by an echoed id (certain already): what a
+    /// batch of CmCalls may complete.
     Around {
+        accounts: BTreeSet<String>,
         called: BTreeSet<String>,
         from: i64,
         to: i64,
@@ -48,8 +49,14 @@ impl Duplicates {
             return false;
         }
         match self {
-            Duplicates::Around { called, from, to } => {
-                call.match_method != Some(MatchMethod::EchoedId)
+            Duplicates::Around {
+                accounts,
+                called,
+                from,
+                to,
+            } => {
+                accounts.contains(&call.account)
+                    && call.match_method != Some(MatchMethod::EchoedId)
                     && call
                         .called
                         .as_ref()
@@ -102,9 +109,11 @@ pub trait Store: Send + Sync + 'static {
         keys: &[(String, String)],
     ) -> impl Future<Output = Result<StoredHistories, StoreError>> + Send;
 
-    /// The CmCalls on `called` numbers starting in [from, to] (Unix seconds).
+    /// The CmCalls of `accounts` on `called` numbers starting in [from, to] (Unix
+    /// seconds).
     fn cm_calls(
         &self,
+        accounts: &BTreeSet<String>,
         called: &BTreeSet<String>,
         from: i64,
         to: i64,
@@ -132,6 +141,7 @@ mod tests {
         call.is_duplicate = true;
         call.match_method = Some(MatchMethod::Pending);
         let around = Duplicates::Around {
+            accounts: ["acme".to_owned()].into(),
             called: ["+18885550100".to_owned()].into(),
             from: at.timestamp() - 60,
             to: at.timestamp() + 60,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::BorrowedMessage;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::KafkaConfig;
@@ -241,7 +241,8 @@ pub(crate) fn high_watermarks<C: Consumer<Ctx>, Ctx: rdkafka::consumer::Consumer
 
 /// Reads `consumer` until `shutdown`, handing each message to `handle`. A read error
 /// is logged and counted (`kafka_consume_errors_total{reader}`) and retried after a
-/// short pause: a tailing reader never stops on a broker hiccup.
+/// short pause, and a message the handler panics on is skipped and counted the
+/// same way: a tailing reader never stops before shutdown.
 pub fn spawn_tail<F>(
     consumer: StreamConsumer,
     mut shutdown: Shutdown,
@@ -258,7 +259,23 @@ where
                 message = consumer.recv() => message,
             };
             match message {
-                Ok(message) => handle(&message),
+                Ok(message) => {
+                    // A message that makes the handler panic is skipped, not the
+                    // end of the reader: a tail that stopped would leave its table
+                    // or feed stale with nothing to tell.
+                    let handled =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(&message)));
+                    if handled.is_err() {
+                        tracing::error!(
+                            reader,
+                            partition = message.partition(),
+                            offset = message.offset(),
+                            "a message made the reader panic; skipped"
+                        );
+                        metrics::counter!(crate::metric_names::KAFKA_CONSUME_ERRORS_TOTAL, "reader" => reader)
+                            .increment(1);
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(%error, reader, "reading Kafka");
                     metrics::counter!(crate::metric_names::KAFKA_CONSUME_ERRORS_TOTAL, "reader" => reader)

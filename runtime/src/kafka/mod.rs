@@ -94,6 +94,21 @@ impl KafkaConfig {
         Duration::from_millis(self.message_timeout_ms)
     }
 
+    /// The largest message a producer sends: librdkafka's `message.max.bytes`, as
+    /// `properties` sets it (1,000,000 by default). What a record may weigh follows
+    /// from it ([`record_limits`](Self::record_limits)).
+    pub fn max_message_bytes(&self) -> usize {
+        self.properties
+            .get("message.max.bytes")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(schemas::limits::DEFAULT_MAX_MESSAGE_BYTES)
+    }
+
+    /// The largest record the edge accepts: every message made from it fits.
+    pub fn record_limits(&self) -> schemas::limits::RecordLimits {
+        schemas::limits::RecordLimits::new(self.max_message_bytes())
+    }
+
     /// This configuration for a reader on a call's way to the dashboard: its
     /// fetches wait at most `live_fetch_wait_ms` (unless `properties` sets
     /// `fetch.wait.max.ms` for every reader).
@@ -130,6 +145,16 @@ impl KafkaConfig {
             return Err(ConfigError::invalid(
                 &format!("{section}.live_fetch_wait_ms"),
                 "must be between 1 and 500",
+            ));
+        }
+        if let Some(bad) = self
+            .properties
+            .get("message.max.bytes")
+            .filter(|v| v.trim().parse::<usize>().map_or(true, |n| n < 64 * 1024))
+        {
+            return Err(ConfigError::invalid(
+                &format!("{section}.properties.message.max.bytes"),
+                format!("{bad:?} must be a number of bytes, at least 65536"),
             ));
         }
         if self.message_timeout_ms < 100 {

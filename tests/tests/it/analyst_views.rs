@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use integration_tests::{
-    eventually, fixture, load_callmatrix, reader_password, repo_root, TestEnv,
+    analyst_password, eventually, fixture, load_callmatrix, repo_root, TestEnv,
 };
 
 const DOC: &str = "docs/analysts.md";
@@ -44,15 +44,16 @@ fn examples(doc: &str) -> Vec<Example> {
     found
 }
 
-/// A statement run as the read-only user, the way the doc says to connect over HTTP.
+/// A statement run as the analysts' read-only user, the way the doc says to connect
+/// over HTTP.
 async fn as_reader(env: &TestEnv, sql: &str) -> Result<String, String> {
     let response = reqwest::Client::new()
         .post(format!(
             "{}/?database={}",
             env.clickhouse.url, env.clickhouse.database
         ))
-        .header("X-ClickHouse-User", "callmatrix_reader")
-        .header("X-ClickHouse-Key", reader_password())
+        .header("X-ClickHouse-User", "callmatrix_analyst")
+        .header("X-ClickHouse-Key", analyst_password())
         .body(sql.to_owned())
         .send()
         .await

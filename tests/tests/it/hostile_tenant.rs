@@ -874,6 +874,7 @@ async fn clickhouse_answers_only_its_users_and_the_reader_cannot_write() {
     let db = &env.clickhouse.database;
     let writer = || Some(("callmatrix_writer", env.clickhouse.password.clone()));
     let reader = || Some(("callmatrix_reader", integration_tests::reader_password()));
+    let analyst = || Some(("callmatrix_analyst", integration_tests::analyst_password()));
 
     let (status, body) = run(None, "SELECT 1".into()).await;
     assert_ne!(status, 200, "an anonymous request is answered: {body}");
@@ -896,6 +897,19 @@ async fn clickhouse_answers_only_its_users_and_the_reader_cannot_write() {
     ] {
         let (status, body) = run(reader(), sql.clone()).await;
         assert_ne!(status, 200, "the reader ran {sql}: {body}");
+        let (status, body) = run(analyst(), sql.clone()).await;
+        assert_ne!(status, 200, "the analyst ran {sql}: {body}");
+    }
+    let (status, body) = run(analyst(), format!("SELECT count() FROM {db}.calls")).await;
+    assert_eq!(status, 200, "the analyst reads: {body}");
+    // Neither reader may raise its own limits (readonly 1: no setting changes).
+    for user in [reader(), analyst()] {
+        let (status, body) = run(
+            user,
+            "SELECT 1 SETTINGS max_concurrent_queries_for_user = 1000".into(),
+        )
+        .await;
+        assert_ne!(status, 200, "a reader changed its own limit: {body}");
     }
     let (status, body) = run(writer(), format!("SELECT count() FROM {db}.calls")).await;
     assert_eq!(status, 200, "the writer reads: {body}");

@@ -3,6 +3,7 @@
 //! and ClickHouse that `deploy/test.sh` starts; see `integration_tests` for the harness.
 
 mod access;
+mod account_walls;
 mod aggregates;
 mod analyst_views;
 mod bad_input;
@@ -21,6 +22,7 @@ mod integrations_api;
 mod late_fields;
 mod metric_docs;
 mod openapi;
+mod poison_records;
 mod polling;
 mod polling_windows;
 mod preview;

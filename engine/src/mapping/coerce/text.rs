@@ -22,8 +22,23 @@ pub fn text(value: &serde_json::Value) -> Result<Option<String>, CoerceError> {
     Ok(text)
 }
 
-/// An array of scalars, or one comma-separated string.
+/// Most tags kept on a call: a call (and the event that announces it) stays small
+/// whatever the partner sends.
+const MAX_TAGS: usize = 64;
+
+/// An array of scalars, or one comma-separated string; at most [`MAX_TAGS`].
 pub fn tags(value: &serde_json::Value) -> Result<Vec<String>, CoerceError> {
+    let tags = tag_list(value)?;
+    if tags.len() > MAX_TAGS {
+        return Err(CoerceError::new(format!(
+            "{} tags; at most {MAX_TAGS} are kept",
+            tags.len()
+        )));
+    }
+    Ok(tags)
+}
+
+fn tag_list(value: &serde_json::Value) -> Result<Vec<String>, CoerceError> {
     match value {
         serde_json::Value::Array(items) => {
             let mut tags = Vec::with_capacity(items.len());

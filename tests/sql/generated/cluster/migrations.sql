@@ -358,6 +358,18 @@ FROM callmatrix.calls_shard;
 INSERT INTO callmatrix.call_ids
 SELECT client_id, id
 FROM callmatrix.calls;
+ALTER TABLE callmatrix.dead_letters_shard ON CLUSTER callmatrix ADD COLUMN payload_bytes UInt64 DEFAULT 0;
+DROP TABLE IF EXISTS callmatrix.dead_letters ON CLUSTER callmatrix;
+CREATE TABLE IF NOT EXISTS callmatrix.dead_letters ON CLUSTER callmatrix AS callmatrix.dead_letters_shard
+ENGINE = Distributed(callmatrix, callmatrix, dead_letters_shard, cityHash64(client_id, toString(raw_id)));
+ALTER TABLE callmatrix.dead_letters_shard ON CLUSTER callmatrix ADD COLUMN payload_sha256 String DEFAULT '';
+DROP TABLE IF EXISTS callmatrix.dead_letters ON CLUSTER callmatrix;
+CREATE TABLE IF NOT EXISTS callmatrix.dead_letters ON CLUSTER callmatrix AS callmatrix.dead_letters_shard
+ENGINE = Distributed(callmatrix, callmatrix, dead_letters_shard, cityHash64(client_id, toString(raw_id)));
+ALTER TABLE callmatrix.cm_calls_shard ON CLUSTER callmatrix ADD COLUMN account String DEFAULT '';
+DROP TABLE IF EXISTS callmatrix.cm_calls ON CLUSTER callmatrix;
+CREATE TABLE IF NOT EXISTS callmatrix.cm_calls ON CLUSTER callmatrix AS callmatrix.cm_calls_shard
+ENGINE = Distributed(callmatrix, callmatrix, cm_calls_shard, cityHash64(called, caller, cm_call_id));
 INSERT INTO callmatrix.calls_hourly
 SELECT account, toStartOfHour(started_at) AS hour, status, 0 AS version, count() AS calls,
        sum(ifNull(payout, toDecimal64(0, 4))) AS payout, sum(ifNull(revenue, toDecimal64(0, 4))) AS revenue,

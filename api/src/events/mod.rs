@@ -10,15 +10,21 @@
 //! retention); when it no longer does, the stream starts with a `reset` event.
 //!
 //! Live clients share one tailing consumer per instance through a bounded
-//! broadcast channel; a resuming client gets a consumer of its own, started at its
-//! position, with a bounded buffer. Either way a client that falls behind by more
-//! than the buffer gets a `dropped` event (with the id to resume from) and is
-//! disconnected, so slow clients cannot grow server memory.
+//! broadcast channel. A resuming client is served from the ring of recent events
+//! (`ring`) when its id is recent, else by the one shared catch-up reader
+//! (`catch_up`), which hands it to the live feed once caught up: no client gets a
+//! consumer of its own. Either way a client that falls behind by more than the
+//! buffer gets a `dropped` event (with the id to resume from) and is disconnected,
+//! so slow clients cannot grow server memory. How many streams one account may hold
+//! is `limits.sse_connections`.
 
-use std::collections::BTreeMap;
+mod catch_up;
+mod ring;
+
+use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,6 +36,9 @@ use rdkafka::message::Message;
 use rdkafka::Offset;
 use runtime::http::{Body, Problem};
 use runtime::kafka::{assigned_consumer, spawn_tail, ConsumerError, KafkaConfig};
+
+use self::catch_up::{CatchUp, Item, Request};
+use self::ring::Ring;
 use runtime::shutdown::Shutdown;
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
@@ -43,6 +52,9 @@ pub struct CallEvent {
     account: String,
     /// The position after this event, to resume from.
     id: String,
+    /// Where it sits in the topic.
+    partition: i32,
+    offset: i64,
     frame: Bytes,
 }
 
@@ -84,10 +96,34 @@ impl Positions {
 
 #[derive(Clone)]
 pub struct EventHub {
-    sender: broadcast::Sender<Arc<CallEvent>>,
+    shared: Arc<HubShared>,
     heartbeat: Duration,
     buffer: usize,
-    kafka: KafkaConfig,
+    catch_up: CatchUp,
+}
+
+/// What the hub's reader writes and resumes read: the live feed and the ring of
+/// recent events, changed together under the ring's lock so a client handed from
+/// one to the other misses nothing and sees nothing twice.
+pub struct HubShared {
+    sender: broadcast::Sender<Arc<CallEvent>>,
+    ring: Mutex<Ring>,
+}
+
+impl HubShared {
+    fn lock_ring(&self) -> std::sync::MutexGuard<'_, Ring> {
+        self.ring
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// How much a hub keeps for resumes and how many may wait for the catch-up reader.
+#[derive(Debug, Clone, Copy)]
+pub struct ResumeLimits {
+    pub ring_events: usize,
+    pub ring_bytes: usize,
+    pub catch_up_queue: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,6 +150,7 @@ impl EventHub {
         kafka: &KafkaConfig,
         buffer: usize,
         heartbeat: Duration,
+        resumes: ResumeLimits,
         shutdown: Shutdown,
     ) -> Result<Self, ConsumerError> {
         let topic = kafka.topics().enriched;
@@ -127,17 +164,37 @@ impl EventHub {
         .await?;
         let mut positions = Positions(marks.iter().map(|m| (m.partition, m.high)).collect());
         let (sender, _) = broadcast::channel(buffer);
+        let shared = Arc::new(HubShared {
+            sender,
+            ring: Mutex::new(Ring::new(
+                &positions,
+                resumes.ring_events,
+                resumes.ring_bytes,
+            )),
+        });
+        let catch_up = CatchUp::start(
+            kafka,
+            shared.clone(),
+            resumes.catch_up_queue,
+            shutdown.clone(),
+        )
+        .await?;
         let hub = Self {
-            sender: sender.clone(),
+            shared: shared.clone(),
             heartbeat,
             buffer,
-            kafka: kafka.clone(),
+            catch_up,
         };
         spawn_tail(consumer, shutdown, "sse", move |message| {
-            positions.advance(message.partition(), message.offset());
-            if let Some(event) = render(&positions.encode(), message.payload()) {
+            let (partition, offset) = (message.partition(), message.offset());
+            positions.advance(partition, offset);
+            if let Some(event) = render(&positions.encode(), partition, offset, message.payload()) {
+                let event = Arc::new(event);
+                let mut ring = shared.lock_ring();
+                ring.push(event.clone());
                 // No subscribers is fine: nobody is watching.
-                let _ = sender.send(Arc::new(event));
+                let _ = shared.sender.send(event);
+                drop(ring);
                 metrics::counter!(crate::metric_names::API_SSE_EVENTS_TOTAL).increment(1);
             }
         });
@@ -170,21 +227,10 @@ impl EventHub {
                 })
             })
             .transpose()?;
-        let mut preface = String::from("retry: 3000\n: connected\n\n");
+        let preface = String::from("retry: 3000\n: connected\n\n");
         let source = match resume {
-            None => Source::Live(self.sender.subscribe()),
-            Some(from) => {
-                let (receiver, overflowed, reset) = self.resume(from, filter_copy(&filter)).await?;
-                if let Some(reason) = reset {
-                    preface.push_str(&format!(
-                        "event: reset\ndata: {{\"reason\":\"{reason}\"}}\n\n"
-                    ));
-                }
-                Source::Resumed {
-                    receiver,
-                    overflowed,
-                }
-            }
+            None => Source::Live(self.shared.sender.subscribe()),
+            Some(from) => self.resume(from, filter_copy(&filter))?,
         };
         metrics::gauge!(crate::metric_names::API_SSE_CLIENTS).increment(1.0);
         let mut ticks = tokio::time::interval(self.heartbeat);
@@ -211,82 +257,39 @@ impl EventHub {
         Ok(response)
     }
 
-    /// A consumer of the client's own from `from`, feeding a bounded channel until
-    /// the client goes away. Also says why, if the topic no longer holds `from`.
-    async fn resume(
-        &self,
-        from: Positions,
-        filter: EventsQuery,
-    ) -> Result<
-        (
-            mpsc::Receiver<Arc<CallEvent>>,
-            Arc<AtomicBool>,
-            Option<&'static str>,
-        ),
-        Problem,
-    > {
-        let topic = self.kafka.topics().enriched;
-        let unavailable = |e: ConsumerError| {
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "broker_unavailable",
-                e.to_string(),
-            )
-            .retry_after(3)
-        };
-        let start = from.clone();
-        let (consumer, marks) = assigned_consumer(
-            &self.kafka,
-            "api-events-resume",
-            &topic,
-            Duration::from_secs(10),
-            move |m| {
-                // A partition the id does not name was added since: read it whole.
-                let at = start.0.get(&m.partition).copied().unwrap_or(m.low);
-                Offset::Offset(at.clamp(m.low, m.high))
-            },
-        )
-        .await
-        .map_err(unavailable)?;
-        let expired = marks
-            .iter()
-            .any(|m| from.0.get(&m.partition).is_some_and(|o| *o < m.low));
+    /// Where a resuming client's events come from: the ring, when it holds every
+    /// event after `from`; else the shared catch-up reader (503 when too many
+    /// resumes wait for it already).
+    fn resume(&self, from: Positions, filter: EventsQuery) -> Result<Source, Problem> {
+        metrics::counter!(crate::metric_names::API_SSE_RESUMES_TOTAL).increment(1);
+        {
+            let ring = self.shared.lock_ring();
+            if ring.covers(&from) {
+                let live = self.shared.sender.subscribe();
+                let pending: VecDeque<Arc<CallEvent>> = ring.after(&from).into();
+                return Ok(Source::Replay { pending, live });
+            }
+        }
         let (sender, receiver) = mpsc::channel(self.buffer);
         let overflowed = Arc::new(AtomicBool::new(false));
-        let flag = overflowed.clone();
-        let mut positions = from;
-        for m in &marks {
-            positions.0.entry(m.partition).or_insert(m.low);
+        let request = Request {
+            from,
+            filter,
+            sender,
+            overflowed: overflowed.clone(),
+        };
+        if self.catch_up.submit(request).is_err() {
+            return Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "resumes_queued",
+                "too many event streams are catching up on this instance; reconnect in a few seconds",
+            )
+            .retry_after(3));
         }
-        metrics::counter!(crate::metric_names::API_SSE_RESUMES_TOTAL).increment(1);
-        tokio::spawn(async move {
-            loop {
-                let message = tokio::select! {
-                    _ = sender.closed() => return,
-                    message = consumer.recv() => message,
-                };
-                let Ok(message) = message else {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                };
-                positions.advance(message.partition(), message.offset());
-                let Some(event) = render(&positions.encode(), message.payload()) else {
-                    continue;
-                };
-                if !filter.wants(&event) {
-                    continue;
-                }
-                if sender.try_send(Arc::new(event)).is_err() {
-                    flag.store(true, Ordering::SeqCst);
-                    return;
-                }
-            }
-        });
-        Ok((
+        Ok(Source::Resumed {
             receiver,
             overflowed,
-            expired.then_some("the topic no longer holds events from that id; reload"),
-        ))
+        })
     }
 }
 
@@ -300,8 +303,14 @@ fn filter_copy(filter: &EventsQuery) -> EventsQuery {
 
 enum Source {
     Live(broadcast::Receiver<Arc<CallEvent>>),
+    /// From the ring, then live.
+    Replay {
+        pending: VecDeque<Arc<CallEvent>>,
+        live: broadcast::Receiver<Arc<CallEvent>>,
+    },
+    /// From the catch-up reader, then live (when it says so).
     Resumed {
-        receiver: mpsc::Receiver<Arc<CallEvent>>,
+        receiver: mpsc::Receiver<Item>,
         overflowed: Arc<AtomicBool>,
     },
 }
@@ -320,6 +329,7 @@ struct SseClient {
 
 enum Next {
     Event(Arc<CallEvent>),
+    Reset(&'static str),
     Behind(u64),
     Closed,
 }
@@ -344,6 +354,11 @@ impl SseClient {
                     return Some(event.frame.clone());
                 }
                 Next::Event(_) => continue,
+                Next::Reset(reason) => {
+                    return Some(Bytes::from(format!(
+                        "event: reset\ndata: {{\"reason\":\"{reason}\"}}\n\n"
+                    )))
+                }
                 Next::Behind(missed) => {
                     self.ended = true;
                     metrics::counter!(crate::metric_names::API_SSE_DROPPED_CLIENTS_TOTAL)
@@ -364,20 +379,32 @@ impl SseClient {
 }
 
 async fn next_event(source: &mut Source) -> Next {
-    match source {
-        Source::Live(receiver) => match receiver.recv().await {
-            Ok(event) => Next::Event(event),
-            Err(broadcast::error::RecvError::Lagged(missed)) => Next::Behind(missed),
-            Err(broadcast::error::RecvError::Closed) => Next::Closed,
-        },
-        Source::Resumed {
-            receiver,
-            overflowed,
-        } => match receiver.recv().await {
-            Some(event) => Next::Event(event),
-            None if overflowed.load(Ordering::SeqCst) => Next::Behind(1),
-            None => Next::Closed,
-        },
+    loop {
+        match source {
+            Source::Live(receiver) => return live(receiver).await,
+            Source::Replay { pending, live: rx } => match pending.pop_front() {
+                Some(event) => return Next::Event(event),
+                None => return live(rx).await,
+            },
+            Source::Resumed {
+                receiver,
+                overflowed,
+            } => match receiver.recv().await {
+                Some(Item::Event(event)) => return Next::Event(event),
+                Some(Item::Reset(reason)) => return Next::Reset(reason),
+                Some(Item::Live(rx)) => *source = Source::Live(rx),
+                None if overflowed.load(Ordering::SeqCst) => return Next::Behind(1),
+                None => return Next::Closed,
+            },
+        }
+    }
+}
+
+async fn live(receiver: &mut broadcast::Receiver<Arc<CallEvent>>) -> Next {
+    match receiver.recv().await {
+        Ok(event) => Next::Event(event),
+        Err(broadcast::error::RecvError::Lagged(missed)) => Next::Behind(missed),
+        Err(broadcast::error::RecvError::Closed) => Next::Closed,
     }
 }
 
@@ -390,7 +417,7 @@ impl Drop for ClientGauge {
     }
 }
 
-fn render(id: &str, payload: Option<&[u8]>) -> Option<CallEvent> {
+fn render(id: &str, partition: i32, offset: i64, payload: Option<&[u8]>) -> Option<CallEvent> {
     #[derive(Deserialize)]
     struct Scope {
         client_id: String,
@@ -423,6 +450,8 @@ fn render(id: &str, payload: Option<&[u8]>) -> Option<CallEvent> {
         client_id: scope.client_id,
         account: scope.account,
         id: id.to_owned(),
+        partition,
+        offset,
         frame: Bytes::from(format!("id: {id}\nevent: {event}\ndata: {data}\n\n")),
     })
 }
@@ -435,6 +464,8 @@ mod tests {
     fn renders_one_sse_frame_with_its_position_as_id() {
         let event = render(
             "0:5,1:9,2:42",
+            2,
+            41,
             Some(br#"{"client_id":"arroyo","account":"acme","x":1}"#),
         )
         .unwrap();
@@ -442,14 +473,16 @@ mod tests {
         assert_eq!(frame, "id: 0:5,1:9,2:42\nevent: call.created\ndata: {\"client_id\":\"arroyo\",\"account\":\"acme\",\"x\":1}\n\n");
         let update = render(
             "2:43",
+            2,
+            42,
             Some(br#"{"client_id":"arroyo","account":"acme","event":"call.updated"}"#),
         )
         .unwrap();
         assert!(std::str::from_utf8(&update.frame)
             .unwrap()
             .starts_with("id: 2:43\nevent: call.updated\n"));
-        assert!(render("0:0", Some(b"not json")).is_none());
-        assert!(render("0:0", None).is_none());
+        assert!(render("0:0", 0, 0, Some(b"not json")).is_none());
+        assert!(render("0:0", 0, 0, None).is_none());
     }
 
     #[test]

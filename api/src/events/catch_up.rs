@@ -1,0 +1,216 @@
+//! The one reader that serves clients resuming from further back than the ring
+//! holds (`ring`). Resumes queue for it (at most `queue` waiting; more are answered
+//! 503 with `Retry-After`) and it serves them one at a time: it seeks its consumer to
+//! the client's position, reads forward, and hands the client over to the ring and
+//! the live feed once it has caught up with them. A client that does not keep up is
+//! dropped (its channel is full) without holding up the reader or anyone queued.
+//!
+//! So however many clients resume, this instance has one catch-up consumer, not one
+//! per client (each consumer is a broker connection, threads and fetch buffers).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use runtime::kafka::{assigned_consumer, ConsumerError, KafkaConfig};
+use runtime::shutdown::Shutdown;
+use tokio::sync::{broadcast, mpsc};
+
+use super::{render, CallEvent, EventsQuery, HubShared, Positions};
+
+/// What a resuming client receives from the catch-up reader, in order.
+pub enum Item {
+    /// The topic no longer holds events from the client's id.
+    Reset(&'static str),
+    Event(Arc<CallEvent>),
+    /// Caught up: everything from here on comes from the live feed.
+    Live(broadcast::Receiver<Arc<CallEvent>>),
+}
+
+pub struct Request {
+    pub from: Positions,
+    pub filter: EventsQuery,
+    pub sender: mpsc::Sender<Item>,
+    pub overflowed: Arc<AtomicBool>,
+}
+
+#[derive(Clone)]
+pub struct CatchUp {
+    requests: mpsc::Sender<Request>,
+}
+
+impl CatchUp {
+    pub async fn start(
+        kafka: &KafkaConfig,
+        shared: Arc<HubShared>,
+        queue: usize,
+        shutdown: Shutdown,
+    ) -> Result<Self, ConsumerError> {
+        let topic = kafka.topics().enriched;
+        let (consumer, _) = assigned_consumer(
+            kafka,
+            "api-events-catch-up",
+            &topic,
+            Duration::from_secs(10),
+            |m| Offset::Offset(m.high),
+        )
+        .await?;
+        let consumer = Arc::new(consumer);
+        let (requests, mut queued) = mpsc::channel::<Request>(queue.max(1));
+        let mut stop = shutdown;
+        tokio::spawn(async move {
+            loop {
+                let request = tokio::select! {
+                    _ = stop.wait() => return,
+                    request = queued.recv() => request,
+                };
+                let Some(request) = request else { return };
+                metrics::gauge!(crate::metric_names::API_SSE_CATCH_UP_WAITING)
+                    .set(queued.len() as f64);
+                serve(&consumer, &topic, &shared, request).await;
+            }
+        });
+        Ok(Self { requests })
+    }
+
+    /// Queues a resume; `Err` when the queue is full.
+    pub fn submit(&self, request: Request) -> Result<(), Request> {
+        self.requests.try_send(request).map_err(|e| e.into_inner())
+    }
+}
+
+/// Reads for one client from its position until the ring covers where it got to,
+/// then hands it the rest of the ring and the live feed.
+async fn serve(consumer: &Arc<StreamConsumer>, topic: &str, shared: &HubShared, request: Request) {
+    let Request {
+        from,
+        filter,
+        sender,
+        overflowed,
+    } = request;
+    let give = |item: Item| {
+        if sender.try_send(item).is_err() {
+            overflowed.store(true, Ordering::SeqCst);
+            false
+        } else {
+            true
+        }
+    };
+    let marks = match watermarks(consumer, topic).await {
+        Some(marks) => marks,
+        None => {
+            // The broker did not answer: end the stream; the client reconnects.
+            return;
+        }
+    };
+    let expired = marks
+        .iter()
+        .any(|(p, (low, _))| from.0.get(p).is_some_and(|o| o < low));
+    if expired
+        && !give(Item::Reset(
+            "the topic no longer holds events from that id; reload",
+        ))
+    {
+        return;
+    }
+    let mut positions = Positions::default();
+    let mut assignment = TopicPartitionList::new();
+    for (partition, (low, high)) in &marks {
+        // A partition the id does not name was added since: read it whole.
+        let at = from
+            .0
+            .get(partition)
+            .copied()
+            .unwrap_or(*low)
+            .clamp(*low, *high);
+        positions.0.insert(*partition, at);
+        if assignment
+            .add_partition_offset(topic, *partition, Offset::Offset(at))
+            .is_err()
+        {
+            return;
+        }
+    }
+    if consumer.assign(&assignment).is_err() {
+        return;
+    }
+    loop {
+        if sender.is_closed() {
+            return;
+        }
+        {
+            let ring = shared.lock_ring();
+            if ring.covers(&positions) {
+                let live = shared.sender.subscribe();
+                let rest = ring.after(&positions);
+                drop(ring);
+                for event in rest {
+                    if filter.wants(&event) && !give(Item::Event(event)) {
+                        return;
+                    }
+                }
+                give(Item::Live(live));
+                return;
+            }
+        }
+        let message = match tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await
+        {
+            Ok(Ok(message)) => message,
+            // Nothing within the wait (caught up with the topic's end): look at the
+            // ring again. A read error: the same, after a pause.
+            Ok(Err(_)) => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let (partition, offset) = (message.partition(), message.offset());
+        if positions.0.get(&partition).is_some_and(|at| offset < *at) {
+            continue; // fetched before this request's assignment
+        }
+        positions.advance(partition, offset);
+        let Some(event) = render(&positions.encode(), partition, offset, message.payload()) else {
+            continue;
+        };
+        if filter.wants(&event) && !give(Item::Event(Arc::new(event))) {
+            return;
+        }
+    }
+}
+
+/// `partition → (low, high)` of the topic now; `None` when the broker does not say.
+async fn watermarks(
+    consumer: &Arc<StreamConsumer>,
+    topic: &str,
+) -> Option<BTreeMap<i32, (i64, i64)>> {
+    let (consumer, topic) = (consumer.clone(), topic.to_owned());
+    tokio::task::spawn_blocking(move || read_watermarks(&consumer, &topic))
+        .await
+        .ok()
+        .flatten()
+}
+
+fn read_watermarks(consumer: &StreamConsumer, topic: &str) -> Option<BTreeMap<i32, (i64, i64)>> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .ok()?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .first()?
+        .partitions()
+        .iter()
+        .map(|p| p.id())
+        .collect();
+    let mut marks = BTreeMap::new();
+    for partition in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(5))
+            .ok()?;
+        marks.insert(partition, (low, high));
+    }
+    Some(marks)
+}

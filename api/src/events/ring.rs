@@ -1,0 +1,123 @@
+//! The most recent events, in the order the hub's reader got them, so a client that
+//! reconnects with a recent `Last-Event-ID` is served from memory: no consumer of
+//! its own, no read of the broker. Bounded in events and bytes; what falls out of it
+//! is served by the one shared catch-up reader (`catch_up`).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use super::{CallEvent, Positions};
+
+pub struct Ring {
+    events: VecDeque<Arc<CallEvent>>,
+    bytes: usize,
+    max_events: usize,
+    max_bytes: usize,
+    /// Per partition, the offset from which the ring holds every event: where the
+    /// hub's reader started, then one past each event that fell out.
+    floor: BTreeMap<i32, i64>,
+}
+
+impl Ring {
+    /// A ring whose reader starts at `start` (partition → next offset).
+    pub fn new(start: &Positions, max_events: usize, max_bytes: usize) -> Self {
+        Self {
+            events: VecDeque::new(),
+            bytes: 0,
+            max_events: max_events.max(1),
+            max_bytes,
+            floor: start.0.clone(),
+        }
+    }
+
+    pub fn push(&mut self, event: Arc<CallEvent>) {
+        self.bytes += event.frame.len();
+        self.events.push_back(event);
+        while self.events.len() > self.max_events || self.bytes > self.max_bytes {
+            let Some(old) = self.events.pop_front() else {
+                break;
+            };
+            self.bytes -= old.frame.len();
+            self.floor.insert(old.partition, old.offset + 1);
+        }
+    }
+
+    /// Whether every event after `from` is here (for each partition the ring knows,
+    /// `from` is at or past its floor). A partition `from` does not name is read
+    /// from its start, which the ring only holds if nothing of it ever fell out.
+    pub fn covers(&self, from: &Positions) -> bool {
+        self.floor.iter().all(|(partition, floor)| {
+            from.0
+                .get(partition)
+                .is_some_and(|position| position >= floor)
+        })
+    }
+
+    /// The events after `from`, in order (call only when [`covers`](Self::covers)).
+    pub fn after(&self, from: &Positions) -> Vec<Arc<CallEvent>> {
+        self.events
+            .iter()
+            .filter(|e| from.0.get(&e.partition).is_none_or(|p| e.offset >= *p))
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn event(partition: i32, offset: i64) -> Arc<CallEvent> {
+        Arc::new(CallEvent {
+            client_id: "arroyo".into(),
+            account: "acme".into(),
+            id: format!("{partition}:{}", offset + 1),
+            partition,
+            offset,
+            frame: Bytes::from(vec![b'x'; 10]),
+        })
+    }
+
+    fn at(pairs: &[(i32, i64)]) -> Positions {
+        Positions(pairs.iter().copied().collect())
+    }
+
+    #[test]
+    fn recent_positions_are_covered_and_old_ones_are_not() {
+        let mut ring = Ring::new(&at(&[(0, 5), (1, 7)]), 3, 1000);
+        for (p, o) in [(0, 5), (1, 7), (0, 6)] {
+            ring.push(event(p, o));
+        }
+        assert!(ring.covers(&at(&[(0, 5), (1, 7)])));
+        let after: Vec<i64> = ring
+            .after(&at(&[(0, 6), (1, 7)]))
+            .iter()
+            .map(|e| e.offset)
+            .collect();
+        assert_eq!(
+            after,
+            [7, 6],
+            "partition 1's 7 and partition 0's 6, in arrival order"
+        );
+        // A fourth event pushes (0, 5) out: a client at 0:5 is no longer covered.
+        ring.push(event(1, 8));
+        assert!(!ring.covers(&at(&[(0, 5), (1, 7)])));
+        assert!(ring.covers(&at(&[(0, 6), (1, 7)])));
+        assert!(!ring.covers(&at(&[(0, 6)])), "partition 1 from its start");
+        assert!(
+            !ring.covers(&at(&[(0, 4), (1, 9)])),
+            "older than the hub's start"
+        );
+    }
+
+    #[test]
+    fn bytes_are_bounded() {
+        let mut ring = Ring::new(&at(&[(0, 0)]), 1000, 35);
+        for o in 0..10 {
+            ring.push(event(0, o));
+        }
+        assert_eq!(ring.events.len(), 3);
+        assert!(ring.covers(&at(&[(0, 7)])));
+    }
+}
