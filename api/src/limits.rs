@@ -21,6 +21,10 @@ pub struct LimitsConfig {
     /// Event streams (`/api/events`) one account may hold open at once.
     #[serde(default = "default_sse_connections")]
     pub sse_connections: u32,
+    /// Event streams one account may resume (`Last-Event-ID`) per minute: a resume
+    /// from far back costs the shared catch-up reader a read of the topic.
+    #[serde(default = "default_sse_resumes_per_minute")]
+    pub sse_resumes_per_minute: u32,
     /// Mapping previews one account may run per minute.
     #[serde(default = "default_previews_per_minute")]
     pub previews_per_minute: u32,
@@ -49,6 +53,9 @@ fn default_queries_per_minute() -> u32 {
 fn default_sse_connections() -> u32 {
     20
 }
+fn default_sse_resumes_per_minute() -> u32 {
+    30
+}
 fn default_previews_per_minute() -> u32 {
     30
 }
@@ -71,6 +78,7 @@ impl Default for LimitsConfig {
             queries_in_flight: default_queries_in_flight(),
             queries_per_minute: default_queries_per_minute(),
             sse_connections: default_sse_connections(),
+            sse_resumes_per_minute: default_sse_resumes_per_minute(),
             previews_per_minute: default_previews_per_minute(),
             preview_bytes: default_preview_bytes(),
             integrations: default_integrations(),
@@ -110,6 +118,7 @@ pub struct ApiLimits {
     pub config: LimitsConfig,
     queries: AccountGate,
     streams: AccountGate,
+    resumes: AccountGate,
     previews: AccountGate,
 }
 
@@ -127,6 +136,14 @@ impl ApiLimits {
                 limit("limits.sse_connections", config.sse_connections),
                 limit("(no per-minute limit)", 0),
             ),
+            resumes: AccountGate::new(
+                "event stream resumes",
+                limit("(no concurrency limit)", 0),
+                limit(
+                    "limits.sse_resumes_per_minute",
+                    config.sse_resumes_per_minute,
+                ),
+            ),
             previews: AccountGate::new(
                 "previews",
                 limit("(no concurrency limit)", 0),
@@ -142,6 +159,11 @@ impl ApiLimits {
 
     pub fn stream(&self, scope: &Scope) -> Result<Pass, Problem> {
         self.streams.enter(scope)
+    }
+
+    /// A stream that resumes from an id (counted besides [`stream`](Self::stream)).
+    pub fn resume(&self, scope: &Scope) -> Result<Pass, Problem> {
+        self.resumes.enter(scope)
     }
 
     pub fn preview(&self, scope: &Scope) -> Result<Pass, Problem> {

@@ -70,6 +70,8 @@ struct Api {
     stories: Stories,
     replays: Replays,
     limits: crate::limits::ApiLimits,
+    /// The event stream's catch-up reader: health fails while it is not running.
+    workers: runtime::workers::Workers,
 }
 
 /// Which per-account gate a route goes through (`crate::limits`).
@@ -101,6 +103,7 @@ pub async fn run(
     metrics: PrometheusHandle,
     shutdown: Shutdown,
 ) -> Result<(), ApiError> {
+    let workers = runtime::workers::Workers::default();
     let events = EventHub::start(
         &config.kafka,
         config.http.sse_buffer,
@@ -110,6 +113,7 @@ pub async fn run(
             ring_bytes: config.http.sse_replay_bytes,
             catch_up_queue: config.http.sse_catch_up_queue,
         },
+        &workers,
         shutdown.clone(),
     )
     .await?;
@@ -165,6 +169,7 @@ pub async fn run(
         metrics,
         max_page: config.http.max_page,
         limits: crate::limits::ApiLimits::new(config.limits.clone()),
+        workers,
     });
     let listener = runtime::http::bind(config.http.listen).await?;
     tracing::info!(listen = %config.http.listen, "api listening");
@@ -203,8 +208,15 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
     let query = query.as_deref();
     // Fair shares: one account's reads, streams and previews never take another's.
     let gate = gate_of(&method, &path);
+    let resuming = request.headers().contains_key("last-event-id")
+        || query.is_some_and(|q| q.contains("last_event_id="));
     let pass = match gate {
         Gate::Query => state.limits.query(&scope).map(Some),
+        Gate::Stream if resuming => state
+            .limits
+            .resume(&scope)
+            .and_then(|_| state.limits.stream(&scope))
+            .map(Some),
         Gate::Stream => state.limits.stream(&scope).map(Some),
         Gate::Preview => state.limits.preview(&scope).map(Some),
         Gate::None => Ok(None),
@@ -344,7 +356,9 @@ fn client_ids_in(query: Option<&str>) -> Vec<String> {
 
 async fn health(state: &Api) -> Response<Body> {
     let clickhouse = runtime::clickhouse::ping(&state.clickhouse, Duration::from_secs(2)).await;
-    let status = if clickhouse.is_ok() {
+    let workers = state.workers.health();
+    let healthy = clickhouse.is_ok() && workers.healthy;
+    let status = if healthy {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -352,8 +366,9 @@ async fn health(state: &Api) -> Response<Body> {
     json(
         status,
         &serde_json::json!({
-            "status": if clickhouse.is_ok() { "ok" } else { "unavailable" },
+            "status": if healthy { "ok" } else { "unavailable" },
             "clickhouse": clickhouse.err().unwrap_or_else(|| "ok".into()),
+            "workers": workers.workers,
         }),
     )
 }

@@ -59,6 +59,8 @@ struct Ingest {
     imports: ImportState,
     poller: Option<Poller>,
     metrics: PrometheusHandle,
+    /// The poller's loops: health fails while one is not running.
+    workers: runtime::workers::Workers,
 }
 
 /// Loads the integrations, binds the listener and serves until `shutdown`.
@@ -81,11 +83,13 @@ pub async fn run(
     let producer = AckedProducer::new(&config.kafka)?;
     let key_rules = schemas::keys::KeyRulesCache::default();
     let limits = Arc::new(crate::limits::IngestLimits::new(config.limits.clone()));
+    let workers = runtime::workers::Workers::default();
     let imports = ImportState {
         importer: Importer {
             producer: producer.clone(),
             topics: config.kafka.topics(),
             record_limits: config.kafka.record_limits(),
+            limits: limits.clone(),
             jobs: ImportJobs::default(),
         },
         outbound: outbound.clone(),
@@ -105,6 +109,7 @@ pub async fn run(
                     outbound,
                     max_page_bytes: config.outbound.max_page_bytes,
                     limits: limits.clone(),
+                    workers: workers.clone(),
                 },
                 config.registry.initial_load(),
                 shutdown.clone(),
@@ -121,6 +126,7 @@ pub async fn run(
         tokens,
         imports,
         poller,
+        workers,
         webhook: WebhookState {
             registry,
             key_rules,
@@ -308,14 +314,17 @@ async fn health(state: &Ingest, admin: bool) -> Response<Body> {
         .iter()
         .map(|i| (i.client_id.to_string(), i.version.into()))
         .collect();
-    let status = if kafka.is_ok() {
+    let workers = state.workers.health();
+    let healthy = kafka.is_ok() && workers.healthy;
+    let status = if healthy {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let mut answer = serde_json::json!({
-        "status": if kafka.is_ok() { "ok" } else { "unavailable" },
+        "status": if healthy { "ok" } else { "unavailable" },
         "kafka": kafka.map(|_| "ok".to_owned()).unwrap_or_else(|e| e.to_string()),
+        "workers": workers.workers,
         "integrations_served": integrations.len(),
     });
     if admin {

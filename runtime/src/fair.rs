@@ -65,23 +65,6 @@ impl AccountGate {
         }
     }
 
-    /// A gate on a rate per second only (a second's allowance as the burst).
-    pub fn per_second(what: &'static str, per_second: Limit) -> Self {
-        let rate = NonZeroU32::new(per_second.value)
-            .map(|n| RateLimiter::hashmap(Quota::per_second(n).allow_burst(n)));
-        Self {
-            what,
-            in_flight: Limit {
-                key: "(no concurrency limit)",
-                value: 0,
-            },
-            rate_limit: per_second,
-            per: "a second",
-            slots: Mutex::default(),
-            rate,
-        }
-    }
-
     /// A pass for one use by `scope`, or the 429 that names the limit.
     pub fn enter(&self, scope: &Scope) -> Result<Pass, Problem> {
         let Some(account) = scope.account() else {

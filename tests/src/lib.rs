@@ -7,6 +7,7 @@
 //! tests run in parallel on one broker and one server without seeing each other.
 
 pub mod fake_http;
+pub mod neighbours;
 pub mod sse;
 
 use std::net::TcpListener;

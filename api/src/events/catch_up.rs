@@ -48,6 +48,7 @@ impl CatchUp {
         kafka: &KafkaConfig,
         shared: Arc<HubShared>,
         queue: usize,
+        workers: &runtime::workers::Workers,
         shutdown: Shutdown,
     ) -> Result<Self, ConsumerError> {
         let topic = kafka.topics().enriched;
@@ -60,18 +61,31 @@ impl CatchUp {
         )
         .await?;
         let consumer = Arc::new(consumer);
-        let (requests, mut queued) = mpsc::channel::<Request>(queue.max(1));
-        let mut stop = shutdown;
-        tokio::spawn(async move {
-            loop {
-                let request = tokio::select! {
-                    _ = stop.wait() => return,
-                    request = queued.recv() => request,
-                };
-                let Some(request) = request else { return };
-                metrics::gauge!(crate::metric_names::API_SSE_CATCH_UP_WAITING)
-                    .set(queued.len() as f64);
-                serve(&consumer, &topic, &shared, request).await;
+        let (requests, queued) = mpsc::channel::<Request>(queue.max(1));
+        // Kept across restarts of the worker: what waits stays queued.
+        let queued = Arc::new(tokio::sync::Mutex::new(queued));
+        workers.supervise("sse-catch-up", shutdown.clone(), move || {
+            let (consumer, topic, shared, queued) = (
+                consumer.clone(),
+                topic.clone(),
+                shared.clone(),
+                queued.clone(),
+            );
+            let mut stop = shutdown.clone();
+            async move {
+                let mut queued = queued.lock().await;
+                loop {
+                    let request = tokio::select! {
+                        _ = stop.wait() => return Ok::<(), String>(()),
+                        request = queued.recv() => request,
+                    };
+                    let Some(request) = request else {
+                        return Ok(());
+                    };
+                    metrics::gauge!(crate::metric_names::API_SSE_CATCH_UP_WAITING)
+                        .set(queued.len() as f64);
+                    serve(&consumer, &topic, &shared, request).await;
+                }
             }
         });
         Ok(Self { requests })
@@ -145,7 +159,7 @@ async fn serve(consumer: &Arc<StreamConsumer>, topic: &str, shared: &HubShared, 
         {
             let ring = shared.lock_ring();
             if ring.covers(&positions) {
-                let live = shared.sender.subscribe();
+                let live = shared.subscribe(filter.account.as_deref());
                 let rest = ring.after(&positions);
                 drop(ring);
                 for event in rest {

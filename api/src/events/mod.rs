@@ -21,7 +21,7 @@
 mod catch_up;
 mod ring;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -106,7 +106,13 @@ pub struct EventHub {
 /// recent events, changed together under the ring's lock so a client handed from
 /// one to the other misses nothing and sees nothing twice.
 pub struct HubShared {
+    /// Every event, for admin streams.
     sender: broadcast::Sender<Arc<CallEvent>>,
+    /// Each account's events, for its streams: a client falls behind by its own
+    /// account's events only, never because another account's flood filled the
+    /// feed it shares.
+    by_account: Mutex<HashMap<String, broadcast::Sender<Arc<CallEvent>>>>,
+    buffer: usize,
     ring: Mutex<Ring>,
 }
 
@@ -115,6 +121,41 @@ impl HubShared {
         self.ring
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn lock_accounts(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, broadcast::Sender<Arc<CallEvent>>>> {
+        self.by_account
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The live feed for `account` (every account's for `None`). Called with the
+    /// ring's lock held when a client moves from the ring to the feed.
+    fn subscribe(&self, account: Option<&str>) -> broadcast::Receiver<Arc<CallEvent>> {
+        match account {
+            None => self.sender.subscribe(),
+            Some(account) => self
+                .lock_accounts()
+                .entry(account.to_owned())
+                .or_insert_with(|| broadcast::channel(self.buffer).0)
+                .subscribe(),
+        }
+    }
+
+    /// Sends to the admin feed and the event's account's feed (dropped when nobody
+    /// of that account listens any more).
+    fn publish(&self, event: Arc<CallEvent>) {
+        let mut accounts = self.lock_accounts();
+        if let Some(feed) = accounts.get(&event.account) {
+            if feed.send(event.clone()).is_err() {
+                accounts.remove(&event.account);
+            }
+        }
+        drop(accounts);
+        // No subscribers is fine: nobody is watching.
+        let _ = self.sender.send(event);
     }
 }
 
@@ -151,6 +192,7 @@ impl EventHub {
         buffer: usize,
         heartbeat: Duration,
         resumes: ResumeLimits,
+        workers: &runtime::workers::Workers,
         shutdown: Shutdown,
     ) -> Result<Self, ConsumerError> {
         let topic = kafka.topics().enriched;
@@ -166,6 +208,8 @@ impl EventHub {
         let (sender, _) = broadcast::channel(buffer);
         let shared = Arc::new(HubShared {
             sender,
+            by_account: Mutex::default(),
+            buffer,
             ring: Mutex::new(Ring::new(
                 &positions,
                 resumes.ring_events,
@@ -176,6 +220,7 @@ impl EventHub {
             kafka,
             shared.clone(),
             resumes.catch_up_queue,
+            workers,
             shutdown.clone(),
         )
         .await?;
@@ -192,8 +237,7 @@ impl EventHub {
                 let event = Arc::new(event);
                 let mut ring = shared.lock_ring();
                 ring.push(event.clone());
-                // No subscribers is fine: nobody is watching.
-                let _ = shared.sender.send(event);
+                shared.publish(event);
                 drop(ring);
                 metrics::counter!(crate::metric_names::API_SSE_EVENTS_TOTAL).increment(1);
             }
@@ -229,7 +273,7 @@ impl EventHub {
             .transpose()?;
         let preface = String::from("retry: 3000\n: connected\n\n");
         let source = match resume {
-            None => Source::Live(self.shared.sender.subscribe()),
+            None => Source::Live(self.shared.subscribe(filter.account.as_deref())),
             Some(from) => self.resume(from, filter_copy(&filter))?,
         };
         metrics::gauge!(crate::metric_names::API_SSE_CLIENTS).increment(1.0);
@@ -265,7 +309,7 @@ impl EventHub {
         {
             let ring = self.shared.lock_ring();
             if ring.covers(&from) {
-                let live = self.shared.sender.subscribe();
+                let live = self.shared.subscribe(filter.account.as_deref());
                 let pending: VecDeque<Arc<CallEvent>> = ring.after(&from).into();
                 return Ok(Source::Replay { pending, live });
             }

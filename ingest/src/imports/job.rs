@@ -107,6 +107,8 @@ pub struct Importer {
     pub topics: Topics,
     /// The largest row: every message made from it fits the broker's limit.
     pub record_limits: schemas::limits::RecordLimits,
+    /// The account's records per second: an import waits for its share.
+    pub limits: std::sync::Arc<crate::limits::IngestLimits>,
     pub jobs: ImportJobs,
 }
 
@@ -268,6 +270,7 @@ impl Importer {
             letters.clear();
         }
         if !batch.is_empty() {
+            self.limits.pace_records(&status.account, batch.len()).await;
             let encoded: Vec<(String, Vec<u8>)> = batch
                 .iter()
                 .map(|(key, envelope)| (key.clone(), envelope.to_json()))

@@ -29,7 +29,7 @@ pub struct OutboundConfig {
     /// Largest poll response read (bytes).
     #[serde(default = "default_max_page_bytes")]
     pub max_page_bytes: u64,
-    /// Largest CSV fetched by a URL import (bytes).
+    /// Largest CSV an import reads, uploaded or fetched (bytes).
     #[serde(default = "default_max_import_bytes")]
     pub max_import_bytes: u64,
 }
@@ -41,7 +41,7 @@ fn default_max_page_bytes() -> u64 {
     32 * 1024 * 1024
 }
 fn default_max_import_bytes() -> u64 {
-    2 * 1024 * 1024 * 1024
+    512 * 1024 * 1024
 }
 
 impl Default for OutboundConfig {

@@ -39,6 +39,8 @@ pub struct PollFetch {
     pub outbound: Outbound,
     pub max_page_bytes: u64,
     pub limits: Arc<crate::limits::IngestLimits>,
+    /// Where the poller's loops report (ingest's `/healthz`).
+    pub workers: runtime::workers::Workers,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,17 +142,32 @@ impl Poller {
         };
         // The group needs its member polled to keep it (nothing is ever read).
         let member = poller.leases.clone();
-        let mut stop = shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stop.wait() => break,
-                    _ = member.recv() => {}
+        fetch
+            .workers
+            .supervise("poll-membership", shutdown.clone(), {
+                let shutdown = shutdown.clone();
+                move || {
+                    let (member, mut stop) = (member.clone(), shutdown.clone());
+                    async move {
+                        loop {
+                            tokio::select! {
+                                _ = stop.wait() => return Ok::<(), String>(()),
+                                _ = member.recv() => {}
+                            }
+                        }
+                    }
                 }
-            }
-        });
+            });
         let scheduler = poller.clone();
-        tokio::spawn(async move { scheduler.schedule(shutdown).await });
+        fetch
+            .workers
+            .supervise("poll-scheduler", shutdown.clone(), move || {
+                let (scheduler, shutdown) = (scheduler.clone(), shutdown.clone());
+                async move {
+                    scheduler.schedule(shutdown).await;
+                    Ok::<(), String>(())
+                }
+            });
         Ok(poller)
     }
 
@@ -277,6 +294,7 @@ impl Poller {
             raw_topic: &self.topics.raw,
             dead_letter_topic: &self.topics.dead_letter,
             record_limits: self.record_limits,
+            limits: &self.limits,
             budgets: &self.budgets,
             key_rules: &key_rules,
         };

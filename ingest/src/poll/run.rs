@@ -47,6 +47,8 @@ pub struct RunContext<'a> {
     pub dead_letter_topic: &'a str,
     /// The largest record: every message made from it fits the broker's limit.
     pub record_limits: schemas::limits::RecordLimits,
+    /// The account's records per second: a run waits for its share.
+    pub limits: &'a crate::limits::IngestLimits,
     pub budgets: &'a Budgets,
     pub key_rules: &'a KeyRules,
 }
@@ -550,6 +552,9 @@ async fn send(
             })
         })
         .collect();
+    ctx.limits
+        .pace_records(&integration.account, envelopes.len())
+        .await;
     let keys = ctx.key_rules.keys(&envelopes);
     let encoded: Vec<(String, Vec<u8>)> = keys
         .into_iter()

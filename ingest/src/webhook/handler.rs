@@ -137,14 +137,27 @@ async fn accept(
         auth::check_before_body(auth, request.headers())
             .map_err(|e| not_accepted(client, e.code()))?;
     }
-    // The account's share of the edge, before its body costs anything.
-    state.limits.webhook(&integration.account)?;
+    // The account's share of the edge, charged before the body costs anything when
+    // its length is declared (after reading it otherwise).
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(length) = declared {
+        state.limits.webhook_bytes(&integration.account, length)?;
+    }
     let format = content_format(request.headers())?;
     let key = idempotency_key(request.headers());
     // Signatures cover the body, so they are checked after it is read; only then are
     // the headers needed again (a copy per request was a measured cost at the edge).
     let headers = integration.auth.as_ref().map(|_| request.headers().clone());
     let bytes = read_body(request, state.body_limit, state.body_timeout).await?;
+    if declared.is_none() {
+        state
+            .limits
+            .webhook_bytes(&integration.account, bytes.len() as u64)?;
+    }
     let received_at = Utc::now();
     if let (Some(auth), Some(headers)) = (&integration.auth, &headers) {
         auth::check_signature(auth, headers, &bytes, received_at.timestamp())
@@ -197,6 +210,11 @@ async fn accept(
         }
     };
 
+    // The account's share of the pipeline: a flood is refused here, not queued in
+    // front of every other account's calls.
+    state
+        .limits
+        .webhook_records(&integration.account, parsed.records.len())?;
     let envelopes: Vec<RawEnvelope> = parsed
         .records
         .into_iter()

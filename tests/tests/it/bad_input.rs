@@ -37,13 +37,14 @@ async fn bad_webhooks_are_answered_and_dead_lettered() {
         }
     };
 
+    // An unknown integration is answered as a refused one: nothing says which exist.
     let (status, body) = post(webhook("nobody"), "application/json", "{}".into()).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (404, Some("unknown_integration"))
+        (401, Some("not_accepted"))
     );
     let (status, _) = post(webhook("../etc"), "application/json", "{}".into()).await;
-    assert_eq!(status, 404);
+    assert_eq!(status, 404, "not a webhook path at all");
     let (status, body) = post(webhook("arroyo"), "text/csv", "a,b".into()).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),

@@ -94,7 +94,11 @@ async fn integrations_are_managed_and_watched_through_the_api() {
         .send()
         .await
         .unwrap();
-    assert_eq!(refused.status(), 403, "disabled");
+    assert_eq!(
+        refused.status(),
+        401,
+        "disabled, answered as any refused webhook"
+    );
     call(reqwest::Method::POST, &url("/acme-new/enable"), ACME, None).await;
     ingest.wait_for_integration("acme-new", 3).await;
     let accepted = reqwest::Client::new()
@@ -252,19 +256,21 @@ async fn integrations_are_managed_and_watched_through_the_api() {
     );
     assert_eq!(legacy["calls_24h"], 0, "{legacy}");
 
-    // Delete: gone from the api and from ingest.
+    // Delete: gone from the api and from ingest (its webhook, even with the token
+    // it took before, is answered as any refused one).
     let (status, _) = call(reqwest::Method::DELETE, &url("/acme-new"), ACME, None).await;
     assert_eq!(status, 200);
     eventually("acme-new deleted", Duration::from_secs(30), || async {
         let gone = reqwest::Client::new()
             .post(ingest.url("/api/integrations/webhook/acme-new"))
+            .bearer_auth("tok_secret_0123456789abcdefghij")
             .header("content-type", "application/json")
             .body("{}")
             .send()
             .await
             .ok()?
             .status()
-            == 404;
+            == 401;
         gone.then_some(())
     })
     .await;

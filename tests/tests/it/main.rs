@@ -21,6 +21,7 @@ mod imports;
 mod integrations_api;
 mod late_fields;
 mod metric_docs;
+mod noisy_neighbour;
 mod openapi;
 mod poison_records;
 mod polling;

@@ -131,7 +131,7 @@ async fn signed_bearer_and_rate_limited_webhooks() {
     .await;
     assert_eq!(
         (status, refused["error"]["code"].as_str()),
-        (401, Some("bad_signature"))
+        (401, Some("not_accepted"))
     );
     let old = now - 3600;
     let (status, refused, _) = post(
@@ -142,12 +142,12 @@ async fn signed_bearer_and_rate_limited_webhooks() {
     .await;
     assert_eq!(
         (status, refused["error"]["code"].as_str()),
-        (401, Some("bad_timestamp"))
+        (401, Some("not_accepted"))
     );
     let (status, refused, _) = post(&url("signed"), &[], body).await;
     assert_eq!(
         (status, refused["error"]["code"].as_str()),
-        (401, Some("missing_credentials"))
+        (401, Some("not_accepted"))
     );
     assert!(
         !refused.to_string().contains("whsec"),
@@ -169,7 +169,50 @@ async fn signed_bearer_and_rate_limited_webhooks() {
     .await;
     assert_eq!(
         (status, refused["error"]["code"].as_str()),
-        (401, Some("bad_token"))
+        (401, Some("not_accepted"))
+    );
+
+    // Why each was refused is the operator's to see, counted by reason; the
+    // sender only learns it was not accepted.
+    for reason in [
+        "bad_signature",
+        "bad_timestamp",
+        "missing_credentials",
+        "bad_token",
+    ] {
+        let counted = integration_tests::metric_sum(
+            &ingest,
+            "ingest_unauthorized_total",
+            Some(&format!("reason=\"{reason}\"")),
+        )
+        .await;
+        assert!(counted >= 1.0, "{reason} not counted");
+    }
+    // An unknown integration and failed credentials are answered alike: the answer
+    // tells nothing about which integrations exist.
+    let (unknown_status, unknown, _) = post(&url("no-such-hook"), &[], body).await;
+    let (bad_status, bad, _) = post(
+        &url("tokened"),
+        &[("authorization", "Bearer nope".into())],
+        body,
+    )
+    .await;
+    assert_eq!((unknown_status, &unknown), (bad_status, &bad));
+
+    // A signature header of thousands of entries over a large body is refused at
+    // once: the entries are capped, the MAC is computed once per secret.
+    let flood = vec!["v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="; 4000].join(" ");
+    let large = format!(r#"{{"call": {{"notes": "{}"}}}}"#, "y".repeat(900_000));
+    let started = std::time::Instant::now();
+    let (status, refused, _) = post(&url("signed"), &signed("msg_flood", now, flood), &large).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (401, Some("not_accepted"))
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "a signature flood took {:?}",
+        started.elapsed()
     );
 
     let mut statuses = Vec::new();
