@@ -63,7 +63,7 @@ are in $CM_TOKENS_FILE; e.g. TOKEN=\$(python3 -c 'import json; print(json.load(o
   live events      curl -N -H "Authorization: Bearer \$TOKEN" $API/api/events
   dead letters     $API/api/dead-letters
   health/metrics   $INGEST/healthz  $API/metrics  http://127.0.0.1:${CM_PROCESSOR_PORT:-8082}/metrics
-  ClickHouse       clickhouse-client --port ${CM_CLICKHOUSE_TCP_PORT:-19000} -u callmatrix_reader --password "\$CM_CLICKHOUSE_READER_PASSWORD" -d $DB
+  ClickHouse       clickhouse-client --port ${CM_CLICKHOUSE_TCP_PORT:-19000} -u callmatrix_analyst --password "\$CM_CLICKHOUSE_ANALYST_PASSWORD" -d $DB
                    (passwords in ${CM_DATA_DIR:-$ROOT/.data/stack}/secrets/clickhouse.env)
   logs             deploy/stack.sh logs processor
   stop             deploy/stack.sh stop

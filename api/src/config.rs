@@ -84,6 +84,22 @@ pub struct HttpConfig {
     /// this many wait (more are answered 503 with `Retry-After`).
     #[serde(default = "default_sse_catch_up_queue")]
     pub sse_catch_up_queue: usize,
+    /// Events a second the shared catch-up reader reads at most, so resumes from
+    /// far back never take the broker from the live path.
+    #[serde(default = "default_sse_catch_up_rate")]
+    pub sse_catch_up_rate: u32,
+    /// A resume further behind than this many events is told to reload (`reset`)
+    /// and goes on live: no resume costs the reader more than this.
+    #[serde(default = "default_sse_catch_up_max_events")]
+    pub sse_catch_up_max_events: i64,
+}
+
+fn default_sse_catch_up_max_events() -> i64 {
+    100_000
+}
+
+fn default_sse_catch_up_rate() -> u32 {
+    5_000
 }
 
 fn default_sse_replay_events() -> usize {
@@ -139,6 +155,12 @@ impl Validate for ApiConfig {
             return Err(ConfigError::invalid(
                 "http.sse_buffer",
                 "must be at least 1",
+            ));
+        }
+        if self.http.sse_catch_up_rate < 10 {
+            return Err(ConfigError::invalid(
+                "http.sse_catch_up_rate",
+                "must be at least 10",
             ));
         }
         if self.http.recent_payloads > 100 {

@@ -25,6 +25,10 @@ pub struct LimitsConfig {
     /// from far back costs the shared catch-up reader a read of the topic.
     #[serde(default = "default_sse_resumes_per_minute")]
     pub sse_resumes_per_minute: u32,
+    /// Resumes from further back than the ring one account may have waiting for, or
+    /// being served by, the shared catch-up reader.
+    #[serde(default = "default_sse_catch_ups")]
+    pub sse_catch_ups: u32,
     /// Mapping previews one account may run per minute.
     #[serde(default = "default_previews_per_minute")]
     pub previews_per_minute: u32,
@@ -53,6 +57,9 @@ fn default_queries_per_minute() -> u32 {
 fn default_sse_connections() -> u32 {
     20
 }
+fn default_sse_catch_ups() -> u32 {
+    2
+}
 fn default_sse_resumes_per_minute() -> u32 {
     30
 }
@@ -79,6 +86,7 @@ impl Default for LimitsConfig {
             queries_per_minute: default_queries_per_minute(),
             sse_connections: default_sse_connections(),
             sse_resumes_per_minute: default_sse_resumes_per_minute(),
+            sse_catch_ups: default_sse_catch_ups(),
             previews_per_minute: default_previews_per_minute(),
             preview_bytes: default_preview_bytes(),
             integrations: default_integrations(),

@@ -111,7 +111,12 @@ pub async fn run(
         crate::events::ResumeLimits {
             ring_events: config.http.sse_replay_events,
             ring_bytes: config.http.sse_replay_bytes,
-            catch_up_queue: config.http.sse_catch_up_queue,
+            catch_up: crate::events::CatchUpLimits {
+                queue: config.http.sse_catch_up_queue,
+                rate: config.http.sse_catch_up_rate,
+                max_events: config.http.sse_catch_up_max_events,
+                per_account: config.limits.sse_catch_ups.max(1) as usize,
+            },
         },
         &workers,
         shutdown.clone(),

@@ -53,7 +53,7 @@ pub struct LimitsConfig {
 }
 
 fn default_records_per_second() -> u32 {
-    1_000
+    500
 }
 fn default_records_burst() -> u32 {
     10_000

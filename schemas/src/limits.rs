@@ -12,6 +12,12 @@
 /// key and headers (park count, due time) and librdkafka's own record overhead.
 pub const MESSAGE_OVERHEAD_BYTES: usize = 8 * 1024;
 
+/// What a dead letter keeps of a record refused for its size: its start (with its
+/// size and digest, `DeadLetter::fit_within`) is what an operator needs to find it,
+/// and such a record cannot be replayed anyway. Megabyte letters would only load the
+/// broker and `dead_letters` for every account.
+pub const TOO_LARGE_LETTER_BYTES: usize = 64 * 1024;
+
 /// What librdkafka refuses above unless `message.max.bytes` says otherwise.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_000_000;
 

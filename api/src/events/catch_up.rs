@@ -6,9 +6,14 @@
 //! dropped (its channel is full) without holding up the reader or anyone queued.
 //!
 //! So however many clients resume, this instance has one catch-up consumer, not one
-//! per client (each consumer is a broker connection, threads and fetch buffers).
+//! per client (each consumer is a broker connection, threads and fetch buffers); it
+//! reads at most `rate` events a second (resumes from far back must not take the
+//! broker from the live path every call goes through); a resume further behind than
+//! `max_events` is told to reload and goes on live; and each account has at most
+//! `per_account` resumes waiting or being served, so one account's resumes never
+//! hold another's up for long.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,18 +41,46 @@ pub struct Request {
     pub filter: EventsQuery,
     pub sender: mpsc::Sender<Item>,
     pub overflowed: Arc<AtomicBool>,
+    /// Whose resume this is (`None`: an admin stream of every account).
+    pub account: Option<String>,
 }
+
+/// How the reader is shared.
+#[derive(Debug, Clone, Copy)]
+pub struct CatchUpLimits {
+    /// Resumes waiting at most, all accounts together.
+    pub queue: usize,
+    /// Events a second it reads at most.
+    pub rate: u32,
+    /// A resume further behind than this many events gets `reset` and goes on live.
+    pub max_events: i64,
+    /// Resumes one account may have waiting or being served.
+    pub per_account: usize,
+}
+
+/// Why a resume was not queued.
+pub enum Refused {
+    /// Every place in the queue is taken.
+    Queue,
+    /// The account has this many resumes waiting or being served already.
+    Account(usize),
+}
+
+type Held = Arc<std::sync::Mutex<HashMap<String, usize>>>;
 
 #[derive(Clone)]
 pub struct CatchUp {
     requests: mpsc::Sender<Request>,
+    per_account: usize,
+    /// Resumes per account waiting or being served.
+    held: Held,
 }
 
 impl CatchUp {
     pub async fn start(
         kafka: &KafkaConfig,
         shared: Arc<HubShared>,
-        queue: usize,
+        limits: CatchUpLimits,
         workers: &runtime::workers::Workers,
         shutdown: Shutdown,
     ) -> Result<Self, ConsumerError> {
@@ -61,15 +94,18 @@ impl CatchUp {
         )
         .await?;
         let consumer = Arc::new(consumer);
-        let (requests, queued) = mpsc::channel::<Request>(queue.max(1));
+        let (requests, queued) = mpsc::channel::<Request>(limits.queue.max(1));
         // Kept across restarts of the worker: what waits stays queued.
         let queued = Arc::new(tokio::sync::Mutex::new(queued));
+        let held: Held = Arc::default();
+        let released = held.clone();
         workers.supervise("sse-catch-up", shutdown.clone(), move || {
-            let (consumer, topic, shared, queued) = (
+            let (consumer, topic, shared, queued, released) = (
                 consumer.clone(),
                 topic.clone(),
                 shared.clone(),
                 queued.clone(),
+                released.clone(),
             );
             let mut stop = shutdown.clone();
             async move {
@@ -84,27 +120,70 @@ impl CatchUp {
                     };
                     metrics::gauge!(crate::metric_names::API_SSE_CATCH_UP_WAITING)
                         .set(queued.len() as f64);
-                    serve(&consumer, &topic, &shared, request).await;
+                    let account = request.account.clone();
+                    serve(&consumer, &topic, &shared, limits, request).await;
+                    if let Some(account) = account {
+                        release(&released, &account);
+                    }
                 }
             }
         });
-        Ok(Self { requests })
+        Ok(Self {
+            requests,
+            per_account: limits.per_account,
+            held,
+        })
     }
 
-    /// Queues a resume; `Err` when the queue is full.
-    pub fn submit(&self, request: Request) -> Result<(), Request> {
-        self.requests.try_send(request).map_err(|e| e.into_inner())
+    /// Queues a resume, or says why not.
+    pub fn submit(&self, request: Request) -> Result<(), Refused> {
+        let mut held = self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(account) = &request.account {
+            if held.get(account).copied().unwrap_or(0) >= self.per_account {
+                return Err(Refused::Account(self.per_account));
+            }
+        }
+        let account = request.account.clone();
+        self.requests
+            .try_send(request)
+            .map_err(|_| Refused::Queue)?;
+        if let Some(account) = account {
+            *held.entry(account).or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
+fn release(held: &Held, account: &str) {
+    let mut held = held
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(n) = held.get_mut(account) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            held.remove(account);
+        }
     }
 }
 
 /// Reads for one client from its position until the ring covers where it got to,
 /// then hands it the rest of the ring and the live feed.
-async fn serve(consumer: &Arc<StreamConsumer>, topic: &str, shared: &HubShared, request: Request) {
+async fn serve(
+    consumer: &Arc<StreamConsumer>,
+    topic: &str,
+    shared: &HubShared,
+    limits: CatchUpLimits,
+    request: Request,
+) {
     let Request {
-        from,
+        mut from,
         filter,
         sender,
         overflowed,
+        ..
     } = request;
     let give = |item: Item| {
         if sender.try_send(item).is_err() {
@@ -131,6 +210,19 @@ async fn serve(consumer: &Arc<StreamConsumer>, topic: &str, shared: &HubShared, 
     {
         return;
     }
+    let behind: i64 = marks
+        .iter()
+        .map(|(p, (low, high))| high - from.0.get(p).copied().unwrap_or(*low).max(*low))
+        .sum();
+    if !expired && behind > limits.max_events {
+        // Too far back to replay for one client: it reloads and goes on from now.
+        if !give(Item::Reset(
+            "the id is too far behind to replay; reload, the stream goes on from now",
+        )) {
+            return;
+        }
+        from = Positions(marks.iter().map(|(p, (_, high))| (*p, *high)).collect());
+    }
     let mut positions = Positions::default();
     let mut assignment = TopicPartitionList::new();
     for (partition, (low, high)) in &marks {
@@ -152,7 +244,16 @@ async fn serve(consumer: &Arc<StreamConsumer>, topic: &str, shared: &HubShared, 
     if consumer.assign(&assignment).is_err() {
         return;
     }
+    // Paced: after each `rate / 10` events, at least a tenth of a second has passed.
+    let step = (limits.rate / 10).max(1) as usize;
+    let mut read = 0_usize;
+    let mut since = tokio::time::Instant::now();
     loop {
+        if read >= step {
+            tokio::time::sleep_until(since + Duration::from_millis(100)).await;
+            since = tokio::time::Instant::now();
+            read = 0;
+        }
         if sender.is_closed() {
             return;
         }
@@ -182,6 +283,7 @@ async fn serve(consumer: &Arc<StreamConsumer>, topic: &str, shared: &HubShared, 
             }
             Err(_) => continue,
         };
+        read += 1;
         let (partition, offset) = (message.partition(), message.offset());
         if positions.0.get(&partition).is_some_and(|at| offset < *at) {
             continue; // fetched before this request's assignment

@@ -37,7 +37,8 @@ use rdkafka::Offset;
 use runtime::http::{Body, Problem};
 use runtime::kafka::{assigned_consumer, spawn_tail, ConsumerError, KafkaConfig};
 
-use self::catch_up::{CatchUp, Item, Request};
+pub use self::catch_up::CatchUpLimits;
+use self::catch_up::{CatchUp, Item, Refused, Request};
 use self::ring::Ring;
 use runtime::shutdown::Shutdown;
 use serde::Deserialize;
@@ -164,7 +165,7 @@ impl HubShared {
 pub struct ResumeLimits {
     pub ring_events: usize,
     pub ring_bytes: usize,
-    pub catch_up_queue: usize,
+    pub catch_up: CatchUpLimits,
 }
 
 #[derive(Debug, Deserialize)]
@@ -219,7 +220,7 @@ impl EventHub {
         let catch_up = CatchUp::start(
             kafka,
             shared.clone(),
-            resumes.catch_up_queue,
+            resumes.catch_up,
             workers,
             shutdown.clone(),
         )
@@ -316,19 +317,36 @@ impl EventHub {
         }
         let (sender, receiver) = mpsc::channel(self.buffer);
         let overflowed = Arc::new(AtomicBool::new(false));
+        let account = filter.account.clone();
         let request = Request {
             from,
             filter,
             sender,
             overflowed: overflowed.clone(),
+            account,
         };
-        if self.catch_up.submit(request).is_err() {
-            return Err(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "resumes_queued",
-                "too many event streams are catching up on this instance; reconnect in a few seconds",
-            )
-            .retry_after(3));
+        match self.catch_up.submit(request) {
+            Ok(()) => {}
+            Err(Refused::Queue) => {
+                return Err(Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "resumes_queued",
+                    "too many event streams are catching up on this instance; reconnect in a few seconds",
+                )
+                .retry_after(3))
+            }
+            Err(Refused::Account(limit)) => {
+                return Err(Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "account_limit",
+                    format!(
+                        "this account has {limit} event streams catching up already (limits.sse_catch_ups = {limit}); reconnect when one has caught up"
+                    ),
+                )
+                .with_detail("limit", "limits.sse_catch_ups")
+                .with_detail("value", limit)
+                .retry_after(3))
+            }
         }
         Ok(Source::Resumed {
             receiver,

@@ -173,14 +173,17 @@ impl Importer {
                 Row::Record { row, fields } => {
                     let text = serde_json::Value::Object(fields).to_string();
                     if let Err(too_large) = self.record_limits.check(&text) {
-                        letters.push(dead_letter(
-                            &integration.client_id,
-                            Source::Csv,
-                            Stage::Ingest,
-                            &text,
-                            format!("row {row}: {too_large}"),
-                            received_at,
-                        ));
+                        letters.push(
+                            dead_letter(
+                                &integration.client_id,
+                                Source::Csv,
+                                Stage::Ingest,
+                                &text,
+                                format!("row {row}: {too_large}"),
+                                received_at,
+                            )
+                            .fit_within(schemas::limits::TOO_LARGE_LETTER_BYTES),
+                        );
                         reject(&mut status, row, too_large.to_string(), vec![]);
                         continue;
                     }
@@ -264,7 +267,7 @@ impl Importer {
         if !letters.is_empty() {
             let encoded: Vec<(String, Vec<u8>)> = letters
                 .drain(..)
-                .map(|d| crate::webhook::encoded_letter(d, self.record_limits))
+                .map(|d| crate::webhook::encoded_letter(d, self.record_limits.max_message_bytes()))
                 .collect();
             self.send(&self.topics.dead_letter, &encoded).await?;
             letters.clear();

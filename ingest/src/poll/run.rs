@@ -537,7 +537,10 @@ async fn send(
                     too_large.to_string(),
                     received_at,
                 );
-                letters.push(crate::webhook::encoded_letter(letter, ctx.record_limits));
+                letters.push(crate::webhook::encoded_letter(
+                    letter,
+                    schemas::limits::TOO_LARGE_LETTER_BYTES,
+                ));
                 return None;
             }
             let key = content_key(text.as_bytes());

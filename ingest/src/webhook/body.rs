@@ -45,6 +45,9 @@ pub struct RejectedRecord {
     pub error: String,
     #[serde(skip)]
     pub text: String,
+    /// Refused for its size: its dead letter keeps only its start.
+    #[serde(skip)]
+    pub too_large: bool,
 }
 
 #[derive(Debug)]
@@ -161,6 +164,7 @@ fn parse_json(text: &str, limits: RecordLimits) -> Result<ParsedBody, BodyError>
                             column: Some(e.column()),
                             error: format!("malformed JSON: {}", strip_position(&e.to_string())),
                             text: item.get().to_owned(),
+                            too_large: false,
                         }),
                     },
                     other => parsed.rejected.push(RejectedRecord {
@@ -169,6 +173,7 @@ fn parse_json(text: &str, limits: RecordLimits) -> Result<ParsedBody, BodyError>
                         column: None,
                         error: format!("record must be a JSON object, not {other}"),
                         text: item.get().to_owned(),
+                        too_large: false,
                     }),
                 }
             }
@@ -208,6 +213,7 @@ fn parse_ndjson(text: &str, limits: RecordLimits) -> ParsedBody {
                 column: None,
                 error: format!("record must be a JSON object, not {}", kind_of(&record)),
                 text: line.to_owned(),
+                too_large: false,
             }),
             Err(e) => parsed.rejected.push(RejectedRecord {
                 index,
@@ -215,6 +221,7 @@ fn parse_ndjson(text: &str, limits: RecordLimits) -> ParsedBody {
                 column: Some(e.column()),
                 error: format!("malformed JSON: {}", strip_position(&e.to_string())),
                 text: line.to_owned(),
+                too_large: false,
             }),
         }
         index += 1;
@@ -235,6 +242,7 @@ fn too_large(index: usize, line: usize, text: &str, limits: RecordLimits) -> Rej
         column: None,
         error,
         text: text.to_owned(),
+        too_large: true,
     }
 }
 

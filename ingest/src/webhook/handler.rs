@@ -253,7 +253,11 @@ async fn accept(
                     format!("record {} (line {}): {}", r.index, r.line, r.error),
                     received_at,
                 );
-                encoded_letter(letter, state.record_limits)
+                if r.too_large {
+                    encoded_letter(letter, schemas::limits::TOO_LARGE_LETTER_BYTES)
+                } else {
+                    encoded_letter(letter, state.record_limits.max_message_bytes())
+                }
             })
             .collect();
         send(state, &state.topics.dead_letter, &letters).await?;
@@ -392,7 +396,11 @@ async fn body_problem(
             error.to_string(),
             received_at,
         );
-        let encoded = [encoded_letter(letter, state.record_limits)];
+        let keep = match error {
+            BodyError::RecordTooLarge(_) => schemas::limits::TOO_LARGE_LETTER_BYTES,
+            _ => state.record_limits.max_message_bytes(),
+        };
+        let encoded = [encoded_letter(letter, keep)];
         if let Err(problem) = send(state, &state.topics.dead_letter, &encoded).await {
             tracing::warn!(message = %problem.message, "could not dead-letter a malformed body");
         }
@@ -418,11 +426,8 @@ fn refused(
 
 /// A dead letter as the dead-letter topic takes it: fitted to the broker's limit
 /// (a record too large for the pipeline keeps its start, size and digest).
-pub(crate) fn encoded_letter(
-    letter: DeadLetter,
-    limits: schemas::limits::RecordLimits,
-) -> (String, Vec<u8>) {
-    let letter = letter.fit_within(limits.max_message_bytes());
+pub(crate) fn encoded_letter(letter: DeadLetter, max_bytes: usize) -> (String, Vec<u8>) {
+    let letter = letter.fit_within(max_bytes);
     (
         letter.raw_id.to_string(),
         serde_json::to_vec(&letter).unwrap_or_default(),
