@@ -76,6 +76,13 @@ pub fn topic_specs(kafka: &KafkaConfig, partitions: i32) -> Vec<TopicSpec> {
         spec(&topics.poll_status, 1, vec![("cleanup.policy", "compact")]),
         // Partitioned as the raw topic, by the same key.
         spec(&topics.parked, partitions, vec![]),
+        // The processor's state, a partition per raw partition; the latest entry of
+        // each key is the state.
+        spec(
+            &topics.state,
+            partitions,
+            vec![("cleanup.policy", "compact")],
+        ),
     ]
 }
 

@@ -52,6 +52,17 @@ pub struct Processed {
     pub parked: Vec<Parked>,
 }
 
+/// A call a record of the batch names (see [`Batch::named_calls`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedCall {
+    pub client_id: ClientId,
+    pub id: CallId,
+    /// The raw partition the record came in.
+    pub partition: i32,
+    pub has_caller: bool,
+    pub started_at: Option<DateTime<Utc>>,
+}
+
 /// A record re-published to its caller's partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forward {
@@ -216,6 +227,26 @@ impl Batch {
                 Some((m.envelope.client_id.clone(), id))
             })
             .chain(self.relinks.iter().cloned())
+            .collect()
+    }
+
+    /// The calls the mapped records name, with what the shell needs to tell where
+    /// their stored version may be: a record without a caller arrives under its
+    /// call's id, in whatever partition that maps to; one without a start, or with
+    /// a start older than the state keeps, may name a call only ClickHouse holds.
+    pub fn named_calls(&self) -> Vec<NamedCall> {
+        self.mapped
+            .iter()
+            .filter_map(|m| {
+                let fields = m.fields.as_ref().ok()?;
+                Some(NamedCall {
+                    client_id: m.envelope.client_id.clone(),
+                    id: fields.call_id?,
+                    partition: m.position.partition,
+                    has_caller: fields.has_caller(),
+                    started_at: fields.started_at(),
+                })
+            })
             .collect()
     }
 

@@ -8,6 +8,8 @@
 //! - `batch`: the processor's batch step as data in, data out: given raw records,
 //!   their mappings, the stored calls and histories they need, it says what to
 //!   write, publish, forward and dead-letter.
+//! - `state`: what the processor keeps per caller (its calls in the retention
+//!   window, its CallMatrix calls), and how it expires.
 //!
 //! Pure: no Kafka, no ClickHouse client, no async runtime in its dependency tree
 //! (CI checks `cargo tree -p engine`). Everything here runs in unit tests without a
@@ -19,4 +21,4 @@ pub mod explain;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod mapping;
-pub mod metric_names;
+pub mod state;

@@ -19,7 +19,7 @@ pub struct ProcessorConfig {
     #[serde(default)]
     pub registry: RegistryConfig,
     #[serde(default)]
-    pub enrichment: EnrichmentConfig,
+    pub state: StateConfig,
     #[serde(default)]
     pub parking: ParkingConfig,
 }
@@ -59,38 +59,41 @@ impl ParkingConfig {
     }
 }
 
-/// The processor's enrichment state.
+/// The processor's keyed state (`crate::state`): each raw partition's callers and
+/// calls, kept beside the partitions this instance owns and logged to the state
+/// changelog topic, so a batch is decided without reading ClickHouse.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EnrichmentConfig {
-    /// Callers whose histories are kept in memory (LRU); a miss reads ClickHouse.
-    #[serde(default = "default_max_cached_callers")]
-    pub max_cached_callers: u64,
-    /// ...and about this many bytes of them (a caller's history grows with its calls).
-    #[serde(default = "default_max_cached_history_bytes")]
-    pub max_cached_history_bytes: u64,
-    /// How often records on CallMatrix numbers still waiting for their CmCall are
-    /// matched again.
-    #[serde(default = "default_link_sweep_ms")]
-    pub link_sweep_ms: u64,
+pub struct StateConfig {
+    /// Where the local copy lives (an LSM store, one file tree). Empty: in memory,
+    /// restored from the changelog at every start (tests, small deployments).
+    #[serde(default)]
+    pub dir: String,
+    /// Days of calls kept per caller, by start time behind the newest the partition
+    /// has seen: at least the longest repeat window of any integration (30 days by
+    /// default) plus how late a record may arrive and still be decided against
+    /// every earlier call (a later one reads ClickHouse for its caller).
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+    /// Callers each batch checks for expiry, walking the partition a little at a
+    /// time, so a caller never seen again still leaves the state.
+    #[serde(default = "default_sweep_per_batch")]
+    pub sweep_per_batch: usize,
 }
 
-fn default_max_cached_callers() -> u64 {
-    100_000
+fn default_retention_days() -> u32 {
+    45
 }
-fn default_max_cached_history_bytes() -> u64 {
-    256 * 1024 * 1024
-}
-fn default_link_sweep_ms() -> u64 {
-    60_000
+fn default_sweep_per_batch() -> usize {
+    1000
 }
 
-impl Default for EnrichmentConfig {
+impl Default for StateConfig {
     fn default() -> Self {
         Self {
-            max_cached_callers: default_max_cached_callers(),
-            max_cached_history_bytes: default_max_cached_history_bytes(),
-            link_sweep_ms: default_link_sweep_ms(),
+            dir: String::new(),
+            retention_days: default_retention_days(),
+            sweep_per_batch: default_sweep_per_batch(),
         }
     }
 }
@@ -215,21 +218,15 @@ impl Validate for ProcessorConfig {
             ));
         }
         runtime::config::within(
-            "enrichment.max_cached_callers",
-            self.enrichment.max_cached_callers,
-            1..=1 << 32,
+            "state.retention_days",
+            u64::from(self.state.retention_days),
+            1..=3650,
         )?;
         runtime::config::within(
-            "enrichment.max_cached_history_bytes",
-            self.enrichment.max_cached_history_bytes,
-            1024 * 1024..=1 << 40,
+            "state.sweep_per_batch",
+            self.state.sweep_per_batch as u64,
+            1..=1_000_000,
         )?;
-        if self.enrichment.link_sweep_ms < 1000 {
-            return Err(ConfigError::invalid(
-                "enrichment.link_sweep_ms",
-                "must be at least 1000",
-            ));
-        }
         runtime::config::within("parking.delay_ms", self.parking.delay_ms, 100..=3_600_000)?;
         if self.parking.max_attempts > 1000 {
             return Err(ConfigError::invalid(

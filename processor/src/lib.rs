@@ -23,6 +23,7 @@ mod pipeline;
 mod rollup;
 mod sink;
 mod start;
+pub mod state;
 pub mod store;
 
 pub use config::ProcessorConfig;

@@ -1,50 +1,38 @@
-//! CallMatrix's own data into ClickHouse, and links made after the fact.
+//! CallMatrix's own data: into ClickHouse for readers, and to the callers'
+//! partitions for linking.
 //!
-//! The `callmatrix` consumer group reads the managed-numbers and CmCall topics,
-//! writes `cm_numbers` and `cm_calls`, and then finds partner records on those
-//! numbers that were stored before their CmCall arrived. It does not write them:
-//! it asks the owner of each caller's partition to match the call again (a
-//! `RelinkRequest` on the raw topic), so the new version (and its `call.updated`
-//! event) is made by the one consumer that makes every other change to that call.
-//! Written here, a link and a repeat re-decision made from the same stored version
-//! would both get the next version number, and one would be lost. A periodic sweep
-//! re-links records still pending, so a partner record and its CmCall processed at
-//! the same moment by two instances are linked on the next sweep instead of never.
+//! The `callmatrix` consumer group reads the managed-numbers and CmCall topics and
+//! writes `cm_numbers` and `cm_calls`. Each CmCall is then sent to the raw topic
+//! under its caller's key (the account that routed it, its caller's number) with
+//! the `cm-call` header: the owner of that caller's partition keeps it in the
+//! caller's state and links the partner records it completes, there and then. One
+//! consumer makes every change to a caller's calls (late fields, repeat
+//! re-decisions, links), in order; a partner record and its CmCall, whichever comes
+//! first, meet in one partition, so nothing waits for a sweep.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use engine::enrich::{self, duplicates};
 use rdkafka::message::{Message, OwnedMessage};
-use runtime::kafka::{group_reader, KafkaConfig};
-use runtime::registry::IntegrationRegistry;
+use runtime::kafka::{group_reader, KafkaConfig, OutgoingMessage};
 use runtime::shutdown::Shutdown;
-use schemas::callmatrix::{CmCall, CmCallRow, ManagedNumber, ManagedNumberRow, RelinkRequest};
+use schemas::callmatrix::{CmCall, CmCallRow, ManagedNumber, ManagedNumberRow};
 
 use crate::sink::{insert, BatchSink, Interrupted};
-use crate::store::{Duplicates, Store};
 
 pub const GROUP: &str = "callmatrix";
 
-/// Widest start tolerance a rule may set: CmCalls are read this far around the
-/// partner records being linked.
-const SEARCH_MARGIN_S: i64 = schemas::enrichment::MAX_TOLERANCE_S as i64;
-
-pub struct Linker<S: Store> {
+pub struct Linker {
     pub sink: Arc<BatchSink>,
-    pub store: Arc<S>,
-    pub registry: IntegrationRegistry,
     /// The numbers CallMatrix manages: a CmCall that names no account is the
     /// account's that manages its number.
     pub managed: Arc<dyn engine::enrich::ManagedNumbers>,
     pub max_records: usize,
     pub max_wait: Duration,
-    pub sweep_every: Duration,
 }
 
-impl<S: Store> Linker<S> {
+impl Linker {
     pub async fn run(
         &self,
         kafka: &KafkaConfig,
@@ -53,22 +41,11 @@ impl<S: Store> Linker<S> {
         let topics = kafka.topics();
         let mut reader = group_reader(kafka, GROUP, &[&topics.cm_numbers, &topics.cm_calls])?;
         let mut stop = shutdown.clone();
-        // The sweep runs between batches, never by cancelling one being gathered:
-        // its records would be dropped after the consumer had moved past them, and
-        // the next commit would skip them for good.
-        let mut next_sweep = tokio::time::Instant::now();
         loop {
-            if tokio::time::Instant::now() >= next_sweep {
-                if let Err(interrupted) = self.relink(&Duplicates::Pending, &shutdown).await {
-                    return crate::error::ProcessorError::unless_shutdown(&shutdown, interrupted);
-                }
-                next_sweep = tokio::time::Instant::now() + self.sweep_every;
-            }
             let batch = tokio::select! {
                 _ = stop.wait() => break,
-                batch = reader.next_batch_until(self.max_records, self.max_wait, next_sweep) => batch,
+                batch = reader.next_batch(self.max_records, self.max_wait) => batch,
             };
-            let Some(batch) = batch else { continue };
             if let Err(interrupted) = self.record(&batch, &topics.cm_calls, &shutdown).await {
                 tracing::warn!(
                     "stopping with an unwritten CallMatrix batch; it will be reprocessed"
@@ -80,7 +57,8 @@ impl<S: Store> Linker<S> {
         Ok(())
     }
 
-    /// Writes the batch's numbers and CmCalls, then links what they complete.
+    /// Writes the batch's numbers and CmCalls, then sends each CmCall to its
+    /// caller's partition.
     async fn record(
         &self,
         batch: &[OwnedMessage],
@@ -89,13 +67,13 @@ impl<S: Store> Linker<S> {
     ) -> Result<(), Interrupted> {
         let now = Utc::now();
         let mut numbers = Vec::new();
-        let mut calls = Vec::new();
+        let mut calls: Vec<(CmCall, String)> = Vec::new();
         for message in batch {
             let payload = message.payload();
             if message.topic() == calls_topic {
                 match payload.map(serde_json::from_slice::<CmCall>) {
                     Some(Ok(call)) => match self.account_of(&call) {
-                        Some(account) => calls.push(CmCallRow::new(&call, account, now)),
+                        Some(account) => calls.push((call, account)),
                         None => {
                             tracing::error!(cm_call_id = %call.cm_call_id, called = %call.called, "CmCall names no account and its number is not managed; skipped");
                             metrics::counter!(crate::metric_names::PROCESSOR_CM_INVALID_TOTAL)
@@ -137,21 +115,50 @@ impl<S: Store> Linker<S> {
         if calls.is_empty() {
             return Ok(());
         }
+        let rows: Vec<CmCallRow> = calls
+            .iter()
+            .map(|(call, account)| CmCallRow::new(call, account.clone(), now))
+            .collect();
         self.sink
             .retry("insert cm_calls", shutdown, || {
-                insert(clickhouse, "cm_calls", &calls)
+                insert(clickhouse, "cm_calls", &rows)
             })
             .await?;
         metrics::counter!(crate::metric_names::CLICKHOUSE_ROWS_WRITTEN_TOTAL, "table" => "cm_calls")
-            .increment(calls.len() as u64);
-        let (first, last) = time_span(calls.iter().map(|c| c.started_at.timestamp()));
-        let around = Duplicates::Around {
-            accounts: calls.iter().map(|c| c.account.clone()).collect(),
-            called: calls.iter().map(|c| c.called.as_str().to_owned()).collect(),
-            from: first - SEARCH_MARGIN_S,
-            to: last + SEARCH_MARGIN_S,
-        };
-        self.relink(&around, shutdown).await
+            .increment(rows.len() as u64);
+        // To the callers' partitions, each with its account.
+        let sent: Vec<(String, Vec<u8>)> = calls
+            .into_iter()
+            .map(|(mut call, account)| {
+                let key = schemas::ids::caller_key(&account, call.caller.as_str());
+                call.account = Some(account);
+                (key, serde_json::to_vec(&call).unwrap_or_default())
+            })
+            .collect();
+        let header: [(&str, &[u8]); 1] = [(schemas::topics::CM_CALL_HEADER, b"1")];
+        let messages: Vec<OutgoingMessage<'_>> = sent
+            .iter()
+            .map(|(key, payload)| OutgoingMessage {
+                key: key.as_bytes(),
+                payload,
+                headers: &header,
+                partition: None,
+            })
+            .collect();
+        self.sink
+            .retry(
+                "send CmCalls to their callers' partitions",
+                shutdown,
+                || {
+                    self.sink
+                        .producer
+                        .send_all(&self.sink.topics.raw, &messages)
+                },
+            )
+            .await?;
+        metrics::counter!(crate::metric_names::PROCESSOR_CM_LINKS_TOTAL, "when" => "after")
+            .increment(messages.len() as u64);
+        Ok(())
     }
 
     /// The account a CmCall was routed for: its own, else the managing account's.
@@ -165,72 +172,6 @@ impl<S: Store> Linker<S> {
                     .map(|n| n.account.clone())
             })
     }
-
-    /// Matches the stored duplicates `which` names against the CmCalls around them,
-    /// and asks for those whose link would change to be linked again.
-    async fn relink(&self, which: &Duplicates, shutdown: &Shutdown) -> Result<(), Interrupted> {
-        let max_backoff = self.sink.max_backoff;
-        let partners =
-            crate::store::read("read duplicates to relink", shutdown, max_backoff, || {
-                self.store.duplicates(which)
-            })
-            .await?;
-        if partners.is_empty() {
-            return Ok(());
-        }
-        let called: BTreeSet<String> = partners
-            .iter()
-            .filter_map(|c| c.called.as_ref().map(|n| n.as_str().to_owned()))
-            .collect();
-        let accounts: BTreeSet<String> = partners.iter().map(|c| c.account.clone()).collect();
-        let (first, last) = time_span(partners.iter().map(|c| c.started_at.timestamp()));
-        let candidates = crate::store::read("read CmCalls", shutdown, max_backoff, || {
-            self.store.cm_calls(
-                &accounts,
-                &called,
-                first - SEARCH_MARGIN_S,
-                last + SEARCH_MARGIN_S,
-            )
-        })
-        .await?;
-        let requests: Vec<(String, Vec<u8>)> = partners
-            .into_iter()
-            .filter(|call| {
-                let rule = self
-                    .registry
-                    .get(&call.client_id)
-                    .map(|i| i.enrichment.duplicates.clone())
-                    .unwrap_or_default();
-                let found = duplicates::link(call, &candidates, &rule);
-                let unchanged = call.match_method == Some(found.method)
-                    && call.cm_call_id == found.cm_call_id
-                    && call.match_start_delta_s == found.start_delta_s;
-                !unchanged
-            })
-            .map(|call| {
-                let request = RelinkRequest {
-                    client_id: call.client_id.clone(),
-                    id: call.id,
-                };
-                let payload = serde_json::to_vec(&request).unwrap_or_default();
-                (enrich::key_of(&call), payload)
-            })
-            .collect();
-        if !requests.is_empty() {
-            tracing::info!(
-                calls = requests.len(),
-                "asking the callers' partitions to link partner records to CallMatrix calls"
-            );
-            metrics::counter!(crate::metric_names::PROCESSOR_CM_LINKS_TOTAL, "when" => "after")
-                .increment(requests.len() as u64);
-            self.sink.relink(&requests, shutdown).await?;
-        }
-        Ok(())
-    }
-}
-
-fn time_span(seconds: impl Iterator<Item = i64>) -> (i64, i64) {
-    seconds.fold((i64::MAX, i64::MIN), |(lo, hi), s| (lo.min(s), hi.max(s)))
 }
 
 fn invalid(message: &OwnedMessage, error: Option<serde_json::Error>) {

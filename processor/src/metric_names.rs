@@ -14,8 +14,6 @@ pub const PROCESSOR_CM_LINKS_TOTAL: &str = "processor_cm_links_total";
 /// counter; labels: none.
 pub const PROCESSOR_INTEGRATION_WAIT_TIMEOUTS_TOTAL: &str =
     "processor_integration_wait_timeouts_total";
-/// counter; labels: `found`.
-pub const PROCESSOR_KNOWN_CALL_LOOKUPS_TOTAL: &str = "processor_known_call_lookups_total";
 /// counter; labels: none.
 pub const PROCESSOR_PARKED_RELEASED_TOTAL: &str = "processor_parked_released_total";
 /// counter; labels: none.
@@ -28,3 +26,18 @@ pub const PROCESSOR_RECORDS_TOTAL: &str = "processor_records_total";
 pub const PROCESSOR_ROLLUP_HOURS_TOTAL: &str = "processor_rollup_hours_total";
 /// histogram; labels: `step`.
 pub const PROCESSOR_STEP_SECONDS: &str = "processor_step_seconds";
+/// gauge; labels: none. Bytes the keyed state takes on this instance.
+pub const PROCESSOR_STATE_BYTES: &str = "processor_state_bytes";
+/// gauge; labels: `partition`. Entries of a raw partition's keyed state (approximate).
+pub const PROCESSOR_STATE_ENTRIES: &str = "processor_state_entries";
+/// counter; labels: none. Calls that left the keyed state (older than its retention).
+pub const PROCESSOR_STATE_EXPIRED_TOTAL: &str = "processor_state_expired_total";
+/// counter; labels: none. Changelog entries applied while catching a partition up.
+pub const PROCESSOR_STATE_RESTORED_ENTRIES_TOTAL: &str = "processor_state_restored_entries_total";
+/// histogram; labels: none. One partition caught up with its changelog.
+pub const PROCESSOR_STATE_RESTORE_SECONDS: &str = "processor_state_restore_seconds";
+/// counter; labels: `what` (`calls`, `histories`). What a batch still asked of
+/// ClickHouse: calls the keyed state does not hold (records without a caller or a
+/// start, or older than the state keeps), histories of callers with such a record.
+pub const PROCESSOR_STATE_CLICKHOUSE_LOOKUPS_TOTAL: &str =
+    "processor_state_clickhouse_lookups_total";

@@ -1,28 +1,34 @@
 //! The consume → map → write → commit loop: the IO shell around `engine::batch`.
-//! Per batch: resolve each record's mapping (waiting briefly for an integration
-//! version this instance has not seen), read what the engine asks for from the
-//! store (stored calls, callers' histories, CmCalls), write what it decides, then
-//! commit.
+//! Per batch: catch the batch's partitions up with their state changelog if they
+//! are new to this instance (`crate::state`), resolve each record's mapping
+//! (waiting briefly for an integration version this instance has not seen), read
+//! what the engine asks for from the keyed state (stored calls, callers' windows and
+//! CmCalls; ClickHouse only for records without a caller whose call this instance
+//! does not hold), write what it decides (ClickHouse, the state and its changelog,
+//! the topics), then commit.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use engine::batch::{Batch, Processed, RawRecord};
-use engine::enrich::{self, Enricher};
+use engine::enrich::duplicates::Candidate;
+use engine::enrich::{self, Enricher, HeldHistories};
 use engine::mapping::CompiledMapping;
+use engine::state::CallerState;
 use rdkafka::message::{Message, OwnedMessage};
 use runtime::kafka::{counting_group_reader, BatchWait, KafkaConfig};
 use runtime::registry::IntegrationRegistry;
 use runtime::shutdown::Shutdown;
-use schemas::callmatrix::{MatchMethod, RelinkRequest};
+use schemas::callmatrix::{CmCall, MatchMethod, RelinkRequest};
 use schemas::{CallId, CallRecord, ClientId, RawEnvelope};
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::error::ProcessorError;
 use crate::sink::{BatchSink, Interrupted};
+use crate::state::{BatchWrites, KeyedState, Staged};
 use crate::store::Store;
 
 /// The consumer group every processor instance joins.
@@ -31,7 +37,10 @@ pub const GROUP: &str = "processor";
 pub struct Pipeline<S: Store> {
     pub registry: IntegrationRegistry,
     pub registry_wait: Duration,
+    /// ClickHouse, for what the state cannot say (`crate::store`).
     pub store: Arc<S>,
+    /// What a batch is decided against (`crate::state`).
+    pub state: Arc<KeyedState>,
     /// Longest pause between retries of a failed read.
     pub max_backoff: Duration,
     /// Compiled once per integration version.
@@ -66,9 +75,19 @@ impl<S: Store> Pipeline<S> {
         let park_for = self.parking.delay();
         loop {
             let rebalanced_before = rebalances.count();
+            let state = self.state.clone();
             let announced = async {
                 match &stored {
-                    Some(done) => announce(sink, &done.processed, park_for, &shutdown).await,
+                    Some(done) => {
+                        let logged = async {
+                            state
+                                .log(&done.staged, rebalances.count())
+                                .await
+                                .map_err(stopped)
+                        };
+                        let sent = announce(sink, &done.processed, park_for, &shutdown);
+                        tokio::try_join!(logged, sent).map(|_| ())
+                    }
                     None => Ok(()),
                 }
             };
@@ -84,7 +103,7 @@ impl<S: Store> Pipeline<S> {
                 let processed = self
                     .process(&batch, rebalanced, partitions, &shutdown)
                     .await;
-                Some((batch, processed, started))
+                Some((batch, processed, started, rebalanced))
             };
             let (announced, next) = tokio::join!(announced, next);
             if let Some(done) = stored.take() {
@@ -92,21 +111,23 @@ impl<S: Store> Pipeline<S> {
                     tracing::warn!(error = %interrupted, "stopping with an unannounced batch; it will be reprocessed");
                     return ProcessorError::unless_shutdown(&shutdown, interrupted);
                 }
-                // A rebalance while the batch was announced may have given its
+                // A rebalance since the batch was decided may have given its
                 // partitions to another instance, which reprocesses it from the last
-                // commit: committing now could move that commit back. Left
-                // uncommitted, it is reprocessed by its owner (stored rows are
-                // idempotent), and the next commit of each partition covers it.
-                if rebalances.count() == rebalanced_before {
+                // commit: committing now could move that commit back (and the batch's
+                // state was not logged). Left uncommitted, it is reprocessed by its
+                // owner (stored rows are idempotent), and the next commit of each
+                // partition covers it.
+                if rebalances.count() == rebalanced_before && rebalances.count() == done.decided_at
+                {
                     reader.commit(&done.batch);
                     record_age(&done.batch, "committed");
                 }
                 done.count();
             }
-            let Some((batch, processed, started)) = next else {
+            let Some((batch, processed, started, decided_at)) = next else {
                 break;
             };
-            let processed = match processed {
+            let (processed, staged) = match processed {
                 Ok(processed) => processed,
                 Err(interrupted) => {
                     tracing::warn!(error = %interrupted, "stopping with an unmapped batch; it will be reprocessed");
@@ -126,21 +147,24 @@ impl<S: Store> Pipeline<S> {
             stored = Some(Stored {
                 batch,
                 processed,
+                staged,
                 started,
+                decided_at,
             });
         }
         Ok(())
     }
 
-    /// Maps and enriches a batch. `Err` when stopped while the store was down.
+    /// Maps and enriches a batch, and applies what it changes to the keyed state
+    /// (returned staged for the changelog). `Err` when stopped while a store was down.
     pub async fn process(
         &mut self,
         batch: &[OwnedMessage],
         rebalances: u64,
         raw_partitions: Option<i32>,
         shutdown: &Shutdown,
-    ) -> Result<Processed, Interrupted> {
-        self.enricher.histories.observe_rebalances(rebalances);
+    ) -> Result<(Processed, Staged), Interrupted> {
+        self.catch_up(batch, rebalances, shutdown).await?;
         let mut step = Batch::new(Utc::now())
             .with_parking(self.parking.max_attempts)
             .with_message_limit(self.max_message_bytes);
@@ -148,6 +172,8 @@ impl<S: Store> Pipeline<S> {
             step = step.with_raw_partitions(partitions);
         }
         let mut gave_up = HashSet::new();
+        // CmCalls of this batch, by their caller's key (and the partition it lives in).
+        let mut arrived: BTreeMap<String, (i32, Vec<Candidate>)> = BTreeMap::new();
         for message in batch {
             let record = RawRecord {
                 key: message.key(),
@@ -168,6 +194,25 @@ impl<S: Store> Pipeline<S> {
                 }
                 continue;
             }
+            if crate::parking::header_number(message, schemas::topics::CM_CALL_HEADER).is_some() {
+                match serde_json::from_slice::<CmCall>(record.payload) {
+                    Ok(call) => {
+                        let account = call.account.clone().unwrap_or_default();
+                        let key = schemas::ids::caller_key(&account, call.caller.as_str());
+                        arrived
+                            .entry(key)
+                            .or_insert_with(|| (record.partition, Vec::new()))
+                            .1
+                            .push(Candidate::of(&call, &account));
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, partition = record.partition, offset = record.offset, "unreadable CmCall on the raw topic; skipped");
+                        metrics::counter!(crate::metric_names::PROCESSOR_CM_INVALID_TOTAL)
+                            .increment(1);
+                    }
+                }
+                continue;
+            }
             match engine::batch::envelope(&record) {
                 Ok(envelope) => {
                     let mapping = self.mapping_for(&envelope, &mut gave_up).await;
@@ -176,27 +221,131 @@ impl<S: Store> Pipeline<S> {
                 Err(letter) => step.unreadable(*letter),
             }
         }
-        let known = self
-            .calls(&step.call_ids(), Lookup::Batch, shutdown)
-            .await?;
+        // The stored calls a CmCall may complete: its caller's calls around it.
+        let cm_callers = self.callers(arrived.iter().map(|(k, (p, _))| (*p, k.clone())))?;
+        for (key, (_, calls)) in &arrived {
+            if let Some(state) = cm_callers.get(key) {
+                for (client, id) in relinks_for(state, calls) {
+                    step.relink(client, id);
+                }
+            }
+        }
+        let ids: Vec<CallId> = step.call_ids().iter().map(|(_, id)| *id).collect();
+        let mut known = self.state.calls(&ids).map_err(stopped)?;
+        // What the state cannot say, asked of ClickHouse (bounded by the batch): a
+        // record without a caller arrives under its call's id, in whatever partition
+        // that maps to; a record without a start, or older than the state keeps,
+        // may name a call only ClickHouse still holds. Every other call not in the
+        // state is new, and costs no read.
+        let mut elsewhere: Vec<(ClientId, CallId)> = step
+            .named_calls()
+            .into_iter()
+            .filter(|n| !known.contains_key(&n.id))
+            .filter(|n| {
+                !n.has_caller
+                    || n.started_at
+                        .is_none_or(|at| at < self.state.horizon(n.partition))
+            })
+            .map(|n| (n.client_id, n.id))
+            .collect();
+        elsewhere.sort_by_key(|(_, id)| id.0);
+        elsewhere.dedup();
+        let found = self.stored_elsewhere(&elsewhere, shutdown).await?;
+        known.extend(found);
         step.assemble(known);
-        let changed = self.enrich(step.calls_mut(), shutdown).await?;
-        let ids: Vec<(ClientId, CallId)> = changed
+        let (changed, callers) = self
+            .enrich(step.calls_mut(), cm_callers, arrived, shutdown)
+            .await?;
+        let ids: Vec<CallId> = changed.iter().map(|r| r.id).collect();
+        let mut stored = self.state.calls(&ids).map_err(stopped)?;
+        let older: Vec<(ClientId, CallId)> = changed
             .iter()
+            .filter(|r| !stored.contains_key(&r.id))
             .map(|r| (r.client_id.clone(), r.id))
             .collect();
-        let stored = self.calls(&ids, Lookup::Redecided, shutdown).await?;
+        stored.extend(self.stored_elsewhere(&older, shutdown).await?);
         step.redecide(changed, &stored);
-        Ok(step.finish())
+        let processed = step.finish();
+        let writes = BatchWrites {
+            calls: processed
+                .calls
+                .iter()
+                .map(|c| (c.raw.partition, c.clone()))
+                .collect(),
+            callers,
+        };
+        let staged = self.state.stage(writes, rebalances).map_err(stopped)?;
+        Ok((processed, staged))
+    }
+
+    /// Catches the batch's partitions up with their changelog, those not caught up
+    /// since the group last rebalanced.
+    async fn catch_up(
+        &self,
+        batch: &[OwnedMessage],
+        rebalances: u64,
+        shutdown: &Shutdown,
+    ) -> Result<(), Interrupted> {
+        let partitions: std::collections::BTreeSet<i32> =
+            batch.iter().map(|m| m.partition()).collect();
+        for partition in partitions {
+            if self.state.is_ready(partition, rebalances) {
+                continue;
+            }
+            let (state, store) = (self.state.clone(), self.store.clone());
+            crate::sink::retry_until_stopped(
+                "catch up the keyed state",
+                shutdown,
+                self.max_backoff,
+                || {
+                    let (state, store) = (state.clone(), store.clone());
+                    async move {
+                        let empty = async { store.has_calls().await.is_ok_and(|has| !has) };
+                        state.restore(partition, rebalances, empty).await
+                    }
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Stored calls the keyed state does not hold, from ClickHouse.
+    async fn stored_elsewhere(
+        &self,
+        ids: &[(ClientId, CallId)],
+        shutdown: &Shutdown,
+    ) -> Result<HashMap<CallId, CallRecord>, Interrupted> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        metrics::counter!(crate::metric_names::PROCESSOR_STATE_CLICKHOUSE_LOOKUPS_TOTAL, "what" => "calls")
+            .increment(ids.len() as u64);
+        self.read("read calls the state does not hold", shutdown, || {
+            self.store.calls(ids)
+        })
+        .await
+    }
+
+    /// The kept state of `(partition, caller key)`s.
+    fn callers(
+        &self,
+        keys: impl Iterator<Item = (i32, String)>,
+    ) -> Result<HashMap<String, CallerState>, Interrupted> {
+        let keys: Vec<(i32, String)> = keys.collect();
+        self.state.callers(&keys).map_err(stopped)
     }
 
     /// Repeat and CallMatrix-duplicate decisions for the batch's calls, then their
-    /// status. Returns the stored calls whose repeat decision this batch changed.
+    /// status, over the callers' kept state. Returns the stored calls whose repeat
+    /// decision this batch changed, and every touched caller's state after the batch.
     async fn enrich(
         &self,
         calls: &mut [CallRecord],
+        cm_callers: HashMap<String, CallerState>,
+        arrived: BTreeMap<String, (i32, Vec<Candidate>)>,
         shutdown: &Shutdown,
-    ) -> Result<Vec<enrich::Redecided>, Interrupted> {
+    ) -> Result<CallerDecisions, Interrupted> {
         let registry = self.registry.clone();
         let rules = move |client: &ClientId| {
             registry
@@ -204,73 +353,95 @@ impl<S: Store> Pipeline<S> {
                 .map(|i| i.enrichment.clone())
                 .unwrap_or_default()
         };
-        let (mut held, missing) = self.enricher.checkout(calls);
-        if !missing.is_empty() {
-            let loaded = self
-                .read("read caller histories", shutdown, || {
-                    self.store.histories(&missing)
+        // Each caller's partition: that of its calls' records in this batch (a
+        // record decided here is in its caller's partition).
+        let mut partition_of: HashMap<String, i32> = calls
+            .iter()
+            .filter(|c| c.caller.is_some())
+            .map(|c| (enrich::key_of(c), c.raw.partition))
+            .collect();
+        for (key, (partition, _)) in &arrived {
+            partition_of.entry(key.clone()).or_insert(*partition);
+        }
+        let missing: Vec<(i32, String)> = partition_of
+            .iter()
+            .filter(|(key, _)| !cm_callers.contains_key(*key))
+            .map(|(key, p)| (*p, key.clone()))
+            .collect();
+        let mut states = self.callers(missing.into_iter())?;
+        states.extend(cm_callers);
+        for (key, (_, arrived)) in arrived {
+            let state = states.entry(key).or_default();
+            for call in arrived {
+                state.add_cm_call(call);
+            }
+        }
+        let mut held: HeldHistories = enrich::caller_keys(calls)
+            .into_iter()
+            .map(|key| {
+                let history = states
+                    .get(&key)
+                    .map(CallerState::history)
+                    .unwrap_or_default();
+                (key, history)
+            })
+            .collect();
+        // A caller with a call older than its partition keeps (a late record
+        // beyond the retention window): its history from ClickHouse too, bounded by
+        // that caller.
+        let late: std::collections::BTreeSet<(String, String)> = calls
+            .iter()
+            .filter(|c| c.started_at < self.state.horizon(c.raw.partition))
+            .filter_map(|c| Some((c.account.clone(), c.caller.as_ref()?.as_str().to_owned())))
+            .collect();
+        if !late.is_empty() {
+            let keys: Vec<(String, String)> = late.into_iter().collect();
+            metrics::counter!(crate::metric_names::PROCESSOR_STATE_CLICKHOUSE_LOOKUPS_TOTAL, "what" => "histories")
+                .increment(keys.len() as u64);
+            let stored = self
+                .read("read histories of late callers", shutdown, || {
+                    self.store.histories(&keys)
                 })
                 .await?;
-            for (key, visits) in loaded {
-                held.insert(key, Arc::new(visits));
+            for (key, visits) in stored {
+                let history = held.entry(key).or_default();
+                let merged = std::sync::Arc::make_mut(history);
+                for (id, visit) in visits {
+                    merged.entry(id).or_insert(visit);
+                }
             }
         }
         let changed = self.enricher.decide_repeats(calls, &mut held, &rules);
-        self.enricher.checkin(held);
 
-        // Calls to match by number and time: on a managed number, not echoed.
-        let ours: Vec<&CallRecord> = calls
+        // Calls to match by number and time: on a managed number of their account,
+        // not echoed; against the CmCalls of their own caller.
+        let linked: std::collections::BTreeSet<String> = calls
             .iter()
             .filter(|c| c.called.is_some() && c.match_method != Some(MatchMethod::EchoedId))
             .filter(|c| self.enricher.is_callmatrix_call(c))
+            .map(enrich::key_of)
             .collect();
-        let candidates = if ours.is_empty() {
-            Vec::new()
-        } else {
-            // Same numbers, starts within the widest tolerance a rule may set.
-            let margin = i64::from(schemas::enrichment::MAX_TOLERANCE_S);
-            let called: BTreeSet<String> = ours
-                .iter()
-                .filter_map(|c| c.called.as_ref().map(|n| n.as_str().to_owned()))
-                .collect();
-            let accounts: BTreeSet<String> = ours.iter().map(|c| c.account.clone()).collect();
-            let starts = ours.iter().map(|c| c.started_at.timestamp());
-            let (first, last) =
-                starts.fold((i64::MAX, i64::MIN), |(lo, hi), s| (lo.min(s), hi.max(s)));
-            self.read("read CmCalls", shutdown, || {
-                self.store
-                    .cm_calls(&accounts, &called, first - margin, last + margin)
-            })
-            .await?
-        };
+        let candidates: Vec<Candidate> = linked
+            .iter()
+            .filter_map(|key| states.get(key))
+            .flat_map(|s| s.cm_calls.iter().cloned())
+            .collect();
         self.enricher.link_duplicates(calls, &candidates, &rules);
         for call in calls.iter_mut() {
             enrich::settle_status(call);
         }
-        Ok(changed)
-    }
-
-    /// The stored calls among `ids`, each at its newest version; retried while the
-    /// store is unavailable.
-    async fn calls(
-        &self,
-        ids: &[(ClientId, CallId)],
-        lookup: Lookup,
-        shutdown: &Shutdown,
-    ) -> Result<HashMap<CallId, CallRecord>, Interrupted> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        match lookup {
-            Lookup::Batch => {
-                self.read("read known calls", shutdown, || self.store.known_calls(ids))
-                    .await
-            }
-            Lookup::Redecided => {
-                self.read("read redecided calls", shutdown, || self.store.calls(ids))
-                    .await
-            }
-        }
+        let callers = states
+            .into_iter()
+            .filter_map(|(key, state)| {
+                let partition = *partition_of.get(&key)?;
+                let state = match held.get(&key) {
+                    Some(history) => state.with_history(history),
+                    None => state,
+                };
+                Some((partition, key, state))
+            })
+            .collect();
+        Ok((changed, callers))
     }
 
     async fn read<T, F, Fut>(
@@ -326,14 +497,6 @@ impl<S: Store> Pipeline<S> {
     }
 }
 
-/// Whose ids a lookup of stored calls is for.
-enum Lookup {
-    /// A batch's own records: most may be new calls (`Store::known_calls`).
-    Batch,
-    /// Stored calls a history named, whose repeat decision the batch changed.
-    Redecided,
-}
-
 /// How long the batch's oldest record had been in the broker (its producer's
 /// timestamp) when the batch was gathered and when it was committed: the
 /// processor's share of a call's latency, and the broker's and the batch window's.
@@ -351,8 +514,17 @@ fn record_age(batch: &[OwnedMessage], at: &'static str) {
 struct Stored {
     batch: Vec<OwnedMessage>,
     processed: Processed,
+    /// Its changes to the keyed state, for the changelog.
+    staged: Staged,
     started: Instant,
+    /// The group's rebalance count when it was decided: committed only if it has
+    /// not moved since.
+    decided_at: u64,
 }
+
+/// What the enrichment decided beyond the batch's calls: the stored calls whose
+/// repeat decision changed, and each touched caller's state after the batch.
+type CallerDecisions = (Vec<enrich::Redecided>, Vec<(i32, String, CallerState)>);
 
 impl Stored {
     /// Its figures, once announced: from its first record gathered to here.
@@ -414,6 +586,30 @@ async fn announce(
     }
     sink.park(&processed.parked, park_for, shutdown).await?;
     Ok(())
+}
+
+/// A keyed state that fails for good (its disk, a corrupt entry) stops the batch.
+fn stopped(error: crate::state::StateError) -> Interrupted {
+    Interrupted {
+        last_error: error.to_string(),
+    }
+}
+
+/// The stored calls of a caller that newly arrived CmCalls may link: those starting
+/// within the widest start tolerance of one of them. Their next versions are decided
+/// again in the batch (a relink that changes nothing writes nothing).
+fn relinks_for(state: &CallerState, arrived: &[Candidate]) -> Vec<(ClientId, CallId)> {
+    let margin = chrono::Duration::seconds(i64::from(schemas::enrichment::MAX_TOLERANCE_S));
+    state
+        .visits
+        .iter()
+        .filter(|v| {
+            arrived
+                .iter()
+                .any(|c| (v.started_at - c.started_at).abs() <= margin)
+        })
+        .map(|v| (v.client_id.clone(), v.id))
+        .collect()
 }
 
 #[cfg(test)]

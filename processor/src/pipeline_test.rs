@@ -1,9 +1,9 @@
-//! The batch step against the in-memory store: what it makes of records, with and
-//! without stored calls, without a broker or a database.
+//! The batch step against the in-memory keyed state and store: what it makes of
+//! records, with and without stored calls, without a broker or a database.
 
 use super::*;
+use crate::state::{Changelog, KeyedState, MemoryEngine};
 use crate::store::MemoryStore;
-use engine::enrich::history::Histories;
 use rdkafka::message::Timestamp;
 use schemas::Source;
 use serde_json::value::RawValue;
@@ -29,20 +29,47 @@ fn raw_message(client: &str, offset: i64) -> OwnedMessage {
     )
 }
 
-/// A pipeline over `integrations` and a store holding `stored`.
+/// What a batch reads and writes besides its records: ClickHouse's twin and an
+/// in-memory keyed state (partitions 0 to 7 taken as caught up; nothing is ever
+/// written to a changelog here: no broker).
+#[derive(Clone)]
+struct World {
+    store: Arc<MemoryStore>,
+    state: Arc<KeyedState>,
+}
+
+impl Default for World {
+    fn default() -> Self {
+        let kafka = runtime::kafka::KafkaConfig::new("127.0.0.1:1", "");
+        let producer = runtime::kafka::AckedProducer::new(&kafka).unwrap();
+        let state = KeyedState::with_engine(
+            Arc::new(MemoryEngine::default()),
+            Changelog::new(producer, &kafka),
+            45,
+            1000,
+        );
+        state.assume_ready(&(0..8).collect::<Vec<_>>(), 0);
+        Self {
+            store: Arc::default(),
+            state: Arc::new(state),
+        }
+    }
+}
+
+/// A pipeline over `integrations` and `world`.
 fn test_pipeline(
     integrations: Vec<schemas::Integration>,
     wait: Duration,
-    stored: Arc<MemoryStore>,
+    world: World,
 ) -> Pipeline<MemoryStore> {
     Pipeline {
         registry: IntegrationRegistry::fixed(integrations),
         registry_wait: wait,
-        store: stored,
+        store: world.store,
+        state: world.state,
         max_backoff: wait,
         mappings: HashMap::new(),
         enricher: Enricher {
-            histories: Histories::new(100, 64 * 1024 * 1024),
             managed: Arc::new(HashMap::new()),
         },
         parking: crate::config::ParkingConfig::default(),
@@ -58,11 +85,11 @@ fn samples() -> Vec<schemas::Integration> {
 #[tokio::test(start_paused = true)]
 async fn an_unknown_integration_costs_one_wait_per_batch() {
     let wait = Duration::from_secs(5);
-    let mut pipeline = test_pipeline(vec![], wait, Arc::default());
+    let mut pipeline = test_pipeline(vec![], wait, World::default());
     let batch: Vec<OwnedMessage> = (0..100).map(|n| raw_message("gone", n)).collect();
     let started = tokio::time::Instant::now();
     let (_stop, shutdown) = Shutdown::new();
-    let processed = pipeline.process(&batch, 0, None, &shutdown).await.unwrap();
+    let (processed, _) = pipeline.process(&batch, 0, None, &shutdown).await.unwrap();
     assert_eq!(processed.dead_letters.len(), 100);
     assert!(processed.dead_letters[99]
         .reason
@@ -74,7 +101,7 @@ async fn an_unknown_integration_costs_one_wait_per_batch() {
 /// call made by the earlier one, without a stored row to read.
 #[tokio::test]
 async fn a_late_field_in_the_same_batch_merges_onto_its_call() {
-    let mut pipeline = test_pipeline(samples(), Duration::from_millis(10), Arc::default());
+    let mut pipeline = test_pipeline(samples(), Duration::from_millis(10), World::default());
     let record = |payload: &str, offset: i64| {
         let envelope = RawEnvelope {
             raw_id: uuid::Uuid::from_u128(offset as u128),
@@ -103,7 +130,7 @@ async fn a_late_field_in_the_same_batch_merges_onto_its_call() {
         record(r#"{"call":{"id":"ar_1","payout":"$7.50"}}"#, 1),
     ];
     let (_stop, shutdown) = Shutdown::new();
-    let processed = pipeline.process(&batch, 0, None, &shutdown).await.unwrap();
+    let (processed, _) = pipeline.process(&batch, 0, None, &shutdown).await.unwrap();
     assert!(
         processed.dead_letters.is_empty(),
         "{:?}",
@@ -130,7 +157,7 @@ async fn a_late_field_in_the_same_batch_merges_onto_its_call() {
 /// partition, not processed here: two instances must never decide one caller.
 #[tokio::test]
 async fn a_record_under_the_wrong_key_is_forwarded_to_its_callers_partition() {
-    let mut pipeline = test_pipeline(samples(), Duration::from_millis(10), Arc::default());
+    let mut pipeline = test_pipeline(samples(), Duration::from_millis(10), World::default());
     let envelope = RawEnvelope {
         raw_id: uuid::Uuid::from_u128(1),
         client_id: ClientId::parse("arroyo").unwrap(),
@@ -153,7 +180,7 @@ async fn a_record_under_the_wrong_key_is_forwarded_to_its_callers_partition() {
         None,
     );
     let (_stop, shutdown) = Shutdown::new();
-    let processed = pipeline
+    let (processed, _) = pipeline
         .process(&[message], 0, None, &shutdown)
         .await
         .unwrap();
@@ -195,10 +222,10 @@ async fn a_record_outside_its_callers_partition_is_forwarded_there() {
             None,
         )
     };
-    let mut pipeline = test_pipeline(samples(), Duration::from_millis(10), Arc::default());
+    let mut pipeline = test_pipeline(samples(), Duration::from_millis(10), World::default());
     let (_stop, shutdown) = Shutdown::new();
 
-    let old = pipeline
+    let (old, _) = pipeline
         .process(&[in_partition(before)], 0, Some(4), &shutdown)
         .await
         .unwrap();
@@ -211,7 +238,7 @@ async fn a_record_outside_its_callers_partition_is_forwarded_there() {
     };
     assert_eq!((forward.key.as_str(), forward.partition), (key, Some(home)));
 
-    let new = pipeline
+    let (new, _) = pipeline
         .process(&[in_partition(home)], 0, Some(4), &shutdown)
         .await
         .unwrap();
@@ -219,7 +246,7 @@ async fn a_record_outside_its_callers_partition_is_forwarded_there() {
     assert_eq!(new.calls.len(), 1, "decided in its caller's partition");
 
     // While the count is not known (it could not be read), the key alone decides.
-    let unknown = pipeline
+    let (unknown, _) = pipeline
         .process(&[in_partition(before)], 0, None, &shutdown)
         .await
         .unwrap();
@@ -247,34 +274,34 @@ fn arroyo_record(payload: &str, offset: i64) -> OwnedMessage {
     )
 }
 
-/// One record through a fresh instance (nothing cached: what it needs of the past
-/// comes from `store`); the batch's calls are then stored, as the sink would.
-async fn through_fresh_instance(store: &Arc<MemoryStore>, payload: &str, offset: i64) -> Processed {
-    let pipeline = test_pipeline(samples(), Duration::from_millis(10), store.clone());
-    stored_after(pipeline, store, &[arroyo_record(payload, offset)]).await
+/// One record through a fresh instance (what it knows of the past is in the
+/// world's keyed state); the batch's calls are then stored, as the sink would.
+async fn through_fresh_instance(world: &World, payload: &str, offset: i64) -> Processed {
+    let pipeline = test_pipeline(samples(), Duration::from_millis(10), world.clone());
+    stored_after(pipeline, world, &[arroyo_record(payload, offset)]).await
 }
 
 /// `batch` through `pipeline`; its calls are then stored, as the sink would.
 async fn stored_after(
     mut pipeline: Pipeline<MemoryStore>,
-    store: &Arc<MemoryStore>,
+    world: &World,
     batch: &[OwnedMessage],
 ) -> Processed {
     let (_stop, shutdown) = Shutdown::new();
-    let processed = pipeline.process(batch, 0, None, &shutdown).await.unwrap();
+    let (processed, _) = pipeline.process(batch, 0, None, &shutdown).await.unwrap();
     for call in &processed.calls {
-        store.put(call.clone());
+        world.store.put(call.clone());
     }
     processed
 }
 
 /// A late field for a call stored by an earlier batch: merged over the stored
-/// version (read from the store), as a newer version of the same call.
+/// version (kept in the state), as a newer version of the same call.
 #[tokio::test]
 async fn a_late_field_merges_onto_the_stored_call() {
-    let store = Arc::new(MemoryStore::default());
+    let world = World::default();
     let first = through_fresh_instance(
-        &store,
+        &world,
         r#"{"call":{"id":"ar_s","caller":{"number":"4155552671"},"started_at":"2026-11-20T10:00:00Z"}}"#,
         0,
     )
@@ -283,7 +310,7 @@ async fn a_late_field_merges_onto_the_stored_call() {
         panic!("one call")
     };
     let late =
-        through_fresh_instance(&store, r#"{"call":{"id":"ar_s","payout":"$9.25"}}"#, 1).await;
+        through_fresh_instance(&world, r#"{"call":{"id":"ar_s","payout":"$9.25"}}"#, 1).await;
     assert!(late.dead_letters.is_empty(), "{:?}", late.dead_letters);
     let [merged] = late.calls.as_slice() else {
         panic!("one call: {:?}", late.calls)
@@ -295,20 +322,20 @@ async fn a_late_field_merges_onto_the_stored_call() {
     assert!(merged.version > stored.version);
 }
 
-/// The caller's stored calls (a history read from the store on a cache miss) make a
-/// new call a repeat, and a late older call re-decides a stored one: its next
-/// version, built over the stored version, comes out of the batch as an update.
+/// The caller's kept calls make a new call a repeat, and a late older call
+/// re-decides a stored one: its next version, built over the stored version, comes
+/// out of the batch as an update.
 #[tokio::test]
-async fn stored_histories_decide_repeats() {
-    let store = Arc::new(MemoryStore::default());
+async fn kept_histories_decide_repeats() {
+    let world = World::default();
     let call = |id: &str, day: u32| {
         format!(
             r#"{{"call":{{"id":"{id}","caller":{{"number":"4155552671"}},"started_at":"2026-11-{day}T10:00:00Z","duration":120}}}}"#
         )
     };
-    let earlier = through_fresh_instance(&store, &call("ar_1", 20), 0).await;
+    let earlier = through_fresh_instance(&world, &call("ar_1", 20), 0).await;
     let first = earlier.calls[0].clone();
-    let next = through_fresh_instance(&store, &call("ar_2", 22), 1).await;
+    let next = through_fresh_instance(&world, &call("ar_2", 22), 1).await;
     let repeat = next
         .calls
         .iter()
@@ -317,7 +344,7 @@ async fn stored_histories_decide_repeats() {
     assert_eq!(repeat.repeat_of, Some(first.id), "{repeat:?}");
     assert_eq!(repeat.status, "repeat");
 
-    let backfill = through_fresh_instance(&store, &call("ar_0", 18), 2).await;
+    let backfill = through_fresh_instance(&world, &call("ar_0", 18), 2).await;
     let oldest = backfill
         .calls
         .iter()
@@ -339,8 +366,8 @@ async fn stored_histories_decide_repeats() {
 }
 
 /// A pipeline whose managed numbers hold arroyo's tracking number.
-fn pipeline_on_managed_number(store: &Arc<MemoryStore>) -> Pipeline<MemoryStore> {
-    let mut pipeline = test_pipeline(samples(), Duration::from_millis(10), store.clone());
+fn pipeline_on_managed_number(world: &World) -> Pipeline<MemoryStore> {
+    let mut pipeline = test_pipeline(samples(), Duration::from_millis(10), world.clone());
     let number = schemas::E164::parse("+18885550100", phonenumber::country::Id::US).unwrap();
     let managed = schemas::callmatrix::ManagedNumber {
         number: number.clone(),
@@ -372,22 +399,48 @@ fn relink_request(id: CallId, offset: i64) -> OwnedMessage {
     )
 }
 
+/// A CmCall as the linker sends it to its caller's partition.
+fn cm_call_message(id: &str, started_at: chrono::DateTime<Utc>, offset: i64) -> OwnedMessage {
+    let call = CmCall {
+        cm_call_id: id.into(),
+        caller: schemas::E164::parse("+14155552671", phonenumber::country::Id::US).unwrap(),
+        called: schemas::E164::parse("+18885550100", phonenumber::country::Id::US).unwrap(),
+        started_at,
+        duration_s: 120,
+        payout: None,
+        account: Some("acme-leads".into()),
+    };
+    let headers = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+        key: schemas::topics::CM_CALL_HEADER,
+        value: Some("1"),
+    });
+    OwnedMessage::new(
+        Some(serde_json::to_vec(&call).unwrap()),
+        Some(b"acme-leads|+14155552671".to_vec()),
+        "calls.raw".into(),
+        Timestamp::NotAvailable,
+        0,
+        offset,
+        Some(headers),
+    )
+}
+
 fn managed_call(id: &str, day: u32) -> String {
     format!(
         r#"{{"call":{{"id":"{id}","caller":{{"number":"4155552671"}},"tracking_number":"8885550100","started_at":"2026-11-{day}T10:00:00Z","duration":120}}}}"#
     )
 }
 
-/// The linker no longer writes calls: it asks the caller's partition owner to
-/// match a stored call again. In one batch with a record that re-decides the same
-/// call's repeat (an older call of its caller, arriving late), both changes land
-/// on one new version; neither is lost to the other.
+/// A CmCall reaches its caller's partition (the linker sends it there): the stored
+/// duplicate it completes is linked. In one batch with a record that re-decides the
+/// same call's repeat (an older call of its caller, arriving late), both changes
+/// land on one new version; neither is lost to the other.
 #[tokio::test]
 async fn a_relink_and_a_repeat_redecision_of_one_call_both_survive() {
-    let store = Arc::new(MemoryStore::default());
+    let world = World::default();
     let first = stored_after(
-        pipeline_on_managed_number(&store),
-        &store,
+        pipeline_on_managed_number(&world),
+        &world,
         &[arroyo_record(&managed_call("ar_2", 22), 0)],
     )
     .await;
@@ -397,21 +450,13 @@ async fn a_relink_and_a_repeat_redecision_of_one_call_both_survive() {
         "{stored:?}"
     );
 
-    // Its CmCall arrives; the linker asks for a relink. An older call of the
-    // same caller arrives in the same batch.
-    store.put_cm_call(engine::enrich::duplicates::Candidate {
-        cm_call_id: "cm_9".into(),
-        account: stored.account.clone(),
-        caller: "+14155552671".into(),
-        called: "+18885550100".into(),
-        started_at: stored.started_at,
-        duration_s: 120,
-    });
+    // Its CmCall arrives; an older call of the same caller arrives in the same
+    // batch.
     let batch = [
-        relink_request(stored.id, 1),
+        cm_call_message("cm_9", stored.started_at, 1),
         arroyo_record(&managed_call("ar_1", 20), 2),
     ];
-    let processed = stored_after(pipeline_on_managed_number(&store), &store, &batch).await;
+    let processed = stored_after(pipeline_on_managed_number(&world), &world, &batch).await;
     let versions: Vec<&CallRecord> = processed
         .calls
         .iter()
@@ -430,14 +475,14 @@ async fn a_relink_and_a_repeat_redecision_of_one_call_both_survive() {
 /// A relink that finds nothing new writes no version.
 #[tokio::test]
 async fn a_relink_that_changes_nothing_writes_nothing() {
-    let store = Arc::new(MemoryStore::default());
+    let world = World::default();
     let first = stored_after(
-        pipeline_on_managed_number(&store),
-        &store,
+        pipeline_on_managed_number(&world),
+        &world,
         &[arroyo_record(&managed_call("ar_2", 22), 0)],
     )
     .await;
     let relink = [relink_request(first.calls[0].id, 1)];
-    let processed = stored_after(pipeline_on_managed_number(&store), &store, &relink).await;
+    let processed = stored_after(pipeline_on_managed_number(&world), &world, &relink).await;
     assert!(processed.calls.is_empty(), "{:?}", processed.calls);
 }

@@ -161,29 +161,6 @@ impl BatchSink {
         .await
     }
 
-    /// Sends the linker's requests (`(caller key, RelinkRequest JSON)`) to the raw
-    /// topic, for the owner of each caller's partition.
-    pub async fn relink(
-        &self,
-        requests: &[(String, Vec<u8>)],
-        shutdown: &Shutdown,
-    ) -> Result<(), Interrupted> {
-        let header: [(&str, &[u8]); 1] = [(schemas::topics::RELINK_HEADER, b"1")];
-        let messages: Vec<OutgoingMessage<'_>> = requests
-            .iter()
-            .map(|(key, payload)| OutgoingMessage {
-                key: key.as_bytes(),
-                payload,
-                headers: &header,
-                partition: None,
-            })
-            .collect();
-        self.retry("ask for calls to be linked", shutdown, || {
-            self.producer.send_all(&self.topics.raw, &messages)
-        })
-        .await
-    }
-
     /// Parks records waiting for their call on the parked topic, due `delay` from
     /// now (see `parking`).
     pub async fn park(

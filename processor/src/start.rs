@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine::enrich::history::Histories;
 use engine::enrich::{Enricher, ManagedNumbers};
 use runtime::kafka::AckedProducer;
 use runtime::registry::IntegrationRegistry;
@@ -118,12 +117,9 @@ pub async fn run(
     {
         let linker = Arc::new(linker::Linker {
             sink: sink.clone(),
-            store: store.clone(),
-            registry: registry.clone(),
             managed: managed.clone(),
             max_records,
             max_wait,
-            sweep_every: Duration::from_millis(config.enrichment.link_sweep_ms),
         });
         let kafka = config.kafka.clone();
         handles.push(workers.supervise("callmatrix-linker", shutdown.clone(), {
@@ -144,23 +140,31 @@ pub async fn run(
             }
         }));
     }
+    // The keyed state outlives a restart of the pipeline (its local copy stays
+    // valid); which partitions are caught up does not (the group is joined again).
+    let state = Arc::new(
+        crate::state::KeyedState::open(
+            &config.state.dir,
+            crate::state::Changelog::new(sink.producer.clone(), &config.kafka),
+            config.state.retention_days,
+            config.state.sweep_per_batch,
+        )
+        .map_err(|e| ProcessorError::Stopped(e.to_string()))?,
+    );
     {
-        // A pipeline starts afresh (its caches empty) each time it is started.
         let config = config.clone();
         handles.push(workers.supervise("pipeline", shutdown.clone(), {
             let shutdown = shutdown.clone();
             move || {
+                state.forget();
                 let pipeline = Pipeline {
                     registry: registry.clone(),
                     registry_wait: Duration::from_millis(config.registry.wait_ms),
                     store: store.clone(),
+                    state: state.clone(),
                     max_backoff: sink.max_backoff,
                     mappings: HashMap::new(),
                     enricher: Enricher {
-                        histories: Histories::new(
-                            config.enrichment.max_cached_callers,
-                            config.enrichment.max_cached_history_bytes,
-                        ),
                         managed: managed.clone(),
                     },
                     parking: config.parking.clone(),

@@ -41,6 +41,14 @@ pub const PARKED_HEADER: &str = "cm-parked";
 pub const DUE_HEADER: &str = "cm-due-ms";
 /// Kafka header marking a raw-topic message as a `RelinkRequest`, not an envelope.
 pub const RELINK_HEADER: &str = "cm-relink";
+/// Kafka header marking a raw-topic message as a CallMatrix call (`CmCall` with its
+/// account), sent by the linker under its caller's key so the caller's partition
+/// keeps it and links what it completes.
+pub const CM_CALL_HEADER: &str = "cm-call";
+/// Compacted, partitioned as the raw topic: the changelog of the processor's keyed
+/// state (each raw partition's callers and calls), from which any instance restores
+/// a partition it is given.
+pub const STATE: &str = "processor.state";
 /// Never written: ingest instances join its consumer group so Kafka assigns each
 /// polled integration (by partition) to exactly one of them.
 pub const POLL_LEASES: &str = "poll.leases";
@@ -58,6 +66,7 @@ pub struct Topics {
     pub rollup_dirty: String,
     pub poll_status: String,
     pub parked: String,
+    pub state: String,
 }
 
 impl Topics {
@@ -74,10 +83,11 @@ impl Topics {
             rollup_dirty: format!("{prefix}{ROLLUP_DIRTY}"),
             poll_status: format!("{prefix}{POLL_STATUS}"),
             parked: format!("{prefix}{PARKED}"),
+            state: format!("{prefix}{STATE}"),
         }
     }
 
-    pub fn all(&self) -> [&str; 11] {
+    pub fn all(&self) -> [&str; 12] {
         [
             &self.raw,
             &self.enriched,
@@ -90,6 +100,7 @@ impl Topics {
             &self.rollup_dirty,
             &self.poll_status,
             &self.parked,
+            &self.state,
         ]
     }
 }

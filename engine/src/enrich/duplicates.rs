@@ -15,16 +15,36 @@ use schemas::callmatrix::{CmCallRow, MatchMethod};
 use schemas::enrichment::DuplicateRule;
 use schemas::CallRecord;
 
-/// A CmCall as the matcher sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A CmCall as the matcher sees it. Kept per caller in the processor's state.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Candidate {
+    #[serde(rename = "i")]
     pub cm_call_id: String,
     /// The account the CmCall was routed for: only that account's records link to it.
+    #[serde(rename = "a")]
     pub account: String,
+    #[serde(rename = "f")]
     pub caller: String,
+    #[serde(rename = "t")]
     pub called: String,
+    #[serde(rename = "s", with = "chrono::serde::ts_seconds")]
     pub started_at: DateTime<Utc>,
+    #[serde(rename = "d")]
     pub duration_s: u32,
+}
+
+impl Candidate {
+    /// A CmCall routed for `account`.
+    pub fn of(call: &schemas::callmatrix::CmCall, account: &str) -> Self {
+        Self {
+            cm_call_id: call.cm_call_id.clone(),
+            account: account.to_owned(),
+            caller: call.caller.to_string(),
+            called: call.called.to_string(),
+            started_at: schemas::call::to_whole_seconds(call.started_at),
+            duration_s: call.duration_s,
+        }
+    }
 }
 
 impl From<CmCallRow> for Candidate {

@@ -2,13 +2,12 @@
 //!
 //! Per record, without state (also run by the preview): the caller's place and zone
 //! (`place`) and base qualification (`qualify`). Per batch, with state: repeat
-//! callers over each caller's whole timeline (`repeat`, `history`) and CallMatrix
-//! duplicates (`duplicates`; the processor's linker applies the same rules to
-//! CmCalls that arrive after the partner's record). The status then follows by precedence (`Status::decide`).
+//! callers over each caller's timeline (`repeat`) and CallMatrix duplicates
+//! (`duplicates`), over what the processor keeps per caller (`crate::state`). The
+//! status then follows by precedence (`Status::decide`).
 
 pub mod duplicates;
 pub mod geo;
-pub mod history;
 pub mod repeat;
 
 use std::collections::{HashMap, HashSet};
@@ -20,11 +19,14 @@ use schemas::enrichment::{EnrichmentRules, Qualification, Status};
 use schemas::{CallId, CallRecord, ClientId};
 
 use self::duplicates::Candidate;
-use self::history::{Histories, History};
-
-/// The histories a batch holds, by caller key.
-pub type HeldHistories = HashMap<String, History>;
 use self::repeat::{RepeatOf, Visit};
+
+/// One caller's calls, by id.
+pub type History = Arc<HashMap<CallId, Visit>>;
+
+/// The histories a batch holds, by caller key: every caller of the batch's calls,
+/// an empty history for a new one.
+pub type HeldHistories = HashMap<String, History>;
 
 /// Fills city and state from the ZIP when the partner left them empty (a partner's
 /// own value wins), and sets the caller's zone: the ZIP's, else the area code's when
@@ -108,10 +110,19 @@ impl ManagedNumbers for HashMap<String, ManagedNumber> {
     }
 }
 
-/// The batch-level, stateful part.
+/// The batch-level part: decisions over the state the shell holds for the batch.
 pub struct Enricher {
-    pub histories: Histories,
     pub managed: Arc<dyn ManagedNumbers>,
+}
+
+/// The caller keys of `calls` whose histories a batch needs (withheld callers have
+/// none: never a repeat, never repeated).
+pub fn caller_keys(calls: &[CallRecord]) -> std::collections::BTreeSet<String> {
+    calls
+        .iter()
+        .filter(|c| c.caller.is_some())
+        .map(key_of)
+        .collect()
 }
 
 /// A stored call (not in the batch) whose repeat decision changed.
@@ -123,46 +134,11 @@ pub struct Redecided {
 }
 
 impl Enricher {
-    /// Takes the histories of `calls`' callers out of the cache for the batch (so
-    /// none can be evicted while the batch uses it), and lists `(account, caller)`
-    /// of those not cached, to load from ClickHouse into the returned map.
-    pub fn checkout(&self, calls: &[CallRecord]) -> (HeldHistories, Vec<(String, String)>) {
-        let mut held = HashMap::new();
-        let mut missing = Vec::new();
-        for call in calls {
-            // A withheld caller has no history: never a repeat, never repeated.
-            let Some(caller) = &call.caller else {
-                continue;
-            };
-            let key = key_of(call);
-            if held.contains_key(&key) {
-                continue;
-            }
-            match self.histories.take(&key) {
-                Some(history) => {
-                    held.insert(key, history);
-                }
-                None => {
-                    missing.push((call.account.clone(), caller.to_string()));
-                    held.insert(key, Arc::default());
-                }
-            }
-        }
-        (held, missing)
-    }
-
-    /// Returns the batch's histories to the cache.
-    pub fn checkin(&self, held: HeldHistories) {
-        for (key, history) in held {
-            self.histories.put(key, history);
-        }
-    }
-
-    /// Decides repeats for the batch's callers over their whole histories (`held`,
-    /// from `checkout`, with the missing ones filled from ClickHouse), sets them on
-    /// `calls`, updates the histories, and returns the stored calls whose decision
-    /// changed because of this batch (an older call arriving late makes a newer one
-    /// a repeat).
+    /// Decides repeats for the batch's callers over their histories (`held`: every
+    /// caller key of `calls`, from the processor's state), sets them on `calls`,
+    /// updates the histories, and returns the stored calls whose decision changed
+    /// because of this batch (an older call arriving late makes a newer one a
+    /// repeat).
     pub fn decide_repeats(
         &self,
         calls: &mut [CallRecord],
@@ -326,7 +302,6 @@ mod tests {
 
     fn enricher() -> Enricher {
         Enricher {
-            histories: Histories::new(1000, 64 * 1024 * 1024),
             managed: Arc::new(HashMap::from([(
                 "+18885550100".to_owned(),
                 ManagedNumber {
@@ -393,25 +368,37 @@ mod tests {
         assert!(qualify(&call, &plain));
     }
 
+    /// Decides `calls` over `state` (the processor's kept histories), as a batch does:
+    /// the batch's caller keys taken from it (a new caller: empty), given back after.
+    fn decide(
+        enricher: &Enricher,
+        state: &mut HeldHistories,
+        calls: &mut [CallRecord],
+    ) -> Vec<Redecided> {
+        let rules = |_: &ClientId| EnrichmentRules::default();
+        let mut held: HeldHistories = caller_keys(calls)
+            .into_iter()
+            .map(|key| {
+                let history = state.remove(&key).unwrap_or_default();
+                (key, history)
+            })
+            .collect();
+        let changed = enricher.decide_repeats(calls, &mut held, &rules);
+        state.extend(held);
+        changed
+    }
+
     #[test]
     fn a_late_older_call_turns_a_stored_call_into_a_repeat() {
         let enricher = enricher();
-        let rules = |_: &ClientId| EnrichmentRules::default();
-        let decide = |calls: &mut Vec<CallRecord>| {
-            let (mut held, missing) = enricher.checkout(calls);
-            let changed = enricher.decide_repeats(calls, &mut held, &rules);
-            enricher.checkin(held);
-            (changed, missing)
-        };
+        let mut state = HeldHistories::new();
         let mut first = vec![test_call("new", day(10))];
-        let (changed, missing) = decide(&mut first);
-        assert_eq!(missing.len(), 1, "nothing cached yet");
+        let changed = decide(&enricher, &mut state, &mut first);
         assert!(changed.is_empty());
         assert_eq!(first[0].repeat_of, None);
 
         let mut backfill = vec![test_call("old", day(0))];
-        let (changed, missing) = decide(&mut backfill);
-        assert!(missing.is_empty(), "the caller's history is cached now");
+        let changed = decide(&enricher, &mut state, &mut backfill);
         assert_eq!(backfill[0].repeat_of, None, "the older call is the first");
         assert_eq!(changed.len(), 1);
         assert_eq!(changed[0].id, first[0].id);
@@ -427,51 +414,42 @@ mod tests {
     #[test]
     fn withheld_callers_are_never_repeats_of_each_other() {
         let enricher = enricher();
-        let rules = |_: &ClientId| EnrichmentRules::default();
-        let decide = |mut calls: Vec<CallRecord>| {
-            let (mut held, missing) = enricher.checkout(&calls);
-            enricher.decide_repeats(&mut calls, &mut held, &rules);
-            enricher.checkin(held);
-            (calls, missing)
-        };
+        let mut state = HeldHistories::new();
         // With a number, the second call is a repeat (the rule applies at all).
-        let (known, _) = decide(vec![test_call("k1", day(0)), test_call("k2", day(1))]);
+        let mut known = vec![test_call("k1", day(0)), test_call("k2", day(1))];
+        decide(&enricher, &mut state, &mut known);
         assert_eq!(known[1].repeat_of, Some(known[0].id));
 
         let withheld = |id: &str, at| CallRecord {
             caller: None,
             ..test_call(id, at)
         };
-        let (calls, missing) = decide(vec![withheld("w1", day(0)), withheld("w2", day(1))]);
+        let mut calls = vec![withheld("w1", day(0)), withheld("w2", day(1))];
         assert!(
-            missing.is_empty(),
-            "no history to read for a withheld caller"
+            caller_keys(&calls).is_empty(),
+            "no history to keep for a withheld caller"
         );
+        decide(&enricher, &mut state, &mut calls);
         assert_eq!((calls[0].repeat_of, calls[1].repeat_of), (None, None));
-        let (later, _) = decide(vec![withheld("w3", day(2))]);
+        let mut later = vec![withheld("w3", day(2))];
+        decide(&enricher, &mut state, &mut later);
         assert_eq!(later[0].repeat_of, None, "nor of one decided earlier");
         assert_ne!(key_of(&calls[0]), key_of(&calls[1]), "each its own key");
     }
 
     #[test]
-    fn a_loaded_history_fills_a_miss_and_is_cached_after() {
+    fn a_kept_history_decides_and_grows_with_the_batch() {
         let enricher = enricher();
-        let rules = |_: &ClientId| EnrichmentRules::default();
         let stored = test_call("stored", day(0));
-        let mut batch = vec![test_call("later", day(3))];
-        let (mut held, missing) = enricher.checkout(&batch);
-        assert_eq!(missing.len(), 1);
-        held.insert(
+        let mut state = HeldHistories::from([(
             key_of(&stored),
             Arc::new(HashMap::from([(stored.id, Visit::of(&stored))])),
-        );
-        enricher.decide_repeats(&mut batch, &mut held, &rules);
-        enricher.checkin(held);
+        )]);
+        let mut batch = vec![test_call("later", day(3))];
+        decide(&enricher, &mut state, &mut batch);
         assert_eq!(batch[0].repeat_of, Some(stored.id));
-        let (held, missing) = enricher.checkout(&batch);
-        assert!(missing.is_empty(), "now cached");
         assert_eq!(
-            held[&key_of(&stored)].len(),
+            state[&key_of(&stored)].len(),
             2,
             "the stored call and the new one"
         );

@@ -12,17 +12,26 @@ use chrono::{DateTime, Duration, Utc};
 use schemas::enrichment::{RepeatCounts, RepeatRule, RepeatScope};
 use schemas::{CallId, CallRecord, ClientId};
 
-/// What the repeat decision needs to know about one call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the repeat decision needs to know about one call. Kept per caller in the
+/// processor's state (short names: millions of them are stored).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Visit {
+    #[serde(rename = "i")]
     pub id: CallId,
+    #[serde(rename = "k")]
     pub client_id: ClientId,
+    #[serde(rename = "s", with = "chrono::serde::ts_seconds")]
     pub started_at: DateTime<Utc>,
+    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
     pub campaign: Option<String>,
+    #[serde(rename = "b", default, skip_serializing_if = "Option::is_none")]
     pub buyer: Option<String>,
+    #[serde(rename = "n", default)]
     pub connected: bool,
+    #[serde(rename = "q", default)]
     pub qualified: bool,
     /// The decision stored with the call (what its row says now).
+    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
     pub repeat_of: Option<CallId>,
 }
 

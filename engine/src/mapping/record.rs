@@ -52,6 +52,18 @@ pub struct MappedFields {
     pub call_id: Option<CallId>,
 }
 
+impl MappedFields {
+    /// Whether the record names its caller (a number, or a withheld one).
+    pub fn has_caller(&self) -> bool {
+        self.fields.caller.is_some()
+    }
+
+    /// When the record says its call started, if it says.
+    pub fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.fields.started_at.as_ref().map(|s| s.instant)
+    }
+}
+
 /// Maps one raw record onto a call with nothing known about it before.
 /// `processed_at` is passed in so a batch shares one clock read.
 pub fn map_record(

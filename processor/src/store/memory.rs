@@ -1,20 +1,16 @@
-//! The store's in-memory twin: stored calls and CmCalls in maps, read the way the
-//! ClickHouse store reads them (newest version per call, histories per caller key,
-//! duplicates checked with `Duplicates::holds`). For unit tests of the batch step.
+//! The store's in-memory twin: stored calls in a map, read the way the ClickHouse
+//! store reads them (newest version per call). For unit tests of the batch step.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
-use engine::enrich::duplicates::Candidate;
-use engine::enrich::repeat::Visit;
 use schemas::{CallId, CallRecord, ClientId};
 
-use super::{Duplicates, Store, StoreError, StoredHistories};
+use super::{Store, StoreError, StoredHistories};
 
 #[derive(Default)]
 pub struct MemoryStore {
     calls: Mutex<HashMap<CallId, CallRecord>>,
-    cm_calls: Mutex<Vec<Candidate>>,
 }
 
 impl MemoryStore {
@@ -29,18 +25,10 @@ impl MemoryStore {
         }
     }
 
-    pub fn put_cm_call(&self, candidate: Candidate) {
-        match self.cm_calls.lock() {
-            Ok(mut all) => all.push(candidate),
-            Err(poisoned) => poisoned.into_inner().push(candidate),
-        }
-    }
-
     fn lock_calls(&self) -> std::sync::MutexGuard<'_, HashMap<CallId, CallRecord>> {
-        match self.calls.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        self.calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -73,38 +61,14 @@ impl Store for MemoryStore {
                         c.account == *account
                             && c.caller.as_ref().is_some_and(|n| n.as_str() == caller)
                     })
-                    .map(|c| (c.id, Visit::of(c)))
+                    .map(|c| (c.id, engine::enrich::repeat::Visit::of(c)))
                     .collect();
                 (key, visits)
             })
             .collect())
     }
 
-    async fn cm_calls(
-        &self,
-        accounts: &BTreeSet<String>,
-        called: &BTreeSet<String>,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<Candidate>, StoreError> {
-        let all = match self.cm_calls.lock() {
-            Ok(all) => all.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
-        Ok(all
-            .into_iter()
-            .filter(|c| accounts.contains(&c.account) && called.contains(&c.called))
-            .filter(|c| (from..=to).contains(&c.started_at.timestamp()))
-            .collect())
-    }
-
-    async fn duplicates(&self, which: &Duplicates) -> Result<Vec<CallRecord>, StoreError> {
-        let now_s = chrono::Utc::now().timestamp();
-        Ok(self
-            .lock_calls()
-            .values()
-            .filter(|c| which.holds(c, now_s))
-            .cloned()
-            .collect())
+    async fn has_calls(&self) -> Result<bool, StoreError> {
+        Ok(!self.lock_calls().is_empty())
     }
 }

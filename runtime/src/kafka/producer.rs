@@ -233,6 +233,68 @@ impl AckedProducer {
         }
     }
 
+    /// Sends `(partition, key, value)` entries to `topic` (a `None` value is a
+    /// tombstone: it deletes the key on a compacted topic) and waits for every ack;
+    /// returns where each was written, in order. For changelogs, whose writer must
+    /// know what it wrote where.
+    pub async fn send_entries(
+        &self,
+        topic: &str,
+        entries: &[(i32, &[u8], Option<&[u8]>)],
+    ) -> Result<Vec<(i32, i64)>, ProduceError> {
+        let started = Instant::now();
+        let producer = self.current();
+        let sends = entries.iter().map(|(partition, key, value)| {
+            let mut record: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(topic).key(*key).partition(*partition);
+            if let Some(value) = value {
+                record = record.payload(*value);
+            }
+            producer.send(record, Timeout::Never)
+        });
+        let outcome = tokio::time::timeout(self.deadline, join_all(sends)).await;
+        let labels = [("topic", topic.to_owned())];
+        metrics::histogram!(crate::metric_names::KAFKA_PRODUCE_BATCH_SECONDS, &labels)
+            .record(started.elapsed().as_secs_f64());
+        let mut written = Vec::with_capacity(entries.len());
+        let mut first_error = None;
+        let mut failed = 0;
+        match outcome {
+            Ok(results) => {
+                for result in results {
+                    match result {
+                        Ok(delivery) => written.push((delivery.partition, delivery.offset)),
+                        Err((error, _)) => {
+                            failed += 1;
+                            first_error.get_or_insert(error);
+                        }
+                    }
+                }
+            }
+            Err(_) => {
+                failed = entries.len();
+                first_error = Some(timed_out());
+            }
+        }
+        metrics::counter!(crate::metric_names::KAFKA_PRODUCED_TOTAL, &labels)
+            .increment(written.len() as u64);
+        match first_error {
+            None => Ok(written),
+            Some(first) => {
+                metrics::counter!(crate::metric_names::KAFKA_PRODUCE_ERRORS_TOTAL, &labels)
+                    .increment(failed as u64);
+                drop(producer);
+                self.reset_after(&first);
+                Err(ProduceError::NotAcknowledged {
+                    topic: topic.to_owned(),
+                    failed,
+                    total: entries.len(),
+                    first,
+                })
+            }
+        }
+    }
+
     /// [`send_all`](Self::send_all) for owned `(key, payload)` pairs.
     pub async fn send_pairs(
         &self,

@@ -153,13 +153,7 @@ async fn documented_queries_answer_what_the_doc_says() {
         load_callmatrix(&env, kind, &fixtures.join(file)).await;
     }
     let _processor = env
-        .start(
-            "processor",
-            &[
-                ("PROCESSOR_BATCH__MAX_WAIT_MS", "20"),
-                ("PROCESSOR_ENRICHMENT__LINK_SWEEP_MS", "1000"),
-            ],
-        )
+        .start("processor", &[("PROCESSOR_BATCH__MAX_WAIT_MS", "20")])
         .await;
     let ingest = env.start("ingest", &[]).await;
     eventually("both CmCalls stored", Duration::from_secs(60), || async {

@@ -217,12 +217,7 @@ async fn callmatrix_duplicates_link_before_and_after_the_cmcall() {
     let first_only = std::env::temp_dir().join(format!("{}-cm1.json", env.name));
     std::fs::write(&first_only, serde_json::to_string(&all_calls[..1]).unwrap()).unwrap();
     load_callmatrix(&env, cmctl::callmatrix::Kind::Calls, &first_only).await;
-    let _processor = env
-        .start(
-            "processor",
-            &[("PROCESSOR_ENRICHMENT__LINK_SWEEP_MS", "1000")],
-        )
-        .await;
+    let _processor = env.start("processor", &[]).await;
     let ingest = env.start("ingest", &[]).await;
     let client = env.client();
     callmatrix_call_stored(&client, "cm_0001").await;

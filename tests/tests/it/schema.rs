@@ -222,7 +222,7 @@ async fn migration_13_knows_every_stored_call_and_the_lookup_finds_them() {
         (hook.clone(), new),
         (other.clone(), before),
     ];
-    let found = store.known_calls(&asked).await.unwrap();
+    let found = store.calls(&asked).await.unwrap();
     let mut campaigns: Vec<(String, u64, Option<String>)> = found
         .values()
         .map(|c| (c.client_id.to_string(), c.version, c.campaign.clone()))

@@ -1,0 +1,607 @@
+//! The processor's keyed state: what a batch needs to be decided, kept beside the
+//! raw partitions this instance owns, as Kafka Streams and Flink keep theirs, so a
+//! batch costs the same whether ClickHouse holds a thousand calls or a billion.
+//!
+//! Per raw partition (the partition of each caller's key):
+//! - `c` + call id → the call as stored (what a later record merges over, what a
+//!   repeat re-decision or a link updates);
+//! - `k` + caller key → the caller's calls within the retention window and the
+//!   CallMatrix calls routed from it (`engine::state::CallerState`);
+//! - `m` + name → bookkeeping: `built` (the partition's state is complete: made
+//!   empty for a new deployment, or by `cmctl state build` from an existing
+//!   database), `watermark` (the newest start seen: windows expire behind it), and,
+//!   locally only, `checkpoint` (the changelog offset the local copy reflects).
+//!
+//! A new caller or a new call id costs no read at all: what is not in the state does
+//! not exist (the state is complete for the retention window). The only reads of
+//! ClickHouse left in a batch are for records without a caller whose call lives in a
+//! partition this instance does not hold, bounded by the batch.
+//!
+//! Every change is written to the local store before the next batch is decided, and
+//! to the changelog (`changelog`) before the batch's raw offsets are committed. Given
+//! a partition (at start, after a rebalance), an instance first catches up from the
+//! changelog, from its local checkpoint (a copy still valid) or from the start, and
+//! only then decides its records. A batch replayed after a crash meets a state that
+//! may already hold its own effects, as it met ClickHouse before: writes are by id
+//! and versions only go up, so it decides the same.
+
+mod changelog;
+mod fjall_engine;
+mod kv;
+mod memory_engine;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, Utc};
+use engine::state::CallerState;
+use schemas::{CallId, CallRecord};
+
+pub use self::changelog::{Changelog, ChangelogError};
+pub use self::fjall_engine::FjallEngine;
+pub use self::kv::{EngineError, StateEngine};
+pub use self::memory_engine::MemoryEngine;
+
+const CALL: u8 = b'c';
+const CALLER: u8 = b'k';
+// Bookkeeping keys start with `m`.
+const BUILT: &[u8] = b"mbuilt";
+const WATERMARK: &[u8] = b"mwatermark";
+/// Local only: never logged.
+const CHECKPOINT: &[u8] = b"mcheckpoint";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Changelog(#[from] ChangelogError),
+    #[error("partition {partition}: {message}")]
+    Corrupt { partition: i32, message: String },
+    /// ClickHouse has calls but the changelog has no state for the partition: a
+    /// deployment from before the keyed state. Deciding without it would take every
+    /// stored caller for a new one.
+    #[error(
+        "the state of raw partition {partition} was never built, and ClickHouse holds calls: \
+         run `cmctl state build` once (docs/architecture.md, \"Keyed state\")"
+    )]
+    NotBuilt { partition: i32 },
+}
+
+impl runtime::retry::Retryable for StateError {
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Changelog(error) => runtime::retry::Retryable::is_transient(error),
+            Self::Engine(_) | Self::Corrupt { .. } | Self::NotBuilt { .. } => false,
+        }
+    }
+}
+
+fn call_key(id: CallId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(17);
+    key.push(CALL);
+    key.extend_from_slice(id.0.as_bytes());
+    key
+}
+
+fn caller_key(key: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + key.len());
+    out.push(CALLER);
+    out.extend_from_slice(key.as_bytes());
+    out
+}
+
+/// Where a partition stands on this instance.
+#[derive(Debug, Clone)]
+struct Ready {
+    /// The group rebalance count it was caught up at: after another rebalance it
+    /// may have had another owner meanwhile, and is caught up again.
+    at_rebalance: u64,
+    /// The changelog offset after the last entry the local copy reflects.
+    checkpoint: i64,
+    /// The newest start seen: windows expire `retention` behind it.
+    watermark: DateTime<Utc>,
+    /// Where the expiry sweep goes on from (a caller key).
+    sweep_after: Option<Vec<u8>>,
+}
+
+/// What one batch changes, for the changelog, after it was applied locally.
+#[derive(Debug, Default)]
+pub struct Staged {
+    entries: Vec<(i32, Vec<u8>, Option<Vec<u8>>)>,
+    /// The rebalance count the batch was decided at: if it moved, the batch's
+    /// partitions may be another instance's now, and its entries are not written.
+    rebalance: u64,
+}
+
+impl Staged {
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// What a batch writes to the state: the calls' new versions and every touched
+/// caller's state after the batch, each in its caller's partition.
+#[derive(Debug, Default)]
+pub struct BatchWrites {
+    pub calls: Vec<(i32, CallRecord)>,
+    pub callers: Vec<(i32, String, CallerState)>,
+}
+
+pub struct KeyedState {
+    engine: Arc<dyn StateEngine>,
+    changelog: Arc<Changelog>,
+    retention: Duration,
+    sweep_per_batch: usize,
+    ready: Arc<Mutex<HashMap<i32, Ready>>>,
+    /// Held while a batch's entries are written: a restore waits for it, so it never
+    /// reads the changelog while this instance's own writes are in flight.
+    writing: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl KeyedState {
+    /// On disk under `dir` (fjall), or in memory when `dir` is empty.
+    pub fn open(
+        dir: &str,
+        changelog: Changelog,
+        retention_days: u32,
+        sweep_per_batch: usize,
+    ) -> Result<Self, StateError> {
+        let engine: Arc<dyn StateEngine> = if dir.is_empty() {
+            Arc::new(MemoryEngine::default())
+        } else {
+            Arc::new(FjallEngine::open(Path::new(dir))?)
+        };
+        Ok(Self::with_engine(
+            engine,
+            changelog,
+            retention_days,
+            sweep_per_batch,
+        ))
+    }
+
+    pub fn with_engine(
+        engine: Arc<dyn StateEngine>,
+        changelog: Changelog,
+        retention_days: u32,
+        sweep_per_batch: usize,
+    ) -> Self {
+        Self {
+            engine,
+            changelog: Arc::new(changelog),
+            retention: Duration::days(i64::from(retention_days)),
+            sweep_per_batch,
+            ready: Arc::default(),
+            writing: Arc::default(),
+        }
+    }
+
+    fn lock_ready(&self) -> std::sync::MutexGuard<'_, HashMap<i32, Ready>> {
+        self.ready
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The partitions whose state is caught up for rebalance `rebalance`.
+    pub fn is_ready(&self, partition: i32, rebalance: u64) -> bool {
+        self.lock_ready()
+            .get(&partition)
+            .is_some_and(|r| r.at_rebalance == rebalance)
+    }
+
+    /// Catches `partition` up with the changelog (from the local checkpoint) for
+    /// rebalance `rebalance`. `clickhouse_is_empty` is asked only when the
+    /// partition's state was never built: empty, it is built now (a new
+    /// deployment); else the partition cannot be decided yet.
+    pub async fn restore(
+        &self,
+        partition: i32,
+        rebalance: u64,
+        clickhouse_is_empty: impl std::future::Future<Output = bool>,
+    ) -> Result<(), StateError> {
+        let started = Instant::now();
+        // Never while this instance's own entries are in flight.
+        let _writing = self.writing.lock().await;
+        let checkpoint = self.local_checkpoint(partition)?;
+        let (mut next, mut entries) = self.read_changelog(partition, checkpoint).await?;
+        if self.engine.get(partition, BUILT)?.is_none() {
+            if clickhouse_is_empty.await {
+                // A new deployment: every partition's state is complete, empty. All of
+                // them are marked now, before this instance writes any call, so an
+                // instance starting beside it never sees calls without the mark.
+                let changelog = self.changelog.clone();
+                let count = tokio::task::spawn_blocking(move || changelog.partitions())
+                    .await
+                    .map_err(|e| StateError::Corrupt {
+                        partition,
+                        message: e.to_string(),
+                    })??;
+                let marks: Vec<(i32, Vec<u8>, Option<Vec<u8>>)> = (0..count)
+                    .map(|p| (p, BUILT.to_vec(), Some(b"1".to_vec())))
+                    .collect();
+                self.changelog.write(&marks).await?;
+                tracing::info!(
+                    partitions = count,
+                    "keyed state built empty (ClickHouse has no calls)"
+                );
+            }
+            // The mark, written by this instance now or by another meanwhile.
+            let (after, more) = self.read_changelog(partition, next).await?;
+            next = after;
+            entries += more;
+            if self.engine.get(partition, BUILT)?.is_none() {
+                return Err(StateError::NotBuilt { partition });
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        metrics::histogram!(crate::metric_names::PROCESSOR_STATE_RESTORE_SECONDS).record(seconds);
+        metrics::counter!(crate::metric_names::PROCESSOR_STATE_RESTORED_ENTRIES_TOTAL)
+            .increment(entries);
+        tracing::info!(
+            partition,
+            from = checkpoint,
+            to = next,
+            entries,
+            seconds,
+            "keyed state caught up with its changelog"
+        );
+        self.mark_ready(partition, rebalance, next)
+    }
+
+    /// Reads `partition`'s changelog from `from` into the local copy.
+    async fn read_changelog(&self, partition: i32, from: i64) -> Result<(i64, u64), StateError> {
+        let (engine, changelog) = (self.engine.clone(), self.changelog.clone());
+        tokio::task::spawn_blocking(move || restore_blocking(&*engine, &changelog, partition, from))
+            .await
+            .map_err(|e| StateError::Corrupt {
+                partition,
+                message: format!("restore stopped: {e}"),
+            })?
+    }
+
+    fn mark_ready(
+        &self,
+        partition: i32,
+        rebalance: u64,
+        checkpoint: i64,
+    ) -> Result<(), StateError> {
+        let watermark = self
+            .engine
+            .get(partition, WATERMARK)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+            .map(i64::from_be_bytes)
+            .and_then(|s| DateTime::from_timestamp(s, 0))
+            .unwrap_or(DateTime::UNIX_EPOCH);
+        self.lock_ready().insert(
+            partition,
+            Ready {
+                at_rebalance: rebalance,
+                checkpoint,
+                watermark,
+                sweep_after: None,
+            },
+        );
+        self.report_size(partition);
+        Ok(())
+    }
+
+    fn local_checkpoint(&self, partition: i32) -> Result<i64, StateError> {
+        Ok(self
+            .engine
+            .get(partition, CHECKPOINT)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+            .map(i64::from_be_bytes)
+            .unwrap_or(0))
+    }
+
+    /// What `partition` keeps calls from: those that started at or after it (the
+    /// newest start seen, less the retention).
+    pub fn horizon(&self, partition: i32) -> DateTime<Utc> {
+        self.lock_ready()
+            .get(&partition)
+            .map_or(DateTime::UNIX_EPOCH, |r| r.watermark - self.retention)
+    }
+
+    /// The stored versions of `ids` this instance's ready partitions hold.
+    pub fn calls(&self, ids: &[CallId]) -> Result<HashMap<CallId, CallRecord>, StateError> {
+        let partitions: Vec<i32> = self.lock_ready().keys().copied().collect();
+        let mut found = HashMap::new();
+        for id in ids {
+            if found.contains_key(id) {
+                continue;
+            }
+            let key = call_key(*id);
+            for partition in &partitions {
+                if let Some(bytes) = self.engine.get(*partition, &key)? {
+                    let call: CallRecord =
+                        serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+                            partition: *partition,
+                            message: format!("call {}: {e}", id.0),
+                        })?;
+                    found.insert(*id, call);
+                    break;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The kept state of each `(partition, caller key)`; a caller not kept is new.
+    pub fn callers(
+        &self,
+        keys: &[(i32, String)],
+    ) -> Result<HashMap<String, CallerState>, StateError> {
+        let mut found = HashMap::new();
+        for (partition, key) in keys {
+            let state = match self.engine.get(*partition, &caller_key(key))? {
+                Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+                    partition: *partition,
+                    message: format!("caller {key}: {e}"),
+                })?,
+                None => CallerState::default(),
+            };
+            found.insert(key.clone(), state);
+        }
+        Ok(found)
+    }
+
+    /// Applies a batch's writes to the local copy (the next batch reads them), with
+    /// expiry: each touched caller loses what started before its partition's horizon
+    /// (and those calls go), and `sweep_per_batch` other callers are checked the
+    /// same way. Returns the entries for the changelog.
+    pub fn stage(&self, writes: BatchWrites, rebalance: u64) -> Result<Staged, StateError> {
+        let now = Utc::now();
+        let mut entries: Vec<(i32, Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        let mut ready = self.lock_ready();
+        // Watermarks first: the batch's newest starts move them (never past now + 1
+        // day: a partner's clock error must not expire everyone's calls).
+        let cap = now + Duration::days(1);
+        let mut moved: BTreeSet<i32> = BTreeSet::new();
+        for (partition, call) in &writes.calls {
+            if let Some(r) = ready.get_mut(partition) {
+                let start = call.started_at.min(cap);
+                if start > r.watermark {
+                    r.watermark = start;
+                    moved.insert(*partition);
+                }
+            }
+        }
+        for partition in &moved {
+            let seconds = ready[partition].watermark.timestamp();
+            entries.push((
+                *partition,
+                WATERMARK.to_vec(),
+                Some(seconds.to_be_bytes().to_vec()),
+            ));
+        }
+        let horizon = |ready: &HashMap<i32, Ready>, partition: i32| {
+            ready
+                .get(&partition)
+                .map_or(DateTime::UNIX_EPOCH, |r| r.watermark - self.retention)
+        };
+        let mut expired_calls: Vec<(i32, CallId)> = Vec::new();
+        let mut written_callers: BTreeSet<(i32, String)> = BTreeSet::new();
+        for (partition, key, mut state) in writes.callers {
+            let dropped = state.expire(horizon(&ready, partition));
+            expired_calls.extend(dropped.into_iter().map(|id| (partition, id)));
+            let value = (!state.is_empty())
+                .then(|| serde_json::to_vec(&state))
+                .transpose()
+                .map_err(|e| StateError::Corrupt {
+                    partition,
+                    message: e.to_string(),
+                })?;
+            written_callers.insert((partition, key.clone()));
+            entries.push((partition, caller_key(&key), value));
+        }
+        for (partition, call) in &writes.calls {
+            if call.started_at < horizon(&ready, *partition) {
+                // Older than the window: kept in ClickHouse only.
+                continue;
+            }
+            let value = serde_json::to_vec(call).map_err(|e| StateError::Corrupt {
+                partition: *partition,
+                message: e.to_string(),
+            })?;
+            entries.push((*partition, call_key(call.id), Some(value)));
+        }
+        // The sweep: callers not touched by this batch, a few at a time.
+        let partitions: Vec<i32> = ready.keys().copied().collect();
+        for partition in partitions {
+            let horizon = horizon(&ready, partition);
+            if horizon <= DateTime::UNIX_EPOCH {
+                continue;
+            }
+            let after = ready.get(&partition).and_then(|r| r.sweep_after.clone());
+            let scanned =
+                self.engine
+                    .scan(partition, &[CALLER], after.as_deref(), self.sweep_per_batch)?;
+            let next = if scanned.len() < self.sweep_per_batch {
+                None
+            } else {
+                scanned.last().map(|(k, _)| k.clone())
+            };
+            for (key, bytes) in scanned {
+                let name = String::from_utf8_lossy(&key[1..]).into_owned();
+                if written_callers.contains(&(partition, name)) {
+                    continue;
+                }
+                let Ok(mut state) = serde_json::from_slice::<CallerState>(&bytes) else {
+                    continue;
+                };
+                let stale = state.visits.iter().any(|v| v.started_at < horizon)
+                    || state.cm_calls.iter().any(|c| c.started_at < horizon);
+                if !stale {
+                    continue;
+                }
+                let dropped = state.expire(horizon);
+                expired_calls.extend(dropped.into_iter().map(|id| (partition, id)));
+                let value = (!state.is_empty())
+                    .then(|| serde_json::to_vec(&state))
+                    .transpose()
+                    .map_err(|e| StateError::Corrupt {
+                        partition,
+                        message: e.to_string(),
+                    })?;
+                entries.push((partition, key, value));
+            }
+            if let Some(r) = ready.get_mut(&partition) {
+                r.sweep_after = next;
+            }
+        }
+        if !expired_calls.is_empty() {
+            metrics::counter!(crate::metric_names::PROCESSOR_STATE_EXPIRED_TOTAL)
+                .increment(expired_calls.len() as u64);
+        }
+        entries.extend(
+            expired_calls
+                .into_iter()
+                .map(|(partition, id)| (partition, call_key(id), None)),
+        );
+        drop(ready);
+        let local: Vec<(i32, kv::Write)> = entries
+            .iter()
+            .map(|(p, k, v)| (*p, (k.clone(), v.clone())))
+            .collect();
+        self.engine.apply(&local)?;
+        Ok(Staged { entries, rebalance })
+    }
+
+    /// Writes a staged batch to the changelog (before its raw offsets are committed)
+    /// and moves each partition's checkpoint past it. Not written when the group has
+    /// rebalanced since the batch was decided (`rebalance_now` moved): the batch is
+    /// then left uncommitted, and its partitions' next owner decides it again. A
+    /// partition whose entries did not land right after its checkpoint (another
+    /// writer, or a retried send that wrote some of them twice) is caught up again
+    /// before its next batch.
+    pub async fn log(&self, staged: &Staged, rebalance_now: u64) -> Result<(), StateError> {
+        if staged.entries.is_empty() {
+            return Ok(());
+        }
+        let _writing = self.writing.lock().await;
+        if rebalance_now != staged.rebalance {
+            // Not committed either (the pipeline checks the same count).
+            tracing::info!(
+                "the group rebalanced since the batch was decided; its state is not logged"
+            );
+            self.forget();
+            return Ok(());
+        }
+        let written = self.changelog.write(&staged.entries).await?;
+        let mut first: BTreeMap<i32, i64> = BTreeMap::new();
+        let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+        for (partition, offset) in written {
+            first.entry(partition).or_insert(offset);
+            last.insert(partition, offset);
+        }
+        let mut checkpoints = Vec::new();
+        {
+            let mut ready = self.lock_ready();
+            for (partition, last) in &last {
+                let Some(r) = ready.get_mut(partition) else {
+                    continue;
+                };
+                if first.get(partition) == Some(&r.checkpoint) {
+                    r.checkpoint = last + 1;
+                    checkpoints.push((
+                        *partition,
+                        (CHECKPOINT.to_vec(), Some((last + 1).to_be_bytes().to_vec())),
+                    ));
+                } else {
+                    tracing::warn!(
+                        partition,
+                        expected = r.checkpoint,
+                        written_at = first.get(partition).copied().unwrap_or(-1),
+                        "state changelog has entries this instance did not expect; catching up before the next batch"
+                    );
+                    ready.remove(partition);
+                }
+            }
+        }
+        self.engine.apply(&checkpoints)?;
+        for (partition, _) in &checkpoints {
+            self.report_size(*partition);
+        }
+        Ok(())
+    }
+
+    /// Forgets which partitions are caught up (a rebalance): each is caught up again
+    /// before its next batch.
+    pub fn forget(&self) {
+        self.lock_ready().clear();
+    }
+
+    /// Takes `partitions` as caught up and built, without reading a changelog: for
+    /// unit tests of the batch step, whose state starts empty.
+    #[doc(hidden)]
+    pub fn assume_ready(&self, partitions: &[i32], rebalance: u64) {
+        let mut ready = self.lock_ready();
+        for partition in partitions {
+            ready.entry(*partition).or_insert(Ready {
+                at_rebalance: rebalance,
+                checkpoint: 0,
+                watermark: DateTime::UNIX_EPOCH,
+                sweep_after: None,
+            });
+        }
+    }
+
+    fn report_size(&self, partition: i32) {
+        metrics::gauge!(crate::metric_names::PROCESSOR_STATE_BYTES)
+            .set(self.engine.size_bytes() as f64);
+        metrics::gauge!(crate::metric_names::PROCESSOR_STATE_ENTRIES, "partition" => partition.to_string())
+            .set(self.engine.entries(partition) as f64);
+    }
+}
+
+/// Reads `partition`'s changelog from `checkpoint` into the local copy, in chunks,
+/// each with the checkpoint after it. Returns where it got to and how many entries
+/// it applied.
+fn restore_blocking(
+    engine: &dyn StateEngine,
+    changelog: &Changelog,
+    partition: i32,
+    checkpoint: i64,
+) -> Result<(i64, u64), StateError> {
+    const CHUNK: usize = 10_000;
+    let mut pending: Vec<(i32, kv::Write)> = Vec::with_capacity(CHUNK + 1);
+    let mut applied = 0_u64;
+    let mut failed: Option<EngineError> = None;
+    let next = changelog.read(partition, checkpoint, |key, value, offset| {
+        if failed.is_some() {
+            return;
+        }
+        pending.push((partition, (key.to_vec(), value.map(<[u8]>::to_vec))));
+        if pending.len() >= CHUNK {
+            pending.push((
+                partition,
+                (
+                    CHECKPOINT.to_vec(),
+                    Some((offset + 1).to_be_bytes().to_vec()),
+                ),
+            ));
+            applied += (pending.len() - 1) as u64;
+            if let Err(e) = engine.apply(&pending) {
+                failed = Some(e);
+            }
+            pending.clear();
+        }
+    })?;
+    if let Some(error) = failed {
+        return Err(error.into());
+    }
+    applied += pending.len() as u64;
+    pending.push((
+        partition,
+        (CHECKPOINT.to_vec(), Some(next.to_be_bytes().to_vec())),
+    ));
+    engine.apply(&pending)?;
+    Ok((next, applied))
+}
+
+/// The partition a caller key (or, for a withheld caller, a call id) lives in.
+pub fn partition_of(key: &str, partitions: i32) -> i32 {
+    schemas::topics::partition_for(key.as_bytes(), partitions)
+}
