@@ -71,6 +71,9 @@ enum Command {
     /// Roll every stored call up again into the hourly rollups, at a version below any
     /// the processor writes: for calls loaded into ClickHouse without the processor.
     RollupBackfill,
+    /// The processor's keyed state.
+    #[command(subcommand)]
+    State(StateCommand),
     /// Integration definitions.
     #[command(subcommand)]
     Integrations(IntegrationsCommand),
@@ -109,6 +112,18 @@ enum Command {
         /// every raw record.
         #[arg(long)]
         dead_letters: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum StateCommand {
+    /// Build every partition's state from the calls ClickHouse holds, once, for a
+    /// deployment that stored calls before the processor kept its own state (docs/
+    /// architecture.md, "Keyed state"). Run it with the processors stopped.
+    Build {
+        /// Days of calls kept per caller: the processors' `state.retention_days`.
+        #[arg(long, default_value_t = 45)]
+        retention_days: u32,
     },
 }
 
@@ -202,6 +217,36 @@ async fn main() -> anyhow::Result<()> {
             runtime::migrate::backfill_rollups(&clickhouse).await?;
             println!(
                 "rollups backfilled in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Command::State(StateCommand::Build { retention_days }) => {
+            let started = std::time::Instant::now();
+            let producer = runtime::kafka::AckedProducer::new(&kafka)?;
+            let changelog = processor::state::Changelog::new(producer, &kafka);
+            let mut last = std::time::Instant::now();
+            let done =
+                processor::state::build(&changelog, &clickhouse.client(), retention_days, |p| {
+                    if last.elapsed() >= std::time::Duration::from_secs(5) {
+                        last = std::time::Instant::now();
+                        eprintln!(
+                            "[state build] {} calls, {} callers, {} CmCalls written ({:.0} s)",
+                            p.calls,
+                            p.callers,
+                            p.cm_calls,
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
+                })
+                .await?;
+            println!(
+                "state built for {} partitions: {} calls, {} callers, {} CmCalls started since {} (newest {}), in {:.1} s",
+                done.partitions,
+                done.calls,
+                done.callers,
+                done.cm_calls,
+                done.horizon.map(|h| h.to_rfc3339()).unwrap_or_default(),
+                done.watermark.map(|w| w.to_rfc3339()).unwrap_or_default(),
                 started.elapsed().as_secs_f64()
             );
         }

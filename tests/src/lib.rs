@@ -139,9 +139,33 @@ impl TestEnv {
         self.start_on(binary, free_port(), extra).await
     }
 
+    /// As [`TestEnv::start`], but waits only for `/healthz` to answer, healthy or
+    /// not: for a binary whose health is what the test looks at.
+    pub async fn start_unhealthy_ok(&self, binary: &str, extra: &[(&str, &str)]) -> Service {
+        let service = self.spawn(binary, free_port(), extra);
+        let client = reqwest::Client::new();
+        let url = service.url("/healthz");
+        eventually(
+            &format!("{binary} to answer /healthz"),
+            Duration::from_secs(60),
+            || {
+                let (client, url) = (client.clone(), url.clone());
+                async move { client.get(url).send().await.ok().map(|_| ()) }
+            },
+        )
+        .await;
+        service
+    }
+
     /// As [`TestEnv::start`], on a given port: a restarted instance where its
     /// clients (an SSE client reconnecting by itself) expect it.
     pub async fn start_on(&self, binary: &str, port: u16, extra: &[(&str, &str)]) -> Service {
+        let service = self.spawn(binary, port, extra);
+        service.wait_healthy(Duration::from_secs(60)).await;
+        service
+    }
+
+    fn spawn(&self, binary: &str, port: u16, extra: &[(&str, &str)]) -> Service {
         let prefix = binary.to_uppercase();
         let mut command = Command::new(binary_path(binary));
         command
@@ -157,13 +181,11 @@ impl TestEnv {
         let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("starting {binary}: {e}"));
-        let service = Service {
+        Service {
             name: binary.to_owned(),
             port,
             child: Some(child),
-        };
-        service.wait_healthy(Duration::from_secs(60)).await;
-        service
+        }
     }
 }
 

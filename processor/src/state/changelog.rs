@@ -30,6 +30,7 @@ impl runtime::retry::Retryable for ChangelogError {
     }
 }
 
+#[derive(Clone)]
 pub struct Changelog {
     producer: AckedProducer,
     kafka: KafkaConfig,

@@ -25,6 +25,7 @@
 //! may already hold its own effects, as it met ClickHouse before: writes are by id
 //! and versions only go up, so it decides the same.
 
+mod build;
 mod changelog;
 mod fjall_engine;
 mod kv;
@@ -39,6 +40,7 @@ use chrono::{DateTime, Duration, Utc};
 use engine::state::CallerState;
 use schemas::{CallId, CallRecord};
 
+pub use self::build::{build, BuildError, BuildProgress};
 pub use self::changelog::{Changelog, ChangelogError};
 pub use self::fjall_engine::FjallEngine;
 pub use self::kv::{EngineError, StateEngine};

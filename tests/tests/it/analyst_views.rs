@@ -179,6 +179,17 @@ async fn documented_queries_answer_what_the_doc_says() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    // Stored under version 1 before version 2 is published: a record is mapped with
+    // the newest version its processor has when it gets to it.
+    eventually("the version 1 calls", Duration::from_secs(60), || async {
+        let n: u64 = writer
+            .query("SELECT count() FROM calls FINAL WHERE client_id = 'arroyo' AND mapping_version = 1")
+            .fetch_one()
+            .await
+            .unwrap_or(0);
+        (n == 3).then_some(())
+    })
+    .await;
 
     // Mapping version 2 also reads revenue.
     let v2 = integration_tests::sample_integration("arroyo", |i| {

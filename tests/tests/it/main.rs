@@ -19,6 +19,7 @@ mod hostile_requests;
 mod hostile_tenant;
 mod imports;
 mod integrations_api;
+mod keyed_state;
 mod late_fields;
 mod metric_docs;
 mod noisy_neighbour;
