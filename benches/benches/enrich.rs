@@ -3,28 +3,26 @@
 //!
 //! - `parse`: `serde_json::from_str::<Value>` of the record (baseline);
 //! - `map_record`: mapping, coercion, ZIP/zone lookup and base qualification;
-//! - `repeat`: the repeat decision for one call against a cached history (the
-//!   caller's 5 earlier calls and, after the first iteration, this one: the same id
-//!   is decided again each time, as a redelivery would be);
+//! - `repeat`: the repeat decision for one call against the caller's kept state
+//!   (5 earlier calls), taken out of a `CallerState` as the processor does;
 //! - `duplicate`: linking one call on a managed number among 10 CmCalls;
 //! - `whole`: all of the above plus the status, per record.
 //!
-//! ClickHouse and Kafka are not in the loop: this is the CPU cost per record on one
-//! core once histories and managed numbers are in memory.
+//! ClickHouse, Kafka and the state store are not in the loop: this is the CPU cost
+//! per record on one core once the caller's state and managed numbers are in memory.
 
 // A benchmark that cannot set up should stop loudly.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use engine::enrich::duplicates::Candidate;
-use engine::enrich::history::Histories;
 use engine::enrich::repeat::Visit;
-use engine::enrich::{self, Enricher};
+use engine::enrich::{self, Enricher, HeldHistories};
 use engine::mapping::{map_record, CompiledMapping};
+use engine::state::CallerState;
 use pipeline_benches::{typical_envelope, typical_integration, typical_record};
 use schemas::callmatrix::ManagedNumber;
 use schemas::enrichment::EnrichmentRules;
@@ -47,7 +45,6 @@ fn enrichment(c: &mut Criterion) {
     let called = mapped.called.clone().unwrap();
 
     let enricher = Enricher {
-        histories: Histories::new(10_000, 256 * 1024 * 1024),
         managed: std::sync::Arc::new(HashMap::from([(
             called.to_string(),
             ManagedNumber {
@@ -67,9 +64,9 @@ fn enrichment(c: &mut Criterion) {
             (earlier.id, Visit::of(&earlier))
         })
         .collect();
-    enricher
-        .histories
-        .put(enrich::key_of(&mapped), Arc::new(history));
+    let state = CallerState::default().with_history(&history);
+    let key = enrich::key_of(&mapped);
+    let held = || HeldHistories::from([(key.clone(), state.history())]);
     let candidates: Vec<Candidate> = (0..10)
         .map(|n| Candidate {
             cm_call_id: format!("cm_{n}"),
@@ -105,9 +102,7 @@ fn enrichment(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("part", "repeat"), |b| {
         b.iter(|| {
             let mut calls = [mapped.clone()];
-            let (mut held, _) = enricher.checkout(&calls);
-            enricher.decide_repeats(&mut calls, &mut held, &rules);
-            enricher.checkin(held);
+            enricher.decide_repeats(&mut calls, &mut held(), &rules);
             calls
         })
     });
@@ -130,9 +125,7 @@ fn enrichment(c: &mut Criterion) {
             call.cm_call_id = None;
             call.match_method = None;
             let mut calls = [call];
-            let (mut held, _) = enricher.checkout(&calls);
-            enricher.decide_repeats(&mut calls, &mut held, &rules);
-            enricher.checkin(held);
+            enricher.decide_repeats(&mut calls, &mut held(), &rules);
             enricher.link_duplicates(&mut calls, &candidates, &rules);
             enrich::settle_status(&mut calls[0]);
             calls

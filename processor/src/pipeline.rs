@@ -34,6 +34,10 @@ use crate::store::Store;
 /// The consumer group every processor instance joins.
 pub const GROUP: &str = "processor";
 
+/// How often an idle pipeline looks for partitions to catch up (given by a
+/// rebalance, no record yet).
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
 pub struct Pipeline<S: Store> {
     pub registry: IntegrationRegistry,
     pub registry_wait: Duration,
@@ -75,15 +79,27 @@ impl<S: Store> Pipeline<S> {
         let park_for = self.parking.delay();
         loop {
             let rebalanced_before = rebalances.count();
-            let state = self.state.clone();
+            let (state, max_backoff) = (self.state.clone(), self.max_backoff);
             let announced = async {
                 match &stored {
                     Some(done) => {
                         let logged = async {
-                            state
-                                .log(&done.staged, rebalances.count())
-                                .await
-                                .map_err(stopped)
+                            // A send the broker did not acknowledge is sent again (a
+                            // partition whose entries then landed twice is caught up
+                            // before its next batch: `KeyedState::log`).
+                            crate::sink::retry_until_stopped(
+                                "write the keyed state",
+                                &shutdown,
+                                max_backoff,
+                                || state.log(&done.staged, rebalances.count()),
+                            )
+                            .await?;
+                            if !done.staged.is_empty() {
+                                // Logged, not committed: the batch is decided again
+                                // over a state that holds its own effects.
+                                runtime::crash_point::reached("processor.after_state");
+                            }
+                            Ok(())
                         };
                         let sent = announce(sink, &done.processed, park_for, &shutdown);
                         tokio::try_join!(logged, sent).map(|_| ())
@@ -92,9 +108,21 @@ impl<S: Store> Pipeline<S> {
                 }
             };
             let next = async {
-                let batch = tokio::select! {
-                    _ = stop.wait() => return None,
-                    batch = reader.next_batch(max_records, wait) => batch,
+                let batch = loop {
+                    let until = Instant::now() + IDLE_CHECK;
+                    let gathered = tokio::select! {
+                        _ = stop.wait() => return None,
+                        batch = reader.next_batch_until(max_records, wait, until) => batch,
+                    };
+                    if let Some(batch) = gathered {
+                        break batch;
+                    }
+                    // Idle: catch up the partitions the group gave this instance, so
+                    // their first records do not wait for it.
+                    let assigned = reader.assigned(&topic);
+                    self.catch_up(&assigned, rebalances.count(), &shutdown)
+                        .await
+                        .ok();
                 };
                 let started = Instant::now();
                 record_age(&batch, "gathered");
@@ -164,7 +192,8 @@ impl<S: Store> Pipeline<S> {
         raw_partitions: Option<i32>,
         shutdown: &Shutdown,
     ) -> Result<(Processed, Staged), Interrupted> {
-        self.catch_up(batch, rebalances, shutdown).await?;
+        let partitions: Vec<i32> = batch.iter().map(|m| m.partition()).collect();
+        self.catch_up(&partitions, rebalances, shutdown).await?;
         let mut step = Batch::new(Utc::now())
             .with_parking(self.parking.max_attempts)
             .with_message_limit(self.max_message_bytes);
@@ -282,22 +311,23 @@ impl<S: Store> Pipeline<S> {
     /// since the group last rebalanced.
     async fn catch_up(
         &self,
-        batch: &[OwnedMessage],
+        partitions: &[i32],
         rebalances: u64,
         shutdown: &Shutdown,
     ) -> Result<(), Interrupted> {
-        let partitions: std::collections::BTreeSet<i32> =
-            batch.iter().map(|m| m.partition()).collect();
-        for partition in partitions {
-            if self.state.is_ready(partition, rebalances) {
-                continue;
-            }
+        let partitions: std::collections::BTreeSet<i32> = partitions
+            .iter()
+            .copied()
+            .filter(|p| !self.state.is_ready(*p, rebalances))
+            .collect();
+        // Side by side: a restore mostly waits for the broker.
+        let restores = partitions.into_iter().map(|partition| {
             let (state, store) = (self.state.clone(), self.store.clone());
             crate::sink::retry_until_stopped(
                 "catch up the keyed state",
                 shutdown,
                 self.max_backoff,
-                || {
+                move || {
                     let (state, store) = (state.clone(), store.clone());
                     async move {
                         let empty = async { store.has_calls().await.is_ok_and(|has| !has) };
@@ -305,8 +335,8 @@ impl<S: Store> Pipeline<S> {
                     }
                 },
             )
-            .await?;
-        }
+        });
+        futures::future::try_join_all(restores).await?;
         Ok(())
     }
 

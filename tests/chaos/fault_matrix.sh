@@ -60,8 +60,9 @@ sleep "$pause"
 read -r -a parts <<< "${CM_FAULT_PARTS:-ingest processor api tansu clickhouse}"
 # The processor is also restarted with a crash point armed (runtime::crash_point):
 # it then aborts itself between two of a batch's durable writes, where a kill -9
-# from outside rarely lands. The next cycle's revive starts it plainly.
-points=(processor.after_retire=2 processor.after_write=40 processor.after_forward=5)
+# from outside rarely lands (the first, after_state: its keyed state logged, the
+# batch not committed, in the short run too). The next cycle's revive starts it plainly.
+points=(processor.after_state=20 processor.after_retire=2 processor.after_write=40 processor.after_forward=5)
 started=$SECONDS
 for cycle in $(seq 1 "$cycles"); do
   part="${parts[$(((cycle - 1) % ${#parts[@]}))]}"

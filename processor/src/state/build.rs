@@ -22,6 +22,7 @@ use schemas::call::CALL_COLUMNS;
 use schemas::callmatrix::{CmCallRow, CM_CALL_COLUMNS};
 use schemas::{CallRecord, CallRow};
 
+use super::changelog::ChangelogEntry;
 use super::{call_key, caller_key, partition_of, Changelog, StateError, BUILT, WATERMARK};
 use crate::store::history::VisitRow;
 
@@ -79,7 +80,7 @@ pub async fn build(
     let since = horizon.timestamp().max(0);
 
     // The calls.
-    let mut pending: Vec<(i32, Vec<u8>, Option<Vec<u8>>)> = Vec::with_capacity(CHUNK);
+    let mut pending: Vec<ChangelogEntry> = Vec::with_capacity(CHUNK);
     let mut cursor = clickhouse
         .query(&format!(
             "SELECT {CALL_COLUMNS} FROM calls FINAL WHERE started_at >= toDateTime({since})"
@@ -97,7 +98,7 @@ pub async fn build(
         pending.push((partition, call_key(call.id), Some(value)));
         done.calls += 1;
         if pending.len() >= CHUNK {
-            changelog.write(&pending).await.map_err(StateError::from)?;
+            write(changelog, &pending).await?;
             pending.clear();
             progress(&done);
         }
@@ -163,7 +164,7 @@ pub async fn build(
             }
         }
         if pending.len() >= CHUNK {
-            changelog.write(&pending).await.map_err(StateError::from)?;
+            write(changelog, &pending).await?;
             pending.clear();
             progress(&done);
         }
@@ -188,10 +189,26 @@ pub async fn build(
         pending.push((partition, BUILT.to_vec(), Some(b"1".to_vec())));
     }
     for chunk in pending.chunks(CHUNK) {
-        changelog.write(chunk).await.map_err(StateError::from)?;
+        write(changelog, chunk).await?;
     }
     progress(&done);
     Ok(done)
+}
+
+/// Writes `entries`, sending them again while the broker does not acknowledge them
+/// (a busy broker times a send out; the build is idempotent), for about ten minutes
+/// at most.
+async fn write(changelog: &Changelog, entries: &[ChangelogEntry]) -> Result<(), BuildError> {
+    let policy = runtime::retry::RetryPolicy {
+        what: "write the state changelog",
+        first_backoff: std::time::Duration::from_millis(500),
+        max_backoff: std::time::Duration::from_secs(30),
+        max_attempts: Some(25),
+    };
+    runtime::retry::retry(&policy, None, || changelog.write(entries))
+        .await
+        .map(|_| ())
+        .map_err(|e| BuildError::State(StateError::from(e.into_last())))
 }
 
 /// One caller's entry, with its CmCalls, visits in start order.
@@ -200,7 +217,7 @@ fn emit(
     mut state: CallerState,
     cm: &mut HashMap<String, Vec<Candidate>>,
     partitions: i32,
-    pending: &mut Vec<(i32, Vec<u8>, Option<Vec<u8>>)>,
+    pending: &mut Vec<ChangelogEntry>,
 ) -> Result<(), StateError> {
     for call in cm.remove(&key).unwrap_or_default() {
         state.add_cm_call(call);

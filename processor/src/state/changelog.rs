@@ -10,6 +10,9 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use runtime::kafka::{AckedProducer, KafkaConfig, ProduceError};
 
+/// One changelog entry: `(partition, key, value)`; a `None` value is a tombstone.
+pub type ChangelogEntry = (i32, Vec<u8>, Option<Vec<u8>>);
+
 /// How long a read of a partition may go without a message before it gives up.
 const READ_STALL: Duration = Duration::from_secs(30);
 
@@ -50,9 +53,9 @@ impl Changelog {
     /// written, in order.
     pub async fn write(
         &self,
-        entries: &[(i32, Vec<u8>, Option<Vec<u8>>)],
+        entries: &[ChangelogEntry],
     ) -> Result<Vec<(i32, i64)>, ChangelogError> {
-        let borrowed: Vec<(i32, &[u8], Option<&[u8]>)> = entries
+        let borrowed: Vec<runtime::kafka::KeyedEntry<'_>> = entries
             .iter()
             .map(|(p, k, v)| (*p, k.as_slice(), v.as_deref()))
             .collect();
@@ -81,6 +84,20 @@ impl Changelog {
                 self.topic
             ))),
         }
+    }
+
+    /// The offset after `partition`'s last entry. Blocking.
+    pub fn end(&self, partition: i32) -> Result<i64, ChangelogError> {
+        let read_error = |message: String| ChangelogError::Read { partition, message };
+        let consumer: BaseConsumer = self
+            .kafka
+            .client_config()
+            .create()
+            .map_err(|e| read_error(e.to_string()))?;
+        let (_, high) = consumer
+            .fetch_watermarks(&self.topic, partition, Duration::from_secs(10))
+            .map_err(|e| read_error(e.to_string()))?;
+        Ok(high)
     }
 
     /// Reads `partition` from offset `from` to its end as of now, handing each entry

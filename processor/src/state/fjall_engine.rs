@@ -11,7 +11,7 @@ use std::sync::RwLock;
 
 use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle};
 
-use super::kv::{EngineError, StateEngine, Write};
+use super::kv::{EngineError, KeyValue, StateEngine, Write};
 
 pub struct FjallEngine {
     keyspace: Keyspace,
@@ -85,7 +85,7 @@ impl StateEngine for FjallEngine {
         prefix: &[u8],
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, EngineError> {
+    ) -> Result<Vec<KeyValue>, EngineError> {
         let handle = self.partition(partition)?;
         let mut found = Vec::new();
         let iter: Box<dyn Iterator<Item = fjall::Result<fjall::KvPair>>> = match after {
@@ -104,6 +104,15 @@ impl StateEngine for FjallEngine {
             found.push((key.to_vec(), value.to_vec()));
         }
         Ok(found)
+    }
+
+    fn clear(&self, partition: i32) -> Result<(), EngineError> {
+        let handle = self.partition(partition)?;
+        self.partitions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&partition);
+        self.keyspace.delete_partition(handle).map_err(error)
     }
 
     fn size_bytes(&self) -> u64 {

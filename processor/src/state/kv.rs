@@ -12,6 +12,9 @@ pub struct EngineError(pub String);
 /// One write of a batch: a value, or a deletion.
 pub type Write = (Vec<u8>, Option<Vec<u8>>);
 
+/// A stored key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 pub trait StateEngine: Send + Sync + 'static {
     fn get(&self, partition: i32, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError>;
 
@@ -26,11 +29,73 @@ pub trait StateEngine: Send + Sync + 'static {
         prefix: &[u8],
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, EngineError>;
+    ) -> Result<Vec<KeyValue>, EngineError>;
+
+    /// Drops everything kept for `partition` (a local copy of another changelog).
+    fn clear(&self, partition: i32) -> Result<(), EngineError>;
 
     /// Bytes the store takes (on disk, or in memory for the twin).
     fn size_bytes(&self) -> u64;
 
     /// Entries kept for `partition` (approximate for the LSM store).
     fn entries(&self, partition: i32) -> u64;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{FjallEngine, MemoryEngine};
+
+    fn put(key: &str, value: &str) -> Write {
+        (key.as_bytes().to_vec(), Some(value.as_bytes().to_vec()))
+    }
+
+    /// What both engines must do alike: atomic batches over partitions, deletions,
+    /// prefix scans that go on after a key, and a partition dropped whole.
+    fn behaves(engine: &dyn StateEngine) {
+        engine
+            .apply(&[
+                (0, put("ka", "1")),
+                (0, put("kb", "2")),
+                (0, put("kc", "3")),
+                (0, put("ma", "mark")),
+                (1, put("ka", "other")),
+            ])
+            .unwrap();
+        assert_eq!(engine.get(0, b"kb").unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(
+            engine.get(1, b"ka").unwrap().as_deref(),
+            Some(&b"other"[..])
+        );
+        engine.apply(&[(0, (b"kb".to_vec(), None))]).unwrap();
+        assert_eq!(engine.get(0, b"kb").unwrap(), None);
+        let first = engine.scan(0, b"k", None, 1).unwrap();
+        assert_eq!(first, vec![(b"ka".to_vec(), b"1".to_vec())]);
+        let rest = engine.scan(0, b"k", Some(b"ka"), 10).unwrap();
+        assert_eq!(rest, vec![(b"kc".to_vec(), b"3".to_vec())], "no `m` key");
+        engine.clear(0).unwrap();
+        assert_eq!(engine.get(0, b"ka").unwrap(), None);
+        assert!(engine.scan(0, b"", None, 10).unwrap().is_empty());
+        assert_eq!(
+            engine.get(1, b"ka").unwrap().as_deref(),
+            Some(&b"other"[..]),
+            "another partition is kept"
+        );
+        engine.apply(&[(0, put("ka", "again"))]).unwrap();
+        assert_eq!(
+            engine.get(0, b"ka").unwrap().as_deref(),
+            Some(&b"again"[..])
+        );
+    }
+
+    #[test]
+    fn the_memory_engine_keeps_partitions_apart_and_clears_one() {
+        behaves(&MemoryEngine::default());
+    }
+
+    #[test]
+    fn the_disk_engine_keeps_partitions_apart_and_clears_one() {
+        let dir = tempfile::tempdir().unwrap();
+        behaves(&FjallEngine::open(dir.path()).unwrap());
+    }
 }

@@ -4,11 +4,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
 
-use super::kv::{EngineError, StateEngine, Write};
+use super::kv::{EngineError, KeyValue, StateEngine, Write};
+
+/// One raw partition's keys, in order (scans are by prefix).
+type Partition = BTreeMap<Vec<u8>, Vec<u8>>;
 
 #[derive(Default)]
 pub struct MemoryEngine {
-    partitions: RwLock<HashMap<i32, BTreeMap<Vec<u8>, Vec<u8>>>>,
+    partitions: RwLock<HashMap<i32, Partition>>,
 }
 
 impl StateEngine for MemoryEngine {
@@ -42,7 +45,7 @@ impl StateEngine for MemoryEngine {
         prefix: &[u8],
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, EngineError> {
+    ) -> Result<Vec<KeyValue>, EngineError> {
         let partitions = self
             .partitions
             .read()
@@ -60,6 +63,14 @@ impl StateEngine for MemoryEngine {
             .take(limit)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
+    }
+
+    fn clear(&self, partition: i32) -> Result<(), EngineError> {
+        self.partitions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&partition);
+        Ok(())
     }
 
     fn size_bytes(&self) -> u64 {

@@ -40,6 +40,8 @@ use chrono::{DateTime, Duration, Utc};
 use engine::state::CallerState;
 use schemas::{CallId, CallRecord};
 
+use changelog::ChangelogEntry;
+
 pub use self::build::{build, BuildError, BuildProgress};
 pub use self::changelog::{Changelog, ChangelogError};
 pub use self::fjall_engine::FjallEngine;
@@ -112,7 +114,7 @@ struct Ready {
 /// What one batch changes, for the changelog, after it was applied locally.
 #[derive(Debug, Default)]
 pub struct Staged {
-    entries: Vec<(i32, Vec<u8>, Option<Vec<u8>>)>,
+    entries: Vec<ChangelogEntry>,
     /// The rebalance count the batch was decided at: if it moved, the batch's
     /// partitions may be another instance's now, and its entries are not written.
     rebalance: u64,
@@ -138,9 +140,12 @@ pub struct KeyedState {
     retention: Duration,
     sweep_per_batch: usize,
     ready: Arc<Mutex<HashMap<i32, Ready>>>,
-    /// Held while a batch's entries are written: a restore waits for it, so it never
-    /// reads the changelog while this instance's own writes are in flight.
-    writing: Arc<tokio::sync::Mutex<()>>,
+    /// Held (exclusively) while a batch's entries are written: a restore (shared:
+    /// partitions restore side by side) waits for it, so it never reads the
+    /// changelog while this instance's own writes are in flight.
+    writing: Arc<tokio::sync::RwLock<()>>,
+    /// Held while a restore decides whether to mark a new deployment's partitions.
+    marking: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl KeyedState {
@@ -177,6 +182,7 @@ impl KeyedState {
             sweep_per_batch,
             ready: Arc::default(),
             writing: Arc::default(),
+            marking: Arc::default(),
         }
     }
 
@@ -205,11 +211,16 @@ impl KeyedState {
     ) -> Result<(), StateError> {
         let started = Instant::now();
         // Never while this instance's own entries are in flight.
-        let _writing = self.writing.lock().await;
-        let checkpoint = self.local_checkpoint(partition)?;
+        let _writing = self.writing.read().await;
+        let checkpoint = self.valid_checkpoint(partition).await?;
         let (mut next, mut entries) = self.read_changelog(partition, checkpoint).await?;
         if self.engine.get(partition, BUILT)?.is_none() {
-            if clickhouse_is_empty.await {
+            // One restore at a time marks a new deployment; the others find its marks.
+            let _marking = self.marking.lock().await;
+            let (after, more) = self.read_changelog(partition, next).await?;
+            next = after;
+            entries += more;
+            if self.engine.get(partition, BUILT)?.is_none() && clickhouse_is_empty.await {
                 // A new deployment: every partition's state is complete, empty. All of
                 // them are marked now, before this instance writes any call, so an
                 // instance starting beside it never sees calls without the mark.
@@ -220,7 +231,7 @@ impl KeyedState {
                         partition,
                         message: e.to_string(),
                     })??;
-                let marks: Vec<(i32, Vec<u8>, Option<Vec<u8>>)> = (0..count)
+                let marks: Vec<ChangelogEntry> = (0..count)
                     .map(|p| (p, BUILT.to_vec(), Some(b"1".to_vec())))
                     .collect();
                 self.changelog.write(&marks).await?;
@@ -289,6 +300,35 @@ impl KeyedState {
         Ok(())
     }
 
+    /// The local copy's checkpoint, if the copy is of this changelog: one whose
+    /// checkpoint lies past the changelog's end was made from another (a topic
+    /// deleted and made again, a state directory copied from elsewhere), and is
+    /// dropped, to be restored from the start.
+    async fn valid_checkpoint(&self, partition: i32) -> Result<i64, StateError> {
+        let checkpoint = self.local_checkpoint(partition)?;
+        if checkpoint == 0 {
+            return Ok(0);
+        }
+        let changelog = self.changelog.clone();
+        let end = tokio::task::spawn_blocking(move || changelog.end(partition))
+            .await
+            .map_err(|e| StateError::Corrupt {
+                partition,
+                message: e.to_string(),
+            })??;
+        if checkpoint <= end {
+            return Ok(checkpoint);
+        }
+        tracing::warn!(
+            partition,
+            checkpoint,
+            end,
+            "the local state is ahead of its changelog (made from another one): dropped, restoring from the start"
+        );
+        self.engine.clear(partition)?;
+        Ok(0)
+    }
+
     fn local_checkpoint(&self, partition: i32) -> Result<i64, StateError> {
         Ok(self
             .engine
@@ -355,7 +395,7 @@ impl KeyedState {
     /// same way. Returns the entries for the changelog.
     pub fn stage(&self, writes: BatchWrites, rebalance: u64) -> Result<Staged, StateError> {
         let now = Utc::now();
-        let mut entries: Vec<(i32, Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        let mut entries: Vec<ChangelogEntry> = Vec::new();
         let mut ready = self.lock_ready();
         // Watermarks first: the batch's newest starts move them (never past now + 1
         // day: a partner's clock error must not expire everyone's calls).
@@ -482,7 +522,7 @@ impl KeyedState {
         if staged.entries.is_empty() {
             return Ok(());
         }
-        let _writing = self.writing.lock().await;
+        let _writing = self.writing.write().await;
         if rebalance_now != staged.rebalance {
             // Not committed either (the pipeline checks the same count).
             tracing::info!(

@@ -121,6 +121,19 @@ impl<C: ConsumerContext + 'static> GroupReader<C> {
         }
     }
 
+    /// The partitions of `topic` this member holds now.
+    pub fn assigned(&self, topic: &str) -> Vec<i32> {
+        self.consumer
+            .assignment()
+            .map(|list| {
+                list.elements_for_topic(topic)
+                    .iter()
+                    .map(|e| e.partition())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Commits the offset after the last record of each partition in `batch`.
     pub fn commit(&self, batch: &[OwnedMessage]) {
         commit(&self.consumer, batch);

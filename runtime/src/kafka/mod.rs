@@ -20,7 +20,9 @@ pub use consumer::{
     ConsumerError, Rebalances, Watermarks,
 };
 pub use group_reader::{GroupReader, Membership, STALLED_AFTER};
-pub use producer::{AckedProducer, OutgoingMessage, ProduceError, ACKNOWLEDGED, TUNING_DEFAULTS};
+pub use producer::{
+    AckedProducer, KeyedEntry, OutgoingMessage, ProduceError, ACKNOWLEDGED, TUNING_DEFAULTS,
+};
 
 use crate::config::ConfigError;
 use schemas::topics::Topics;

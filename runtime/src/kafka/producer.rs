@@ -78,6 +78,9 @@ pub const TUNING_DEFAULTS: &[(&str, &str)] = &[
 /// Set after `kafka.properties`, so they cannot change it.
 pub const ACKNOWLEDGED: &[(&str, &str)] = &[("acks", "all"), ("enable.idempotence", "true")];
 
+/// One changelog entry: `(partition, key, value)`; a `None` value is a tombstone.
+pub type KeyedEntry<'a> = (i32, &'a [u8], Option<&'a [u8]>);
+
 #[derive(Clone)]
 pub struct AckedProducer {
     inner: Arc<RwLock<FutureProducer>>,
@@ -240,7 +243,7 @@ impl AckedProducer {
     pub async fn send_entries(
         &self,
         topic: &str,
-        entries: &[(i32, &[u8], Option<&[u8]>)],
+        entries: &[KeyedEntry<'_>],
     ) -> Result<Vec<(i32, i64)>, ProduceError> {
         let started = Instant::now();
         let producer = self.current();
