@@ -75,9 +75,6 @@ const NO_MEASURES: &str =
 /// and its markers (`calls_hourly_dims`), then per status and its markers
 /// (`calls_hourly`). Account names are escaped; hours are integers.
 pub fn recompute(pairs: &[Dirty], version: u64) -> [String; 4] {
-    let accounts: BTreeSet<&str> = pairs.iter().map(|d| d.account.as_str()).collect();
-    let first = pairs.iter().map(|d| d.hour).min().unwrap_or(0);
-    let last = pairs.iter().map(|d| d.hour).max().unwrap_or(0) + 3600;
     let tuples: Vec<String> = pairs
         .iter()
         .map(|d| {
@@ -89,11 +86,22 @@ pub fn recompute(pairs: &[Dirty], version: u64) -> [String; 4] {
         })
         .collect();
     let tuples = tuples.join(", ");
-    let touched = format!(
-        "WHERE deleted = 0 AND account IN ({}) AND started_at >= toDateTime({first}) AND started_at < toDateTime({last}) \
-         AND (account, toUnixTimestamp(toStartOfHour(started_at))) IN ({tuples})",
-        runtime::clickhouse::string_list(accounts.iter().copied())
-    );
+    // Each pair's own hour, as a range of the sorting key (account, started_at): the
+    // read is those hours' rows, whatever the table holds around them. (One range
+    // from the first hour to the last read every hour between: a batch of calls
+    // spread over a month read the month, 3 s a recompute with 10M calls stored.)
+    let hours: Vec<String> = pairs
+        .iter()
+        .map(|d| {
+            format!(
+                "(account = {} AND started_at >= toDateTime({}) AND started_at < toDateTime({}))",
+                runtime::clickhouse::string_list([d.account.as_str()]),
+                d.hour,
+                d.hour + 3600
+            )
+        })
+        .collect();
+    let touched = format!("WHERE deleted = 0 AND ({})", hours.join(" OR "));
     let dimension_values = DIMENSIONS
         .iter()
         .map(|name| format!("('{name}', toString({name}))"))
@@ -166,16 +174,24 @@ mod tests {
         ];
         let statements = recompute(&pairs, 42);
         for sql in &statements {
+            assert!(sql.contains("42 AS version"), "{sql}");
+        }
+        let [values, value_markers, statuses, status_markers] = &statements;
+        for sql in [value_markers, status_markers] {
             assert!(
                 sql.contains("('acme', 7200)") && sql.contains(r"('o\'brien??', 3600)"),
                 "{sql}"
             );
-            assert!(sql.contains("42 AS version"), "{sql}");
         }
-        let [values, value_markers, statuses, _] = &statements;
         for sql in [values, statuses] {
             assert!(
-                sql.contains("started_at >= toDateTime(3600) AND started_at < toDateTime(10800)")
+                sql.contains("(account = 'acme' AND started_at >= toDateTime(7200) AND started_at < toDateTime(10800))")
+                    && sql.contains(r"(account = 'o\'brien??' AND started_at >= toDateTime(3600) AND started_at < toDateTime(7200))"),
+                "{sql}"
+            );
+            assert!(
+                !sql.contains("toDateTime(3600) AND started_at < toDateTime(10800)"),
+                "one range per hour, not one over all: {sql}"
             );
         }
         for name in DIMENSIONS {
