@@ -154,6 +154,9 @@ export_app_env() {
     export "${app}_KAFKA__BROKERS=$BROKERS" "${app}_KAFKA__TOPIC_PREFIX=$TOPIC_PREFIX"
   done
   export PROCESSOR_CLICKHOUSE__URL="$CH_URL" PROCESSOR_CLICKHOUSE__DATABASE="$DATABASE"
+  # The processor's keyed state on disk, one directory per topic prefix (a copy made
+  # from another changelog is dropped at start anyway: docs/architecture.md).
+  export PROCESSOR_STATE__DIR="$DATA/processor-state/${TOPIC_PREFIX:-default}"
   export API_CLICKHOUSE__URL="$CH_URL" API_CLICKHOUSE__DATABASE="$DATABASE"
   # The pipeline writes as callmatrix_writer; the api only reads, as callmatrix_reader.
   export CM_CLICKHOUSE_USER=callmatrix_writer CM_CLICKHOUSE_PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD"
