@@ -23,9 +23,9 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use runtime::kafka::{assigned_consumer, ConsumerError, KafkaConfig};
 use runtime::shutdown::Shutdown;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
-use super::{render, CallEvent, EventsQuery, HubShared, Positions};
+use super::{render, CallEvent, EventsQuery, Feed, HubShared, Positions};
 
 /// What a resuming client receives from the catch-up reader, in order.
 pub enum Item {
@@ -33,7 +33,7 @@ pub enum Item {
     Reset(&'static str),
     Event(Arc<CallEvent>),
     /// Caught up: everything from here on comes from the live feed.
-    Live(broadcast::Receiver<Arc<CallEvent>>),
+    Live(Feed),
 }
 
 pub struct Request {
@@ -263,6 +263,14 @@ async fn serve(
                 let live = shared.subscribe(filter.account.as_deref());
                 let rest = ring.after(&positions);
                 drop(ring);
+                // The ring's events after where this reader got to, then live
+                // without what this reader gave already (it may be ahead of the
+                // instance's own reader).
+                let mut reached = positions.clone();
+                for event in &rest {
+                    reached.advance(event.partition, event.offset);
+                }
+                let live = Feed::new(live, reached);
                 for event in rest {
                     if filter.wants(&event) && !give(Item::Event(event)) {
                         return;

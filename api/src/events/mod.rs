@@ -274,7 +274,10 @@ impl EventHub {
             .transpose()?;
         let preface = String::from("retry: 3000\n: connected\n\n");
         let source = match resume {
-            None => Source::Live(self.shared.subscribe(filter.account.as_deref())),
+            None => Source::Live(Feed::new(
+                self.shared.subscribe(filter.account.as_deref()),
+                Positions::default(),
+            )),
             Some(from) => self.resume(from, filter_copy(&filter))?,
         };
         metrics::gauge!(crate::metric_names::API_SSE_CLIENTS).increment(1.0);
@@ -310,8 +313,8 @@ impl EventHub {
         {
             let ring = self.shared.lock_ring();
             if ring.covers(&from) {
-                let live = self.shared.subscribe(filter.account.as_deref());
                 let pending: VecDeque<Arc<CallEvent>> = ring.after(&from).into();
+                let live = Feed::new(self.shared.subscribe(filter.account.as_deref()), from);
                 return Ok(Source::Replay { pending, live });
             }
         }
@@ -364,11 +367,11 @@ fn filter_copy(filter: &EventsQuery) -> EventsQuery {
 }
 
 enum Source {
-    Live(broadcast::Receiver<Arc<CallEvent>>),
+    Live(Feed),
     /// From the ring, then live.
     Replay {
         pending: VecDeque<Arc<CallEvent>>,
-        live: broadcast::Receiver<Arc<CallEvent>>,
+        live: Feed,
     },
     /// From the catch-up reader, then live (when it says so).
     Resumed {
@@ -454,7 +457,7 @@ async fn next_event(source: &mut Source) -> Next {
             } => match receiver.recv().await {
                 Some(Item::Event(event)) => return Next::Event(event),
                 Some(Item::Reset(reason)) => return Next::Reset(reason),
-                Some(Item::Live(rx)) => *source = Source::Live(rx),
+                Some(Item::Live(feed)) => *source = Source::Live(feed),
                 None if overflowed.load(Ordering::SeqCst) => return Next::Behind(1),
                 None => return Next::Closed,
             },
@@ -462,11 +465,37 @@ async fn next_event(source: &mut Source) -> Next {
     }
 }
 
-async fn live(receiver: &mut broadcast::Receiver<Arc<CallEvent>>) -> Next {
-    match receiver.recv().await {
-        Ok(event) => Next::Event(event),
-        Err(broadcast::error::RecvError::Lagged(missed)) => Next::Behind(missed),
-        Err(broadcast::error::RecvError::Closed) => Next::Closed,
+/// The live feed as one client takes it: without what the client had before it
+/// joined. A resumed client may be further on than this instance's reader (it read
+/// another instance, or the catch-up reader got ahead): the feed's events before
+/// the client's position are ones it has seen.
+pub struct Feed {
+    receiver: broadcast::Receiver<Arc<CallEvent>>,
+    /// Per partition, the offset the client's events go on from.
+    from: Positions,
+}
+
+impl Feed {
+    fn new(receiver: broadcast::Receiver<Arc<CallEvent>>, from: Positions) -> Self {
+        Self { receiver, from }
+    }
+
+    fn seen(&self, event: &CallEvent) -> bool {
+        self.from
+            .0
+            .get(&event.partition)
+            .is_some_and(|at| event.offset < *at)
+    }
+}
+
+async fn live(feed: &mut Feed) -> Next {
+    loop {
+        match feed.receiver.recv().await {
+            Ok(event) if feed.seen(&event) => continue,
+            Ok(event) => return Next::Event(event),
+            Err(broadcast::error::RecvError::Lagged(missed)) => return Next::Behind(missed),
+            Err(broadcast::error::RecvError::Closed) => return Next::Closed,
+        }
     }
 }
 
@@ -557,5 +586,31 @@ mod tests {
         for junk in ["", "2-41", "0:5,x:1", "-1:3", "0:-3", &"0:1,".repeat(3000)] {
             assert_eq!(Positions::parse(junk), None, "{junk:.20}");
         }
+    }
+
+    /// A client that resumes on an instance whose reader is behind its id: the live
+    /// feed's events before the id are not sent again (seen in the suite: a second
+    /// api that had not yet read the event the client last saw sent it twice).
+    #[tokio::test]
+    async fn a_live_feed_skips_what_the_client_saw_before_it_joined() {
+        let (sender, receiver) = broadcast::channel(16);
+        let mut feed = Feed::new(receiver, Positions::parse("0:0,1:1,2:0").unwrap());
+        for (partition, offset) in [(2, 0), (1, 0), (1, 1), (0, 0)] {
+            let id = format!("{partition}:{}", offset + 1);
+            let payload = br#"{"client_id":"arroyo","account":"acme"}"#;
+            sender
+                .send(Arc::new(
+                    render(&id, partition, offset, Some(payload)).unwrap(),
+                ))
+                .unwrap();
+        }
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            match live(&mut feed).await {
+                Next::Event(event) => got.push((event.partition, event.offset)),
+                _ => panic!("an event"),
+            }
+        }
+        assert_eq!(got, [(2, 0), (1, 1), (0, 0)], "(1, 0) was seen already");
     }
 }

@@ -65,16 +65,19 @@ async fn a_reconnecting_dashboard_misses_nothing_and_sees_nothing_twice() {
     )
     .await;
     let mut seen = Vec::new();
+    let mut ids = Vec::new();
     while seen.len() < 5 {
         let event = next(&mut resumed).await;
         assert_eq!(event.event, "call.created", "{event:?}");
         seen.push(external_id(&event));
+        ids.push(event.id.clone().unwrap_or_default());
     }
     let distinct: HashSet<&String> = seen.iter().collect();
     assert_eq!(distinct.len(), 5, "no event twice: {seen:?}");
     assert!(
         !seen.contains(&external_id(&first)),
-        "the event it saw is not sent again: {seen:?}"
+        "the event it saw ({} at {resume_from}) is not sent again: {seen:?} at {ids:?}",
+        external_id(&first)
     );
     let expected: HashSet<String> = (0..6)
         .map(|n| format!("sse_{n}"))
