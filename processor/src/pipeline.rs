@@ -77,6 +77,8 @@ impl<S: Store> Pipeline<S> {
         // sends to the broker run while the next batch is gathered and decided.
         let mut stored: Option<Stored> = None;
         let park_for = self.parking.delay();
+        // The last reason an idle catch-up failed, so it is logged once.
+        let mut idle_failure: Option<String> = None;
         loop {
             let rebalanced_before = rebalances.count();
             let (state, max_backoff) = (self.state.clone(), self.max_backoff);
@@ -120,9 +122,20 @@ impl<S: Store> Pipeline<S> {
                     // Idle: catch up the partitions the group gave this instance, so
                     // their first records do not wait for it.
                     let assigned = reader.assigned(&topic);
-                    self.catch_up(&assigned, rebalances.count(), &shutdown)
+                    if let Err(failed) = self
+                        .catch_up(&assigned, rebalances.count(), &shutdown)
                         .await
-                        .ok();
+                    {
+                        // Tried again at the next idle check and before the next
+                        // batch; said once per distinct cause, not every second.
+                        let said = failed.to_string();
+                        if idle_failure.as_deref() != Some(said.as_str()) {
+                            tracing::error!(error = %said, "the keyed state of this instance's partitions could not be caught up");
+                            idle_failure = Some(said);
+                        }
+                    } else {
+                        idle_failure = None;
+                    }
                 };
                 let started = Instant::now();
                 record_age(&batch, "gathered");

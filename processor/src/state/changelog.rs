@@ -6,12 +6,16 @@
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use runtime::kafka::{AckedProducer, KafkaConfig, ProduceError};
 
 /// One changelog entry: `(partition, key, value)`; a `None` value is a tombstone.
 pub type ChangelogEntry = (i32, Vec<u8>, Option<Vec<u8>>);
+
+/// Past the end the watermarks gave, how long a read waits for more before it is done.
+const READ_QUIET: Duration = Duration::from_secs(1);
 
 /// How long a read of a partition may go without a message before it gives up.
 const READ_STALL: Duration = Duration::from_secs(30);
@@ -115,7 +119,8 @@ impl Changelog {
             .set("group.id", self.kafka.group_id("processor-state-restore"))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set("fetch.max.bytes", "52428800");
+            .set("fetch.max.bytes", "52428800")
+            .set("enable.partition.eof", "true");
         let consumer: BaseConsumer = config.create().map_err(|e| read_error(e.to_string()))?;
         let (low, high) = consumer
             .fetch_watermarks(&self.topic, partition, Duration::from_secs(10))
@@ -135,8 +140,8 @@ impl Changelog {
             .map_err(|e| read_error(e.to_string()))?;
         let mut next = start;
         let mut last_progress = Instant::now();
-        while next < high {
-            match consumer.poll(Duration::from_millis(500)) {
+        loop {
+            match consumer.poll(Duration::from_millis(200)) {
                 Some(Ok(message)) => {
                     if message.offset() < next {
                         continue;
@@ -147,7 +152,15 @@ impl Changelog {
                     next = message.offset() + 1;
                     last_progress = Instant::now();
                 }
+                // The end, as the last fetch saw it: done once past the end
+                // the watermarks gave.
+                Some(Err(KafkaError::PartitionEOF(_))) if next >= high => break,
+                Some(Err(KafkaError::PartitionEOF(_))) => {}
                 Some(Err(error)) => return Err(read_error(error.to_string())),
+                // Past the end the watermarks gave and nothing more comes: done.
+                // (A broker may report a watermark behind what it holds: tansu's
+                // memory storage does. Its entries are read too.)
+                None if next >= high && last_progress.elapsed() > READ_QUIET => break,
                 None if last_progress.elapsed() > READ_STALL => {
                     return Err(read_error(format!(
                         "no message for {} s at offset {next} of {high}",
