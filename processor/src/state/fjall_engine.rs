@@ -106,13 +106,27 @@ impl StateEngine for FjallEngine {
         Ok(found)
     }
 
+    /// Deletes every key, in batches. Not `Keyspace::delete_partition`: a deleted
+    /// partition cannot be opened again by its name while any handle to it lives
+    /// (seen: every restore after a clear failed with `PartitionDeleted`).
     fn clear(&self, partition: i32) -> Result<(), EngineError> {
+        const CHUNK: usize = 10_000;
         let handle = self.partition(partition)?;
-        self.partitions
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&partition);
-        self.keyspace.delete_partition(handle).map_err(error)
+        loop {
+            let keys: Vec<fjall::Slice> = handle
+                .keys()
+                .take(CHUNK)
+                .collect::<Result<_, _>>()
+                .map_err(error)?;
+            if keys.is_empty() {
+                return Ok(());
+            }
+            let mut batch = self.keyspace.batch();
+            for key in &keys {
+                batch.remove(&handle, key.clone());
+            }
+            batch.commit().map_err(error)?;
+        }
     }
 
     fn size_bytes(&self) -> u64 {
