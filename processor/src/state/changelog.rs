@@ -104,40 +104,6 @@ impl Changelog {
         Ok(high)
     }
 
-    /// Whether `partition` holds an entry at `offset` (read, not taken from the
-    /// watermarks: a broker may report a watermark behind what it holds). Blocking.
-    pub fn holds(&self, partition: i32, offset: i64) -> Result<bool, ChangelogError> {
-        let read_error = |message: String| ChangelogError::Read { partition, message };
-        let mut config = self.kafka.client_config();
-        config
-            .set("group.id", self.kafka.group_id("processor-state-restore"))
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "true");
-        let consumer: BaseConsumer = config.create().map_err(|e| read_error(e.to_string()))?;
-        let mut assignment = TopicPartitionList::new();
-        assignment
-            .add_partition_offset(&self.topic, partition, Offset::Offset(offset))
-            .map_err(|e| read_error(e.to_string()))?;
-        consumer
-            .assign(&assignment)
-            .map_err(|e| read_error(e.to_string()))?;
-        let started = Instant::now();
-        while started.elapsed() < READ_STALL {
-            match consumer.poll(Duration::from_millis(200)) {
-                Some(Ok(message)) => return Ok(message.offset() == offset),
-                Some(Err(KafkaError::PartitionEOF(_))) => return Ok(false),
-                // Out of range: the offset is past the end (or compacted away).
-                Some(Err(_)) => return Ok(false),
-                None => {}
-            }
-        }
-        Err(read_error(format!(
-            "no answer for {} s at offset {offset}",
-            READ_STALL.as_secs()
-        )))
-    }
-
     /// Reads `partition` from offset `from` to its end as of now, handing each entry
     /// (key, value or `None` for a tombstone, offset) to `apply`; returns the offset
     /// after the last one read. Blocking: run it on a blocking thread.

@@ -319,18 +319,6 @@ impl KeyedState {
         if checkpoint <= end {
             return Ok(checkpoint);
         }
-        // The watermark may lag what the broker holds (tansu's memory storage): the
-        // copy is of this changelog if its last entry is there.
-        let changelog = self.changelog.clone();
-        let holds = tokio::task::spawn_blocking(move || changelog.holds(partition, checkpoint - 1))
-            .await
-            .map_err(|e| StateError::Corrupt {
-                partition,
-                message: e.to_string(),
-            })??;
-        if holds {
-            return Ok(checkpoint);
-        }
         tracing::warn!(
             partition,
             checkpoint,
