@@ -44,13 +44,14 @@ cargo build --release --quiet -p ingest -p processor -p cmctl -p pipeline-benche
 # binary on the run's world, logging to /tmp/NAME.log; the pid in $!.
 start_ingest() {
   INGEST_KAFKA__BROKERS="$CM_KAFKA_BROKERS" INGEST_KAFKA__TOPIC_PREFIX="$PREFIX" \
-  INGEST_HTTP__LISTEN="127.0.0.1:$1" INGEST_AUTH__INSECURE_OPEN=true INGEST_POLL__ENABLED=false INGEST_KAFKA__INSTANCE_ID="$2" RUST_LOG=warn \
+  INGEST_HTTP__LISTEN="127.0.0.1:$1" INGEST_AUTH__INSECURE_OPEN=true INGEST_POLL__ENABLED=false INGEST_LIMITS__RECORDS_PER_SECOND=0 INGEST_LIMITS__WEBHOOK_BYTES_PER_SECOND=0 INGEST_KAFKA__INSTANCE_ID="$2" RUST_LOG=warn \
     "$TARGET_DIR/release/ingest" --config deploy/config/ingest.toml >"/tmp/$2.log" 2>&1 &
 }
-start_processor() {
+start_processor() { # its keyed state on disk, as deployed, empty at start
+  rm -rf "/var/tmp/$3-state"
   PROCESSOR_KAFKA__BROKERS="$CM_KAFKA_BROKERS" PROCESSOR_KAFKA__TOPIC_PREFIX="$PREFIX" \
   PROCESSOR_CLICKHOUSE__URL="$1" PROCESSOR_CLICKHOUSE__DATABASE="$DB" PROCESSOR_CLICKHOUSE__PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD" PROCESSOR_HTTP__LISTEN="127.0.0.1:$2" \
-  PROCESSOR_KAFKA__INSTANCE_ID="$3" RUST_LOG=warn \
+  PROCESSOR_KAFKA__INSTANCE_ID="$3" PROCESSOR_STATE__DIR="/var/tmp/$3-state" RUST_LOG=warn \
     "$TARGET_DIR/release/processor" --config deploy/config/processor.toml >"/tmp/$3.log" 2>&1 &
 }
 start_ingest 18097 e2e-ingest

@@ -52,9 +52,10 @@ INGEST_HTTP__LISTEN=127.0.0.1:18097 INGEST_AUTH__TOKENS_FILE="$WORK/tokens.json"
   "$TARGET_DIR/release/ingest" --config deploy/config/ingest.toml >/tmp/nn-ingest.log 2>&1 &
 PIDS=($!)
 trap 'kill "${PIDS[@]}" $BENCH_TANSU_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+rm -rf /var/tmp/nn-processor-state  # the keyed state on disk, as deployed, empty at start
 PROCESSOR_KAFKA__BROKERS="$CM_KAFKA_BROKERS" PROCESSOR_KAFKA__TOPIC_PREFIX="$PREFIX" \
 PROCESSOR_CLICKHOUSE__URL="$CH" PROCESSOR_CLICKHOUSE__DATABASE="$DB" PROCESSOR_CLICKHOUSE__PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD" \
-PROCESSOR_HTTP__LISTEN=127.0.0.1:18096 RUST_LOG=warn \
+PROCESSOR_HTTP__LISTEN=127.0.0.1:18096 PROCESSOR_STATE__DIR=/var/tmp/nn-processor-state RUST_LOG=warn \
   "$TARGET_DIR/release/processor" --config deploy/config/processor.toml >/tmp/nn-processor.log 2>&1 &
 PIDS+=($!)
 API_KAFKA__BROKERS="$CM_KAFKA_BROKERS" API_KAFKA__TOPIC_PREFIX="$PREFIX" \
