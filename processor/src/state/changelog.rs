@@ -5,14 +5,29 @@
 
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
+use rdkafka::ClientContext;
 use rdkafka::{Offset, TopicPartitionList};
 use runtime::kafka::{AckedProducer, KafkaConfig, ProduceError};
 
 /// One changelog entry: `(partition, key, value)`; a `None` value is a tombstone.
 pub type ChangelogEntry = (i32, Vec<u8>, Option<Vec<u8>>);
+
+/// The restore reader's client context: the end of a partition is how a read ends,
+/// not an error (librdkafka's default context logs it at error level).
+struct QuietAtEnd;
+
+impl ClientContext for QuietAtEnd {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::error!(%error, reason, "librdkafka (state changelog reader)");
+        }
+    }
+}
+
+impl ConsumerContext for QuietAtEnd {}
 
 /// Past the end the watermarks gave, how long a read waits for more before it is done.
 const READ_QUIET: Duration = Duration::from_secs(1);
@@ -121,7 +136,9 @@ impl Changelog {
             .set("enable.auto.offset.store", "false")
             .set("fetch.max.bytes", "52428800")
             .set("enable.partition.eof", "true");
-        let consumer: BaseConsumer = config.create().map_err(|e| read_error(e.to_string()))?;
+        let consumer: BaseConsumer<QuietAtEnd> = config
+            .create_with_context(QuietAtEnd)
+            .map_err(|e| read_error(e.to_string()))?;
         let (low, high) = consumer
             .fetch_watermarks(&self.topic, partition, Duration::from_secs(10))
             .map_err(|e| read_error(e.to_string()))?;
