@@ -426,15 +426,12 @@ impl KeyedState {
         let mut expired_calls: Vec<(i32, CallId)> = Vec::new();
         let mut written_callers: BTreeSet<(i32, String)> = BTreeSet::new();
         for (partition, key, mut state) in writes.callers {
-            let dropped = state.expire(horizon(&ready, partition));
-            expired_calls.extend(dropped.into_iter().map(|id| (partition, id)));
-            let value = (!state.is_empty())
-                .then(|| serde_json::to_vec(&state))
-                .transpose()
-                .map_err(|e| StateError::Corrupt {
-                    partition,
-                    message: e.to_string(),
-                })?;
+            let value = expired(
+                partition,
+                &mut state,
+                horizon(&ready, partition),
+                &mut expired_calls,
+            )?;
             written_callers.insert((partition, key.clone()));
             entries.push((partition, caller_key(&key), value));
         }
@@ -478,15 +475,7 @@ impl KeyedState {
                 if !stale {
                     continue;
                 }
-                let dropped = state.expire(horizon);
-                expired_calls.extend(dropped.into_iter().map(|id| (partition, id)));
-                let value = (!state.is_empty())
-                    .then(|| serde_json::to_vec(&state))
-                    .transpose()
-                    .map_err(|e| StateError::Corrupt {
-                        partition,
-                        message: e.to_string(),
-                    })?;
+                let value = expired(partition, &mut state, horizon, &mut expired_calls)?;
                 entries.push((partition, key, value));
             }
             if let Some(r) = ready.get_mut(&partition) {
@@ -601,6 +590,24 @@ impl KeyedState {
 /// Reads `partition`'s changelog from `checkpoint` into the local copy, in chunks,
 /// each with the checkpoint after it. Returns where it got to and how many entries
 /// it applied.
+/// `state` without what started before `horizon` (the calls dropped with it go into
+/// `dropped`), encoded for the changelog; `None` (a tombstone) when nothing is left.
+fn expired(
+    partition: i32,
+    state: &mut CallerState,
+    horizon: DateTime<Utc>,
+    dropped: &mut Vec<(i32, CallId)>,
+) -> Result<Option<Vec<u8>>, StateError> {
+    dropped.extend(state.expire(horizon).into_iter().map(|id| (partition, id)));
+    (!state.is_empty())
+        .then(|| serde_json::to_vec(state))
+        .transpose()
+        .map_err(|e| StateError::Corrupt {
+            partition,
+            message: e.to_string(),
+        })
+}
+
 fn restore_blocking(
     engine: &dyn StateEngine,
     changelog: &Changelog,

@@ -193,47 +193,9 @@ impl AckedProducer {
             // Queue waits count against the same budget as the broker's ack.
             producer.send(record, Timeout::Never)
         });
-        let mut delivered = 0_u64;
-        let mut failed = 0;
-        let mut first_error = None;
-        match tokio::time::timeout(self.deadline, join_all(sends)).await {
-            Ok(results) => {
-                for result in results {
-                    match result {
-                        Ok(_) => delivered += 1,
-                        Err((error, _message)) => {
-                            failed += 1;
-                            first_error.get_or_insert(error);
-                        }
-                    }
-                }
-            }
-            // Some may still be written later: senders retry, and deterministic ids
-            // make the second copy harmless.
-            Err(_) => {
-                failed = messages.len();
-                first_error = Some(timed_out());
-            }
-        }
-        let labels = [("topic", topic.to_owned())];
-        metrics::histogram!(crate::metric_names::KAFKA_PRODUCE_BATCH_SECONDS, &labels)
-            .record(started.elapsed().as_secs_f64());
-        metrics::counter!(crate::metric_names::KAFKA_PRODUCED_TOTAL, &labels).increment(delivered);
-        match first_error {
-            None => Ok(()),
-            Some(first) => {
-                metrics::counter!(crate::metric_names::KAFKA_PRODUCE_ERRORS_TOTAL, &labels)
-                    .increment(failed as u64);
-                drop(producer);
-                self.reset_after(&first);
-                Err(ProduceError::NotAcknowledged {
-                    topic: topic.to_owned(),
-                    failed,
-                    total: messages.len(),
-                    first,
-                })
-            }
-        }
+        self.settle(topic, started, join_all(sends), messages.len())
+            .await
+            .map(|_| ())
     }
 
     /// Sends `(partition, key, value)` entries to `topic` (a `None` value is a
@@ -255,11 +217,28 @@ impl AckedProducer {
             }
             producer.send(record, Timeout::Never)
         });
-        let outcome = tokio::time::timeout(self.deadline, join_all(sends)).await;
+        self.settle(topic, started, join_all(sends), entries.len())
+            .await
+    }
+
+    /// Waits for a batch's acks (within the deadline), counts them, and on any
+    /// failure replaces the producer and names the first error; returns where each
+    /// message was written. Some may still be written after a failure: senders
+    /// retry, and deterministic ids (or a compacted key) make the copy harmless.
+    async fn settle(
+        &self,
+        topic: &str,
+        started: Instant,
+        acks: impl std::future::Future<
+            Output = Vec<rdkafka::producer::future_producer::OwnedDeliveryResult>,
+        >,
+        total: usize,
+    ) -> Result<Vec<(i32, i64)>, ProduceError> {
+        let outcome = tokio::time::timeout(self.deadline, acks).await;
         let labels = [("topic", topic.to_owned())];
         metrics::histogram!(crate::metric_names::KAFKA_PRODUCE_BATCH_SECONDS, &labels)
             .record(started.elapsed().as_secs_f64());
-        let mut written = Vec::with_capacity(entries.len());
+        let mut written = Vec::with_capacity(total);
         let mut first_error = None;
         let mut failed = 0;
         match outcome {
@@ -275,7 +254,7 @@ impl AckedProducer {
                 }
             }
             Err(_) => {
-                failed = entries.len();
+                failed = total;
                 first_error = Some(timed_out());
             }
         }
@@ -286,12 +265,11 @@ impl AckedProducer {
             Some(first) => {
                 metrics::counter!(crate::metric_names::KAFKA_PRODUCE_ERRORS_TOTAL, &labels)
                     .increment(failed as u64);
-                drop(producer);
                 self.reset_after(&first);
                 Err(ProduceError::NotAcknowledged {
                     topic: topic.to_owned(),
                     failed,
-                    total: entries.len(),
+                    total,
                     first,
                 })
             }
