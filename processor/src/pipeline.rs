@@ -181,6 +181,10 @@ impl<S: Store> Pipeline<S> {
                 calls = processed.calls.len(),
                 dead = processed.dead_letters.len()
             );
+            if !processed.calls.is_empty() {
+                // Decided (the state's next readers see it), nothing written yet.
+                runtime::crash_point::reached("processor.after_decide");
+            }
             if let Err(interrupted) = store(sink, &processed, &shutdown).instrument(span).await {
                 tracing::warn!(error = %interrupted, "stopping with an unwritten batch; it will be reprocessed");
                 return ProcessorError::unless_shutdown(&shutdown, interrupted);

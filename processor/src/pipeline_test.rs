@@ -322,6 +322,44 @@ async fn a_late_field_merges_onto_the_stored_call() {
     assert!(merged.version > stored.version);
 }
 
+/// A batch decided but never stored (the process died, or a store failed and the
+/// pipeline restarted) leaves nothing in the state: decided again, it meets the
+/// call as it was stored, so a move still retires the old position. The state held
+/// the undone batch's version before, and the old position stayed in
+/// `calls_by_time` beside the new one (seen in the cluster kill test).
+#[tokio::test]
+async fn a_batch_decided_but_not_logged_is_forgotten_at_a_restart() {
+    let world = World::default();
+    through_fresh_instance(
+        &world,
+        r#"{"call":{"id":"ar_m","caller":{"number":"4155552671"},"started_at":"2026-11-20T10:00:00Z"}}"#,
+        0,
+    )
+    .await;
+    world.state.assume_logged().unwrap();
+    let correction = r#"{"call":{"id":"ar_m","caller":{"number":"4155552671"},"started_at":"2026-11-20T12:00:00Z"}}"#;
+    let decided = through_fresh_instance(&world, correction, 1).await;
+    assert_eq!(
+        decided.moved.len(),
+        1,
+        "the first decision retires the old start"
+    );
+    // The batch is not logged: the pipeline restarts (as after a failed store).
+    world.state.forget();
+    world.state.assume_ready(&(0..8).collect::<Vec<_>>(), 0);
+    let again = through_fresh_instance(&world, correction, 1).await;
+    assert_eq!(
+        again.moved.len(),
+        1,
+        "decided again, the call is where it was stored: {:?}",
+        again.moved
+    );
+    assert_eq!(
+        again.moved[0].started_at.to_rfc3339(),
+        "2026-11-20T10:00:00+00:00"
+    );
+}
+
 /// The caller's kept calls make a new call a repeat, and a late older call
 /// re-decides a stored one: its next version, built over the stored version, comes
 /// out of the batch as an update.

@@ -141,7 +141,8 @@ pub async fn run(
         }));
     }
     // The keyed state outlives a restart of the pipeline (its local copy stays
-    // valid); which partitions are caught up does not (the group is joined again).
+    // valid); which partitions are caught up does not (the group is joined again),
+    // nor do batches not yet logged (they are decided again from the last commit).
     let state = Arc::new(
         crate::state::KeyedState::open(
             &config.state.dir,

@@ -60,9 +60,10 @@ sleep "$pause"
 read -r -a parts <<< "${CM_FAULT_PARTS:-ingest processor api tansu clickhouse}"
 # The processor is also restarted with a crash point armed (runtime::crash_point):
 # it then aborts itself between two of a batch's durable writes, where a kill -9
-# from outside rarely lands (the first, after_state: its keyed state logged, the
-# batch not committed, in the short run too). The next cycle's revive starts it plainly.
-points=(processor.after_state=20 processor.after_retire=2 processor.after_write=40 processor.after_forward=5)
+# from outside rarely lands (the first, after_decide: a batch decided, nothing of it
+# written, in the short run too). The next cycle's revive starts it plainly. Counts
+# are batches: at this load about two a second, so each fires within a cycle.
+points=(processor.after_decide=5 processor.after_state=8 processor.after_retire=2 processor.after_write=10 processor.after_forward=3)
 started=$SECONDS
 for cycle in $(seq 1 "$cycles"); do
   part="${parts[$(((cycle - 1) % ${#parts[@]}))]}"
@@ -100,6 +101,11 @@ echo "[fault] $cycles cycles over ${#parts[@]} parts in $((SECONDS - started)) s
 status=0
 "$target/debug/fault_load" check "$run" | tee "$run/figures.md" || status=$?
 touch "$run/sse-done"
+# A point armed in the last cycles may fire during the check, which waits for the
+# stored calls: a processor restarted after kill -9 often holds no partition until
+# its group reader joins again (30 s, runtime::kafka::group_reader, tansu 0.6.0).
+rejoins=$(grep -c 'joining again as a new member group=[^ ]*processor' <(sed 's/\x1b\[[0-9;]*m//g' "$CM_DATA_DIR/logs/processor.log") || true)
+echo "[fault] by the end of the check: processor crash points fired: $(grep -c 'crash point .* aborting' "$CM_DATA_DIR/logs/processor.log" || true); processor group rejoins after holding nothing: $rejoins"
 wait "$load_pid" 2> /dev/null || true
 cat "$run/load.out"
 if [ "$status" -ne 0 ]; then

@@ -17,8 +17,11 @@
 //! ClickHouse left in a batch are for records without a caller whose call lives in a
 //! partition this instance does not hold, bounded by the batch.
 //!
-//! Every change is written to the local store before the next batch is decided, and
-//! to the changelog (`changelog`) before the batch's raw offsets are committed. Given
+//! A batch's changes are read by the batches decided after it at once (held beside
+//! the local copy, [`Unlogged`]), and go to the local copy only once written to the
+//! changelog (`changelog`), before the batch's raw offsets are committed: a batch
+//! undone before that (the process killed, a store that failed and restarted the
+//! pipeline, a rebalance) leaves no trace in the local copy. Given
 //! a partition (at start, after a rebalance), an instance first catches up from the
 //! changelog, from its local checkpoint (a copy still valid) or from the start, and
 //! only then decides its records. A batch replayed after a crash meets a state that
@@ -111,13 +114,40 @@ struct Ready {
     sweep_after: Option<Vec<u8>>,
 }
 
-/// What one batch changes, for the changelog, after it was applied locally.
+/// What one batch changes, for the changelog; read by later batches meanwhile.
 #[derive(Debug, Default)]
 pub struct Staged {
     entries: Vec<ChangelogEntry>,
     /// The rebalance count the batch was decided at: if it moved, the batch's
     /// partitions may be another instance's now, and its entries are not written.
     rebalance: u64,
+    /// Its place among the staged batches (`Unlogged`).
+    seq: u64,
+}
+
+/// The changes of batches decided but not yet in the changelog: what later batches
+/// read over the local copy. Never written to the local copy before they are
+/// logged: a batch decided and then undone (killed before its calls were stored, a
+/// failed store that restarted the pipeline) is decided again over the state its
+/// stored calls were decided over. Held in the copy, it made the same batch decided
+/// again find its own undone versions, so a moved call's old position was never
+/// retired (found by the cluster kill test). At most the batches in flight (two).
+#[derive(Debug, Default)]
+struct Unlogged {
+    next_seq: u64,
+    entries: HashMap<StateKey, StagedValue>,
+}
+
+/// A key of one partition's state.
+type StateKey = (i32, Vec<u8>);
+/// The batch that wrote a key last, and its value (`None`: deleted).
+type StagedValue = (u64, Option<Vec<u8>>);
+
+impl Unlogged {
+    /// Drops what batches up to `seq` wrote (kept where a later batch wrote again).
+    fn drop_through(&mut self, seq: u64) {
+        self.entries.retain(|_, (by, _)| *by > seq);
+    }
 }
 
 impl Staged {
@@ -140,6 +170,7 @@ pub struct KeyedState {
     retention: Duration,
     sweep_per_batch: usize,
     ready: Arc<Mutex<HashMap<i32, Ready>>>,
+    unlogged: Arc<Mutex<Unlogged>>,
     /// Held (exclusively) while a batch's entries are written: a restore (shared:
     /// partitions restore side by side) waits for it, so it never reads the
     /// changelog while this instance's own writes are in flight.
@@ -181,6 +212,7 @@ impl KeyedState {
             retention: Duration::days(i64::from(retention_days)),
             sweep_per_batch,
             ready: Arc::default(),
+            unlogged: Arc::default(),
             writing: Arc::default(),
             marking: Arc::default(),
         }
@@ -190,6 +222,21 @@ impl KeyedState {
         self.ready
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn lock_unlogged(&self) -> std::sync::MutexGuard<'_, Unlogged> {
+        self.unlogged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `key` of `partition` as the next batch must see it: a staged batch's value
+    /// over the local copy's.
+    fn get(&self, partition: i32, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        if let Some((_, value)) = self.lock_unlogged().entries.get(&(partition, key.to_vec())) {
+            return Ok(value.clone());
+        }
+        Ok(self.engine.get(partition, key)?)
     }
 
     /// The partitions whose state is caught up for rebalance `rebalance`.
@@ -356,7 +403,7 @@ impl KeyedState {
             }
             let key = call_key(*id);
             for partition in &partitions {
-                if let Some(bytes) = self.engine.get(*partition, &key)? {
+                if let Some(bytes) = self.get(*partition, &key)? {
                     let call: CallRecord =
                         serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
                             partition: *partition,
@@ -377,7 +424,7 @@ impl KeyedState {
     ) -> Result<HashMap<String, CallerState>, StateError> {
         let mut found = HashMap::new();
         for (partition, key) in keys {
-            let state = match self.engine.get(*partition, &caller_key(key))? {
+            let state = match self.get(*partition, &caller_key(key))? {
                 Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
                     partition: *partition,
                     message: format!("caller {key}: {e}"),
@@ -389,7 +436,8 @@ impl KeyedState {
         Ok(found)
     }
 
-    /// Applies a batch's writes to the local copy (the next batch reads them), with
+    /// Stages a batch's writes (the next batch reads them; the local copy takes them
+    /// once logged), with
     /// expiry: each touched caller loses what started before its partition's horizon
     /// (and those calls go), and `sweep_per_batch` other callers are checked the
     /// same way. Returns the entries for the changelog.
@@ -462,9 +510,16 @@ impl KeyedState {
             } else {
                 scanned.last().map(|(k, _)| k.clone())
             };
+            let staged_before = self.lock_unlogged();
             for (key, bytes) in scanned {
                 let name = String::from_utf8_lossy(&key[1..]).into_owned();
-                if written_callers.contains(&(partition, name)) {
+                // A caller a batch in flight wrote was expired then, and its
+                // copy here is older than what the next batch reads.
+                if written_callers.contains(&(partition, name))
+                    || staged_before
+                        .entries
+                        .contains_key(&(partition, key.clone()))
+                {
                     continue;
                 }
                 let Ok(mut state) = serde_json::from_slice::<CallerState>(&bytes) else {
@@ -478,6 +533,7 @@ impl KeyedState {
                 let value = expired(partition, &mut state, horizon, &mut expired_calls)?;
                 entries.push((partition, key, value));
             }
+            drop(staged_before);
             if let Some(r) = ready.get_mut(&partition) {
                 r.sweep_after = next;
             }
@@ -492,16 +548,24 @@ impl KeyedState {
                 .map(|(partition, id)| (partition, call_key(id), None)),
         );
         drop(ready);
-        let local: Vec<(i32, kv::Write)> = entries
-            .iter()
-            .map(|(p, k, v)| (*p, (k.clone(), v.clone())))
-            .collect();
-        self.engine.apply(&local)?;
-        Ok(Staged { entries, rebalance })
+        let mut unlogged = self.lock_unlogged();
+        unlogged.next_seq += 1;
+        let seq = unlogged.next_seq;
+        for (partition, key, value) in &entries {
+            unlogged
+                .entries
+                .insert((*partition, key.clone()), (seq, value.clone()));
+        }
+        Ok(Staged {
+            entries,
+            rebalance,
+            seq,
+        })
     }
 
-    /// Writes a staged batch to the changelog (before its raw offsets are committed)
-    /// and moves each partition's checkpoint past it. Not written when the group has
+    /// Writes a staged batch to the changelog (before its raw offsets are committed),
+    /// then to the local copy with each partition's checkpoint past it, in one
+    /// write. Not written when the group has
     /// rebalanced since the batch was decided (`rebalance_now` moved): the batch is
     /// then left uncommitted, and its partitions' next owner decides it again. A
     /// partition whose entries did not land right after its checkpoint (another
@@ -517,7 +581,8 @@ impl KeyedState {
             tracing::info!(
                 "the group rebalanced since the batch was decided; its state is not logged"
             );
-            self.forget();
+            self.lock_ready().clear();
+            self.lock_unlogged().drop_through(staged.seq);
             return Ok(());
         }
         let written = self.changelog.write(&staged.entries).await?;
@@ -527,6 +592,11 @@ impl KeyedState {
             first.entry(partition).or_insert(offset);
             last.insert(partition, offset);
         }
+        let mut local: Vec<(i32, kv::Write)> = staged
+            .entries
+            .iter()
+            .map(|(p, k, v)| (*p, (k.clone(), v.clone())))
+            .collect();
         let mut checkpoints = Vec::new();
         {
             let mut ready = self.lock_ready();
@@ -536,7 +606,8 @@ impl KeyedState {
                 };
                 if first.get(partition) == Some(&r.checkpoint) {
                     r.checkpoint = last + 1;
-                    checkpoints.push((
+                    checkpoints.push(*partition);
+                    local.push((
                         *partition,
                         (CHECKPOINT.to_vec(), Some((last + 1).to_be_bytes().to_vec())),
                     ));
@@ -551,17 +622,24 @@ impl KeyedState {
                 }
             }
         }
-        self.engine.apply(&checkpoints)?;
-        for (partition, _) in &checkpoints {
+        // Entries and checkpoints in one write: a crash between them cannot leave
+        // a checkpoint past entries the copy lacks.
+        self.engine.apply(&local)?;
+        self.lock_unlogged().drop_through(staged.seq);
+        for partition in &checkpoints {
             self.report_size(*partition);
         }
         Ok(())
     }
 
-    /// Forgets which partitions are caught up (a rebalance): each is caught up again
-    /// before its next batch.
+    /// Forgets which partitions are caught up, and every batch not logged (the
+    /// pipeline starts again: those batches are decided again from the last
+    /// commit): each partition is caught up again before its next batch.
     pub fn forget(&self) {
         self.lock_ready().clear();
+        let mut unlogged = self.lock_unlogged();
+        let seq = unlogged.next_seq;
+        unlogged.drop_through(seq);
     }
 
     /// Takes `partitions` as caught up and built, without reading a changelog: for
@@ -579,6 +657,19 @@ impl KeyedState {
         }
     }
 
+    /// Takes every staged batch as logged, without a changelog: for unit tests of
+    /// the batch step.
+    #[doc(hidden)]
+    pub fn assume_logged(&self) -> Result<(), StateError> {
+        let mut unlogged = self.lock_unlogged();
+        let writes: Vec<(i32, kv::Write)> = unlogged
+            .entries
+            .drain()
+            .map(|((p, k), (_, v))| (p, (k, v)))
+            .collect();
+        Ok(self.engine.apply(&writes)?)
+    }
+
     fn report_size(&self, partition: i32) {
         metrics::gauge!(crate::metric_names::PROCESSOR_STATE_BYTES)
             .set(self.engine.size_bytes() as f64);
@@ -587,9 +678,6 @@ impl KeyedState {
     }
 }
 
-/// Reads `partition`'s changelog from `checkpoint` into the local copy, in chunks,
-/// each with the checkpoint after it. Returns where it got to and how many entries
-/// it applied.
 /// `state` without what started before `horizon` (the calls dropped with it go into
 /// `dropped`), encoded for the changelog; `None` (a tombstone) when nothing is left.
 fn expired(
@@ -608,6 +696,9 @@ fn expired(
         })
 }
 
+/// Reads `partition`'s changelog from `checkpoint` into the local copy, in chunks,
+/// each with the checkpoint after it. Returns where it got to and how many entries
+/// it applied.
 fn restore_blocking(
     engine: &dyn StateEngine,
     changelog: &Changelog,

@@ -6,6 +6,10 @@
 //! position's retirement in `calls_by_time` and the call's new version. Whatever
 //! the crash leaves, afterwards the call is in `calls_by_time` once, at its new
 //! start, and its payout is counted once.
+//!
+//! The processor keeps its state on disk, as deployments do (`deploy/stack.sh`,
+//! `deploy/cluster.sh`): what the crash leaves in the local copy is read again
+//! after the restart.
 
 use std::time::Duration;
 
@@ -16,10 +20,13 @@ const MOVED_START: &str = "2026-11-21T15:30:00Z";
 
 async fn moved_call_survives_a_crash_at(point: &str, reach: u32) {
     let env = TestEnv::new(&format!("crashpt-{}", point.replace('.', "-"))).await;
+    let state = tempfile::tempdir().expect("state directory");
+    let state_dir = state.path().display().to_string();
     let one_per_batch = [
         ("PROCESSOR_BATCH__MAX_RECORDS", "1"),
         ("PROCESSOR_BATCH__MAX_WAIT_MS", "50"),
         ("PROCESSOR_KAFKA__INSTANCE_ID", "processor-0"),
+        ("PROCESSOR_STATE__DIR", state_dir.as_str()),
     ];
     let armed = format!("{point}={reach}");
     let mut with_crash = one_per_batch.to_vec();
@@ -91,6 +98,13 @@ async fn moved_call_survives_a_crash_at(point: &str, reach: u32) {
         observed, expected,
         "after a crash at {point}: the moved call once, where it is now"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_deciding_before_storing_leaves_nothing_doubled() {
+    // The move decided (and applied to the state) but nothing of it written: the
+    // restarted processor must not find the undone version in its local copy.
+    moved_call_survives_a_crash_at("processor.after_decide", 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
