@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ingest::webhook::{parse_body, BodyFormat};
+use ingest::webhook::{forms, parse_body};
 use pipeline_benches::typical_record;
 
 // The processor's and ingest's allocator (their main.rs), so the figures are theirs.
@@ -25,20 +25,13 @@ fn webhook_body(c: &mut Criterion) {
         })
     });
     group.bench_function(BenchmarkId::new("figure", "json array"), |b| {
-        b.iter(|| {
-            parse_body(
-                std::hint::black_box(array.as_bytes()),
-                BodyFormat::Json,
-                10_000,
-            )
-            .unwrap()
-        })
+        b.iter(|| parse_body(std::hint::black_box(array.as_bytes()), forms::JSON, 10_000).unwrap())
     });
     group.bench_function(BenchmarkId::new("figure", "ndjson"), |b| {
         b.iter(|| {
             parse_body(
                 std::hint::black_box(ndjson.as_bytes()),
-                BodyFormat::Ndjson,
+                forms::NDJSON,
                 10_000,
             )
             .unwrap()

@@ -6,14 +6,14 @@ use http::{HeaderMap, HeaderValue};
 use schemas::webhook_auth::{Secret, WebhookAuth};
 
 use crate::imports::reader::{rows_of, Row};
-use crate::webhook::{parse_body, BodyFormat};
+use crate::webhook::{forms, parse_body};
 
 /// Records per request the splitter is asked to accept (the shipped default).
 const MAX_RECORDS: usize = 1000;
 
 /// The webhook body splitter, as JSON (one object or an array) and as NDJSON.
 pub fn webhook_body(data: &[u8]) {
-    for format in [BodyFormat::Json, BodyFormat::Ndjson] {
+    for format in forms::FORMS.iter().copied() {
         if let Ok(parsed) = parse_body(data, format, MAX_RECORDS) {
             assert!(parsed.records.len() + parsed.rejected.len() <= MAX_RECORDS);
             assert!(!parsed.records.is_empty() || !parsed.rejected.is_empty());

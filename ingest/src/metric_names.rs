@@ -21,3 +21,6 @@ pub const INGEST_UNAUTHORIZED_TOTAL: &str = "ingest_unauthorized_total";
 pub const INGEST_WEBHOOK_REQUESTS_TOTAL: &str = "ingest_webhook_requests_total";
 /// histogram; labels: none.
 pub const INGEST_WEBHOOK_SECONDS: &str = "ingest_webhook_seconds";
+
+/// counter; labels: none. Compressed bodies refused: they decoded past the body limit.
+pub const INGEST_DECOMPRESSION_REFUSED_TOTAL: &str = "ingest_decompression_refused_total";

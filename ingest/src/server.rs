@@ -3,6 +3,7 @@
 //! | method | path                                   | what                         |
 //! |--------|----------------------------------------|------------------------------|
 //! | POST   | /api/integrations/webhook/{clientId}   | partner records (webhook)    |
+//! | GET    | /api/integrations/webhook/{clientId}?… | one record in the query (pixel) |
 //! | POST   | /api/integrations/{clientId}/imports   | a CSV import (upload or URL) |
 //! | GET    | /api/imports/{id}                      | an import's progress         |
 //! | GET    | /api/polls                             | poll status, this instance's |
@@ -161,16 +162,16 @@ pub async fn run(
 async fn route(state: Arc<Ingest>, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path().to_owned();
     if let Some(client) = path.strip_prefix(WEBHOOK_PREFIX) {
-        if request.method() != Method::POST {
+        if request.method() != Method::POST && request.method() != Method::GET {
             let mut response = Problem::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
-                "webhooks are delivered with POST",
+                "webhooks are delivered with POST (a body) or GET (the record in the query)",
             )
             .into_response();
             response
                 .headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("POST"));
+                .insert(ALLOW, HeaderValue::from_static("POST, GET"));
             return response;
         }
         return webhook::handle(&state.webhook, client, request).await;

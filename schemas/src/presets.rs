@@ -12,6 +12,7 @@ const PRESET_FILES: &[(&str, &str)] = &[
     ("invoca", include_str!("../presets/invoca.json")),
     ("ringba", include_str!("../presets/ringba.json")),
     ("retreaver", include_str!("../presets/retreaver.json")),
+    ("twilio", include_str!("../presets/twilio.json")),
 ];
 
 #[derive(Debug, Clone, Deserialize)]

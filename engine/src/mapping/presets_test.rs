@@ -138,3 +138,22 @@ fn retreaver_call() {
     assert_eq!(call.zip.as_deref(), Some("94103"));
     assert!(call.warnings.is_empty(), "{:?}", call.warnings);
 }
+
+#[test]
+fn twilio_status_callback() {
+    let call = map("twilio", "twilio-status-callback.json");
+    assert_eq!(call.external_id.as_deref(), Some("CA42"));
+    assert_eq!(call.caller.as_ref().unwrap().as_str(), "+14155552671");
+    assert_eq!(call.called.as_ref().unwrap().as_str(), "+18005550199");
+    assert_eq!(
+        call.started_at.to_rfc3339(),
+        "2026-12-06T10:00:00+00:00",
+        "Timestamp is RFC 2822"
+    );
+    assert_eq!(
+        call.duration_s,
+        Some(42),
+        "CallDuration, not Duration (minutes)"
+    );
+    assert_eq!(call.zip.as_deref(), Some("94103"));
+}

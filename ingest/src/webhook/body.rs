@@ -1,37 +1,13 @@
-//! Splits a webhook body into records without re-encoding them: each record keeps
-//! the exact bytes the partner sent. Accepts one JSON object, a JSON array of
-//! objects, or NDJSON (one object per line).
+//! Splits a webhook body into records, in the body's form (`super::forms`: JSON and
+//! NDJSON keep each record's exact bytes; a form becomes one JSON object), and the
+//! checks every JSON record passes.
 
 use schemas::limits::RecordLimits;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyFormat {
-    Json,
-    Ndjson,
-}
-
-impl BodyFormat {
-    /// From a `Content-Type` header; `None` for types we do not take.
-    pub fn from_content_type(value: &str) -> Option<Self> {
-        let media = value
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        match media.as_str() {
-            "application/json" | "text/json" => Some(Self::Json),
-            "application/x-ndjson"
-            | "application/ndjson"
-            | "application/jsonl"
-            | "application/x-jsonlines"
-            | "application/jsonlines" => Some(Self::Ndjson),
-            _ => None,
-        }
-    }
-}
+/// A body form (`forms`): JSON, NDJSON, a URL-encoded form.
+pub type BodyFormat = &'static dyn super::forms::BodyForm;
 
 /// A record that could not be taken, and where it was.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -72,6 +48,12 @@ pub enum BodyError {
     },
     #[error("body must be a JSON object or an array of objects, not {found}")]
     WrongShape { found: &'static str },
+    #[error("form parameter {parameter} (byte {position}): {message}")]
+    Form {
+        parameter: usize,
+        position: usize,
+        message: String,
+    },
     #[error("body contains no records")]
     NoRecords,
     #[error("body has {count} records; at most {limit} are accepted per request")]
@@ -104,10 +86,7 @@ pub fn parse_body_within(
     if text.trim().is_empty() {
         return Err(BodyError::Empty);
     }
-    let parsed = match format {
-        BodyFormat::Json => parse_json(text, limits)?,
-        BodyFormat::Ndjson => parse_ndjson(text, limits),
-    };
+    let parsed = format.records(text, limits)?;
     let count = parsed.records.len() + parsed.rejected.len();
     if count == 0 {
         return Err(BodyError::NoRecords);
@@ -121,117 +100,14 @@ pub fn parse_body_within(
     Ok(parsed)
 }
 
-fn parse_json(text: &str, limits: RecordLimits) -> Result<ParsedBody, BodyError> {
-    let malformed = |e: serde_json::Error| BodyError::Malformed {
-        line: e.line(),
-        column: e.column(),
-        message: strip_position(&e.to_string()),
-    };
-    // Borrowed parses: every slice points into `text`, which gives each item's line.
-    let whole: &RawValue = serde_json::from_str(text).map_err(malformed)?;
-    match whole.get().as_bytes().first() {
-        Some(b'{') => {
-            limits
-                .check(whole.get())
-                .map_err(BodyError::RecordTooLarge)?;
-            check(whole.get()).map_err(malformed)?;
-            Ok(ParsedBody {
-                records: vec![(0, whole.to_owned())],
-                rejected: vec![],
-            })
-        }
-        Some(b'[') => {
-            let items: Vec<&RawValue> = serde_json::from_str(whole.get()).map_err(malformed)?;
-            let mut parsed = ParsedBody {
-                records: Vec::with_capacity(items.len()),
-                rejected: vec![],
-            };
-            for (index, item) in items.into_iter().enumerate() {
-                match kind_of(item) {
-                    "an object" if limits.check(item.get()).is_err() => {
-                        parsed.rejected.push(too_large(
-                            index,
-                            line_of(text, item.get()),
-                            item.get(),
-                            limits,
-                        ));
-                    }
-                    "an object" => match check(item.get()) {
-                        Ok(()) => parsed.records.push((index, item.to_owned())),
-                        Err(e) => parsed.rejected.push(RejectedRecord {
-                            index,
-                            line: line_of(text, item.get()) + e.line() - 1,
-                            column: Some(e.column()),
-                            error: format!("malformed JSON: {}", strip_position(&e.to_string())),
-                            text: item.get().to_owned(),
-                            too_large: false,
-                        }),
-                    },
-                    other => parsed.rejected.push(RejectedRecord {
-                        index,
-                        line: line_of(text, item.get()),
-                        column: None,
-                        error: format!("record must be a JSON object, not {other}"),
-                        text: item.get().to_owned(),
-                        too_large: false,
-                    }),
-                }
-            }
-            Ok(parsed)
-        }
-        _ => Err(BodyError::WrongShape {
-            found: kind_of(whole),
-        }),
-    }
-}
-
-fn parse_ndjson(text: &str, limits: RecordLimits) -> ParsedBody {
-    let mut parsed = ParsedBody {
-        records: vec![],
-        rejected: vec![],
-    };
-    let mut index = 0;
-    for (line_number, line) in text.split('\n').enumerate() {
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.trim().is_empty() {
-            continue;
-        }
-        if limits.check(line).is_err() {
-            parsed
-                .rejected
-                .push(too_large(index, line_number + 1, line, limits));
-            index += 1;
-            continue;
-        }
-        match serde_json::from_str::<Box<RawValue>>(line)
-            .and_then(|record| check(record.get()).map(|()| record))
-        {
-            Ok(record) if kind_of(&record) == "an object" => parsed.records.push((index, record)),
-            Ok(record) => parsed.rejected.push(RejectedRecord {
-                index,
-                line: line_number + 1,
-                column: None,
-                error: format!("record must be a JSON object, not {}", kind_of(&record)),
-                text: line.to_owned(),
-                too_large: false,
-            }),
-            Err(e) => parsed.rejected.push(RejectedRecord {
-                index,
-                line: line_number + 1,
-                column: Some(e.column()),
-                error: format!("malformed JSON: {}", strip_position(&e.to_string())),
-                text: line.to_owned(),
-                too_large: false,
-            }),
-        }
-        index += 1;
-    }
-    parsed
-}
-
 /// A record refused for its size: every message made from it must fit the broker's
 /// limit (`schemas::limits`). Its dead letter keeps its start, size and digest.
-fn too_large(index: usize, line: usize, text: &str, limits: RecordLimits) -> RejectedRecord {
+pub(super) fn too_large(
+    index: usize,
+    line: usize,
+    text: &str,
+    limits: RecordLimits,
+) -> RejectedRecord {
     let error = limits
         .check(text)
         .err()
@@ -251,7 +127,7 @@ fn too_large(index: usize, line: usize, text: &str, limits: RecordLimits) -> Rej
 /// every number type) and nesting deeper than the parsers' limit would pass the
 /// edge and fail later. This reads every value (without keeping any) so the
 /// edge refuses them, naming the record. Found by fuzzing (`fuzz/seeds/webhook_body`).
-fn check(json: &str) -> Result<(), serde_json::Error> {
+pub(super) fn check(json: &str) -> Result<(), serde_json::Error> {
     serde_json::from_str::<Checked>(json).map(|_| ())
 }
 
@@ -294,16 +170,63 @@ impl<'de> serde::de::Visitor<'de> for CheckedVisitor {
         while seq.next_element::<Checked>()?.is_some() {}
         Ok(Checked)
     }
+    /// A key named twice in one object is refused: readers disagree on which value
+    /// wins (serde keeps the last, some the first), so the record is ambiguous.
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
-        while map
-            .next_entry::<serde::de::IgnoredAny, Checked>()?
-            .is_some()
-        {}
+        // A short list is cheapest for the usual object; a set beyond it keeps a
+        // hostile object of many keys linear.
+        const LINEAR_UP_TO: usize = 32;
+        let mut seen: Vec<Key<'de>> = Vec::new();
+        let mut set: std::collections::HashSet<Key<'de>> = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let twice = if seen.len() < LINEAR_UP_TO {
+                let twice = seen.contains(&key);
+                if !twice {
+                    seen.push(key.clone());
+                }
+                twice
+            } else {
+                if set.is_empty() {
+                    set.extend(seen.iter().cloned());
+                }
+                !set.insert(key.clone())
+            };
+            if twice {
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate key {:?} in one object (a record names each field once)",
+                    key.0
+                )));
+            }
+            map.next_value::<Checked>()?;
+        }
         Ok(Checked)
     }
 }
 
-fn kind_of(value: &RawValue) -> &'static str {
+/// An object's key, borrowed from the body unless it had escapes.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(key)))
+            }
+            fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(key.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+pub(super) fn kind_of(value: &RawValue) -> &'static str {
     match value.get().trim_start().as_bytes().first() {
         Some(b'{') => "an object",
         Some(b'[') => "an array",
@@ -315,7 +238,7 @@ fn kind_of(value: &RawValue) -> &'static str {
 }
 
 /// serde_json appends " at line L column C"; we report those as fields.
-fn strip_position(message: &str) -> String {
+pub(super) fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(at) => message[..at].to_owned(),
         None => message.to_owned(),
@@ -323,7 +246,7 @@ fn strip_position(message: &str) -> String {
 }
 
 /// The 1-based line of `text` where `item`, a slice of `text`, starts.
-fn line_of(text: &str, item: &str) -> usize {
+pub(super) fn line_of(text: &str, item: &str) -> usize {
     let offset = (item.as_ptr() as usize)
         .saturating_sub(text.as_ptr() as usize)
         .min(text.len());
@@ -342,11 +265,11 @@ mod tests {
     fn a_number_out_of_range_or_nesting_too_deep_is_refused_at_the_edge() {
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
         for body in [r#"{"":992e1613}"#.to_owned(), deep.clone()] {
-            let error = parse_body(body.as_bytes(), BodyFormat::Json, 10).unwrap_err();
+            let error = parse_body(body.as_bytes(), crate::webhook::forms::JSON, 10).unwrap_err();
             assert!(matches!(error, BodyError::Malformed { .. }), "{error:?}");
         }
         let array = format!("[{{\"ok\":1}}, {{\"n\": 1e999}}, {deep}]");
-        let parsed = parse_body(array.as_bytes(), BodyFormat::Json, 10).unwrap();
+        let parsed = parse_body(array.as_bytes(), crate::webhook::forms::JSON, 10).unwrap();
         assert_eq!(parsed.records.len(), 1);
         assert_eq!(parsed.rejected.len(), 2);
         assert!(
@@ -355,7 +278,7 @@ mod tests {
             parsed.rejected[0]
         );
         let ndjson = format!("{{\"ok\":1}}\n{{\"n\": -1e999}}\n{deep}\n");
-        let parsed = parse_body(ndjson.as_bytes(), BodyFormat::Ndjson, 10).unwrap();
+        let parsed = parse_body(ndjson.as_bytes(), crate::webhook::forms::NDJSON, 10).unwrap();
         assert_eq!((parsed.records.len(), parsed.rejected.len()), (1, 2));
         assert_eq!(parsed.rejected[0].line, 2);
     }
@@ -364,7 +287,29 @@ mod tests {
     use proptest::prelude::*;
 
     fn json(text: &str) -> Result<ParsedBody, BodyError> {
-        parse_body(text.as_bytes(), BodyFormat::Json, 100)
+        parse_body(text.as_bytes(), crate::webhook::forms::JSON, 100)
+    }
+
+    #[test]
+    fn a_key_named_twice_refuses_its_record_naming_the_key() {
+        let error = json(r#"{"call": {"id": "a", "payout": 1, "payout": 2}}"#).unwrap_err();
+        assert!(
+            error.to_string().contains(r#"duplicate key "payout""#),
+            "{error}"
+        );
+        // Spelled differently, the same key ("\u0061" is "a").
+        assert!(json(r#"{"a": 1, "\u0061": 2}"#).is_err());
+        // In an array, the others are kept.
+        let parsed = json(r#"[{"id": 1}, {"id": 2, "id": 3}, {"id": 4}]"#).unwrap();
+        assert_eq!(parsed.records.len(), 2);
+        assert_eq!(parsed.rejected[0].index, 1);
+        assert!(parsed.rejected[0].error.contains("duplicate key \"id\""));
+        // Many keys, one repeated at the end: found past the short list too.
+        let many: Vec<String> = (0..100).map(|i| format!("\"k{i}\": {i}")).collect();
+        let body = format!("{{{}, \"k3\": 0}}", many.join(", "));
+        assert!(json(&body).unwrap_err().to_string().contains("\"k3\""));
+        // The same key in two objects is not a repeat.
+        assert!(json(r#"{"a": {"x": 1}, "b": {"x": 2}}"#).is_ok());
     }
 
     #[test]
@@ -373,7 +318,12 @@ mod tests {
         let array = json("[{\"a\":1},\n {\"b\": 2}]").unwrap();
         assert_eq!(array.records.len(), 2);
         assert_eq!(array.records[1].1.get(), "{\"b\": 2}", "bytes kept exactly");
-        let nd = parse_body(b"{\"a\":1}\r\n\n{\"b\":2}\n", BodyFormat::Ndjson, 100).unwrap();
+        let nd = parse_body(
+            b"{\"a\":1}\r\n\n{\"b\":2}\n",
+            crate::webhook::forms::NDJSON,
+            100,
+        )
+        .unwrap();
         assert_eq!(nd.records.len(), 2);
         assert_eq!(nd.records[1].0, 1);
     }
@@ -414,7 +364,7 @@ mod tests {
 
         let nd = parse_body(
             b"{\"a\":1}\n{broken\n[1]\n{\"d\":4}",
-            BodyFormat::Ndjson,
+            crate::webhook::forms::NDJSON,
             100,
         )
         .unwrap();
@@ -433,44 +383,27 @@ mod tests {
             BodyError::WrongShape { found: "a string" }
         );
         assert!(matches!(
-            parse_body(&[0xff, 0xfe], BodyFormat::Json, 10),
+            parse_body(&[0xff, 0xfe], crate::webhook::forms::JSON, 10),
             Err(BodyError::NotUtf8 { position: 0 })
         ));
         assert_eq!(
-            parse_body(b"[{},{},{}]", BodyFormat::Json, 2).unwrap_err(),
+            parse_body(b"[{},{},{}]", crate::webhook::forms::JSON, 2).unwrap_err(),
             BodyError::TooManyRecords { count: 3, limit: 2 }
         );
         assert!(json("\u{feff}{\"bom\":true}").is_ok());
     }
 
-    #[test]
-    fn content_types() {
-        assert_eq!(
-            BodyFormat::from_content_type("application/json; charset=utf-8"),
-            Some(BodyFormat::Json)
-        );
-        assert_eq!(
-            BodyFormat::from_content_type("Application/X-NDJSON"),
-            Some(BodyFormat::Ndjson)
-        );
-        assert_eq!(BodyFormat::from_content_type("text/plain"), None);
-        assert_eq!(
-            BodyFormat::from_content_type("application/x-www-form-urlencoded"),
-            None
-        );
-    }
-
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let _ = parse_body(&bytes, BodyFormat::Json, 10);
-            let _ = parse_body(&bytes, BodyFormat::Ndjson, 10);
+            let _ = parse_body(&bytes, crate::webhook::forms::JSON, 10);
+            let _ = parse_body(&bytes, crate::webhook::forms::NDJSON, 10);
         }
 
         #[test]
         fn every_ndjson_line_is_accounted_for(lines in proptest::collection::vec("[ -~]{0,12}", 1..20)) {
             let body = lines.join("\n");
-            if let Ok(parsed) = parse_body(body.as_bytes(), BodyFormat::Ndjson, 100) {
+            if let Ok(parsed) = parse_body(body.as_bytes(), crate::webhook::forms::NDJSON, 100) {
                 let non_blank = lines.iter().filter(|l| !l.trim().is_empty()).count();
                 prop_assert_eq!(parsed.records.len() + parsed.rejected.len(), non_blank);
             }

@@ -15,9 +15,9 @@ use serde::Serialize;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::auth;
 use super::body::{parse_body_within, BodyError, BodyFormat, RejectedRecord};
 use super::limits::RateLimits;
+use super::{decoders, forms, verifiers};
 use schemas::keys::KeyRulesCache;
 
 /// Namespace of content-derived idempotency keys (records sent without a key).
@@ -133,8 +133,10 @@ async fn accept(
     if !integration.enabled {
         return Err(not_accepted(client, "integration_disabled"));
     }
+    let query = request.uri().query().map(str::to_owned);
     if let Some(auth) = &integration.auth {
-        auth::check_before_body(auth, request.headers())
+        verifiers::of(auth)
+            .before_body(request.headers(), query.as_deref())
             .map_err(|e| not_accepted(client, e.code()))?;
     }
     // The account's share of the edge, charged before the body costs anything when
@@ -147,12 +149,35 @@ async fn accept(
     if let Some(length) = declared {
         state.limits.webhook_bytes(&integration.account, length)?;
     }
-    let format = content_format(request.headers())?;
+    // A GET delivery (a tracking pixel) carries its record in the query.
+    let pixel = (request.method() == http::Method::GET).then(|| {
+        let query = query.as_deref().unwrap_or("");
+        match &integration.auth {
+            // The key is a credential, never part of the record.
+            Some(schemas::webhook_auth::WebhookAuth::ApiKey {
+                query: Some(name), ..
+            }) => verifiers::without_query_key(query, name),
+            _ => query.to_owned(),
+        }
+    });
+    let format = match pixel {
+        Some(_) => forms::URL_ENCODED,
+        None => content_format(request.headers())?,
+    };
+    let codings = decoders::codings(
+        request
+            .headers()
+            .get(http::header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok()),
+    )?;
     let key = idempotency_key(request.headers());
     // Signatures cover the body, so they are checked after it is read; only then are
     // the headers needed again (a copy per request was a measured cost at the edge).
     let headers = integration.auth.as_ref().map(|_| request.headers().clone());
-    let bytes = read_body(request, state.body_limit, state.body_timeout).await?;
+    let bytes = match &pixel {
+        Some(record) => bytes::Bytes::from(record.clone().into_bytes()),
+        None => read_body(request, state.body_limit, state.body_timeout).await?,
+    };
     if declared.is_none() {
         state
             .limits
@@ -160,7 +185,15 @@ async fn accept(
     }
     let received_at = Utc::now();
     if let (Some(auth), Some(headers)) = (&integration.auth, &headers) {
-        auth::check_signature(auth, headers, &bytes, received_at.timestamp())
+        let delivery = verifiers::Delivery {
+            headers,
+            query: query.as_deref(),
+            body: if pixel.is_some() { b"" } else { &bytes },
+            form: pixel.is_none() && format.name() == forms::URL_ENCODED.name(),
+            now_s: received_at.timestamp(),
+        };
+        verifiers::of(auth)
+            .after_body(&delivery)
             .map_err(|e| not_accepted(client, e.code()))?;
     }
     if let Err(wait) = state.rate_limits.check(&integration) {
@@ -203,6 +236,9 @@ async fn accept(
             .unwrap_or_else(|_| Response::new(runtime::http::full(bytes::Bytes::new()))));
     }
 
+    // Signatures and delivery ids cover the bytes as sent; records come from them
+    // decoded, every limit counted on the decoded bytes.
+    let bytes = decoders::decode(bytes, codings, state.body_limit).await?;
     let parsed = match parse_body_within(&bytes, format, state.max_records, state.record_limits) {
         Ok(parsed) => parsed,
         Err(error) => {
@@ -331,11 +367,14 @@ fn content_format(headers: &HeaderMap) -> Result<BodyFormat, Problem> {
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    BodyFormat::from_content_type(value).ok_or_else(|| {
+    forms::for_content_type(value).ok_or_else(|| {
         Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            format!("Content-Type {value:?} is not accepted; send application/json (one object or an array) or application/x-ndjson"),
+            format!(
+                "Content-Type {value:?} is not accepted; send one of {} (or a GET with the record in its query)",
+                forms::accepted_media_types()
+            ),
         )
     })
 }
@@ -365,6 +404,7 @@ async fn body_problem(
         BodyError::NotUtf8 { .. } => (StatusCode::BAD_REQUEST, "not_utf8"),
         BodyError::Empty | BodyError::NoRecords => (StatusCode::BAD_REQUEST, "no_records"),
         BodyError::WrongShape { .. } => (StatusCode::BAD_REQUEST, "wrong_shape"),
+        BodyError::Form { .. } => (StatusCode::BAD_REQUEST, "malformed_form"),
     };
     let mut problem = Problem::new(status, code, error.to_string());
     match &error {
@@ -374,6 +414,15 @@ async fn body_problem(
                 .with_detail("column", column);
         }
         BodyError::NotUtf8 { position } => problem = problem.with_detail("position", position),
+        BodyError::Form {
+            parameter,
+            position,
+            ..
+        } => {
+            problem = problem
+                .with_detail("parameter", parameter)
+                .with_detail("position", position)
+        }
         BodyError::RecordTooLarge(e) => {
             problem = problem
                 .with_detail("bytes", e.bytes)
@@ -388,6 +437,7 @@ async fn body_problem(
         BodyError::Malformed { .. }
             | BodyError::NotUtf8 { .. }
             | BodyError::WrongShape { .. }
+            | BodyError::Form { .. }
             | BodyError::RecordTooLarge(_)
     ) {
         let letter = refused(

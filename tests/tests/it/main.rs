@@ -35,4 +35,5 @@ mod schema;
 mod sse_library;
 mod sse_resume;
 mod webhook_auth;
+mod webhook_forms;
 mod webhook_to_api;
