@@ -66,7 +66,7 @@ pub fn signature_headers(data: &[u8]) {
 /// never has a blank header.
 pub fn csv(data: &[u8]) {
     let mut last = 0;
-    for row in rows_of(data) {
+    for row in rows_of(data, &crate::imports::reader::Dialect::default()) {
         let number = match &row {
             Row::Record { row, fields } => {
                 assert!(fields.keys().all(|k| !k.is_empty()), "{fields:?}");

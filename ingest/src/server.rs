@@ -3,7 +3,7 @@
 //! | method | path                                   | what                         |
 //! |--------|----------------------------------------|------------------------------|
 //! | POST   | /api/integrations/webhook/{clientId}   | partner records (webhook)    |
-//! | GET    | /api/integrations/webhook/{clientId}?… | one record in the query (pixel) |
+//! | GET    | /api/integrations/webhook/{clientId}   | one record in the query (pixel) |
 //! | POST   | /api/integrations/{clientId}/imports   | a CSV import (upload or URL) |
 //! | GET    | /api/imports/{id}                      | an import's progress         |
 //! | GET    | /api/polls                             | poll status, this instance's |

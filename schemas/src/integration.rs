@@ -52,6 +52,13 @@ pub struct Integration {
     /// makes sense in the other convention is a field error, never another number.
     #[serde(default, skip_serializing_if = "DecimalSeparator::is_default")]
     pub decimal_separator: DecimalSeparator,
+    /// How its CSV files are written (imports): separator, quoting, header row,
+    /// encoding. Defaults: detected separator, RFC 4180 quoting, UTF-8.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::csv_dialect::CsvDialect::is_default"
+    )]
+    pub csv: crate::csv_dialect::CsvDialect,
     pub mapping: Mapping,
     /// Repeat, qualification and CallMatrix-duplicate rules; defaults when absent.
     #[serde(default)]
@@ -316,6 +323,7 @@ impl Integration {
             self.auth.as_ref().and_then(|a| a.problem()),
             self.rate_limit.as_ref().and_then(|r| r.problem()),
             self.poll.as_ref().and_then(|p| p.problem()),
+            self.csv.problem(),
         ];
         if let Some((field, problem)) = access.into_iter().flatten().next() {
             return Err(invalid(&field, problem));

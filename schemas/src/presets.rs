@@ -65,6 +65,7 @@ pub fn integration(
         timezone: preset.timezone,
         currency: preset.currency,
         decimal_separator: Default::default(),
+        csv: Default::default(),
         mapping: preset.mapping,
         enrichment: Default::default(),
         auth: None,

@@ -167,6 +167,21 @@ async fn upload(
     integration: Arc<Integration>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Problem> {
+    let header = |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v: &http::HeaderValue| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let dialect = reader::Dialect {
+        csv: integration.csv.clone(),
+        charset: header(CONTENT_TYPE).as_deref().and_then(charset),
+        codings: crate::webhook::decoders::codings(
+            header(http::header::CONTENT_ENCODING).as_deref(),
+        )?,
+        max_decoded_bytes: Some(state.max_bytes),
+    };
     let status = state.importer.start(&integration, "upload".into());
     let (tx, rx) = mpsc::channel(reader::CHUNK_BUFFER);
     let mut body = request.into_body();
@@ -198,7 +213,9 @@ async fn upload(
     };
     let (_, status) = tokio::join!(
         forward,
-        state.importer.run(integration, status, reader::rows(rx))
+        state
+            .importer
+            .run(integration, status, reader::rows(rx, dialect))
     );
     let code = match status.state {
         State::Failed => StatusCode::SERVICE_UNAVAILABLE,
@@ -242,6 +259,15 @@ async fn fetch(
                 continue;
             }
         };
+        let dialect = reader::Dialect {
+            csv: integration.csv.clone(),
+            charset: response
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(charset),
+            ..Default::default()
+        };
         let (tx, rx) = mpsc::channel(reader::CHUNK_BUFFER);
         let mut stream = Box::pin(capped_stream(response, state.max_bytes, shown));
         let forward = async move {
@@ -255,9 +281,21 @@ async fn fetch(
         };
         tokio::join!(
             forward,
-            state.importer.run(integration, status, reader::rows(rx))
+            state
+                .importer
+                .run(integration, status, reader::rows(rx, dialect))
         );
         return;
     }
     state.importer.fail(status, failures.join("; ")).await;
+}
+
+/// The `charset` parameter of a `Content-Type` value.
+fn charset(content_type: &str) -> Option<String> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| value.trim().trim_matches('"').to_owned())
+    })
 }

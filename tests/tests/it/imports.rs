@@ -168,3 +168,89 @@ async fn spreadsheet_imports_report_bad_rows_and_never_double() {
         "{failed}"
     );
 }
+
+/// A German Excel export as Excel writes it (Windows-1252, `;`, decimal commas,
+/// day-first dates, a title row above the header), uploaded gzip-compressed: every
+/// row stored with the right payout and start, the umlauts intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_german_excel_export_in_windows_1252_is_imported_as_written() {
+    use std::io::Write;
+    let env = TestEnv::new("imports-de").await;
+    let german = integration_tests::sample_integration("legacy-sheet", |value| {
+        value["client_id"] = serde_json::json!("de-sheet");
+        value["timezone"] = serde_json::json!("Europe/Berlin");
+        value["default_region"] = serde_json::json!("DE");
+        value["currency"] = serde_json::json!("EUR");
+        value["decimal_separator"] = serde_json::json!(",");
+        value["csv"] = serde_json::json!({"encoding": "windows-1252", "header_row": 2});
+        value["mapping"] = serde_json::json!({"fields": {
+            "external_id": {"path": "Anruf-ID"},
+            "caller": {"path": "Anrufer"},
+            "started_at": {"path": "Beginn", "format": "%d.%m.%Y %H:%M"},
+            "payout": {"path": "Auszahlung"},
+            "campaign": {"path": "Kampagne"}
+        }});
+    });
+    cmctl::publish_integrations(&env.kafka, &[german])
+        .await
+        .unwrap();
+    let _processor = env
+        .start("processor", &[("PROCESSOR_BATCH__MAX_WAIT_MS", "50")])
+        .await;
+    let ingest = env.start("ingest", &[]).await;
+    ingest.wait_for_integration("de-sheet", 1).await;
+    let text = "Anrufe 01.12.2026 bis 06.12.2026;;;;\r\n\
+                Anruf-ID;Anrufer;Beginn;Auszahlung;Kampagne\r\n\
+                de_1;030 1234567;06.12.2026 10:00;12,50;Grüße aus München\r\n\
+                de_2;+49 89 7654321;07.12.2026 23:30;1.234,00;Straße\r\n";
+    let (cp1252, _, unmappable) = encoding_rs::WINDOWS_1252.encode(text);
+    assert!(!unmappable);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&cp1252).unwrap();
+    let response = reqwest::Client::new()
+        .post(ingest.url("/api/integrations/de-sheet/imports"))
+        .header("content-type", "text/csv")
+        .header("content-encoding", "gzip")
+        .body(gz.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let report: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        (report["accepted"].as_u64(), report["rejected"].as_u64()),
+        (Some(2), Some(0)),
+        "{report}"
+    );
+    let client = env.client();
+    eventually("both rows stored", Duration::from_secs(60), || async {
+        (final_count(&client, "de-sheet").await == 2).then_some(())
+    })
+    .await;
+    let rows: Vec<(String, String, String, String)> = client
+        .query(
+            "SELECT assumeNotNull(external_id), toString(assumeNotNull(payout)), \
+             toString(started_at), campaign FROM calls FINAL WHERE client_id = 'de-sheet' ORDER BY external_id",
+        )
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        [
+            (
+                "de_1".to_owned(),
+                "12.5000".to_owned(),
+                "2026-12-06 09:00:00".to_owned(),
+                "Grüße aus München".to_owned()
+            ),
+            (
+                "de_2".to_owned(),
+                "1234.0000".to_owned(),
+                "2026-12-07 22:30:00".to_owned(),
+                "Straße".to_owned()
+            ),
+        ],
+        "payouts with decimal commas, Berlin times in UTC, text decoded from Windows-1252"
+    );
+}

@@ -10,15 +10,18 @@ impl super::ContentDecoder for Deflate {
         "deflate"
     }
 
-    fn reader<'a>(&self, input: &'a [u8]) -> std::io::Result<Box<dyn Read + 'a>> {
+    fn reader<'a>(&self, input: Box<dyn Read + 'a>) -> std::io::Result<Box<dyn Read + 'a>> {
+        // Look at the first two bytes, then read them again with the rest.
+        let mut input = std::io::BufReader::new(input);
+        let start = std::io::BufRead::fill_buf(&mut input)?;
         // A zlib header: CM 8 in the low nibble, and the two bytes a multiple of 31.
-        let zlib = input.len() >= 2
-            && input[0] & 0x0f == 8
-            && (u16::from(input[0]) << 8 | u16::from(input[1])) % 31 == 0;
+        let zlib = start.len() >= 2
+            && start[0] & 0x0f == 8
+            && (u16::from(start[0]) << 8 | u16::from(start[1])) % 31 == 0;
         if zlib {
-            Ok(Box::new(flate2::read::ZlibDecoder::new(input)))
+            Ok(Box::new(flate2::bufread::ZlibDecoder::new(input)))
         } else {
-            Ok(Box::new(flate2::read::DeflateDecoder::new(input)))
+            Ok(Box::new(flate2::bufread::DeflateDecoder::new(input)))
         }
     }
 }

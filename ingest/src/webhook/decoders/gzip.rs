@@ -9,7 +9,7 @@ impl super::ContentDecoder for Gzip {
         "gzip"
     }
 
-    fn reader<'a>(&self, input: &'a [u8]) -> std::io::Result<Box<dyn Read + 'a>> {
+    fn reader<'a>(&self, input: Box<dyn Read + 'a>) -> std::io::Result<Box<dyn Read + 'a>> {
         Ok(Box::new(flate2::read::MultiGzDecoder::new(input)))
     }
 }

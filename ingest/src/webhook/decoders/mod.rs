@@ -16,8 +16,9 @@ use runtime::http::Problem;
 pub trait ContentDecoder: Sync {
     /// Its token in `Content-Encoding`.
     fn name(&self) -> &'static str;
-    /// A reader of the decoded bytes of `input`.
-    fn reader<'a>(&self, input: &'a [u8]) -> std::io::Result<Box<dyn Read + 'a>>;
+    /// A reader of the decoded bytes of `input` (a body in memory, or an upload
+    /// as it streams).
+    fn reader<'a>(&self, input: Box<dyn Read + 'a>) -> std::io::Result<Box<dyn Read + 'a>>;
 }
 
 /// Every coding the edge takes.
@@ -123,7 +124,7 @@ fn inflate(decoder: &dyn ContentDecoder, input: &[u8], limit: usize) -> Result<V
             format!("the body is not valid {} data: {e}", decoder.name()),
         )
     };
-    let reader = decoder.reader(input).map_err(unreadable)?;
+    let reader = decoder.reader(Box::new(input)).map_err(unreadable)?;
     let mut out = Vec::with_capacity(input.len().saturating_mul(4).min(limit));
     reader
         .take(limit as u64 + 1)

@@ -13,8 +13,8 @@ impl super::ContentDecoder for Zstd {
         "zstd"
     }
 
-    fn reader<'a>(&self, input: &'a [u8]) -> std::io::Result<Box<dyn Read + 'a>> {
-        let mut decoder = zstd::stream::read::Decoder::with_buffer(input)?;
+    fn reader<'a>(&self, input: Box<dyn Read + 'a>) -> std::io::Result<Box<dyn Read + 'a>> {
+        let mut decoder = zstd::stream::read::Decoder::new(input)?;
         decoder.window_log_max(WINDOW_LOG_MAX)?;
         Ok(Box::new(decoder))
     }
