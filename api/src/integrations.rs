@@ -38,6 +38,8 @@ pub struct IntegrationsApi {
     /// Each polled integration's last run, published by whichever ingest polled it.
     pub polls: runtime::table::CompactedTable<serde_json::Value>,
     pub health: HealthConfig,
+    /// Deliveries ingest refused, per integration (`crate::refusals`).
+    pub refusals: crate::refusals::RecentRefusals,
 }
 
 #[derive(Debug, clickhouse::Row, Deserialize)]
@@ -175,6 +177,7 @@ impl IntegrationsApi {
                         "callmatrix_duplicates_24h": seen.map_or(0, |s| s.duplicates_24h),
                         "linked_to_callmatrix_24h": seen.map_or(0, |s| s.linked_24h),
                         "poll": self.polls.get(client).map(|p| (*p).clone()),
+                        "refused_last_hour": self.refusals.last_hour(&integration.client_id),
                     }
                 })
             })
@@ -295,6 +298,19 @@ impl IntegrationsApi {
         Ok(json(
             StatusCode::OK,
             &serde_json::json!({"client_id": integration.client_id, "deleted": true}),
+        ))
+    }
+
+    /// `GET /api/integrations/{clientId}/refusals`: the deliveries ingest refused,
+    /// newest first, for the integration's account (or an admin).
+    pub fn refused(&self, scope: &Scope, client: &str) -> Result<Response<Body>, Problem> {
+        let integration = self.visible(scope, client)?;
+        Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "client_id": integration.client_id,
+                "refusals": self.refusals.of(&integration.client_id),
+            }),
         ))
     }
 

@@ -17,6 +17,7 @@ pub mod metric_names;
 mod preview;
 mod query;
 mod recent;
+mod refusals;
 mod replays;
 mod server;
 mod story;

@@ -12,6 +12,7 @@
 //! | POST   | /api/integrations/{clientId}/enable | enable (a new version)       |
 //! | POST   | /api/integrations/{clientId}/disable | disable (a new version)     |
 //! | DELETE | /api/integrations/{clientId} | delete an integration               |
+//! | GET    | /api/integrations/{clientId}/refusals | deliveries ingest refused  |
 //! | POST   | /api/integrations/{clientId}/replay | replay its dead letters (or all records) |
 //! | GET    | /api/replays/{id}  | a replay's progress                           |
 //! | GET    | /api/dead-letters/groups | dead letters counted by integration and reason |
@@ -152,6 +153,7 @@ pub async fn run(
         kafka: config.kafka.clone(),
         clickhouse: config.clickhouse.client(),
         health: config.health,
+        refusals: crate::refusals::RecentRefusals::start(&config.kafka, shutdown.clone()).await?,
     };
     // Shared by pointer: a request clones the Arc, not the clients and caches (ingest
     // measured that per-request copy as a cost at its edge, benches/README.md).
@@ -309,6 +311,9 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
                 }
                 (&Method::POST, Some((client, "disable"))) => {
                     state.integrations.set_enabled(&scope, client, false).await
+                }
+                (&Method::GET, Some((client, "refusals"))) => {
+                    state.integrations.refused(&scope, client)
                 }
                 (&Method::POST, Some((client, "replay"))) => {
                     state.replays.start(&scope, client, request).await

@@ -83,6 +83,12 @@ pub fn topic_specs(kafka: &KafkaConfig, partitions: i32) -> Vec<TopicSpec> {
             partitions,
             vec![("cleanup.policy", "compact")],
         ),
+        // A sample of refused deliveries, for their owners (7 days).
+        spec(
+            &topics.refusals,
+            1,
+            vec![("retention.ms", ENRICHED_RETENTION_MS)],
+        ),
     ]
 }
 

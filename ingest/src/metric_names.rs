@@ -24,3 +24,5 @@ pub const INGEST_WEBHOOK_SECONDS: &str = "ingest_webhook_seconds";
 
 /// counter; labels: none. Compressed bodies refused: they decoded past the body limit.
 pub const INGEST_DECOMPRESSION_REFUSED_TOTAL: &str = "ingest_decompression_refused_total";
+/// counter; labels: `written` (`yes`, `no`: over the per-minute allowance). Refused webhook deliveries of existing integrations.
+pub const INGEST_REFUSALS_TOTAL: &str = "ingest_refusals_total";

@@ -136,6 +136,10 @@ pub async fn run(
                 config.http.delivery_cache,
                 config.http.delivery_cache_bytes,
             ),
+            refusals: crate::webhook::refusals::Refusals::new(
+                producer.clone(),
+                config.kafka.topics().refusals,
+            ),
             producer,
             topics: config.kafka.topics(),
             body_limit: config.http.body_limit_bytes,

@@ -154,6 +154,17 @@ pub async fn read_body(
     limit: usize,
     timeout: Duration,
 ) -> Result<Bytes, Problem> {
+    let (parts, body) = request.into_parts();
+    read_incoming(&parts.headers, body, limit, timeout).await
+}
+
+/// [`read_body`] of a request taken apart (its head kept by the caller).
+pub async fn read_incoming(
+    headers: &http::HeaderMap,
+    body: Incoming,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, Problem> {
     let too_large = || {
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -162,15 +173,14 @@ pub async fn read_body(
         )
         .with_detail("limit_bytes", limit)
     };
-    let declared = request
-        .headers()
+    let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|length| length > limit) {
         return Err(too_large());
     }
-    let collect = Limited::new(request.into_body(), limit).collect();
+    let collect = Limited::new(body, limit).collect();
     let Ok(collected) = tokio::time::timeout(timeout, collect).await else {
         return Err(Problem::new(
             StatusCode::REQUEST_TIMEOUT,

@@ -21,6 +21,7 @@ pub mod phone;
 pub mod poll;
 pub mod presets;
 pub mod redact;
+pub mod refusal;
 pub mod rollup;
 pub mod rule;
 pub mod rule_reader;

@@ -49,6 +49,9 @@ pub const CM_CALL_HEADER: &str = "cm-call";
 /// state (each raw partition's callers and calls), from which any instance restores
 /// a partition it is given.
 pub const STATE: &str = "processor.state";
+/// Webhook deliveries the edge refused (a sample per integration), for their
+/// owners (`schemas::refusal`). Kept 7 days.
+pub const REFUSALS: &str = "ingest.refusals";
 /// Never written: ingest instances join its consumer group so Kafka assigns each
 /// polled integration (by partition) to exactly one of them.
 pub const POLL_LEASES: &str = "poll.leases";
@@ -67,6 +70,7 @@ pub struct Topics {
     pub poll_status: String,
     pub parked: String,
     pub state: String,
+    pub refusals: String,
 }
 
 impl Topics {
@@ -84,10 +88,11 @@ impl Topics {
             poll_status: format!("{prefix}{POLL_STATUS}"),
             parked: format!("{prefix}{PARKED}"),
             state: format!("{prefix}{STATE}"),
+            refusals: format!("{prefix}{REFUSALS}"),
         }
     }
 
-    pub fn all(&self) -> [&str; 12] {
+    pub fn all(&self) -> [&str; 13] {
         [
             &self.raw,
             &self.enriched,
@@ -101,6 +106,7 @@ impl Topics {
             &self.poll_status,
             &self.parked,
             &self.state,
+            &self.refusals,
         ]
     }
 }

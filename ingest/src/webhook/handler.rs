@@ -4,7 +4,7 @@ use chrono::Utc;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use runtime::http::{json, read_body, Body, Problem};
+use runtime::http::{json, read_incoming, Body, Problem};
 use runtime::kafka::{AckedProducer, ProduceError};
 use runtime::registry::IntegrationRegistry;
 use schemas::dead_letter::Stage;
@@ -48,6 +48,8 @@ pub struct WebhookState {
     pub deliveries: Deliveries,
     /// Per-account fair shares (the edge's requests per second).
     pub limits: std::sync::Arc<crate::limits::IngestLimits>,
+    /// Refused deliveries, recorded for their integration's owner.
+    pub refusals: super::refusals::Refusals,
 }
 
 /// Recent answers by (client, delivery id), kept for a day.
@@ -107,9 +109,19 @@ pub async fn handle(
 ) -> Response<Body> {
     let started = Instant::now();
     let span = tracing::info_span!("webhook", client_id = %client);
-    let response = match accept(state, client, request).instrument(span).await {
+    let (parts, body) = request.into_parts();
+    let mut notes = super::refusals::Notes::default();
+    let response = match accept(state, client, &parts, body, &mut notes)
+        .instrument(span)
+        .await
+    {
         Ok(response) => response,
-        Err(problem) => problem.into_response(),
+        Err(problem) => {
+            state
+                .refusals
+                .record(&state.registry, client, &parts, &problem, notes);
+            problem.into_response()
+        }
     };
     let status = response.status().as_u16().to_string();
     metrics::counter!(crate::metric_names::INGEST_WEBHOOK_REQUESTS_TOTAL, "status" => status)
@@ -122,7 +134,9 @@ pub async fn handle(
 async fn accept(
     state: &WebhookState,
     client: &str,
-    request: Request<Incoming>,
+    parts: &http::request::Parts,
+    body: Incoming,
+    notes: &mut super::refusals::Notes,
 ) -> Result<Response<Body>, Problem> {
     // An unknown id, a disabled integration and failed credentials are answered
     // alike: the answer says nothing about which integrations exist.
@@ -133,16 +147,19 @@ async fn accept(
     if !integration.enabled {
         return Err(not_accepted(client, "integration_disabled"));
     }
-    let query = request.uri().query().map(str::to_owned);
+    let query = parts.uri.query();
     if let Some(auth) = &integration.auth {
         verifiers::of(auth)
-            .before_body(request.headers(), query.as_deref())
-            .map_err(|e| not_accepted(client, e.code()))?;
+            .before_body(&parts.headers, query)
+            .map_err(|e| {
+                notes.reason = Some(e.to_string());
+                not_accepted(client, e.code())
+            })?;
     }
     // The account's share of the edge, charged before the body costs anything when
     // its length is declared (after reading it otherwise).
-    let declared = request
-        .headers()
+    let declared = parts
+        .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
@@ -150,8 +167,8 @@ async fn accept(
         state.limits.webhook_bytes(&integration.account, length)?;
     }
     // A GET delivery (a tracking pixel) carries its record in the query.
-    let pixel = (request.method() == http::Method::GET).then(|| {
-        let query = query.as_deref().unwrap_or("");
+    let pixel = (parts.method == http::Method::GET).then(|| {
+        let query = query.unwrap_or("");
         match &integration.auth {
             // The key is a credential, never part of the record.
             Some(schemas::webhook_auth::WebhookAuth::ApiKey {
@@ -162,39 +179,39 @@ async fn accept(
     });
     let format = match pixel {
         Some(_) => forms::URL_ENCODED,
-        None => content_format(request.headers())?,
+        None => content_format(&parts.headers)?,
     };
     let codings = decoders::codings(
-        request
-            .headers()
+        parts
+            .headers
             .get(http::header::CONTENT_ENCODING)
             .and_then(|v| v.to_str().ok()),
     )?;
-    let key = idempotency_key(request.headers());
-    // Signatures cover the body, so they are checked after it is read; only then are
-    // the headers needed again (a copy per request was a measured cost at the edge).
-    let headers = integration.auth.as_ref().map(|_| request.headers().clone());
+    let key = idempotency_key(&parts.headers);
     let bytes = match &pixel {
         Some(record) => bytes::Bytes::from(record.clone().into_bytes()),
-        None => read_body(request, state.body_limit, state.body_timeout).await?,
+        None => read_incoming(&parts.headers, body, state.body_limit, state.body_timeout).await?,
     };
+    notes.body = Some(bytes.clone());
     if declared.is_none() {
         state
             .limits
             .webhook_bytes(&integration.account, bytes.len() as u64)?;
     }
     let received_at = Utc::now();
-    if let (Some(auth), Some(headers)) = (&integration.auth, &headers) {
+    // Signatures cover the body, so they are checked after it is read.
+    if let Some(auth) = &integration.auth {
         let delivery = verifiers::Delivery {
-            headers,
-            query: query.as_deref(),
+            headers: &parts.headers,
+            query,
             body: if pixel.is_some() { b"" } else { &bytes },
             form: pixel.is_none() && format.name() == forms::URL_ENCODED.name(),
             now_s: received_at.timestamp(),
         };
-        verifiers::of(auth)
-            .after_body(&delivery)
-            .map_err(|e| not_accepted(client, e.code()))?;
+        verifiers::of(auth).after_body(&delivery).map_err(|e| {
+            notes.reason = Some(e.to_string());
+            not_accepted(client, e.code())
+        })?;
     }
     if let Err(wait) = state.rate_limits.check(&integration) {
         metrics::counter!(crate::metric_names::INGEST_RATE_LIMITED_TOTAL).increment(1);

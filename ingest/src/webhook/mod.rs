@@ -5,6 +5,7 @@ pub mod decoders;
 pub mod forms;
 mod handler;
 mod limits;
+pub mod refusals;
 pub mod verifiers;
 
 pub use body::{parse_body, BodyError, BodyFormat, ParsedBody, RejectedRecord};

@@ -58,6 +58,10 @@ const BUILT: &[u8] = b"mbuilt";
 const WATERMARK: &[u8] = b"mwatermark";
 /// Local only: never logged.
 const CHECKPOINT: &[u8] = b"mcheckpoint";
+/// How many times, and how far apart, a changelog's end is asked for before a
+/// local copy ahead of it is dropped (`KeyedState::valid_checkpoint`).
+const END_CHECKS: u32 = 10;
+const END_CHECK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -356,15 +360,25 @@ impl KeyedState {
         if checkpoint == 0 {
             return Ok(0);
         }
-        let changelog = self.changelog.clone();
-        let end = tokio::task::spawn_blocking(move || changelog.end(partition))
-            .await
-            .map_err(|e| StateError::Corrupt {
-                partition,
-                message: e.to_string(),
-            })??;
-        if checkpoint <= end {
-            return Ok(checkpoint);
+        // A broker may report an end a few offsets behind what it acknowledged
+        // (tansu 0.6 with memory storage did, for seconds, and a valid copy was
+        // dropped and restored from the start): asked again for a while before the
+        // copy is taken for another changelog's.
+        let mut end = 0;
+        for attempt in 0..END_CHECKS {
+            let changelog = self.changelog.clone();
+            end = tokio::task::spawn_blocking(move || changelog.end(partition))
+                .await
+                .map_err(|e| StateError::Corrupt {
+                    partition,
+                    message: e.to_string(),
+                })??;
+            if checkpoint <= end {
+                return Ok(checkpoint);
+            }
+            if attempt + 1 < END_CHECKS {
+                tokio::time::sleep(END_CHECK_WAIT).await;
+            }
         }
         tracing::warn!(
             partition,

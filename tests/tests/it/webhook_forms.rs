@@ -242,4 +242,67 @@ async fn forms_pixels_compressed_bodies_and_ambiguous_records() {
     );
     let healthy = http.get(ingest.url("/healthz")).send().await.unwrap();
     assert_eq!(healthy.status(), 200);
+
+    // The owner sees what the senders were not told: the refused Twilio delivery
+    // with its real reason and its signature masked, the pixel without its key.
+    let api = env.start("api", &[]).await;
+    let refusals = |client: &'static str| {
+        let (http, url) = (
+            http.clone(),
+            api.url(&format!("/api/integrations/{client}/refusals")),
+        );
+        async move {
+            let answer: serde_json::Value = http.get(url).send().await.ok()?.json().await.ok()?;
+            let list = answer["refusals"].as_array()?.clone();
+            (!list.is_empty()).then_some(list)
+        }
+    };
+    let twilio_refused = eventually(
+        "the refused Twilio delivery listed",
+        Duration::from_secs(30),
+        || refusals("twilio-status"),
+    )
+    .await;
+    let shown = serde_json::to_string(&twilio_refused).unwrap();
+    assert!(shown.contains("the signature does not match"), "{shown}");
+    assert!(shown.contains(r#"["x-twilio-signature","***"]"#), "{shown}");
+    assert!(shown.contains("CallSid=CA42"), "the body's start: {shown}");
+    let pixel_refused = eventually("the keyless pixel listed", Duration::from_secs(30), || {
+        refusals("ringba-pixel")
+    })
+    .await;
+    assert_eq!(pixel_refused[0]["code"], "not_accepted");
+    assert!(pixel_refused[0]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("key query parameter"));
+    let bombs = eventually("the bombs listed", Duration::from_secs(30), || async {
+        let list = refusals("arroyo").await?;
+        (list.len() >= 4).then_some(list)
+    })
+    .await;
+    assert!(bombs.iter().all(|r| r["status"] == 413), "{bombs:?}");
+    let health: serde_json::Value = http
+        .get(api.url("/api/integrations"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let arroyo_health = health["integrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["integration"]["client_id"] == "arroyo")
+        .unwrap()["health"]
+        .clone();
+    assert_eq!(
+        arroyo_health["refused_last_hour"]["count"], 4,
+        "{arroyo_health}"
+    );
+    assert_eq!(
+        arroyo_health["refused_last_hour"]["last_code"],
+        "body_too_large"
+    );
 }
