@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 pub struct Canned {
     pub status: u16,
     pub headers: Vec<(String, String)>,
-    pub body: String,
+    pub body: Vec<u8>,
 }
 
 impl Canned {
@@ -20,7 +20,24 @@ impl Canned {
         Self {
             status: 200,
             headers: vec![("content-type".into(), content_type.into())],
-            body: body.into(),
+            body: body.into().into_bytes(),
+        }
+    }
+
+    /// `body` gzip-compressed, with `Content-Encoding: gzip`.
+    pub fn gzip(content_type: &str, body: impl Into<String>) -> Self {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder
+            .write_all(body.into().as_bytes())
+            .expect("gzip in memory");
+        Self {
+            status: 200,
+            headers: vec![
+                ("content-type".into(), content_type.into()),
+                ("content-encoding".into(), "gzip".into()),
+            ],
+            body: encoder.finish().expect("gzip in memory"),
         }
     }
 
@@ -28,7 +45,7 @@ impl Canned {
         Self {
             status,
             headers: vec![],
-            body: String::new(),
+            body: Vec::new(),
         }
     }
 }
@@ -81,8 +98,9 @@ impl FakeHttp {
                         response.push_str(&format!("{name}: {value}\r\n"));
                     }
                     response.push_str("\r\n");
-                    response.push_str(&canned.body);
-                    let _ = socket.write_all(response.as_bytes()).await;
+                    let mut bytes = response.into_bytes();
+                    bytes.extend_from_slice(&canned.body);
+                    let _ = socket.write_all(&bytes).await;
                     let _ = socket.shutdown().await;
                 });
             }

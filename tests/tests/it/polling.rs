@@ -43,7 +43,8 @@ async fn a_failing_paging_rate_limiting_partner_is_read_exactly_once() {
                     *failed = true;
                     return Canned::status(502);
                 }
-                Canned::ok("application/json", page2.clone())
+                // Compressed, as high-volume APIs answer: read decoded.
+                Canned::gzip("application/json", page2.clone())
             }
             Some(_) => Canned::status(400),
         }
@@ -93,6 +94,13 @@ async fn a_failing_paging_rate_limiting_partner_is_read_exactly_once() {
             .iter()
             .all(|r| r.contains("x-api-key: k_test_123")),
         "the API key is sent"
+    );
+    assert!(
+        first_run.iter().all(|r| r
+            .to_ascii_lowercase()
+            .contains("accept-encoding: zstd,gzip,deflate")),
+        "compressed answers are asked for: {}",
+        first_run[0]
     );
     assert!(
         first_run[0].starts_with("GET /v2/calls?")

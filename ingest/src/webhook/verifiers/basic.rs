@@ -46,6 +46,24 @@ mod tests {
     use super::*;
     use schemas::webhook_auth::WebhookAuth;
 
+    /// RFC 7617's example: user "Aladdin", password "open sesame", sent as
+    /// `Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==`.
+    #[test]
+    fn rfc_7617s_example_verifies() {
+        let auth: WebhookAuth = serde_json::from_str(
+            r#"{"scheme": "basic", "users": [{"username": "Aladdin", "password": "open sesame"}]}"#,
+        )
+        .unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "authorization",
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==".parse().unwrap(),
+        );
+        assert_eq!(super::super::of(&auth).before_body(&headers, None), Ok(()));
+        // (Publishing it would be refused: the password is under 16 characters.)
+        assert_eq!(auth.problem().unwrap().0, "auth.users[0].password");
+    }
+
     #[test]
     fn the_right_user_and_password_only() {
         let auth: WebhookAuth = serde_json::from_str(
