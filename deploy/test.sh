@@ -49,6 +49,18 @@ if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/n
   npm ci --prefix tests/browser --no-audit --no-fund
 fi
 
+# Alert rules: promtool (Debian's prometheus package) checks them and runs their
+# unit tests (deploy/prometheus/rules_test.yml; runbooks in docs/operations.md).
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "[test] installing prometheus (Debian) for promtool"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends prometheus
+fi
+echo "[test] promtool check rules and test rules (deploy/prometheus)"
+promtool check rules deploy/prometheus/rules.yml
+promtool test rules deploy/prometheus/rules_test.yml
+
 echo "[test] cargo fmt --check"
 cargo fmt --all --check
 echo "[test] the engine's dependency tree has no async runtime, Kafka, HTTP or ClickHouse client"

@@ -41,3 +41,8 @@ pub const PROCESSOR_STATE_RESTORE_SECONDS: &str = "processor_state_restore_secon
 /// start, or older than the state keeps), histories of callers with such a record.
 pub const PROCESSOR_STATE_CLICKHOUSE_LOOKUPS_TOTAL: &str =
     "processor_state_clickhouse_lookups_total";
+/// gauge; labels: `account`. Receive time (Unix seconds) of the newest call stored for the account by this instance.
+pub const PROCESSOR_NEWEST_RECEIVED_TIMESTAMP_SECONDS: &str =
+    "processor_newest_received_timestamp_seconds";
+/// counter; labels: `client_id`.
+pub const PROCESSOR_DEAD_LETTERS_TOTAL: &str = "processor_dead_letters_total";

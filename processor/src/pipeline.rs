@@ -79,6 +79,8 @@ impl<S: Store> Pipeline<S> {
         let park_for = self.parking.delay();
         // The last reason an idle catch-up failed, so it is logged once.
         let mut idle_failure: Option<String> = None;
+        // Each account's newest stored receive time (freshness, for operators).
+        let mut newest: HashMap<String, i64> = HashMap::new();
         loop {
             let rebalanced_before = rebalances.count();
             let (state, max_backoff) = (self.state.clone(), self.max_backoff);
@@ -163,7 +165,7 @@ impl<S: Store> Pipeline<S> {
                     reader.commit(&done.batch);
                     record_age(&done.batch, "committed");
                 }
-                done.count();
+                done.count(&mut newest);
             }
             let Some((batch, processed, started, decided_at)) = next else {
                 break;
@@ -575,8 +577,23 @@ type CallerDecisions = (Vec<enrich::Redecided>, Vec<(i32, String, CallerState)>)
 
 impl Stored {
     /// Its figures, once announced: from its first record gathered to here.
-    fn count(&self) {
+    /// `newest` keeps each account's newest receive time stored so far (a replayed
+    /// old record must not make the pipeline look fresher than it is, nor staler).
+    fn count(&self, newest: &mut HashMap<String, i64>) {
         let processed = &self.processed;
+        for call in &processed.calls {
+            let at = call.received_at.timestamp();
+            let known = newest.entry(call.account.clone()).or_insert(i64::MIN);
+            if at > *known {
+                *known = at;
+                metrics::gauge!(crate::metric_names::PROCESSOR_NEWEST_RECEIVED_TIMESTAMP_SECONDS, "account" => call.account.clone())
+                    .set(at as f64);
+            }
+        }
+        for letter in &processed.dead_letters {
+            metrics::counter!(crate::metric_names::PROCESSOR_DEAD_LETTERS_TOTAL, "client_id" => letter.client_id.to_string())
+                .increment(1);
+        }
         metrics::histogram!(crate::metric_names::PROCESSOR_BATCH_SECONDS)
             .record(self.started.elapsed().as_secs_f64());
         metrics::counter!(crate::metric_names::PROCESSOR_RECORDS_TOTAL, "outcome" => "call")

@@ -9,6 +9,12 @@ pub const KAFKA_COMMITS_TOTAL: &str = "kafka_commits_total";
 pub const FAIR_SHARE_REFUSALS_TOTAL: &str = "fair_share_refusals_total";
 /// counter; labels: `group`.
 pub const KAFKA_GROUP_REJOINS_TOTAL: &str = "kafka_group_rejoins_total";
+/// gauge; labels: `group`, `topic`, `partition`. Records between the group's committed offset and the partition's end.
+pub const KAFKA_GROUP_LAG_RECORDS: &str = "kafka_group_lag_records";
+/// gauge; labels: `group`, `topic`, `partition`.
+pub const KAFKA_GROUP_COMMITTED_OFFSET: &str = "kafka_group_committed_offset";
+/// gauge; labels: `group`. Partitions this instance holds.
+pub const KAFKA_GROUP_PARTITIONS_HELD: &str = "kafka_group_partitions_held";
 /// counter; labels: `reader`.
 pub const KAFKA_CONSUME_ERRORS_TOTAL: &str = "kafka_consume_errors_total";
 /// histogram; labels: none.

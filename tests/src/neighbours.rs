@@ -67,6 +67,8 @@ pub struct Report {
     pub b_answers: BTreeMap<&'static str, BTreeMap<u16, usize>>,
     /// B's refusals (4xx/5xx) whose answer names no limit or reason code we know.
     pub b_unnamed: Vec<String>,
+    /// B's requests that got no answer (status 0): the client's error, up to 20.
+    pub b_errors: Vec<String>,
 }
 
 /// Runs the plan; A's calls carry ids `{tag}_{n}`.
@@ -255,6 +257,7 @@ pub async fn run(stack: &Stack, plan: Plan, tag: &str) -> Report {
     let answers = lock(&answers);
     report.b_answers = answers.by_attack.clone();
     report.b_unnamed = answers.unnamed.iter().cloned().collect();
+    report.b_errors = answers.errors.iter().cloned().collect();
     report
 }
 
@@ -268,6 +271,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct Answers {
     by_attack: BTreeMap<&'static str, BTreeMap<u16, usize>>,
     unnamed: HashSet<String>,
+    errors: std::collections::BTreeSet<String>,
 }
 
 impl Answers {
@@ -278,6 +282,9 @@ impl Answers {
             .or_default()
             .entry(status)
             .or_default() += 1;
+        if status == 0 && self.errors.len() < 20 {
+            self.errors.insert(format!("{attack}: {body}"));
+        }
         if status >= 400 && !names_its_limit(status, body) {
             let sample: String = body.chars().take(200).collect();
             self.unnamed.insert(format!("{attack}: {status} {sample}"));
@@ -359,7 +366,17 @@ impl Attack {
                     let status = response.status().as_u16();
                     (status, response.text().await.unwrap_or_default())
                 }
-                Err(error) => (0, error.to_string()),
+                Err(error) => {
+                    // The whole cause chain: "error sending request" alone says nothing.
+                    let mut said = error.to_string();
+                    let mut source = std::error::Error::source(&error);
+                    while let Some(cause) = source {
+                        said.push_str(": ");
+                        said.push_str(&cause.to_string());
+                        source = cause.source();
+                    }
+                    (0, said)
+                }
             }
         };
         let webhook = |client: &str| format!("{}/api/integrations/webhook/{client}", stack.ingest);

@@ -38,6 +38,9 @@ const CHECK_EVERY: Duration = Duration::from_secs(5);
 /// How long the offset and watermark requests of one check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How often a reader reports its group's lag (`kafka_group_lag_records`).
+const LAG_EVERY: Duration = Duration::from_secs(15);
+
 /// How a consumer joins its group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Membership {
@@ -59,6 +62,9 @@ pub struct GroupReader<C: ConsumerContext + 'static> {
     group: String,
     topics: Vec<String>,
     watch: StallWatch,
+    /// When the group's lag was last reported, and whether a report is in flight.
+    lag_reported: Option<Instant>,
+    lag_reporting: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<C: ConsumerContext + 'static> GroupReader<C> {
@@ -76,7 +82,52 @@ impl<C: ConsumerContext + 'static> GroupReader<C> {
             group,
             topics,
             watch: StallWatch::new(STALLED_AFTER),
+            lag_reported: None,
+            lag_reporting: Arc::default(),
         })
+    }
+
+    /// Every [`LAG_EVERY`], in the background: the group's committed offsets and the
+    /// topics' ends as gauges (lag in records per partition, this instance's
+    /// partitions held), for operators' alerts (deploy/prometheus/rules.yml).
+    fn report_lag(&mut self) {
+        use std::sync::atomic::Ordering;
+        if self.lag_reported.is_some_and(|at| at.elapsed() < LAG_EVERY)
+            || self.lag_reporting.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        self.lag_reported = Some(Instant::now());
+        let held = self.consumer.assignment().map(|a| a.count()).unwrap_or(0);
+        metrics::gauge!(crate::metric_names::KAFKA_GROUP_PARTITIONS_HELD, "group" => self.group.clone())
+            .set(held as f64);
+        let (consumer, topics, group) = (
+            self.consumer.clone(),
+            self.topics.clone(),
+            self.group.clone(),
+        );
+        let reporting = self.lag_reporting.clone();
+        tokio::task::spawn_blocking(move || {
+            match group_positions(&*consumer, &topics) {
+                Ok(positions) => {
+                    for position in positions {
+                        let labels = [
+                            ("group", group.clone()),
+                            ("topic", position.topic.clone()),
+                            ("partition", position.partition.to_string()),
+                        ];
+                        metrics::gauge!(crate::metric_names::KAFKA_GROUP_LAG_RECORDS, &labels)
+                            .set((position.high - position.committed).max(0) as f64);
+                        metrics::gauge!(crate::metric_names::KAFKA_GROUP_COMMITTED_OFFSET, &labels)
+                            .set(position.committed as f64);
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(%error, %group, "group lag unknown; reported again later");
+                }
+            }
+            reporting.store(false, Ordering::Release);
+        });
     }
 
     /// The next batch: a first record, then more until `max_records` or until
@@ -111,6 +162,7 @@ impl<C: ConsumerContext + 'static> GroupReader<C> {
             if now >= until {
                 return None;
             }
+            self.report_lag();
             let within = (until - now).min(CHECK_EVERY);
             let waited = next_batch_within(&self.consumer, max_records, wait, within);
             if let Some(batch) = waited.await {

@@ -12,7 +12,7 @@ use serde_json::Value;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn arroyo_webhook_reaches_clickhouse_api_and_sse() {
     let env = TestEnv::new("e2e").await;
-    let _processor = env
+    let processor = env
         .start("processor", &[("PROCESSOR_BATCH__MAX_WAIT_MS", "50")])
         .await;
     let ingest = env.start("ingest", &[]).await;
@@ -146,6 +146,42 @@ async fn arroyo_webhook_reaches_clickhouse_api_and_sse() {
     )
     .await;
     assert_eq!(final_count(&client, "arroyo").await, 3);
+
+    // What operators' alerts read (deploy/prometheus/rules.yml): the raw topic's
+    // group caught up (lag 0 on every partition, reported every 15 s), partitions
+    // held, and the newest stored call's receive time for the account.
+    let raw_group = format!("topic=\"{}\"", env.kafka.topics().raw);
+    eventually(
+        "the raw group's partitions held and its lag reported as 0",
+        Duration::from_secs(40),
+        || async {
+            let text = reqwest::get(processor.url("/metrics")).await.ok()?.text().await.ok()?;
+            let value = |line: &str| line.rsplit_once(' ')?.1.parse::<f64>().ok();
+            let lags: Vec<f64> = text
+                .lines()
+                .filter(|l| l.starts_with("kafka_group_lag_records{") && l.contains(&raw_group))
+                .filter_map(value)
+                .collect();
+            let held: f64 = text
+                .lines()
+                .filter(|l| l.starts_with("kafka_group_partitions_held{") && l.contains("processor"))
+                .filter_map(value)
+                .sum();
+            (held >= 1.0 && !lags.is_empty() && lags.iter().all(|lag| *lag == 0.0)).then_some(())
+        },
+    )
+    .await;
+    let newest = integration_tests::metric_sum(
+        &processor,
+        "processor_newest_received_timestamp_seconds",
+        Some("account=\"acme-leads\""),
+    )
+    .await;
+    let age = chrono::Utc::now().timestamp() as f64 - newest;
+    assert!(
+        (0.0..120.0).contains(&age),
+        "the newest stored call was received {age} s ago"
+    );
 }
 
 async fn get_json(http: &reqwest::Client, url: &str) -> Value {
