@@ -23,6 +23,7 @@
 #   CM_CLICKHOUSE_HTTP_PORT   ClickHouse HTTP port           (default 18123)
 #   CM_CLICKHOUSE_TCP_PORT    ClickHouse native port         (default 19000)
 #   CM_INGEST_PORT / CM_API_PORT / CM_PROCESSOR_PORT        (default 8080 / 8081 / 8082)
+#   CM_PROMETHEUS_PORT        Prometheus (full stack only)   (default 9090)
 #   CM_TOPIC_PREFIX           prefix of topics and groups    (default empty)
 #   CM_DATABASE               ClickHouse database            (default callmatrix)
 #   CM_INTEGRATIONS           integrations file to publish   (default deploy/integrations/samples.json)
@@ -41,6 +42,7 @@ CH_TCP_PORT="${CM_CLICKHOUSE_TCP_PORT:-19000}"
 INGEST_PORT="${CM_INGEST_PORT:-8080}"
 API_PORT="${CM_API_PORT:-8081}"
 PROCESSOR_PORT="${CM_PROCESSOR_PORT:-8082}"
+PROMETHEUS_PORT="${CM_PROMETHEUS_PORT:-9090}"
 TOPIC_PREFIX="${CM_TOPIC_PREFIX:-}"
 DATABASE="${CM_DATABASE:-callmatrix}"
 INTEGRATIONS="${CM_INTEGRATIONS:-$ROOT/deploy/integrations/samples.json}"
@@ -66,6 +68,7 @@ port_of() {
     ingest) echo "$INGEST_PORT" ;;
     api) echo "$API_PORT" ;;
     processor) echo "$PROCESSOR_PORT" ;;
+    prometheus) echo "$PROMETHEUS_PORT" ;;
   esac
 }
 
@@ -99,6 +102,12 @@ install() {
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q clickhouse-server clickhouse-client
   fi
+  if [ "${1:-all}" != infra ] && ! command -v prometheus >/dev/null 2>&1; then
+    say "installing prometheus from Debian (scrapes the binaries, evaluates deploy/prometheus/rules.yml)"
+    if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends prometheus
+  fi
   command -v ss >/dev/null 2>&1 || die "the ss command (iproute2) is missing"
   command -v curl >/dev/null 2>&1 || die "curl is missing"
   say "tools present: $(command -v tansu), $(command -v clickhouse-server)"
@@ -116,6 +125,35 @@ start_tansu() {
     --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
     --storage-engine "sqlite://$(abs_path "$DATA")/kafka/tansu.db"
   wait_until 30 tansu bash -c "exec 3<>/dev/tcp/127.0.0.1/$KAFKA_PORT"
+}
+
+# Prometheus scraping the three binaries (jobs callmatrix-ingest, -processor, -api, as
+# deploy/prometheus/rules.yml expects) and evaluating the rules; its UI shows the
+# alerts at http://127.0.0.1:$PROMETHEUS_PORT/alerts (docs/operations.md).
+start_prometheus() {
+  mkdir -p "$DATA/prometheus/data"
+  cp "$ROOT/deploy/prometheus/rules.yml" "$DATA/prometheus/rules.yml"
+  cat >"$DATA/prometheus/prometheus.yml" <<YML
+global:
+  scrape_interval: 15s
+  evaluation_interval: 15s
+rule_files:
+  - $DATA/prometheus/rules.yml
+scrape_configs:
+  - job_name: callmatrix-ingest
+    static_configs: [{targets: ["127.0.0.1:$INGEST_PORT"]}]
+  - job_name: callmatrix-processor
+    static_configs: [{targets: ["127.0.0.1:$PROCESSOR_PORT"]}]
+  - job_name: callmatrix-api
+    static_configs: [{targets: ["127.0.0.1:$API_PORT"]}]
+YML
+  launch prometheus prometheus \
+    --config.file "$DATA/prometheus/prometheus.yml" \
+    --storage.tsdb.path "$DATA/prometheus/data" \
+    --storage.tsdb.retention.time 7d \
+    --web.listen-address "127.0.0.1:$PROMETHEUS_PORT"
+  wait_until 60 prometheus curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"
+  say "prometheus ready on http://127.0.0.1:$PROMETHEUS_PORT (alerts: /alerts)"
 }
 
 start_clickhouse() {
@@ -194,14 +232,14 @@ start_apps() {
   done
 }
 
-status() { status_of tansu clickhouse "${APPS[@]}"; }
+status() { status_of tansu clickhouse "${APPS[@]}" prometheus; }
 
 command="${1:-}"; scope="${2:-all}"
 case "$command" in
   install) install ;;
   start)
-    install
-    if [ "$scope" = "infra" ]; then check_ports tansu clickhouse; else check_ports tansu clickhouse "${APPS[@]}"; fi
+    install "$scope"
+    if [ "$scope" = "infra" ]; then check_ports tansu clickhouse; else check_ports tansu clickhouse "${APPS[@]}" prometheus; fi
     cm_secrets "$DATA" "$INTEGRATIONS"
     start_tansu
     start_clickhouse
@@ -210,11 +248,12 @@ case "$command" in
       build
       setup
       start_apps
+      start_prometheus
     fi
     say "stack is up (data under $DATA)"
     ;;
   stop)
-    if [ "$scope" != "infra" ]; then for app in api ingest processor; do stop_one "$app"; done; fi
+    if [ "$scope" != "infra" ]; then for app in prometheus api ingest processor; do stop_one "$app"; done; fi
     stop_one clickhouse
     stop_one tansu
     ;;
