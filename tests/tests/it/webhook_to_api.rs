@@ -155,7 +155,12 @@ async fn arroyo_webhook_reaches_clickhouse_api_and_sse() {
         "the raw group's partitions held and its lag reported as 0",
         Duration::from_secs(40),
         || async {
-            let text = reqwest::get(processor.url("/metrics")).await.ok()?.text().await.ok()?;
+            let text = reqwest::get(processor.url("/metrics"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
             let value = |line: &str| line.rsplit_once(' ')?.1.parse::<f64>().ok();
             let lags: Vec<f64> = text
                 .lines()
@@ -164,7 +169,9 @@ async fn arroyo_webhook_reaches_clickhouse_api_and_sse() {
                 .collect();
             let held: f64 = text
                 .lines()
-                .filter(|l| l.starts_with("kafka_group_partitions_held{") && l.contains("processor"))
+                .filter(|l| {
+                    l.starts_with("kafka_group_partitions_held{") && l.contains("processor")
+                })
                 .filter_map(value)
                 .sum();
             (held >= 1.0 && !lags.is_empty() && lags.iter().all(|lag| *lag == 0.0)).then_some(())
