@@ -46,3 +46,5 @@ pub const PROCESSOR_NEWEST_RECEIVED_TIMESTAMP_SECONDS: &str =
     "processor_newest_received_timestamp_seconds";
 /// counter; labels: `client_id`.
 pub const PROCESSOR_DEAD_LETTERS_TOTAL: &str = "processor_dead_letters_total";
+/// counter; labels: `client_id`. Calls of each integration stored (a version each).
+pub const PROCESSOR_CALLS_TOTAL: &str = "processor_calls_total";

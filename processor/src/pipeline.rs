@@ -590,6 +590,14 @@ impl Stored {
                     .set(at as f64);
             }
         }
+        let mut per_client: HashMap<&str, u64> = HashMap::new();
+        for call in &processed.calls {
+            *per_client.entry(call.client_id.as_str()).or_default() += 1;
+        }
+        for (client, calls) in per_client {
+            metrics::counter!(crate::metric_names::PROCESSOR_CALLS_TOTAL, "client_id" => client.to_owned())
+                .increment(calls);
+        }
         for letter in &processed.dead_letters {
             metrics::counter!(crate::metric_names::PROCESSOR_DEAD_LETTERS_TOTAL, "client_id" => letter.client_id.to_string())
                 .increment(1);

@@ -184,6 +184,16 @@ async fn arroyo_webhook_reaches_clickhouse_api_and_sse() {
         Some("account=\"acme-leads\""),
     )
     .await;
+    let stored_versions = integration_tests::metric_sum(
+        &processor,
+        "processor_calls_total",
+        Some("client_id=\"arroyo\""),
+    )
+    .await;
+    assert!(
+        stored_versions >= 3.0,
+        "the silent-integration alert counts arroyo's calls: {stored_versions}"
+    );
     let age = chrono::Utc::now().timestamp() as f64 - newest;
     assert!(
         (0.0..120.0).contains(&age),
