@@ -69,6 +69,9 @@ pub struct Report {
     pub b_unnamed: Vec<String>,
     /// B's requests that got no answer (status 0): the client's error, up to 20.
     pub b_errors: Vec<String>,
+    /// B's requests sent a second time after their connection closed before any
+    /// answer (a keep-alive race, see `RETRIED`).
+    pub b_retried: usize,
 }
 
 /// Runs the plan; A's calls carry ids `{tag}_{n}`.
@@ -258,6 +261,7 @@ pub async fn run(stack: &Stack, plan: Plan, tag: &str) -> Report {
     report.b_answers = answers.by_attack.clone();
     report.b_unnamed = answers.unnamed.iter().cloned().collect();
     report.b_errors = answers.errors.iter().cloned().collect();
+    report.b_retried = RETRIED.swap(0, std::sync::atomic::Ordering::Relaxed);
     report
 }
 
@@ -311,6 +315,46 @@ fn names_its_limit(status: u16, body: &str) -> bool {
         (503, "resumes_queued") => true,
         _ => false,
     }
+}
+
+/// B's requests sent again after a connection that closed before any answer
+/// (`connection closed before message completed`: the server closed a pooled
+/// keep-alive connection as the request went out, as any HTTP/1.1 sender meets and
+/// retries). Reported, so a rise shows.
+static RETRIED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+trait SendOnceMore {
+    async fn send_once_more(self) -> reqwest::Result<reqwest::Response>;
+}
+
+impl SendOnceMore for reqwest::RequestBuilder {
+    async fn send_once_more(self) -> reqwest::Result<reqwest::Response> {
+        let again = self.try_clone();
+        match self.send().await {
+            Err(error) if closed_before_answer(&error) && again.is_some() => {
+                RETRIED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                match again {
+                    Some(again) => again.send().await,
+                    None => Err(error),
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+fn closed_before_answer(error: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if cause
+            .to_string()
+            .contains("connection closed before message completed")
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// B's attacks.
@@ -387,7 +431,7 @@ impl Attack {
                     http.post(webhook(&stack.b_client))
                         .header("content-type", "application/json")
                         .body(body)
-                        .send()
+                        .send_once_more()
                         .await,
                 )
                 .await
@@ -404,7 +448,7 @@ impl Attack {
                         .header("webhook-timestamp", now)
                         .header("webhook-signature", signatures)
                         .body(body)
-                        .send()
+                        .send_once_more()
                         .await,
                 )
                 .await
@@ -425,7 +469,7 @@ impl Attack {
                     http.post(format!("{}/api/integrations", stack.api))
                         .bearer_auth(&stack.token_b)
                         .json(&definition)
-                        .send()
+                        .send_once_more()
                         .await,
                 )
                 .await;
@@ -441,14 +485,20 @@ impl Attack {
                 } else {
                     format!("{}/api/calls/export.csv", stack.api)
                 };
-                answer(http.get(url).bearer_auth(&stack.token_b).send().await).await
+                answer(
+                    http.get(url)
+                        .bearer_auth(&stack.token_b)
+                        .send_once_more()
+                        .await,
+                )
+                .await
             }
             Attack::SseResumes => {
                 let response = http
                     .get(format!("{}/api/events", stack.api))
                     .bearer_auth(&stack.token_b)
                     .header("last-event-id", "0:0,1:0,2:0")
-                    .send()
+                    .send_once_more()
                     .await;
                 match response {
                     // Held open (up to 2 s), as a dashboard would.
@@ -483,7 +533,7 @@ impl Attack {
                     .bearer_auth(&stack.token_b)
                     .header("content-type", "text/csv")
                     .body(csv)
-                    .send()
+                    .send_once_more()
                     .await,
                 )
                 .await
@@ -498,7 +548,7 @@ impl Attack {
                     http.post(webhook(&stack.b_client))
                         .header("content-type", "application/json")
                         .body(body)
-                        .send()
+                        .send_once_more()
                         .await,
                 )
                 .await

@@ -117,10 +117,21 @@ pub async fn handle(
     {
         Ok(response) => response,
         Err(problem) => {
+            let body_unread = notes.body.is_none() && has_body(&parts.headers);
             state
                 .refusals
                 .record(&state.registry, client, &parts, &problem, notes);
-            problem.into_response()
+            let mut response = problem.into_response();
+            if body_unread {
+                // Refused before its body was read: the connection cannot carry
+                // another request, and saying so keeps the sender from reusing it
+                // (a reused one fails with no answer at all).
+                response.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
+            response
         }
     };
     let status = response.status().as_u16().to_string();
@@ -129,6 +140,16 @@ pub async fn handle(
     metrics::histogram!(crate::metric_names::INGEST_WEBHOOK_SECONDS)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// Whether a request carries a body (declared non-empty, or chunked).
+fn has_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(http::header::TRANSFER_ENCODING)
+        || headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
 }
 
 async fn accept(
