@@ -126,7 +126,11 @@ const PEEK_BYTES: usize = 64 * 1024;
 /// dialect's encoding.
 fn decoded<'a>(reader: impl Read + 'a, dialect: &Dialect) -> Box<dyn Read + 'a> {
     let mut buffered = BufReader::with_capacity(PEEK_BYTES, reader);
-    let start = buffered.fill_buf().map(<[u8]>::to_vec).unwrap_or_default();
+    // A byte-order mark is at most 3 bytes (the buffer holds what was read anyway).
+    let start: Vec<u8> = buffered
+        .fill_buf()
+        .map(|b| b[..b.len().min(3)].to_vec())
+        .unwrap_or_default();
     let declared = dialect
         .charset
         .as_deref()

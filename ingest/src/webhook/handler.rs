@@ -169,13 +169,12 @@ async fn accept(
         return Err(not_accepted(client, "integration_disabled"));
     }
     let query = parts.uri.query();
-    if let Some(auth) = &integration.auth {
-        verifiers::of(auth)
-            .before_body(&parts.headers, query)
-            .map_err(|e| {
-                notes.reason = Some(e.to_string());
-                not_accepted(client, e.code())
-            })?;
+    let verifier = integration.auth.as_ref().map(verifiers::of);
+    if let Some(verifier) = &verifier {
+        verifier.before_body(&parts.headers, query).map_err(|e| {
+            notes.reason = Some(e.to_string());
+            not_accepted(client, e.code())
+        })?;
     }
     // The account's share of the edge, charged before the body costs anything when
     // its length is declared (after reading it otherwise).
@@ -221,7 +220,7 @@ async fn accept(
     }
     let received_at = Utc::now();
     // Signatures cover the body, so they are checked after it is read.
-    if let Some(auth) = &integration.auth {
+    if let Some(verifier) = &verifier {
         let delivery = verifiers::Delivery {
             headers: &parts.headers,
             query,
@@ -229,7 +228,7 @@ async fn accept(
             form: pixel.is_none() && format.name() == forms::URL_ENCODED.name(),
             now_s: received_at.timestamp(),
         };
-        verifiers::of(auth).after_body(&delivery).map_err(|e| {
+        verifier.after_body(&delivery).map_err(|e| {
             notes.reason = Some(e.to_string());
             not_accepted(client, e.code())
         })?;

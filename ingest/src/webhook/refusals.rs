@@ -70,25 +70,17 @@ impl Refusals {
             return;
         };
         let minute = Utc::now().timestamp() / 60;
-        let not_recorded_before = {
+        let allowed = {
             let mut counts = self
                 .counts
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let entry = counts
-                .entry(integration.client_id.clone())
-                .or_insert((minute, 0, 0));
-            if entry.0 != minute {
-                *entry = (minute, 0, entry.2);
-            }
-            if entry.1 >= PER_MINUTE {
-                entry.2 += 1;
-                metrics::counter!(crate::metric_names::INGEST_REFUSALS_TOTAL, "written" => "no")
-                    .increment(1);
-                return;
-            }
-            entry.1 += 1;
-            std::mem::take(&mut entry.2)
+            allow(&mut counts, &integration.client_id, minute)
+        };
+        let Some(not_recorded_before) = allowed else {
+            metrics::counter!(crate::metric_names::INGEST_REFUSALS_TOTAL, "written" => "no")
+                .increment(1);
+            return;
         };
         metrics::counter!(crate::metric_names::INGEST_REFUSALS_TOTAL, "written" => "yes")
             .increment(1);
@@ -104,6 +96,21 @@ impl Refusals {
             }
         });
     }
+}
+
+/// Whether a refusal of `client` in `minute` is written: `Some(refusals not written
+/// since the last one written)` within [`PER_MINUTE`], `None` past it (counted).
+fn allow(counts: &mut HashMap<ClientId, Allowance>, client: &ClientId, minute: i64) -> Option<u64> {
+    let entry = counts.entry(client.clone()).or_insert((minute, 0, 0));
+    if entry.0 != minute {
+        *entry = (minute, 0, entry.2);
+    }
+    if entry.1 >= PER_MINUTE {
+        entry.2 += 1;
+        return None;
+    }
+    entry.1 += 1;
+    Some(std::mem::take(&mut entry.2))
 }
 
 /// The refusal as its owner sees it: credentials masked, the query left out (it
@@ -166,6 +173,30 @@ fn refusal_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A flood of bad requests to one integration writes PER_MINUTE refusals a
+    /// minute; the next one written carries how many were not; another
+    /// integration's allowance is its own.
+    #[test]
+    fn a_flood_writes_a_few_a_minute_and_counts_the_rest() {
+        let mut counts = HashMap::new();
+        let (flooded, other) = (
+            ClientId::parse("flooded").unwrap(),
+            ClientId::parse("other").unwrap(),
+        );
+        let written: Vec<Option<u64>> =
+            (0..1000).map(|_| allow(&mut counts, &flooded, 7)).collect();
+        assert_eq!(
+            written.iter().filter(|w| w.is_some()).count(),
+            PER_MINUTE as usize
+        );
+        assert_eq!(allow(&mut counts, &other, 7), Some(0));
+        assert_eq!(
+            allow(&mut counts, &flooded, 8),
+            Some(1000 - u64::from(PER_MINUTE))
+        );
+        assert_eq!(allow(&mut counts, &flooded, 8), Some(0));
+    }
 
     #[test]
     fn credentials_are_masked_and_the_query_left_out() {

@@ -342,6 +342,11 @@ async fn another_account_reaches_nothing_of_ours_and_our_network_is_not_reachabl
             &[404],
         ),
         (
+            "A's refused deliveries",
+            "/api/integrations/arroyo/refusals",
+            &[404],
+        ),
+        (
             "events by A's account",
             "/api/events?account=acme-leads",
             &[403],
@@ -354,6 +359,15 @@ async fn another_account_reaches_nothing_of_ours_and_our_network_is_not_reachabl
     ] {
         refused(what, http.get(&api_get(path), B).await, expected);
     }
+    // Control for the refusals row above: the route exists and answers A (a 404 for
+    // B is then the wall, not a missing route).
+    let (status, refusals) = http
+        .get(&api_get("/api/integrations/arroyo/refusals"), A)
+        .await;
+    assert!(
+        status == 200 && refusals.contains("\"client_id\":\"arroyo\""),
+        "control: A reads its own refusals: {status} {refusals}"
+    );
     // A's call's story: by A's client id, and by B's own client id with A's call id.
     let a_call = schemas::CallId::from_external(
         &schemas::ClientId::parse("arroyo").unwrap(),

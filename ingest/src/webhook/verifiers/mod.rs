@@ -72,7 +72,7 @@ pub struct Delivery<'a> {
 }
 
 /// One scheme's checks.
-pub trait Verifier {
+pub trait Verifier: Send + Sync {
     /// What can be checked before the body is read: credentials in headers or the
     /// query, and that a signature's headers are there at all (a request without
     /// them costs no body read).
