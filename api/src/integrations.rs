@@ -385,10 +385,34 @@ fn redacted(integration: &Integration) -> serde_json::Value {
             }
         }
     }
+    if let Some(body) = value.pointer_mut("/poll/body") {
+        mask_secret_keys(body, &marked);
+    }
     if let Some(serde_json::Value::String(url)) = value.pointer_mut("/poll/url") {
         *url = redact_url(url, &marked);
     }
     value
+}
+
+/// A poll body's values under secret names (`password`, `api_key`, …) masked, at
+/// any depth.
+fn mask_secret_keys(value: &mut serde_json::Value, marked: &[String]) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (name, v) in map.iter_mut() {
+                if schemas::redact::is_secret_name(name, marked) && !v.is_object() && !v.is_array()
+                {
+                    *v = schemas::redact::MASK.into();
+                } else {
+                    mask_secret_keys(v, marked);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            items.iter_mut().for_each(|v| mask_secret_keys(v, marked))
+        }
+        _ => {}
+    }
 }
 
 /// The health alert, first match wins: `disabled`; `silent` (no record for
@@ -461,6 +485,24 @@ mod tests {
         assert!(shown.contains("\"scheme\":\"bearer\""));
         assert!(
             shown.contains("\"Accept\":\"json\"") && shown.contains("{since}"),
+            "{shown}"
+        );
+        // Issue 35: token authenticators and POST bodies.
+        let integration: Integration = serde_json::from_value(serde_json::json!({
+            "client_id": "x", "account": "a", "name": "X", "source": "poll", "version": 1,
+            "mapping": {"fields": {"caller": {"path": "c"}, "started_at": {"path": "s"}}},
+            "poll": {"interval_s": 60, "url": "https://p.example/calls", "cursor_field": "u",
+                     "initial_since": "2026-11-01T00:00:00Z", "method": "POST",
+                     "auth": {"type": "oauth2", "token_url": "https://p.example/token",
+                              "client_id": "cid", "client_secret": "oauth_secret",
+                              "refresh_token": "refresh_secret"},
+                     "body": {"reportStart": "{since}", "filter": {"apiKey": "body_secret"}}}
+        }))
+        .unwrap();
+        let shown = redacted(&integration).to_string();
+        assert!(!shown.contains("_secret"), "{shown}");
+        assert!(
+            shown.contains("\"type\":\"oauth2\"") && shown.contains("{since}"),
             "{shown}"
         );
     }

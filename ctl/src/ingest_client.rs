@@ -156,6 +156,35 @@ pub async fn poll_now(ingest: &str, client: &str, token: Option<&str>) -> Result
     }
 }
 
+/// Asks ingest for a dry run of one page of `client`'s poll (or of `draft`,
+/// `{"poll": {...}}`).
+pub async fn poll_test(
+    ingest: &str,
+    client: &str,
+    draft: Option<&Value>,
+    token: Option<&str>,
+) -> Result<Value, CtlError> {
+    let url = format!(
+        "{}/api/integrations/{client}/poll/test",
+        ingest.trim_end_matches('/')
+    );
+    let mut request = with_token(reqwest::Client::new().post(&url), token);
+    if let Some(draft) = draft {
+        request = request.json(draft);
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| failed(format!("POST {url}: {e}")))?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if status.is_success() {
+        Ok(body)
+    } else {
+        Err(failed(format!("POST {url} answered {status}: {body}")))
+    }
+}
+
 /// A one-screen summary of an import's final status.
 pub fn summary(status: &Value) -> String {
     let mut out = format!(

@@ -94,9 +94,18 @@ enum Command {
         #[arg(long, env = "CM_TOKEN")]
         token: Option<String>,
     },
-    /// Ask ingest to poll an integration's partner API now.
+    /// Ask ingest to poll an integration's partner API now; with `--test`, read one
+    /// page and show it (request sent, secrets masked; the answer; the records as
+    /// mapped; the next cursor) without storing anything.
     Poll {
         client_id: String,
+        /// A dry run of one page.
+        #[arg(long)]
+        test: bool,
+        /// With --test: a draft poll block (a JSON file holding `{"poll": {...}}` or
+        /// the poll object) tried instead of the saved one.
+        #[arg(long, requires = "test")]
+        draft: Option<std::path::PathBuf>,
         #[arg(long, env = "CM_INGEST_URL", default_value = "http://127.0.0.1:8080")]
         ingest: String,
         /// An admin token, or the token of the account that owns the integration.
@@ -173,6 +182,10 @@ enum IntegrationsCommand {
         /// How records arrive: webhook, poll or csv.
         #[arg(long, default_value = "poll")]
         source: String,
+        /// A setting of the preset's poll block, `name=value` (repeat for each; see
+        /// `cmctl integrations presets` for what each preset needs).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        settings: Vec<String>,
     },
 }
 
@@ -306,8 +319,42 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Poll {
             client_id,
+            test: true,
+            draft,
             ingest,
             token,
+        } => {
+            let draft = match draft {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    let value: serde_json::Value = serde_json::from_str(&text)
+                        .with_context(|| format!("{} is not JSON", path.display()))?;
+                    Some(if value.get("poll").is_some() {
+                        value
+                    } else {
+                        serde_json::json!({ "poll": value })
+                    })
+                }
+                None => None,
+            };
+            let answer = cmctl::ingest_client::poll_test(
+                &ingest,
+                &client_id,
+                draft.as_ref(),
+                token.as_deref(),
+            )
+            .await?;
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+            if let Some(error) = answer["error"].as_str() {
+                anyhow::bail!("the page could not be read: {error}");
+            }
+        }
+        Command::Poll {
+            client_id,
+            ingest,
+            token,
+            ..
         } => {
             let answer =
                 cmctl::ingest_client::poll_now(&ingest, &client_id, token.as_deref()).await?;
@@ -350,7 +397,16 @@ async fn main() -> anyhow::Result<()> {
         Command::Integrations(IntegrationsCommand::Presets) => {
             for name in schemas::presets::names() {
                 if let Some(preset) = schemas::presets::preset(name) {
-                    println!("{name}\n    {}\n", preset.description);
+                    println!("{name}\n    {}", preset.description);
+                    for (setting, about) in &preset.settings {
+                        let default = about
+                            .default
+                            .as_ref()
+                            .map(|d| format!(" (default {d})"))
+                            .unwrap_or_default();
+                        println!("    --set {setting}=…  {}{default}", about.description);
+                    }
+                    println!();
                 }
             }
         }
@@ -360,7 +416,16 @@ async fn main() -> anyhow::Result<()> {
             account,
             name,
             source,
+            settings,
         }) => {
+            let settings: std::collections::BTreeMap<String, String> = settings
+                .iter()
+                .map(|pair| {
+                    pair.split_once('=')
+                        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+                        .with_context(|| format!("--set {pair:?}: expected NAME=VALUE"))
+                })
+                .collect::<anyhow::Result<_>>()?;
             let source = match source.as_str() {
                 "webhook" => schemas::Source::Webhook,
                 "poll" => schemas::Source::Poll,
@@ -369,8 +434,13 @@ async fn main() -> anyhow::Result<()> {
             };
             let client = schemas::ClientId::parse(&client_id).context("--client-id")?;
             let name = name.unwrap_or_else(|| client_id.clone());
-            let integration =
-                schemas::presets::integration(&preset, client, &account, &name, source)?;
+            let integration = if source == schemas::Source::Poll {
+                schemas::presets::integration_with(
+                    &preset, client, &account, &name, source, &settings,
+                )?
+            } else {
+                schemas::presets::integration(&preset, client, &account, &name, source)?
+            };
             println!("{}", serde_json::to_string_pretty(&[integration])?);
         }
         Command::Integrations(IntegrationsCommand::Check { file }) => {

@@ -7,6 +7,8 @@ pub const INGEST_IDEMPOTENCY_CONFLICTS_TOTAL: &str = "ingest_idempotency_conflic
 pub const INGEST_POLL_REQUESTS_TOTAL: &str = "ingest_poll_requests_total";
 /// histogram; labels: none.
 pub const INGEST_POLL_RUN_SECONDS: &str = "ingest_poll_run_seconds";
+/// counter; labels: `outcome` (`issued`, `refused`). Tokens fetched for polls (OAuth2, session logins).
+pub const INGEST_POLL_TOKENS_TOTAL: &str = "ingest_poll_tokens_total";
 /// counter; labels: `outcome`.
 pub const INGEST_POLL_RUNS_TOTAL: &str = "ingest_poll_runs_total";
 /// counter; labels: none.

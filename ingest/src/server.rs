@@ -8,6 +8,7 @@
 //! | GET    | /api/imports/{id}                      | an import's progress         |
 //! | GET    | /api/polls                             | poll status, this instance's |
 //! | POST   | /api/integrations/{clientId}/poll      | poll now                     |
+//! | POST   | /api/integrations/{clientId}/poll/test | one page, stored nowhere (dry run) |
 //! | GET    | /api/openapi.json                      | the OpenAPI document         |
 //! | GET    | /healthz                               | broker reachable, registry up |
 //! | GET    | /metrics                               | Prometheus text              |
@@ -233,6 +234,13 @@ async fn account_route(
     }
     if let Some(client) = path
         .strip_prefix("/api/integrations/")
+        .and_then(|rest| rest.strip_suffix("/poll/test"))
+    {
+        let integration = scope.integration(&state.webhook.registry, client)?;
+        return poll_test(state, &integration, request).await;
+    }
+    if let Some(client) = path
+        .strip_prefix("/api/integrations/")
         .and_then(|rest| rest.strip_suffix("/poll"))
     {
         let integration = scope.integration(&state.webhook.registry, client)?;
@@ -301,6 +309,66 @@ fn poll_now(
         ))
     } else {
         Err(Problem::new(StatusCode::CONFLICT, "not_owner", format!("another ingest instance polls {client}; ask it (or any instance again after a rebalance)")))
+    }
+}
+
+/// `POST …/poll/test`: one page of the saved poll, or of a draft sent as
+/// `{"poll": {…}}` (validated first, its problem naming the field), stored nowhere.
+async fn poll_test(
+    state: &Ingest,
+    integration: &Integration,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Problem> {
+    if request.method() != Method::POST {
+        return Err(Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "a poll test is run with POST",
+        ));
+    }
+    state.webhook.limits.poll_now(&integration.client_id)?;
+    let bytes = runtime::http::read_body(request, 1024 * 1024, runtime::http::BODY_TIMEOUT).await?;
+    let draft: Option<schemas::poll::PollConfig> = if bytes.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Draft {
+            poll: schemas::poll::PollConfig,
+        }
+        let draft: Draft = serde_json::from_slice(&bytes).map_err(|e| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_poll",
+                format!("the body must be {{\"poll\": {{…}}}}: {e}"),
+            )
+        })?;
+        if let Some((field, problem)) = draft.poll.problem() {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_poll",
+                format!("{field}: {problem}"),
+            ));
+        }
+        Some(draft.poll)
+    };
+    let Some(poller) = state.poller.as_ref() else {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "not_polled",
+            "polling is off on this ingest instance",
+        ));
+    };
+    match poller.dry_run(integration, draft.as_ref()).await {
+        Some(result) => Ok(json(StatusCode::OK, &result)),
+        None => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "not_polled",
+            format!(
+                "integration {} has no poll configuration (send a draft as {{\"poll\": {{…}}}})",
+                integration.client_id
+            ),
+        )),
     }
 }
 

@@ -50,7 +50,31 @@ impl Canned {
     }
 }
 
-type Handler = Arc<dyn Fn(&str) -> Canned + Send + Sync>;
+/// A request as received.
+#[derive(Clone, Debug)]
+pub struct FakeRequest {
+    pub method: String,
+    /// Path and query.
+    pub target: String,
+    /// Names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl FakeRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+type Handler = Arc<dyn Fn(&FakeRequest) -> Canned + Send + Sync>;
 
 pub struct FakeHttp {
     pub base_url: String,
@@ -60,6 +84,13 @@ pub struct FakeHttp {
 impl FakeHttp {
     /// Serves `answer(path_and_query)` until the test ends.
     pub async fn start(answer: impl Fn(&str) -> Canned + Send + Sync + 'static) -> Self {
+        Self::start_with(move |request: &FakeRequest| answer(&request.target)).await
+    }
+
+    /// Serves `answer(request)` (method, headers and body too) until the test ends.
+    pub async fn start_with(
+        answer: impl Fn(&FakeRequest) -> Canned + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base_url = format!("http://{}", listener.local_addr().expect("addr"));
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -85,10 +116,39 @@ impl FakeHttp {
                             break;
                         }
                     }
-                    let head = String::from_utf8_lossy(&buffer[..read]).to_string();
-                    let target = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                    let head_end = buffer[..read]
+                        .windows(4)
+                        .position(|w| w == b"\r\n\r\n")
+                        .map_or(read, |at| at + 4);
+                    let head = String::from_utf8_lossy(&buffer[..head_end]).to_string();
+                    let mut lines = head.lines();
+                    let mut first = lines.next().unwrap_or("").split_whitespace();
+                    let method = first.next().unwrap_or("GET").to_owned();
+                    let target = first.next().unwrap_or("/").to_owned();
+                    let headers: Vec<(String, String)> = lines
+                        .filter_map(|l| l.split_once(':'))
+                        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                        .collect();
+                    let length = headers
+                        .iter()
+                        .find(|(n, _)| n == "content-length")
+                        .and_then(|(_, v)| v.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    let mut body = buffer[head_end..read].to_vec();
+                    while body.len() < length {
+                        let mut chunk = vec![0_u8; length - body.len()];
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => body.extend_from_slice(&chunk[..n]),
+                        }
+                    }
                     seen.lock().unwrap().push(head);
-                    let canned = handler(&target);
+                    let canned = handler(&FakeRequest {
+                        method,
+                        target,
+                        headers,
+                        body,
+                    });
                     let mut response = format!(
                         "HTTP/1.1 {} X\r\ncontent-length: {}\r\nconnection: close\r\n",
                         canned.status,

@@ -246,6 +246,7 @@ async fn fetch(
                 headers: Default::default(),
                 timeout: state.fetch_timeout,
                 secret_names: &[],
+                body: None,
             })
             .await;
         let response = match sent {

@@ -62,6 +62,9 @@ pub struct OutboundRequest<'a> {
     pub timeout: Duration,
     /// Header and query names whose values are secret besides the usual ones.
     pub secret_names: &'a [String],
+    /// Sent as is (the caller sets `Content-Type`); dropped when a redirect turns
+    /// the request into a GET.
+    pub body: Option<bytes::Bytes>,
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +92,7 @@ impl Outbound {
             mut headers,
             timeout,
             secret_names,
+            mut body,
         } = request;
         let shown = |url: &Url| redact_url(url.as_str(), secret_names);
         for _ in 0..=self.max_redirects {
@@ -105,15 +109,16 @@ impl Outbound {
                 url: shown(&url),
                 message: chain(&e),
             })?;
-            let response = client
+            let mut builder = client
                 .request(method.clone(), url.clone())
-                .headers(headers.clone())
-                .send()
-                .await
-                .map_err(|e| OutboundError::Http {
-                    url: shown(&url),
-                    message: chain(&e),
-                })?;
+                .headers(headers.clone());
+            if let Some(body) = &body {
+                builder = builder.body(body.clone());
+            }
+            let response = builder.send().await.map_err(|e| OutboundError::Http {
+                url: shown(&url),
+                message: chain(&e),
+            })?;
             let Some(next) = redirect_target(&url, &response) else {
                 return Ok(response);
             };
@@ -138,6 +143,7 @@ impl Outbound {
                     ))
             {
                 method = Method::GET;
+                body = None;
             }
             url = next;
         }

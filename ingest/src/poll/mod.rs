@@ -9,8 +9,14 @@
 //! Cursors live in the compacted `poll.cursors` topic, written only after every
 //! record of the run was acknowledged, and read by every instance.
 
+mod auth;
 mod budget;
-mod run;
+mod decoders;
+mod dry_run;
+mod paging;
+mod request;
+pub mod run;
+pub mod sink;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -27,8 +33,12 @@ use schemas::topics::Topics;
 use schemas::{ClientId, Integration};
 use serde::{Deserialize, Serialize};
 
-use self::budget::Budgets;
-use self::run::{RunContext, RunReport};
+pub use self::auth::TokenCache;
+pub use self::budget::Budgets;
+pub use self::dry_run::DryRun;
+pub use self::request::ShownRequest;
+use self::run::{RunContext, RunReport, Start};
+use self::sink::KafkaSink;
 use crate::outbound::Outbound;
 
 pub const GROUP: &str = "poller";
@@ -56,6 +66,12 @@ pub enum PollError {
 pub struct Cursor {
     pub since: DateTime<Utc>,
     pub written_at: DateTime<Utc>,
+    /// Where paging resumes (`last_record`: the last record's field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Records of a file read so far (`new_rows_only`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
 }
 
 /// What `GET /api/polls` says about one integration.
@@ -72,6 +88,12 @@ pub struct PollStatus {
     pub cursor: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub next_run: Option<DateTime<Utc>>,
+    /// Where paging resumes (`last_record`), as stored with the cursor.
+    #[serde(skip)]
+    pub token: Option<String>,
+    /// Records of the file read so far (`new_rows_only`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -85,6 +107,7 @@ pub struct Poller {
     record_limits: schemas::limits::RecordLimits,
     cursors: CompactedTable<Cursor>,
     budgets: Budgets,
+    tokens: TokenCache,
     leases: Arc<StreamConsumer>,
     partitions: i32,
     statuses: Arc<Mutex<HashMap<ClientId, PollStatus>>>,
@@ -131,6 +154,7 @@ impl Poller {
             record_limits: kafka.record_limits(),
             cursors,
             budgets: Budgets::default(),
+            tokens: TokenCache::default(),
             leases,
             partitions,
             statuses: Arc::default(),
@@ -184,6 +208,35 @@ impl Poller {
         let mut all: Vec<PollStatus> = self.lock_statuses().values().cloned().collect();
         all.sort_by(|a, b| a.client_id.cmp(&b.client_id));
         all
+    }
+
+    /// One page of `integration`'s poll (or of `draft`), from its stored cursor,
+    /// stored nowhere (see [`dry_run`](self::dry_run)).
+    pub async fn dry_run(
+        &self,
+        integration: &Integration,
+        draft: Option<&schemas::poll::PollConfig>,
+    ) -> Option<DryRun> {
+        let poll = draft.or(integration.poll.as_ref())?;
+        let stored = self.cursors.get(integration.client_id.as_str());
+        let since = stored.as_ref().map(|c| c.since).unwrap_or_else(|| {
+            DateTime::parse_from_rfc3339(&poll.initial_since)
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_else(|_| Utc::now())
+        });
+        let start = Start {
+            since,
+            token: stored.as_ref().and_then(|c| c.token.clone()),
+            rows: stored.as_ref().and_then(|c| c.rows),
+        };
+        let ctx = RunContext {
+            outbound: &self.outbound,
+            max_page_bytes: self.max_page_bytes,
+            budgets: &self.budgets,
+            tokens: &self.tokens,
+            trace: None,
+        };
+        Some(dry_run::dry_run(ctx, integration, poll, start).await)
     }
 
     /// Asks for a run of `client` now. `false` when another instance holds it.
@@ -270,10 +323,7 @@ impl Poller {
         let Some(poll) = &integration.poll else {
             return;
         };
-        let stored = self
-            .cursors
-            .get(integration.client_id.as_str())
-            .map(|c| c.since);
+        let stored = self.cursors.get(integration.client_id.as_str());
         let last_known = self
             .lock_statuses()
             .get(&integration.client_id)
@@ -281,25 +331,40 @@ impl Poller {
         let initial = DateTime::parse_from_rfc3339(&poll.initial_since)
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or_else(|_| Utc::now());
-        let cursor = [stored, last_known]
+        let since = [stored.as_ref().map(|c| c.since), last_known]
             .into_iter()
             .flatten()
             .max()
             .unwrap_or(initial);
+        // What was stored with the cursor counts only with the cursor it was stored
+        // with (a newer in-memory cursor means this instance ran since).
+        let (token, rows) = match (&stored, last_known) {
+            (Some(c), known) if known.is_none_or(|k| k <= c.since) => (c.token.clone(), c.rows),
+            _ => self
+                .lock_statuses()
+                .get(&integration.client_id)
+                .map(|s| (s.token.clone(), s.rows))
+                .unwrap_or_default(),
+        };
         let key_rules = self.key_rules.get(integration);
         let ctx = RunContext {
             outbound: &self.outbound,
             max_page_bytes: self.max_page_bytes,
+            budgets: &self.budgets,
+            tokens: &self.tokens,
+            trace: None,
+        };
+        let sink = KafkaSink {
             producer: &self.producer,
             raw_topic: &self.topics.raw,
             dead_letter_topic: &self.topics.dead_letter,
             record_limits: self.record_limits,
             limits: &self.limits,
-            budgets: &self.budgets,
             key_rules: &key_rules,
         };
+        let start = Start { since, token, rows };
         let started = std::time::Instant::now();
-        let outcome = run::run(&ctx, integration, poll, cursor, Utc::now()).await;
+        let outcome = run::run(&ctx, &sink, integration, poll, start, Utc::now()).await;
         let (report, error) = match outcome {
             Ok(report) => match self.store_cursor(&integration.client_id, &report).await {
                 Ok(()) => (report, None),
@@ -329,6 +394,8 @@ impl Poller {
                 status.last_requests = report.requests;
                 if error.is_none() {
                     status.cursor = report.cursor;
+                    status.token = report.token.clone();
+                    status.rows = report.rows;
                 }
                 status.last_error = error;
                 Some(status.clone())
@@ -379,6 +446,8 @@ impl Poller {
         let payload = serde_json::to_vec(&Cursor {
             since,
             written_at: Utc::now(),
+            token: report.token.clone(),
+            rows: report.rows,
         })
         .unwrap_or_default();
         let message = [OutgoingMessage {

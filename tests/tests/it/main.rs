@@ -25,6 +25,8 @@ mod metric_docs;
 mod noisy_neighbour;
 mod openapi;
 mod poison_records;
+mod poll_connectors;
+mod poll_presets;
 mod polling;
 mod polling_windows;
 mod preview;

@@ -1,12 +1,21 @@
-//! Polling a partner's REST API: what to call, how to page, where the records are,
-//! and which field of a record moves the since-date (cursor) forward.
+//! Polling a partner's REST API: what to call (a request template: method, query,
+//! headers and JSON body), how to sign in, how to page, how the answer is written,
+//! where the records are, and which field of a record moves the since-date (cursor)
+//! forward.
+
+mod auth;
+mod paging;
+pub mod template;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::path::FieldPath;
-use crate::webhook_auth::Secret;
+
+pub use auth::PollAuth;
+pub use paging::{Paging, Stop};
+use template::Template;
 
 /// `Debug` masks secret headers and query values (and the URL's user-info): an
 /// integration in a log line never carries a credential.
@@ -19,15 +28,27 @@ pub struct PollConfig {
     pub method: String,
     /// The endpoint; the query is added to it.
     pub url: String,
-    /// Query parameters; `{since}` (and `{until}`, when set) are replaced by the
-    /// cursor formatted with `since_format`.
+    /// Query parameters, each a template (`{since}`, `{until}`, `{page}`, …; see
+    /// [`template`]).
     #[serde(default)]
     pub query: BTreeMap<String, String>,
-    /// chrono format (`%Y-%m-%dT%H:%M:%SZ`), or `epoch_s` / `epoch_ms`.
+    /// How `{since}` and `{until}` are written unless the template says
+    /// (`{since:%d/%m/%Y}`): chrono format (`%Y-%m-%dT%H:%M:%SZ`), or `epoch_s` /
+    /// `epoch_ms`.
     #[serde(default = "default_since_format")]
     pub since_format: String,
+    /// Header values are templates too.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// A JSON body (POST only); its strings are templates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+    /// How the answer is written: `json` (default), `ndjson` (a record per line) or
+    /// `csv` (the integration's `csv` dialect; a record per row). Compressed answers
+    /// (gzip, deflate, zstd) are read decoded, capped at `outbound.max_page_bytes`
+    /// decoded bytes.
+    #[serde(default, skip_serializing_if = "ResponseFormat::is_json")]
+    pub format: ResponseFormat,
     /// Header and query parameter names whose values are credentials, besides the
     /// usual ones (`Authorization`, `X-Api-Key`, `api_key`, `token`, ...; see
     /// `schemas::redact`): masked wherever the configuration or a request is shown.
@@ -41,6 +62,15 @@ pub struct PollConfig {
     pub records_path: String,
     #[serde(default)]
     pub paging: Paging,
+    /// When a window has no more pages besides what the paging style says.
+    #[serde(default, skip_serializing_if = "Stop::is_empty")]
+    pub stop: Stop,
+    /// For a file re-read whole on a schedule (a CSV URL, a Google Sheet's CSV
+    /// export): send only the records after the ones sent before, by position. The
+    /// count is stored with the cursor; a file that got shorter is read whole again
+    /// (its records' ids make that harmless).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub new_rows_only: bool,
     /// The record field holding when the partner last changed it (what the since
     /// parameter filters on). The cursor advances to the largest value seen.
     pub cursor_field: String,
@@ -77,10 +107,11 @@ pub struct PollConfig {
 impl std::fmt::Debug for PollConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         use crate::redact::{is_secret_name, redact_url, MASK};
+        let secret_names = self.all_secret_names();
         let masked = |map: &BTreeMap<String, String>| -> BTreeMap<String, String> {
             map.iter()
                 .map(|(k, v)| {
-                    let shown = if is_secret_name(k, &self.secret_names) {
+                    let shown = if is_secret_name(k, &secret_names) {
                         MASK
                     } else {
                         v
@@ -92,14 +123,18 @@ impl std::fmt::Debug for PollConfig {
         f.debug_struct("PollConfig")
             .field("interval_s", &self.interval_s)
             .field("method", &self.method)
-            .field("url", &redact_url(&self.url, &self.secret_names))
+            .field("url", &redact_url(&self.url, &secret_names))
             .field("query", &masked(&self.query))
             .field("since_format", &self.since_format)
             .field("headers", &masked(&self.headers))
+            .field("body", &self.body)
+            .field("format", &self.format)
             .field("secret_names", &self.secret_names)
             .field("auth", &self.auth)
             .field("records_path", &self.records_path)
             .field("paging", &self.paging)
+            .field("stop", &self.stop)
+            .field("new_rows_only", &self.new_rows_only)
             .field("cursor_field", &self.cursor_field)
             .field("overlap_s", &self.overlap_s)
             .field("initial_since", &self.initial_since)
@@ -113,40 +148,20 @@ impl std::fmt::Debug for PollConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum PollAuth {
-    ApiKeyHeader { header: String, key: Secret },
-    Bearer { token: Secret },
-    Basic { user: String, password: Secret },
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Paging {
-    /// One request per run.
+/// How a poll answer is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseFormat {
     #[default]
-    None,
-    /// The response names the next cursor; sent back as a query parameter.
-    NextCursor { cursor_path: String, param: String },
-    /// The response names the next page's full URL.
-    NextUrl { url_path: String },
-    /// `param` = 1, 2, 3 ... until a page has no records.
-    PageNumber {
-        param: String,
-        #[serde(default = "one")]
-        start: u64,
-    },
-    /// `param` = 0, limit, 2·limit ... until a page has fewer than `limit` records.
-    Offset {
-        param: String,
-        limit_param: String,
-        limit: u64,
-    },
+    Json,
+    Ndjson,
+    Csv,
 }
 
-fn one() -> u64 {
-    1
+impl ResponseFormat {
+    pub fn is_json(&self) -> bool {
+        *self == Self::Json
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,11 +249,53 @@ impl PollConfig {
                 "is for paging `none` only (with paging, the pages say whether more remain)",
             );
         }
-        let until = self.query.values().any(|v| v.contains("{until}"));
-        if until && self.window_s.is_none_or(|w| w == 0) {
+        if let Some(problem) = self.template_problem() {
+            return Some(problem);
+        }
+        if self.uses("until") && self.window_s.is_none_or(|w| w == 0) {
             return bad(
                 "window_s",
-                "must be set (and positive) when the query uses {until}",
+                "must be set (and positive) when a template uses {until}",
+            );
+        }
+        if let Some(problem) = self.auth.as_ref().and_then(PollAuth::problem) {
+            return Some(problem);
+        }
+        for (name, path) in self.paging.paths().into_iter().chain(self.stop.paths()) {
+            if FieldPath::parse(path).is_err() {
+                let section =
+                    if name.ends_with("_path") && !matches!(name, "cursor_path" | "url_path") {
+                        "stop"
+                    } else {
+                        "paging"
+                    };
+                return Some((
+                    format!("poll.{section}.{name}"),
+                    "is not a valid path".into(),
+                ));
+            }
+        }
+        if let Some((variable, param)) = self.paging.feeds() {
+            if param.is_none() && !self.uses(variable) {
+                return bad(
+                    "paging.param",
+                    &format!("set it, or use {{{variable}}} in the query, a header or the body"),
+                );
+            }
+        }
+        if let Paging::Offset { limit: 0, .. } = self.paging {
+            return bad("paging.limit", "must be positive");
+        }
+        if self.format != ResponseFormat::Json && !self.records_path.is_empty() {
+            return bad(
+                "records_path",
+                "must be empty when the answer is ndjson or csv (each line or row is a record)",
+            );
+        }
+        if self.new_rows_only && !matches!(self.paging, Paging::None) {
+            return bad(
+                "new_rows_only",
+                "is for a file read whole (paging none): pages are not positions",
             );
         }
         if let Some(budget) = &self.budget {
@@ -247,6 +304,74 @@ impl PollConfig {
             }
         }
         None
+    }
+}
+
+impl PollConfig {
+    /// Every template of the request, with its place (`poll.query.from`,
+    /// `poll.headers.X-Day`, `poll.body.reportStart`).
+    fn templates(&self) -> Vec<(String, &str)> {
+        let mut all: Vec<(String, &str)> = Vec::new();
+        for (k, v) in &self.query {
+            all.push((format!("poll.query.{k}"), v));
+        }
+        for (k, v) in &self.headers {
+            all.push((format!("poll.headers.{k}"), v));
+        }
+        if let Some(body) = &self.body {
+            for (place, text) in template::body_templates(body) {
+                all.push((format!("poll.{place}"), text));
+            }
+        }
+        all
+    }
+
+    fn template_problem(&self) -> Option<(String, String)> {
+        if let Err(problem) = template::check_time_format(&self.since_format) {
+            return Some(("poll.since_format".into(), problem));
+        }
+        if self.body.is_some() && self.method != "POST" {
+            return Some(("poll.body".into(), "needs method POST".into()));
+        }
+        let fed = self.paging.feeds().map(|(variable, _)| variable);
+        for (place, text) in self.templates() {
+            let template = match Template::parse(text) {
+                Ok(template) => template,
+                Err(problem) => return Some((place, problem)),
+            };
+            for name in template.names() {
+                let needs = match name {
+                    "page" => "page_number",
+                    "offset" | "limit" => "offset",
+                    "token" => "next_cursor, header_cursor or last_record",
+                    _ => continue,
+                };
+                let ok = match name {
+                    "limit" => fed == Some("offset"),
+                    other => fed == Some(other),
+                };
+                if !ok {
+                    return Some((place, format!("{{{name}}} needs paging {needs}")));
+                }
+            }
+        }
+        None
+    }
+
+    /// Whether any template names `variable`.
+    pub fn uses(&self, variable: &str) -> bool {
+        self.templates()
+            .iter()
+            .any(|(_, text)| Template::parse(text).is_ok_and(|t| t.names().any(|n| n == variable)))
+    }
+
+    /// `secret_names` and the query parameter the auth writes.
+    pub fn all_secret_names(&self) -> Vec<String> {
+        let mut names = self.secret_names.clone();
+        if let Some(param) = self.auth.as_ref().and_then(PollAuth::query_param) {
+            names.push(param.to_owned());
+        }
+        names
     }
 }
 
@@ -312,6 +437,90 @@ mod tests {
             edit(&mut config);
             assert_eq!(config.problem().map(|p| p.0), Some(field.to_owned()));
         }
+    }
+
+    /// Issue 35: a request template's problems name their place.
+    #[test]
+    fn template_problems_name_their_place() {
+        let problem = |edit: fn(&mut PollConfig)| {
+            let mut config = ringpartner();
+            edit(&mut config);
+            config.problem()
+        };
+        let (place, why) = problem(|c| {
+            c.method = "POST".into();
+            c.body = Some(serde_json::json!({"report": {"start": "{sinse}"}}));
+        })
+        .unwrap();
+        assert_eq!(place, "poll.body.report.start");
+        assert!(why.contains("unknown variable {sinse}"), "{why}");
+        let (place, _) = problem(|c| c.body = Some(serde_json::json!({"a": 1}))).unwrap();
+        assert_eq!(place, "poll.body");
+        let (place, why) = problem(|c| {
+            c.query.insert("page".into(), "{page}".into());
+        })
+        .unwrap();
+        assert_eq!(place, "poll.query.page");
+        assert!(why.contains("needs paging page_number"), "{why}");
+        let (place, _) = problem(|c| {
+            c.paging = Paging::Offset {
+                param: None,
+                limit_param: None,
+                limit: 100,
+            }
+        })
+        .unwrap();
+        assert_eq!(place, "poll.paging.param");
+        let (place, _) = problem(|c| {
+            c.headers.insert("X-Day".into(), "{until:%Y-%m-%d}".into());
+        })
+        .unwrap();
+        assert_eq!(place, "poll.window_s");
+        let (place, _) = problem(|c| c.since_format = "%Q".into()).unwrap();
+        assert_eq!(place, "poll.since_format");
+        let (place, _) = problem(|c| {
+            c.auth = Some(PollAuth::ApiKeyHeader {
+                header: "Bad Header".into(),
+                key: crate::webhook_auth::Secret::new("k"),
+                format: None,
+            })
+        })
+        .unwrap();
+        assert_eq!(place, "poll.auth.header");
+        let (place, _) = problem(|c| {
+            c.paging = Paging::None;
+            c.stop.total_path = Some("a..b".into());
+        })
+        .unwrap();
+        assert_eq!(place, "poll.stop.total_path");
+        let (place, _) = problem(|c| c.format = ResponseFormat::Csv).unwrap();
+        assert_eq!(place, "poll.records_path");
+        // The same paging written with templates instead of params is valid.
+        let mut config = ringpartner();
+        config.method = "POST".into();
+        config.paging = Paging::Offset {
+            param: None,
+            limit_param: None,
+            limit: 100,
+        };
+        config.body = Some(serde_json::json!({"offset": "{offset}", "size": "{limit}"}));
+        assert_eq!(config.problem(), None);
+    }
+
+    #[test]
+    fn a_query_key_is_masked_wherever_the_config_is_shown() {
+        let mut config = ringpartner();
+        config.auth = Some(PollAuth::ApiKeyQuery {
+            param: "oauth_token".into(),
+            key: crate::webhook_auth::Secret::new("q_s3cret"),
+        });
+        config.url = "https://api.example/x".into();
+        config.query.insert("oauth_token".into(), "q_s3cret".into());
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("q_s3cret"), "{shown}");
+        assert!(config
+            .all_secret_names()
+            .contains(&"oauth_token".to_owned()));
     }
 
     #[test]
