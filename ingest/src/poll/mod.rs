@@ -229,14 +229,18 @@ impl Poller {
             token: stored.as_ref().and_then(|c| c.token.clone()),
             rows: stored.as_ref().and_then(|c| c.rows),
         };
-        let ctx = RunContext {
+        let ctx = self.context();
+        Some(dry_run::dry_run(ctx, integration, poll, start).await)
+    }
+
+    fn context(&self) -> RunContext<'_> {
+        RunContext {
             outbound: &self.outbound,
             max_page_bytes: self.max_page_bytes,
             budgets: &self.budgets,
             tokens: &self.tokens,
             trace: None,
-        };
-        Some(dry_run::dry_run(ctx, integration, poll, start).await)
+        }
     }
 
     /// Asks for a run of `client` now. `false` when another instance holds it.
@@ -347,13 +351,7 @@ impl Poller {
                 .unwrap_or_default(),
         };
         let key_rules = self.key_rules.get(integration);
-        let ctx = RunContext {
-            outbound: &self.outbound,
-            max_page_bytes: self.max_page_bytes,
-            budgets: &self.budgets,
-            tokens: &self.tokens,
-            trace: None,
-        };
+        let ctx = self.context();
         let sink = KafkaSink {
             producer: &self.producer,
             raw_topic: &self.topics.raw,

@@ -486,3 +486,59 @@ async fn a_post_body_template_pages_by_offset_until_has_more_is_false() {
     );
     assert_eq!(bodies[2]["paging"]["skip"], 4);
 }
+
+/// The refresh-token grant: the configured refresh token gets the first access
+/// token; the server rotates refresh tokens, and the next fetch uses the new one
+/// (the old one is refused once used, as rotating servers do).
+#[tokio::test]
+async fn an_oauth2_refresh_token_is_used_and_its_rotation_followed() {
+    let refresh_tokens: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(vec!["r0".into()]));
+    let grants: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (valid_in, grants_in) = (refresh_tokens.clone(), grants.clone());
+    let partner = FakeHttp::start_with(move |request: &FakeRequest| {
+        if request.target == "/token" {
+            let form: std::collections::HashMap<String, String> =
+                url::form_urlencoded::parse(&request.body).into_owned().collect();
+            let mut valid = valid_in.lock().unwrap();
+            let presented = form.get("refresh_token").cloned().unwrap_or_default();
+            grants_in.lock().unwrap().push(presented.clone());
+            if form.get("grant_type").map(String::as_str) != Some("refresh_token")
+                || valid.last() != Some(&presented)
+            {
+                return Canned::status(400);
+            }
+            let next = format!("r{}", valid.len());
+            valid.push(next.clone());
+            return Canned::ok(
+                "application/json",
+                json!({"access_token": format!("a-{next}"), "expires_in": 1, "refresh_token": next}).to_string(),
+            );
+        }
+        let latest = valid_in.lock().unwrap().last().cloned().unwrap_or_default();
+        if request.header("authorization") != Some(format!("Bearer a-{latest}").as_str()) {
+            return Canned::status(401);
+        }
+        Canned::ok("application/json", Value::from(vec![record(1)]).to_string())
+    })
+    .await;
+    let integration = integration(
+        json!({
+            "interval_s": 60, "url": format!("{}/calls", partner.base_url),
+            "auth": {"type": "oauth2", "token_url": format!("{}/token", partner.base_url),
+                     "client_id": "cid", "client_secret": "cs", "refresh_token": "r0"},
+            "cursor_field": "updated", "initial_since": "2026-11-20T00:00:00Z"
+        }),
+        None,
+    );
+    let poller = Poller::new();
+    for _ in 0..3 {
+        let (report, sink) = poller
+            .run(&integration, start("2026-11-20T00:00:00Z"))
+            .await;
+        report.unwrap();
+        assert_eq!(sink.records().len(), 1);
+        // Tokens live a second: each run after this one needs a new one.
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+    }
+    assert_eq!(*grants.lock().unwrap(), ["r0", "r1", "r2"]);
+}

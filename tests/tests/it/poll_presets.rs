@@ -38,6 +38,38 @@ impl Partner {
     fn asked(&self) -> Vec<(String, Value)> {
         self.asked.lock().unwrap().clone()
     }
+
+    /// The records `keep` accepts, in the partner's order.
+    fn held(&self, keep: impl Fn(&Value) -> bool) -> Vec<Value> {
+        self.records
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| keep(r))
+            .cloned()
+            .collect()
+    }
+}
+
+/// A time query parameter (RFC 3339, percent-encoded colons); the epoch if absent.
+fn since_param(q: &std::collections::HashMap<String, String>, name: &str) -> DateTime<Utc> {
+    q.get(name)
+        .map(|s| s.replace("%3A", ":"))
+        .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+/// When a record's RFC 3339 field says.
+fn time_of(record: &Value, field: &str) -> DateTime<Utc> {
+    let text = schemas::path::FieldPath::parse(field)
+        .unwrap()
+        .lookup(record)
+        .unwrap()
+        .into_owned();
+    DateTime::parse_from_rfc3339(text.as_str().unwrap())
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 fn at(n: u32) -> DateTime<Utc> {
@@ -94,14 +126,7 @@ async fn ringba() -> (FakeHttp, Partner) {
         };
         let (start, end) = (time("reportStart"), time("reportEnd"));
         let (offset, size) = (body["offset"].as_u64().unwrap_or(0) as usize, body["size"].as_u64().unwrap_or(1000) as usize);
-        let all: Vec<Value> = p
-            .records
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| (start..end).contains(&r["callDt"].as_i64().unwrap()))
-            .cloned()
-            .collect();
+        let all = p.held(|r| (start..end).contains(&r["callDt"].as_i64().unwrap()));
         let page: Vec<Value> = all.iter().skip(offset).take(size).cloned().collect();
         Canned::ok(
             "application/json",
@@ -134,15 +159,8 @@ async fn invoca() -> (FakeHttp, Partner) {
             .cloned()
             .unwrap_or_default();
         let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(1000);
-        let rows: Vec<Value> = p
-            .records
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r["transaction_id"].as_str().unwrap() > after.as_str())
-            .take(limit)
-            .cloned()
-            .collect();
+        let mut rows = p.held(|r| r["transaction_id"].as_str().unwrap() > after.as_str());
+        rows.truncate(limit);
         Canned::ok("application/json", Value::from(rows).to_string())
     })
     .await;
@@ -168,27 +186,13 @@ async fn callrail() -> (FakeHttp, Partner) {
             return limited;
         }
         let q = query(&request.target);
-        let since = q
-            .get("start_date")
-            .map(|s| s.replace("%3A", ":"))
-            .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_default();
+        let since = since_param(&q, "start_date");
         let page: usize = q.get("page").and_then(|v| v.parse().ok()).unwrap_or(1);
         let per_page: usize = q
             .get("per_page")
             .and_then(|v| v.parse().ok())
             .unwrap_or(100);
-        let all: Vec<Value> = p
-            .records
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| {
-                DateTime::parse_from_rfc3339(r["start_time"].as_str().unwrap()).unwrap() >= since
-            })
-            .cloned()
-            .collect();
+        let all = p.held(|r| time_of(r, "start_time") >= since);
         let total_pages = all.len().div_ceil(per_page).max(1);
         let calls: Vec<Value> = all
             .iter()
@@ -231,23 +235,8 @@ async fn retreaver() -> (FakeHttp, Partner) {
             return Canned::status(503);
         }
         p.log(request);
-        let since = q
-            .get("created_at_start")
-            .map(|s| s.replace("%3A", ":"))
-            .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_default();
-        let all: Vec<Value> = p
-            .records
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| {
-                DateTime::parse_from_rfc3339(r["call"]["created_at"].as_str().unwrap()).unwrap()
-                    >= since
-            })
-            .cloned()
-            .collect();
+        let since = since_param(&q, "created_at_start");
+        let all = p.held(|r| time_of(r, "call.created_at") >= since);
         let rows: Vec<Value> = all.iter().skip((page - 1) * 2).take(2).cloned().collect();
         let mut answer = Canned::ok("application/json", Value::from(rows).to_string());
         if page * 2 < all.len() {

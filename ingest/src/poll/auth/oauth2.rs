@@ -25,18 +25,8 @@ impl Authenticator for OAuth2 {
         ctx: &'a AuthContext<'a>,
     ) -> BoxFuture<'a, Result<Credentials, String>> {
         Box::pin(async move {
-            if let Some(cached) = self.cache.fresh(self.key) {
-                return Credentials::header("authorization", &format!("Bearer {}", cached.token));
-            }
-            let _one_at_a_time = self.cache.fetch_lock().await;
-            if let Some(cached) = self.cache.fresh(self.key) {
-                return Credentials::header("authorization", &format!("Bearer {}", cached.token));
-            }
-            let cached = self.fetch(ctx).await?;
-            let credentials =
-                Credentials::header("authorization", &format!("Bearer {}", cached.token));
-            self.cache.put(self.key, cached);
-            credentials
+            let token = self.cache.get_or_fetch(self.key, self.fetch(ctx)).await?;
+            Credentials::header("authorization", &format!("Bearer {token}"))
         })
     }
 

@@ -29,18 +29,8 @@ impl Authenticator for SessionToken {
             let PollAuth::SessionToken { header, prefix, .. } = &self.auth else {
                 return Err("not a session_token definition".into());
             };
-            let send = |token: &str| Credentials::header(header, &format!("{prefix}{token}"));
-            if let Some(cached) = self.cache.fresh(self.key) {
-                return send(&cached.token);
-            }
-            let _one_at_a_time = self.cache.fetch_lock().await;
-            if let Some(cached) = self.cache.fresh(self.key) {
-                return send(&cached.token);
-            }
-            let cached = self.login(ctx).await?;
-            let credentials = send(&cached.token);
-            self.cache.put(self.key, cached);
-            credentials
+            let token = self.cache.get_or_fetch(self.key, self.login(ctx)).await?;
+            Credentials::header(header, &format!("{prefix}{token}"))
         })
     }
 

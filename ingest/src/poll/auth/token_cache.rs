@@ -68,8 +68,24 @@ impl TokenCache {
         }
     }
 
-    pub async fn fetch_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.fetching.lock().await
+    /// The fresh token under `key`, or the one `fetch` gets (one fetch at a time,
+    /// so requests waiting for a token share the one fetched first).
+    pub async fn get_or_fetch(
+        &self,
+        key: u64,
+        fetch: impl std::future::Future<Output = Result<Cached, String>>,
+    ) -> Result<String, String> {
+        if let Some(cached) = self.fresh(key) {
+            return Ok(cached.token);
+        }
+        let _one_at_a_time = self.fetching.lock().await;
+        if let Some(cached) = self.fresh(key) {
+            return Ok(cached.token);
+        }
+        let cached = fetch.await?;
+        let token = cached.token.clone();
+        self.put(key, cached);
+        Ok(token)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Cached>> {
