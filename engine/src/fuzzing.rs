@@ -41,7 +41,7 @@ pub fn coercions(data: &[u8]) {
         let _ = coerce::timestamp(&value, chrono_tz::UTC, Some("%d/%m/%Y %H:%M"));
         let _ = coerce::timestamp(&value, chrono_tz::UTC, Some("spreadsheet_serial"));
         for separator in [DecimalSeparator::Dot, DecimalSeparator::Comma] {
-            let _ = coerce::money(&value, separator);
+            let _ = coerce::money(&value, separator, "USD");
             if let Ok(Some(seconds)) = coerce::duration_seconds(&value, separator) {
                 assert!(seconds <= 86_400, "{value} read as {seconds} s");
             }

@@ -6,6 +6,7 @@ pub mod callmatrix;
 pub mod cluster;
 pub mod csv_dialect;
 pub mod dead_letter;
+pub mod digits;
 pub mod enrichment;
 pub mod envelope;
 pub mod ids;

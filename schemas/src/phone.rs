@@ -131,7 +131,8 @@ fn remembered(
 
 /// The number in what a partner sent, without judging it: trimmed, `tel:` dropped.
 fn read(input: &str, default_region: Region) -> Option<phonenumber::PhoneNumber> {
-    let trimmed = input.trim();
+    let ascii = crate::digits::ascii_digits(input);
+    let trimmed = ascii.trim();
     let text = trimmed
         .strip_prefix("tel:")
         .or_else(|| trimmed.strip_prefix("TEL:"))

@@ -440,7 +440,11 @@ impl Fields {
             }
             F::Connected => self.connected = coerce::boolean(value)?,
             F::Payout | F::Revenue => {
-                let amount = coerce::money(value, mapping.decimal_separator)?;
+                let amount = coerce::money(
+                    value,
+                    mapping.decimal_separator,
+                    &mapping.integration.currency,
+                )?;
                 if amount.as_ref().is_some_and(|a| a.ambiguous) && mapping.decimal_comma_likely {
                     self.notes.push(format!(
                         "{} {}: {} was read as {} with the decimal_separator \".\"; a partner writing decimal commas (the integration's currency or region suggests one) means {}: set decimal_separator to \",\" if so",

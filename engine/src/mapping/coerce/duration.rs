@@ -1,5 +1,8 @@
 //! Durations in whole seconds: `252`, `252.4`, `"252"`, `"4:12"`, `"00:04:12"`,
-//! `"4m 12s"`, `"252s"`, `"1h 2m"`, ISO 8601 `"PT4M12S"`. Negative is an error.
+//! `"0:04:12.500000"`, `"4m 12s"`, `"252s"`, `"1h 2m"`, `"2m5.5s"`, ISO 8601
+//! `"PT4M12S"`, `"PT2M5.5S"`, `"P0D"`, words (`"2 minutes and 5.50 seconds"`,
+//! `"1 hour, 1 minute"`). Fractions round to the nearest second, half away from
+//! zero. Negative is an error.
 //! Decimal seconds written as text follow the integration's `decimal_separator`
 //! (`"252,4"` with `","`).
 
@@ -54,18 +57,67 @@ fn parse(text: &str) -> Option<u64> {
     if let Ok(float) = text.parse::<f64>() {
         return (float.is_finite() && float >= 0.0).then(|| float.round() as u64);
     }
-    if text.contains(':') {
-        return clock(text);
-    }
-    let upper = text.to_ascii_uppercase();
-    if let Some(iso) = upper.strip_prefix("PT") {
-        return units(iso, &[('H', 3600), ('M', 60), ('S', 1)]);
-    }
-    units(&upper.replace(' ', ""), &[('H', 3600), ('M', 60), ('S', 1)])
+    let millis = if text.contains(':') {
+        clock(text)?
+    } else {
+        let upper = text.to_ascii_uppercase();
+        match upper.strip_prefix('P') {
+            // ISO 8601: days before the `T`, hours, minutes and seconds after
+            // (`P0D`, `PT2M5.5S`, `P1DT2H`); years and months have no fixed length.
+            Some(iso) => {
+                let (days, time) = iso.split_once('T').unwrap_or((iso, ""));
+                let days = if days.is_empty() {
+                    0
+                } else {
+                    units(days, &[('D', 86_400)])?
+                };
+                let time = if time.is_empty() {
+                    0
+                } else {
+                    units(time, HMS)?
+                };
+                days.checked_add(time)?
+            }
+            None => units(
+                &words(&upper)?,
+                &[('D', 86_400), ('H', 3600), ('M', 60), ('S', 1)],
+            )?,
+        }
+    };
+    // Whole seconds, half away from zero (as a JSON number's fraction is).
+    Some(millis.checked_add(500)? / 1000)
 }
 
-/// `m:ss` or `h:mm:ss`; the later parts must be under 60.
+const HMS: &[(char, u64)] = &[('H', 3600), ('M', 60), ('S', 1)];
+
+/// `2 minutes and 5.50 seconds`, `1 hour, 1 minute`, `4m 12s`, `2m5.5s` as
+/// `2M5.50S`: unit words to their letters, `and` and commas dropped.
+fn words(upper: &str) -> Option<String> {
+    let spaced: String = upper
+        .replace(',', " ")
+        .split_whitespace()
+        .filter(|w| *w != "AND")
+        .map(|w| {
+            let unit = match w {
+                "DAYS" | "DAY" => "D",
+                "HOURS" | "HOUR" | "HRS" | "HR" => "H",
+                "MINUTES" | "MINUTE" | "MINS" | "MIN" => "M",
+                "SECONDS" | "SECOND" | "SECS" | "SEC" => "S",
+                other => other,
+            };
+            unit.to_owned()
+        })
+        .collect();
+    (!spaced.is_empty()).then_some(spaced)
+}
+
+/// `m:ss`, `h:mm:ss`, with a fraction of a second (`0:02:05.500000`), in
+/// milliseconds; the later parts must be under 60.
 fn clock(text: &str) -> Option<u64> {
+    let (text, fraction) = match text.split_once('.') {
+        Some((clock, fraction)) => (clock, fraction_millis(fraction)?),
+        None => (text, 0),
+    };
     let parts: Vec<&str> = text.split(':').collect();
     if parts.len() > 3
         || parts
@@ -82,12 +134,26 @@ fn clock(text: &str) -> Option<u64> {
         return None;
     }
     // Checked: `18446744073709551615:0` must be an error, not an overflow panic.
-    numbers
+    let seconds = numbers
         .iter()
-        .try_fold(0_u64, |acc, n| acc.checked_mul(60)?.checked_add(*n))
+        .try_fold(0_u64, |acc, n| acc.checked_mul(60)?.checked_add(*n))?;
+    seconds.checked_mul(1000)?.checked_add(fraction)
 }
 
-/// `4M12S`, `1H2M`, `252S`: each unit at most once, in order.
+/// The first three digits of a fraction's digits as milliseconds (`5` is 500).
+fn fraction_millis(digits: &str) -> Option<u64> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut padded: String = digits.chars().take(3).collect();
+    while padded.len() < 3 {
+        padded.push('0');
+    }
+    padded.parse().ok()
+}
+
+/// `4M12S`, `1H2M`, `252S`, `5.5S`: each unit at most once, in order; in
+/// milliseconds.
 fn units(text: &str, order: &[(char, u64)]) -> Option<u64> {
     if text.is_empty() {
         return None;
@@ -100,12 +166,19 @@ fn units(text: &str, order: &[(char, u64)]) -> Option<u64> {
         if digits == 0 {
             return None;
         }
-        let number: u64 = rest[..digits].parse().ok()?;
-        let unit = rest[digits..].chars().next()?;
+        let whole: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let mut millis = whole.checked_mul(1000)?;
+        if let Some(after) = rest.strip_prefix('.') {
+            let fraction = after.bytes().take_while(|b| b.is_ascii_digit()).count();
+            millis = millis.checked_add(fraction_millis(&after[..fraction])?)?;
+            rest = &after[fraction..];
+        }
+        let unit = rest.chars().next()?;
         let position = order[next_unit..].iter().position(|(u, _)| *u == unit)? + next_unit;
-        total = total.checked_add(number.checked_mul(order[position].1)?)?;
+        total = total.checked_add(millis.checked_mul(order[position].1)?)?;
         next_unit = position + 1;
-        rest = &rest[digits + unit.len_utf8()..];
+        rest = &rest[unit.len_utf8()..];
     }
     Some(total)
 }
@@ -197,6 +270,23 @@ mod tests {
         fn arbitrary_text_never_panics(text in ".{0,20}") {
             let _ = duration_seconds(&json!(text), DOT);
             let _ = duration_seconds(&json!(text), DecimalSeparator::Comma);
+        }
+    }
+
+    proptest! {
+        /// Round trip: a duration printed as Go, ISO 8601 (Java, isodate), Python's
+        /// `timedelta` and in words reads back as its seconds, rounded half up.
+        #[test]
+        fn printed_durations_read_back(millis in 0_u64..86_400_000, form in 0_usize..4) {
+            let (h, m, s, ms) = (millis / 3_600_000, millis / 60_000 % 60, millis / 1000 % 60, millis % 1000);
+            let text = match form {
+                0 => format!("{h}h{m}m{s}.{ms:03}s"),
+                1 => format!("PT{h}H{m}M{s}.{ms:03}S"),
+                2 => format!("{h}:{m:02}:{s:02}.{ms:03}000"),
+                _ => format!("{h} hours, {m} minutes and {s}.{ms:03} seconds"),
+            };
+            let want = u32::try_from((millis + 500) / 1000).unwrap();
+            prop_assert_eq!(duration_seconds(&json!(text), DOT).unwrap(), Some(want), "{}", text);
         }
     }
 }

@@ -8,6 +8,7 @@ mod duration;
 mod money;
 mod text;
 mod timestamp;
+mod timestamp_words;
 
 pub use boolean::boolean;
 pub use duration::duration_seconds;
@@ -64,13 +65,15 @@ pub(crate) fn strip_spreadsheet_decimal(text: &str) -> &str {
 /// What a value would read as in the comma convention (for warnings about `1.234`).
 pub fn grouped_reading(value: &serde_json::Value) -> Option<String> {
     let text = scalar_text(value).ok()??;
-    money(value, schemas::integration::DecimalSeparator::Comma)
+    money(value, schemas::integration::DecimalSeparator::Comma, "EUR")
         .ok()
         .flatten()
         .map(|a| a.money.to_string())
         .or(Some(text))
 }
 
+#[cfg(test)]
+mod runtime_corpus_test;
 #[cfg(test)]
 #[path = "timestamp_corpus_test.rs"]
 mod timestamp_corpus_test;

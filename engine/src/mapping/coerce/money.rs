@@ -12,6 +12,8 @@
 //! four, and is flagged as ambiguous so the mapping can warn where a decimal-comma
 //! partner is likely. JSON numbers are not text: they always use a decimal point.
 
+use std::sync::LazyLock;
+
 use schemas::integration::DecimalSeparator;
 use schemas::Money;
 
@@ -28,12 +30,115 @@ pub struct Amount {
     pub ambiguous: bool,
 }
 
-/// Currency symbols and the code each stands for.
-const SYMBOLS: &[(&str, &str)] = &[("$", "USD"), ("€", "EUR"), ("£", "GBP")];
+/// Currency symbols as CLDR's locales write them, each with the currencies it
+/// stands for (`tools/corpus/currency_symbols.py` writes the table from Babel's CLDR
+/// data): `€` is the euro, `R$` the real, `$` any of 27 dollars and pesos.
+static SYMBOLS: LazyLock<Vec<(String, Vec<&'static str>)>> = LazyLock::new(|| {
+    let mut table: Vec<(String, Vec<&str>)> = include_str!("currency_symbols.tsv")
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('\t'))
+        // Symbols as the text is compared: without directional marks.
+        .map(|(symbol, codes)| (plain(symbol).trim().to_owned(), codes.split(' ').collect()))
+        .filter(|(symbol, _)| !symbol.is_empty())
+        .collect();
+    // Longest first: `US$` before `$`, `R$` before `R`.
+    table.sort_by_key(|(symbol, _)| std::cmp::Reverse(symbol.chars().count()));
+    table
+});
+
+/// Marks some locales write around numbers that carry no value: directional marks
+/// (Arabic, Hebrew, Persian locales) and the Unicode minus sign.
+fn plain(text: &str) -> String {
+    text.chars()
+        .filter(|c| {
+            !matches!(
+                c,
+                '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}'
+            )
+        })
+        .map(|c| match c {
+            '\u{2212}' => '-',
+            // Arabic decimal and thousands marks, and the apostrophes Swiss locales
+            // group with: made the marks every convention reads (`٫` is always a
+            // decimal mark; `'` always groups).
+            '\u{066b}' => '\u{0}',
+            '\u{066c}' | '\u{060c}' | '\u{2019}' | '\'' => '\u{1}',
+            c => c,
+        })
+        // Digits of other scripts (Arabic-Indic, Devanagari, fullwidth, ...).
+        .map(schemas::digits::ascii)
+        .collect()
+}
+
+/// A currency named at the start (`from_end` false) or end of `text`: a code
+/// (`USD`) or a symbol from the table, and the text without it.
+fn take_mark(text: &str, from_end: bool) -> Option<(Mark, &str)> {
+    let text = text.trim_matches(|c: char| c.is_whitespace());
+    let code_here = |s: &str| s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase());
+    let not_letter = |c: Option<char>| c.is_none_or(|c| !c.is_alphabetic());
+    // Symbols first, longest first: `F CFA` is not the code `CFA`, `MOP$` not `MOP`.
+    let symbol = SYMBOLS.iter().find_map(|(symbol, codes)| {
+        let (rest, beside) = if from_end {
+            let rest = text.strip_suffix(symbol.as_str())?;
+            (rest, rest.chars().next_back())
+        } else {
+            let rest = text.strip_prefix(symbol.as_str())?;
+            (rest, rest.chars().next())
+        };
+        not_letter(beside).then_some((Mark::Symbol(symbol.as_str(), codes.as_slice()), rest))
+    });
+    if symbol.is_some() {
+        return symbol;
+    }
+    if text.len() <= 3 {
+        return None;
+    }
+    if from_end {
+        let cut = text.len() - 3;
+        let (rest, code) = (text.get(..cut)?, text.get(cut..)?);
+        (code_here(code) && not_letter(rest.chars().next_back()))
+            .then(|| (Mark::Code(code.to_owned()), rest))
+    } else {
+        let (code, rest) = (text.get(..3)?, text.get(3..)?);
+        (code_here(code) && not_letter(rest.chars().next()))
+            .then(|| (Mark::Code(code.to_owned()), rest))
+    }
+}
+
+enum Mark {
+    Code(String),
+    Symbol(&'static str, &'static [&'static str]),
+}
+
+/// Placeholders `plain` writes for marks whose meaning does not depend on the
+/// convention: a decimal mark (`٫`) and a group mark (`'`, `’`, `٬`, `،`).
+const ANY_POINT: char = '\u{0}';
+const ANY_GROUP: char = '\u{1}';
+
+impl Mark {
+    /// The currency it names: a code, a symbol of one currency, or a symbol of
+    /// several when the integration's currency is one of them.
+    fn currency(&self, default_currency: &str) -> Result<String, String> {
+        match self {
+            Mark::Code(code) => Ok(code.clone()),
+            Mark::Symbol(_, [one]) => Ok((*one).to_owned()),
+            Mark::Symbol(_, codes) if codes.contains(&default_currency) => {
+                Ok(default_currency.to_owned())
+            }
+            Mark::Symbol(symbol, codes) => Err(format!(
+                "{symbol:?} stands for several currencies ({}) and this integration's currency is {default_currency}; \
+                 the partner should write the code (USD 12.50), or set the integration's currency",
+                codes.join(", ")
+            )),
+        }
+    }
+}
 
 pub fn money(
     value: &serde_json::Value,
     separator: DecimalSeparator,
+    default_currency: &str,
 ) -> Result<Option<Amount>, CoerceError> {
     if let serde_json::Value::Number(n) = value {
         let money: Money = n.to_string().parse().map_err(|e: schemas::MoneyError| {
@@ -49,43 +154,30 @@ pub fn money(
         return Ok(None);
     };
     let bad = |why: &str| CoerceError::new(format!("{text:?} is not an amount of money: {why}"));
-    let mut rest = text.as_str();
+    let cleaned = plain(&text);
+    let mut rest = cleaned.trim();
     let mut negative = false;
-    if let Some(inner) = rest.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
-        negative = true;
-        rest = inner.trim();
-    }
     let mut currency = None;
-    let code_at = |s: &str| {
-        s.len() >= 3 && s.is_char_boundary(3) && s[..3].bytes().all(|b| b.is_ascii_uppercase())
-    };
-    if code_at(rest) && rest[3..].starts_with(' ') {
-        currency = Some(rest[..3].to_owned());
-        rest = rest[3..].trim();
-    } else if rest.len() > 4
-        && rest.is_char_boundary(rest.len() - 3)
-        && code_at(&rest[rest.len() - 3..])
-        && rest[..rest.len() - 3].ends_with(' ')
-    {
-        currency = Some(rest[rest.len() - 3..].to_owned());
-        rest = rest[..rest.len() - 3].trim();
-    }
-    if let Some(inner) = rest.strip_prefix('-') {
-        negative = !negative;
-        rest = inner.trim_start();
-    }
-    for (symbol, code) in SYMBOLS {
-        if let Some(inner) = rest.strip_prefix(symbol) {
-            currency.get_or_insert_with(|| (*code).to_owned());
+    // Accounting brackets, a sign before or after (`-$1`, `$-1`, `1,00 €-`), and a
+    // currency mark at either end, in any order the locales write them.
+    for _ in 0..3 {
+        if let Some(inner) = rest.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
+            negative = !negative;
+            rest = inner.trim();
+        }
+        if let Some(inner) = rest.strip_prefix('-') {
+            negative = !negative;
             rest = inner.trim_start();
-        } else if let Some(inner) = rest.strip_suffix(symbol) {
-            currency.get_or_insert_with(|| (*code).to_owned());
+        } else if let Some(inner) = rest.strip_suffix('-') {
+            negative = !negative;
             rest = inner.trim_end();
         }
-    }
-    if let Some(inner) = rest.strip_prefix('-') {
-        negative = !negative;
-        rest = inner;
+        if currency.is_none() {
+            if let Some((mark, inner)) = take_mark(rest, false).or_else(|| take_mark(rest, true)) {
+                currency = Some(mark.currency(default_currency).map_err(|why| bad(&why))?);
+                rest = inner.trim();
+            }
+        }
     }
     let (digits, ambiguous) = normalise(rest, separator).map_err(|why| bad(&why))?;
     let amount: Money = digits
@@ -105,15 +197,14 @@ pub fn normalise(text: &str, separator: DecimalSeparator) -> Result<(String, boo
         DecimalSeparator::Dot => ('.', ',', ','),
         DecimalSeparator::Comma => (',', '.', '.'),
     };
-    // Spaces (plain, no-break, narrow no-break) group thousands in either convention.
+    // Spaces (plain, no-break, narrow no-break) and apostrophes group thousands in
+    // either convention; `٫` is a decimal mark in either.
     let text: String = text
         .chars()
-        .map(|c| {
-            if matches!(c, ' ' | '\u{a0}' | '\u{202f}') {
-                group
-            } else {
-                c
-            }
+        .map(|c| match c {
+            ' ' | '\u{a0}' | '\u{202f}' | ANY_GROUP => group,
+            ANY_POINT => point,
+            c => c,
         })
         .collect();
     let other_convention = || {
@@ -139,9 +230,17 @@ pub fn normalise(text: &str, separator: DecimalSeparator) -> Result<(String, boo
     };
     let groups: Vec<&str> = whole.split(group).collect();
     if groups.len() > 1 {
-        let well_formed = !groups[0].is_empty()
+        let thousands = !groups[0].is_empty()
             && groups[0].len() <= 3
             && groups[1..].iter().all(|g| g.len() == 3);
+        // Indian grouping (lakh, crore): 12,34,567.89; the last group of three,
+        // the ones before it of two.
+        let lakh = groups.len() > 2
+            && !groups[0].is_empty()
+            && groups[0].len() <= 2
+            && groups[1..groups.len() - 1].iter().all(|g| g.len() == 2)
+            && groups[groups.len() - 1].len() == 3;
+        let well_formed = thousands || lakh;
         if !well_formed {
             // A lone group mark followed by 1–2 or 4+ digits at the end, and no
             // decimal mark: the other convention's decimal mark (`12,50` under `.`).
@@ -175,12 +274,12 @@ mod tests {
     const COMMA: DecimalSeparator = DecimalSeparator::Comma;
 
     fn amount(value: serde_json::Value, separator: DecimalSeparator) -> (String, Option<String>) {
-        let parsed = money(&value, separator).unwrap().unwrap();
+        let parsed = money(&value, separator, "USD").unwrap().unwrap();
         (parsed.money.to_string(), parsed.currency)
     }
 
     fn refused(value: &str, separator: DecimalSeparator) -> String {
-        money(&json!(value), separator).unwrap_err().0
+        money(&json!(value), separator, "USD").unwrap_err().0
     }
 
     #[test]
@@ -244,12 +343,12 @@ mod tests {
 
     #[test]
     fn one_dot_and_three_digits_is_ambiguous_under_the_dot_convention() {
-        let parsed = money(&json!("1.234"), DOT).unwrap().unwrap();
+        let parsed = money(&json!("1.234"), DOT, "USD").unwrap().unwrap();
         assert_eq!(parsed.money.to_string(), "1.234");
         assert!(parsed.ambiguous);
         for plain in ["1.23", "1,234", "1,234.567", "1234"] {
             assert!(
-                !money(&json!(plain), DOT).unwrap().unwrap().ambiguous,
+                !money(&json!(plain), DOT, "USD").unwrap().unwrap().ambiguous,
                 "{plain}"
             );
         }
@@ -257,8 +356,8 @@ mod tests {
 
     #[test]
     fn blank_is_missing_and_junk_is_an_error() {
-        assert_eq!(money(&json!(""), DOT).unwrap(), None);
-        assert_eq!(money(&json!(null), DOT).unwrap(), None);
+        assert_eq!(money(&json!(""), DOT, "USD").unwrap(), None);
+        assert_eq!(money(&json!(null), DOT, "USD").unwrap(), None);
         for bad in [
             json!("12,34"),
             json!("$"),
@@ -267,7 +366,7 @@ mod tests {
             json!("1,0000"),
             json!([1]),
         ] {
-            assert!(money(&bad, DOT).is_err(), "{bad}");
+            assert!(money(&bad, DOT, "USD").is_err(), "{bad}");
         }
     }
 
@@ -304,7 +403,7 @@ mod tests {
         ) {
             let separator = if comma { COMMA } else { DOT };
             let text = written(cents, separator, grouped, symbol);
-            let parsed = money(&json!(text), separator).unwrap().unwrap();
+            let parsed = money(&json!(text), separator, "USD").unwrap().unwrap();
             let expected: Money = format!("{}.{:02}", cents / 100, cents % 100).parse().unwrap();
             prop_assert_eq!(parsed.money, expected, "{}", text);
         }
@@ -318,14 +417,14 @@ mod tests {
             let (written_in, read_in) = if comma { (COMMA, DOT) } else { (DOT, COMMA) };
             let text = written(cents, written_in, grouped, symbol);
             let expected: Money = format!("{}.{:02}", cents / 100, cents % 100).parse().unwrap();
-            if let Ok(Some(parsed)) = money(&json!(text), read_in) {
+            if let Ok(Some(parsed)) = money(&json!(text), read_in, "USD") {
                 prop_assert_eq!(parsed.money, expected, "{} read as {}", text, parsed.money);
             }
         }
 
         #[test]
         fn arbitrary_text_never_panics(text in ".{0,24}", comma: bool) {
-            let _ = money(&json!(text), if comma { COMMA } else { DOT });
+            let _ = money(&json!(text), if comma { COMMA } else { DOT }, "USD");
         }
     }
 }

@@ -7,7 +7,9 @@
 //! - a time that does not exist (clocks spring forward) **moves forward by the
 //!   gap** (02:30 on a one-hour spring-forward night is 03:30).
 
-use chrono::{DateTime, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc,
+};
 use chrono_tz::Tz;
 
 use super::{scalar_text, CoerceError};
@@ -137,8 +139,22 @@ fn parse(
     if let Some(naive) = LOCAL_FORMATS
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(&upper, f).ok())
+        // `%Y` takes `26` as the year 26: a two-digit year is the words reader's.
+        .filter(|naive| naive.year() >= 1000)
     {
         return in_zone(naive, zone, text).map(Some);
+    }
+    // Dates in words, other languages' orders, zone abbreviations (see the module).
+    match super::timestamp_words::read(text) {
+        Some(super::timestamp_words::Reading::Local(naive)) => {
+            return in_zone(naive, zone, text).map(Some)
+        }
+        Some(super::timestamp_words::Reading::Fixed(naive, offset)) => {
+            if let LocalResult::Single(fixed) = offset.from_local_datetime(&naive) {
+                return Ok(Some(exact(fixed)));
+            }
+        }
+        None => {}
     }
     if NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok()
         || NaiveDate::parse_from_str(text, "%m/%d/%Y").is_ok()
@@ -148,7 +164,7 @@ fn parse(
         )));
     }
     Err(CoerceError::new(format!(
-        "{text:?} is not a timestamp in any supported form (RFC 3339, YYYY-MM-DD HH:MM:SS, MM/DD/YYYY h:mm[:ss] AM/PM, epoch seconds or milliseconds); set `format` on the rule for other forms"
+        "{text:?} is not a timestamp in any supported form (RFC 3339, YYYY-MM-DD HH:MM:SS, MM/DD/YYYY h:mm[:ss] AM/PM, a date with its month in words, epoch seconds or milliseconds; day-first numeric dates and zone abbreviations other than the US zones' are refused as ambiguous); set `format` on the rule for other forms"
     )))
 }
 
