@@ -62,6 +62,14 @@ struct LastRecord {
 }
 
 #[derive(Debug, clickhouse::Row, Deserialize)]
+struct FilteredCount {
+    account: String,
+    client_id: String,
+    reason: String,
+    records: u64,
+}
+
+#[derive(Debug, clickhouse::Row, Deserialize)]
 struct Dead {
     /// Empty on dead letters recorded before they carried the account.
     account: String,
@@ -145,6 +153,17 @@ impl IntegrationsApi {
             .fetch_all()
             .await
             .map_err(crate::calls::storage_error)?;
+        // Records the mappings' filters dropped on purpose, per reason (one row per
+        // record: a batch written twice is not counted twice).
+        let filtered: Vec<FilteredCount> = self
+            .clickhouse
+            .query(&format!(
+                "SELECT account, client_id, reason, uniqExact(raw_id) AS records FROM filtered_records \
+                 WHERE received_at >= now() - 86400{and_account} GROUP BY account, client_id, reason"
+            ))
+            .fetch_all()
+            .await
+            .map_err(crate::calls::storage_error)?;
         let now = chrono::Utc::now().timestamp();
         let rows: Vec<serde_json::Value> = visible
             .iter()
@@ -158,6 +177,11 @@ impl IntegrationsApi {
                     .map(|d| d.dead_24h)
                     .sum();
                 let calls_24h = seen.map_or(0, |s| s.calls_24h);
+                let filtered_24h: serde_json::Map<String, serde_json::Value> = filtered
+                    .iter()
+                    .filter(|f| f.client_id == client && f.account == account)
+                    .map(|f| (f.reason.clone(), f.records.into()))
+                    .collect();
                 let alert = alert(
                     integration.enabled,
                     seen.map(|s| now - i64::from(s.last_received)),
@@ -173,6 +197,7 @@ impl IntegrationsApi {
                         "calls_24h": calls_24h,
                         "usual_days_at_this_hour": seen.map_or(0, |s| s.usual_days),
                         "dead_letters_24h": dead_24h,
+                        "filtered_24h": filtered_24h,
                         "error_rate_24h": if calls_24h + dead_24h == 0 { 0.0 } else { dead_24h as f64 / (calls_24h + dead_24h) as f64 },
                         "callmatrix_duplicates_24h": seen.map_or(0, |s| s.duplicates_24h),
                         "linked_to_callmatrix_24h": seen.map_or(0, |s| s.linked_24h),

@@ -50,6 +50,18 @@ pub struct Processed {
     pub moved: Vec<MovedCallRow>,
     /// Later parts of calls not stored yet, to be tried again after a delay.
     pub parked: Vec<Parked>,
+    /// Records a mapping's filter dropped on purpose.
+    pub filtered: Vec<Filtered>,
+}
+
+/// A record a filter dropped, by its reason (no payload is kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filtered {
+    pub account: String,
+    pub client_id: ClientId,
+    pub reason: String,
+    pub raw_id: uuid::Uuid,
+    pub received_at: DateTime<Utc>,
 }
 
 /// A call a record of the batch names (see [`Batch::named_calls`]).
@@ -306,6 +318,15 @@ impl Batch {
                     }
                     known.insert(call.id, call.clone());
                     self.out.calls.push(call);
+                }
+                Err(rejection) if rejection.filtered.is_some() => {
+                    self.out.filtered.push(Filtered {
+                        account: mapping.integration.account.clone(),
+                        client_id: envelope.client_id.clone(),
+                        reason: rejection.filtered.unwrap_or_default(),
+                        raw_id: envelope.raw_id,
+                        received_at: envelope.received_at,
+                    });
                 }
                 Err(mut rejection)
                     if rejection.unknown_call.is_some() && parked < self.max_parks =>

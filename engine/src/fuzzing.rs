@@ -79,8 +79,8 @@ pub fn field_path(data: &[u8]) {
     }
 }
 
-/// A mapping and a record from the bytes: `{"fields": {...}, "record": ...}` (the
-/// other integration settings fixed). Whatever the rules and the record, mapping
+/// A mapping and a record from the bytes: `{"fields": {...}, "filters": [...],
+/// "record": ...}` (the other integration settings fixed). Whatever the rules and the record, mapping
 /// answers with a call or a rejection.
 pub fn mapping(data: &[u8]) {
     let Ok(input) = serde_json::from_slice::<Value>(data) else {
@@ -90,7 +90,8 @@ pub fn mapping(data: &[u8]) {
         "client_id": "fuzz", "account": "acme", "name": "fuzz", "source": "webhook",
         "version": 1, "timezone": "America/New_York",
         "decimal_separator": if input["comma"] == true { "," } else { "." },
-        "mapping": {"fields": input["fields"].clone()}
+        "mapping": {"fields": input["fields"].clone(),
+                    "filters": if input["filters"].is_array() { input["filters"].clone() } else { serde_json::json!([]) }}
     });
     let Ok(integration) = serde_json::from_value::<Integration>(integration) else {
         return;

@@ -48,3 +48,5 @@ pub const PROCESSOR_NEWEST_RECEIVED_TIMESTAMP_SECONDS: &str =
 pub const PROCESSOR_DEAD_LETTERS_TOTAL: &str = "processor_dead_letters_total";
 /// counter; labels: `client_id`. Calls of each integration stored (a version each).
 pub const PROCESSOR_CALLS_TOTAL: &str = "processor_calls_total";
+/// counter; labels: `client_id`, `reason`. Records a mapping's filter dropped on purpose (the reasons are the integration's own, at most 20).
+pub const PROCESSOR_FILTERED_TOTAL: &str = "processor_filtered_total";

@@ -602,6 +602,10 @@ impl Stored {
             metrics::counter!(crate::metric_names::PROCESSOR_DEAD_LETTERS_TOTAL, "client_id" => letter.client_id.to_string())
                 .increment(1);
         }
+        for filtered in &processed.filtered {
+            metrics::counter!(crate::metric_names::PROCESSOR_FILTERED_TOTAL, "client_id" => filtered.client_id.to_string(), "reason" => filtered.reason.clone())
+                .increment(1);
+        }
         metrics::histogram!(crate::metric_names::PROCESSOR_BATCH_SECONDS)
             .record(self.started.elapsed().as_secs_f64());
         metrics::counter!(crate::metric_names::PROCESSOR_RECORDS_TOTAL, "outcome" => "call")
@@ -612,6 +616,8 @@ impl Stored {
             .increment(processed.forwards.len() as u64);
         metrics::counter!(crate::metric_names::PROCESSOR_RECORDS_TOTAL, "outcome" => "parked")
             .increment(processed.parked.len() as u64);
+        metrics::counter!(crate::metric_names::PROCESSOR_RECORDS_TOTAL, "outcome" => "filtered")
+            .increment(processed.filtered.len() as u64);
     }
 }
 
@@ -633,7 +639,8 @@ async fn store(
     if !processed.moved.is_empty() {
         runtime::crash_point::reached("processor.after_retire");
     }
-    sink.store(&processed.calls, shutdown).await
+    sink.store(&processed.calls, shutdown).await?;
+    sink.store_filtered(&processed.filtered, shutdown).await
 }
 
 /// After [`store`], everything else before the commit: rollup marks, dead letters

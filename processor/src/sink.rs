@@ -43,6 +43,26 @@ impl BatchSink {
         Ok(())
     }
 
+    /// Records a filter dropped, one row each (replaced, not counted twice, when a
+    /// batch is written again).
+    pub async fn store_filtered(
+        &self,
+        filtered: &[engine::batch::Filtered],
+        shutdown: &Shutdown,
+    ) -> Result<(), Interrupted> {
+        if filtered.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<FilteredRow> = filtered.iter().map(FilteredRow::from).collect();
+        self.retry("insert filtered records", shutdown, || {
+            insert(&self.clickhouse, "filtered_records", &rows)
+        })
+        .await?;
+        metrics::counter!(crate::metric_names::CLICKHOUSE_ROWS_WRITTEN_TOTAL, "table" => "filtered_records")
+            .increment(rows.len() as u64);
+        Ok(())
+    }
+
     /// After [`store`](Self::store), at the same time: the rollup's marks for the
     /// calls' hours, dead letters to their topic and the calls to the enriched
     /// topic that announces them. The three sends wait for the broker's acks side
@@ -265,4 +285,28 @@ async fn publish(
     payloads: &[(String, Vec<u8>)],
 ) -> Result<(), ProduceError> {
     producer.send_pairs(topic, payloads).await
+}
+
+/// The `filtered_records` row (migration 15).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, clickhouse::Row)]
+pub struct FilteredRow {
+    pub account: String,
+    pub client_id: String,
+    pub reason: String,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub raw_id: uuid::Uuid,
+    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    pub received_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<&engine::batch::Filtered> for FilteredRow {
+    fn from(f: &engine::batch::Filtered) -> Self {
+        Self {
+            account: f.account.clone(),
+            client_id: f.client_id.to_string(),
+            reason: f.reason.clone(),
+            raw_id: f.raw_id,
+            received_at: f.received_at,
+        }
+    }
 }

@@ -39,6 +39,10 @@ const SHARDING_KEYS: &[(&str, &str)] = &[
     ("calls_by_caller", "cityHash64(toString(id))"),
     ("call_ids", "cityHash64(toString(id))"),
     ("dead_letters", "cityHash64(client_id, toString(raw_id))"),
+    (
+        "filtered_records",
+        "cityHash64(client_id, toString(raw_id))",
+    ),
     ("calls_hourly", "cityHash64(account, hour)"),
     ("calls_hourly_dims", "cityHash64(dimension, account, hour)"),
     ("cm_numbers", "cityHash64(number)"),

@@ -204,6 +204,78 @@ impl CanonicalField {
 #[serde(deny_unknown_fields)]
 pub struct Mapping {
     pub fields: BTreeMap<CanonicalField, FieldRule>,
+    /// Records dropped on purpose (test calls, pre-call pings, another campaign's
+    /// traffic): the first filter whose condition holds drops the record, counted
+    /// under its `reason`; never a dead letter, never silent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<Filter>,
+}
+
+/// Most filters one integration has.
+pub const MAX_FILTERS: usize = 20;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    /// Why records are dropped (`test call`, `pre-call ping`): what the count is kept
+    /// under. At most 64 characters.
+    pub reason: String,
+    pub when: crate::condition::Condition,
+}
+
+/// One value a rule picks when its condition holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    pub when: crate::condition::Condition,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "static")]
+    pub static_value: Option<serde_json::Value>,
+}
+
+/// A regular-expression replacement on a value's text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replace {
+    pub pattern: String,
+    /// The replacement; `$1` or `${name}` are the pattern's groups.
+    pub with: String,
+}
+
+/// Arithmetic on exact decimals (four places, as money), never floats.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Compute {
+    pub op: ComputeOp,
+    /// Two or more operands, left to right.
+    pub args: Vec<ComputeArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComputeOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComputeArg {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "static")]
+    pub static_value: Option<serde_json::Value>,
+}
+
+/// The seconds from one instant to another (a duration from start and end).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Between {
+    pub start: String,
+    pub end: String,
 }
 
 /// How one canonical field is filled: from a path in the record, or a fixed value.
@@ -237,12 +309,145 @@ pub struct FieldRule {
     /// `spreadsheet_serial` for spreadsheet serial dates (`45987.5`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
+    /// Source: text with paths in it, `"{publisher}/{sub1}"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// Source: arithmetic on decimal operands (`{"op": "mul", "args": [{"path":
+    /// "revenue"}, {"static": "0.3"}]}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute: Option<Compute>,
+    /// Source: the seconds between two instants (for a duration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub between: Option<Between>,
+    /// The rule applies only when this holds; otherwise the field is as if absent
+    /// (its `default` applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<crate::condition::Condition>,
+    /// The first case whose condition holds gives the value (its `path` or
+    /// `static`); when none holds, the rule's own source does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cases: Option<Vec<Case>>,
+    /// A regular expression searched in the value's text: its first group (or the
+    /// whole match) becomes the value; no match makes the field absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extract: Option<String>,
+    /// A regular-expression replacement on the value's text (after `extract`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace: Option<Replace>,
 }
 
 /// Largest integration definition (its JSON) any binary takes: every instance of
 /// every binary holds every definition. The api's per-account limit is lower
 /// (`limits.definition_bytes`).
 pub const MAX_DEFINITION_BYTES: usize = 1024 * 1024;
+
+/// The first problem of a rule's conditions, patterns and computations, as
+/// (place, problem).
+fn rule_problem(rule: &FieldRule, at: &str) -> Option<(String, String)> {
+    let regex_problem = |pattern: &str, place: String| {
+        regex::RegexBuilder::new(pattern)
+            .size_limit(1 << 20)
+            .build()
+            .err()
+            .map(|e| (place, format!("not a regular expression: {e}")))
+    };
+    if let Some(problem) = rule
+        .when
+        .as_ref()
+        .and_then(|w| w.problem(&format!("{at}.when")))
+    {
+        return Some(problem);
+    }
+    for (i, case) in rule.cases.iter().flatten().enumerate() {
+        let place = format!("{at}.cases[{i}]");
+        if let Some(problem) = case.when.problem(&format!("{place}.when")) {
+            return Some(problem);
+        }
+        match (&case.path, &case.static_value) {
+            (Some(path), None) => {
+                if let Err(e) = FieldPath::parse(path) {
+                    return Some((format!("{place}.path"), e.to_string()));
+                }
+            }
+            (None, Some(_)) => {}
+            _ => return Some((place, "needs one of `path` and `static`".into())),
+        }
+    }
+    if let Some(problem) = rule
+        .extract
+        .as_ref()
+        .and_then(|p| regex_problem(p, format!("{at}.extract")))
+    {
+        return Some(problem);
+    }
+    if let Some(problem) = rule
+        .replace
+        .as_ref()
+        .and_then(|r| regex_problem(&r.pattern, format!("{at}.replace.pattern")))
+    {
+        return Some(problem);
+    }
+    if let Some(compute) = &rule.compute {
+        if compute.args.len() < 2 || compute.args.len() > 8 {
+            return Some((format!("{at}.compute.args"), "needs 2 to 8 operands".into()));
+        }
+        for (i, arg) in compute.args.iter().enumerate() {
+            let place = format!("{at}.compute.args[{i}]");
+            match (&arg.path, &arg.static_value) {
+                (Some(path), None) => {
+                    if let Err(e) = FieldPath::parse(path) {
+                        return Some((place, e.to_string()));
+                    }
+                }
+                (None, Some(value)) if crate::condition::decimal(value).is_some() => {}
+                (None, Some(_)) => {
+                    return Some((place, "a static operand must be a number".into()))
+                }
+                _ => return Some((place, "needs one of `path` and `static`".into())),
+            }
+        }
+    }
+    if let Some(between) = &rule.between {
+        for (name, path) in [("start", &between.start), ("end", &between.end)] {
+            if let Err(e) = FieldPath::parse(path) {
+                return Some((format!("{at}.between.{name}"), e.to_string()));
+            }
+        }
+    }
+    if let Some(text) = &rule.template {
+        let source = FieldRule {
+            template: Some(text.clone()),
+            ..FieldRule::empty()
+        };
+        if let Err(e) = crate::rule::ValueSource::compile(&source) {
+            return Some((format!("{at}.template"), e.to_string()));
+        }
+    }
+    None
+}
+
+impl FieldRule {
+    /// A rule with nothing set (a base for `..` in code and tests).
+    pub fn empty() -> Self {
+        Self {
+            path: None,
+            first_of: None,
+            join: None,
+            separator: None,
+            static_value: None,
+            default: None,
+            map: None,
+            format: None,
+            template: None,
+            compute: None,
+            between: None,
+            when: None,
+            cases: None,
+            extract: None,
+            replace: None,
+        }
+    }
+}
 
 impl Integration {
     /// What a definition must meet to be published (created or changed), beyond
@@ -328,6 +533,26 @@ impl Integration {
         if let Some((field, problem)) = access.into_iter().flatten().next() {
             return Err(invalid(&field, problem));
         }
+        if self.mapping.filters.len() > MAX_FILTERS {
+            return Err(invalid(
+                "mapping.filters",
+                format!("at most {MAX_FILTERS} filters"),
+            ));
+        }
+        for (i, filter) in self.mapping.filters.iter().enumerate() {
+            let reason = filter.reason.trim();
+            if reason.is_empty() || reason.chars().count() > 64 {
+                return Err(invalid(
+                    &format!("mapping.filters[{i}].reason"),
+                    "must be 1 to 64 characters".into(),
+                ));
+            }
+            if let Some((place, problem)) =
+                filter.when.problem(&format!("mapping.filters[{i}].when"))
+            {
+                return Err(invalid(&place, problem));
+            }
+        }
         for required in [CanonicalField::Caller, CanonicalField::StartedAt] {
             if !self.mapping.fields.contains_key(&required) {
                 return Err(invalid(
@@ -343,22 +568,29 @@ impl Integration {
                 rule.first_of.is_some(),
                 rule.join.is_some(),
                 rule.static_value.is_some(),
+                rule.template.is_some(),
+                rule.compute.is_some(),
+                rule.between.is_some(),
             ];
             match sources.iter().filter(|s| **s).count() {
+                0 if rule.cases.as_ref().is_some_and(|c| !c.is_empty()) => {}
                 0 => {
                     return Err(invalid(
                         &at,
-                        "needs one of `path`, `first_of`, `join` or `static`".into(),
+                        "needs one of `path`, `first_of`, `join`, `static`, `template`, `compute`, `between` or `cases`".into(),
                     ))
                 }
                 1 => {}
                 _ => {
                     return Err(invalid(
                         &at,
-                        "has more than one of `path`, `first_of`, `join` and `static`; pick one"
+                        "has more than one of `path`, `first_of`, `join`, `static`, `template`, `compute` and `between`; pick one"
                             .into(),
                     ))
                 }
+            }
+            if let Some((place, problem)) = rule_problem(rule, &at) {
+                return Err(invalid(&place, problem));
             }
             let paths = rule
                 .path

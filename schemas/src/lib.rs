@@ -4,6 +4,7 @@
 pub mod call;
 pub mod callmatrix;
 pub mod cluster;
+pub mod condition;
 pub mod csv_dialect;
 pub mod dead_letter;
 pub mod digits;

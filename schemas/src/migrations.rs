@@ -91,6 +91,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "fitted_letters_cm_account",
         sql: include_str!("../migrations/0014_fitted_letters_cm_account.sql"),
     },
+    Migration {
+        version: 15,
+        name: "filtered_records",
+        sql: include_str!("../migrations/0015_filtered_records.sql"),
+    },
 ];
 
 /// Rolls up every stored call at version 0, below every version the rollup worker

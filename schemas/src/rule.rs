@@ -18,6 +18,32 @@ pub enum ValueSource {
         separator: String,
     },
     Static(serde_json::Value),
+    /// Text with paths in it: `"{publisher}/{sub1}"`. Absent when any path is.
+    Template {
+        pieces: Vec<TemplatePiece>,
+        paths: Vec<FieldPath>,
+    },
+    /// Several values, as an array in order (a path's value, `null` when absent, or
+    /// a constant): the operands of a `compute` or the two instants of a `between`,
+    /// combined by the mapping.
+    Operands {
+        operands: Vec<Operand>,
+        paths: Vec<FieldPath>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum TemplatePiece {
+    Text(String),
+    /// The `n`th of the template's paths.
+    Path(usize),
+}
+
+#[derive(Debug, Clone)]
+pub enum Operand {
+    /// The `n`th of the source's paths.
+    Path(usize),
+    Static(serde_json::Value),
 }
 
 impl ValueSource {
@@ -34,6 +60,14 @@ impl ValueSource {
                 format!("join [{}]", list.join(", "))
             }
             ValueSource::Static(_) => "static value".to_owned(),
+            ValueSource::Template { paths, .. } => {
+                let list: Vec<String> = paths.iter().map(ToString::to_string).collect();
+                format!("template of [{}]", list.join(", "))
+            }
+            ValueSource::Operands { paths, .. } => {
+                let list: Vec<String> = paths.iter().map(ToString::to_string).collect();
+                format!("computed from [{}]", list.join(", "))
+            }
         }
     }
 
@@ -60,6 +94,31 @@ impl ValueSource {
                 .filter_map(|(n, p)| lookup(n, p))
                 .find(|v| is_present(v)),
             ValueSource::Static(value) => Some(Cow::Borrowed(value)),
+            ValueSource::Template { pieces, paths } => {
+                let mut out = String::new();
+                for piece in pieces {
+                    match piece {
+                        TemplatePiece::Text(text) => out.push_str(text),
+                        TemplatePiece::Path(n) => {
+                            let value = lookup(*n, &paths[*n])?;
+                            out.push_str(&part_text(&value)?);
+                        }
+                    }
+                }
+                Some(Cow::Owned(serde_json::Value::String(out)))
+            }
+            ValueSource::Operands { operands, paths } => {
+                Some(Cow::Owned(serde_json::Value::Array(
+                    operands
+                        .iter()
+                        .map(|operand| match operand {
+                            Operand::Path(n) => lookup(*n, &paths[*n])
+                                .map_or(serde_json::Value::Null, Cow::into_owned),
+                            Operand::Static(value) => value.clone(),
+                        })
+                        .collect(),
+                )))
+            }
             ValueSource::Join { paths, separator } => {
                 let mut parts = Vec::new();
                 for value in paths.iter().enumerate().filter_map(|(n, p)| lookup(n, p)) {
@@ -81,7 +140,10 @@ impl ValueSource {
     pub fn paths(&self) -> &[FieldPath] {
         match self {
             ValueSource::Path(path) => std::slice::from_ref(path),
-            ValueSource::FirstOf(paths) | ValueSource::Join { paths, .. } => paths,
+            ValueSource::FirstOf(paths)
+            | ValueSource::Join { paths, .. }
+            | ValueSource::Template { paths, .. }
+            | ValueSource::Operands { paths, .. } => paths,
             ValueSource::Static(_) => &[],
         }
     }
@@ -128,8 +190,120 @@ impl ValueSource {
             }
         } else if let Some(value) = &rule.static_value {
             ValueSource::Static(value.clone())
+        } else if let Some(text) = &rule.template {
+            template(text)?
+        } else if let Some(compute) = &rule.compute {
+            operands(
+                compute
+                    .args
+                    .iter()
+                    .map(|a| (a.path.as_deref(), a.static_value.as_ref())),
+            )?
+        } else if let Some(between) = &rule.between {
+            operands([
+                (Some(between.start.as_str()), None),
+                (Some(between.end.as_str()), None),
+            ])?
         } else {
             return Ok(None);
         }))
+    }
+}
+
+/// `"{a}-{b}"`: text and `{path}` holes (`{{` and `}}` are braces).
+fn template(text: &str) -> Result<ValueSource, PathError> {
+    let bad = |position, problem| PathError {
+        path: text.to_owned(),
+        position,
+        problem,
+    };
+    let (mut pieces, mut paths, mut literal) = (Vec::new(), Vec::new(), String::new());
+    let mut chars = text.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        match c {
+            '{' if chars.peek().map(|(_, n)| *n) == Some('{') => {
+                chars.next();
+                literal.push('{');
+            }
+            '}' if chars.peek().map(|(_, n)| *n) == Some('}') => {
+                chars.next();
+                literal.push('}');
+            }
+            '{' => {
+                let inner: String = chars
+                    .by_ref()
+                    .map(|(_, c)| c)
+                    .take_while(|c| *c != '}')
+                    .collect();
+                if !literal.is_empty() {
+                    pieces.push(TemplatePiece::Text(std::mem::take(&mut literal)));
+                }
+                paths.push(
+                    FieldPath::parse(inner.trim())
+                        .map_err(|_| bad(at, "a `{…}` must hold a path"))?,
+                );
+                pieces.push(TemplatePiece::Path(paths.len() - 1));
+            }
+            '}' => return Err(bad(at, "a lone `}` (write `}}`)")),
+            c => literal.push(c),
+        }
+    }
+    if !literal.is_empty() {
+        pieces.push(TemplatePiece::Text(literal));
+    }
+    if paths.is_empty() {
+        return Err(bad(
+            0,
+            "a template needs at least one `{path}` (use `static` for fixed text)",
+        ));
+    }
+    Ok(ValueSource::Template { pieces, paths })
+}
+
+/// Operands from (path, constant) pairs, each one or the other.
+fn operands<'a>(
+    items: impl IntoIterator<Item = (Option<&'a str>, Option<&'a serde_json::Value>)>,
+) -> Result<ValueSource, PathError> {
+    let (mut operands, mut paths) = (Vec::new(), Vec::new());
+    for (path, constant) in items {
+        match (path, constant) {
+            (Some(path), _) => {
+                paths.push(FieldPath::parse(path)?);
+                operands.push(Operand::Path(paths.len() - 1));
+            }
+            (None, Some(value)) => operands.push(Operand::Static(value.clone())),
+            (None, None) => operands.push(Operand::Static(serde_json::Value::Null)),
+        }
+    }
+    Ok(ValueSource::Operands { operands, paths })
+}
+
+#[cfg(test)]
+mod template_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn templates_and_operands_read_their_paths() {
+        let record = json!({"pub": "P1", "sub": 7, "a": "2.5"});
+        let source = template("{pub}/{sub}").unwrap();
+        assert_eq!(source.extract(&record).unwrap().into_owned(), json!("P1/7"));
+        assert!(template("{pub}/{missing}")
+            .unwrap()
+            .extract(&record)
+            .is_none());
+        assert!(template("no holes").is_err());
+        assert!(template("a } b").is_err());
+        let static_three = json!(3);
+        let source = operands([
+            (Some("a"), None),
+            (None, Some(&static_three)),
+            (Some("nope"), None),
+        ])
+        .unwrap();
+        assert_eq!(
+            source.extract(&record).unwrap().into_owned(),
+            json!(["2.5", 3, null])
+        );
     }
 }

@@ -1,5 +1,10 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::condition::Compiled;
+use super::steps::Step;
+use schemas::path::FieldPath;
 
 use chrono_tz::Tz;
 use phonenumber::country::Id as Region;
@@ -16,6 +21,20 @@ pub struct CompiledRule {
     /// Keys folded to lower case.
     pub map: Option<HashMap<String, serde_json::Value>>,
     pub format: Option<String>,
+    /// The rule applies only when this holds.
+    pub when: Option<Compiled>,
+    /// The first case that holds gives the value instead of `source`.
+    pub cases: Vec<(Compiled, CaseValue)>,
+    /// What is done to the value after it is found (compute, between, extract,
+    /// replace), in order.
+    pub steps: Vec<Arc<dyn Step>>,
+}
+
+/// A case's value: one of the mapping's extra paths, by slot, or a constant.
+#[derive(Debug, Clone)]
+pub enum CaseValue {
+    Slot(usize),
+    Static(serde_json::Value),
 }
 
 impl CompiledRule {
@@ -57,6 +76,50 @@ impl CompiledRule {
     }
 }
 
+/// Where a rule's value comes from for one record.
+pub enum Chosen<'v> {
+    /// `when` does not hold: the field is as if absent.
+    Skipped,
+    /// A case holds: its value.
+    Case(Option<Cow<'v, serde_json::Value>>),
+    /// The rule's own source.
+    Source,
+}
+
+impl CompiledRule {
+    /// Whether the rule applies to this record, and whether a case gives its value.
+    pub fn chosen<'v>(&'v self, lookup: &super::condition::Lookup<'v>) -> Chosen<'v> {
+        if self.when.as_ref().is_some_and(|w| !w.holds(lookup)) {
+            return Chosen::Skipped;
+        }
+        for (when, value) in &self.cases {
+            if when.holds(lookup) {
+                return Chosen::Case(match value {
+                    CaseValue::Slot(slot) => lookup(*slot),
+                    CaseValue::Static(value) => Some(Cow::Borrowed(value)),
+                });
+            }
+        }
+        Chosen::Source
+    }
+
+    /// `value` through the rule's steps (compute, between, extract, replace).
+    pub fn stepped<'v>(
+        &self,
+        value: Option<Cow<'v, serde_json::Value>>,
+        ctx: &super::steps::StepContext,
+    ) -> Result<Option<Cow<'v, serde_json::Value>>, String> {
+        let mut value = value;
+        for step in &self.steps {
+            value = match value {
+                Some(v) => step.apply(v, ctx)?,
+                None => return Ok(None),
+            };
+        }
+        Ok(value)
+    }
+}
+
 /// Whether `text.to_lowercase()` is `text`: every char its own lower case (the one
 /// rule `str::to_lowercase` adds, a final sigma, applies to an upper-case char).
 fn folds_to_itself(text: &str) -> bool {
@@ -80,6 +143,11 @@ pub struct CompiledMapping {
     /// Whether `1.234` under the `.` convention is worth a warning (a currency or
     /// region where partners write decimal commas).
     pub decimal_comma_likely: bool,
+    /// Paths read by conditions and cases, after the rules' in the reader (slot
+    /// `n` is reader rule `rules.len() + n`).
+    pub extra: Vec<ValueSource>,
+    /// `mapping.filters`: the first that holds drops the record under its reason.
+    pub filters: Vec<(String, Compiled)>,
 }
 
 impl CompiledMapping {
@@ -97,16 +165,53 @@ impl CompiledMapping {
         let region = schemas::phone::region(&integration.default_region)
             .map_err(|e| invalid("default_region", e.to_string()))?;
         let mut rules = Vec::with_capacity(integration.mapping.fields.len());
+        let mut extra_paths: Vec<String> = Vec::new();
+        let mut slot_of = |path: &str| match extra_paths.iter().position(|p| p == path) {
+            Some(slot) => slot,
+            None => {
+                extra_paths.push(path.to_owned());
+                extra_paths.len() - 1
+            }
+        };
+        let mut filters = Vec::new();
+        for (i, filter) in integration.mapping.filters.iter().enumerate() {
+            let when = Compiled::of(&filter.when, &mut slot_of)
+                .map_err(|e| invalid(&format!("mapping.filters[{i}].when"), e))?;
+            filters.push((filter.reason.trim().to_owned(), when));
+        }
         for (field, rule) in &integration.mapping.fields {
             let at = format!("mapping.fields.{}", field.name());
-            let source = ValueSource::compile(rule)
-                .map_err(|e| invalid(&at, e.to_string()))?
-                .ok_or_else(|| {
-                    invalid(
-                        &at,
-                        "needs one of `path`, `first_of`, `join` or `static`".into(),
-                    )
-                })?;
+            let has_cases = rule.cases.as_ref().is_some_and(|c| !c.is_empty());
+            let source =
+                match ValueSource::compile(rule).map_err(|e| invalid(&at, e.to_string()))? {
+                    Some(source) => source,
+                    // Only cases: when none holds, the field is absent.
+                    None if has_cases => ValueSource::Static(serde_json::Value::Null),
+                    None => {
+                        return Err(invalid(
+                            &at,
+                            "needs one of `path`, `first_of`, `join` or `static`".into(),
+                        ))
+                    }
+                };
+            let when = rule
+                .when
+                .as_ref()
+                .map(|w| Compiled::of(w, &mut slot_of))
+                .transpose()
+                .map_err(|e| invalid(&format!("{at}.when"), e))?;
+            let mut cases = Vec::new();
+            for (i, case) in rule.cases.iter().flatten().enumerate() {
+                let when = Compiled::of(&case.when, &mut slot_of)
+                    .map_err(|e| invalid(&format!("{at}.cases[{i}].when"), e))?;
+                let value = match (&case.path, &case.static_value) {
+                    (Some(path), _) => CaseValue::Slot(slot_of(path)),
+                    (None, Some(value)) => CaseValue::Static(value.clone()),
+                    (None, None) => CaseValue::Static(serde_json::Value::Null),
+                };
+                cases.push((when, value));
+            }
+            let steps = super::steps::steps(rule).map_err(|e| invalid(&at, e))?;
             rules.push(CompiledRule {
                 field: *field,
                 source,
@@ -117,9 +222,17 @@ impl CompiledMapping {
                         .collect()
                 }),
                 format: rule.format.clone(),
+                when,
+                cases,
+                steps,
             });
         }
-        let reader = RuleReader::of(rules.iter().map(|r| &r.source));
+        let extra = extra_paths
+            .iter()
+            .map(|p| FieldPath::parse(p).map(ValueSource::Path))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid("mapping", e.to_string()))?;
+        let reader = RuleReader::of(rules.iter().map(|r| &r.source).chain(&extra));
         Ok(Self {
             integration: integration.clone(),
             zone,
@@ -131,6 +244,8 @@ impl CompiledMapping {
                 &integration.currency,
                 &integration.default_region,
             ),
+            extra,
+            filters,
         })
     }
 }

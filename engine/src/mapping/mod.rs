@@ -5,11 +5,15 @@
 
 pub mod coerce;
 mod compiled;
+mod condition;
 mod record;
+mod steps;
 
 pub use compiled::CompiledMapping;
 pub use record::{assemble, map_fields, map_record, FieldError, MappedFields, Rejection};
 
+#[cfg(test)]
+mod declarative_test;
 #[cfg(test)]
 mod merge_test;
 #[cfg(test)]

@@ -7,7 +7,7 @@ use schemas::integration::CanonicalField;
 use schemas::{CallId, CallRecord, Money, RawEnvelope, E164};
 
 use super::coerce::{self, CoerceError};
-use super::compiled::{CompiledMapping, CompiledRule};
+use super::compiled::{Chosen, CompiledMapping, CompiledRule};
 use crate::enrich;
 
 /// Longest slice of an offending value quoted back in an error.
@@ -40,6 +40,9 @@ pub struct Rejection {
     /// Set when the record is a later part of a call not stored (yet): it may be
     /// waiting for its call, and is worth another try later.
     pub unknown_call: Option<CallId>,
+    /// Set when a filter of the mapping dropped the record on purpose, to its
+    /// reason: counted, never a dead letter.
+    pub filtered: Option<String>,
 }
 
 /// What one record says about a call: its coerced fields and the warnings, before
@@ -87,6 +90,7 @@ pub fn map_fields(
         reason: format!("payload is not valid JSON: {e}"),
         errors: vec![],
         unknown_call: None,
+        filtered: None,
     };
     let Some(record) = mapping
         .reader
@@ -97,14 +101,50 @@ pub fn map_fields(
             reason: "record is not a JSON object".to_owned(),
             errors: vec![],
             unknown_call: None,
+            filtered: None,
         });
     };
+    let lookup = |slot: usize| {
+        mapping
+            .reader
+            .extract(&record, mapping.rules.len() + slot, &mapping.extra[slot])
+    };
+    if let Some((reason, _)) = mapping.filters.iter().find(|(_, when)| when.holds(&lookup)) {
+        return Err(Rejection {
+            reason: format!("filtered: {reason}"),
+            errors: vec![],
+            unknown_call: None,
+            filtered: Some(reason.clone()),
+        });
+    }
     let mut fields = Fields::default();
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
+    let step_context = super::steps::StepContext { zone: mapping.zone };
     for (n, rule) in mapping.rules.iter().enumerate() {
-        let raw = mapping.reader.extract(&record, n, &rule.source);
-        let Some(value) = rule.value(raw) else {
+        let raw = match rule.chosen(&lookup) {
+            Chosen::Skipped => None,
+            Chosen::Case(value) => value,
+            Chosen::Source => mapping.reader.extract(&record, n, &rule.source),
+        };
+        let value = match rule.stepped(rule.value(raw), &step_context) {
+            Ok(value) => value,
+            Err(problem) => {
+                let error = FieldError {
+                    field: rule.field.name(),
+                    rule: rule.source.describe(),
+                    value: None,
+                    problem,
+                };
+                if rule.field.is_required() {
+                    errors.push(error);
+                } else {
+                    warnings.push(error.to_string());
+                }
+                continue;
+            }
+        };
+        let Some(value) = value else {
             continue;
         };
         if let Err(problem) = fields.fill(mapping, rule, &value) {
@@ -364,6 +404,7 @@ fn required_rejection(errors: Vec<FieldError>, unknown_call: Option<CallId>) -> 
         reason,
         errors,
         unknown_call,
+        filtered: None,
     }
 }
 
