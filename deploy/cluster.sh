@@ -176,7 +176,7 @@ app_env() { # app_env NAME: the environment of one instance, as `env` arguments
     api)
       printf '%s\n' "API_CLICKHOUSE__URL=$url" "API_CLICKHOUSE__DATABASE=$DATABASE" \
         "API_CLICKHOUSE__USER=callmatrix_reader" "API_CLICKHOUSE__PASSWORD=$CM_CLICKHOUSE_READER_PASSWORD" \
-        "API_AUTH__TOKENS_FILE=$CM_TOKENS_FILE" ;;
+        "API_AUTH__TOKENS_FILE=$CM_TOKENS_FILE" "API_INGEST__URL=http://127.0.0.1:$(port_of "ingest${name: -1}")" ;;
     ingest)
       printf '%s\n' "INGEST_AUTH__TOKENS_FILE=$CM_TOKENS_FILE" ;;
   esac

@@ -24,6 +24,17 @@ pub struct ApiConfig {
     /// What one account may take of the api's shared resources.
     #[serde(default)]
     pub limits: crate::limits::LimitsConfig,
+    /// Where ingest is, for the routes it answers (the dashboard's poll test).
+    #[serde(default)]
+    pub ingest: IngestLinkConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestLinkConfig {
+    /// Ingest's base URL (`http://127.0.0.1:8080`); empty: the poll test answers 503.
+    #[serde(default)]
+    pub url: String,
 }
 
 /// When an integration's health says `silent`.
@@ -132,6 +143,15 @@ impl Validate for ApiConfig {
         self.clickhouse.validate("clickhouse")?;
         if let Some((key, problem)) = self.limits.problem() {
             return Err(ConfigError::invalid(key, problem));
+        }
+        if !self.ingest.url.is_empty()
+            && !reqwest::Url::parse(&self.ingest.url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            return Err(ConfigError::invalid(
+                "ingest.url",
+                "must be an http(s) URL, or empty",
+            ));
         }
         if self.health.silence_minutes == 0 {
             return Err(ConfigError::invalid(

@@ -14,6 +14,7 @@ pub mod fuzzing;
 mod integrations;
 pub mod limits;
 pub mod metric_names;
+mod poll_test;
 mod preview;
 mod query;
 mod recent;

@@ -9,6 +9,8 @@
 //! then also reports, per record, the fields where its result differs from the
 //! active mapping's.
 
+use std::collections::BTreeMap;
+
 use chrono::Utc;
 use engine::mapping::{map_record, CompiledMapping};
 use http::{Request, Response, StatusCode};
@@ -46,6 +48,13 @@ struct PreviewResult {
     /// Only for a draft of an existing integration: where it differs from the active one.
     #[serde(skip_serializing_if = "Option::is_none")]
     differences: Option<Vec<Difference>>,
+    /// The filter that drops the record on purpose (never a dead letter), if one does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filtered: Option<String>,
+    /// Which way each rule with a `when` or `cases` went: `when did not hold`,
+    /// `case N`, `its source`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    rules: BTreeMap<&'static str, String>,
 }
 
 #[derive(Serialize, PartialEq, Debug)]
@@ -119,6 +128,10 @@ pub async fn preview(
         .into_iter()
         .enumerate()
         .map(|(index, payload)| {
+            let (taken, filtered) = engine::mapping::trace_rules(
+                &mapping,
+                &envelope_of(&mapping, payload.clone(), now),
+            );
             let draft = run(&mapping, payload.clone(), now);
             let differences = active
                 .as_ref()
@@ -136,6 +149,8 @@ pub async fn preview(
                 call,
                 rejected,
                 differences,
+                filtered,
+                rules: taken.into_iter().collect(),
             }
         })
         .collect();
@@ -150,13 +165,14 @@ pub async fn preview(
     ))
 }
 
-fn run(
+/// A preview record as the pipeline would receive it.
+fn envelope_of(
     mapping: &CompiledMapping,
     payload: Box<RawValue>,
     now: chrono::DateTime<Utc>,
-) -> Result<CallRecord, Rejected> {
+) -> RawEnvelope {
     let integration = &mapping.integration;
-    let envelope = RawEnvelope {
+    RawEnvelope {
         raw_id: Uuid::nil(),
         client_id: integration.client_id.clone(),
         source: Source::Webhook,
@@ -164,7 +180,15 @@ fn run(
         idempotency_key: String::new(),
         integration_version: integration.version,
         payload,
-    };
+    }
+}
+
+fn run(
+    mapping: &CompiledMapping,
+    payload: Box<RawValue>,
+    now: chrono::DateTime<Utc>,
+) -> Result<CallRecord, Rejected> {
+    let envelope = envelope_of(mapping, payload, now);
     let position = RawPosition {
         raw_id: Uuid::nil(),
         topic: "preview".into(),

@@ -14,6 +14,7 @@
 //! | DELETE | /api/integrations/{clientId} | delete an integration               |
 //! | GET    | /api/integrations/{clientId}/refusals | deliveries ingest refused  |
 //! | POST   | /api/integrations/{clientId}/replay | replay its dead letters (or all records) |
+//! | POST   | /api/integrations/{clientId}/poll/test | one page of its poll, stored nowhere (forwarded to ingest) |
 //! | GET    | /api/replays/{id}  | a replay's progress                           |
 //! | GET    | /api/dead-letters/groups | dead letters counted by integration and reason |
 //! | GET    | /api/events        | live calls (Server-Sent Events)               |
@@ -70,6 +71,8 @@ struct Api {
     integrations: IntegrationsApi,
     stories: Stories,
     replays: Replays,
+    /// Where ingest is, for the routes it answers (poll tests).
+    ingest: crate::poll_test::IngestLink,
     limits: crate::limits::ApiLimits,
     /// The event stream's catch-up reader: health fails while it is not running.
     workers: runtime::workers::Workers,
@@ -166,6 +169,7 @@ pub async fn run(
     let replays = Replays::new(config.kafka.clone(), registry.clone());
     let state = Arc::new(Api {
         replays,
+        ingest: crate::poll_test::IngestLink::new(&config.ingest.url),
         integrations,
         stories,
         tokens,
@@ -317,6 +321,12 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
                 }
                 (&Method::POST, Some((client, "replay"))) => {
                     state.replays.start(&scope, client, request).await
+                }
+                (&Method::POST, Some((client, "poll/test"))) => {
+                    state
+                        .ingest
+                        .poll_test(&scope, &state.registry, client, request)
+                        .await
                 }
                 (&Method::DELETE, None) => state.integrations.delete(&scope, rest).await,
                 _ => Err(Problem::new(

@@ -10,7 +10,9 @@ mod record;
 mod steps;
 
 pub use compiled::CompiledMapping;
-pub use record::{assemble, map_fields, map_record, FieldError, MappedFields, Rejection};
+pub use record::{
+    assemble, map_fields, map_record, trace_rules, FieldError, MappedFields, Rejection,
+};
 
 #[cfg(test)]
 mod declarative_test;

@@ -79,6 +79,44 @@ pub fn map_record(
     assemble(mapping, envelope, mapped, None, position, processed_at)
 }
 
+/// Which way each conditional rule went for a record, for previews: `(field,
+/// "when did not hold" | "case N" | "its source")`, only rules with a `when` or
+/// `cases`; and the filter that would drop it, if one would.
+pub fn trace_rules(
+    mapping: &CompiledMapping,
+    envelope: &RawEnvelope,
+) -> (Vec<(&'static str, String)>, Option<String>) {
+    let Ok(Some(record)) = mapping.reader.read(envelope.payload.get()) else {
+        return (Vec::new(), None);
+    };
+    let lookup = |slot: usize| {
+        mapping
+            .reader
+            .extract(&record, mapping.rules.len() + slot, &mapping.extra[slot])
+    };
+    let filtered = mapping
+        .filters
+        .iter()
+        .find(|(_, when)| when.holds(&lookup))
+        .map(|(reason, _)| reason.clone());
+    let mut taken = Vec::new();
+    for rule in &mapping.rules {
+        if rule.when.is_none() && rule.cases.is_empty() {
+            continue;
+        }
+        let way = if rule.when.as_ref().is_some_and(|w| !w.holds(&lookup)) {
+            "when did not hold".to_owned()
+        } else {
+            match rule.cases.iter().position(|(when, _)| when.holds(&lookup)) {
+                Some(n) => format!("case {}", n + 1),
+                None => "its source".to_owned(),
+            }
+        };
+        taken.push((rule.field.name(), way));
+    }
+    (taken, filtered)
+}
+
 /// Reads and coerces every mapped field of a record. A required field that is
 /// present but cannot be coerced rejects the record; one that is absent may still
 /// come from an earlier record of the same call.

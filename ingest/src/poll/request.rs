@@ -149,7 +149,7 @@ enum RequestError {
         url: String,
         status: reqwest::StatusCode,
     },
-    #[error("{url} answered 401 with a token just fetched; not retried (check the credentials)")]
+    #[error("{url} answered 401 (unauthorized: check the credentials)")]
     Unauthorized { url: String, renewable: bool },
     #[error(transparent)]
     Outbound(#[from] crate::outbound::OutboundError),
@@ -250,7 +250,17 @@ async fn attempt(
         .map_err(RequestError::Auth)?;
     let mut url = page.url.clone();
     if !credentials.query.is_empty() {
-        url.query_pairs_mut().extend_pairs(&credentials.query);
+        // A next page's URL (Link header, next_url) may carry the key already: set
+        // it once, never twice.
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(name, _)| !credentials.query.iter().any(|(key, _)| key == name))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        url.query_pairs_mut()
+            .clear()
+            .extend_pairs(&kept)
+            .extend_pairs(&credentials.query);
     }
     let mut headers = page.headers.clone();
     for (name, value) in credentials.headers {

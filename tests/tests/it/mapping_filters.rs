@@ -109,6 +109,24 @@ async fn test_calls_and_pings_are_filtered_by_reason_and_sales_alone_are_paid() 
     })
     .await;
     assert_eq!(health["health"]["dead_letters_24h"], 0, "{health}");
+    // The preview says what the pipeline did: which filter, which case.
+    let records: Vec<serde_json::Value> = [&body[3], &body[0], &body[1]]
+        .iter()
+        .map(|text| serde_json::from_str(text).unwrap())
+        .collect();
+    let preview: serde_json::Value = reqwest::Client::new()
+        .post(api.url("/api/mappings/preview"))
+        .json(&json!({"client_id": "filtered-hook", "records": records}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let results = &preview["results"];
+    assert_eq!(results[0]["filtered"], "test call", "{preview}");
+    assert_eq!(results[1]["rules"]["payout"], "case 1", "{preview}");
+    assert_eq!(results[2]["rules"]["payout"], "case 2", "{preview}");
     assert_eq!(
         health["integration"]["mapping"]["filters"][0]["reason"],
         "test call"

@@ -225,6 +225,11 @@ async fn retreaver() -> (FakeHttp, Partner) {
             return Canned::status(404);
         }
         let q = query(&request.target);
+        // The key once: a request that names it twice is refused, as strict APIs do
+        // (the Link header's URL carries it already).
+        if request.target.matches("api_key=").count() != 1 {
+            return Canned::status(400);
+        }
         if q.get("api_key").map(String::as_str) != Some("rt-key")
             || q.get("company_id").map(String::as_str) != Some("7")
         {
@@ -407,7 +412,12 @@ async fn the_four_platform_presets_poll_their_fakes_once_each_and_resume_after_a
     let _processor = env
         .start("processor", &[("PROCESSOR_BATCH__MAX_WAIT_MS", "50")])
         .await;
-    let same_instance = [("INGEST_KAFKA__INSTANCE_ID", "ingest-0")];
+    // Static membership (tansu never evicts a killed member); "poll now" and poll
+    // tests allowed every second, as the test asks for several.
+    let same_instance = [
+        ("INGEST_KAFKA__INSTANCE_ID", "ingest-0"),
+        ("INGEST_LIMITS__POLL_NOW_INTERVAL_S", "1"),
+    ];
     let mut ingest = env.start("ingest", &same_instance).await;
     let client = env.client();
 
@@ -494,6 +504,27 @@ async fn the_four_platform_presets_poll_their_fakes_once_each_and_resume_after_a
     assert!(dry["mapped"][0]["call"]["external_id"] == "CAL001", "{dry}");
     assert!(!dry.to_string().contains("cr-key"), "{dry}");
     assert_eq!(dry["requests"][0]["method"], "GET");
+    // The dashboard's button asks the api, which forwards to ingest.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let api = env
+        .start("api", &[("API_INGEST__URL", ingest.url("").as_str())])
+        .await;
+    let via_api: Value = reqwest::Client::new()
+        .post(api.url("/api/integrations/callrail-poll/poll/test"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(via_api["records"], 2, "{via_api}");
+    assert!(!via_api.to_string().contains("cr-key"), "{via_api}");
+    let unknown = reqwest::Client::new()
+        .post(api.url("/api/integrations/no-such-poll/poll/test"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
 
     // Restart ingest; the partners get new calls; the next runs resume.
     let invoca_before = inv.asked().len();

@@ -370,6 +370,19 @@ ALTER TABLE callmatrix.cm_calls_shard ON CLUSTER callmatrix ADD COLUMN account S
 DROP TABLE IF EXISTS callmatrix.cm_calls ON CLUSTER callmatrix;
 CREATE TABLE IF NOT EXISTS callmatrix.cm_calls ON CLUSTER callmatrix AS callmatrix.cm_calls_shard
 ENGINE = Distributed(callmatrix, callmatrix, cm_calls_shard, cityHash64(called, caller, cm_call_id));
+CREATE TABLE IF NOT EXISTS callmatrix.filtered_records_shard ON CLUSTER callmatrix
+(
+    account String,
+    client_id String,
+    reason String,
+    raw_id UUID,
+    received_at DateTime('UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/callmatrix/tables/{shard}/callmatrix/filtered_records_shard', '{replica}')
+PARTITION BY toYYYYMM(received_at)
+ORDER BY (account, client_id, reason, raw_id);
+CREATE TABLE IF NOT EXISTS callmatrix.filtered_records ON CLUSTER callmatrix AS callmatrix.filtered_records_shard
+ENGINE = Distributed(callmatrix, callmatrix, filtered_records_shard, cityHash64(client_id, toString(raw_id)));
 INSERT INTO callmatrix.calls_hourly
 SELECT account, toStartOfHour(started_at) AS hour, status, 0 AS version, count() AS calls,
        sum(ifNull(payout, toDecimal64(0, 4))) AS payout, sum(ifNull(revenue, toDecimal64(0, 4))) AS revenue,
