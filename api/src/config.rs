@@ -48,6 +48,10 @@ pub struct HealthConfig {
     /// one of the integration's usual hours.
     #[serde(default = "default_usual_days")]
     pub usual_days: u64,
+    /// Drift is judged on the calls of this many seconds against the day before
+    /// (`crate::drift`).
+    #[serde(default = "default_drift_window_s")]
+    pub drift_window_s: u64,
 }
 
 impl Default for HealthConfig {
@@ -55,8 +59,13 @@ impl Default for HealthConfig {
         Self {
             silence_minutes: default_silence_minutes(),
             usual_days: default_usual_days(),
+            drift_window_s: default_drift_window_s(),
         }
     }
+}
+
+fn default_drift_window_s() -> u64 {
+    3600
 }
 
 fn default_silence_minutes() -> u64 {
@@ -151,6 +160,12 @@ impl Validate for ApiConfig {
             return Err(ConfigError::invalid(
                 "ingest.url",
                 "must be an http(s) URL, or empty",
+            ));
+        }
+        if !(1..=86_400).contains(&self.health.drift_window_s) {
+            return Err(ConfigError::invalid(
+                "health.drift_window_s",
+                "must be between 1 and 86400",
             ));
         }
         if self.health.silence_minutes == 0 {

@@ -164,6 +164,40 @@ impl IntegrationsApi {
             .fetch_all()
             .await
             .map_err(crate::calls::storage_error)?;
+        // Fields that stopped being filled (crate::drift), with the first call that
+        // lacked each.
+        let window_s = self.health.drift_window_s;
+        let fills: Vec<crate::drift::FillCounts> = self
+            .clickhouse
+            .query(&crate::drift::fill_query(window_s, &and_account))
+            .fetch_all()
+            .await
+            .map_err(crate::calls::storage_error)?;
+        let mut drifts: std::collections::HashMap<&str, Vec<crate::drift::Drift>> =
+            Default::default();
+        for integration in &visible {
+            let Some(counts) = fills.iter().find(|f| {
+                f.client_id == integration.client_id.as_str() && f.account == integration.account
+            }) else {
+                continue;
+            };
+            let mut found = crate::drift::drifted(integration, counts);
+            for drift in &mut found {
+                if let Some(sql) = crate::drift::first_without(drift.field, window_s) {
+                    drift.first_call_id = self
+                        .clickhouse
+                        .query(&sql)
+                        .bind(integration.client_id.as_str())
+                        .bind(integration.account.as_str())
+                        .fetch_optional::<String>()
+                        .await
+                        .map_err(crate::calls::storage_error)?;
+                }
+            }
+            if !found.is_empty() {
+                drifts.insert(integration.client_id.as_str(), found);
+            }
+        }
         let now = chrono::Utc::now().timestamp();
         let rows: Vec<serde_json::Value> = visible
             .iter()
@@ -182,13 +216,17 @@ impl IntegrationsApi {
                     .filter(|f| f.client_id == client && f.account == account)
                     .map(|f| (f.reason.clone(), f.records.into()))
                     .collect();
-                let alert = alert(
+                let drift = drifts.get(client).cloned().unwrap_or_default();
+                let alert = match alert(
                     integration.enabled,
                     seen.map(|s| now - i64::from(s.last_received)),
                     seen.map_or(0, |s| s.usual_days),
                     (calls_24h, dead_24h),
                     &self.health,
-                );
+                ) {
+                    "ok" if !drift.is_empty() => "drift",
+                    other => other,
+                };
                 serde_json::json!({
                     "integration": redacted(integration),
                     "health": {
@@ -198,6 +236,7 @@ impl IntegrationsApi {
                         "usual_days_at_this_hour": seen.map_or(0, |s| s.usual_days),
                         "dead_letters_24h": dead_24h,
                         "filtered_24h": filtered_24h,
+                        "drift": drift,
                         "error_rate_24h": if calls_24h + dead_24h == 0 { 0.0 } else { dead_24h as f64 / (calls_24h + dead_24h) as f64 },
                         "callmatrix_duplicates_24h": seen.map_or(0, |s| s.duplicates_24h),
                         "linked_to_callmatrix_24h": seen.map_or(0, |s| s.linked_24h),
@@ -477,6 +516,7 @@ mod tests {
         let strict = HealthConfig {
             silence_minutes: 30,
             usual_days: 1,
+            ..HealthConfig::default()
         };
         assert_eq!(alert(true, Some(31 * 60), 1, (0, 0), &strict), "silent");
         assert_eq!(alert(false, Some(2 * hour), 7, (0, 0), &health), "disabled");

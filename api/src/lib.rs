@@ -7,6 +7,7 @@ mod call_pages;
 mod calls;
 pub mod config;
 mod dead_letters;
+mod drift;
 mod events;
 mod filter;
 #[doc(hidden)]

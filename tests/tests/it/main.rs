@@ -21,6 +21,7 @@ mod imports;
 mod integrations_api;
 mod keyed_state;
 mod late_fields;
+mod mapping_drift;
 mod mapping_filters;
 mod metric_docs;
 mod noisy_neighbour;
