@@ -45,7 +45,7 @@ public class JavaValues {
                 }
             }
         }
-        double[] seconds = {0, 5, 59, 60, 61, 125, 125.5, 599.25, 3599, 3600, 3661, 7322, 86399, 90061};
+        double[] seconds = {0, 1.5, 5, 30, 59, 60, 61, 125, 125.5, 599.25, 3599, 3600, 3661, 7322, 86399, 90061};
         for (double s : seconds) {
             Duration d = Duration.ofMillis(Math.round(s * 1000));
             String label = (s == Math.floor(s)) ? String.valueOf((long) s) : String.valueOf(s);

@@ -54,7 +54,7 @@ func main() {
 		out("timestamp", "Unix", label, fmt.Sprint(at.Unix()))
 		out("timestamp", "UnixMilli", label, fmt.Sprint(at.UnixMilli()))
 	}
-	for _, s := range []float64{0, 5, 59, 60, 61, 125, 125.5, 599.25, 3599, 3600, 3661, 7322, 86399, 90061} {
+	for _, s := range []float64{0, 1.5, 5, 30, 59, 60, 61, 125, 125.5, 599.25, 3599, 3600, 3661, 7322, 86399, 90061} {
 		d := time.Duration(s * float64(time.Second))
 		label := fmt.Sprint(s)
 		out("duration", "Duration.String", label, d.String())

@@ -60,7 +60,7 @@ for label, at in instants():
 import humanize  # noqa: E402
 import isodate  # noqa: E402
 
-for seconds in [0, 5, 59, 60, 61, 125, 125.5, 599.25, 3599, 3600, 3661, 7322, 86399, 90061]:
+for seconds in [0, 1.5, 5, 30, 59, 60, 61, 125, 125.5, 599.25, 3599, 3600, 3661, 7322, 86399, 90061]:
     delta = dt.timedelta(seconds=seconds)
     label = repr(seconds)
     out("duration", "str(timedelta)", label, str(delta))

@@ -111,6 +111,9 @@ fn parse(
     if let Ok(epoch) = text.parse::<i64>() {
         return from_epoch(epoch).map(Some);
     }
+    if let Some(stamped) = from_dotnet_date(text) {
+        return stamped.map(Some);
+    }
     if let Some(stamped) = from_epoch_fraction(text) {
         return stamped.map(Some);
     }
@@ -174,6 +177,42 @@ fn exact(fixed: DateTime<FixedOffset>) -> Stamped {
         zone: fixed.offset().to_string(),
         warning: None,
     }
+}
+
+/// .NET's JSON dates (`DataContractJsonSerializer`, `JavaScriptSerializer`, and
+/// Json.NET's `MicrosoftDateFormat`): `/Date(1795201402000)/`, with `\/` escapes
+/// kept or not, and an optional `+hhmm` that says only the zone it was written in
+/// (the milliseconds are UTC already).
+fn from_dotnet_date(text: &str) -> Option<Result<Stamped, CoerceError>> {
+    let inner = text
+        .strip_prefix("\\/Date(")
+        .and_then(|t| t.strip_suffix(")\\/"))
+        .or_else(|| {
+            text.strip_prefix("/Date(")
+                .and_then(|t| t.strip_suffix(")/"))
+        })?;
+    let digits_end = inner
+        .char_indices()
+        .skip(1)
+        .find(|(_, c)| matches!(c, '+' | '-'))
+        .map_or(inner.len(), |(i, _)| i);
+    let (millis, zone) = inner.split_at(digits_end);
+    let zone_ok =
+        zone.is_empty() || (zone.len() == 5 && zone[1..].bytes().all(|b| b.is_ascii_digit()));
+    if !zone_ok {
+        return None;
+    }
+    let millis: i64 = millis.parse().ok()?;
+    Some(
+        Utc.timestamp_millis_opt(millis)
+            .single()
+            .map(|instant| Stamped {
+                instant,
+                zone: "UTC".to_owned(),
+                warning: None,
+            })
+            .ok_or_else(|| CoerceError::new(format!("{text} is out of range as a .NET date"))),
+    )
 }
 
 /// Epoch seconds with a fraction (`1795201402.5`); `None` when `text` is not that.
@@ -346,6 +385,16 @@ mod tests {
             (json!("Nov 20, 2026 5:03 PM"), "2026-11-20T22:03:00+00:00"),
             (json!(1_795_212_202), "2026-11-20T22:03:22+00:00"),
             (json!("1795212202000"), "2026-11-20T22:03:22+00:00"),
+            // .NET JSON dates, with and without the zone they were written in.
+            (json!("/Date(1795212202000)/"), "2026-11-20T22:03:22+00:00"),
+            (
+                json!("/Date(1795212202000-0500)/"),
+                "2026-11-20T22:03:22+00:00",
+            ),
+            (
+                json!("\\/Date(1795212202000+0100)\\/"),
+                "2026-11-20T22:03:22+00:00",
+            ),
         ];
         for (value, expected) in cases {
             assert_eq!(utc(value.clone(), ny), expected, "{value}");
