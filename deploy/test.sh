@@ -60,6 +60,19 @@ fi
 echo "[test] promtool check rules and test rules (deploy/prometheus)"
 promtool check rules deploy/prometheus/rules.yml
 promtool test rules deploy/prometheus/rules_test.yml
+# Every query of the Grafana dashboard parses as PromQL: each becomes a recording
+# rule of a throwaway rules file that promtool checks.
+dashboard_rules="$(mktemp --suffix=.yml)"
+python3 - deploy/grafana/callmatrix-pipeline.json > "$dashboard_rules" <<'PY'
+import json, sys
+panels = json.load(open(sys.argv[1]))["panels"]
+print("groups:\n  - name: grafana_dashboard\n    rules:")
+for n, panel in enumerate(p for p in panels if p["type"] != "row"):
+    for target in panel["targets"]:
+        print(f"      - record: grafana:panel_{n}\n        expr: {json.dumps(target['expr'])}")
+PY
+promtool check rules "$dashboard_rules"
+rm -f "$dashboard_rules"
 
 echo "[test] cargo fmt --check"
 cargo fmt --all --check

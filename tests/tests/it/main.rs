@@ -15,6 +15,7 @@ mod config_docs;
 mod crash_points;
 mod dashboard_browser;
 mod enrichment;
+mod grafana_dashboard;
 mod hostile_requests;
 mod hostile_tenant;
 mod imports;
