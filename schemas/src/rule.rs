@@ -217,39 +217,20 @@ fn template(text: &str) -> Result<ValueSource, PathError> {
         position,
         problem,
     };
-    let (mut pieces, mut paths, mut literal) = (Vec::new(), Vec::new(), String::new());
-    let mut chars = text.char_indices().peekable();
-    while let Some((at, c)) = chars.next() {
-        match c {
-            '{' if chars.peek().map(|(_, n)| *n) == Some('{') => {
-                chars.next();
-                literal.push('{');
-            }
-            '}' if chars.peek().map(|(_, n)| *n) == Some('}') => {
-                chars.next();
-                literal.push('}');
-            }
-            '{' => {
-                let inner: String = chars
-                    .by_ref()
-                    .map(|(_, c)| c)
-                    .take_while(|c| *c != '}')
-                    .collect();
-                if !literal.is_empty() {
-                    pieces.push(TemplatePiece::Text(std::mem::take(&mut literal)));
-                }
+    let split = crate::braces::split(text)
+        .map_err(|_| bad(0, "unbalanced `{` or `}` (write `{{` and `}}` for braces)"))?;
+    let (mut pieces, mut paths) = (Vec::new(), Vec::new());
+    for piece in split {
+        match piece {
+            crate::braces::Braced::Text(text) => pieces.push(TemplatePiece::Text(text)),
+            crate::braces::Braced::Hole { inner, at } => {
                 paths.push(
                     FieldPath::parse(inner.trim())
                         .map_err(|_| bad(at, "a `{…}` must hold a path"))?,
                 );
                 pieces.push(TemplatePiece::Path(paths.len() - 1));
             }
-            '}' => return Err(bad(at, "a lone `}` (write `}}`)")),
-            c => literal.push(c),
         }
-    }
-    if !literal.is_empty() {
-        pieces.push(TemplatePiece::Text(literal));
     }
     if paths.is_empty() {
         return Err(bad(

@@ -204,6 +204,7 @@ async fn window_run<S: RecordSink>(
         integration.client_id.as_str(),
     );
     let decode = decoder(poll.format);
+    let zone: chrono_tz::Tz = integration.timezone.parse().unwrap_or(chrono_tz::UTC);
     let secret_names = poll.all_secret_names();
     let mut vars = pages_style.first(report.token.as_deref());
     let mut next_url: Option<String> = None;
@@ -285,7 +286,10 @@ async fn window_run<S: RecordSink>(
         report.records += count;
         window_records += count;
         for record in &records {
-            if let Some(seen) = cursor_path.lookup(record).and_then(|v| parse_time(&v)) {
+            if let Some(seen) = cursor_path
+                .lookup(record)
+                .and_then(|v| parse_time(&v, zone))
+            {
                 read.in_cursor_order &= read.newest.is_none_or(|newest| seen >= newest);
                 read.newest = read.newest.max(Some(seen));
             }
@@ -360,20 +364,13 @@ fn same_origin(configured: &str, next: &str, secret_names: &[String]) -> Result<
     }
 }
 
-pub use schemas::poll::template::format_time;
-
-fn parse_time(value: &Value) -> Option<DateTime<Utc>> {
-    match value {
-        Value::String(text) => DateTime::parse_from_rfc3339(text.trim())
-            .ok()
-            .map(|t| t.with_timezone(&Utc)),
-        Value::Number(n) => {
-            let n = n.as_i64()?;
-            let seconds = if n > 100_000_000_000 { n / 1000 } else { n };
-            DateTime::from_timestamp(seconds, 0)
-        }
-        _ => None,
-    }
+/// The cursor field's time, read as the mapping reads timestamps (every form it
+/// knows; zone-less in the integration's zone).
+fn parse_time(value: &Value, zone: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+    engine::mapping::coerce::timestamp(value, zone, None)
+        .ok()
+        .flatten()
+        .map(|stamped| stamped.instant)
 }
 
 #[cfg(test)]
@@ -382,24 +379,29 @@ mod tests {
     use chrono::TimeZone;
 
     #[test]
-    fn since_formats() {
-        let at = Utc.with_ymd_and_hms(2026, 11, 20, 22, 3, 22).unwrap();
-        assert_eq!(
-            format_time(at, "%Y-%m-%dT%H:%M:%SZ"),
-            "2026-11-20T22:03:22Z"
-        );
-        assert_eq!(format_time(at, "epoch_s"), "1795212202");
-        assert_eq!(format_time(at, "epoch_ms"), "1795212202000");
-        assert_eq!(format_time(at, "%m/%d/%Y"), "11/20/2026");
-    }
-
-    #[test]
-    fn cursor_values_in_text_or_epoch() {
+    fn cursor_values_in_any_form_the_mapping_reads() {
         let at = Utc.with_ymd_and_hms(2026, 11, 20, 23, 46, 30).unwrap();
-        assert_eq!(parse_time(&Value::from("2026-11-20T23:46:30Z")), Some(at));
-        assert_eq!(parse_time(&Value::from(at.timestamp())), Some(at));
-        assert_eq!(parse_time(&Value::from(at.timestamp_millis())), Some(at));
-        assert_eq!(parse_time(&Value::from("yesterday")), None);
+        let ny = chrono_tz::America::New_York;
+        assert_eq!(
+            parse_time(&Value::from("2026-11-20T23:46:30Z"), ny),
+            Some(at)
+        );
+        assert_eq!(parse_time(&Value::from(at.timestamp()), ny), Some(at));
+        assert_eq!(
+            parse_time(&Value::from(at.timestamp_millis()), ny),
+            Some(at)
+        );
+        // Forms the poller's own RFC 3339/epoch reader missed (the cursor stayed put):
+        // a US export's local time, read in the integration's zone, and words.
+        assert_eq!(
+            parse_time(&Value::from("11/20/2026 06:46:30 PM"), ny),
+            Some(at)
+        );
+        assert_eq!(
+            parse_time(&Value::from("Fri Nov 20 18:46:30 EST 2026"), ny),
+            Some(at)
+        );
+        assert_eq!(parse_time(&Value::from("yesterday"), ny), None);
     }
 
     /// Issue "Prove it under faults": a partner's future timestamp moved the cursor

@@ -65,64 +65,37 @@ impl Template {
     /// Parses `text`; the error says what is wrong and at which character.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut pieces = Vec::new();
-        let mut literal = String::new();
-        let mut chars = text.char_indices().peekable();
-        while let Some((at, c)) = chars.next() {
-            match c {
-                '{' if chars.peek().map(|(_, n)| *n) == Some('{') => {
-                    chars.next();
-                    literal.push('{');
+        for piece in crate::braces::split(text)? {
+            let (inner, at) = match piece {
+                crate::braces::Braced::Text(text) => {
+                    pieces.push(Piece::Text(text));
+                    continue;
                 }
-                '}' if chars.peek().map(|(_, n)| *n) == Some('}') => {
-                    chars.next();
-                    literal.push('}');
-                }
-                '}' => return Err(format!("a lone `}}` at character {at} (write `}}}}`)")),
-                '{' => {
-                    let mut inner = String::new();
-                    let mut closed = false;
-                    for (_, c) in chars.by_ref() {
-                        if c == '}' {
-                            closed = true;
-                            break;
-                        }
-                        inner.push(c);
-                    }
-                    if !closed {
-                        return Err(format!("`{{` at character {at} is not closed"));
-                    }
-                    let (name, format) = match inner.split_once(':') {
-                        Some((name, format)) => (name.trim(), Some(format.to_owned())),
-                        None => (inner.trim(), None),
-                    };
-                    if !NAMES.contains(&name) {
-                        return Err(format!(
-                            "unknown variable {{{name}}} at character {at}; known: {}",
-                            NAMES.join(", ")
-                        ));
-                    }
-                    if let Some(format) = &format {
-                        if !matches!(name, "since" | "until") {
-                            return Err(format!(
-                                "{{{name}}} takes no format (only since and until do)"
-                            ));
-                        }
-                        check_time_format(format)
-                            .map_err(|problem| format!("{{{name}:{format}}}: {problem}"))?;
-                    }
-                    if !literal.is_empty() {
-                        pieces.push(Piece::Text(std::mem::take(&mut literal)));
-                    }
-                    pieces.push(Piece::Hole {
-                        name: name.to_owned(),
-                        format,
-                    });
-                }
-                c => literal.push(c),
+                crate::braces::Braced::Hole { inner, at } => (inner, at),
+            };
+            let (name, format) = match inner.split_once(':') {
+                Some((name, format)) => (name.trim(), Some(format.to_owned())),
+                None => (inner.trim(), None),
+            };
+            if !NAMES.contains(&name) {
+                return Err(format!(
+                    "unknown variable {{{name}}} at character {at}; known: {}",
+                    NAMES.join(", ")
+                ));
             }
-        }
-        if !literal.is_empty() {
-            pieces.push(Piece::Text(literal));
+            if let Some(format) = &format {
+                if !matches!(name, "since" | "until") {
+                    return Err(format!(
+                        "{{{name}}} takes no format (only since and until do)"
+                    ));
+                }
+                check_time_format(format)
+                    .map_err(|problem| format!("{{{name}:{format}}}: {problem}"))?;
+            }
+            pieces.push(Piece::Hole {
+                name: name.to_owned(),
+                format,
+            });
         }
         Ok(Self { pieces })
     }

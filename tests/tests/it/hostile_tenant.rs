@@ -577,6 +577,44 @@ async fn another_account_reaches_nothing_of_ours_and_our_network_is_not_reachabl
         .await,
         &[404],
     );
+    // A poll test sends A's stored credentials to A's partner and shows the answer:
+    // B may not run one, with A's poll or with a draft of B's own aimed elsewhere.
+    for (what, body) in [
+        ("test A's poll", json!({})),
+        (
+            "test a draft poll on A's integration",
+            json!({"poll": {"interval_s": 60, "url": "https://partner.example/calls",
+                            "cursor_field": "u", "initial_since": "2026-11-01T00:00:00Z"}}),
+        ),
+    ] {
+        refused(
+            what,
+            http.post(
+                &ingest.url("/api/integrations/ringpartner/poll/test"),
+                B,
+                body.clone(),
+            )
+            .await,
+            &[404],
+        );
+        refused(
+            &format!("{what}, through the api"),
+            http.post(&api.url("/api/integrations/ringpartner/poll/test"), B, body)
+                .await,
+            &[404],
+        );
+    }
+    let (status, answer) = http
+        .post(
+            &api.url("/api/integrations/ringpartner/poll/test"),
+            A,
+            json!({}),
+        )
+        .await;
+    assert_ne!(
+        status, 404,
+        "control: A's own poll test passes the scope check: {answer}"
+    );
     refused(
         "imports without a token",
         http.send(

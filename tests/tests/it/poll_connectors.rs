@@ -25,6 +25,15 @@ struct Poller {
 }
 
 impl Poller {
+    /// As in production: no private address allowed.
+    fn guarded() -> Self {
+        Self {
+            outbound: Outbound::new(OutboundConfig::default().allow_list().unwrap(), 5),
+            budgets: Budgets::default(),
+            tokens: TokenCache::default(),
+        }
+    }
+
     fn new() -> Self {
         let config = OutboundConfig {
             allow: vec!["127.0.0.1".into()],
@@ -541,4 +550,39 @@ async fn an_oauth2_refresh_token_is_used_and_its_rotation_followed() {
         tokio::time::sleep(Duration::from_millis(1_100)).await;
     }
     assert_eq!(*grants.lock().unwrap(), ["r0", "r1", "r2"]);
+}
+
+/// A token or login URL is fetched through the outbound guard like every page: one
+/// aimed at the cloud metadata address or loopback is refused before anything is
+/// sent, and the error quotes no secret.
+#[tokio::test]
+async fn token_and_login_urls_cannot_reach_our_network() {
+    let oauth = integration(
+        json!({
+            "interval_s": 60, "url": "https://partner.example/calls",
+            "auth": {"type": "oauth2", "token_url": "http://169.254.169.254/latest/meta-data/token",
+                     "client_id": "cid", "client_secret": "oauth-s3cret"},
+            "cursor_field": "updated", "initial_since": "2026-11-20T00:00:00Z", "max_attempts": 1
+        }),
+        None,
+    );
+    let session = integration(
+        json!({
+            "interval_s": 60, "url": "https://partner.example/calls",
+            "auth": {"type": "session_token", "login_url": "http://127.0.0.1:8123/?query=SELECT+1",
+                     "login_body": {"p": "{password}"}, "username": "u", "password": "pw-s3cret",
+                     "token_path": "token"},
+            "cursor_field": "updated", "initial_since": "2026-11-20T00:00:00Z", "max_attempts": 1
+        }),
+        None,
+    );
+    for integration in [oauth, session] {
+        let (report, sink) = Poller::guarded()
+            .run(&integration, start("2026-11-20T00:00:00Z"))
+            .await;
+        let error = report.unwrap_err();
+        assert!(error.contains("may not reach our own network"), "{error}");
+        assert!(!error.contains("s3cret"), "{error}");
+        assert!(sink.records().is_empty());
+    }
 }
