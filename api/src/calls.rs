@@ -2,7 +2,7 @@
 //! `GET /api/calls/export.csv`: every call the same filters select, streamed as CSV.
 //!
 //! Filters (see `filter`): `client_id`, `account`, `from`, `to`, `source`, `status`,
-//! `duplicate`, `caller`, `campaign`, `state`. Pages: `limit` (default 50), `cursor`
+//! `duplicate`, `caller`, `campaign`, `state`, `attr` (`NAME=VALUE`). Pages: `limit` (default 50), `cursor`
 //! (from the previous page's `next_cursor`). Each call is one row in its latest version,
 //! however often it was delivered or corrected (see `call_pages` for how a page is
 //! read).
@@ -38,6 +38,10 @@ struct CallsQuery {
     caller: Option<String>,
     campaign: Option<String>,
     state: Option<String>,
+    attr: Option<String>,
+    /// Export only: attributes to give a column each (`recordingUrl,publisherSubId`),
+    /// after the `attributes` column that holds them all.
+    attribute_columns: Option<String>,
     limit: Option<u32>,
     cursor: Option<String>,
 }
@@ -56,6 +60,7 @@ impl CallsQuery {
             caller: self.caller.clone(),
             campaign: self.campaign.clone(),
             state: self.state.clone(),
+            attr: self.attr.clone(),
         };
         CallFilter::parse(&params, scope.account())
     }
@@ -83,6 +88,12 @@ pub async fn list(
     scope: &runtime::access::Scope,
 ) -> Result<Response<Body>, Problem> {
     let params: CallsQuery = parse(query)?;
+    if params.attribute_columns.is_some() {
+        return Err(bad_parameter(
+            "attribute_columns",
+            "is for the CSV export; the JSON answer has every attribute",
+        ));
+    }
     // An account token only ever reads its own account's rows.
     let filter = params.filter(scope)?;
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
@@ -185,6 +196,7 @@ pub async fn export(
         ));
     }
     let filter = params.filter(scope)?;
+    let attribute_columns = attribute_columns(params.attribute_columns.as_deref())?;
     // The first page is read before answering, so a ClickHouse outage is a 503, not
     // a 200 with a broken file.
     let first = page(client, &filter, None, EXPORT_CHUNK, Order::OldestFirst)
@@ -195,7 +207,20 @@ pub async fn export(
     let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(4);
     let client = client.clone();
     tokio::spawn(async move {
-        let header = Bytes::from(format!("{}\r\n", EXPORT_COLUMNS.join(",")));
+        let mut header = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(Vec::new());
+        let named = attribute_columns
+            .iter()
+            .map(|name| format!("{}{name}", crate::aggregates::plan::ATTRIBUTE_PREFIX));
+        let _ = header.write_record(
+            EXPORT_COLUMNS
+                .iter()
+                .map(|c| (*c).to_owned())
+                .chain(std::iter::once("attributes".to_owned()))
+                .chain(named),
+        );
+        let header = Bytes::from(header.into_inner().unwrap_or_default());
         if sender.send(header).await.is_err() {
             return;
         }
@@ -210,7 +235,7 @@ pub async fn export(
             };
             let rows = calls.len();
             for row in &calls {
-                let _ = writer.write_record(export_record(row));
+                let _ = writer.write_record(export_record(row, &attribute_columns));
             }
             let mut bytes = writer.into_inner().unwrap_or_default();
             if let Some(error) = &failure {
@@ -246,7 +271,51 @@ pub async fn export(
     Ok(response)
 }
 
-fn export_record(row: &CallRow) -> Vec<String> {
+/// Most attributes the export gives a column each.
+const MAX_ATTRIBUTE_COLUMNS: usize = 20;
+
+/// The `attribute_columns` asked for, each a name an attribute can have.
+fn attribute_columns(list: Option<&str>) -> Result<Vec<String>, Problem> {
+    let names: Vec<String> = list
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if names.len() > MAX_ATTRIBUTE_COLUMNS {
+        return Err(bad_parameter(
+            "attribute_columns",
+            format!("at most {MAX_ATTRIBUTE_COLUMNS} attributes"),
+        ));
+    }
+    for name in &names {
+        if let Some(problem) = schemas::attribute::name_problem(name) {
+            return Err(bad_parameter(
+                "attribute_columns",
+                format!("{name:?}: the name {problem}"),
+            ));
+        }
+    }
+    Ok(names)
+}
+
+/// A row's attributes as one JSON object of name → value text, for the export's
+/// `attributes` column (empty when it has none).
+fn attributes_text(row: &CallRow) -> String {
+    if row.attr_keys.is_empty() {
+        return String::new();
+    }
+    let object: serde_json::Map<String, serde_json::Value> = row
+        .attr_keys
+        .iter()
+        .zip(&row.attr_values)
+        .map(|(k, v)| (k.clone(), v.clone().into()))
+        .collect();
+    serde_json::Value::Object(object).to_string()
+}
+
+fn export_record(row: &CallRow, attribute_columns: &[String]) -> Vec<String> {
     let money = |units: Option<i64>| {
         units
             .and_then(schemas::Money::from_units)
@@ -285,7 +354,17 @@ fn export_record(row: &CallRow) -> Vec<String> {
             .map(|t| t.to_rfc3339())
             .unwrap_or_default(),
         row.partner_status.clone(),
+        attributes_text(row),
     ]
+    .into_iter()
+    .chain(attribute_columns.iter().map(|name| {
+        row.attr_keys
+            .iter()
+            .position(|k| k == name)
+            .and_then(|i| row.attr_values.get(i).cloned())
+            .unwrap_or_default()
+    }))
+    .collect()
 }
 
 pub fn storage_error(error: clickhouse::error::Error) -> Problem {

@@ -35,6 +35,8 @@ pub struct FilterParams {
     pub caller: Option<String>,
     pub campaign: Option<String>,
     pub state: Option<String>,
+    /// A custom attribute's value: `NAME=VALUE`.
+    pub attr: Option<String>,
 }
 
 /// A value bound to a `?` of the statement, in order.
@@ -145,6 +147,25 @@ impl CallFilter {
                 filter.push(&format!("{name} = ?"), Bind::Text(value.clone()));
             }
         }
+        if let Some(attr) = &params.attr {
+            let Some((name, value)) = attr.split_once('=') else {
+                return Err(bad_parameter("attr", "must be NAME=VALUE"));
+            };
+            if let Some(problem) = schemas::attribute::name_problem(name) {
+                return Err(bad_parameter(
+                    "attr",
+                    format!("the name {name:?} {problem}"),
+                ));
+            }
+            // The name is checked to letters, digits and `_-.:`, so it is written as
+            // a literal; the value is bound. Both `calls` and `calls_by_time` have
+            // the arrays.
+            let name = runtime::clickhouse::string_list([name]);
+            filter.push(
+                &format!("attr_values[indexOf(attr_keys, {name})] = ?"),
+                Bind::Text(value.to_owned()),
+            );
+        }
         Ok(filter)
     }
 
@@ -235,8 +256,20 @@ mod tests {
             caller: Some("(415) 555-2671".into()),
             campaign: Some("Auto CA".into()),
             state: Some("CA".into()),
+            attr: Some("tag:User:sub5=it's = fine?".into()),
         };
         let filter = CallFilter::parse(&params, Some("acme")).unwrap();
+        assert!(
+            filter
+                .sql()
+                .contains("AND attr_values[indexOf(attr_keys, 'tag:User:sub5')] = ?"),
+            "{}",
+            filter.sql()
+        );
+        assert!(
+            filter.binds.contains(&Bind::Text("it's = fine?".into())),
+            "the value is bound, split at the first ="
+        );
         assert_eq!(filter.sql().matches('?').count(), filter.binds.len());
         assert!(
             filter.binds.contains(&Bind::Text("acme".into())),
@@ -284,6 +317,20 @@ mod tests {
                     ..Default::default()
                 },
                 "caller",
+            ),
+            (
+                FilterParams {
+                    attr: Some("publisherSubId".into()),
+                    ..Default::default()
+                },
+                "attr",
+            ),
+            (
+                FilterParams {
+                    attr: Some("it's=1".into()),
+                    ..Default::default()
+                },
+                "attr",
             ),
         ] {
             let problem = CallFilter::parse(&params, None).unwrap_err();

@@ -54,7 +54,7 @@ struct PreviewResult {
     /// Which way each rule with a `when` or `cases` went: `when did not hold`,
     /// `case N`, `its source`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    rules: BTreeMap<&'static str, String>,
+    rules: BTreeMap<std::borrow::Cow<'static, str>, String>,
 }
 
 #[derive(Serialize, PartialEq, Debug)]

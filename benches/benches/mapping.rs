@@ -1,6 +1,9 @@
 //! Map + coerce one typical record (parse, 17 rules over 20 source fields, E.164,
 //! timestamp, money, duration) against the baseline of only parsing the same JSON
-//! with serde_json, in the same run. Throughput is records/s on one core.
+//! with serde_json, in the same run. Throughput is records/s on one core. Two more
+//! figures price issue 38's features on the same record: four custom attributes
+//! (text, number, boolean, time), and declarative rules (a filter that does not
+//! hold, a `when`, `cases`, a template, a computation, an extraction).
 
 // A benchmark that cannot set up should stop loudly.
 #![allow(clippy::unwrap_used)]
@@ -63,6 +66,69 @@ fn mapping(c: &mut Criterion) {
                 let (envelope, position) = &fresh[next % fresh.len()];
                 next += 1;
                 map_record(&compiled, envelope, position.clone(), now).unwrap()
+            })
+        },
+    );
+    // The same mapping with custom attributes, then with declarative rules.
+    let with = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut definition = serde_json::to_value(&integration).unwrap();
+        edit(&mut definition);
+        let integration: schemas::Integration = serde_json::from_value(definition).unwrap();
+        CompiledMapping::compile(&integration).unwrap()
+    };
+    let attributes = with(&|d| {
+        d["mapping"]["attributes"] = serde_json::json!({
+            "campaign_id": {"path": "call.campaign.id"},
+            "notes": {"path": "call.extra.notes"},
+            "payout_share": {"path": "call.campaign.id", "type": "number"},
+            "called_back": {"path": "call.extra.notes", "type": "boolean", "map": {"called back": true}},
+            "answered_at": {"path": "call.started_at", "type": "time"}
+        });
+    });
+    let mapped = map_record(&attributes, &envelope, position.clone(), now).unwrap();
+    assert_eq!(mapped.attributes.len(), 5, "{:?}", mapped.warnings);
+    group.bench_function(
+        BenchmarkId::new("figure", "map_record 17 rules + 5 attributes"),
+        |b| {
+            b.iter(|| {
+                map_record(
+                    &attributes,
+                    std::hint::black_box(&envelope),
+                    position.clone(),
+                    now,
+                )
+                .unwrap()
+            })
+        },
+    );
+    let declarative = with(&|d| {
+        let fields = &mut d["mapping"]["fields"];
+        fields["payout"]["when"] =
+            serde_json::json!({"path": "call.status", "in": ["Converted", "Sale"]});
+        fields["campaign"] =
+            serde_json::json!({"template": "{call.campaign.name} #{call.campaign.id}"});
+        fields["revenue"] = serde_json::json!({"compute": {"op": "mul", "args": [{"path": "call.campaign.id"}, {"static": "1.5"}]}});
+        fields["zip"] = serde_json::json!({"path": "call.caller.zip", "extract": "^(\\d{5})"});
+        fields["buyer"] = serde_json::json!({"cases": [
+            {"when": {"path": "call.publisher.name", "equals": "BlueMedia"}, "path": "call.buyer.name"}
+        ], "static": "unknown"});
+        d["mapping"]["filters"] = serde_json::json!([
+            {"reason": "test call", "when": {"path": "call.campaign.name", "in": ["Test", "QA"]}}
+        ]);
+    });
+    let mapped = map_record(&declarative, &envelope, position.clone(), now).unwrap();
+    assert_eq!(mapped.campaign.as_deref(), Some("Auto Insurance CA #771"));
+    group.bench_function(
+        BenchmarkId::new("figure", "map_record 17 rules, 5 declarative + a filter"),
+        |b| {
+            b.iter(|| {
+                map_record(
+                    &declarative,
+                    std::hint::black_box(&envelope),
+                    position.clone(),
+                    now,
+                )
+                .unwrap()
             })
         },
     );

@@ -80,7 +80,7 @@ pub fn field_path(data: &[u8]) {
 }
 
 /// A mapping and a record from the bytes: `{"fields": {...}, "filters": [...],
-/// "record": ...}` (the other integration settings fixed). Whatever the rules and the record, mapping
+/// "attributes": {...}, "record": ...}` (the other integration settings fixed). Whatever the rules and the record, mapping
 /// answers with a call or a rejection.
 pub fn mapping(data: &[u8]) {
     let Ok(input) = serde_json::from_slice::<Value>(data) else {
@@ -91,7 +91,8 @@ pub fn mapping(data: &[u8]) {
         "version": 1, "timezone": "America/New_York",
         "decimal_separator": if input["comma"] == true { "," } else { "." },
         "mapping": {"fields": input["fields"].clone(),
-                    "filters": if input["filters"].is_array() { input["filters"].clone() } else { serde_json::json!([]) }}
+                    "filters": if input["filters"].is_array() { input["filters"].clone() } else { serde_json::json!([]) },
+                    "attributes": if input["attributes"].is_object() { input["attributes"].clone() } else { serde_json::json!({}) }}
     });
     let Ok(integration) = serde_json::from_value::<Integration>(integration) else {
         return;
@@ -128,6 +129,20 @@ pub fn mapping(data: &[u8]) {
         assert_eq!(call.client_id.as_str(), "fuzz");
         assert!((2000..2100).contains(&call.started_at.year()));
         assert!(call.duration_s.is_none_or(|d| d <= 86_400));
+        // Attributes stay within their limits and survive the row ClickHouse keeps.
+        let bytes: usize = call
+            .attributes
+            .iter()
+            .map(|(name, value)| name.len() + value.value.len())
+            .sum();
+        assert!(bytes <= schemas::attribute::MAX_CALL_BYTES);
+        let row = schemas::CallRow::from(&call);
+        assert_eq!(
+            schemas::CallRecord::try_from(row)
+                .map(|c| c.attributes)
+                .ok(),
+            Some(call.attributes)
+        );
     }
 }
 

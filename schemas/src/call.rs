@@ -117,6 +117,9 @@ pub struct CallRecord {
     pub match_duration_delta_s: Option<i32>,
     /// Where `local_tz` came from: `zip`, `area_code` or `integration`.
     pub tz_source: String,
+    /// The mapping's custom attributes, by name (see [`crate::attribute`]).
+    #[serde(default)]
+    pub attributes: crate::attribute::Attributes,
     /// Whether this version announces a new call or changes a known one. Travels on
     /// the enriched topic only (as `"event": "call.updated"`, absent when created);
     /// not a column.
@@ -214,6 +217,10 @@ pub struct CallRow {
     pub tz_source: String,
     /// 1 when the caller withheld the number (`caller` is then empty).
     pub caller_withheld: u8,
+    /// The custom attributes as parallel arrays, sorted by name.
+    pub attr_keys: Vec<String>,
+    pub attr_types: Vec<crate::attribute::AttributeTypeCode>,
+    pub attr_values: Vec<String>,
 }
 
 /// Column names of `calls`, in DDL order, for explicit `SELECT` lists.
@@ -222,7 +229,7 @@ started_at, local_tz, duration_s, payout, revenue, currency, zip, city, state, c
 buyer, tags, status, is_duplicate, cm_call_id, warnings, received_at, processed_at, raw_id, raw_topic, \
 raw_partition, raw_offset, mapping_version, connected_duration_s, connected, partner_status, qualified, \
 repeat_of, repeat_of_started_at, match_method, match_start_delta_s, match_duration_delta_s, tz_source, \
-caller_withheld";
+caller_withheld, attr_keys, attr_types, attr_values";
 
 fn text(value: &Option<String>) -> String {
     value.clone().unwrap_or_default()
@@ -234,6 +241,7 @@ fn optional(value: String) -> Option<String> {
 
 impl From<&CallRecord> for CallRow {
     fn from(call: &CallRecord) -> Self {
+        let (attr_keys, attr_types, attr_values) = crate::attribute::to_arrays(&call.attributes);
         Self {
             id: call.id.0,
             version: call.version,
@@ -289,6 +297,9 @@ impl From<&CallRecord> for CallRow {
             match_duration_delta_s: call.match_duration_delta_s,
             tz_source: call.tz_source.clone(),
             caller_withheld: u8::from(call.caller.is_none()),
+            attr_keys,
+            attr_types,
+            attr_values,
         }
     }
 }
@@ -426,6 +437,12 @@ impl TryFrom<CallRow> for CallRecord {
             match_start_delta_s: row.match_start_delta_s,
             match_duration_delta_s: row.match_duration_delta_s,
             tz_source: row.tz_source,
+            attributes: crate::attribute::from_arrays(
+                row.attr_keys,
+                row.attr_types,
+                row.attr_values,
+            )
+            .ok_or_else(|| bad("attr_keys", "attribute arrays of different lengths".into()))?,
             // A stored call written again is an update; the writers say so when
             // they write it (`assemble`, `enrich::redecided`, the linker).
             event: Change::Created,
@@ -462,6 +479,7 @@ pub fn to_whole_seconds(instant: DateTime<Utc>) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attribute::{AttributeType, AttributeValue};
     use phonenumber::country::Id;
 
     pub(crate) fn sample() -> CallRecord {
@@ -514,6 +532,22 @@ mod tests {
             match_start_delta_s: Some(-2),
             match_duration_delta_s: Some(20),
             tz_source: "zip".into(),
+            attributes: [
+                ("publisherSubId", AttributeType::String, "pub-7"),
+                ("share", AttributeType::Number, "12.5"),
+                ("consent", AttributeType::Boolean, "true"),
+            ]
+            .into_iter()
+            .map(|(name, kind, value)| {
+                (
+                    name.to_owned(),
+                    AttributeValue {
+                        kind,
+                        value: value.to_owned(),
+                    },
+                )
+            })
+            .collect(),
             event: Change::Created,
         }
     }
@@ -567,5 +601,11 @@ mod tests {
         assert_eq!(back.event, Change::Updated);
         assert_eq!(json["payout"], "45.00");
         assert_eq!(json["revenue"], serde_json::Value::Null);
+        assert_eq!(json["attributes"]["share"]["type"], "number");
+        // Calls kept before attributes existed (the processor's state) still read.
+        let mut old = json.clone();
+        old.as_object_mut().unwrap().remove("attributes");
+        let back: CallRecord = serde_json::from_value(old).unwrap();
+        assert!(back.attributes.is_empty());
     }
 }

@@ -209,6 +209,11 @@ pub struct Mapping {
     /// under its `reason`; never a dead letter, never silent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<Filter>,
+    /// Custom attributes by name (`recordingUrl`, `tag:User:sub5`): any rule a field
+    /// takes, plus its `type` (string, number, boolean or time; default string).
+    /// At most [`crate::attribute::MAX_ATTRIBUTES`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, FieldRule>,
 }
 
 /// Most filters one integration has.
@@ -334,12 +339,83 @@ pub struct FieldRule {
     /// A regular-expression replacement on the value's text (after `extract`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replace: Option<Replace>,
+    /// An attribute's type (attributes only; canonical fields have theirs).
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "type")]
+    pub value_type: Option<crate::attribute::AttributeType>,
 }
 
 /// Largest integration definition (its JSON) any binary takes: every instance of
 /// every binary holds every definition. The api's per-account limit is lower
 /// (`limits.definition_bytes`).
 pub const MAX_DEFINITION_BYTES: usize = 1024 * 1024;
+
+/// The first problem of one field's (or attribute's) rule, as (place, problem):
+/// exactly one source, valid paths, patterns, conditions and map keys.
+fn field_rule_problem(rule: &FieldRule, at: &str) -> Option<(String, String)> {
+    let sources = [
+        rule.path.is_some(),
+        rule.first_of.is_some(),
+        rule.join.is_some(),
+        rule.static_value.is_some(),
+        rule.template.is_some(),
+        rule.compute.is_some(),
+        rule.between.is_some(),
+    ];
+    match sources.iter().filter(|s| **s).count() {
+        0 if rule.cases.as_ref().is_some_and(|c| !c.is_empty()) => {}
+        0 => {
+            return Some((
+                at.to_owned(),
+                "needs one of `path`, `first_of`, `join`, `static`, `template`, `compute`, `between` or `cases`".into(),
+            ))
+        }
+        1 => {}
+        _ => {
+            return Some((
+                at.to_owned(),
+                "has more than one of `path`, `first_of`, `join`, `static`, `template`, `compute` and `between`; pick one"
+                    .into(),
+            ))
+        }
+    }
+    if let Some(problem) = rule_problem(rule, at) {
+        return Some(problem);
+    }
+    let paths = rule
+        .path
+        .iter()
+        .chain(rule.first_of.iter().flatten())
+        .chain(rule.join.iter().flatten());
+    for path in paths {
+        if let Err(e) = FieldPath::parse(path) {
+            return Some((at.to_owned(), e.to_string()));
+        }
+    }
+    if rule.join.as_ref().is_some_and(|j| j.is_empty())
+        || rule.first_of.as_ref().is_some_and(|f| f.is_empty())
+    {
+        return Some((at.to_owned(), "lists no paths".into()));
+    }
+    if rule.static_value.is_some() && rule.default.is_some() {
+        return Some((at.to_owned(), "a `static` value needs no `default`".into()));
+    }
+    if let Some(map) = &rule.map {
+        let mut seen = std::collections::BTreeSet::new();
+        for key in map.keys() {
+            let folded = key.trim().to_lowercase();
+            if folded.is_empty() {
+                return Some((at.to_owned(), "`map` has an empty key".into()));
+            }
+            if !seen.insert(folded) {
+                return Some((
+                    at.to_owned(),
+                    format!("`map` lists {key:?} twice (keys match case-insensitively)"),
+                ));
+            }
+        }
+    }
+    None
+}
 
 /// The first problem of a rule's conditions, patterns and computations, as
 /// (place, problem).
@@ -445,6 +521,7 @@ impl FieldRule {
             cases: None,
             extract: None,
             replace: None,
+            value_type: None,
         }
     }
 }
@@ -563,47 +640,14 @@ impl Integration {
         }
         for (field, rule) in &self.mapping.fields {
             let at = format!("mapping.fields.{}", field.name());
-            let sources = [
-                rule.path.is_some(),
-                rule.first_of.is_some(),
-                rule.join.is_some(),
-                rule.static_value.is_some(),
-                rule.template.is_some(),
-                rule.compute.is_some(),
-                rule.between.is_some(),
-            ];
-            match sources.iter().filter(|s| **s).count() {
-                0 if rule.cases.as_ref().is_some_and(|c| !c.is_empty()) => {}
-                0 => {
-                    return Err(invalid(
-                        &at,
-                        "needs one of `path`, `first_of`, `join`, `static`, `template`, `compute`, `between` or `cases`".into(),
-                    ))
-                }
-                1 => {}
-                _ => {
-                    return Err(invalid(
-                        &at,
-                        "has more than one of `path`, `first_of`, `join`, `static`, `template`, `compute` and `between`; pick one"
-                            .into(),
-                    ))
-                }
+            if rule.value_type.is_some() {
+                return Err(invalid(
+                    &format!("{at}.type"),
+                    "only attributes take a `type`; a canonical field has its own".into(),
+                ));
             }
-            if let Some((place, problem)) = rule_problem(rule, &at) {
+            if let Some((place, problem)) = field_rule_problem(rule, &at) {
                 return Err(invalid(&place, problem));
-            }
-            let paths = rule
-                .path
-                .iter()
-                .chain(rule.first_of.iter().flatten())
-                .chain(rule.join.iter().flatten());
-            for path in paths {
-                FieldPath::parse(path).map_err(|e| invalid(&at, e.to_string()))?;
-            }
-            if rule.join.as_ref().is_some_and(|j| j.is_empty())
-                || rule.first_of.as_ref().is_some_and(|f| f.is_empty())
-            {
-                return Err(invalid(&at, "lists no paths".into()));
             }
             if *field == CanonicalField::ExternalId
                 && (rule.default.is_some() || rule.map.is_some())
@@ -615,23 +659,24 @@ impl Integration {
                     "the call id takes no `default` or `map`".into(),
                 ));
             }
-            if rule.static_value.is_some() && rule.default.is_some() {
-                return Err(invalid(&at, "a `static` value needs no `default`".into()));
+        }
+        if self.mapping.attributes.len() > crate::attribute::MAX_ATTRIBUTES {
+            return Err(invalid(
+                "mapping.attributes",
+                format!(
+                    "at most {} attributes; this mapping has {}",
+                    crate::attribute::MAX_ATTRIBUTES,
+                    self.mapping.attributes.len()
+                ),
+            ));
+        }
+        for (name, rule) in &self.mapping.attributes {
+            let at = format!("mapping.attributes.{name}");
+            if let Some(problem) = crate::attribute::name_problem(name) {
+                return Err(invalid(&at, format!("the name {problem}")));
             }
-            if let Some(map) = &rule.map {
-                let mut seen = std::collections::BTreeSet::new();
-                for key in map.keys() {
-                    let folded = key.trim().to_lowercase();
-                    if folded.is_empty() {
-                        return Err(invalid(&at, "`map` has an empty key".into()));
-                    }
-                    if !seen.insert(folded) {
-                        return Err(invalid(
-                            &at,
-                            format!("`map` lists {key:?} twice (keys match case-insensitively)"),
-                        ));
-                    }
-                }
+            if let Some((place, problem)) = field_rule_problem(rule, &at) {
+                return Err(invalid(&place, problem));
             }
         }
         Ok(())

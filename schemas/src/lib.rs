@@ -1,6 +1,7 @@
 //! Shared vocabulary of the pipeline. Every binary and test speaks these types;
 //! nothing here does I/O except the migration list, which is embedded SQL text.
 
+pub mod attribute;
 pub mod braces;
 pub mod call;
 pub mod callmatrix;

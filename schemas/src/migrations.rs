@@ -96,6 +96,16 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "filtered_records",
         sql: include_str!("../migrations/0015_filtered_records.sql"),
     },
+    Migration {
+        version: 16,
+        name: "call_attributes",
+        sql: include_str!("../migrations/0016_call_attributes.sql"),
+    },
+    Migration {
+        version: 17,
+        name: "call_attributes_feed",
+        sql: include_str!("../migrations/0017_call_attributes_feed.sql"),
+    },
 ];
 
 /// Rolls up every stored call at version 0, below every version the rollup worker

@@ -5,8 +5,9 @@
 // source against the aggregates API; narrow to a campaign and a status (URL, numbers,
 // feed, reload); choose a range and a zone, checked against the aggregates API and
 // kept in the URL across a reload; a dead-letter group (payloads, field errors, a
-// mapping preview), a mapping fix and a replay from the page. Saves screenshots at
-// desktop and phone widths.
+// mapping preview), a mapping fix and a replay from the page; a Ringba-shaped
+// integration's custom attributes as a side-by-side dimension, a filter and in the
+// story. Saves screenshots at desktop and phone widths.
 //
 //   node tests/browser/dashboard.mjs API_URL INGEST_URL SCREENSHOT_PATH
 //
@@ -259,6 +260,73 @@ try {
   await page.screenshot({ path: screenshot.replace(/\.png$/, "-replayed.png"), fullPage: true });
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: screenshot.replace(/\.png$/, "-replayed-phone.png"), fullPage: true });
+
+  // Custom attributes (issue 38): a Ringba-shaped integration keeps recordingUrl,
+  // publisherSubId and two `tag:` values. The side-by-side table by publisherSubId
+  // is the aggregates API's, a value's button narrows the totals to it (the API's
+  // count for that value, and the calls posted with it, counted by partner id),
+  // and a call's story lists its attributes with the recording as a link.
+  await page.setViewportSize({ width: 1400, height: 900 });
+  const ringba = {
+    client_id: "ringba_browser", account: "acme-leads", name: "Ringba (browser test)", source: "webhook", version: 1,
+    timezone: "UTC", currency: "USD", default_region: "US", auth: { scheme: "none" },
+    mapping: {
+      fields: { external_id: { path: "inboundCallId" }, caller: { path: "inboundPhoneNumber" }, started_at: { path: "callDt" }, payout: { path: "payoutAmount" } },
+      attributes: {
+        recordingUrl: { path: "recordingUrl" }, publisherSubId: { path: "publisherSubId" },
+        "tag:User:sub5": { path: '["tag:User:sub5"]' }, "tag:User:gclid": { path: '["tag:User:gclid"]' },
+      },
+    },
+  };
+  const created = await fetch(apiUrl + "/api/integrations", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(ringba) });
+  if (!created.ok) throw new Error("creating the Ringba integration answered " + created.status + ": " + (await created.text()));
+  const ringbaCalls = [["RGB-1", "pub-7", "fb"], ["RGB-2", "pub-7", "tt"], ["RGB-3", "pub-9", "fb"]];
+  for (const [i, [id, sub, sub5]] of ringbaCalls.entries()) {
+    const record = { inboundCallId: id, inboundPhoneNumber: "+1312555070" + i, callDt: Date.now() - (40 - i) * 60000, payoutAmount: 10,
+      recordingUrl: `https://media.example/recordings/${id}.mp3`, publisherSubId: sub, "tag:User:sub5": sub5, "tag:User:gclid": "Cj0K" + id };
+    // Ingest learns of the new integration from the integrations topic: retry its 404 a while.
+    for (let attempt = 0; ; attempt++) {
+      const r = await fetch(ingestUrl + "/api/integrations/webhook/ringba_browser", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(record) });
+      if (r.status === 202) break;
+      if (attempt > 60) throw new Error(`the Ringba webhook for ${id} answered ${r.status}`);
+      await new Promise((done) => setTimeout(done, 500));
+    }
+  }
+  const storedRingba = async () => (await (await fetch(`${apiUrl}/api/calls?client_id=ringba_browser&limit=50`)).json()).calls;
+  for (let attempt = 0; (await storedRingba()).length < 3; attempt++) {
+    if (attempt > 120) throw new Error("the Ringba calls were not stored: " + JSON.stringify(await storedRingba()));
+    await new Promise((done) => setTimeout(done, 500));
+  }
+  await page.goto(apiUrl + "/?range=24h&side=attr.publisherSubId");
+  await page.waitForFunction(() => [...document.getElementById("side-by").options].some((o) => o.value === "attr.tag:User:sub5"), null, { timeout: 30000 })
+    .catch(async () => { throw new Error("the attributes are not offered as dimensions: " + (await page.innerHTML("#side-by"))); });
+  await sideIs("attr.publisherSubId");
+  const attrSide = await page.evaluate(() => ({ ...document.getElementById("side").dataset, rows: [...document.querySelectorAll("#side-rows tr")].map((tr) => ({ value: tr.dataset.value, calls: tr.querySelector('td[data-key="calls"]').textContent })) }));
+  const byAttr = await (await fetch(`${apiUrl}/api/aggregates?bucket=none&group_by=attr.publisherSubId&from=${attrSide.from}&to=${attrSide.to}`)).json();
+  const attrWant = byAttr.rows.map((r) => ({ value: r["attr.publisherSubId"], calls: String(r.calls) })).sort((a, b) => b.calls - a.calls || a.value.localeCompare(b.value));
+  const attrShown = [...attrSide.rows].sort((a, b) => b.calls - a.calls || a.value.localeCompare(b.value));
+  if (JSON.stringify(attrShown) !== JSON.stringify(attrWant)) throw new Error(`side by side by publisherSubId: the page shows ${JSON.stringify(attrShown)}, the API ${JSON.stringify(attrWant)}`);
+  const pub7 = attrWant.find((r) => r.value === "pub-7");
+  if (!pub7 || pub7.calls !== "2" || !attrWant.some((r) => r.value === "pub-9" && r.calls === "1")) throw new Error("by publisherSubId the API counts " + JSON.stringify(attrWant));
+  await page.click('#side-rows tr[data-value="pub-7"] button');
+  await page.waitForFunction(() => document.getElementById("totals").dataset.filters === "attr=publisherSubId=pub-7" && location.search.includes("attr=publisherSubId%3Dpub-7"), null, { timeout: 30000 });
+  if ((await narrowedTo("attr=publisherSubId=pub-7", "attr=publisherSubId%3Dpub-7")) !== 2) throw new Error("pub-7 should count RGB-1 and RGB-2");
+  const byPartner = (await (await fetch(`${apiUrl}/api/calls?client_id=ringba_browser&attr=publisherSubId%3Dpub-7&limit=50`)).json()).calls.map((c) => c.external_id).sort();
+  if (byPartner.join() !== "RGB-1,RGB-2") throw new Error("the calls with publisherSubId pub-7 are " + byPartner.join());
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-attributes.png"), fullPage: true });
+  // The story of RGB-1 (opened by the calls API's id) lists its four attributes.
+  const rgb1 = (await storedRingba()).find((c) => c.external_id === "RGB-1");
+  await page.evaluate(([id, client]) => openStory(id, client), [rgb1.id, "ringba_browser"]);
+  await page.waitForSelector('#story:not([hidden]) #story-attributes:not([hidden]) tr[data-name="recordingUrl"] a', { timeout: 30000 });
+  const attrRows = await page.evaluate(() => [...document.querySelectorAll("#story-attributes tbody tr")].map((tr) => tr.dataset.name + "=" + tr.lastElementChild.textContent));
+  const wantRows = ["publisherSubId=pub-7", "recordingUrl=https://media.example/recordings/RGB-1.mp3", "tag:User:gclid=Cj0KRGB-1", "tag:User:sub5=fb"];
+  if (attrRows.join() !== wantRows.join()) throw new Error("the story's attributes: " + attrRows.join());
+  if ((await page.getAttribute('#story-attributes tr[data-name="recordingUrl"] a', "rel")) !== "noopener noreferrer") throw new Error("the recording link carries the page as referrer");
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-attributes-story.png"), fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-attributes-phone.png"), fullPage: true });
+  const attrOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  if (attrOverflow > 0) throw new Error(`the story with attributes is ${attrOverflow} px wider than a phone`);
   if (errors.length) throw new Error("errors on the page: " + errors.join("; "));
   console.log(`ok: browser_1 (${status}) appeared in the live feed; calls in 24 h went ${before} -> ${before + 1}; browser_2's story names ${firstId}; screenshots ${screenshot} and -story, -story-phone`);
 } finally {

@@ -42,6 +42,8 @@ struct AggregatesQuery {
     state: Option<String>,
     status: Option<String>,
     buyer: Option<String>,
+    /// Only calls whose custom attribute has a value: `NAME=VALUE`.
+    attr: Option<String>,
     account: Option<String>,
     /// Read the calls themselves even when the rollup could answer.
     exact: Option<bool>,
@@ -58,6 +60,8 @@ pub struct AggRow {
     status: String,
     state: String,
     buyer: String,
+    /// The attribute grouped by (`attr.NAME`), if any.
+    attribute: String,
     calls: u64,
     qualified: u64,
     unqualified: u64,
@@ -104,6 +108,8 @@ pub struct Request {
     pub account: Option<String>,
     /// (dimension, value) pairs the calls must have, each checked.
     pub filters: Vec<(&'static str, String)>,
+    /// (attribute name, value) the calls must have, the name checked.
+    pub attribute_filter: Option<(String, String)>,
     pub whole_hours: bool,
     /// Whether the zone's offset is whole hours at `from` and `to` (so each UTC hour
     /// falls into one local bucket, and a rollup can answer the range's whole hours).
@@ -152,16 +158,39 @@ impl Request {
             .filter(|d| !d.is_empty())
             .map(str::to_owned)
             .collect();
-        if let Some(unknown) = group_by.iter().find(|d| !DIMENSIONS.contains(&d.as_str())) {
+        for dimension in &group_by {
+            if let Some(name) = dimension.strip_prefix(plan::ATTRIBUTE_PREFIX) {
+                if let Some(problem) = schemas::attribute::name_problem(name) {
+                    return Err(bad_parameter(
+                        "group_by",
+                        format!("{dimension:?}: an attribute's name {problem}"),
+                    ));
+                }
+            } else if !DIMENSIONS.contains(&dimension.as_str()) {
+                return Err(bad_parameter(
+                    "group_by",
+                    format!(
+                        "{dimension:?} is not one of {}, or attr.NAME for a custom attribute",
+                        DIMENSIONS.join(", ")
+                    ),
+                ));
+            }
+        }
+        let attributes = group_by
+            .iter()
+            .filter(|d| d.starts_with(plan::ATTRIBUTE_PREFIX))
+            .count();
+        if attributes > 1 {
             return Err(bad_parameter(
                 "group_by",
-                format!("{unknown:?} is not one of {}", DIMENSIONS.join(", ")),
+                "at most one attribute (attr.NAME)",
             ));
         }
         if group_by.len() > 3 {
             return Err(bad_parameter("group_by", "at most 3 dimensions"));
         }
         let filters = filters(&params)?;
+        let attribute_filter = params.attr.as_deref().map(attribute_filter).transpose()?;
         let account = scope
             .account()
             .map(str::to_owned)
@@ -185,6 +214,7 @@ impl Request {
             group_by,
             account,
             filters,
+            attribute_filter,
             exact: params.exact == Some(true),
         })
     }
@@ -199,6 +229,10 @@ impl Request {
             group_by: &self.group_by,
             account: self.account.as_deref(),
             filters: &self.filters,
+            attribute_filter: self
+                .attribute_filter
+                .as_ref()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
             whole_hours: self.whole_hours,
             exact: self.exact,
             edges: None,
@@ -301,6 +335,12 @@ pub async fn aggregates(
                 .filters
                 .iter()
                 .map(|(d, v)| ((*d).to_owned(), v.clone().into()))
+                .chain(request.attribute_filter.iter().map(|(name, value)| {
+                    (
+                        format!("{}{name}", plan::ATTRIBUTE_PREFIX),
+                        value.clone().into(),
+                    )
+                }))
                 .collect(),
             rows,
         },
@@ -331,7 +371,8 @@ impl AggRow {
             "publisher" => &self.publisher,
             "status" => &self.status,
             "buyer" => &self.buyer,
-            _ => &self.state,
+            "state" => &self.state,
+            _ => &self.attribute,
         }
     }
 }
@@ -377,6 +418,29 @@ fn filters(params: &AggregatesQuery) -> Result<Vec<(&'static str, String)>, Prob
         filters.push((dimension, value.clone()));
     }
     Ok(filters)
+}
+
+/// `attr=NAME=VALUE`, checked: a 400 names what is wrong with it.
+fn attribute_filter(text: &str) -> Result<(String, String), Problem> {
+    let Some((name, value)) = text.split_once('=') else {
+        return Err(bad_parameter("attr", "must be NAME=VALUE"));
+    };
+    if let Some(problem) = schemas::attribute::name_problem(name) {
+        return Err(bad_parameter(
+            "attr",
+            format!("the name {name:?} {problem}"),
+        ));
+    }
+    if value.len() > schemas::attribute::MAX_VALUE_BYTES {
+        return Err(bad_parameter(
+            "attr",
+            format!(
+                "the value is longer than {} bytes, longer than any kept",
+                schemas::attribute::MAX_VALUE_BYTES
+            ),
+        ));
+    }
+    Ok((name.to_owned(), value.to_owned()))
 }
 
 /// `"1234.5000"` → `"1234.50"`: money with two decimals, as everywhere else.

@@ -15,12 +15,20 @@
 //! those, and `calls_by_time` for the partial hours at its ends ([`Plan::edges`]);
 //! `merge` adds the two up.
 //!
-//! Every value is inlined as an escaped literal (accounts, filter values, the zone) or
-//! an integer; dimension names come from [`DIMENSIONS`] only.
+//! A custom attribute (`group_by=attr.publisherSubId`, `attr=publisherSubId=pub-7`)
+//! is read from `calls_by_time`'s attribute arrays: no rollup holds attributes.
+//!
+//! Every value is inlined as an escaped literal (accounts, filter values, attribute
+//! names, the zone) or an integer; dimension names come from [`DIMENSIONS`] or are
+//! `attr.` and a name `schemas::attribute::name_problem` accepts.
 
 use runtime::clickhouse::string_list;
 
-/// Dimensions a query may group by (column names of `calls_by_time`).
+/// How a query names a custom attribute as a dimension: `attr.NAME`.
+pub const ATTRIBUTE_PREFIX: &str = "attr.";
+
+/// Dimensions a query may group by (column names of `calls_by_time`), besides one
+/// attribute (`attr.NAME`).
 pub const DIMENSIONS: &[&str] = &[
     "client_id",
     "source",
@@ -47,6 +55,8 @@ pub struct Plan<'a> {
     /// (dimension from [`DIMENSIONS`], value): only calls with that value, at most
     /// one per dimension.
     pub filters: &'a [(&'static str, String)],
+    /// (attribute name, value): only calls whose attribute has that value.
+    pub attribute_filter: Option<(&'a str, &'a str)>,
     /// Whether [from, to) are whole hours in `tz` (so each UTC hour falls into one
     /// local bucket).
     pub whole_hours: bool,
@@ -78,8 +88,19 @@ impl Table {
 }
 
 impl Plan<'_> {
+    /// The attribute grouped by, if one is.
+    fn grouped_attribute(&self) -> Option<&str> {
+        self.group_by
+            .iter()
+            .find_map(|d| d.strip_prefix(ATTRIBUTE_PREFIX))
+    }
+
     pub fn table(&self) -> Table {
-        if self.exact || !self.whole_hours {
+        if self.exact
+            || !self.whole_hours
+            || self.attribute_filter.is_some()
+            || self.grouped_attribute().is_some()
+        {
             return Table::Calls;
         }
         let mut touched: Vec<&str> = self
@@ -103,7 +124,18 @@ impl Plan<'_> {
 
     /// ` AND column = 'value'` for each filter, as `table` names the column.
     fn narrowed(&self, table: Table) -> String {
-        self.filters
+        let attribute = self
+            .attribute_filter
+            .map(|(name, value)| {
+                format!(
+                    " AND attr_values[indexOf(attr_keys, {})] = {}",
+                    string_list([name]),
+                    string_list([value])
+                )
+            })
+            .unwrap_or_default();
+        let narrowed: String = self
+            .filters
             .iter()
             .map(|(dimension, value)| {
                 let value = string_list([value.as_str()]);
@@ -114,7 +146,8 @@ impl Plan<'_> {
                     _ => format!(" AND {dimension} = {value}"),
                 }
             })
-            .collect()
+            .collect();
+        narrowed + &attribute
     }
 
     /// The statement for `table`; its columns are those of `AggRow`.
@@ -145,8 +178,22 @@ impl Plan<'_> {
             })
             .collect::<Vec<_>>()
             .join(", ");
+        let attribute = match (table, self.grouped_attribute()) {
+            (Table::Calls, Some(name)) => {
+                format!("attr_values[indexOf(attr_keys, {})]", string_list([name]))
+            }
+            _ => "''".to_owned(),
+        };
+        let columns = format!("{columns}, {attribute} AS d_attr");
         let keys: Vec<String> = std::iter::once("bucket".to_owned())
-            .chain(self.group_by.iter().map(|d| format!("d_{d}")))
+            .chain(
+                self.group_by
+                    .iter()
+                    .map(|d| match d.strip_prefix(ATTRIBUTE_PREFIX) {
+                        Some(_) => "d_attr".to_owned(),
+                        None => format!("d_{d}"),
+                    }),
+            )
             .collect();
         let keys = keys.join(", ");
         let range = match (table, self.edges) {
@@ -219,6 +266,7 @@ mod tests {
             group_by,
             account: None,
             filters,
+            attribute_filter: None,
             whole_hours: true,
             exact: false,
             edges: None,
@@ -380,8 +428,44 @@ mod tests {
                 ..plan(&campaign, &narrowed)
             },
         ];
+        let by_attribute = dims(&["attr.tag:User:sub5", "status"]);
+        let plans: Vec<Plan> = plans
+            .into_iter()
+            .chain([
+                plan(&by_attribute, &[]),
+                Plan {
+                    attribute_filter: Some(("publisherSubId", "pub-7")),
+                    ..plan(&campaign, &[])
+                },
+            ])
+            .collect();
         let statements: Vec<String> = plans.iter().map(|p| p.sql(p.table())).collect();
         runtime::clickhouse::check_sql_snapshot("aggregates", &statements).unwrap();
+    }
+
+    #[test]
+    fn an_attribute_is_read_from_the_calls_arrays() {
+        let group_by = dims(&["attr.publisherSubId", "status"]);
+        let grouped = plan(&group_by, &[]);
+        assert_eq!(grouped.table(), Table::Calls, "no rollup holds attributes");
+        let sql = grouped.sql(grouped.table());
+        assert!(
+            sql.contains("attr_values[indexOf(attr_keys, 'publisherSubId')] AS d_attr"),
+            "{sql}"
+        );
+        assert!(sql.contains("GROUP BY bucket, d_attr, d_status"), "{sql}");
+        let none = dims(&[]);
+        let narrowed = Plan {
+            attribute_filter: Some(("tag:User:sub5", "it's")),
+            ..plan(&none, &[])
+        };
+        assert_eq!(narrowed.table(), Table::Calls);
+        let sql = narrowed.sql(Table::Calls);
+        assert!(
+            sql.contains(r"AND attr_values[indexOf(attr_keys, 'tag:User:sub5')] = 'it\'s'"),
+            "{sql}"
+        );
+        assert!(sql.contains("'' AS d_attr"), "{sql}");
     }
 
     #[test]

@@ -286,6 +286,7 @@ pub fn test_call(external: &str, started_at: DateTime<Utc>) -> CallRecord {
         match_start_delta_s: None,
         match_duration_delta_s: None,
         tz_source: "integration".into(),
+        attributes: Default::default(),
         event: Change::Created,
     }
 }

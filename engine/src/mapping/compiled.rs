@@ -8,14 +8,36 @@ use schemas::path::FieldPath;
 
 use chrono_tz::Tz;
 use phonenumber::country::Id as Region;
-use schemas::integration::CanonicalField;
+use schemas::attribute::AttributeType;
+use schemas::integration::{CanonicalField, FieldRule};
 use schemas::rule::{is_present, ValueSource};
 use schemas::rule_reader::RuleReader;
 use schemas::{Integration, IntegrationError};
 
+/// What a rule fills: a canonical field, or a custom attribute of a type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Field(CanonicalField),
+    Attribute { name: String, kind: AttributeType },
+}
+
+impl Target {
+    /// How errors and previews name it: `payout`, `attributes.recordingUrl`.
+    pub fn name(&self) -> std::borrow::Cow<'static, str> {
+        match self {
+            Self::Field(field) => field.name().into(),
+            Self::Attribute { name, .. } => format!("attributes.{name}").into(),
+        }
+    }
+
+    pub fn is_required(&self) -> bool {
+        matches!(self, Self::Field(field) if field.is_required())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct CompiledRule {
-    pub field: CanonicalField,
+    pub target: Target,
     pub source: ValueSource,
     pub default: Option<serde_json::Value>,
     /// Keys folded to lower case.
@@ -179,53 +201,24 @@ impl CompiledMapping {
                 .map_err(|e| invalid(&format!("mapping.filters[{i}].when"), e))?;
             filters.push((filter.reason.trim().to_owned(), when));
         }
-        for (field, rule) in &integration.mapping.fields {
-            let at = format!("mapping.fields.{}", field.name());
-            let has_cases = rule.cases.as_ref().is_some_and(|c| !c.is_empty());
-            let source =
-                match ValueSource::compile(rule).map_err(|e| invalid(&at, e.to_string()))? {
-                    Some(source) => source,
-                    // Only cases: when none holds, the field is absent.
-                    None if has_cases => ValueSource::Static(serde_json::Value::Null),
-                    None => {
-                        return Err(invalid(
-                            &at,
-                            "needs one of `path`, `first_of`, `join` or `static`".into(),
-                        ))
-                    }
-                };
-            let when = rule
-                .when
-                .as_ref()
-                .map(|w| Compiled::of(w, &mut slot_of))
-                .transpose()
-                .map_err(|e| invalid(&format!("{at}.when"), e))?;
-            let mut cases = Vec::new();
-            for (i, case) in rule.cases.iter().flatten().enumerate() {
-                let when = Compiled::of(&case.when, &mut slot_of)
-                    .map_err(|e| invalid(&format!("{at}.cases[{i}].when"), e))?;
-                let value = match (&case.path, &case.static_value) {
-                    (Some(path), _) => CaseValue::Slot(slot_of(path)),
-                    (None, Some(value)) => CaseValue::Static(value.clone()),
-                    (None, None) => CaseValue::Static(serde_json::Value::Null),
-                };
-                cases.push((when, value));
-            }
-            let steps = super::steps::steps(rule).map_err(|e| invalid(&at, e))?;
-            rules.push(CompiledRule {
-                field: *field,
-                source,
-                default: rule.default.clone(),
-                map: rule.map.as_ref().map(|map| {
-                    map.iter()
-                        .map(|(k, v)| (k.trim().to_lowercase(), v.clone()))
-                        .collect()
-                }),
-                format: rule.format.clone(),
-                when,
-                cases,
-                steps,
-            });
+        let targets = integration
+            .mapping
+            .fields
+            .iter()
+            .map(|(field, rule)| (Target::Field(*field), rule))
+            .chain(integration.mapping.attributes.iter().map(|(name, rule)| {
+                let kind = rule.value_type.unwrap_or_default();
+                let name = name.clone();
+                (Target::Attribute { name, kind }, rule)
+            }));
+        for (target, rule) in targets {
+            let at = match &target {
+                Target::Field(field) => format!("mapping.fields.{}", field.name()),
+                Target::Attribute { name, .. } => format!("mapping.attributes.{name}"),
+            };
+            let compiled = compile_rule(target, rule, &at, &mut slot_of)
+                .map_err(|(place, problem)| invalid(&place, problem))?;
+            rules.push(compiled);
         }
         let extra = extra_paths
             .iter()
@@ -248,6 +241,60 @@ impl CompiledMapping {
             filters,
         })
     }
+}
+
+/// One rule ready to run, at `at` (`mapping.fields.payout`); its conditions' and
+/// cases' paths get slots from `slot_of`. An error is (place, problem).
+fn compile_rule(
+    target: Target,
+    rule: &FieldRule,
+    at: &str,
+    slot_of: &mut dyn FnMut(&str) -> usize,
+) -> Result<CompiledRule, (String, String)> {
+    let has_cases = rule.cases.as_ref().is_some_and(|c| !c.is_empty());
+    let source = match ValueSource::compile(rule).map_err(|e| (at.to_owned(), e.to_string()))? {
+        Some(source) => source,
+        // Only cases: when none holds, the field is absent.
+        None if has_cases => ValueSource::Static(serde_json::Value::Null),
+        None => {
+            return Err((
+                at.to_owned(),
+                "needs one of `path`, `first_of`, `join` or `static`".into(),
+            ))
+        }
+    };
+    let when = rule
+        .when
+        .as_ref()
+        .map(|w| Compiled::of(w, slot_of))
+        .transpose()
+        .map_err(|e| (format!("{at}.when"), e))?;
+    let mut cases = Vec::new();
+    for (i, case) in rule.cases.iter().flatten().enumerate() {
+        let when =
+            Compiled::of(&case.when, slot_of).map_err(|e| (format!("{at}.cases[{i}].when"), e))?;
+        let value = match (&case.path, &case.static_value) {
+            (Some(path), _) => CaseValue::Slot(slot_of(path)),
+            (None, Some(value)) => CaseValue::Static(value.clone()),
+            (None, None) => CaseValue::Static(serde_json::Value::Null),
+        };
+        cases.push((when, value));
+    }
+    let steps = super::steps::steps(rule).map_err(|e| (at.to_owned(), e))?;
+    Ok(CompiledRule {
+        target,
+        source,
+        default: rule.default.clone(),
+        map: rule.map.as_ref().map(|map| {
+            map.iter()
+                .map(|(k, v)| (k.trim().to_lowercase(), v.clone()))
+                .collect()
+        }),
+        format: rule.format.clone(),
+        when,
+        cases,
+        steps,
+    })
 }
 
 #[cfg(test)]

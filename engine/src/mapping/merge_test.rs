@@ -121,7 +121,7 @@ fn a_partial_record_of_an_unknown_call_is_rejected_with_the_reason() {
         "{}",
         rejection.reason
     );
-    let fields: Vec<_> = rejection.errors.iter().map(|e| e.field).collect();
+    let fields: Vec<_> = rejection.errors.iter().map(|e| e.field.as_ref()).collect();
     assert_eq!(fields, ["caller", "started_at"]);
 }
 

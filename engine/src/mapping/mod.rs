@@ -15,6 +15,8 @@ pub use record::{
 };
 
 #[cfg(test)]
+mod attributes_test;
+#[cfg(test)]
 mod declarative_test;
 #[cfg(test)]
 mod merge_test;

@@ -1,3 +1,4 @@
+use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -7,7 +8,7 @@ use schemas::integration::CanonicalField;
 use schemas::{CallId, CallRecord, Money, RawEnvelope, E164};
 
 use super::coerce::{self, CoerceError};
-use super::compiled::{Chosen, CompiledMapping, CompiledRule};
+use super::compiled::{Chosen, CompiledMapping, CompiledRule, Target};
 use crate::enrich;
 
 /// Longest slice of an offending value quoted back in an error.
@@ -16,7 +17,8 @@ const MAX_QUOTED_VALUE: usize = 120;
 /// One field that could not be filled: which field, by which rule, from what value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
-    pub field: &'static str,
+    /// `payout`, or `attributes.recordingUrl`.
+    pub field: Cow<'static, str>,
     pub rule: String,
     pub value: Option<String>,
     pub problem: String,
@@ -85,7 +87,7 @@ pub fn map_record(
 pub fn trace_rules(
     mapping: &CompiledMapping,
     envelope: &RawEnvelope,
-) -> (Vec<(&'static str, String)>, Option<String>) {
+) -> (Vec<(Cow<'static, str>, String)>, Option<String>) {
     let Ok(Some(record)) = mapping.reader.read(envelope.payload.get()) else {
         return (Vec::new(), None);
     };
@@ -112,7 +114,7 @@ pub fn trace_rules(
                 None => "its source".to_owned(),
             }
         };
-        taken.push((rule.field.name(), way));
+        taken.push((rule.target.name(), way));
     }
     (taken, filtered)
 }
@@ -169,12 +171,12 @@ pub fn map_fields(
             Ok(value) => value,
             Err(problem) => {
                 let error = FieldError {
-                    field: rule.field.name(),
+                    field: rule.target.name(),
                     rule: rule.source.describe(),
                     value: None,
                     problem,
                 };
-                if rule.field.is_required() {
+                if rule.target.is_required() {
                     errors.push(error);
                 } else {
                     warnings.push(error.to_string());
@@ -187,12 +189,12 @@ pub fn map_fields(
         };
         if let Err(problem) = fields.fill(mapping, rule, &value) {
             let error = FieldError {
-                field: rule.field.name(),
+                field: rule.target.name(),
                 rule: rule.source.describe(),
                 value: Some(quote(&value)),
                 problem: problem.0,
             };
-            if rule.field.is_required() {
+            if rule.target.is_required() {
                 errors.push(error);
             } else {
                 warnings.push(error.to_string());
@@ -363,6 +365,7 @@ pub fn assemble(
         match_start_delta_s: base.and_then(|b| b.match_start_delta_s),
         match_duration_delta_s: base.and_then(|b| b.match_duration_delta_s),
         tz_source: String::new(),
+        attributes: merged_attributes(stale, fields.attributes, base),
         event: if base.is_some() {
             Change::Updated
         } else {
@@ -393,6 +396,25 @@ fn natural_key(
     )
 }
 
+/// The call's attributes after this record: the base's, with the record's over
+/// them (or, for a `stale` record, only those the base lacks).
+fn merged_attributes(
+    stale: bool,
+    new: schemas::attribute::Attributes,
+    base: Option<&CallRecord>,
+) -> schemas::attribute::Attributes {
+    let Some(base) = base.filter(|b| !b.attributes.is_empty()) else {
+        return new;
+    };
+    let mut merged = base.attributes.clone();
+    for (name, value) in new {
+        if !stale || !merged.contains_key(&name) {
+            merged.insert(name, value);
+        }
+    }
+    merged
+}
+
 /// The newer record's value, else the other's: the record's own (`new`) unless it
 /// is `stale`, older than the row it is merged over.
 fn pick<T>(stale: bool, new: Option<T>, old: Option<T>) -> Option<T> {
@@ -416,11 +438,11 @@ fn missing_required(
     .into_iter()
     .filter(|(field, present)| !present && !errors.iter().any(|e| e.field == field.name()))
     .map(|(field, _)| FieldError {
-        field: field.name(),
+        field: field.name().into(),
         rule: mapping
             .rules
             .iter()
-            .find(|r| r.field == field)
+            .find(|r| r.target == Target::Field(field))
             .map(|r| r.source.describe())
             .unwrap_or_else(|| "no rule".to_owned()),
         value: None,
@@ -430,7 +452,7 @@ fn missing_required(
 }
 
 fn required_rejection(errors: Vec<FieldError>, unknown_call: Option<CallId>) -> Rejection {
-    let names: Vec<&str> = errors.iter().map(|e| e.field).collect();
+    let names: Vec<&str> = errors.iter().map(|e| e.field.as_ref()).collect();
     let reason = match unknown_call {
         Some(id) => format!(
             "required field(s) {} missing, and no earlier record of call {id} to take them from",
@@ -483,6 +505,9 @@ struct Fields {
     tags: Vec<String>,
     status: Option<String>,
     cm_call_id: Option<String>,
+    attributes: schemas::attribute::Attributes,
+    /// Bytes of `attributes` (names and values), against the per-call limit.
+    attribute_bytes: usize,
 }
 
 impl Fields {
@@ -499,7 +524,13 @@ impl Fields {
         value: &serde_json::Value,
     ) -> Result<(), CoerceError> {
         use CanonicalField as F;
-        match rule.field {
+        let field = match &rule.target {
+            Target::Field(field) => *field,
+            Target::Attribute { name, kind } => {
+                return self.fill_attribute(mapping, rule, name, *kind, value)
+            }
+        };
+        match field {
             F::ExternalId => self.external_id = coerce::text(value)?,
             F::Caller => self.caller = coerce::caller(value, mapping.region)?,
             F::Called => self.called = coerce::phone(value, mapping.region)?,
@@ -527,7 +558,7 @@ impl Fields {
                 if amount.as_ref().is_some_and(|a| a.ambiguous) && mapping.decimal_comma_likely {
                     self.notes.push(format!(
                         "{} {}: {} was read as {} with the decimal_separator \".\"; a partner writing decimal commas (the integration's currency or region suggests one) means {}: set decimal_separator to \",\" if so",
-                        rule.field.name(),
+                        field.name(),
                         rule.source.describe(),
                         quote(value),
                         amount.as_ref().map_or_else(String::new, |a| a.money.to_string()),
@@ -541,7 +572,7 @@ impl Fields {
                 if currency.is_some() {
                     self.currency_from_amount = currency;
                 }
-                if rule.field == F::Payout {
+                if field == F::Payout {
                     self.payout = money;
                 } else {
                     self.revenue = money;
@@ -577,6 +608,40 @@ impl Fields {
             F::Status => self.status = coerce::text(value)?,
             F::CmCallId => self.cm_call_id = coerce::text(value)?,
         }
+        Ok(())
+    }
+
+    /// A custom attribute: its type's canonical text, within the call's byte limit.
+    fn fill_attribute(
+        &mut self,
+        mapping: &CompiledMapping,
+        rule: &CompiledRule,
+        name: &str,
+        kind: schemas::attribute::AttributeType,
+        value: &serde_json::Value,
+    ) -> Result<(), CoerceError> {
+        let Some(text) = coerce::attribute(
+            value,
+            kind,
+            mapping.zone,
+            rule.format.as_deref(),
+            mapping.decimal_separator,
+        )?
+        else {
+            return Ok(());
+        };
+        let bytes = name.len() + text.len();
+        if self.attribute_bytes + bytes > schemas::attribute::MAX_CALL_BYTES {
+            return Err(CoerceError::new(format!(
+                "the call's attributes would be over {} bytes; this one is left out",
+                schemas::attribute::MAX_CALL_BYTES
+            )));
+        }
+        self.attribute_bytes += bytes;
+        self.attributes.insert(
+            name.to_owned(),
+            schemas::attribute::AttributeValue { kind, value: text },
+        );
         Ok(())
     }
 }

@@ -140,7 +140,7 @@ fn legacy_sheet_rows_with_damage() {
     assert_eq!(lost_zero.zip.as_deref(), Some("02134"));
 
     let broken = map("legacy-sheet", &reader[3]).unwrap_err();
-    let fields: Vec<_> = broken.errors.iter().map(|e| e.field).collect();
+    let fields: Vec<_> = broken.errors.iter().map(|e| e.field.as_ref()).collect();
     assert_eq!(fields, ["caller", "started_at"], "{broken:?}");
     let caller = broken.errors[0].to_string();
     assert!(

@@ -15,7 +15,11 @@
 //! mapping refuses show as a dead-letter group with their payloads and errors
 //! (`dashboard-dead.png`); after the mapping is fixed, the page's preview maps them
 //! and its replay button stores them, each once by partner id
-//! (`dashboard-replayed.png`, `dashboard-replayed-phone.png`). `deploy/test.sh` installs chromium and
+//! (`dashboard-replayed.png`, `dashboard-replayed-phone.png`). Then a Ringba-shaped
+//! integration's custom attributes: the side-by-side table by `publisherSubId` must
+//! equal the aggregates API, narrowing to `pub-7` must count the two calls posted
+//! with it (by partner id), and a call's story must list its four attributes
+//! (`dashboard-attributes.png`, `-attributes-story.png`, `-attributes-phone.png`). `deploy/test.sh` installs chromium and
 //! playwright-core.
 
 use std::process::Command;
@@ -40,6 +44,9 @@ const SCREENSHOTS: &[&str] = &[
     "dashboard-story-duplicate.png",
     "dashboard-replayed.png",
     "dashboard-replayed-phone.png",
+    "dashboard-attributes.png",
+    "dashboard-attributes-story.png",
+    "dashboard-attributes-phone.png",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

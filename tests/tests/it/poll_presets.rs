@@ -80,7 +80,8 @@ fn ringba_record(n: u32) -> Value {
     json!({"inboundCallId": format!("RGB{n:03}"), "callDt": at(n).timestamp_millis(),
            "inboundPhoneNumber": format!("+1415555{n:04}"), "number": "+18005550100",
            "callLengthInSeconds": 60 + n, "payoutAmount": 10.5, "conversionAmount": 20,
-           "campaignName": "Auto", "publisherName": "P1", "targetName": "B1", "hasConnected": true})
+           "campaignName": "Auto", "publisherName": "P1", "targetName": "B1", "hasConnected": true,
+           "recordingUrl": format!("https://media.ringba.example/{n}.mp3"), "publisherSubId": format!("sub-{}", n % 2)})
 }
 
 fn invoca_record(n: u32) -> Value {
@@ -471,6 +472,25 @@ async fn the_four_platform_presets_poll_their_fakes_once_each_and_resume_after_a
         },
     )
     .await;
+
+    // The preset keeps Ringba's recording and sub-id as attributes.
+    let attributes: Vec<(String, String, String)> = client
+        .query(
+            "SELECT external_id, attr_values[indexOf(attr_keys, 'publisherSubId')], \
+             attr_values[indexOf(attr_keys, 'recordingUrl')] FROM calls FINAL \
+             WHERE client_id = 'ringba-poll' AND external_id = 'RGB003'",
+        )
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(
+        attributes,
+        [(
+            "RGB003".to_owned(),
+            "sub-1".to_owned(),
+            "https://media.ringba.example/3.mp3".to_owned()
+        )]
+    );
 
     // In order, page by page, as each API says to page.
     let ringba_offsets: Vec<u64> = rb

@@ -3,6 +3,7 @@
 //! partner sent nothing (null or blank), or an error saying what is wrong with it.
 //! A value that cannot be coerced is never turned into a zero or "now".
 
+mod attribute;
 mod boolean;
 mod duration;
 mod money;
@@ -10,6 +11,7 @@ mod text;
 mod timestamp;
 mod timestamp_words;
 
+pub use attribute::attribute;
 pub use boolean::boolean;
 pub use duration::duration_seconds;
 pub use money::{money, Amount};

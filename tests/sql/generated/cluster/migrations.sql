@@ -383,6 +383,65 @@ PARTITION BY toYYYYMM(received_at)
 ORDER BY (account, client_id, reason, raw_id);
 CREATE TABLE IF NOT EXISTS callmatrix.filtered_records ON CLUSTER callmatrix AS callmatrix.filtered_records_shard
 ENGINE = Distributed(callmatrix, callmatrix, filtered_records_shard, cityHash64(client_id, toString(raw_id)));
+ALTER TABLE callmatrix.calls_shard ON CLUSTER callmatrix ADD COLUMN attr_keys Array(String);
+DROP TABLE IF EXISTS callmatrix.calls ON CLUSTER callmatrix;
+CREATE TABLE IF NOT EXISTS callmatrix.calls ON CLUSTER callmatrix AS callmatrix.calls_shard
+ENGINE = Distributed(callmatrix, callmatrix, calls_shard, cityHash64(toString(id)));
+ALTER TABLE callmatrix.calls_shard ON CLUSTER callmatrix ADD COLUMN attr_types Array(Enum8('string' = 1, 'number' = 2, 'boolean' = 3, 'time' = 4));
+DROP TABLE IF EXISTS callmatrix.calls ON CLUSTER callmatrix;
+CREATE TABLE IF NOT EXISTS callmatrix.calls ON CLUSTER callmatrix AS callmatrix.calls_shard
+ENGINE = Distributed(callmatrix, callmatrix, calls_shard, cityHash64(toString(id)));
+ALTER TABLE callmatrix.calls_shard ON CLUSTER callmatrix ADD COLUMN attr_values Array(String);
+DROP TABLE IF EXISTS callmatrix.calls ON CLUSTER callmatrix;
+CREATE TABLE IF NOT EXISTS callmatrix.calls ON CLUSTER callmatrix AS callmatrix.calls_shard
+ENGINE = Distributed(callmatrix, callmatrix, calls_shard, cityHash64(toString(id)));
+ALTER TABLE callmatrix.calls_by_time_shard ON CLUSTER callmatrix ADD COLUMN attr_keys Array(String);
+DROP TABLE IF EXISTS callmatrix.calls_by_time ON CLUSTER callmatrix;
+CREATE TABLE IF NOT EXISTS callmatrix.calls_by_time ON CLUSTER callmatrix AS callmatrix.calls_by_time_shard
+ENGINE = Distributed(callmatrix, callmatrix, calls_by_time_shard, cityHash64(toString(id)));
+ALTER TABLE callmatrix.calls_by_time_shard ON CLUSTER callmatrix ADD COLUMN attr_values Array(String);
+DROP TABLE IF EXISTS callmatrix.calls_by_time ON CLUSTER callmatrix;
+CREATE TABLE IF NOT EXISTS callmatrix.calls_by_time ON CLUSTER callmatrix AS callmatrix.calls_by_time_shard
+ENGINE = Distributed(callmatrix, callmatrix, calls_by_time_shard, cityHash64(toString(id)));
+DROP TABLE IF EXISTS callmatrix.calls_by_time_feed ON CLUSTER callmatrix;
+CREATE MATERIALIZED VIEW IF NOT EXISTS callmatrix.calls_by_time_feed ON CLUSTER callmatrix TO callmatrix.calls_by_time_shard AS
+SELECT account, started_at, client_id, id, version, toUInt8(0) AS deleted, source, duration_s,
+       payout, revenue, campaign, publisher, state, status, buyer, toUInt8(cm_call_id != '') AS linked,
+       attr_keys, attr_values
+FROM callmatrix.calls_shard;
+INSERT INTO callmatrix.calls_by_time
+SELECT account, started_at, client_id, id, version, toUInt8(0) AS deleted, source, duration_s,
+       payout, revenue, campaign, publisher, state, status, buyer, toUInt8(cm_call_id != '') AS linked,
+       attr_keys, attr_values
+FROM callmatrix.calls
+WHERE processed_at >= now() - INTERVAL 1 DAY;
+DROP TABLE IF EXISTS callmatrix.calls_current ON CLUSTER callmatrix;
+CREATE VIEW IF NOT EXISTS callmatrix.calls_current ON CLUSTER callmatrix AS
+SELECT id, account, client_id, source, external_id, caller, caller_withheld, called,
+       started_at, local_tz, tz_source, duration_s, connected, connected_duration_s,
+       payout, revenue, currency, zip, city, state, campaign, publisher, buyer, tags,
+       status, partner_status, qualified, is_duplicate, cm_call_id, match_method,
+       match_start_delta_s, match_duration_delta_s, repeat_of, repeat_of_started_at,
+       warnings, mapping_version, received_at, processed_at, raw_id,
+       attr_keys, attr_types, attr_values
+FROM callmatrix.calls FINAL;
+DROP TABLE IF EXISTS callmatrix.calls_by_start ON CLUSTER callmatrix;
+CREATE VIEW IF NOT EXISTS callmatrix.calls_by_start ON CLUSTER callmatrix AS
+SELECT account, started_at, client_id, id,
+       argMax(source, version) AS source,
+       tupleElement(argMax(tuple(duration_s), version), 1) AS duration_s,
+       tupleElement(argMax(tuple(payout), version), 1) AS payout,
+       tupleElement(argMax(tuple(revenue), version), 1) AS revenue,
+       argMax(campaign, version) AS campaign,
+       argMax(publisher, version) AS publisher,
+       argMax(state, version) AS state,
+       argMax(status, version) AS status,
+       argMax(buyer, version) AS buyer,
+       argMax(attr_keys, version) AS attr_keys,
+       argMax(attr_values, version) AS attr_values
+FROM callmatrix.calls_by_time
+GROUP BY account, started_at, client_id, id
+HAVING argMax(deleted, version) = 0;
 INSERT INTO callmatrix.calls_hourly
 SELECT account, toStartOfHour(started_at) AS hour, status, 0 AS version, count() AS calls,
        sum(ifNull(payout, toDecimal64(0, 4))) AS payout, sum(ifNull(revenue, toDecimal64(0, 4))) AS revenue,
