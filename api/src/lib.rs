@@ -14,6 +14,7 @@ mod filter;
 pub mod fuzzing;
 mod integrations;
 pub mod limits;
+pub mod masking;
 pub mod metric_names;
 mod poll_test;
 mod preview;

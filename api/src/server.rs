@@ -215,6 +215,11 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
     } else {
         Scope::All
     };
+    // A viewer token changes nothing, here for every route.
+    if let Err(problem) = scope.check_write(&method) {
+        metrics::counter!(crate::metric_names::API_REQUESTS_TOTAL, "status" => problem.status.as_u16().to_string()).increment(1);
+        return problem.into_response();
+    }
     let query = access::without_token(raw_query.as_deref());
     let query = query.as_deref();
     // Fair shares: one account's reads, streams and previews never take another's.
@@ -269,16 +274,19 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
         (&Method::GET, path) if path.starts_with("/api/replays/") => {
             state.replays.get(&scope, &path["/api/replays/".len()..])
         }
-        (&Method::GET, "/api/dead-letters") => {
-            dead_letters::list(
-                &state.clickhouse,
-                state.max_page,
-                query,
-                &scope,
-                &state.registry,
-            )
-            .await
-        }
+        (&Method::GET, "/api/dead-letters") => match scope.check_payloads() {
+            Ok(()) => {
+                dead_letters::list(
+                    &state.clickhouse,
+                    state.max_page,
+                    query,
+                    &scope,
+                    &state.registry,
+                )
+                .await
+            }
+            Err(problem) => Err(problem),
+        },
         (&Method::GET, "/api/events") => {
             let last_event_id = request
                 .headers()
@@ -316,9 +324,9 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
                 (&Method::POST, Some((client, "disable"))) => {
                     state.integrations.set_enabled(&scope, client, false).await
                 }
-                (&Method::GET, Some((client, "refusals"))) => {
-                    state.integrations.refused(&scope, client)
-                }
+                (&Method::GET, Some((client, "refusals"))) => scope
+                    .check_payloads()
+                    .and_then(|()| state.integrations.refused(&scope, client)),
                 (&Method::POST, Some((client, "replay"))) => {
                     state.replays.start(&scope, client, request).await
                 }
@@ -355,6 +363,10 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
         )),
     };
     let mut response = result.unwrap_or_else(Problem::into_response);
+    // The one place a viewer's answers are masked, whatever route made them.
+    if scope.is_viewer() {
+        response = crate::masking::masked(response);
+    }
     if let Some(pass) = pass {
         // Held by the body: an export or a stream keeps its slot while it streams.
         response = response.map(|body| runtime::fair::hold(body, pass));

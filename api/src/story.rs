@@ -133,7 +133,25 @@ impl Stories {
             .map(|i| i.enrichment.clone())
             .unwrap_or_default();
         let versions = history(&calls);
-        let raw = self.raw_records(&calls).await;
+        // A viewer sees no record as the partner sent it (numbers in any spelling).
+        let raw = if scope.is_viewer() {
+            calls
+                .last()
+                .map(|c| RawRecord {
+                    raw_id: c.raw.raw_id,
+                    topic: c.raw.topic.clone(),
+                    partition: c.raw.partition,
+                    offset: c.raw.offset,
+                    received_at: None,
+                    integration_version: None,
+                    record: None,
+                    unavailable: Some("not shown to a viewer token".into()),
+                })
+                .into_iter()
+                .collect()
+        } else {
+            self.raw_records(&calls).await
+        };
         Ok(json(
             StatusCode::OK,
             &Story {
@@ -212,7 +230,25 @@ fn history(calls: &[CallRecord]) -> Vec<Version> {
                     .filter(|(k, v)| {
                         !NOT_CHANGES.contains(&k.as_str()) && old.get(k.as_str()) != Some(v)
                     })
-                    .map(|(k, _)| k.clone())
+                    .flat_map(|(k, v)| match (k.as_str(), old.get("attributes"), v) {
+                        // Attributes are named one by one: `attributes.recordingUrl`.
+                        (
+                            "attributes",
+                            Some(serde_json::Value::Object(was)),
+                            serde_json::Value::Object(is),
+                        ) => {
+                            let mut names: Vec<String> = is
+                                .iter()
+                                .filter(|(name, value)| was.get(name.as_str()) != Some(value))
+                                .map(|(name, _)| name)
+                                .chain(was.keys().filter(|name| !is.contains_key(name.as_str())))
+                                .map(|name| format!("attributes.{name}"))
+                                .collect();
+                            names.sort();
+                            names
+                        }
+                        _ => vec![k.clone()],
+                    })
                     .collect(),
                 _ => Vec::new(),
             };
@@ -355,6 +391,21 @@ mod tests {
         second.qualified = true;
         second.raw.offset = 7;
         second.processed_at = at + chrono::Duration::seconds(5);
+        let attribute = |value: &str| schemas::attribute::AttributeValue {
+            kind: schemas::attribute::AttributeType::String,
+            value: value.into(),
+        };
+        let mut first = first;
+        first
+            .attributes
+            .insert("publisherSubId".into(), attribute("pub-7"));
+        first.attributes.insert("gclid".into(), attribute("g"));
+        second
+            .attributes
+            .insert("publisherSubId".into(), attribute("pub-7"));
+        second
+            .attributes
+            .insert("recordingUrl".into(), attribute("https://r/1.mp3"));
         let versions = history(&[first, second]);
         assert_eq!(versions.len(), 2);
         assert_eq!(versions[0].event, "call.created");
@@ -362,6 +413,16 @@ mod tests {
         assert_eq!(versions[1].event, "call.updated");
         let mut changed = versions[1].changed.clone();
         changed.sort();
-        assert_eq!(changed, ["payout", "qualified", "status"]);
+        assert_eq!(
+            changed,
+            [
+                "attributes.gclid",
+                "attributes.recordingUrl",
+                "payout",
+                "qualified",
+                "status"
+            ],
+            "attributes one by one: one added, one gone, the unchanged one not named"
+        );
     }
 }

@@ -203,6 +203,11 @@ async fn route(state: Arc<Ingest>, request: Request<Incoming>) -> Response<Body>
         Ok(scope) => scope,
         Err(problem) => return problem.into_response(),
     };
+    // A viewer token starts no import, poll or test (ingest answers it nothing
+    // else a viewer may not see: import and poll status carry counts only).
+    if let Err(problem) = scope.check_write(request.method()) {
+        return problem.into_response();
+    }
     let result = account_route(&state, &scope, &path, request).await;
     result.unwrap_or_else(Problem::into_response)
 }

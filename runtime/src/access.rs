@@ -9,8 +9,15 @@
 //! environment:
 //!
 //! ```json
-//! {"admin": ["tok_..."], "accounts": {"acme-leads": ["tok_..."]}}
+//! {"admin": ["tok_..."], "accounts": {"acme-leads": ["tok_..."]},
+//!  "viewers": {"acme-leads": ["tok_..."]}}
 //! ```
+//!
+//! Roles: an admin token; an account token (an account manager: reads and changes
+//! its account); a viewer token (reads its account only, with callers' numbers
+//! masked to their last four digits on the way out, no raw payloads and no
+//! previews: `api/src/masking.rs`). [`Scope::check_write`] is where a viewer's
+//! change is refused, for every binary.
 //!
 //! Closed by default: without a tokens file a binary refuses to start, unless
 //! `auth.insecure_open` is set *and* it listens on loopback only (local use).
@@ -69,6 +76,8 @@ pub enum Scope {
     /// Every account (an admin token, or no tokens configured).
     All,
     Account(String),
+    /// An account's read-only token: numbers masked, no payloads, no changes.
+    Viewer(String),
 }
 
 impl Scope {
@@ -76,8 +85,40 @@ impl Scope {
     pub fn account(&self) -> Option<&str> {
         match self {
             Self::All => None,
-            Self::Account(account) => Some(account),
+            Self::Account(account) | Self::Viewer(account) => Some(account),
         }
+    }
+
+    /// Whether answers must be masked (a viewer token).
+    pub fn is_viewer(&self) -> bool {
+        matches!(self, Self::Viewer(_))
+    }
+
+    /// Refuses a request that could change something (any method but GET and
+    /// HEAD) from a viewer token: 403, before any handler runs.
+    pub fn check_write(&self, method: &http::Method) -> Result<(), Problem> {
+        if self.is_viewer() && !matches!(*method, http::Method::GET | http::Method::HEAD) {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "read_only_token",
+                "a viewer token reads only: changes, imports, replays and previews need an account token",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses what shows partners' records as sent (dead-letter payloads,
+    /// previews) to a viewer token: they hold numbers in any spelling, which the
+    /// masking on the way out cannot know.
+    pub fn check_payloads(&self) -> Result<(), Problem> {
+        if self.is_viewer() {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "read_only_token",
+                "a viewer token does not see partners' records as sent; ask an account token",
+            ));
+        }
+        Ok(())
     }
 
     /// Whether this scope may see `account`'s data.
@@ -168,6 +209,9 @@ struct TokensFile {
     admin: Vec<String>,
     #[serde(default)]
     accounts: BTreeMap<String, Vec<String>>,
+    /// Read-only tokens per account.
+    #[serde(default)]
+    viewers: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -215,6 +259,13 @@ impl Tokens {
                 tokens
                     .into_iter()
                     .map(|t| (t, Scope::Account(account.clone()))),
+            );
+        }
+        for (account, tokens) in file.viewers {
+            entries.extend(
+                tokens
+                    .into_iter()
+                    .map(|t| (t, Scope::Viewer(account.clone()))),
             );
         }
         if let Some((index, _)) = entries
@@ -295,7 +346,8 @@ mod tests {
         let path = dir.path().join("tokens.json");
         std::fs::write(
             &path,
-            r#"{"admin": ["adm_0123456789abcdefghijklmn"], "accounts": {"acme": ["acm_0123456789abcdefghijklmn"]}}"#,
+            r#"{"admin": ["adm_0123456789abcdefghijklmn"], "accounts": {"acme": ["acm_0123456789abcdefghijklmn"]},
+                "viewers": {"acme": ["vwr_0123456789abcdefghijklmn"]}}"#,
         )
         .unwrap();
         Tokens::load(&path).unwrap()
@@ -325,6 +377,21 @@ mod tests {
                 .unwrap(),
             Scope::Account("acme".into())
         );
+        let viewer = tokens
+            .scope(&bearer("vwr_0123456789abcdefghijklmn"), None)
+            .unwrap();
+        assert_eq!(viewer, Scope::Viewer("acme".into()));
+        assert_eq!(viewer.account(), Some("acme"), "a viewer is walled in too");
+        assert!(viewer.check_write(&http::Method::GET).is_ok());
+        for method in [http::Method::POST, http::Method::PUT, http::Method::DELETE] {
+            assert_eq!(
+                viewer.check_write(&method).unwrap_err().code,
+                "read_only_token"
+            );
+        }
+        assert!(Scope::Account("acme".into())
+            .check_write(&http::Method::POST)
+            .is_ok());
         assert_eq!(
             tokens.scope(&bearer("nope"), None).unwrap_err().code,
             "bad_token"

@@ -158,6 +158,14 @@ pub fn status(
         .get(&id)
         .filter(|status| scope.permits(&status.account))
         .ok_or_else(not_found)?;
+    let mut status = status;
+    if scope.is_viewer() {
+        // A rejected row's errors quote its values (numbers in any spelling): a
+        // viewer sees which rows and why, not what they held.
+        for row in &mut status.rejected_rows {
+            row.errors.clear();
+        }
+    }
     Ok(json(StatusCode::OK, &status))
 }
 
