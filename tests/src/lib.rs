@@ -165,19 +165,53 @@ impl TestEnv {
         service
     }
 
+    /// As [`TestEnv::start`], with the binary's log (stdout and stderr, at `level`,
+    /// a `RUST_LOG` filter) written to `log` instead of the test's output: for tests
+    /// that read what a binary logs.
+    pub async fn start_logged(
+        &self,
+        binary: &str,
+        extra: &[(&str, &str)],
+        level: &str,
+        log: &std::path::Path,
+    ) -> Service {
+        let file = std::fs::File::create(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        let err = file
+            .try_clone()
+            .unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        let mut with_level: Vec<(&str, &str)> = extra.to_vec();
+        with_level.push(("RUST_LOG", level));
+        let service = self.spawn_with(binary, free_port(), &with_level, Some((file, err)));
+        service.wait_healthy(Duration::from_secs(60)).await;
+        service
+    }
+
     fn spawn(&self, binary: &str, port: u16, extra: &[(&str, &str)]) -> Service {
+        self.spawn_with(binary, port, extra, None)
+    }
+
+    fn spawn_with(
+        &self,
+        binary: &str,
+        port: u16,
+        extra: &[(&str, &str)],
+        output: Option<(std::fs::File, std::fs::File)>,
+    ) -> Service {
         let prefix = binary.to_uppercase();
         let mut command = Command::new(binary_path(binary));
         command
             .arg("--config")
             .arg(repo_root().join(format!("deploy/config/{binary}.toml")))
             .envs(self.binary_env(&prefix, port))
-            .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
             .env(
                 "RUST_LOG",
                 std::env::var("CM_TEST_LOG").unwrap_or_else(|_| "warn".into()),
             )
+            .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
             .stdin(Stdio::null());
+        if let Some((out, err)) = output {
+            command.stdout(out).stderr(err);
+        }
         let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("starting {binary}: {e}"));

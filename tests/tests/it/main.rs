@@ -38,6 +38,7 @@ mod processor_crash;
 mod repartition;
 mod replay;
 mod schema;
+mod secrets_in_logs;
 mod sse_library;
 mod sse_resume;
 mod viewer_tokens;
