@@ -40,6 +40,8 @@ pub struct IntegrationsApi {
     pub health: HealthConfig,
     /// Deliveries ingest refused, per integration (`crate::refusals`).
     pub refusals: crate::refusals::RecentRefusals,
+    /// Every change is recorded here first (`crate::audit`).
+    pub audit: crate::audit::Auditor,
 }
 
 #[derive(Debug, clickhouse::Row, Deserialize)]
@@ -256,6 +258,7 @@ impl IntegrationsApi {
     pub async fn save(
         &self,
         scope: &Scope,
+        actor: &schemas::audit::Actor,
         request: Request<Incoming>,
         limits: &crate::limits::LimitsConfig,
     ) -> Result<Response<Body>, Problem> {
@@ -318,6 +321,15 @@ impl IntegrationsApi {
                 .with_detail("current_version", current.version));
             }
         }
+        let before = current.as_deref().filter(|c| !c.deleted);
+        let action = if before.is_some() {
+            schemas::audit::AuditAction::IntegrationUpdated
+        } else {
+            schemas::audit::AuditAction::IntegrationCreated
+        };
+        self.audit
+            .record(actor, action, before, &integration, None)
+            .await?;
         self.publish(&integration).await?;
         let status = if current.is_some_and(|c| !c.deleted) {
             StatusCode::OK
@@ -334,12 +346,21 @@ impl IntegrationsApi {
     pub async fn set_enabled(
         &self,
         scope: &Scope,
+        actor: &schemas::audit::Actor,
         client: &str,
         enabled: bool,
     ) -> Result<Response<Body>, Problem> {
         let mut integration = (*self.visible(scope, client)?).clone();
         integration.enabled = enabled;
         integration.version += 1;
+        let action = if enabled {
+            schemas::audit::AuditAction::IntegrationEnabled
+        } else {
+            schemas::audit::AuditAction::IntegrationDisabled
+        };
+        self.audit
+            .record(actor, action, None, &integration, None)
+            .await?;
         self.publish(&integration).await?;
         Ok(json(
             StatusCode::OK,
@@ -347,8 +368,22 @@ impl IntegrationsApi {
         ))
     }
 
-    pub async fn delete(&self, scope: &Scope, client: &str) -> Result<Response<Body>, Problem> {
+    pub async fn delete(
+        &self,
+        scope: &Scope,
+        actor: &schemas::audit::Actor,
+        client: &str,
+    ) -> Result<Response<Body>, Problem> {
         let integration = self.visible(scope, client)?;
+        self.audit
+            .record(
+                actor,
+                schemas::audit::AuditAction::IntegrationDeleted,
+                None,
+                &integration,
+                None,
+            )
+            .await?;
         runtime::registry::delete(&self.producer, &self.kafka, &integration)
             .await
             .map_err(unavailable)?;
@@ -424,59 +459,8 @@ fn unavailable(error: runtime::registry::RegistryError) -> Problem {
 /// The definition without secrets: auth schemes only, secret poll headers and query
 /// parameters masked (the usual credential names and `poll.secret_names`), URLs
 /// without user-info.
-fn redacted(integration: &Integration) -> serde_json::Value {
-    use schemas::redact::{is_secret_name, redact_url, MASK};
-    let mut value = serde_json::to_value(integration).unwrap_or_default();
-    if let Some(auth) = value.get_mut("auth").filter(|a| a.is_object()) {
-        let scheme = auth["scheme"].clone();
-        *auth = serde_json::json!({ "scheme": scheme });
-    }
-    if let Some(auth) = value.pointer_mut("/poll/auth").filter(|a| a.is_object()) {
-        let kind = auth["type"].clone();
-        *auth = serde_json::json!({ "type": kind });
-    }
-    let marked = integration
-        .poll
-        .as_ref()
-        .map(|p| p.secret_names.clone())
-        .unwrap_or_default();
-    for section in ["/poll/headers", "/poll/query"] {
-        if let Some(serde_json::Value::Object(map)) = value.pointer_mut(section) {
-            for (name, v) in map.iter_mut() {
-                if is_secret_name(name, &marked) {
-                    *v = MASK.into();
-                }
-            }
-        }
-    }
-    if let Some(body) = value.pointer_mut("/poll/body") {
-        mask_secret_keys(body, &marked);
-    }
-    if let Some(serde_json::Value::String(url)) = value.pointer_mut("/poll/url") {
-        *url = redact_url(url, &marked);
-    }
-    value
-}
-
-/// A poll body's values under secret names (`password`, `api_key`, …) masked, at
-/// any depth.
-fn mask_secret_keys(value: &mut serde_json::Value, marked: &[String]) {
-    match value {
-        serde_json::Value::Object(map) => {
-            for (name, v) in map.iter_mut() {
-                if schemas::redact::is_secret_name(name, marked) && !v.is_object() && !v.is_array()
-                {
-                    *v = schemas::redact::MASK.into();
-                } else {
-                    mask_secret_keys(v, marked);
-                }
-            }
-        }
-        serde_json::Value::Array(items) => {
-            items.iter_mut().for_each(|v| mask_secret_keys(v, marked))
-        }
-        _ => {}
-    }
+pub(crate) fn redacted(integration: &Integration) -> serde_json::Value {
+    schemas::redact::integration(integration)
 }
 
 /// The health alert, first match wins: `disabled`; `silent` (no record for

@@ -3,6 +3,7 @@
 //! Server-Sent Events, tailing the enriched topic.
 
 mod aggregates;
+mod audit;
 mod call_pages;
 mod calls;
 pub mod config;

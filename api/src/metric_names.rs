@@ -3,6 +3,10 @@
 
 /// histogram; labels: `table`.
 pub const API_AGGREGATE_SECONDS: &str = "api_aggregate_seconds";
+/// counter; labels: `action`.
+pub const API_AUDIT_ENTRIES_TOTAL: &str = "api_audit_entries_total";
+/// counter; labels: none.
+pub const API_AUDIT_FAILURES_TOTAL: &str = "api_audit_failures_total";
 /// counter; labels: none.
 pub const API_EXPORT_ROWS_TOTAL: &str = "api_export_rows_total";
 /// counter; labels: none.

@@ -56,20 +56,45 @@ pub struct Replays {
     kafka: KafkaConfig,
     registry: IntegrationRegistry,
     jobs: Arc<Mutex<VecDeque<Job>>>,
+    audit: crate::audit::Auditor,
+}
+
+/// A 409 naming the replay of `client` that runs.
+fn running_problem(client: &str, job: Uuid) -> Problem {
+    Problem::new(
+        StatusCode::CONFLICT,
+        "replay_running",
+        format!("a replay of {client} is running (job {job})"),
+    )
+    .with_detail("job", job.to_string())
 }
 
 impl Replays {
-    pub fn new(kafka: KafkaConfig, registry: IntegrationRegistry) -> Self {
+    /// The replay of `client` that runs, if one does.
+    fn running(&self, client: &str) -> Option<Uuid> {
+        self.lock()
+            .iter()
+            .find(|j| j.client_id == client && j.state == "running")
+            .map(|j| j.id)
+    }
+
+    pub fn new(
+        kafka: KafkaConfig,
+        registry: IntegrationRegistry,
+        audit: crate::audit::Auditor,
+    ) -> Self {
         Self {
             kafka,
             registry,
             jobs: Arc::default(),
+            audit,
         }
     }
 
     pub async fn start(
         &self,
         scope: &Scope,
+        actor: &schemas::audit::Actor,
         client: &str,
         request: Request<Incoming>,
     ) -> Result<Response<Body>, Problem> {
@@ -83,18 +108,26 @@ impl Replays {
             })?
         };
         let source = asked.source.unwrap_or(ReplaySource::DeadLetters);
+        // Refused before it is recorded (and checked again below, under the lock).
+        if let Some(running) = self.running(client) {
+            return Err(running_problem(client, running));
+        }
+        self.audit
+            .record(
+                actor,
+                schemas::audit::AuditAction::ReplayStarted,
+                None,
+                &integration,
+                Some(serde_json::json!({ "source": source })),
+            )
+            .await?;
         let job = {
             let mut jobs = self.lock();
             if let Some(running) = jobs
                 .iter()
                 .find(|j| j.client_id == client && j.state == "running")
             {
-                return Err(Problem::new(
-                    StatusCode::CONFLICT,
-                    "replay_running",
-                    format!("a replay of {client} is running (job {})", running.id),
-                )
-                .with_detail("job", running.id.to_string()));
+                return Err(running_problem(client, running.id));
             }
             let job = Job {
                 id: Uuid::new_v4(),

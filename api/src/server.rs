@@ -13,6 +13,7 @@
 //! | POST   | /api/integrations/{clientId}/disable | disable (a new version)     |
 //! | DELETE | /api/integrations/{clientId} | delete an integration               |
 //! | GET    | /api/integrations/{clientId}/refusals | deliveries ingest refused  |
+//! | GET    | /api/audit         | who changed which integration, when, from where, and what |
 //! | POST   | /api/integrations/{clientId}/replay | replay its dead letters (or all records) |
 //! | POST   | /api/integrations/{clientId}/poll/test | one page of its poll, stored nowhere (forwarded to ingest) |
 //! | GET    | /api/replays/{id}  | a replay's progress                           |
@@ -93,7 +94,10 @@ fn gate_of(method: &Method, path: &str) -> Gate {
     match (method, path) {
         (&Method::GET, "/api/events") => Gate::Stream,
         (&Method::POST, "/api/mappings/preview") => Gate::Preview,
-        (&Method::GET, "/api/calls" | "/api/calls/export.csv" | "/api/aggregates")
+        (
+            &Method::GET,
+            "/api/calls" | "/api/calls/export.csv" | "/api/aggregates" | "/api/audit",
+        )
         | (&Method::GET, "/api/dead-letters" | "/api/dead-letters/groups" | "/api/integrations") => {
             Gate::Query
         }
@@ -149,7 +153,12 @@ pub async fn run(
         |_, bytes| serde_json::from_slice::<serde_json::Value>(bytes).map_err(|e| e.to_string()),
     )
     .await?;
+    let audit = crate::audit::Auditor {
+        producer: runtime::kafka::AckedProducer::new(&config.kafka)?,
+        topic: config.kafka.topics().audit,
+    };
     let integrations = IntegrationsApi {
+        audit: audit.clone(),
         polls,
         registry: registry.clone(),
         producer: runtime::kafka::AckedProducer::new(&config.kafka)?,
@@ -166,7 +175,7 @@ pub async fn run(
         kafka: config.kafka.clone(),
         reader: std::sync::Arc::default(),
     };
-    let replays = Replays::new(config.kafka.clone(), registry.clone());
+    let replays = Replays::new(config.kafka.clone(), registry.clone(), audit);
     let state = Arc::new(Api {
         replays,
         ingest: crate::poll_test::IngestLink::new(&config.ingest.url),
@@ -220,6 +229,8 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
         metrics::counter!(crate::metric_names::API_REQUESTS_TOTAL, "status" => problem.status.as_u16().to_string()).increment(1);
         return problem.into_response();
     }
+    // Who asks, for the audit trail of what they change.
+    let actor = crate::audit::actor(&state.tokens, &scope, &request, raw_query.as_deref());
     let query = access::without_token(raw_query.as_deref());
     let query = query.as_deref();
     // Fair shares: one account's reads, streams and previews never take another's.
@@ -309,26 +320,33 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
             .await
         }
         (&Method::GET, "/api/integrations") => state.integrations.list(&scope).await,
+        (&Method::GET, "/api/audit") => crate::audit::list(&state.clickhouse, query, &scope).await,
         (&Method::POST, "/api/integrations") => {
             state
                 .integrations
-                .save(&scope, request, &state.limits.config)
+                .save(&scope, &actor, request, &state.limits.config)
                 .await
         }
         (method, path) if path.starts_with("/api/integrations/") => {
             let rest = &path["/api/integrations/".len()..];
             match (method, rest.split_once('/')) {
                 (&Method::POST, Some((client, "enable"))) => {
-                    state.integrations.set_enabled(&scope, client, true).await
+                    state
+                        .integrations
+                        .set_enabled(&scope, &actor, client, true)
+                        .await
                 }
                 (&Method::POST, Some((client, "disable"))) => {
-                    state.integrations.set_enabled(&scope, client, false).await
+                    state
+                        .integrations
+                        .set_enabled(&scope, &actor, client, false)
+                        .await
                 }
                 (&Method::GET, Some((client, "refusals"))) => scope
                     .check_payloads()
                     .and_then(|()| state.integrations.refused(&scope, client)),
                 (&Method::POST, Some((client, "replay"))) => {
-                    state.replays.start(&scope, client, request).await
+                    state.replays.start(&scope, &actor, client, request).await
                 }
                 (&Method::POST, Some((client, "poll/test"))) => {
                     state
@@ -336,7 +354,7 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
                         .poll_test(&scope, &state.registry, client, request)
                         .await
                 }
-                (&Method::DELETE, None) => state.integrations.delete(&scope, rest).await,
+                (&Method::DELETE, None) => state.integrations.delete(&scope, &actor, rest).await,
                 _ => Err(Problem::new(
                     StatusCode::NOT_FOUND,
                     "not_found",

@@ -83,6 +83,8 @@ pub fn topic_specs(kafka: &KafkaConfig, partitions: i32) -> Vec<TopicSpec> {
             partitions,
             vec![("cleanup.policy", "compact")],
         ),
+        // The audit trail: copied into ClickHouse, where it is kept.
+        spec(&topics.audit, 1, vec![]),
         // A sample of refused deliveries, for their owners (7 days).
         spec(
             &topics.refusals,
@@ -146,6 +148,70 @@ pub async fn publish_integrations(
         publish(&producer, kafka, integration).await?;
     }
     Ok(())
+}
+
+/// As [`publish_integrations`], each change recorded in the audit trail first
+/// (`schemas::audit`), by `actor`, against the definitions published now: what an
+/// operator's `cmctl integrations publish` does.
+pub async fn publish_audited(
+    kafka: &KafkaConfig,
+    integrations: &[Integration],
+    actor: &schemas::audit::Actor,
+) -> Result<(), CtlError> {
+    use schemas::audit::{AuditAction, AuditEntry};
+    let current: std::collections::HashMap<String, std::sync::Arc<Integration>> =
+        list_integrations(kafka)
+            .await?
+            .into_iter()
+            .map(|i| (i.client_id.to_string(), i))
+            .collect();
+    let producer = AckedProducer::new(kafka)?;
+    let topic = kafka.topics().audit;
+    for integration in integrations {
+        let before = current
+            .get(integration.client_id.as_str())
+            .map(|i| i.as_ref())
+            .filter(|i| !i.deleted);
+        let entry = AuditEntry {
+            id: uuid::Uuid::new_v4(),
+            at: chrono::Utc::now(),
+            account: integration.account.clone(),
+            client_id: integration.client_id.to_string(),
+            action: if before.is_some() {
+                AuditAction::IntegrationUpdated
+            } else {
+                AuditAction::IntegrationCreated
+            },
+            actor: actor.clone(),
+            version: integration.version,
+            changes: schemas::audit::definition_changes(before, integration),
+            detail: None,
+        };
+        let payload = serde_json::to_vec(&entry).unwrap_or_default();
+        producer
+            .send_pairs(&topic, &[(entry.client_id.clone(), payload)])
+            .await?;
+        publish(&producer, kafka, integration).await?;
+    }
+    Ok(())
+}
+
+/// Who runs cmctl, for the audit trail: the login and the host.
+pub fn cli_actor() -> schemas::audit::Actor {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown host".into());
+    schemas::audit::Actor {
+        name: format!("cmctl as {user}@{host}"),
+        role: "cli".into(),
+        from: host,
+    }
 }
 
 #[cfg(test)]

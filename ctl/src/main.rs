@@ -453,7 +453,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Integrations(IntegrationsCommand::Publish { file }) => {
             let integrations = cmctl::read_integrations(&file)?;
-            cmctl::publish_integrations(&kafka, &integrations)
+            cmctl::publish_audited(&kafka, &integrations, &cmctl::cli_actor())
                 .await
                 .with_context(|| format!("publishing {}", file.display()))?;
             for integration in &integrations {

@@ -12,6 +12,7 @@
 //! each consume → step → write → commit) → `store` (every ClickHouse read) and
 //! `sink` (every write, retried) → `error`.
 
+mod audit;
 pub mod config;
 mod dead_letters;
 mod error;

@@ -5,6 +5,8 @@
 pub const CLICKHOUSE_ROWS_WRITTEN_TOTAL: &str = "clickhouse_rows_written_total";
 /// counter; labels: none.
 pub const DEADLETTER_UNREADABLE_TOTAL: &str = "deadletter_unreadable_total";
+/// counter; labels: none.
+pub const AUDIT_UNREADABLE_TOTAL: &str = "audit_unreadable_total";
 /// histogram; labels: none.
 pub const PROCESSOR_BATCH_SECONDS: &str = "processor_batch_seconds";
 /// counter; labels: none.

@@ -1,6 +1,7 @@
 //! Start-up: the registry, the producer, the store, the ops port, the managed
-//! numbers, and the five workers (pipeline, dead-letter recorder, rollup, CallMatrix
-//! linker, parking), each a batch consumer that commits only after its writes.
+//! numbers, and the six workers (pipeline, dead-letter recorder, audit recorder,
+//! rollup, CallMatrix linker, parking), each a batch consumer that commits only
+//! after its writes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use crate::ops::{self, OpsState};
 use crate::pipeline::Pipeline;
 use crate::sink::BatchSink;
 use crate::store::ClickHouseStore;
-use crate::{dead_letters, linker, parking, rollup};
+use crate::{audit, dead_letters, linker, parking, rollup};
 
 /// The compacted managed-numbers topic, as the engine asks for it.
 struct ManagedTable(CompactedTable<ManagedNumber>);
@@ -86,6 +87,16 @@ pub async fn run(
     // Every worker is supervised: one that stops before shutdown is logged at error,
     // fails `/healthz` and starts again from its last commit (`runtime::workers`).
     let mut handles = Vec::new();
+    {
+        let (kafka, sink) = (config.kafka.clone(), sink.clone());
+        handles.push(workers.supervise("audit-recorder", shutdown.clone(), {
+            let shutdown = shutdown.clone();
+            move || {
+                let (kafka, sink, shutdown) = (kafka.clone(), sink.clone(), shutdown.clone());
+                async move { audit::record(&kafka, &sink, max_records, max_wait, shutdown).await }
+            }
+        }));
+    }
     {
         let (kafka, sink, registry) = (config.kafka.clone(), sink.clone(), registry.clone());
         handles.push(workers.supervise("deadletter-recorder", shutdown.clone(), {

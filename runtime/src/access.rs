@@ -89,6 +89,15 @@ impl Scope {
         }
     }
 
+    /// `admin`, `account` or `viewer`, as the audit trail names roles.
+    pub fn role(&self) -> &'static str {
+        match self {
+            Self::All => "admin",
+            Self::Account(_) => "account",
+            Self::Viewer(_) => "viewer",
+        }
+    }
+
     /// Whether answers must be masked (a viewer token).
     pub fn is_viewer(&self) -> bool {
         matches!(self, Self::Viewer(_))
@@ -206,12 +215,42 @@ pub fn forbidden(account: &str) -> Problem {
 #[serde(deny_unknown_fields)]
 struct TokensFile {
     #[serde(default)]
-    admin: Vec<String>,
+    admin: Vec<TokenEntry>,
     #[serde(default)]
-    accounts: BTreeMap<String, Vec<String>>,
+    accounts: BTreeMap<String, Vec<TokenEntry>>,
     /// Read-only tokens per account.
     #[serde(default)]
-    viewers: BTreeMap<String, Vec<String>>,
+    viewers: BTreeMap<String, Vec<TokenEntry>>,
+}
+
+/// A token, or a token with the name the audit trail shows for it
+/// (`{"token": "tok_...", "name": "alice"}`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TokenEntry {
+    Plain(String),
+    Named { token: String, name: String },
+}
+
+impl TokenEntry {
+    /// (the token, who it is): its name, or the first 8 hex digits of its SHA-256,
+    /// so the audit trail can tell tokens apart without holding one.
+    fn split(self, role: &str, account: Option<&str>) -> (String, String) {
+        let (token, who) = match self {
+            Self::Plain(token) => {
+                use sha2::Digest;
+                let digest = sha2::Sha256::digest(token.as_bytes());
+                let short: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+                (token, short)
+            }
+            Self::Named { token, name } => (token, format!("{name:?}")),
+        };
+        let identity = match account {
+            Some(account) => format!("{role} token {who} ({account})"),
+            None => format!("{role} token {who}"),
+        };
+        (token, identity)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -227,7 +266,8 @@ pub enum TokensError {
 /// The configured tokens; `open()` when none are.
 #[derive(Clone, Default)]
 pub struct Tokens {
-    entries: Vec<(String, Scope)>,
+    /// (token, scope, identity: see [`Tokens::identity`]).
+    entries: Vec<(String, Scope, String)>,
 }
 
 /// Never prints a token.
@@ -252,26 +292,31 @@ impl Tokens {
         };
         let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
         let file: TokensFile = serde_json::from_str(&text).map_err(|e| error(e.to_string()))?;
-        let mut entries: Vec<(String, Scope)> =
-            file.admin.into_iter().map(|t| (t, Scope::All)).collect();
-        for (account, tokens) in file.accounts {
-            entries.extend(
-                tokens
-                    .into_iter()
-                    .map(|t| (t, Scope::Account(account.clone()))),
-            );
-        }
-        for (account, tokens) in file.viewers {
-            entries.extend(
-                tokens
-                    .into_iter()
-                    .map(|t| (t, Scope::Viewer(account.clone()))),
-            );
+        let mut entries: Vec<(String, Scope, String)> = file
+            .admin
+            .into_iter()
+            .map(|t| {
+                let (token, identity) = t.split("admin", None);
+                (token, Scope::All, identity)
+            })
+            .collect();
+        for (role, by_account) in [("account", file.accounts), ("viewer", file.viewers)] {
+            for (account, tokens) in by_account {
+                entries.extend(tokens.into_iter().map(|t| {
+                    let (token, identity) = t.split(role, Some(&account));
+                    let scope = if role == "viewer" {
+                        Scope::Viewer(account.clone())
+                    } else {
+                        Scope::Account(account.clone())
+                    };
+                    (token, scope, identity)
+                }));
+            }
         }
         if let Some((index, _)) = entries
             .iter()
             .enumerate()
-            .find(|(_, (t, _))| t.len() < MIN_TOKEN_LEN)
+            .find(|(_, (t, _, _))| t.len() < MIN_TOKEN_LEN)
         {
             return Err(error(format!(
                 "token #{index} is shorter than {MIN_TOKEN_LEN} characters"
@@ -289,8 +334,20 @@ impl Tokens {
 
     /// The scope of a request, from its `Authorization` header or `access_token`.
     pub fn scope(&self, headers: &HeaderMap, query: Option<&str>) -> Result<Scope, Problem> {
+        self.caller(headers, query).map(|(scope, _)| scope)
+    }
+
+    /// Who a request's token is, for the audit trail: `admin token 3f2a9c1b`,
+    /// `account token "alice" (acme-leads)`; `open` without tokens. Never the token.
+    pub fn identity(&self, headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+        self.caller(headers, query)
+            .ok()
+            .map(|(_, identity)| identity)
+    }
+
+    fn caller(&self, headers: &HeaderMap, query: Option<&str>) -> Result<(Scope, String), Problem> {
         if self.is_open() {
-            return Ok(Scope::All);
+            return Ok((Scope::All, "open (no tokens configured)".to_owned()));
         }
         let from_header = headers
             .get(AUTHORIZATION)
@@ -312,9 +369,9 @@ impl Tokens {
         };
         // Every token is compared, each in constant time.
         let mut found = None;
-        for (token, scope) in &self.entries {
+        for (token, scope, identity) in &self.entries {
             if bool::from(presented.as_bytes().ct_eq(token.as_bytes())) && found.is_none() {
-                found = Some(scope.clone());
+                found = Some((scope.clone(), identity.clone()));
             }
         }
         found.ok_or_else(|| {
@@ -381,6 +438,17 @@ mod tests {
             .scope(&bearer("vwr_0123456789abcdefghijklmn"), None)
             .unwrap();
         assert_eq!(viewer, Scope::Viewer("acme".into()));
+        let identity = tokens
+            .identity(&bearer("vwr_0123456789abcdefghijklmn"), None)
+            .unwrap();
+        assert!(
+            identity.starts_with("viewer token ") && identity.ends_with(" (acme)"),
+            "{identity}"
+        );
+        assert!(
+            !identity.contains("vwr_0123"),
+            "never the token: {identity}"
+        );
         assert_eq!(viewer.account(), Some("acme"), "a viewer is walled in too");
         assert!(viewer.check_write(&http::Method::GET).is_ok());
         for method in [http::Method::POST, http::Method::PUT, http::Method::DELETE] {
@@ -404,6 +472,34 @@ mod tests {
             Tokens::open().scope(&HeaderMap::new(), None).unwrap(),
             Scope::All
         );
+    }
+
+    #[test]
+    fn a_named_token_is_known_by_its_name_and_a_plain_one_by_a_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        std::fs::write(
+            &path,
+            r#"{"admin": [{"token": "adm_0123456789abcdefghijklmn", "name": "ops-alice"}],
+                "accounts": {"acme": ["acm_0123456789abcdefghijklmn", "acm_1123456789abcdefghijklmn"]}}"#,
+        )
+        .unwrap();
+        let tokens = Tokens::load(&path).unwrap();
+        let who = |t: &str| tokens.identity(&bearer(t), None).unwrap();
+        assert_eq!(
+            who("adm_0123456789abcdefghijklmn"),
+            "admin token \"ops-alice\""
+        );
+        let (a, b) = (
+            who("acm_0123456789abcdefghijklmn"),
+            who("acm_1123456789abcdefghijklmn"),
+        );
+        assert_ne!(a, b, "two tokens of one account are told apart");
+        assert!(
+            a.starts_with("account token ") && a.ends_with(" (acme)"),
+            "{a}"
+        );
+        assert_eq!(a.len(), "account token 01234567 (acme)".len(), "{a}");
     }
 
     #[test]

@@ -228,6 +228,11 @@ pub fn metrics(handle: &PrometheusHandle) -> Response<Body> {
     response
 }
 
+/// The address a request came from, put in its extensions by [`serve`] (the audit
+/// trail says where a change came from).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
+
 /// Accepts connections until `shutdown`, then gives open requests `grace` to finish
 /// (long-lived SSE streams are cut after it).
 pub async fn serve<H, F>(listener: TcpListener, handler: H, mut shutdown: Shutdown, grace: Duration)
@@ -250,8 +255,9 @@ where
             },
         };
         let handler = handler.clone();
-        let service = service_fn(move |request| {
+        let service = service_fn(move |mut request: Request<Incoming>| {
             let handler = handler.clone();
+            request.extensions_mut().insert(Peer(peer));
             async move { Ok::<_, Infallible>(handler(request).await) }
         });
         let connection = hyper::server::conn::http1::Builder::new()

@@ -2,6 +2,7 @@
 //! nothing here does I/O except the migration list, which is embedded SQL text.
 
 pub mod attribute;
+pub mod audit;
 pub mod braces;
 pub mod call;
 pub mod callmatrix;

@@ -106,6 +106,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "call_attributes_feed",
         sql: include_str!("../migrations/0017_call_attributes_feed.sql"),
     },
+    Migration {
+        version: 18,
+        name: "audit_log",
+        sql: include_str!("../migrations/0018_audit_log.sql"),
+    },
 ];
 
 /// Rolls up every stored call at version 0, below every version the rollup worker

@@ -107,6 +107,62 @@ fn find_url(text: &str) -> Option<usize> {
     }
 }
 
+/// An integration definition as the api lists it and the audit trail compares it:
+/// webhook and poll `auth` reduced to their scheme, secret headers, query parameters
+/// and body values masked, the URL's secret parameters masked.
+pub fn integration(integration: &crate::Integration) -> serde_json::Value {
+    let mut value = serde_json::to_value(integration).unwrap_or_default();
+    if let Some(auth) = value.get_mut("auth").filter(|a| a.is_object()) {
+        let scheme = auth["scheme"].clone();
+        *auth = serde_json::json!({ "scheme": scheme });
+    }
+    if let Some(auth) = value.pointer_mut("/poll/auth").filter(|a| a.is_object()) {
+        let kind = auth["type"].clone();
+        *auth = serde_json::json!({ "type": kind });
+    }
+    let marked = integration
+        .poll
+        .as_ref()
+        .map(|p| p.secret_names.clone())
+        .unwrap_or_default();
+    for section in ["/poll/headers", "/poll/query"] {
+        if let Some(serde_json::Value::Object(map)) = value.pointer_mut(section) {
+            for (name, v) in map.iter_mut() {
+                if is_secret_name(name, &marked) {
+                    *v = MASK.into();
+                }
+            }
+        }
+    }
+    if let Some(body) = value.pointer_mut("/poll/body") {
+        mask_secret_keys(body, &marked);
+    }
+    if let Some(serde_json::Value::String(url)) = value.pointer_mut("/poll/url") {
+        *url = redact_url(url, &marked);
+    }
+    value
+}
+
+/// A poll body's values under secret names (`password`, `api_key`, …) masked, at
+/// any depth.
+fn mask_secret_keys(value: &mut serde_json::Value, marked: &[String]) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (name, v) in map.iter_mut() {
+                if is_secret_name(name, marked) && !v.is_object() && !v.is_array() {
+                    *v = MASK.into();
+                } else {
+                    mask_secret_keys(v, marked);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            items.iter_mut().for_each(|v| mask_secret_keys(v, marked))
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,6 +55,10 @@ pub const REFUSALS: &str = "ingest.refusals";
 /// Never written: ingest instances join its consumer group so Kafka assigns each
 /// polled integration (by partition) to exactly one of them.
 pub const POLL_LEASES: &str = "poll.leases";
+/// The audit trail (`schemas::audit`): one entry per change, copied into
+/// ClickHouse's `audit_log` by the processor. Kept as long as Kafka keeps it; the
+/// table is the record.
+pub const AUDIT: &str = "audit.entries";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topics {
@@ -71,6 +75,7 @@ pub struct Topics {
     pub parked: String,
     pub state: String,
     pub refusals: String,
+    pub audit: String,
 }
 
 impl Topics {
@@ -89,10 +94,11 @@ impl Topics {
             parked: format!("{prefix}{PARKED}"),
             state: format!("{prefix}{STATE}"),
             refusals: format!("{prefix}{REFUSALS}"),
+            audit: format!("{prefix}{AUDIT}"),
         }
     }
 
-    pub fn all(&self) -> [&str; 13] {
+    pub fn all(&self) -> [&str; 14] {
         [
             &self.raw,
             &self.enriched,
@@ -107,6 +113,7 @@ impl Topics {
             &self.parked,
             &self.state,
             &self.refusals,
+            &self.audit,
         ]
     }
 }

@@ -327,6 +327,22 @@ try {
   await page.screenshot({ path: screenshot.replace(/\.png$/, "-attributes-phone.png"), fullPage: true });
   const attrOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   if (attrOverflow > 0) throw new Error(`the story with attributes is ${attrOverflow} px wider than a phone`);
+
+  // The integration's history (issue 36's audit trail): its creation above, by
+  // this test's token-less api, with the attributes it defined among the changes.
+  await page.setViewportSize({ width: 1400, height: 900 });
+  await page.keyboard.press("Escape");
+  const historyButton = '#health tr[data-client="ringba_browser"] button.history';
+  for (let attempt = 0; ; attempt++) {
+    await page.click(historyButton);
+    const created = await page.waitForSelector('#history:not([hidden]) #history-rows tr[data-action="integration.created"]', { timeout: 5000 }).catch(() => null);
+    if (created) break;
+    if (attempt > 12) throw new Error("the history does not show the creation: " + (await page.textContent("#history")));
+  }
+  await page.click('#history-rows tr[data-action="integration.created"] summary');
+  const historyText = await page.textContent("#history");
+  if (!historyText.includes("mapping.attributes.publisherSubId.path") || !historyText.includes("open (no tokens configured)")) throw new Error("the history row: " + historyText.slice(0, 600));
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-history.png"), fullPage: true });
   if (errors.length) throw new Error("errors on the page: " + errors.join("; "));
   console.log(`ok: browser_1 (${status}) appeared in the live feed; calls in 24 h went ${before} -> ${before + 1}; browser_2's story names ${firstId}; screenshots ${screenshot} and -story, -story-phone`);
 } finally {

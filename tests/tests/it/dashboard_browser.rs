@@ -19,7 +19,9 @@
 //! integration's custom attributes: the side-by-side table by `publisherSubId` must
 //! equal the aggregates API, narrowing to `pub-7` must count the two calls posted
 //! with it (by partner id), and a call's story must list its four attributes
-//! (`dashboard-attributes.png`, `-attributes-story.png`, `-attributes-phone.png`). `deploy/test.sh` installs chromium and
+//! (`dashboard-attributes.png`, `-attributes-story.png`, `-attributes-phone.png`);
+//! the integration's history must show its creation, with who and what
+//! (`dashboard-history.png`). `deploy/test.sh` installs chromium and
 //! playwright-core.
 
 use std::process::Command;
@@ -47,6 +49,7 @@ const SCREENSHOTS: &[&str] = &[
     "dashboard-attributes.png",
     "dashboard-attributes-story.png",
     "dashboard-attributes-phone.png",
+    "dashboard-history.png",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

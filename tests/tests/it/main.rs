@@ -6,6 +6,7 @@ mod access;
 mod account_walls;
 mod aggregates;
 mod analyst_views;
+mod audit_trail;
 mod bad_input;
 mod batching;
 mod broker_outage;

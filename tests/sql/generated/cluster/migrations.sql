@@ -442,6 +442,25 @@ SELECT account, started_at, client_id, id,
 FROM callmatrix.calls_by_time
 GROUP BY account, started_at, client_id, id
 HAVING argMax(deleted, version) = 0;
+CREATE TABLE IF NOT EXISTS callmatrix.audit_log ON CLUSTER callmatrix
+(
+    account String,
+    at DateTime('UTC'),
+    id UUID,
+    at_ms UInt64,
+    seq UInt64,
+    client_id String,
+    action String,
+    actor String,
+    role String,
+    source String,
+    version UInt32,
+    changes String,
+    detail String
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/callmatrix/tables/all/callmatrix/audit_log', '{replica}')
+PARTITION BY toYYYYMM(at)
+ORDER BY (account, at, id);
 INSERT INTO callmatrix.calls_hourly
 SELECT account, toStartOfHour(started_at) AS hour, status, 0 AS version, count() AS calls,
        sum(ifNull(payout, toDecimal64(0, 4))) AS payout, sum(ifNull(revenue, toDecimal64(0, 4))) AS revenue,

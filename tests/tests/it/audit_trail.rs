@@ -1,0 +1,352 @@
+//! Issue 36's audit trail on the real stack: an account manager's token creates an
+//! integration, changes its payout path and rotates its webhook token, disables and
+//! enables it, starts a replay and deletes it; an operator publishes a definition
+//! with cmctl. `GET /api/audit` then lists each change once, newest first, with who
+//! (the token's name, never a token), the role, where from, the version and the
+//! changed paths (the rotated token said, not shown). Another account sees none of
+//! it; a viewer reads it; nothing can change or remove an entry: the api has no
+//! such route and its ClickHouse user is read-only.
+
+use std::time::Duration;
+
+use integration_tests::{eventually, sample_integration, TestEnv};
+use serde_json::{json, Value};
+
+const ADMIN: &str = "adm_audit_test_0123456789abcdefgh";
+const BOB: &str = "acm_audit_test_0123456789abcdefgh";
+const MALLORY: &str = "mal_audit_test_0123456789abcdefgh";
+const VIEWER: &str = "vwr_audit_test_0123456789abcdefgh";
+const HOOK_1: &str = "whk_audit_first_0123456789abcdef";
+const HOOK_2: &str = "whk_audit_second_0123456789abcde";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_is_recorded_once_with_who_where_and_what() {
+    let env = TestEnv::new("audit").await;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens_file = dir.path().join("tokens.json");
+    std::fs::write(
+        &tokens_file,
+        json!({"admin": [{"token": ADMIN, "name": "ops-alice"}],
+               "accounts": {"acme-leads": [{"token": BOB, "name": "bob"}], "mallory": [MALLORY]},
+               "viewers": {"acme-leads": [VIEWER]}})
+        .to_string(),
+    )
+    .unwrap();
+    let tokens_path = tokens_file.to_str().unwrap();
+    let _processor = env
+        .start("processor", &[("PROCESSOR_BATCH__MAX_WAIT_MS", "20")])
+        .await;
+    let api = env
+        .start("api", &[("API_AUTH__TOKENS_FILE", tokens_path)])
+        .await;
+    let http = reqwest::Client::new();
+    let send = |method: reqwest::Method, path: &str, token: &'static str, body: Option<Value>| {
+        let mut request = http.request(method, api.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        }
+    };
+    let definition = |version: u32, payout: &str, token: &str| {
+        let mut integration = serde_json::to_value(sample_integration("arroyo", |v| {
+            v["client_id"] = json!("audited");
+            v["auth"] = json!({"scheme": "bearer", "tokens": [token]});
+        }))
+        .unwrap();
+        integration["version"] = json!(version);
+        integration["mapping"]["fields"]["payout"] = json!({"path": payout});
+        integration
+    };
+    let post = reqwest::Method::POST;
+    let (status, text) = send(
+        post.clone(),
+        "/api/integrations",
+        BOB,
+        Some(definition(1, "call.payout", HOOK_1)),
+    )
+    .await;
+    assert_eq!(status, 201, "{text}");
+    let (status, text) = send(
+        post.clone(),
+        "/api/integrations",
+        BOB,
+        Some(definition(2, "call.payoutAmount", HOOK_2)),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    for action in ["disable", "enable"] {
+        let (status, text) = send(
+            post.clone(),
+            &format!("/api/integrations/audited/{action}"),
+            BOB,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{action}: {text}");
+    }
+    let (status, text) = send(
+        post.clone(),
+        "/api/integrations/audited/replay",
+        BOB,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 202, "{text}");
+    // Refused before anything runs: no entry.
+    let (status, _) = send(
+        reqwest::Method::DELETE,
+        "/api/integrations/audited",
+        VIEWER,
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = send(
+        reqwest::Method::DELETE,
+        "/api/integrations/audited",
+        MALLORY,
+        None,
+    )
+    .await;
+    assert_eq!(
+        status, 404,
+        "another account's integration is not there for mallory"
+    );
+    // The replay must be done before a delete (a running one holds the integration).
+    eventually("the replay to finish", Duration::from_secs(60), || async {
+        let (status, text) = send(
+            reqwest::Method::DELETE,
+            "/api/integrations/audited",
+            BOB,
+            None,
+        )
+        .await;
+        (status == 200).then_some(()).or_else(|| {
+            assert!(status == 409 || status == 200, "{status}: {text}");
+            None
+        })
+    })
+    .await;
+    // An operator's cmctl publish.
+    let mut renamed = sample_integration("arroyo", |_| {});
+    renamed.version += 1;
+    renamed.name = "Arroyo (renamed by ops)".into();
+    let operator = schemas::audit::Actor {
+        name: "cmctl as ops@bastion".into(),
+        role: "cli".into(),
+        from: "bastion".into(),
+    };
+    cmctl::publish_audited(&env.kafka, std::slice::from_ref(&renamed), &operator)
+        .await
+        .unwrap();
+
+    let entries = eventually(
+        "six entries of audited",
+        Duration::from_secs(60),
+        || async {
+            let (status, text) = send(
+                reqwest::Method::GET,
+                "/api/audit?client_id=audited",
+                BOB,
+                None,
+            )
+            .await;
+            assert_eq!(status, 200, "{text}");
+            let answer: Value = serde_json::from_str(&text).ok()?;
+            let entries = answer["entries"].as_array()?.clone();
+            (entries.len() >= 6).then_some((entries, text))
+        },
+    )
+    .await;
+    let (entries, text) = entries;
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "integration.deleted",
+            "replay.started",
+            "integration.enabled",
+            "integration.disabled",
+            "integration.updated",
+            "integration.created"
+        ],
+        "each change once, newest first: {text}"
+    );
+    for entry in &entries {
+        assert_eq!(
+            entry["actor"]["name"], "account token \"bob\" (acme-leads)",
+            "{entry}"
+        );
+        assert_eq!(entry["actor"]["role"], "account", "{entry}");
+        assert!(
+            entry["actor"]["from"]
+                .as_str()
+                .unwrap()
+                .starts_with("127.0.0.1:"),
+            "{entry}"
+        );
+        assert_eq!(entry["account"], "acme-leads");
+    }
+    let versions: Vec<u64> = entries
+        .iter()
+        .rev()
+        .map(|e| e["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        &versions[..4],
+        [1, 2, 3, 4],
+        "created, updated, disabled, enabled: {text}"
+    );
+    let updated = &entries[4]["changes"];
+    let payout = updated
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["path"] == "mapping.fields.payout.path")
+        .unwrap_or_else(|| panic!("no payout change in {updated}"));
+    assert_eq!(
+        (&payout["before"], &payout["after"]),
+        (&json!("call.payout"), &json!("call.payoutAmount"))
+    );
+    assert!(
+        updated
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["path"] == "auth" && c["after"] == "credentials changed (not shown)"),
+        "the rotation is said: {updated}"
+    );
+    assert_eq!(
+        entries[1]["detail"]["source"], "dead_letters",
+        "{}",
+        entries[1]
+    );
+    for secret in [HOOK_1, HOOK_2, BOB, ADMIN, MALLORY, VIEWER] {
+        assert!(!text.contains(secret), "a secret in the trail: {text}");
+    }
+
+    // The operator's change, read by an admin.
+    let ops = eventually("the operator's entry", Duration::from_secs(60), || async {
+        let (status, text) = send(
+            reqwest::Method::GET,
+            "/api/audit?client_id=arroyo",
+            ADMIN,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{text}");
+        let answer: Value = serde_json::from_str(&text).ok()?;
+        answer["entries"].as_array()?.first().cloned()
+    })
+    .await;
+    assert_eq!(ops["action"], "integration.updated", "{ops}");
+    assert_eq!(ops["actor"]["name"], "cmctl as ops@bastion", "{ops}");
+    assert_eq!(ops["actor"]["role"], "cli");
+    let name = ops["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["path"] == "name")
+        .unwrap_or_else(|| panic!("no name change: {ops}"))
+        .clone();
+    assert_eq!(name["after"], "Arroyo (renamed by ops)", "{ops}");
+    let (status, text) = send(
+        reqwest::Method::GET,
+        "/api/audit?action=integration.updated",
+        ADMIN,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let updated: Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        updated["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["action"] == "integration.updated"),
+        "{text}"
+    );
+    let (status, text) = send(
+        reqwest::Method::GET,
+        "/api/audit?action=integration.renamed",
+        ADMIN,
+        None,
+    )
+    .await;
+    assert!(status == 400 && text.contains("action"), "{status} {text}");
+
+    // Walls: mallory sees nothing of acme's; the viewer reads it.
+    let (status, text) = send(reqwest::Method::GET, "/api/audit", MALLORY, None).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap()["entries"],
+        json!([]),
+        "{text}"
+    );
+    let (status, _) = send(
+        reqwest::Method::GET,
+        "/api/audit?client_id=audited",
+        MALLORY,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = send(
+        reqwest::Method::GET,
+        "/api/audit?account=acme-leads",
+        MALLORY,
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, text) = send(
+        reqwest::Method::GET,
+        "/api/audit?client_id=audited",
+        VIEWER,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap()["entries"]
+            .as_array()
+            .unwrap()
+            .len(),
+        6
+    );
+
+    // Append-only: no route changes an entry, and the api's ClickHouse user cannot.
+    for method in [
+        reqwest::Method::DELETE,
+        reqwest::Method::PUT,
+        reqwest::Method::POST,
+    ] {
+        let (status, text) = send(method.clone(), "/api/audit", ADMIN, Some(json!({}))).await;
+        assert_eq!(status, 404, "{method} /api/audit: {text}");
+    }
+    let reader = clickhouse::Client::default()
+        .with_url(&env.clickhouse.url)
+        .with_database(&env.clickhouse.database)
+        .with_user("callmatrix_reader")
+        .with_password(std::env::var("CM_TEST_CLICKHOUSE_READER_PASSWORD").unwrap_or_default());
+    let attempt = reader
+        .query("ALTER TABLE audit_log DELETE WHERE client_id = 'audited'")
+        .execute()
+        .await;
+    assert!(attempt.is_err(), "the api's user changed the trail");
+    let kept: u64 = env
+        .client()
+        .query("SELECT count() FROM audit_log FINAL WHERE client_id = 'audited'")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(kept, 6);
+}
