@@ -2,7 +2,7 @@
 # secrets, made once per data directory and kept in $DATA/secrets (mode 700):
 #
 #   clickhouse.env   passwords of ClickHouse's callmatrix_writer, callmatrix_reader (the
-#                    api) and callmatrix_analyst (analysts)
+#                    api) and callmatrix_analyst (analysts); the retention hash key
 #   tokens.json      API tokens: one admin token, one per account of the sample
 #                    integrations (ingest's and the api's auth.tokens_file)
 #
@@ -27,9 +27,13 @@ cm_secrets() {
   if ! grep -q '^CM_CLICKHOUSE_ANALYST_PASSWORD=' "$dir/clickhouse.env"; then
     (umask 077 && printf 'CM_CLICKHOUSE_ANALYST_PASSWORD=%s\n' "$(cm_random_secret)" >>"$dir/clickhouse.env")
   fi
+  # The key of callers' number hashes (retention, docs/privacy.md).
+  if ! grep -q '^CM_RETENTION_HASH_KEY=' "$dir/clickhouse.env"; then
+    (umask 077 && printf 'CM_RETENTION_HASH_KEY=%s\n' "$(cm_random_secret)" >>"$dir/clickhouse.env")
+  fi
   # shellcheck disable=SC1091
   . "$dir/clickhouse.env"
-  export CM_CLICKHOUSE_WRITER_PASSWORD CM_CLICKHOUSE_READER_PASSWORD CM_CLICKHOUSE_ANALYST_PASSWORD
+  export CM_CLICKHOUSE_WRITER_PASSWORD CM_CLICKHOUSE_READER_PASSWORD CM_CLICKHOUSE_ANALYST_PASSWORD CM_RETENTION_HASH_KEY
   if [ ! -s "$dir/tokens.json" ]; then
     (umask 077 && python3 - "$dir/tokens.json" "$integrations" <<'PY'
 import json, secrets, sys

@@ -199,6 +199,7 @@ export_app_env() {
   # The pipeline writes as callmatrix_writer; the api only reads, as callmatrix_reader.
   export CM_CLICKHOUSE_USER=callmatrix_writer CM_CLICKHOUSE_PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD"
   export PROCESSOR_CLICKHOUSE__USER=callmatrix_writer PROCESSOR_CLICKHOUSE__PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD"
+  export PROCESSOR_RETENTION__HASH_KEY="$CM_RETENTION_HASH_KEY"
   export API_CLICKHOUSE__USER=callmatrix_reader API_CLICKHOUSE__PASSWORD="$CM_CLICKHOUSE_READER_PASSWORD"
   # API tokens (secrets/tokens.json): closed by default; cmctl uses the admin token.
   export API_AUTH__TOKENS_FILE="$CM_TOKENS_FILE" INGEST_AUTH__TOKENS_FILE="$CM_TOKENS_FILE"

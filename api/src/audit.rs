@@ -41,7 +41,7 @@ impl Auditor {
             }
             _ => Vec::new(),
         };
-        let entry = AuditEntry {
+        self.write(AuditEntry {
             id: Uuid::new_v4(),
             at: Utc::now(),
             account: after.account.clone(),
@@ -51,7 +51,41 @@ impl Auditor {
             version: after.version,
             changes,
             detail,
+        })
+        .await
+    }
+
+    /// Records a change of an account's retention policy.
+    pub async fn record_retention(
+        &self,
+        actor: &Actor,
+        before: Option<&schemas::retention::RetentionPolicy>,
+        after: &schemas::retention::RetentionPolicy,
+    ) -> Result<(), Problem> {
+        let shown = |p: &schemas::retention::RetentionPolicy| {
+            let mut value = serde_json::to_value(p).unwrap_or_default();
+            if let Some(fields) = value.as_object_mut() {
+                fields.remove("updated_at");
+            }
+            value
         };
+        let before = before.map(shown);
+        self.write(AuditEntry {
+            id: Uuid::new_v4(),
+            at: Utc::now(),
+            account: after.account.clone(),
+            client_id: String::new(),
+            action: AuditAction::RetentionChanged,
+            actor: actor.clone(),
+            version: 0,
+            changes: schemas::audit::changes(before.as_ref(), &shown(after)),
+            detail: None,
+        })
+        .await
+    }
+
+    async fn write(&self, entry: AuditEntry) -> Result<(), Problem> {
+        let action = entry.action;
         let payload = serde_json::to_vec(&entry)
             .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "audit", e.to_string()))?;
         self.producer
@@ -157,13 +191,14 @@ pub async fn list(
         binds.push(client_id.clone());
     }
     if let Some(action) = &params.action {
-        const ACTIONS: [&str; 6] = [
+        const ACTIONS: [&str; 7] = [
             "integration.created",
             "integration.updated",
             "integration.enabled",
             "integration.disabled",
             "integration.deleted",
             "replay.started",
+            "retention.changed",
         ];
         if !ACTIONS.contains(&action.as_str()) {
             return Err(bad_parameter(

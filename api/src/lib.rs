@@ -19,6 +19,7 @@ pub mod masking;
 pub mod metric_names;
 mod poll_test;
 mod preview;
+mod privacy;
 mod query;
 mod recent;
 mod refusals;

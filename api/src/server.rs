@@ -14,6 +14,8 @@
 //! | DELETE | /api/integrations/{clientId} | delete an integration               |
 //! | GET    | /api/integrations/{clientId}/refusals | deliveries ingest refused  |
 //! | GET    | /api/audit         | who changed which integration, when, from where, and what |
+//! | GET    | /api/privacy/retention | an account's retention policy and its recent runs |
+//! | PUT    | /api/privacy/retention | set an account's retention policy          |
 //! | POST   | /api/integrations/{clientId}/replay | replay its dead letters (or all records) |
 //! | POST   | /api/integrations/{clientId}/poll/test | one page of its poll, stored nowhere (forwarded to ingest) |
 //! | GET    | /api/replays/{id}  | a replay's progress                           |
@@ -62,6 +64,7 @@ pub enum ApiError {
 }
 
 struct Api {
+    privacy: crate::privacy::Privacy,
     clickhouse: clickhouse::Client,
     registry: IntegrationRegistry,
     recent: RecentPayloads,
@@ -175,8 +178,23 @@ pub async fn run(
         kafka: config.kafka.clone(),
         reader: std::sync::Arc::default(),
     };
+    let privacy = crate::privacy::Privacy {
+        policies: runtime::table::CompactedTable::start(
+            &config.kafka,
+            &config.kafka.topics().retention,
+            "retention-policies",
+            config.registry.initial_load(),
+            shutdown.clone(),
+            |_, bytes| serde_json::from_slice(bytes).map_err(|e: serde_json::Error| e.to_string()),
+        )
+        .await?,
+        producer: runtime::kafka::AckedProducer::new(&config.kafka)?,
+        topic: config.kafka.topics().retention,
+        audit: audit.clone(),
+    };
     let replays = Replays::new(config.kafka.clone(), registry.clone(), audit);
     let state = Arc::new(Api {
+        privacy,
         replays,
         ingest: crate::poll_test::IngestLink::new(&config.ingest.url),
         integrations,
@@ -321,6 +339,12 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
         }
         (&Method::GET, "/api/integrations") => state.integrations.list(&scope).await,
         (&Method::GET, "/api/audit") => crate::audit::list(&state.clickhouse, query, &scope).await,
+        (&Method::GET, "/api/privacy/retention") => {
+            state.privacy.get(&state.clickhouse, query, &scope).await
+        }
+        (&Method::PUT, "/api/privacy/retention") => {
+            state.privacy.put(&scope, &actor, request).await
+        }
         (&Method::POST, "/api/integrations") => {
             state
                 .integrations

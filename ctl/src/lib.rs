@@ -85,6 +85,8 @@ pub fn topic_specs(kafka: &KafkaConfig, partitions: i32) -> Vec<TopicSpec> {
         ),
         // The audit trail: copied into ClickHouse, where it is kept.
         spec(&topics.audit, 1, vec![]),
+        // Keyed by account, only the latest policy matters.
+        spec(&topics.retention, 1, vec![("cleanup.policy", "compact")]),
         // A sample of refused deliveries, for their owners (7 days).
         spec(
             &topics.refusals,

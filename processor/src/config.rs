@@ -22,6 +22,56 @@ pub struct ProcessorConfig {
     pub state: StateConfig,
     #[serde(default)]
     pub parking: ParkingConfig,
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+/// The retention worker (`crate::retention`): how often it applies the accounts'
+/// policies, and the key its hashes of callers' numbers are made with.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    #[serde(default = "default_retention_interval_s")]
+    pub interval_s: u64,
+    /// A secret of the deployment (from the environment, never a file): without it a
+    /// number's hash could be found by hashing every number. Empty: policies that
+    /// hash callers are not applied (a run says so); those that empty them are.
+    #[serde(default)]
+    pub hash_key: String,
+    /// How long a run waits for ClickHouse to finish its mutations.
+    #[serde(default = "default_mutation_wait_s")]
+    pub mutation_wait_s: u64,
+}
+
+/// Never prints the key.
+impl std::fmt::Debug for RetentionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RetentionConfig")
+            .field("interval_s", &self.interval_s)
+            .field(
+                "hash_key",
+                &if self.hash_key.is_empty() { "" } else { "***" },
+            )
+            .field("mutation_wait_s", &self.mutation_wait_s)
+            .finish()
+    }
+}
+
+fn default_retention_interval_s() -> u64 {
+    3600
+}
+fn default_mutation_wait_s() -> u64 {
+    600
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            interval_s: default_retention_interval_s(),
+            hash_key: String::new(),
+            mutation_wait_s: default_mutation_wait_s(),
+        }
+    }
 }
 
 /// Records that name a call not stored yet (a late field that overtook its call)
@@ -228,6 +278,22 @@ impl Validate for ProcessorConfig {
             1..=1_000_000,
         )?;
         runtime::config::within("parking.delay_ms", self.parking.delay_ms, 100..=3_600_000)?;
+        runtime::config::within(
+            "retention.interval_s",
+            self.retention.interval_s,
+            1..=604_800,
+        )?;
+        runtime::config::within(
+            "retention.mutation_wait_s",
+            self.retention.mutation_wait_s,
+            1..=86_400,
+        )?;
+        if !self.retention.hash_key.is_empty() && self.retention.hash_key.len() < 16 {
+            return Err(ConfigError::invalid(
+                "retention.hash_key",
+                "must be at least 16 characters (or empty: no hashing)",
+            ));
+        }
         if self.parking.max_attempts > 1000 {
             return Err(ConfigError::invalid(
                 "parking.max_attempts",

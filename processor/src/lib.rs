@@ -21,6 +21,7 @@ pub mod metric_names;
 mod ops;
 mod parking;
 mod pipeline;
+mod retention;
 mod rollup;
 mod sink;
 mod start;

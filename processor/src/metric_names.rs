@@ -7,6 +7,10 @@ pub const CLICKHOUSE_ROWS_WRITTEN_TOTAL: &str = "clickhouse_rows_written_total";
 pub const DEADLETTER_UNREADABLE_TOTAL: &str = "deadletter_unreadable_total";
 /// counter; labels: none.
 pub const AUDIT_UNREADABLE_TOTAL: &str = "audit_unreadable_total";
+/// counter; labels: `outcome` (`done`, `failed`).
+pub const RETENTION_RUNS_TOTAL: &str = "retention_runs_total";
+/// counter; labels: `table`.
+pub const RETENTION_ROWS_CHANGED_TOTAL: &str = "retention_rows_changed_total";
 /// histogram; labels: none.
 pub const PROCESSOR_BATCH_SECONDS: &str = "processor_batch_seconds";
 /// counter; labels: none.

@@ -1,7 +1,7 @@
 //! Start-up: the registry, the producer, the store, the ops port, the managed
-//! numbers, and the six workers (pipeline, dead-letter recorder, audit recorder,
-//! rollup, CallMatrix linker, parking), each a batch consumer that commits only
-//! after its writes.
+//! numbers, and the workers (pipeline, dead-letter recorder, audit recorder,
+//! rollup, CallMatrix linker, parking, each a batch consumer that commits only
+//! after its writes; and retention, which applies the accounts' policies).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use crate::ops::{self, OpsState};
 use crate::pipeline::Pipeline;
 use crate::sink::BatchSink;
 use crate::store::ClickHouseStore;
-use crate::{audit, dead_letters, linker, parking, rollup};
+use crate::{audit, dead_letters, linker, parking, retention, rollup};
 
 /// The compacted managed-numbers topic, as the engine asks for it.
 struct ManagedTable(CompactedTable<ManagedNumber>);
@@ -87,6 +87,23 @@ pub async fn run(
     // Every worker is supervised: one that stops before shutdown is logged at error,
     // fails `/healthz` and starts again from its last commit (`runtime::workers`).
     let mut handles = Vec::new();
+    {
+        let (kafka, sink, retention) =
+            (config.kafka.clone(), sink.clone(), config.retention.clone());
+        let cluster = config.clickhouse.cluster.is_some();
+        handles.push(workers.supervise("retention", shutdown.clone(), {
+            let shutdown = shutdown.clone();
+            move || {
+                let (kafka, sink, retention, shutdown) = (
+                    kafka.clone(),
+                    sink.clone(),
+                    retention.clone(),
+                    shutdown.clone(),
+                );
+                async move { retention::run(&kafka, &sink, &retention, cluster, shutdown).await }
+            }
+        }));
+    }
     {
         let (kafka, sink) = (config.kafka.clone(), sink.clone());
         handles.push(workers.supervise("audit-recorder", shutdown.clone(), {

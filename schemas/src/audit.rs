@@ -27,6 +27,9 @@ pub enum AuditAction {
     IntegrationDeleted,
     #[serde(rename = "replay.started")]
     ReplayStarted,
+    /// An account's retention policy (`crate::retention`); `client_id` is empty.
+    #[serde(rename = "retention.changed")]
+    RetentionChanged,
 }
 
 impl AuditAction {
@@ -38,6 +41,7 @@ impl AuditAction {
             Self::IntegrationDisabled => "integration.disabled",
             Self::IntegrationDeleted => "integration.deleted",
             Self::ReplayStarted => "replay.started",
+            Self::RetentionChanged => "retention.changed",
         }
     }
 }

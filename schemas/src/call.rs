@@ -120,6 +120,11 @@ pub struct CallRecord {
     /// The mapping's custom attributes, by name (see [`crate::attribute`]).
     #[serde(default)]
     pub attributes: crate::attribute::Attributes,
+    /// Set when retention replaced the caller's number (`caller` is then `None`):
+    /// `h:` and a keyed SHA-256, the same for every call of that caller, or `h:`
+    /// alone when the number was emptied (`crate::retention`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_hash: Option<String>,
     /// Whether this version announces a new call or changes a known one. Travels on
     /// the enriched topic only (as `"event": "call.updated"`, absent when created);
     /// not a column.
@@ -253,6 +258,7 @@ impl From<&CallRecord> for CallRow {
                 .caller
                 .as_ref()
                 .map(ToString::to_string)
+                .or_else(|| call.caller_hash.clone())
                 .unwrap_or_default(),
             called: call
                 .called
@@ -296,7 +302,7 @@ impl From<&CallRecord> for CallRow {
             match_start_delta_s: call.match_start_delta_s,
             match_duration_delta_s: call.match_duration_delta_s,
             tz_source: call.tz_source.clone(),
-            caller_withheld: u8::from(call.caller.is_none()),
+            caller_withheld: u8::from(call.caller.is_none() && call.caller_hash.is_none()),
             attr_keys,
             attr_types,
             attr_values,
@@ -390,7 +396,13 @@ impl TryFrom<CallRow> for CallRecord {
                 .map_err(|e| bad("client_id", e.to_string()))?,
             source: row.source,
             external_id: optional(row.external_id),
-            caller: if row.caller_withheld != 0 {
+            caller_hash: row
+                .caller
+                .starts_with(crate::retention::HASH_PREFIX)
+                .then(|| row.caller.clone()),
+            caller: if row.caller_withheld != 0
+                || row.caller.starts_with(crate::retention::HASH_PREFIX)
+            {
                 None
             } else {
                 Some(E164::try_from(row.caller).map_err(|e| bad("caller", e.to_string()))?)
@@ -532,6 +544,7 @@ mod tests {
             match_start_delta_s: Some(-2),
             match_duration_delta_s: Some(20),
             tz_source: "zip".into(),
+            caller_hash: None,
             attributes: [
                 ("publisherSubId", AttributeType::String, "pub-7"),
                 ("share", AttributeType::Number, "12.5"),
@@ -583,6 +596,25 @@ mod tests {
         let call = sample();
         let back = CallRecord::try_from(CallRow::from(&call)).unwrap();
         assert_eq!(back, call);
+    }
+
+    #[test]
+    fn a_caller_retention_hashed_reads_back_and_writes_back_as_it_was() {
+        let mut row = CallRow::from(&sample());
+        row.caller = "h:0123abcd".into();
+        let call = CallRecord::try_from(row.clone()).unwrap();
+        assert_eq!(call.caller, None);
+        assert_eq!(call.caller_hash.as_deref(), Some("h:0123abcd"));
+        let again = CallRow::from(&call);
+        assert_eq!(
+            (again.caller.as_str(), again.caller_withheld),
+            ("h:0123abcd", 0)
+        );
+        // A withheld caller stays withheld.
+        let mut withheld = sample();
+        withheld.caller = None;
+        let row = CallRow::from(&withheld);
+        assert_eq!((row.caller.as_str(), row.caller_withheld), ("", 1));
     }
 
     #[test]

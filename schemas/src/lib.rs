@@ -27,6 +27,7 @@ pub mod poll;
 pub mod presets;
 pub mod redact;
 pub mod refusal;
+pub mod retention;
 pub mod rollup;
 pub mod rule;
 pub mod rule_reader;

@@ -111,6 +111,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "audit_log",
         sql: include_str!("../migrations/0018_audit_log.sql"),
     },
+    Migration {
+        version: 19,
+        name: "retention_runs",
+        sql: include_str!("../migrations/0019_retention_runs.sql"),
+    },
 ];
 
 /// Rolls up every stored call at version 0, below every version the rollup worker

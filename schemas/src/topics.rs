@@ -59,6 +59,9 @@ pub const POLL_LEASES: &str = "poll.leases";
 /// ClickHouse's `audit_log` by the processor. Kept as long as Kafka keeps it; the
 /// table is the record.
 pub const AUDIT: &str = "audit.entries";
+/// Compacted, keyed by account: each account's retention policy
+/// (`schemas::retention`), set through the api, applied by the processor.
+pub const RETENTION: &str = "privacy.retention";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topics {
@@ -76,6 +79,7 @@ pub struct Topics {
     pub state: String,
     pub refusals: String,
     pub audit: String,
+    pub retention: String,
 }
 
 impl Topics {
@@ -95,10 +99,11 @@ impl Topics {
             state: format!("{prefix}{STATE}"),
             refusals: format!("{prefix}{REFUSALS}"),
             audit: format!("{prefix}{AUDIT}"),
+            retention: format!("{prefix}{RETENTION}"),
         }
     }
 
-    pub fn all(&self) -> [&str; 14] {
+    pub fn all(&self) -> [&str; 15] {
         [
             &self.raw,
             &self.enriched,
@@ -114,6 +119,7 @@ impl Topics {
             &self.state,
             &self.refusals,
             &self.audit,
+            &self.retention,
         ]
     }
 }

@@ -287,6 +287,7 @@ pub fn test_call(external: &str, started_at: DateTime<Utc>) -> CallRecord {
         match_duration_delta_s: None,
         tz_source: "integration".into(),
         attributes: Default::default(),
+        caller_hash: None,
         event: Change::Created,
     }
 }

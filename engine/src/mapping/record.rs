@@ -366,6 +366,13 @@ pub fn assemble(
         match_duration_delta_s: base.and_then(|b| b.match_duration_delta_s),
         tz_source: String::new(),
         attributes: merged_attributes(stale, fields.attributes, base),
+        // A record that names its caller brings the number back; otherwise the
+        // stored call's retention hash stays.
+        caller_hash: if caller.number().is_some() {
+            None
+        } else {
+            base.and_then(|b| b.caller_hash.clone())
+        },
         event: if base.is_some() {
             Change::Updated
         } else {

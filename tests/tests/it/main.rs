@@ -38,6 +38,7 @@ mod preview;
 mod processor_crash;
 mod repartition;
 mod replay;
+mod retention;
 mod schema;
 mod secrets_in_logs;
 mod sse_library;

@@ -17,7 +17,7 @@ fn routes(file: &str) -> BTreeSet<(String, String)> {
             let cells: Vec<&str> = row.split('|').map(str::trim).collect();
             let method = cells.first()?;
             let path = cells.get(1)?;
-            (["GET", "POST", "DELETE"].contains(method) && path.starts_with('/'))
+            (["GET", "POST", "PUT", "DELETE"].contains(method) && path.starts_with('/'))
                 .then(|| (method.to_lowercase(), path.to_string()))
         })
         .collect()

@@ -461,6 +461,20 @@ CREATE TABLE IF NOT EXISTS callmatrix.audit_log ON CLUSTER callmatrix
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/callmatrix/tables/all/callmatrix/audit_log', '{replica}')
 PARTITION BY toYYYYMM(at)
 ORDER BY (account, at, id);
+CREATE TABLE IF NOT EXISTS callmatrix.retention_runs ON CLUSTER callmatrix
+(
+    account String,
+    started_at DateTime('UTC'),
+    finished_at DateTime('UTC'),
+    personal_cutoff UInt32,
+    dead_letter_cutoff UInt32,
+    calls_changed UInt64,
+    dead_letters_deleted UInt64,
+    outcome String
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/callmatrix/tables/all/callmatrix/retention_runs', '{replica}')
+PARTITION BY toYYYYMM(started_at)
+ORDER BY (account, started_at);
 INSERT INTO callmatrix.calls_hourly
 SELECT account, toStartOfHour(started_at) AS hour, status, 0 AS version, count() AS calls,
        sum(ifNull(payout, toDecimal64(0, 4))) AS payout, sum(ifNull(revenue, toDecimal64(0, 4))) AS revenue,

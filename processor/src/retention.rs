@@ -1,0 +1,263 @@
+//! The retention worker (`schemas::retention`): every `retention.interval_s`, for
+//! each account with a policy, removes personal fields of calls older than the
+//! policy's days and deletes dead letters older than its days, then records the run
+//! in `retention_runs`. Counts, money, times and statuses are left as they are, so
+//! the rollups and every aggregate keep their numbers.
+//!
+//! What a run does for an account (ClickHouse 18.16 has mutations, not row TTLs
+//! per account):
+//! - `calls`: `ALTER TABLE … UPDATE caller = <hash>, zip = '', city = ''` for calls
+//!   started before the cutoff whose caller is not hashed yet (a mutation rewrites
+//!   every version of those rows; a key column is not touched);
+//! - `calls_by_caller` and `cm_calls` (the caller is in their sorting key, which a
+//!   mutation cannot change): the same rows inserted again with the hash, then the
+//!   unhashed ones deleted;
+//! - `dead_letters`: deleted when they failed before the dead-letter cutoff;
+//! - it waits for the mutations to finish (`retention.mutation_wait_s`), so the next
+//!   run does not start them again, and a run that was cut short says so.
+//!
+//! Every statement selects only rows not yet changed, so a run after a crash, or
+//! two processors running it, change nothing twice. The hash is the same for the
+//! same number (a keyed SHA-256), so an account's old calls of one caller still
+//! match each other. Not on a ClickHouse cluster yet (the statements would have to
+//! name the shard tables `ON CLUSTER`): a run there records that it did nothing.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use runtime::clickhouse::string_list;
+use runtime::shutdown::Shutdown;
+use runtime::table::CompactedTable;
+use schemas::retention::{hashed_sql, CallerAction, RetentionPolicy, RetentionRun, HASH_PREFIX};
+
+use crate::config::RetentionConfig;
+use crate::error::ProcessorError;
+use crate::sink::{insert, BatchSink};
+
+pub async fn run(
+    kafka: &runtime::kafka::KafkaConfig,
+    sink: &BatchSink,
+    config: &RetentionConfig,
+    cluster: bool,
+    shutdown: Shutdown,
+) -> Result<(), ProcessorError> {
+    let policies = CompactedTable::start(
+        kafka,
+        &kafka.topics().retention,
+        "retention-policies",
+        Duration::from_secs(30),
+        shutdown.clone(),
+        |_, bytes| serde_json::from_slice::<RetentionPolicy>(bytes).map_err(|e| e.to_string()),
+    )
+    .await?;
+    let mut stop = shutdown.clone();
+    loop {
+        for policy in policies.values() {
+            if policy.personal_days.is_none() && policy.dead_letter_days.is_none() {
+                continue;
+            }
+            let started = Utc::now();
+            let result = if cluster {
+                Err("not applied: ClickHouse cluster mode (mutations on shard tables are not implemented yet)".to_owned())
+            } else {
+                apply(&sink.clickhouse, &policy, config, started).await
+            };
+            let (calls_changed, dead_letters_deleted, outcome) = match result {
+                Ok((calls, letters, outcome)) => (calls, letters, outcome),
+                Err(problem) => {
+                    tracing::error!(account = %policy.account, %problem, "retention run failed");
+                    (0, 0, problem)
+                }
+            };
+            let cutoff = |days: Option<u32>| {
+                days.map_or(0, |d| {
+                    u32::try_from((started - chrono::Duration::days(i64::from(d))).timestamp())
+                        .unwrap_or_default()
+                })
+            };
+            let record = RetentionRun {
+                account: policy.account.clone(),
+                started_at: schemas::call::to_whole_seconds(started),
+                finished_at: schemas::call::to_whole_seconds(Utc::now()),
+                personal_cutoff: cutoff(policy.personal_days),
+                dead_letter_cutoff: cutoff(policy.dead_letter_days),
+                calls_changed,
+                dead_letters_deleted,
+                outcome: outcome.clone(),
+            };
+            let label = if outcome == "done" { "done" } else { "failed" };
+            metrics::counter!(crate::metric_names::RETENTION_RUNS_TOTAL, "outcome" => label)
+                .increment(1);
+            tracing::info!(account = %policy.account, calls_changed, dead_letters_deleted, %outcome, "retention run");
+            let written = sink
+                .retry("record a retention run", &shutdown, || {
+                    insert(
+                        &sink.clickhouse,
+                        "retention_runs",
+                        std::slice::from_ref(&record),
+                    )
+                })
+                .await;
+            if let Err(interrupted) = written {
+                return ProcessorError::unless_shutdown(&shutdown, interrupted);
+            }
+        }
+        tokio::select! {
+            _ = stop.wait() => break,
+            _ = tokio::time::sleep(Duration::from_secs(config.interval_s)) => {}
+        }
+    }
+    Ok(())
+}
+
+/// One account's run: (call rows changed, dead letters deleted, outcome).
+async fn apply(
+    client: &clickhouse::Client,
+    policy: &RetentionPolicy,
+    config: &RetentionConfig,
+    now: DateTime<Utc>,
+) -> Result<(u64, u64, String), String> {
+    let account = string_list([policy.account.as_str()]);
+    let failed = |what: &str, e: clickhouse::error::Error| format!("{what}: {e}");
+    let mut calls_changed = 0;
+    let mut outcome = "done".to_owned();
+    if let Some(days) = policy.personal_days {
+        let cutoff = (now - chrono::Duration::days(i64::from(days))).timestamp();
+        let caller = match policy.caller {
+            CallerAction::Hash if config.hash_key.is_empty() => None,
+            CallerAction::Hash => Some(hashed_sql(
+                "caller",
+                &string_list([config.hash_key.as_str()]),
+            )),
+            CallerAction::Nullify => Some(format!("'{HASH_PREFIX}'")),
+        };
+        match caller {
+            None => {
+                outcome = "callers not hashed: retention.hash_key is not set".to_owned();
+            }
+            Some(replacement) => {
+                let pending = format!(
+                    "account = {account} AND started_at < toDateTime({cutoff}) AND caller != '' \
+                     AND NOT startsWith(caller, '{HASH_PREFIX}')"
+                );
+                calls_changed = client
+                    .query(&format!("SELECT count() FROM calls WHERE {pending}"))
+                    .fetch_one::<u64>()
+                    .await
+                    .map_err(|e| failed("counting calls", e))?;
+                if calls_changed > 0 {
+                    // Inserted by position: the hashed caller has an alias of its own,
+                    // since in ClickHouse an alias named `caller` would be what the
+                    // WHERE reads (and no row would be copied).
+                    let statements = [
+                        format!(
+                            "ALTER TABLE calls UPDATE caller = {replacement}, zip = '', city = '' WHERE {pending}"
+                        ),
+                        format!(
+                            "INSERT INTO calls_by_caller SELECT account, {replacement} AS hashed_caller, id, version, client_id, \
+                             started_at, campaign, buyer, duration_s, connected_duration_s, connected, qualified, repeat_of \
+                             FROM calls_by_caller WHERE {pending}"
+                        ),
+                        format!("ALTER TABLE calls_by_caller DELETE WHERE {pending}"),
+                    ];
+                    for statement in statements {
+                        client
+                            .query(&statement)
+                            .execute()
+                            .await
+                            .map_err(|e| failed("changing calls", e))?;
+                    }
+                }
+                // CallMatrix's own calls on the account's numbers.
+                let cm_pending = format!(
+                    "account = {account} AND started_at < toDateTime({cutoff}) AND caller != '' \
+                     AND NOT startsWith(caller, '{HASH_PREFIX}')"
+                );
+                let cm_rows = client
+                    .query(&format!("SELECT count() FROM cm_calls WHERE {cm_pending}"))
+                    .fetch_one::<u64>()
+                    .await
+                    .map_err(|e| failed("counting CallMatrix calls", e))?;
+                if cm_rows > 0 {
+                    for statement in [
+                        format!(
+                            "INSERT INTO cm_calls SELECT cm_call_id, {replacement} AS hashed_caller, called, started_at, \
+                             duration_s, payout, received_at, account FROM cm_calls WHERE {cm_pending}"
+                        ),
+                        format!("ALTER TABLE cm_calls DELETE WHERE {cm_pending}"),
+                    ] {
+                        client
+                            .query(&statement)
+                            .execute()
+                            .await
+                            .map_err(|e| failed("changing CallMatrix calls", e))?;
+                    }
+                }
+            }
+        }
+    }
+    let mut letters = 0;
+    if let Some(days) = policy.dead_letter_days {
+        let cutoff = (now - chrono::Duration::days(i64::from(days))).timestamp();
+        let old = format!("account = {account} AND failed_at < toDateTime({cutoff})");
+        letters = client
+            .query(&format!("SELECT count() FROM dead_letters WHERE {old}"))
+            .fetch_one::<u64>()
+            .await
+            .map_err(|e| failed("counting dead letters", e))?;
+        if letters > 0 {
+            client
+                .query(&format!("ALTER TABLE dead_letters DELETE WHERE {old}"))
+                .execute()
+                .await
+                .map_err(|e| failed("deleting dead letters", e))?;
+        }
+    }
+    if !wait_for_mutations(client, Duration::from_secs(config.mutation_wait_s)).await {
+        outcome = format!(
+            "mutations still running after {} s (retention.mutation_wait_s); the next run finishes them",
+            config.mutation_wait_s
+        );
+    }
+    metrics::counter!(crate::metric_names::RETENTION_ROWS_CHANGED_TOTAL, "table" => "calls")
+        .increment(calls_changed);
+    metrics::counter!(crate::metric_names::RETENTION_ROWS_CHANGED_TOTAL, "table" => "dead_letters")
+        .increment(letters);
+    Ok((calls_changed, letters, outcome))
+}
+
+/// Whether the database's mutations finished within `wait`.
+async fn wait_for_mutations(client: &clickhouse::Client, wait: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let running = client
+            .query(
+                "SELECT count() FROM system.mutations WHERE database = currentDatabase() AND is_done = 0 \
+                 AND table IN ('calls', 'calls_by_caller', 'cm_calls', 'dead_letters')",
+            )
+            .fetch_one::<u64>()
+            .await
+            .unwrap_or(1);
+        if running == 0 {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_never_prints() {
+        let config = RetentionConfig {
+            hash_key: "a-secret-key-of-the-deployment".into(),
+            ..RetentionConfig::default()
+        };
+        assert!(!format!("{config:?}").contains("a-secret"));
+    }
+}
