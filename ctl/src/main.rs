@@ -112,6 +112,29 @@ enum Command {
         #[arg(long, env = "CM_TOKEN")]
         token: Option<String>,
     },
+    /// Apply a retention policy to one account now, as the processor's retention
+    /// worker does (docs/privacy.md): callers of calls older than `--personal-days`
+    /// hashed (with CM_RETENTION_HASH_KEY) or emptied, their ZIP and city emptied,
+    /// dead letters older than `--dead-letter-days` deleted. Prints what it changed
+    /// and how long it took; records the run in `retention_runs`.
+    Retention {
+        account: String,
+        #[arg(long)]
+        personal_days: Option<u32>,
+        #[arg(long)]
+        dead_letter_days: Option<u32>,
+        /// Empty the callers' numbers instead of hashing them.
+        #[arg(long)]
+        nullify: bool,
+        /// The deployment's hash key (the processor's retention.hash_key).
+        #[arg(
+            long,
+            env = "CM_RETENTION_HASH_KEY",
+            hide_env_values = true,
+            default_value = ""
+        )]
+        hash_key: String,
+    },
     /// Send one integration's past records through the pipeline again, so its
     /// current mapping applies to them (rows are replaced, not doubled).
     Replay {
@@ -223,6 +246,48 @@ async fn main() -> anyhow::Result<()> {
                 } else {
                     format!("{applied:?}")
                 }
+            );
+        }
+        Command::Retention {
+            account,
+            personal_days,
+            dead_letter_days,
+            nullify,
+            hash_key,
+        } => {
+            let policy = schemas::retention::RetentionPolicy {
+                account,
+                personal_days,
+                dead_letter_days,
+                caller: if nullify {
+                    schemas::retention::CallerAction::Nullify
+                } else {
+                    schemas::retention::CallerAction::Hash
+                },
+                updated_at: None,
+            };
+            if let Some((field, problem)) = policy.problem() {
+                anyhow::bail!("--{}: {problem}", field.replace('_', "-"));
+            }
+            if clickhouse.cluster.is_some() {
+                anyhow::bail!(
+                    "retention on a ClickHouse cluster is not implemented yet (docs/privacy.md)"
+                );
+            }
+            let config = processor::config::RetentionConfig {
+                hash_key,
+                ..Default::default()
+            };
+            let started = std::time::Instant::now();
+            let run =
+                processor::retention::run_once(&clickhouse.client(), &policy, &config).await?;
+            println!(
+                "retention of {}: {} call rows changed, {} dead letters deleted, {} ({:.1} s)",
+                run.account,
+                run.calls_changed,
+                run.dead_letters_deleted,
+                run.outcome,
+                started.elapsed().as_secs_f64()
             );
         }
         Command::RollupBackfill => {

@@ -21,7 +21,7 @@ pub mod metric_names;
 mod ops;
 mod parking;
 mod pipeline;
-mod retention;
+pub mod retention;
 mod rollup;
 mod sink;
 mod start;

@@ -62,33 +62,7 @@ pub async fn run(
             } else {
                 apply(&sink.clickhouse, &policy, config, started).await
             };
-            let (calls_changed, dead_letters_deleted, outcome) = match result {
-                Ok((calls, letters, outcome)) => (calls, letters, outcome),
-                Err(problem) => {
-                    tracing::error!(account = %policy.account, %problem, "retention run failed");
-                    (0, 0, problem)
-                }
-            };
-            let cutoff = |days: Option<u32>| {
-                days.map_or(0, |d| {
-                    u32::try_from((started - chrono::Duration::days(i64::from(d))).timestamp())
-                        .unwrap_or_default()
-                })
-            };
-            let record = RetentionRun {
-                account: policy.account.clone(),
-                started_at: schemas::call::to_whole_seconds(started),
-                finished_at: schemas::call::to_whole_seconds(Utc::now()),
-                personal_cutoff: cutoff(policy.personal_days),
-                dead_letter_cutoff: cutoff(policy.dead_letter_days),
-                calls_changed,
-                dead_letters_deleted,
-                outcome: outcome.clone(),
-            };
-            let label = if outcome == "done" { "done" } else { "failed" };
-            metrics::counter!(crate::metric_names::RETENTION_RUNS_TOTAL, "outcome" => label)
-                .increment(1);
-            tracing::info!(account = %policy.account, calls_changed, dead_letters_deleted, %outcome, "retention run");
+            let record = run_record(&policy, started, result);
             let written = sink
                 .retry("record a retention run", &shutdown, || {
                     insert(
@@ -108,6 +82,57 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// One account's run now, recorded in `retention_runs` (what `cmctl retention`
+/// does; the worker runs the same per policy).
+pub async fn run_once(
+    client: &clickhouse::Client,
+    policy: &RetentionPolicy,
+    config: &RetentionConfig,
+) -> Result<RetentionRun, clickhouse::error::Error> {
+    let started = Utc::now();
+    let record = run_record(
+        policy,
+        started,
+        apply(client, policy, config, started).await,
+    );
+    insert(client, "retention_runs", std::slice::from_ref(&record)).await?;
+    Ok(record)
+}
+
+/// The `retention_runs` row of a run that started at `started` and ended as `result` says.
+fn run_record(
+    policy: &RetentionPolicy,
+    started: DateTime<Utc>,
+    result: Result<(u64, u64, String), String>,
+) -> RetentionRun {
+    let (calls_changed, dead_letters_deleted, outcome) = match result {
+        Ok(done) => done,
+        Err(problem) => {
+            tracing::error!(account = %policy.account, %problem, "retention run failed");
+            (0, 0, problem)
+        }
+    };
+    let cutoff = |days: Option<u32>| {
+        days.map_or(0, |d| {
+            u32::try_from((started - chrono::Duration::days(i64::from(d))).timestamp())
+                .unwrap_or_default()
+        })
+    };
+    let label = if outcome == "done" { "done" } else { "failed" };
+    metrics::counter!(crate::metric_names::RETENTION_RUNS_TOTAL, "outcome" => label).increment(1);
+    tracing::info!(account = %policy.account, calls_changed, dead_letters_deleted, %outcome, "retention run");
+    RetentionRun {
+        account: policy.account.clone(),
+        started_at: schemas::call::to_whole_seconds(started),
+        finished_at: schemas::call::to_whole_seconds(Utc::now()),
+        personal_cutoff: cutoff(policy.personal_days),
+        dead_letter_cutoff: cutoff(policy.dead_letter_days),
+        calls_changed,
+        dead_letters_deleted,
+        outcome,
+    }
 }
 
 /// One account's run: (call rows changed, dead letters deleted, outcome).
