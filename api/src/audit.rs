@@ -109,12 +109,7 @@ impl Auditor {
 
 /// Who sent `request`: the token's identity (never the token), its role, and the
 /// address it came from (with `X-Forwarded-For`, when a proxy set one).
-pub fn actor<B>(
-    tokens: &Tokens,
-    scope: &Scope,
-    request: &Request<B>,
-    query: Option<&str>,
-) -> Actor {
+pub fn actor<B>(tokens: &Tokens, scope: &Scope, identity: String, request: &Request<B>) -> Actor {
     let peer = request
         .extensions()
         .get::<runtime::http::Peer>()
@@ -126,9 +121,7 @@ pub fn actor<B>(
         .and_then(|v| v.to_str().ok())
         .map(|v| v.chars().take(200).collect::<String>());
     Actor {
-        name: tokens
-            .identity(request.headers(), query)
-            .unwrap_or_else(|| "unknown".to_owned()),
+        name: identity,
         role: if tokens.is_open() {
             "open".to_owned()
         } else {

@@ -148,22 +148,14 @@ impl CallFilter {
             }
         }
         if let Some(attr) = &params.attr {
-            let Some((name, value)) = attr.split_once('=') else {
-                return Err(bad_parameter("attr", "must be NAME=VALUE"));
-            };
-            if let Some(problem) = schemas::attribute::name_problem(name) {
-                return Err(bad_parameter(
-                    "attr",
-                    format!("the name {name:?} {problem}"),
-                ));
-            }
+            let (name, value) = attribute_filter(attr)?;
             // The name is checked to letters, digits and `_-.:`, so it is written as
             // a literal; the value is bound. Both `calls` and `calls_by_time` have
             // the arrays.
-            let name = runtime::clickhouse::string_list([name]);
+            let name = runtime::clickhouse::string_list([name.as_str()]);
             filter.push(
                 &format!("attr_values[indexOf(attr_keys, {name})] = ?"),
-                Bind::Text(value.to_owned()),
+                Bind::Text(value),
             );
         }
         Ok(filter)
@@ -201,6 +193,29 @@ impl CallFilter {
         }
         query
     }
+}
+
+/// `attr=NAME=VALUE`, checked: a 400 names what is wrong with it.
+pub fn attribute_filter(text: &str) -> Result<(String, String), Problem> {
+    let Some((name, value)) = text.split_once('=') else {
+        return Err(bad_parameter("attr", "must be NAME=VALUE"));
+    };
+    if let Some(problem) = schemas::attribute::name_problem(name) {
+        return Err(bad_parameter(
+            "attr",
+            format!("the name {name:?} {problem}"),
+        ));
+    }
+    if value.len() > schemas::attribute::MAX_VALUE_BYTES {
+        return Err(bad_parameter(
+            "attr",
+            format!(
+                "the value is longer than {} bytes, longer than any kept",
+                schemas::attribute::MAX_VALUE_BYTES
+            ),
+        ));
+    }
+    Ok((name.to_owned(), value.to_owned()))
 }
 
 /// An RFC 3339 query parameter; a bad one is a 400 naming it.

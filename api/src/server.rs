@@ -231,16 +231,17 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let raw_query = request.uri().query().map(str::to_owned);
-    let scope = if path.starts_with("/api/") && path != "/api/openapi.json" {
-        match state.tokens.scope(request.headers(), raw_query.as_deref()) {
-            Ok(scope) => scope,
+    // The token is looked up once: its scope, and who it is for the audit trail.
+    let (scope, identity) = if path.starts_with("/api/") && path != "/api/openapi.json" {
+        match state.tokens.caller(request.headers(), raw_query.as_deref()) {
+            Ok(found) => found,
             Err(problem) => {
                 metrics::counter!(crate::metric_names::API_REQUESTS_TOTAL, "status" => problem.status.as_u16().to_string()).increment(1);
                 return problem.into_response();
             }
         }
     } else {
-        Scope::All
+        (Scope::All, String::new())
     };
     // A viewer token changes nothing, here for every route.
     if let Err(problem) = scope.check_write(&method) {
@@ -248,7 +249,7 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
         return problem.into_response();
     }
     // Who asks, for the audit trail of what they change.
-    let actor = crate::audit::actor(&state.tokens, &scope, &request, raw_query.as_deref());
+    let actor = crate::audit::actor(&state.tokens, &scope, identity, &request);
     let query = access::without_token(raw_query.as_deref());
     let query = query.as_deref();
     // Fair shares: one account's reads, streams and previews never take another's.

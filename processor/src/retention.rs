@@ -193,13 +193,10 @@ async fn apply(
                             .map_err(|e| failed("changing calls", e))?;
                     }
                 }
-                // CallMatrix's own calls on the account's numbers.
-                let cm_pending = format!(
-                    "account = {account} AND started_at < toDateTime({cutoff}) AND caller != '' \
-                     AND NOT startsWith(caller, '{HASH_PREFIX}')"
-                );
+                // CallMatrix's own calls on the account's numbers: the same columns
+                // and condition.
                 let cm_rows = client
-                    .query(&format!("SELECT count() FROM cm_calls WHERE {cm_pending}"))
+                    .query(&format!("SELECT count() FROM cm_calls WHERE {pending}"))
                     .fetch_one::<u64>()
                     .await
                     .map_err(|e| failed("counting CallMatrix calls", e))?;
@@ -207,9 +204,9 @@ async fn apply(
                     for statement in [
                         format!(
                             "INSERT INTO cm_calls SELECT cm_call_id, {replacement} AS hashed_caller, called, started_at, \
-                             duration_s, payout, received_at, account FROM cm_calls WHERE {cm_pending}"
+                             duration_s, payout, received_at, account FROM cm_calls WHERE {pending}"
                         ),
-                        format!("ALTER TABLE cm_calls DELETE WHERE {cm_pending}"),
+                        format!("ALTER TABLE cm_calls DELETE WHERE {pending}"),
                     ] {
                         client
                             .query(&statement)

@@ -345,7 +345,13 @@ impl Tokens {
             .map(|(_, identity)| identity)
     }
 
-    fn caller(&self, headers: &HeaderMap, query: Option<&str>) -> Result<(Scope, String), Problem> {
+    /// The scope and the identity of a request's token, from one comparison with
+    /// every configured token (`scope` and `identity` each make one).
+    pub fn caller(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<(Scope, String), Problem> {
         if self.is_open() {
             return Ok((Scope::All, "open (no tokens configured)".to_owned()));
         }

@@ -190,7 +190,11 @@ impl Request {
             return Err(bad_parameter("group_by", "at most 3 dimensions"));
         }
         let filters = filters(&params)?;
-        let attribute_filter = params.attr.as_deref().map(attribute_filter).transpose()?;
+        let attribute_filter = params
+            .attr
+            .as_deref()
+            .map(crate::filter::attribute_filter)
+            .transpose()?;
         let account = scope
             .account()
             .map(str::to_owned)
@@ -418,29 +422,6 @@ fn filters(params: &AggregatesQuery) -> Result<Vec<(&'static str, String)>, Prob
         filters.push((dimension, value.clone()));
     }
     Ok(filters)
-}
-
-/// `attr=NAME=VALUE`, checked: a 400 names what is wrong with it.
-fn attribute_filter(text: &str) -> Result<(String, String), Problem> {
-    let Some((name, value)) = text.split_once('=') else {
-        return Err(bad_parameter("attr", "must be NAME=VALUE"));
-    };
-    if let Some(problem) = schemas::attribute::name_problem(name) {
-        return Err(bad_parameter(
-            "attr",
-            format!("the name {name:?} {problem}"),
-        ));
-    }
-    if value.len() > schemas::attribute::MAX_VALUE_BYTES {
-        return Err(bad_parameter(
-            "attr",
-            format!(
-                "the value is longer than {} bytes, longer than any kept",
-                schemas::attribute::MAX_VALUE_BYTES
-            ),
-        ));
-    }
-    Ok((name.to_owned(), value.to_owned()))
 }
 
 /// `"1234.5000"` → `"1234.50"`: money with two decimals, as everywhere else.

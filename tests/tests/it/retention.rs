@@ -4,7 +4,8 @@
 //! than a year (the same hash for the same caller), deletes its old dead letters,
 //! and leaves recent ones alone; the aggregates (from the calls and from the rollup)
 //! are what they were; the api still reads the old calls; the run and the policy
-//! change are visible; a second run changes nothing. Calls counted by partner id.
+//! change are visible; a second run changes nothing; another account's old call of
+//! the same caller keeps its number. Calls counted by partner id.
 
 use std::time::Duration;
 
@@ -79,6 +80,18 @@ async fn old_calls_lose_their_callers_and_the_numbers_stay_the_same() {
         (callers().await.len() == 4).then_some(())
     })
     .await;
+    // Another account's old call from the same caller: its policy is not ours.
+    // (Written once the processor has built its state: it refuses to start its
+    // state over calls it did not store.)
+    client
+        .query(
+            "INSERT INTO calls (id, version, account, client_id, external_id, caller, started_at, zip, received_at) \
+             VALUES (toUUID('00000000-0000-0000-0000-00000000e1e1'), 1, 'other-account', 'other-hook', 'ret_other', '+13125550170', \
+             toDateTime(toUInt32(now()) - 400 * 86400), '94103', now())",
+        )
+        .execute()
+        .await
+        .unwrap();
     let aggregates = |exact: bool| {
         let http = http.clone();
         let url = api.url(&format!(
@@ -166,13 +179,29 @@ async fn old_calls_lose_their_callers_and_the_numbers_stay_the_same() {
     let left: u64 = client
         .query(
             "SELECT (SELECT count() FROM calls WHERE caller IN ('+13125550170', '+13125550171') AND external_id LIKE 'ret_old_%') \
-             + (SELECT count() FROM calls_by_caller FINAL WHERE caller IN ('+13125550170', '+13125550171') \
-                AND started_at < now() - 300 * 86400)",
+             + (SELECT count() FROM calls_by_caller FINAL WHERE account = 'acme-leads' \
+                AND caller IN ('+13125550170', '+13125550171') AND started_at < now() - 300 * 86400)",
         )
         .fetch_one()
         .await
         .unwrap();
     assert_eq!(left, 0);
+    let other: Vec<(String, String)> = client
+        .query(
+            "SELECT caller, zip FROM calls FINAL WHERE account = 'other-account' \
+             UNION ALL SELECT caller, '' FROM calls_by_caller FINAL WHERE account = 'other-account'",
+        )
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(
+        other,
+        [
+            ("+13125550170".to_owned(), "94103".to_owned()),
+            ("+13125550170".to_owned(), String::new())
+        ],
+        "another account's call is not touched by acme-leads' policy"
+    );
     let hashed: u64 = client
         .query(&format!(
             "SELECT count() FROM calls_by_caller FINAL WHERE caller = '{}'",
