@@ -94,7 +94,12 @@ for n in 1 2 3 4; do
   done
 done
 
-# Both replicas of each shard hold the same rows.
+# Both replicas of each shard hold the same rows, compared after FINAL: every
+# table here is a ReplacingMergeTree, and a merge the leader assigns after the
+# other replica's SYNC REPLICA returned makes the raw row counts differ for a
+# while (CI on 2026-12-07 failed once on 1884 against 1878 raw rows of
+# calls_by_time_shard on the two replicas of the shard nothing was killed on).
+# FINAL compares what the replicas hold, not how far their merges got.
 for shard in "1 2" "3 4"; do
   read -r first second <<<"$shard"
   for check in \
@@ -104,8 +109,8 @@ for shard in "1 2" "3 4"; do
     "calls_hourly_shard|count(), groupBitXor(cityHash64(account, hour, status, version, calls))" \
     "calls_hourly_dims_shard|count(), groupBitXor(cityHash64(dimension, account, hour, value, status, version, calls))"; do
     table="${check%%|*}" columns="${check#*|}"
-    a="$(node_query "$first" "SELECT $columns FROM $table")"
-    b="$(node_query "$second" "SELECT $columns FROM $table")"
+    a="$(node_query "$first" "SELECT $columns FROM $table FINAL")"
+    b="$(node_query "$second" "SELECT $columns FROM $table FINAL")"
     if [ "$a" = "$b" ]; then
       say "ch$first = ch$second: $table ($(echo "$a" | cut -f1) rows)"
     else
