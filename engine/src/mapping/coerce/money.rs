@@ -12,6 +12,8 @@
 //! four, and is flagged as ambiguous so the mapping can warn where a decimal-comma
 //! partner is likely. JSON numbers are not text: they always use a decimal point.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use schemas::integration::DecimalSeparator;
@@ -33,7 +35,20 @@ pub struct Amount {
 /// Currency symbols as CLDR's locales write them, each with the currencies it
 /// stands for (`tools/corpus/currency_symbols.py` writes the table from Babel's CLDR
 /// data): `€` is the euro, `R$` the real, `$` any of 27 dollars and pesos.
-static SYMBOLS: LazyLock<Vec<(String, Vec<&'static str>)>> = LazyLock::new(|| {
+///
+/// Kept by the character each symbol starts with and the one it ends with, so a
+/// value is compared only with the few symbols that can be at its ends (none when
+/// it starts or ends with a digit): comparing every value with all ~200 symbols at
+/// both ends cost a typical record about 40 % of its mapping time (benches/README.md).
+struct Symbols {
+    /// Symbol and currencies, longest symbol first: `US$` before `$`, `R$` before `R`.
+    table: Vec<(String, Vec<&'static str>)>,
+    /// Positions in `table` by a symbol's first character, and by its last.
+    by_first: HashMap<char, Vec<usize>>,
+    by_last: HashMap<char, Vec<usize>>,
+}
+
+static SYMBOLS: LazyLock<Symbols> = LazyLock::new(|| {
     let mut table: Vec<(String, Vec<&str>)> = include_str!("currency_symbols.tsv")
         .lines()
         .filter(|l| !l.starts_with('#'))
@@ -42,14 +57,29 @@ static SYMBOLS: LazyLock<Vec<(String, Vec<&'static str>)>> = LazyLock::new(|| {
         .map(|(symbol, codes)| (plain(symbol).trim().to_owned(), codes.split(' ').collect()))
         .filter(|(symbol, _)| !symbol.is_empty())
         .collect();
-    // Longest first: `US$` before `$`, `R$` before `R`.
     table.sort_by_key(|(symbol, _)| std::cmp::Reverse(symbol.chars().count()));
-    table
+    let mut by_first: HashMap<char, Vec<usize>> = HashMap::new();
+    let mut by_last: HashMap<char, Vec<usize>> = HashMap::new();
+    for (at, (symbol, _)) in table.iter().enumerate() {
+        if let (Some(first), Some(last)) = (symbol.chars().next(), symbol.chars().next_back()) {
+            by_first.entry(first).or_default().push(at);
+            by_last.entry(last).or_default().push(at);
+        }
+    }
+    Symbols {
+        table,
+        by_first,
+        by_last,
+    }
 });
 
 /// Marks some locales write around numbers that carry no value: directional marks
 /// (Arabic, Hebrew, Persian locales) and the Unicode minus sign.
-fn plain(text: &str) -> String {
+fn plain(text: &str) -> Cow<'_, str> {
+    // Most values are ASCII without an apostrophe: nothing to change.
+    if text.bytes().all(|b| b.is_ascii() && b != b'\'') {
+        return Cow::Borrowed(text);
+    }
     text.chars()
         .filter(|c| {
             !matches!(
@@ -68,7 +98,8 @@ fn plain(text: &str) -> String {
         })
         // Digits of other scripts (Arabic-Indic, Devanagari, fullwidth, ...).
         .map(schemas::digits::ascii)
-        .collect()
+        .collect::<String>()
+        .into()
 }
 
 /// A currency named at the start (`from_end` false) or end of `text`: a code
@@ -78,12 +109,21 @@ fn take_mark(text: &str, from_end: bool) -> Option<(Mark, &str)> {
     let code_here = |s: &str| s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase());
     let not_letter = |c: Option<char>| c.is_none_or(|c| !c.is_alphabetic());
     // Symbols first, longest first: `F CFA` is not the code `CFA`, `MOP$` not `MOP`.
-    let symbol = SYMBOLS.iter().find_map(|(symbol, codes)| {
+    let (end, index) = if from_end {
+        (text.chars().next_back(), &SYMBOLS.by_last)
+    } else {
+        (text.chars().next(), &SYMBOLS.by_first)
+    };
+    let candidates = end
+        .and_then(|c| index.get(&c))
+        .map_or(&[][..], Vec::as_slice);
+    let symbol = candidates.iter().find_map(|&at| {
+        let (symbol, codes) = &SYMBOLS.table[at];
         let (rest, beside) = if from_end {
-            let rest = text.strip_suffix(symbol.as_str())?;
+            let rest = text.strip_suffix(symbol)?;
             (rest, rest.chars().next_back())
         } else {
-            let rest = text.strip_prefix(symbol.as_str())?;
+            let rest = text.strip_prefix(symbol)?;
             (rest, rest.chars().next())
         };
         not_letter(beside).then_some((Mark::Symbol(symbol.as_str(), codes.as_slice()), rest))
