@@ -166,8 +166,8 @@ impl IntegrationsApi {
             .fetch_all()
             .await
             .map_err(crate::calls::storage_error)?;
-        // Fields that stopped being filled (crate::drift), with the first call that
-        // lacked each.
+        // Drift (crate::drift): fields that stopped being filled, new keys and
+        // types, new status words; each with the first record that showed it.
         let window_s = self.health.drift_window_s;
         let fills: Vec<crate::drift::FillCounts> = self
             .clickhouse
@@ -175,29 +175,74 @@ impl IntegrationsApi {
             .fetch_all()
             .await
             .map_err(crate::calls::storage_error)?;
+        let keys: Vec<crate::drift::KeySeen> = self
+            .clickhouse
+            .query(&crate::drift::keys_query(window_s, &and_account))
+            .fetch_all()
+            .await
+            .map_err(crate::calls::storage_error)?;
+        let statuses: Vec<crate::drift::NewStatus> = self
+            .clickhouse
+            .query(&crate::drift::statuses_query(window_s, &and_account))
+            .fetch_all()
+            .await
+            .map_err(crate::calls::storage_error)?;
+        let since = chrono::Utc::now().timestamp() - window_s as i64;
         let mut drifts: std::collections::HashMap<&str, Vec<crate::drift::Drift>> =
             Default::default();
         for integration in &visible {
-            let Some(counts) = fills.iter().find(|f| {
-                f.client_id == integration.client_id.as_str() && f.account == integration.account
-            }) else {
-                continue;
-            };
-            let mut found = crate::drift::drifted(integration, counts);
-            for drift in &mut found {
-                if let Some(sql) = crate::drift::first_without(drift.field, window_s) {
-                    drift.first_call_id = self
+            let (client, account) = (integration.client_id.as_str(), integration.account.as_str());
+            let mut found = Vec::new();
+            if let Some(counts) = fills
+                .iter()
+                .find(|f| f.client_id == client && f.account == account)
+            {
+                for mut drift in crate::drift::drifted(integration, counts) {
+                    if let crate::drift::Drift::Fill { field, .. } = &drift {
+                        if let Some(sql) = crate::drift::first_without(field, window_s) {
+                            let call = self
+                                .clickhouse
+                                .query(&sql)
+                                .bind(client)
+                                .bind(account)
+                                .fetch_optional::<String>()
+                                .await
+                                .map_err(crate::calls::storage_error)?;
+                            drift.set_call(call);
+                        }
+                    }
+                    found.push(drift);
+                }
+                let news: Vec<&crate::drift::NewStatus> = statuses
+                    .iter()
+                    .filter(|s| s.client_id == client && s.account == account)
+                    .collect();
+                found.extend(crate::drift::status_drifts(counts, &news));
+            }
+            let mine: Vec<&crate::drift::KeySeen> = keys
+                .iter()
+                .filter(|k| k.client_id == client && k.account == account)
+                .collect();
+            for mut drift in crate::drift::key_drifts(&mine, since) {
+                if let Some(raw) = drift.wants_call_of().map(str::to_owned) {
+                    let first = mine.iter().find(|k| k.raw_id == raw).map_or(0, |k| k.first);
+                    let call = self
                         .clickhouse
-                        .query(&sql)
-                        .bind(integration.client_id.as_str())
-                        .bind(integration.account.as_str())
+                        .query(crate::drift::CALL_OF_RAW)
+                        .bind(client)
+                        .bind(account)
+                        .bind(first)
+                        .bind(first)
+                        .bind(raw.as_str())
                         .fetch_optional::<String>()
                         .await
                         .map_err(crate::calls::storage_error)?;
+                    drift.set_call(call);
                 }
+                found.push(drift);
             }
             if !found.is_empty() {
-                drifts.insert(integration.client_id.as_str(), found);
+                drifts.insert(client, found);
             }
         }
         let now = chrono::Utc::now().timestamp();

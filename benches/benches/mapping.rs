@@ -151,6 +151,12 @@ fn mapping(c: &mut Criterion) {
             })
         },
     );
+    // What drift detection adds to each record the processor decides: the
+    // fingerprint of its keys and types (processor/src/source_keys.rs; a record of
+    // a shape not seen this hour also has its keys read, rarely).
+    group.bench_function(BenchmarkId::new("figure", "source keys fingerprint"), |b| {
+        b.iter(|| schemas::source_keys::fingerprint(std::hint::black_box(&record)).unwrap())
+    });
     group.finish();
 }
 

@@ -24,6 +24,7 @@ mod pipeline;
 pub mod retention;
 mod rollup;
 mod sink;
+mod source_keys;
 mod start;
 pub mod state;
 pub mod store;

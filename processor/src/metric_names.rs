@@ -56,3 +56,5 @@ pub const PROCESSOR_DEAD_LETTERS_TOTAL: &str = "processor_dead_letters_total";
 pub const PROCESSOR_CALLS_TOTAL: &str = "processor_calls_total";
 /// counter; labels: `client_id`, `reason`. Records a mapping's filter dropped on purpose (the reasons are the integration's own, at most 20).
 pub const PROCESSOR_FILTERED_TOTAL: &str = "processor_filtered_total";
+/// counter. Source keys not recorded for drift detection because an integration sent more than 512 distinct keys in an hour (crate::source_keys).
+pub const PROCESSOR_SOURCE_KEYS_SKIPPED_TOTAL: &str = "processor_source_keys_skipped_total";

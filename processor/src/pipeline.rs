@@ -53,6 +53,8 @@ pub struct Pipeline<S: Store> {
     pub parking: crate::config::ParkingConfig,
     /// The broker's message limit: every message a batch makes fits it.
     pub max_message_bytes: usize,
+    /// The keys partners' records carry, for drift detection.
+    pub source_keys: crate::source_keys::SourceKeys,
 }
 
 impl<S: Store> Pipeline<S> {
@@ -187,10 +189,14 @@ impl<S: Store> Pipeline<S> {
                 // Decided (the state's next readers see it), nothing written yet.
                 runtime::crash_point::reached("processor.after_decide");
             }
-            if let Err(interrupted) = store(sink, &processed, &shutdown).instrument(span).await {
+            if let Err(interrupted) = store(sink, &processed, self.source_keys.rows(), &shutdown)
+                .instrument(span)
+                .await
+            {
                 tracing::warn!(error = %interrupted, "stopping with an unwritten batch; it will be reprocessed");
                 return ProcessorError::unless_shutdown(&shutdown, interrupted);
             }
+            self.source_keys.stored();
             stored = Some(Stored {
                 batch,
                 processed,
@@ -213,6 +219,8 @@ impl<S: Store> Pipeline<S> {
     ) -> Result<(Processed, Staged), Interrupted> {
         let partitions: Vec<i32> = batch.iter().map(|m| m.partition()).collect();
         self.catch_up(&partitions, rebalances, shutdown).await?;
+        // What an earlier decision of this batch found and did not store.
+        self.source_keys.discard();
         let mut step = Batch::new(Utc::now())
             .with_parking(self.parking.max_attempts)
             .with_message_limit(self.max_message_bytes);
@@ -264,6 +272,10 @@ impl<S: Store> Pipeline<S> {
             match engine::batch::envelope(&record) {
                 Ok(envelope) => {
                     let mapping = self.mapping_for(&envelope, &mut gave_up).await;
+                    if let Ok(compiled) = &mapping {
+                        self.source_keys
+                            .observe(&compiled.integration.account, &envelope);
+                    }
                     step.push(&record, envelope, mapping);
                 }
                 Err(letter) => step.unreadable(*letter),
@@ -632,6 +644,7 @@ impl Stored {
 async fn store(
     sink: &BatchSink,
     processed: &Processed,
+    source_keys: &[schemas::source_keys::SourceKeyRow],
     shutdown: &Shutdown,
 ) -> Result<(), Interrupted> {
     // Crash points count only the batches that wrote something at that step.
@@ -640,7 +653,8 @@ async fn store(
         runtime::crash_point::reached("processor.after_retire");
     }
     sink.store(&processed.calls, shutdown).await?;
-    sink.store_filtered(&processed.filtered, shutdown).await
+    sink.store_filtered(&processed.filtered, shutdown).await?;
+    sink.store_source_keys(source_keys, shutdown).await
 }
 
 /// After [`store`], everything else before the commit: rollup marks, dead letters

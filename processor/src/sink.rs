@@ -45,6 +45,25 @@ impl BatchSink {
 
     /// Records a filter dropped, one row each (replaced, not counted twice, when a
     /// batch is written again).
+    /// Keys partners' records carried that were not recorded yet this hour
+    /// (crate::source_keys): rows written again after a crash replace each other.
+    pub async fn store_source_keys(
+        &self,
+        rows: &[schemas::source_keys::SourceKeyRow],
+        shutdown: &Shutdown,
+    ) -> Result<(), Interrupted> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.retry("insert source keys", shutdown, || {
+            insert(&self.clickhouse, "source_keys", rows)
+        })
+        .await?;
+        metrics::counter!(crate::metric_names::CLICKHOUSE_ROWS_WRITTEN_TOTAL, "table" => "source_keys")
+            .increment(rows.len() as u64);
+        Ok(())
+    }
+
     pub async fn store_filtered(
         &self,
         filtered: &[engine::batch::Filtered],

@@ -43,6 +43,7 @@ const SHARDING_KEYS: &[(&str, &str)] = &[
         "filtered_records",
         "cityHash64(client_id, toString(raw_id))",
     ),
+    ("source_keys", "cityHash64(account, client_id)"),
     ("calls_hourly", "cityHash64(account, hour)"),
     ("calls_hourly_dims", "cityHash64(dimension, account, hour)"),
     ("cm_numbers", "cityHash64(number)"),

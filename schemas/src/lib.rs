@@ -31,6 +31,7 @@ pub mod retention;
 pub mod rollup;
 pub mod rule;
 pub mod rule_reader;
+pub mod source_keys;
 pub mod topics;
 pub mod webhook_auth;
 

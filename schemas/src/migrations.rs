@@ -116,6 +116,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "retention_runs",
         sql: include_str!("../migrations/0019_retention_runs.sql"),
     },
+    Migration {
+        version: 20,
+        name: "source_keys",
+        sql: include_str!("../migrations/0020_source_keys.sql"),
+    },
 ];
 
 /// Rolls up every stored call at version 0, below every version the rollup worker

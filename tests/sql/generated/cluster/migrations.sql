@@ -475,6 +475,21 @@ CREATE TABLE IF NOT EXISTS callmatrix.retention_runs ON CLUSTER callmatrix
 ENGINE = ReplicatedMergeTree('/clickhouse/callmatrix/tables/all/callmatrix/retention_runs', '{replica}')
 PARTITION BY toYYYYMM(started_at)
 ORDER BY (account, started_at);
+CREATE TABLE IF NOT EXISTS callmatrix.source_keys_shard ON CLUSTER callmatrix
+(
+    account String,
+    client_id String,
+    path String,
+    kind String,
+    hour DateTime('UTC'),
+    first_seen DateTime('UTC'),
+    raw_id UUID
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/callmatrix/tables/{shard}/callmatrix/source_keys_shard', '{replica}')
+PARTITION BY toYYYYMM(hour)
+ORDER BY (account, client_id, path, kind, hour);
+CREATE TABLE IF NOT EXISTS callmatrix.source_keys ON CLUSTER callmatrix AS callmatrix.source_keys_shard
+ENGINE = Distributed(callmatrix, callmatrix, source_keys_shard, cityHash64(account, client_id));
 INSERT INTO callmatrix.calls_hourly
 SELECT account, toStartOfHour(started_at) AS hour, status, 0 AS version, count() AS calls,
        sum(ifNull(payout, toDecimal64(0, 4))) AS payout, sum(ifNull(revenue, toDecimal64(0, 4))) AS revenue,
