@@ -19,6 +19,7 @@ pub mod masking;
 pub mod metric_names;
 mod poll_test;
 mod preview;
+mod preview_decisions;
 mod privacy;
 mod query;
 mod recent;

@@ -8,17 +8,24 @@
 //! the integration's last received payloads; a draft for an existing integration
 //! then also reports, per record, the fields where its result differs from the
 //! active mapping's.
+//!
+//! Decided like the pipeline, read-only: a record that names a call already stored
+//! for the integration (its partner id, or the natural key) is assembled over that
+//! call as the processor would (`engine::mapping::assemble`), and `stored` says so
+//! with the fields the record would change, including a late field that alone
+//! would be refused (a payout without its caller). Repeat and CallMatrix decisions
+//! are not previewed yet.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::Utc;
-use engine::mapping::{map_record, CompiledMapping};
+use engine::mapping::{assemble, map_fields, map_record, CompiledMapping};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use runtime::http::{json, read_body, require_json, Body, Problem};
 use runtime::registry::IntegrationRegistry;
-use schemas::call::RawPosition;
-use schemas::{CallRecord, Integration, RawEnvelope, Source};
+use schemas::call::{CallRow, RawPosition, CALL_COLUMNS};
+use schemas::{CallId, CallRecord, Integration, RawEnvelope, Source};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
@@ -55,6 +62,33 @@ struct PreviewResult {
     /// `case N`, `its source`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     rules: BTreeMap<std::borrow::Cow<'static, str>, String>,
+    /// The call already stored that this record would update, as the pipeline
+    /// would decide it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stored: Option<StoredDecision>,
+    /// The pipeline's decisions for the call it would store (this record's, or
+    /// the stored call it merges into): repeat, CallMatrix duplicate, status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decided: Option<crate::preview_decisions::Decided>,
+}
+
+#[derive(Serialize, PartialEq, Debug)]
+struct StoredDecision {
+    call_id: CallId,
+    /// `merge` (the stored call updated by this record) or `refused` (the record
+    /// would be refused even over the stored call: `reason`).
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    /// Fields the merge changes: the stored value and the value after.
+    changes: Vec<StoredChange>,
+}
+
+#[derive(Serialize, PartialEq, Debug)]
+struct StoredChange {
+    field: String,
+    stored: serde_json::Value,
+    after: serde_json::Value,
 }
 
 #[derive(Serialize, PartialEq, Debug)]
@@ -84,6 +118,7 @@ struct Rejected {
 pub async fn preview(
     registry: &IntegrationRegistry,
     recent: &RecentPayloads,
+    clickhouse: &clickhouse::Client,
     request: Request<Incoming>,
     scope: &runtime::access::Scope,
     body_limit: usize,
@@ -124,36 +159,85 @@ pub async fn preview(
         None => None,
     };
     let now = Utc::now();
-    let results: Vec<PreviewResult> = records
-        .into_iter()
-        .enumerate()
-        .map(|(index, payload)| {
-            let (taken, filtered) = engine::mapping::trace_rules(
-                &mapping,
-                &envelope_of(&mapping, payload.clone(), now),
-            );
-            let draft = run(&mapping, payload.clone(), now);
-            let differences = active
-                .as_ref()
-                .map(|active| differences(&run(active, payload, now), &draft));
-            let (call, rejected) = match draft {
-                Ok(call) => (Some(call), None),
-                Err(rejected) => (None, Some(rejected)),
-            };
-            PreviewResult {
-                index,
-                warnings: call
-                    .as_ref()
-                    .map(|c| c.warnings.clone())
-                    .unwrap_or_default(),
-                call,
-                rejected,
-                differences,
-                filtered,
-                rules: taken.into_iter().collect(),
-            }
+    // The stored calls the records name, of this integration only (checked against
+    // the token above): what the pipeline would assemble them over.
+    let named: Vec<CallId> = records
+        .iter()
+        .filter_map(|payload| {
+            map_fields(&mapping, &envelope_of(&mapping, payload.clone(), now))
+                .ok()?
+                .call_id
         })
         .collect();
+    // Without ClickHouse the preview still maps: it says the stored calls were not
+    // read instead of failing.
+    let (stored, mut stored_unread) = match stored_calls(clickhouse, &integration, &named).await {
+        Ok(stored) => (stored, None),
+        Err(problem) => {
+            tracing::warn!(error = %problem.message, "preview: the stored calls could not be read");
+            (
+                HashMap::new(),
+                Some("the stored data could not be read; merges and decisions are not shown"),
+            )
+        }
+    };
+    let mut results: Vec<PreviewResult> = Vec::with_capacity(records.len());
+    for (index, payload) in records.into_iter().enumerate() {
+        let (taken, filtered) =
+            engine::mapping::trace_rules(&mapping, &envelope_of(&mapping, payload.clone(), now));
+        let (stored_decision, merged) =
+            match decide_over_stored(&mapping, payload.clone(), &stored, now) {
+                Some((decision, merged)) => (Some(decision), merged),
+                None => (None, None),
+            };
+        let draft = run(&mapping, payload.clone(), now);
+        let differences = active
+            .as_ref()
+            .map(|active| differences(&run(active, payload, now), &draft));
+        // The call the pipeline would store (merged over the stored one, or the
+        // record's own), decided over the stored data.
+        let pipeline_call = merged.or_else(|| draft.as_ref().ok().cloned());
+        let decided = match pipeline_call {
+            Some(call) if stored_unread.is_none() => {
+                match crate::preview_decisions::decide(
+                    clickhouse,
+                    registry,
+                    &integration.enrichment,
+                    call,
+                )
+                .await
+                {
+                    Ok(decided) => Some(decided),
+                    Err(error) => {
+                        tracing::warn!(%error, "preview: the stored data for a decision could not be read");
+                        stored_unread = Some(
+                            "the stored data could not be read; merges and decisions are not shown",
+                        );
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let (call, rejected) = match draft {
+            Ok(call) => (Some(call), None),
+            Err(rejected) => (None, Some(rejected)),
+        };
+        results.push(PreviewResult {
+            index,
+            warnings: call
+                .as_ref()
+                .map(|c| c.warnings.clone())
+                .unwrap_or_default(),
+            call,
+            rejected,
+            differences,
+            filtered,
+            rules: taken.into_iter().collect(),
+            stored: stored_decision,
+            decided,
+        });
+    }
     metrics::counter!(crate::metric_names::API_PREVIEWS_TOTAL).increment(1);
     Ok(json(
         StatusCode::OK,
@@ -161,6 +245,7 @@ pub async fn preview(
             "client_id": integration.client_id,
             "version": integration.version,
             "results": results,
+            "stored_unread": stored_unread,
         }),
     ))
 }
@@ -201,6 +286,102 @@ fn run(
     })
 }
 
+/// The stored calls of `integration` among `ids` (at most `MAX_RECORDS`).
+async fn stored_calls(
+    clickhouse: &clickhouse::Client,
+    integration: &Integration,
+    ids: &[CallId],
+) -> Result<HashMap<CallId, CallRecord>, Problem> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let list = ids
+        .iter()
+        .map(|id| format!("toUUID('{}')", id.0))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows: Vec<CallRow> = clickhouse
+        .query(&format!(
+            "SELECT {CALL_COLUMNS} FROM calls FINAL WHERE client_id = ? AND account = ? AND id IN ({list})"
+        ))
+        .bind(integration.client_id.as_str())
+        .bind(integration.account.as_str())
+        .fetch_all()
+        .await
+        .map_err(crate::calls::storage_error)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| CallRecord::try_from(row).ok())
+        .map(|call| (call.id, call))
+        .collect())
+}
+
+/// The record assembled over the stored call it names, as the processor does.
+fn decide_over_stored(
+    mapping: &CompiledMapping,
+    payload: Box<RawValue>,
+    stored: &HashMap<CallId, CallRecord>,
+    now: chrono::DateTime<Utc>,
+) -> Option<(StoredDecision, Option<CallRecord>)> {
+    let envelope = envelope_of(mapping, payload, now);
+    let mapped = map_fields(mapping, &envelope).ok()?;
+    let base = stored.get(&mapped.call_id?)?;
+    let position = RawPosition {
+        raw_id: Uuid::nil(),
+        topic: "preview".into(),
+        partition: -1,
+        offset: -1,
+    };
+    Some(
+        match assemble(mapping, &envelope, mapped, Some(base), position, now) {
+            Ok(after) => (
+                StoredDecision {
+                    call_id: base.id,
+                    outcome: "merge",
+                    reason: None,
+                    changes: changed_fields(base, &after)
+                        .into_iter()
+                        .map(|(field, stored, after)| StoredChange {
+                            field,
+                            stored,
+                            after,
+                        })
+                        .collect(),
+                },
+                Some(after),
+            ),
+            Err(rejection) => (
+                StoredDecision {
+                    call_id: base.id,
+                    outcome: "refused",
+                    reason: Some(rejection.reason),
+                    changes: Vec::new(),
+                },
+                None,
+            ),
+        },
+    )
+}
+
+/// The fields (but the volatile ones) whose values differ between two calls.
+fn changed_fields(
+    a: &CallRecord,
+    b: &CallRecord,
+) -> Vec<(String, serde_json::Value, serde_json::Value)> {
+    let as_map = |call: &CallRecord| match serde_json::to_value(call) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    let (a, b) = (as_map(a), as_map(b));
+    a.iter()
+        .filter(|(field, _)| !VOLATILE.contains(&field.as_str()))
+        .filter_map(|(field, value)| {
+            let other = b.get(field).cloned().unwrap_or(serde_json::Value::Null);
+            (*value != other).then(|| (field.clone(), value.clone(), other))
+        })
+        .collect()
+}
+
 /// Field by field, what the draft changes relative to the active mapping.
 fn differences(
     active: &Result<CallRecord, Rejected>,
@@ -222,20 +403,12 @@ fn differences(
             }]
         };
     };
-    let as_map = |call: &CallRecord| match serde_json::to_value(call) {
-        Ok(serde_json::Value::Object(map)) => map,
-        _ => serde_json::Map::new(),
-    };
-    let (a, d) = (as_map(active_call), as_map(draft_call));
-    a.iter()
-        .filter(|(field, _)| !VOLATILE.contains(&field.as_str()))
-        .filter_map(|(field, value)| {
-            let other = d.get(field).cloned().unwrap_or(serde_json::Value::Null);
-            (*value != other).then(|| Difference {
-                field: field.clone(),
-                active: value.clone(),
-                draft: other,
-            })
+    changed_fields(active_call, draft_call)
+        .into_iter()
+        .map(|(field, active, draft)| Difference {
+            field,
+            active,
+            draft,
         })
         .collect()
 }

@@ -332,6 +332,7 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
             preview::preview(
                 &state.registry,
                 &state.recent,
+                &state.clickhouse,
                 request,
                 &scope,
                 state.limits.config.preview_bytes,
