@@ -1,5 +1,6 @@
 //! `GET` and `PUT /api/privacy/retention`: an account's retention policy
-//! (`schemas::retention`) and its recent runs. An account token reads and sets its
+//! (`schemas::retention`) and its recent runs. `GET /api/privacy/erasures`: the
+//! account's erasure receipts (`schemas::erasure`; `cmctl privacy erase` erases). An account token reads and sets its
 //! own account's, an admin any (`account=`); a viewer reads. Setting one is recorded
 //! in the audit trail first, then published to the policies topic, which the
 //! processor's retention worker applies.
@@ -89,6 +90,44 @@ impl Privacy {
                 "default": "without a policy, everything is kept",
                 "runs": runs,
             }),
+        ))
+    }
+
+    /// `GET /api/privacy/erasures`: the account's erasure receipts, newest first
+    /// (who asked, when, rows changed per place; never the number).
+    pub async fn erasures(
+        &self,
+        clickhouse: &clickhouse::Client,
+        query: Option<&str>,
+        scope: &Scope,
+    ) -> Result<Response<Body>, Problem> {
+        let params: AccountQuery = parse(query)?;
+        let account = account_of(scope, params.account.as_deref())?;
+        let receipts: Vec<schemas::erasure::ErasureReceipt> = clickhouse
+            .query(&format!(
+                "SELECT id, account, requested_by, started_at, finished_at, places, rows, outcome \
+                 FROM erasures WHERE account = ? ORDER BY started_at DESC LIMIT {RUNS_SHOWN}"
+            ))
+            .bind(account.as_str())
+            .fetch_all()
+            .await
+            .map_err(crate::calls::storage_error)?;
+        let receipts: Vec<serde_json::Value> = receipts
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "id": r.id,
+                    "requested_by": r.requested_by,
+                    "started_at": r.started_at,
+                    "finished_at": r.finished_at,
+                    "rows_changed": r.places.iter().zip(&r.rows).map(|(p, n)| (p.clone(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
+                    "outcome": r.outcome,
+                })
+            })
+            .collect();
+        Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({ "account": account, "erasures": receipts }),
         ))
     }
 

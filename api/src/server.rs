@@ -16,6 +16,7 @@
 //! | GET    | /api/audit         | who changed which integration, when, from where, and what |
 //! | GET    | /api/privacy/retention | an account's retention policy and its recent runs |
 //! | PUT    | /api/privacy/retention | set an account's retention policy          |
+//! | GET    | /api/privacy/erasures  | an account's erasure receipts              |
 //! | POST   | /api/integrations/{clientId}/replay | replay its dead letters (or all records) |
 //! | POST   | /api/integrations/{clientId}/poll/test | one page of its poll, stored nowhere (forwarded to ingest) |
 //! | GET    | /api/replays/{id}  | a replay's progress                           |
@@ -343,6 +344,12 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
         (&Method::GET, "/api/audit") => crate::audit::list(&state.clickhouse, query, &scope).await,
         (&Method::GET, "/api/privacy/retention") => {
             state.privacy.get(&state.clickhouse, query, &scope).await
+        }
+        (&Method::GET, "/api/privacy/erasures") => {
+            state
+                .privacy
+                .erasures(&state.clickhouse, query, &scope)
+                .await
         }
         (&Method::PUT, "/api/privacy/retention") => {
             state.privacy.put(&scope, &actor, request).await

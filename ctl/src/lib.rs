@@ -35,6 +35,10 @@ pub enum CtlError {
     Replay(String),
     #[error("{0}")]
     Remote(String),
+    #[error(transparent)]
+    Erasure(#[from] processor::erasure::ErasureError),
+    #[error("the number: {0}")]
+    Number(String),
 }
 
 /// How long `calls.enriched` keeps events (7 days): the SSE resume window.
@@ -196,6 +200,58 @@ pub async fn publish_audited(
         publish(&producer, kafka, integration).await?;
     }
     Ok(())
+}
+
+/// One caller of one account to erase: `number` in any spelling, read in `region`
+/// (a number without its country code); `id` to finish an earlier run.
+pub struct ErasureRequest<'a> {
+    pub account: &'a str,
+    pub number: &'a str,
+    pub region: &'a str,
+    pub id: Option<uuid::Uuid>,
+}
+
+/// Erases one caller (docs/privacy.md): the audit entry first (with the erasure's
+/// id, never the number), then the work (`processor::erasure`), which writes the
+/// receipt.
+pub async fn erase_caller(
+    kafka: &KafkaConfig,
+    clickhouse: &clickhouse::Client,
+    request: &ErasureRequest<'_>,
+    actor: &schemas::audit::Actor,
+    wait: std::time::Duration,
+) -> Result<schemas::erasure::ErasureReceipt, CtlError> {
+    use schemas::audit::{AuditAction, AuditEntry};
+    let ErasureRequest {
+        account,
+        number,
+        region,
+        id,
+    } = *request;
+    let region = schemas::phone::region(region).map_err(|e| CtlError::Number(e.to_string()))?;
+    let e164 = schemas::E164::parse(number, region)
+        .map_err(|e| CtlError::Number(format!("not a phone number: {e}")))?;
+    let id = id.unwrap_or_else(uuid::Uuid::new_v4);
+    let entry = AuditEntry {
+        id: uuid::Uuid::new_v4(),
+        at: chrono::Utc::now(),
+        account: account.to_owned(),
+        client_id: String::new(),
+        action: AuditAction::CallerErased,
+        actor: actor.clone(),
+        version: 0,
+        changes: Vec::new(),
+        detail: Some(serde_json::json!({ "erasure": id })),
+    };
+    let producer = AckedProducer::new(kafka)?;
+    let payload = serde_json::to_vec(&entry).unwrap_or_default();
+    producer
+        .send_pairs(&kafka.topics().audit, &[(account.to_owned(), payload)])
+        .await?;
+    Ok(
+        processor::erasure::erase(clickhouse, id, account, e164.as_str(), &actor.name, wait)
+            .await?,
+    )
 }
 
 /// Who runs cmctl, for the audit trail: the login and the host.

@@ -135,6 +135,9 @@ enum Command {
         )]
         hash_key: String,
     },
+    /// Callers' personal data (docs/privacy.md).
+    #[command(subcommand)]
+    Privacy(PrivacyCommand),
     /// Send one integration's past records through the pipeline again, so its
     /// current mapping applies to them (rows are replaced, not doubled).
     Replay {
@@ -144,6 +147,29 @@ enum Command {
         /// every raw record.
         #[arg(long)]
         dead_letters: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PrivacyCommand {
+    /// Erase one caller of one account from ClickHouse: the number replaced by the
+    /// erasure's token in every call, ZIP, city and state emptied, every spelling
+    /// cut out of warnings, attributes and dead letters; counts and money kept.
+    /// Prints the receipt (rows changed per place), which `GET /api/privacy/erasures`
+    /// lists; never prints the number. Audited.
+    Erase {
+        account: String,
+        /// The caller's number, in any spelling.
+        number: String,
+        /// Region of a number written without its country code.
+        #[arg(long, default_value = "US")]
+        region: String,
+        /// The id of an earlier run of this erasure, to finish it.
+        #[arg(long)]
+        id: Option<uuid::Uuid>,
+        /// Seconds to wait for ClickHouse's mutations before reporting.
+        #[arg(long, default_value_t = 120)]
+        wait_s: u64,
     },
 }
 
@@ -287,6 +313,48 @@ async fn main() -> anyhow::Result<()> {
                 run.calls_changed,
                 run.dead_letters_deleted,
                 run.outcome,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Command::Privacy(PrivacyCommand::Erase {
+            account,
+            number,
+            region,
+            id,
+            wait_s,
+        }) => {
+            if clickhouse.cluster.is_some() {
+                anyhow::bail!(
+                    "erasure on a ClickHouse cluster is not implemented yet (docs/privacy.md)"
+                );
+            }
+            let started = std::time::Instant::now();
+            let request = cmctl::ErasureRequest {
+                account: &account,
+                number: &number,
+                region: &region,
+                id,
+            };
+            let receipt = cmctl::erase_caller(
+                &kafka,
+                &clickhouse.client(),
+                &request,
+                &cmctl::cli_actor(),
+                std::time::Duration::from_secs(wait_s),
+            )
+            .await?;
+            let places: Vec<String> = receipt
+                .places
+                .iter()
+                .zip(&receipt.rows)
+                .map(|(place, rows)| format!("{place} {rows}"))
+                .collect();
+            println!(
+                "erasure {} of a caller of {}: rows changed: {}; {} ({:.1} s)",
+                receipt.id,
+                receipt.account,
+                places.join(", "),
+                receipt.outcome,
                 started.elapsed().as_secs_f64()
             );
         }

@@ -15,6 +15,7 @@
 mod audit;
 pub mod config;
 mod dead_letters;
+pub mod erasure;
 mod error;
 mod linker;
 pub mod metric_names;

@@ -248,14 +248,15 @@ async fn apply(
     Ok((calls_changed, letters, outcome))
 }
 
-/// Whether the database's mutations finished within `wait`.
-async fn wait_for_mutations(client: &clickhouse::Client, wait: Duration) -> bool {
+/// Whether the database's mutations (of the tables retention and erasure change)
+/// finished within `wait`.
+pub(crate) async fn wait_for_mutations(client: &clickhouse::Client, wait: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let running = client
             .query(
                 "SELECT count() FROM system.mutations WHERE database = currentDatabase() AND is_done = 0 \
-                 AND table IN ('calls', 'calls_by_caller', 'cm_calls', 'dead_letters')",
+                 AND table IN ('calls', 'calls_by_caller', 'cm_calls', 'calls_by_time', 'dead_letters')",
             )
             .fetch_one::<u64>()
             .await

@@ -30,6 +30,10 @@ pub enum AuditAction {
     /// An account's retention policy (`crate::retention`); `client_id` is empty.
     #[serde(rename = "retention.changed")]
     RetentionChanged,
+    /// A caller of the account erased (`crate::erasure`); `detail` names the
+    /// erasure, never the number.
+    #[serde(rename = "caller.erased")]
+    CallerErased,
 }
 
 impl AuditAction {
@@ -42,6 +46,7 @@ impl AuditAction {
             Self::IntegrationDeleted => "integration.deleted",
             Self::ReplayStarted => "replay.started",
             Self::RetentionChanged => "retention.changed",
+            Self::CallerErased => "caller.erased",
         }
     }
 }

@@ -122,7 +122,8 @@ pub struct CallRecord {
     pub attributes: crate::attribute::Attributes,
     /// Set when retention replaced the caller's number (`caller` is then `None`):
     /// `h:` and a keyed SHA-256, the same for every call of that caller, or `h:`
-    /// alone when the number was emptied (`crate::retention`).
+    /// alone when the number was emptied (`crate::retention`); or an erasure did:
+    /// `e:` and the erasure's id (`crate::erasure`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller_hash: Option<String>,
     /// Whether this version announces a new call or changes a known one. Travels on
@@ -235,6 +236,12 @@ buyer, tags, status, is_duplicate, cm_call_id, warnings, received_at, processed_
 raw_partition, raw_offset, mapping_version, connected_duration_s, connected, partner_status, qualified, \
 repeat_of, repeat_of_started_at, match_method, match_start_delta_s, match_duration_delta_s, tz_source, \
 caller_withheld, attr_keys, attr_types, attr_values";
+
+/// A caller that retention hashed (`h:`) or an erasure replaced (`e:`): no number.
+fn pseudonymous(caller: &str) -> bool {
+    caller.starts_with(crate::retention::HASH_PREFIX)
+        || caller.starts_with(crate::erasure::ERASED_PREFIX)
+}
 
 fn text(value: &Option<String>) -> String {
     value.clone().unwrap_or_default()
@@ -396,13 +403,8 @@ impl TryFrom<CallRow> for CallRecord {
                 .map_err(|e| bad("client_id", e.to_string()))?,
             source: row.source,
             external_id: optional(row.external_id),
-            caller_hash: row
-                .caller
-                .starts_with(crate::retention::HASH_PREFIX)
-                .then(|| row.caller.clone()),
-            caller: if row.caller_withheld != 0
-                || row.caller.starts_with(crate::retention::HASH_PREFIX)
-            {
+            caller_hash: pseudonymous(&row.caller).then(|| row.caller.clone()),
+            caller: if row.caller_withheld != 0 || pseudonymous(&row.caller) {
                 None
             } else {
                 Some(E164::try_from(row.caller).map_err(|e| bad("caller", e.to_string()))?)
@@ -615,6 +617,18 @@ mod tests {
         withheld.caller = None;
         let row = CallRow::from(&withheld);
         assert_eq!((row.caller.as_str(), row.caller_withheld), ("", 1));
+    }
+
+    #[test]
+    fn an_erased_caller_reads_back_as_its_token_and_writes_back_as_it_was() {
+        let token = crate::erasure::erased_caller(uuid::Uuid::from_u128(7));
+        let mut row = CallRow::from(&sample());
+        row.caller = token.clone();
+        let call = CallRecord::try_from(row).unwrap();
+        assert_eq!(call.caller, None);
+        assert_eq!(call.caller_hash.as_deref(), Some(token.as_str()));
+        let again = CallRow::from(&call);
+        assert_eq!((again.caller, again.caller_withheld), (token, 0));
     }
 
     #[test]

@@ -52,7 +52,12 @@ const SHARDING_KEYS: &[(&str, &str)] = &[
 
 /// Tables every node holds whole: one replica set over the whole cluster. The
 /// migration ledger, so every node answers "which migrations ran" alike.
-const ON_EVERY_NODE: &[&str] = &["schema_migrations", "audit_log", "retention_runs"];
+const ON_EVERY_NODE: &[&str] = &[
+    "schema_migrations",
+    "audit_log",
+    "retention_runs",
+    "erasures",
+];
 
 /// Views (plain and materialized) the migrations create: named, not sharded.
 const VIEWS: &[&str] = &[

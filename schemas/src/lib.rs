@@ -13,6 +13,7 @@ pub mod dead_letter;
 pub mod digits;
 pub mod enrichment;
 pub mod envelope;
+pub mod erasure;
 pub mod ids;
 pub mod integration;
 pub mod keys;

@@ -121,6 +121,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "source_keys",
         sql: include_str!("../migrations/0020_source_keys.sql"),
     },
+    Migration {
+        version: 21,
+        name: "erasures",
+        sql: include_str!("../migrations/0021_erasures.sql"),
+    },
 ];
 
 /// Rolls up every stored call at version 0, below every version the rollup worker

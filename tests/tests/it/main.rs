@@ -17,6 +17,7 @@ mod crash_points;
 mod custom_attributes;
 mod dashboard_browser;
 mod enrichment;
+mod erasure;
 mod grafana_dashboard;
 mod hostile_requests;
 mod hostile_tenant;

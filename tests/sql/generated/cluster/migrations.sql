@@ -490,6 +490,20 @@ PARTITION BY toYYYYMM(hour)
 ORDER BY (account, client_id, path, kind, hour);
 CREATE TABLE IF NOT EXISTS callmatrix.source_keys ON CLUSTER callmatrix AS callmatrix.source_keys_shard
 ENGINE = Distributed(callmatrix, callmatrix, source_keys_shard, cityHash64(account, client_id));
+CREATE TABLE IF NOT EXISTS callmatrix.erasures ON CLUSTER callmatrix
+(
+    id UUID,
+    account String,
+    requested_by String,
+    started_at DateTime('UTC'),
+    finished_at DateTime('UTC'),
+    places Array(String),
+    rows Array(UInt64),
+    outcome String
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/callmatrix/tables/all/callmatrix/erasures', '{replica}')
+PARTITION BY toYYYYMM(started_at)
+ORDER BY (account, started_at, id);
 INSERT INTO callmatrix.calls_hourly
 SELECT account, toStartOfHour(started_at) AS hour, status, 0 AS version, count() AS calls,
        sum(ifNull(payout, toDecimal64(0, 4))) AS payout, sum(ifNull(revenue, toDecimal64(0, 4))) AS revenue,

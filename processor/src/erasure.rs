@@ -1,0 +1,224 @@
+//! Erasing one caller of one account from ClickHouse (`schemas::erasure`), run by
+//! `cmctl privacy erase`, with the processor's writer credentials. What a run does:
+//!
+//! - `calls`: `ALTER TABLE … UPDATE` the caller to the erasure's token, the ZIP,
+//!   city and state emptied, and every spelling of the number cut out of the
+//!   warnings and the custom attributes' values, for the account's calls of that
+//!   caller (every version of them);
+//! - `calls_by_caller` and `cm_calls` (the caller is in their sorting key): the
+//!   same rows inserted again with the token, then the old ones deleted;
+//! - `calls_by_time`: spellings cut out of the attributes' values of the account's
+//!   rows that hold one (it has no caller column);
+//! - `dead_letters`: spellings cut out of the payload, the reason and the errors
+//!   of the account's letters that hold one (the letter stays, so a replay of it is
+//!   still possible; the number it needs is gone);
+//! - it waits for the mutations, then writes the receipt (`erasures`).
+//!
+//! Every statement selects only rows that still hold the number, so a run again
+//! after a crash or a timeout finishes the work and changes nothing twice. Records
+//! of the caller that arrive later are stored as usual (an erasure is not a block
+//! list). Not done here (docs/privacy.md): the topics, the processor's keyed state
+//! and the api's recent payloads keep the number until their own retention.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use runtime::clickhouse::string_list;
+use schemas::erasure::{erased_caller, spelling_pattern, spelling_replacement, ErasureReceipt};
+use uuid::Uuid;
+
+use crate::sink::insert;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ErasureError {
+    #[error("{0:?} is not a phone number in E.164 form")]
+    NotANumber(String),
+    #[error("{what}: {source}")]
+    ClickHouse {
+        what: &'static str,
+        source: clickhouse::error::Error,
+    },
+}
+
+/// Erases `number` (E.164) of `account`, waiting up to `wait` for the mutations,
+/// and records the receipt. `id` names the erasure: give the same one to finish
+/// an earlier run (the caller's token stays the same).
+pub async fn erase(
+    client: &clickhouse::Client,
+    id: Uuid,
+    account: &str,
+    number: &str,
+    requested_by: &str,
+    wait: Duration,
+) -> Result<ErasureReceipt, ErasureError> {
+    let pattern =
+        spelling_pattern(number).ok_or_else(|| ErasureError::NotANumber(number.to_owned()))?;
+    let started_at = schemas::call::to_whole_seconds(Utc::now());
+    let account_sql = string_list([account]);
+    let caller = string_list([number]);
+    let token = string_list([erased_caller(id).as_str()]);
+    let pattern = string_list([pattern.as_str()]);
+    let replacement = string_list([spelling_replacement().as_str()]);
+    let scrub = |column: &str| format!("replaceRegexpAll({column}, {pattern}, {replacement})");
+    let scrub_all = |column: &str| {
+        format!("arrayMap(v -> replaceRegexpAll(v, {pattern}, {replacement}), {column})")
+    };
+    let holds = |column: &str| format!("arrayExists(v -> match(v, {pattern}), {column})");
+    let of_caller = format!("account = {account_sql} AND caller = {caller}");
+
+    let run = |what: &'static str, sql: String| async move {
+        client
+            .query(&sql)
+            .execute()
+            .await
+            .map_err(|source| ErasureError::ClickHouse { what, source })
+    };
+    let count = |what: &'static str, sql: String| async move {
+        client
+            .query(&sql)
+            .fetch_one::<u64>()
+            .await
+            .map_err(|source| ErasureError::ClickHouse { what, source })
+    };
+
+    let mut places = Vec::new();
+    let mut rows = Vec::new();
+
+    let calls = count(
+        "counting the caller's calls",
+        format!("SELECT count() FROM calls WHERE {of_caller}"),
+    )
+    .await?;
+    if calls > 0 {
+        run(
+            "erasing the caller in calls",
+            format!(
+                "ALTER TABLE calls UPDATE caller = {token}, zip = '', city = '', state = '', \
+                 warnings = {}, attr_values = {} WHERE {of_caller}",
+                scrub_all("warnings"),
+                scrub_all("attr_values")
+            ),
+        )
+        .await?;
+    }
+    places.push("calls".to_owned());
+    rows.push(calls);
+
+    // Inserted by position: an alias named `caller` would be what the WHERE reads.
+    let by_caller = count(
+        "counting the caller's index rows",
+        format!("SELECT count() FROM calls_by_caller WHERE {of_caller}"),
+    )
+    .await?;
+    if by_caller > 0 {
+        run(
+            "re-keying calls_by_caller",
+            format!(
+                "INSERT INTO calls_by_caller SELECT account, {token} AS erased_caller, id, version, client_id, \
+                 started_at, campaign, buyer, duration_s, connected_duration_s, connected, qualified, repeat_of \
+                 FROM calls_by_caller WHERE {of_caller}"
+            ),
+        )
+        .await?;
+        run(
+            "deleting the caller's index rows",
+            format!("ALTER TABLE calls_by_caller DELETE WHERE {of_caller}"),
+        )
+        .await?;
+    }
+    places.push("calls_by_caller".to_owned());
+    rows.push(by_caller);
+
+    let cm_calls = count(
+        "counting the caller's CallMatrix calls",
+        format!("SELECT count() FROM cm_calls WHERE {of_caller}"),
+    )
+    .await?;
+    if cm_calls > 0 {
+        run(
+            "re-keying cm_calls",
+            format!(
+                "INSERT INTO cm_calls SELECT cm_call_id, {token} AS erased_caller, called, started_at, \
+                 duration_s, payout, received_at, account FROM cm_calls WHERE {of_caller}"
+            ),
+        )
+        .await?;
+        run(
+            "deleting the caller's CallMatrix calls",
+            format!("ALTER TABLE cm_calls DELETE WHERE {of_caller}"),
+        )
+        .await?;
+    }
+    places.push("cm_calls".to_owned());
+    rows.push(cm_calls);
+
+    let by_time_holds = format!("account = {account_sql} AND {}", holds("attr_values"));
+    let by_time = count(
+        "counting attributes that hold the number",
+        format!("SELECT count() FROM calls_by_time WHERE {by_time_holds}"),
+    )
+    .await?;
+    if by_time > 0 {
+        run(
+            "erasing the number from calls_by_time's attributes",
+            format!(
+                "ALTER TABLE calls_by_time UPDATE attr_values = {} WHERE {by_time_holds}",
+                scrub_all("attr_values")
+            ),
+        )
+        .await?;
+    }
+    places.push("calls_by_time".to_owned());
+    rows.push(by_time);
+
+    let letters_hold = format!(
+        "account = {account_sql} AND (match(payload, {pattern}) OR match(reason, {pattern}) OR {})",
+        holds("errors")
+    );
+    let letters = count(
+        "counting dead letters that hold the number",
+        format!("SELECT count() FROM dead_letters WHERE {letters_hold}"),
+    )
+    .await?;
+    if letters > 0 {
+        run(
+            "erasing the number from dead letters",
+            format!(
+                "ALTER TABLE dead_letters UPDATE payload = {}, reason = {}, errors = {} WHERE {letters_hold}",
+                scrub("payload"),
+                scrub("reason"),
+                scrub_all("errors")
+            ),
+        )
+        .await?;
+    }
+    places.push("dead_letters".to_owned());
+    rows.push(letters);
+
+    let outcome = if crate::retention::wait_for_mutations(client, wait).await {
+        "done".to_owned()
+    } else {
+        format!(
+            "mutations still running after {} s; run the erasure again with the same id to finish it",
+            wait.as_secs()
+        )
+    };
+    let receipt = ErasureReceipt {
+        id,
+        account: account.to_owned(),
+        requested_by: requested_by.to_owned(),
+        started_at,
+        finished_at: schemas::call::to_whole_seconds(Utc::now()),
+        places,
+        rows,
+        outcome,
+    };
+    insert(client, "erasures", std::slice::from_ref(&receipt))
+        .await
+        .map_err(|source| ErasureError::ClickHouse {
+            what: "recording the receipt",
+            source,
+        })?;
+    tracing::info!(erasure = %id, account, outcome = %receipt.outcome, "caller erased");
+    Ok(receipt)
+}

@@ -1,0 +1,133 @@
+//! Erasing one caller of one account (docs/privacy.md): the caller's number is
+//! replaced in every stored call by a token of the erasure (`e:` and the erasure's
+//! id: the erased calls still match each other, nothing leads back to the number),
+//! the ZIP, city and state are emptied, and every spelling of the number is cut out
+//! of the texts that can hold it (warnings, custom attributes, dead letters' payloads
+//! and errors). Counts, money, times and statuses stay, so aggregates keep their
+//! numbers. The receipt says what was changed, when and by whom, never the number.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// What an erased caller reads as: `e:` and the erasure's id.
+pub const ERASED_PREFIX: &str = "e:";
+
+/// What a spelling of the number is replaced by in texts.
+pub const ERASED_TEXT: &str = "[erased]";
+
+/// The caller's token after erasure `id`.
+pub fn erased_caller(id: Uuid) -> String {
+    format!("{ERASED_PREFIX}{}", id.simple())
+}
+
+/// A receipt (`erasures`, migration 21): one run of one erasure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
+pub struct ErasureReceipt {
+    #[cfg_attr(feature = "clickhouse", serde(with = "clickhouse::serde::uuid"))]
+    pub id: Uuid,
+    pub account: String,
+    /// Who asked (an audit actor's name: a token's name or digest, or cmctl's user).
+    pub requested_by: String,
+    #[cfg_attr(
+        feature = "clickhouse",
+        serde(with = "clickhouse::serde::chrono::datetime")
+    )]
+    pub started_at: DateTime<Utc>,
+    #[cfg_attr(
+        feature = "clickhouse",
+        serde(with = "clickhouse::serde::chrono::datetime")
+    )]
+    pub finished_at: DateTime<Utc>,
+    /// Rows changed, per place: `calls`, `calls_by_caller`, `cm_calls`,
+    /// `calls_by_time` (attributes), `dead_letters`.
+    pub places: Vec<String>,
+    pub rows: Vec<u64>,
+    /// `done`, or what stopped it (a run again finishes it).
+    pub outcome: String,
+}
+
+/// An RE2 pattern (ClickHouse's `match`, `replaceRegexpAll`) for the spellings of
+/// `e164` in text: its national digits with up to three separators between any two
+/// (`(415) 555-2671`, `415.555.2671`, `4155552671`), optionally after its country
+/// code (`+1 415…`, `1-415…`), not inside a longer run of digits. Group 1 is what
+/// stood before it and group 2 what stood after, so `\1[erased]\2` keeps them.
+/// `None` when `e164` is not a phone number.
+pub fn spelling_pattern(e164: &str) -> Option<String> {
+    let parsed = phonenumber::parse(None, e164).ok()?;
+    let mut national = parsed.national().value().to_string();
+    if parsed.national().zeros() > 0 {
+        national.insert_str(0, &"0".repeat(usize::from(parsed.national().zeros())));
+    }
+    let code = parsed.code().value();
+    let gap = "[^0-9A-Za-z]{0,3}";
+    let digits: Vec<String> = national.chars().map(String::from).collect();
+    Some(format!(
+        "(^|[^0-9])(?:(?:\\+|00)?{code}{gap})?\\(?{}([^0-9]|$)",
+        digits.join(gap)
+    ))
+}
+
+/// The replacement for [`spelling_pattern`]'s matches.
+pub fn spelling_replacement() -> String {
+    format!("\\1{ERASED_TEXT}\\2")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use regex::Regex;
+
+    fn erase(pattern: &str, text: &str) -> String {
+        // The same replacement as ClickHouse's `\1…\2`, in the regex crate's syntax.
+        Regex::new(pattern)
+            .unwrap()
+            .replace_all(text, format!("${{1}}{ERASED_TEXT}${{2}}"))
+            .into_owned()
+    }
+
+    #[test]
+    fn every_usual_spelling_is_found_and_nothing_else() {
+        let pattern = spelling_pattern("+14155552671").unwrap();
+        for spelled in [
+            "+14155552671",
+            "14155552671",
+            "4155552671",
+            "(415) 555-2671",
+            "415.555.2671",
+            "+1 (415) 555-2671",
+            "1-415-555-2671",
+            "tel:+1-415-555-2671",
+        ] {
+            let text = format!(r#"{{"caller": "{spelled}", "zip": "94103"}}"#);
+            let prefix = if spelled.starts_with("tel:") {
+                "tel:"
+            } else {
+                ""
+            };
+            let want = format!(r#"{{"caller": "{prefix}[erased]", "zip": "94103"}}"#);
+            assert_eq!(erase(&pattern, &text), want, "{spelled}");
+        }
+        for other in [
+            "+14155552672",
+            "41555526710",
+            "94155552671",
+            "(415) 555-2617",
+        ] {
+            let text = format!("caller {other} called");
+            assert_eq!(erase(&pattern, &text), text, "{other} is another number");
+        }
+    }
+
+    #[test]
+    fn a_number_with_a_leading_zero_keeps_it() {
+        // An Italian landline: the national number starts with 0.
+        let pattern = spelling_pattern("+390236618200").unwrap();
+        assert_eq!(
+            erase(&pattern, "chiamata 02 3661 8200 ok"),
+            "chiamata [erased] ok"
+        );
+        assert_eq!(spelling_pattern("not a number"), None);
+    }
+}
