@@ -86,6 +86,8 @@ impl<S: Store> Pipeline<S> {
         loop {
             let rebalanced_before = rebalances.count();
             let (state, max_backoff) = (self.state.clone(), self.max_backoff);
+            let committer = reader.committer();
+            let newest = &mut newest;
             let announced = async {
                 match &stored {
                     Some(done) => {
@@ -108,7 +110,24 @@ impl<S: Store> Pipeline<S> {
                             Ok(())
                         };
                         let sent = announce(sink, &done.processed, park_for, &shutdown);
-                        tokio::try_join!(logged, sent).map(|_| ())
+                        tokio::try_join!(logged, sent)?;
+                        // Committed as soon as it is announced, not when the next
+                        // batch arrives (on a quiet topic, never: its offsets would
+                        // stay uncommitted and its metrics unrecorded). A rebalance
+                        // since the batch was decided may have given its partitions
+                        // to another instance, which reprocesses it from the last
+                        // commit: committing now could move that commit back (and
+                        // the batch's state was not logged). Left uncommitted, it is
+                        // reprocessed by its owner (stored rows are idempotent), and
+                        // the next commit of each partition covers it.
+                        if rebalances.count() == rebalanced_before
+                            && rebalances.count() == done.decided_at
+                        {
+                            committer.commit(&done.batch);
+                            record_age(&done.batch, "committed");
+                        }
+                        done.count(newest);
+                        Ok(())
                     }
                     None => Ok(()),
                 }
@@ -151,23 +170,11 @@ impl<S: Store> Pipeline<S> {
                 Some((batch, processed, started, rebalanced))
             };
             let (announced, next) = tokio::join!(announced, next);
-            if let Some(done) = stored.take() {
+            if stored.take().is_some() {
                 if let Err(interrupted) = announced {
                     tracing::warn!(error = %interrupted, "stopping with an unannounced batch; it will be reprocessed");
                     return ProcessorError::unless_shutdown(&shutdown, interrupted);
                 }
-                // A rebalance since the batch was decided may have given its
-                // partitions to another instance, which reprocesses it from the last
-                // commit: committing now could move that commit back (and the batch's
-                // state was not logged). Left uncommitted, it is reprocessed by its
-                // owner (stored rows are idempotent), and the next commit of each
-                // partition covers it.
-                if rebalances.count() == rebalanced_before && rebalances.count() == done.decided_at
-                {
-                    reader.commit(&done.batch);
-                    record_age(&done.batch, "committed");
-                }
-                done.count(&mut newest);
             }
             let Some((batch, processed, started, decided_at)) = next else {
                 break;

@@ -191,6 +191,16 @@ impl<C: ConsumerContext + 'static> GroupReader<C> {
         commit(&self.consumer, batch);
     }
 
+    /// A handle that commits for the group member this reader is now, usable while
+    /// the reader gathers the next batch (a batch's commit must not wait for the
+    /// next batch to arrive: on a quiet topic that is never). It does not keep the
+    /// member alive: after a rejoin the old member must leave the group, or it would
+    /// be given partitions nobody reads; its handle then commits nothing (callers
+    /// commit only when no rebalance happened since the batch was decided anyway).
+    pub fn committer(&self) -> Committer<C> {
+        Committer(Arc::downgrade(&self.consumer))
+    }
+
     async fn check(&mut self) {
         let held = self.consumer.assignment().map(|a| a.count()).unwrap_or(0);
         if held > 0 {
@@ -343,6 +353,19 @@ impl StallWatch {
                 self.stuck = Some((now, committed));
                 Verdict::Wait
             }
+        }
+    }
+}
+
+/// See [`GroupReader::committer`].
+pub struct Committer<C: ConsumerContext + 'static>(std::sync::Weak<StreamConsumer<C>>);
+
+impl<C: ConsumerContext + 'static> Committer<C> {
+    /// Commits the offset after the last record of each partition in `batch`, if
+    /// the member is still the reader's.
+    pub fn commit(&self, batch: &[OwnedMessage]) {
+        if let Some(consumer) = self.0.upgrade() {
+            commit(&consumer, batch);
         }
     }
 }
