@@ -205,7 +205,7 @@ export_app_env() {
   export API_AUTH__TOKENS_FILE="$CM_TOKENS_FILE" INGEST_AUTH__TOKENS_FILE="$CM_TOKENS_FILE"
   export CM_TOKEN="$CM_ADMIN_TOKEN"
   export INGEST_HTTP__LISTEN="127.0.0.1:$INGEST_PORT"
-  export API_HTTP__LISTEN="127.0.0.1:$API_PORT" API_INGEST__URL="http://127.0.0.1:$INGEST_PORT"
+  export API_HTTP__LISTEN="127.0.0.1:$API_PORT" API_INGEST__URL="http://127.0.0.1:$INGEST_PORT" API_OPS__PROMETHEUS_URL="http://127.0.0.1:$PROMETHEUS_PORT"
   export PROCESSOR_HTTP__LISTEN="127.0.0.1:$PROCESSOR_PORT"
   # Static group membership: a restarted processor takes its partitions back at once.
   # Off by default here: tansu 0.6.0 keeps dead static members and revokes the live

@@ -27,6 +27,18 @@ pub struct ApiConfig {
     /// Where ingest is, for the routes it answers (the dashboard's poll test).
     #[serde(default)]
     pub ingest: IngestLinkConfig,
+    /// The operations view's source (`crate::ops`).
+    #[serde(default)]
+    pub ops: OpsConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpsConfig {
+    /// The deployment's Prometheus (`http://127.0.0.1:9090`); empty: `GET /api/ops`
+    /// answers 503 and the dashboard shows no operations view.
+    #[serde(default)]
+    pub prometheus_url: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -159,6 +171,15 @@ impl Validate for ApiConfig {
         {
             return Err(ConfigError::invalid(
                 "ingest.url",
+                "must be an http(s) URL, or empty",
+            ));
+        }
+        if !self.ops.prometheus_url.is_empty()
+            && !reqwest::Url::parse(&self.ops.prometheus_url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            return Err(ConfigError::invalid(
+                "ops.prometheus_url",
                 "must be an http(s) URL, or empty",
             ));
         }

@@ -17,6 +17,7 @@ mod integrations;
 pub mod limits;
 pub mod masking;
 pub mod metric_names;
+mod ops;
 mod poll_test;
 mod preview;
 mod preview_decisions;

@@ -17,6 +17,7 @@
 //! | GET    | /api/privacy/retention | an account's retention policy and its recent runs |
 //! | PUT    | /api/privacy/retention | set an account's retention policy          |
 //! | GET    | /api/privacy/erasures  | an account's erasure receipts              |
+//! | GET    | /api/ops           | alerts, consumer lag, freshness, processes down (admin; from Prometheus) |
 //! | POST   | /api/integrations/{clientId}/replay | replay its dead letters (or all records) |
 //! | POST   | /api/integrations/{clientId}/poll/test | one page of its poll, stored nowhere (forwarded to ingest) |
 //! | GET    | /api/replays/{id}  | a replay's progress                           |
@@ -66,6 +67,7 @@ pub enum ApiError {
 
 struct Api {
     privacy: crate::privacy::Privacy,
+    ops: crate::ops::Ops,
     clickhouse: clickhouse::Client,
     registry: IntegrationRegistry,
     recent: RecentPayloads,
@@ -195,6 +197,7 @@ pub async fn run(
     };
     let replays = Replays::new(config.kafka.clone(), registry.clone(), audit);
     let state = Arc::new(Api {
+        ops: crate::ops::Ops::new(&config.ops.prometheus_url),
         privacy,
         replays,
         ingest: crate::poll_test::IngestLink::new(&config.ingest.url),
@@ -345,6 +348,7 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
         (&Method::GET, "/api/privacy/retention") => {
             state.privacy.get(&state.clickhouse, query, &scope).await
         }
+        (&Method::GET, "/api/ops") => state.ops.answer(&scope).await,
         (&Method::GET, "/api/privacy/erasures") => {
             state
                 .privacy

@@ -3,7 +3,7 @@
 
 /// counter; labels: none.
 pub const INGEST_IDEMPOTENCY_CONFLICTS_TOTAL: &str = "ingest_idempotency_conflicts_total";
-/// counter; labels: `outcome`.
+/// counter; labels: `outcome` (`ok`, `network_error`, `refused`, `unauthorized`, `rate_limited`, `server_error`, `client_error`). Every request a poll sends.
 pub const INGEST_POLL_REQUESTS_TOTAL: &str = "ingest_poll_requests_total";
 /// histogram; labels: none.
 pub const INGEST_POLL_RUN_SECONDS: &str = "ingest_poll_run_seconds";

@@ -293,6 +293,10 @@ async fn attempt(
     let url = shown.clone();
     let status = response.status();
     if status.is_success() {
+        // Every request is counted by outcome, the answered ones too: the rate of
+        // failures is read against it (deploy/grafana's "Poll requests" panel).
+        metrics::counter!(crate::metric_names::INGEST_POLL_REQUESTS_TOTAL, "outcome" => "ok")
+            .increment(1);
         pause_if_exhausted(ctx, poll, owner, response.headers());
         let headers = response.headers().clone();
         let bytes = read_capped(response, ctx.max_page_bytes, &shown).await?;

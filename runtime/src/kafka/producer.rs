@@ -260,11 +260,13 @@ impl AckedProducer {
         }
         metrics::counter!(crate::metric_names::KAFKA_PRODUCED_TOTAL, &labels)
             .increment(written.len() as u64);
+        // Counted on success too (by 0), so the series exists before the first
+        // failure and a rate over it answers 0, not nothing.
+        metrics::counter!(crate::metric_names::KAFKA_PRODUCE_ERRORS_TOTAL, &labels)
+            .increment(failed as u64);
         match first_error {
             None => Ok(written),
             Some(first) => {
-                metrics::counter!(crate::metric_names::KAFKA_PRODUCE_ERRORS_TOTAL, &labels)
-                    .increment(failed as u64);
                 self.reset_after(&first);
                 Err(ProduceError::NotAcknowledged {
                     topic: topic.to_owned(),

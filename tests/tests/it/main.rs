@@ -30,6 +30,7 @@ mod mapping_filters;
 mod metric_docs;
 mod noisy_neighbour;
 mod openapi;
+mod ops_view;
 mod poison_records;
 mod poll_connectors;
 mod poll_presets;
