@@ -456,6 +456,46 @@ pub fn analyst_password() -> String {
     std::env::var("CM_TEST_CLICKHOUSE_ANALYST_PASSWORD").unwrap_or_default()
 }
 
+/// Runs a browser check (`node tests/browser/SCRIPT ARGS… SCREENSHOT`, Debian's
+/// chromium driven by playwright-core, which `deploy/test.sh` installs) and fails
+/// unless it succeeds within `timeout` and saved its screenshot
+/// (`.data/test/artifacts/SCREENSHOT`). Returns what it printed.
+pub async fn browser_check(
+    script: &str,
+    args: &[&str],
+    screenshot: &str,
+    timeout: Duration,
+) -> String {
+    let browser_dir = repo_root().join("tests/browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").exists(),
+        "playwright-core is missing: deploy/test.sh installs it (npm ci --prefix tests/browser)"
+    );
+    let artifacts = repo_root().join(".data/test/artifacts");
+    std::fs::create_dir_all(&artifacts).expect("the artifacts directory");
+    let shot = artifacts.join(screenshot);
+    let _ = std::fs::remove_file(&shot);
+    let mut command = Command::new("node");
+    command.arg(browser_dir.join(script)).args(args).arg(&shot);
+    let output = tokio::time::timeout(
+        timeout,
+        tokio::task::spawn_blocking(move || command.output()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{script} did not finish within {timeout:?}"))
+    .expect("the browser check's task")
+    .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{script} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 10_000, "{script} saved {screenshot} ({size} bytes)");
+    stdout
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }

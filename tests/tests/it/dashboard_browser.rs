@@ -24,10 +24,11 @@
 //! (`dashboard-history.png`). `deploy/test.sh` installs chromium and
 //! playwright-core.
 
-use std::process::Command;
 use std::time::Duration;
 
-use integration_tests::{callmatrix_call_stored, load_callmatrix_samples, repo_root, TestEnv};
+use integration_tests::{
+    browser_check, callmatrix_call_stored, load_callmatrix_samples, repo_root, TestEnv,
+};
 
 /// What the browser test writes to `.data/test/artifacts/`.
 const SCREENSHOTS: &[&str] = &[
@@ -54,11 +55,6 @@ const SCREENSHOTS: &[&str] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_a_new_call_live_in_a_real_browser() {
-    let browser_dir = repo_root().join("tests/browser");
-    assert!(
-        browser_dir.join("node_modules/playwright-core").exists(),
-        "playwright-core is missing: deploy/test.sh installs it (npm ci --prefix tests/browser)"
-    );
     let env = TestEnv::new("browser").await;
     // CallMatrix's own calls, so a partner call can be a duplicate of one (cm_0001).
     load_callmatrix_samples(&env).await;
@@ -69,38 +65,19 @@ async fn the_dashboard_shows_a_new_call_live_in_a_real_browser() {
     let api = env.start("api", &[]).await;
     let artifacts = repo_root().join(".data/test/artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
-    let screenshot = artifacts.join("dashboard.png");
     for name in SCREENSHOTS {
         let _ = std::fs::remove_file(artifacts.join(name));
     }
 
     let client = env.client();
     callmatrix_call_stored(&client, "cm_0001").await;
-    let (api_url, ingest_url) = (api.url(""), ingest.url(""));
-    let shot = screenshot.clone();
-    let output = tokio::time::timeout(
+    let stdout = browser_check(
+        "dashboard.mjs",
+        &[api.url("").as_str(), ingest.url("").as_str()],
+        "dashboard.png",
         Duration::from_secs(180),
-        tokio::task::spawn_blocking(move || {
-            Command::new("node")
-                .arg(browser_dir.join("dashboard.mjs"))
-                .args([
-                    api_url.as_str(),
-                    ingest_url.as_str(),
-                    shot.to_str().unwrap(),
-                ])
-                .output()
-        }),
     )
-    .await
-    .expect("the browser test finishes within 3 minutes")
-    .unwrap()
-    .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "browser test failed:\n{stdout}\n{stderr}"
-    );
+    .await;
     assert!(stdout.contains("appeared in the live feed"), "{stdout}");
     for name in SCREENSHOTS {
         let size = std::fs::metadata(artifacts.join(name))

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use integration_tests::{eventually, final_count, repo_root, sample_integration, TestEnv};
+use integration_tests::{browser_check, eventually, final_count, sample_integration, TestEnv};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,44 +173,11 @@ async fn a_renamed_payout_raises_drift_naming_the_first_record_without_it() {
 
     // On the dashboard, in a real browser: the health row says drift, and the new
     // key's "first" button opens d_07's story with the record as sent.
-    let browser_dir = repo_root().join("tests/browser");
-    assert!(
-        browser_dir.join("node_modules/playwright-core").exists(),
-        "playwright-core is missing: deploy/test.sh installs it (npm ci --prefix tests/browser)"
-    );
-    let artifacts = repo_root().join(".data/test/artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let shot = artifacts.join("dashboard-drift.png");
-    let _ = std::fs::remove_file(&shot);
-    let api_url = api.url("");
-    let shot_arg = shot.clone();
-    let output = tokio::time::timeout(
+    browser_check(
+        "drift.mjs",
+        &[api.url("").as_str(), "drift-hook", "d_07", "payoutAmount"],
+        "dashboard-drift.png",
         Duration::from_secs(120),
-        tokio::task::spawn_blocking(move || {
-            std::process::Command::new("node")
-                .arg(browser_dir.join("drift.mjs"))
-                .args([
-                    api_url.as_str(),
-                    "drift-hook",
-                    "d_07",
-                    "payoutAmount",
-                    shot_arg.to_str().unwrap(),
-                ])
-                .output()
-        }),
     )
-    .await
-    .expect("the browser check finishes within 2 minutes")
-    .unwrap()
-    .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "browser check failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0) > 10_000,
-        "the screenshot was saved"
-    );
+    .await;
 }

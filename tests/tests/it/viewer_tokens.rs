@@ -187,6 +187,11 @@ async fn a_viewer_sees_no_full_number_on_any_route_and_changes_nothing() {
                 assert!(text.contains("read_only_token"), "{text}");
             }
             "/api/replays/{id}" => assert_eq!(status, 404, "{concrete}: {text}"),
+            // Operators' view: admin tokens only.
+            "/api/ops" => {
+                assert_eq!(status, 403, "{concrete}: {text}");
+                assert!(text.contains("admin_only"), "{text}");
+            }
             _ => assert_eq!(status, 200, "{concrete}: {text}"),
         }
         if path == "/api/calls/{id}/story" {
