@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::Utc;
-use engine::mapping::{assemble, map_fields, map_record, CompiledMapping};
+use engine::mapping::{assemble, map_fields, map_record, CompiledMapping, MappedFields, Rejection};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use runtime::http::{json, read_body, require_json, Body, Problem};
@@ -161,13 +161,19 @@ pub async fn preview(
     let now = Utc::now();
     // The stored calls the records name, of this integration only (checked against
     // the token above): what the pipeline would assemble them over.
-    let named: Vec<CallId> = records
+    // Each record mapped once; the standalone result, the merge and the draft's
+    // comparison all start from it.
+    let envelopes: Vec<RawEnvelope> = records
+        .into_iter()
+        .map(|payload| envelope_of(&mapping, payload, now))
+        .collect();
+    let mapped: Vec<Result<MappedFields, Rejection>> = envelopes
         .iter()
-        .filter_map(|payload| {
-            map_fields(&mapping, &envelope_of(&mapping, payload.clone(), now))
-                .ok()?
-                .call_id
-        })
+        .map(|envelope| map_fields(&mapping, envelope))
+        .collect();
+    let named: Vec<CallId> = mapped
+        .iter()
+        .filter_map(|m| m.as_ref().ok()?.call_id)
         .collect();
     // Without ClickHouse the preview still maps: it says the stored calls were not
     // read instead of failing.
@@ -181,19 +187,23 @@ pub async fn preview(
             )
         }
     };
-    let mut results: Vec<PreviewResult> = Vec::with_capacity(records.len());
-    for (index, payload) in records.into_iter().enumerate() {
-        let (taken, filtered) =
-            engine::mapping::trace_rules(&mapping, &envelope_of(&mapping, payload.clone(), now));
-        let (stored_decision, merged) =
-            match decide_over_stored(&mapping, payload.clone(), &stored, now) {
-                Some((decision, merged)) => (Some(decision), merged),
-                None => (None, None),
-            };
-        let draft = run(&mapping, payload.clone(), now);
+    let mut results: Vec<PreviewResult> = Vec::with_capacity(envelopes.len());
+    for (index, (envelope, mapped)) in envelopes.iter().zip(mapped).enumerate() {
+        let (taken, filtered) = engine::mapping::trace_rules(&mapping, envelope);
+        let draft = mapped
+            .clone()
+            .and_then(|m| assemble(&mapping, envelope, m, None, preview_position(), now))
+            .map_err(Rejected::from);
+        let (stored_decision, merged) = match mapped
+            .ok()
+            .and_then(|m| decide_over_stored(&mapping, envelope, m, &stored, now))
+        {
+            Some((decision, merged)) => (Some(decision), merged),
+            None => (None, None),
+        };
         let differences = active
             .as_ref()
-            .map(|active| differences(&run(active, payload, now), &draft));
+            .map(|active| differences(&run(active, envelope, now), &draft));
         // The call the pipeline would store (merged over the stored one, or the
         // record's own), decided over the stored data.
         let pipeline_call = merged.or_else(|| draft.as_ref().ok().cloned());
@@ -270,20 +280,29 @@ fn envelope_of(
 
 fn run(
     mapping: &CompiledMapping,
-    payload: Box<RawValue>,
+    envelope: &RawEnvelope,
     now: chrono::DateTime<Utc>,
 ) -> Result<CallRecord, Rejected> {
-    let envelope = envelope_of(mapping, payload, now);
-    let position = RawPosition {
+    map_record(mapping, envelope, preview_position(), now).map_err(Rejected::from)
+}
+
+/// Where a previewed record "was read": nowhere.
+fn preview_position() -> RawPosition {
+    RawPosition {
         raw_id: Uuid::nil(),
         topic: "preview".into(),
         partition: -1,
         offset: -1,
-    };
-    map_record(mapping, &envelope, position, now).map_err(|rejection| Rejected {
-        reason: rejection.reason,
-        errors: rejection.errors.iter().map(ToString::to_string).collect(),
-    })
+    }
+}
+
+impl From<Rejection> for Rejected {
+    fn from(rejection: Rejection) -> Self {
+        Self {
+            reason: rejection.reason,
+            errors: rejection.errors.iter().map(ToString::to_string).collect(),
+        }
+    }
 }
 
 /// The stored calls of `integration` among `ids` (at most `MAX_RECORDS`).
@@ -319,21 +338,21 @@ async fn stored_calls(
 /// The record assembled over the stored call it names, as the processor does.
 fn decide_over_stored(
     mapping: &CompiledMapping,
-    payload: Box<RawValue>,
+    envelope: &RawEnvelope,
+    mapped: MappedFields,
     stored: &HashMap<CallId, CallRecord>,
     now: chrono::DateTime<Utc>,
 ) -> Option<(StoredDecision, Option<CallRecord>)> {
-    let envelope = envelope_of(mapping, payload, now);
-    let mapped = map_fields(mapping, &envelope).ok()?;
     let base = stored.get(&mapped.call_id?)?;
-    let position = RawPosition {
-        raw_id: Uuid::nil(),
-        topic: "preview".into(),
-        partition: -1,
-        offset: -1,
-    };
     Some(
-        match assemble(mapping, &envelope, mapped, Some(base), position, now) {
+        match assemble(
+            mapping,
+            envelope,
+            mapped,
+            Some(base),
+            preview_position(),
+            now,
+        ) {
             Ok(after) => (
                 StoredDecision {
                     call_id: base.id,

@@ -104,51 +104,28 @@ pub async fn erase(
     places.push("calls".to_owned());
     rows.push(calls);
 
-    // Inserted by position: an alias named `caller` would be what the WHERE reads.
     let by_caller = count(
         "counting the caller's index rows",
         format!("SELECT count() FROM calls_by_caller WHERE {of_caller}"),
     )
     .await?;
-    if by_caller > 0 {
-        run(
-            "re-keying calls_by_caller",
-            format!(
-                "INSERT INTO calls_by_caller SELECT account, {token} AS erased_caller, id, version, client_id, \
-                 started_at, campaign, buyer, duration_s, connected_duration_s, connected, qualified, repeat_of \
-                 FROM calls_by_caller WHERE {of_caller}"
-            ),
-        )
-        .await?;
-        run(
-            "deleting the caller's index rows",
-            format!("ALTER TABLE calls_by_caller DELETE WHERE {of_caller}"),
-        )
-        .await?;
-    }
-    places.push("calls_by_caller".to_owned());
-    rows.push(by_caller);
-
     let cm_calls = count(
         "counting the caller's CallMatrix calls",
         format!("SELECT count() FROM cm_calls WHERE {of_caller}"),
     )
     .await?;
-    if cm_calls > 0 {
-        run(
-            "re-keying cm_calls",
-            format!(
-                "INSERT INTO cm_calls SELECT cm_call_id, {token} AS erased_caller, called, started_at, \
-                 duration_s, payout, received_at, account FROM cm_calls WHERE {of_caller}"
-            ),
-        )
-        .await?;
-        run(
-            "deleting the caller's CallMatrix calls",
-            format!("ALTER TABLE cm_calls DELETE WHERE {of_caller}"),
-        )
-        .await?;
+    for (table, found) in [("calls_by_caller", by_caller), ("cm_calls", cm_calls)] {
+        if found > 0 {
+            crate::retention::rekey_callers(client, table, &of_caller, &token)
+                .await
+                .map_err(|source| ErasureError::ClickHouse {
+                    what: "re-keying the caller's rows",
+                    source,
+                })?;
+        }
     }
+    places.push("calls_by_caller".to_owned());
+    rows.push(by_caller);
     places.push("cm_calls".to_owned());
     rows.push(cm_calls);
 

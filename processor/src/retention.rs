@@ -171,27 +171,16 @@ async fn apply(
                     .await
                     .map_err(|e| failed("counting calls", e))?;
                 if calls_changed > 0 {
-                    // Inserted by position: the hashed caller has an alias of its own,
-                    // since in ClickHouse an alias named `caller` would be what the
-                    // WHERE reads (and no row would be copied).
-                    let statements = [
-                        format!(
+                    client
+                        .query(&format!(
                             "ALTER TABLE calls UPDATE caller = {replacement}, zip = '', city = '' WHERE {pending}"
-                        ),
-                        format!(
-                            "INSERT INTO calls_by_caller SELECT account, {replacement} AS hashed_caller, id, version, client_id, \
-                             started_at, campaign, buyer, duration_s, connected_duration_s, connected, qualified, repeat_of \
-                             FROM calls_by_caller WHERE {pending}"
-                        ),
-                        format!("ALTER TABLE calls_by_caller DELETE WHERE {pending}"),
-                    ];
-                    for statement in statements {
-                        client
-                            .query(&statement)
-                            .execute()
-                            .await
-                            .map_err(|e| failed("changing calls", e))?;
-                    }
+                        ))
+                        .execute()
+                        .await
+                        .map_err(|e| failed("changing calls", e))?;
+                    rekey_callers(client, "calls_by_caller", &pending, &replacement)
+                        .await
+                        .map_err(|e| failed("changing calls", e))?;
                 }
                 // CallMatrix's own calls on the account's numbers: the same columns
                 // and condition.
@@ -201,19 +190,9 @@ async fn apply(
                     .await
                     .map_err(|e| failed("counting CallMatrix calls", e))?;
                 if cm_rows > 0 {
-                    for statement in [
-                        format!(
-                            "INSERT INTO cm_calls SELECT cm_call_id, {replacement} AS hashed_caller, called, started_at, \
-                             duration_s, payout, received_at, account FROM cm_calls WHERE {pending}"
-                        ),
-                        format!("ALTER TABLE cm_calls DELETE WHERE {pending}"),
-                    ] {
-                        client
-                            .query(&statement)
-                            .execute()
-                            .await
-                            .map_err(|e| failed("changing CallMatrix calls", e))?;
-                    }
+                    rekey_callers(client, "cm_calls", &pending, &replacement)
+                        .await
+                        .map_err(|e| failed("changing CallMatrix calls", e))?;
                 }
             }
         }
@@ -246,6 +225,49 @@ async fn apply(
     metrics::counter!(crate::metric_names::RETENTION_ROWS_CHANGED_TOTAL, "table" => "dead_letters")
         .increment(letters);
     Ok((calls_changed, letters, outcome))
+}
+
+/// The columns of the tables whose sorting key holds the caller, with the caller's
+/// place marked: a mutation cannot change a key column, so their rows are inserted
+/// again with the new caller and the old ones deleted.
+const CALLER_KEYED: &[(&str, &str)] = &[
+    (
+        "calls_by_caller",
+        "account, {caller}, id, version, client_id, started_at, campaign, buyer, duration_s, \
+         connected_duration_s, connected, qualified, repeat_of",
+    ),
+    (
+        "cm_calls",
+        "cm_call_id, {caller}, called, started_at, duration_s, payout, received_at, account",
+    ),
+];
+
+/// Replaces the caller of `table`'s rows matching `condition` by `replacement` (an
+/// SQL expression of the row): inserted again, by position, with the replacement
+/// under an alias of its own (an alias named `caller` would be what the WHERE
+/// reads, and no row would be copied), then the old rows deleted. Shared by
+/// retention and erasure (`crate::erasure`).
+pub(crate) async fn rekey_callers(
+    client: &clickhouse::Client,
+    table: &str,
+    condition: &str,
+    replacement: &str,
+) -> Result<(), clickhouse::error::Error> {
+    let columns = CALLER_KEYED
+        .iter()
+        .find(|(name, _)| *name == table)
+        .map(|(_, columns)| columns.replace("{caller}", &format!("{replacement} AS new_caller")))
+        .unwrap_or_default();
+    client
+        .query(&format!(
+            "INSERT INTO {table} SELECT {columns} FROM {table} WHERE {condition}"
+        ))
+        .execute()
+        .await?;
+    client
+        .query(&format!("ALTER TABLE {table} DELETE WHERE {condition}"))
+        .execute()
+        .await
 }
 
 /// Whether the database's mutations (of the tables retention and erasure change)

@@ -24,7 +24,8 @@ const MAX_KEYS_PER_HOUR: usize = 512;
 
 #[derive(Default)]
 pub struct SourceKeys {
-    known: HashMap<(String, String), Known>,
+    /// By client id (no allocation to find it: this runs for every record).
+    known: HashMap<String, Known>,
     /// Found by the batch being decided, not yet stored.
     pending: Vec<SourceKeyRow>,
     pending_shapes: Vec<((String, String), i64, u64)>,
@@ -33,6 +34,9 @@ pub struct SourceKeys {
 
 #[derive(Default)]
 struct Known {
+    /// The account the client id belongs to (one whose client id is given to
+    /// another account starts afresh).
+    account: String,
     hour: i64,
     shapes: HashSet<u64>,
     keys: HashSet<(String, JsonKind)>,
@@ -53,19 +57,29 @@ impl SourceKeys {
             return;
         };
         let hour = hour_of(envelope.received_at);
-        let integration = (account.to_owned(), envelope.client_id.to_string());
-        let known = self.known.entry(integration.clone()).or_default();
-        if hour > known.hour {
+        let client = envelope.client_id.as_str();
+        if !self.known.contains_key(client) {
+            self.known.insert(client.to_owned(), Known::default());
+        }
+        let Some(known) = self.known.get_mut(client) else {
+            return;
+        };
+        if hour > known.hour || known.account != account {
             *known = Known {
+                account: account.to_owned(),
                 hour,
                 ..Known::default()
             };
         }
-        if known.shapes.contains(&shape)
-            || self
-                .pending_shapes
-                .iter()
-                .any(|(i, _, s)| *s == shape && *i == integration)
+        if known.shapes.contains(&shape) {
+            return;
+        }
+        // A shape this hour has not stored yet: rare, so owned keys from here on.
+        let integration = (account.to_owned(), client.to_owned());
+        if self
+            .pending_shapes
+            .iter()
+            .any(|(i, _, s)| *s == shape && *i == integration)
         {
             return;
         }
@@ -123,16 +137,20 @@ impl SourceKeys {
     pub fn stored(&mut self) {
         for row in self.pending.drain(..) {
             let hour = hour_of(row.first_seen);
-            let known = self.known.entry((row.account, row.client_id)).or_default();
-            if hour == known.hour {
+            let Some(known) = self.known.get_mut(&row.client_id) else {
+                continue;
+            };
+            if hour == known.hour && known.account == row.account {
                 if let Some(kind) = JsonKind::parse(&row.kind) {
                     known.keys.insert((row.path, kind));
                 }
             }
         }
-        for (integration, hour, shape) in self.pending_shapes.drain(..) {
-            let known = self.known.entry(integration).or_default();
-            if hour == known.hour {
+        for ((account, client), hour, shape) in self.pending_shapes.drain(..) {
+            let Some(known) = self.known.get_mut(&client) else {
+                continue;
+            };
+            if hour == known.hour && known.account == account {
                 if known.shapes.len() >= MAX_SHAPES {
                     known.shapes.clear();
                 }

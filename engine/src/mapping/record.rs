@@ -49,6 +49,7 @@ pub struct Rejection {
 
 /// What one record says about a call: its coerced fields and the warnings, before
 /// they are combined with what is already known about the call (see [`assemble`]).
+#[derive(Clone)]
 pub struct MappedFields {
     fields: Fields,
     warnings: Vec<String>,
@@ -487,7 +488,7 @@ fn quote(value: &serde_json::Value) -> String {
     format!("{}… ({} bytes)", &text[..end], text.len())
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Fields {
     /// Warnings about values that were read, but read with a risk (an ambiguous
     /// number): they go on the row and show in the preview.

@@ -356,9 +356,33 @@ async fn another_account_reaches_nothing_of_ours_and_our_network_is_not_reachabl
             "/api/calls?client_id=mallory-hook&client_id=arroyo",
             &[404],
         ),
+        (
+            "A's retention policy",
+            "/api/privacy/retention?account=acme-leads",
+            &[403],
+        ),
+        (
+            "A's erasure receipts",
+            "/api/privacy/erasures?account=acme-leads",
+            &[403],
+        ),
+        ("A's audit trail", "/api/audit?account=acme-leads", &[403]),
+        ("the operators' view", "/api/ops", &[403]),
     ] {
         refused(what, http.get(&api_get(path), B).await, expected);
     }
+    // Nor set A's retention policy (which would hash or delete A's data).
+    refused(
+        "a retention policy for A's account",
+        http.send(
+            http.client
+                .put(api_get("/api/privacy/retention"))
+                .json(&json!({"account": "acme-leads", "personal_days": 60})),
+            Some(B),
+        )
+        .await,
+        &[403],
+    );
     // Control for the refusals row above: the route exists and answers A (a 404 for
     // B is then the wall, not a missing route).
     let (status, refusals) = http
