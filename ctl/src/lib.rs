@@ -73,8 +73,9 @@ pub fn topic_specs(kafka: &KafkaConfig, partitions: i32) -> Vec<TopicSpec> {
         spec(&topics.cm_numbers, 1, vec![("cleanup.policy", "compact")]),
         spec(&topics.cm_calls, partitions, vec![]),
         spec(&topics.poll_cursors, 1, vec![("cleanup.policy", "compact")]),
-        // Polled integrations are spread over ingest instances by partition.
-        spec(&topics.poll_leases, 12, vec![]),
+        // Polled integrations are spread over ingest instances by partition; the
+        // only records are the ticks of instances holding none (an hour is plenty).
+        spec(&topics.poll_leases, 12, vec![("retention.ms", "3600000")]),
         // One partition: one rollup worker at a time, recomputing in order.
         spec(&topics.rollup_dirty, 1, vec![]),
         spec(&topics.poll_status, 1, vec![("cleanup.policy", "compact")]),

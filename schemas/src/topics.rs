@@ -52,8 +52,10 @@ pub const STATE: &str = "processor.state";
 /// Webhook deliveries the edge refused (a sample per integration), for their
 /// owners (`schemas::refusal`). Kept 7 days.
 pub const REFUSALS: &str = "ingest.refusals";
-/// Never written: ingest instances join its consumer group so Kafka assigns each
-/// polled integration (by partition) to exactly one of them.
+/// Ingest instances join its consumer group so Kafka assigns each polled
+/// integration (by partition) to exactly one of them. Its only records are ticks
+/// from instances holding no partition, so a stranded group shows as behind
+/// (`ingest::poll::Leases`). Kept an hour.
 pub const POLL_LEASES: &str = "poll.leases";
 /// The audit trail (`schemas::audit`): one entry per change, copied into
 /// ClickHouse's `audit_log` by the processor. Kept as long as Kafka keeps it; the

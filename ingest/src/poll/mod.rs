@@ -1,8 +1,8 @@
 //! Poll workers: each polled integration is run by exactly one ingest instance at a
 //! time, every `poll.interval_s`, from its stored cursor.
 //!
-//! Assignment: instances join the consumer group of the (never written) `poll.leases`
-//! topic; an integration belongs to the instance assigned partition
+//! Assignment: instances join the consumer group of the `poll.leases` topic
+//! ([`leases`]); an integration belongs to the instance assigned partition
 //! `hash(client id) mod partitions`. Kafka moves partitions when instances come and
 //! go, so a dead instance's integrations are picked up by the others.
 //!
@@ -13,6 +13,7 @@ mod auth;
 mod budget;
 mod decoders;
 mod dry_run;
+mod leases;
 mod paging;
 mod request;
 pub mod run;
@@ -23,8 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use runtime::kafka::{group_consumer, AckedProducer, ConsumerError, KafkaConfig, OutgoingMessage};
+use runtime::kafka::{AckedProducer, ConsumerError, KafkaConfig, OutgoingMessage};
 use runtime::registry::IntegrationRegistry;
 use runtime::shutdown::Shutdown;
 use runtime::table::{CompactedTable, TableError};
@@ -36,12 +36,11 @@ use serde::{Deserialize, Serialize};
 pub use self::auth::TokenCache;
 pub use self::budget::Budgets;
 pub use self::dry_run::DryRun;
+pub use self::leases::{Leases, GROUP};
 pub use self::request::ShownRequest;
 use self::run::{RunContext, RunReport, Start};
 use self::sink::KafkaSink;
 use crate::outbound::Outbound;
-
-pub const GROUP: &str = "poller";
 
 /// How poll workers reach partners: through the outbound guard, pages capped, runs
 /// in flight bounded per instance and per account.
@@ -108,8 +107,7 @@ pub struct Poller {
     cursors: CompactedTable<Cursor>,
     budgets: Budgets,
     tokens: TokenCache,
-    leases: Arc<StreamConsumer>,
-    partitions: i32,
+    leases: Leases,
     statuses: Arc<Mutex<HashMap<ClientId, PollStatus>>>,
     triggered: Arc<Mutex<HashSet<ClientId>>>,
     limits: Arc<crate::limits::IngestLimits>,
@@ -137,13 +135,8 @@ impl Poller {
             |_, bytes| serde_json::from_slice::<Cursor>(bytes).map_err(|e| e.to_string()),
         )
         .await?;
-        let leases = Arc::new(group_consumer(kafka, GROUP, &[&topics.poll_leases])?);
-        let partitions = leases
-            .fetch_metadata(Some(&topics.poll_leases), Duration::from_secs(5))
-            .ok()
-            .and_then(|m| m.topics().first().map(|t| t.partitions().len() as i32))
-            .filter(|n| *n > 0)
-            .unwrap_or(1);
+        let leases =
+            Leases::start(kafka, producer.clone(), &fetch.workers, shutdown.clone()).await?;
         let poller = Self {
             registry,
             producer,
@@ -156,7 +149,6 @@ impl Poller {
             budgets: Budgets::default(),
             tokens: TokenCache::default(),
             leases,
-            partitions,
             statuses: Arc::default(),
             triggered: Arc::default(),
             running: Arc::new(tokio::sync::Semaphore::new(
@@ -164,24 +156,6 @@ impl Poller {
             )),
             limits: fetch.limits,
         };
-        // The group needs its member polled to keep it (nothing is ever read).
-        let member = poller.leases.clone();
-        fetch
-            .workers
-            .supervise("poll-membership", shutdown.clone(), {
-                let shutdown = shutdown.clone();
-                move || {
-                    let (member, mut stop) = (member.clone(), shutdown.clone());
-                    async move {
-                        loop {
-                            tokio::select! {
-                                _ = stop.wait() => return Ok::<(), String>(()),
-                                _ = member.recv() => {}
-                            }
-                        }
-                    }
-                }
-            });
         let scheduler = poller.clone();
         fetch
             .workers
@@ -197,11 +171,8 @@ impl Poller {
 
     /// Whether this instance holds `client`'s lease now.
     pub fn owns(&self, client: &ClientId) -> bool {
-        let partition = lease_partition(client, self.partitions);
         self.leases
-            .assignment()
-            .map(|list| list.elements().iter().any(|e| e.partition() == partition))
-            .unwrap_or(false)
+            .holds(lease_partition(client, self.leases.partitions()))
     }
 
     pub fn statuses(&self) -> Vec<PollStatus> {

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use integration_tests::fake_http::{query, Canned, FakeHttp};
 use integration_tests::{
-    eventually, final_count, fixture, latest_receipt, sample_integration, wait_for_newer_receipt,
-    TestEnv,
+    eventually, final_count, fixture, latest_receipt, metric_sum, sample_integration,
+    wait_for_newer_receipt, PrivateBroker, TestEnv,
 };
 use serde_json::json;
 
@@ -189,4 +189,81 @@ async fn finished_run(url: String) -> Option<serde_json::Value> {
         .find(|p| p["client_id"] == "ringpartner")?
         .clone();
     (status["last_ok"] == true).then_some(status)
+}
+
+/// Issue 37: ingest and the broker killed together and started again, with
+/// dynamic membership (no `kafka.instance_id`, the stack's default). On tansu 0.6.0
+/// the dead member came back with the broker and kept the poller group's
+/// partitions; the new ingest held none and never polled again (120 s watched, in
+/// each of the first runs of this test; a restart of ingest alone, or of the
+/// broker alone, recovered in 7 to 13 s). The poller's group reader notices (no
+/// partition, the group behind on its ticks and not moving) and joins again, as
+/// the processor's does. Counted by the partner's own log of requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranded_poller_joins_again() {
+    let mut broker = PrivateBroker::start().await;
+    let env = TestEnv::with_brokers("poll_rejoin", broker.brokers()).await;
+    let partner = FakeHttp::start(|target| {
+        if target.starts_with("/v2/calls?") {
+            Canned::ok("application/json", r#"{"data": [], "next_cursor": null}"#)
+        } else {
+            Canned::status(404)
+        }
+    })
+    .await;
+    let poll = json!({
+        "interval_s": 10,
+        "url": format!("{}/v2/calls", partner.base_url),
+        "query": {"updated_since": "{since}"},
+        "records_path": "data",
+        "cursor_field": "UpdatedAt",
+        "initial_since": "2026-11-20T00:00:00Z"
+    });
+    let ringpartner = sample_integration("ringpartner", |value| value["poll"] = poll);
+    cmctl::publish_integrations(&env.kafka, &[ringpartner])
+        .await
+        .unwrap();
+    let polls = || {
+        partner
+            .requests()
+            .iter()
+            .filter(|r| r.starts_with("GET /v2/calls?"))
+            .count()
+    };
+
+    let mut ingest = env.start("ingest", &[]).await;
+    eventually("two polls", Duration::from_secs(90), || async {
+        (polls() >= 2).then_some(())
+    })
+    .await;
+    ingest.kill();
+    broker.kill();
+    broker.resume().await;
+    // Started at once, the new member was given the partitions in one run of two.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = polls();
+    let ingest = env.start("ingest", &[]).await;
+    // A rejoin comes after STALLED_AFTER (30 s) of holding nothing, and a rebalance.
+    let started = Instant::now();
+    let rejoined = eventually(
+        "polls again after the crash",
+        Duration::from_secs(150),
+        || async { (polls() > before).then_some(started.elapsed()) },
+    )
+    .await;
+    let rejoins = metric_sum(&ingest, "kafka_group_rejoins_total", Some("poller")).await;
+    eprintln!(
+        "the restarted poller polled again after {:.0} s; rejoins of its group: {rejoins}",
+        rejoined.as_secs_f64()
+    );
+    // The gauge is refreshed every 15 s.
+    eventually(
+        "every lease partition held",
+        Duration::from_secs(40),
+        || async {
+            let held = metric_sum(&ingest, "kafka_group_partitions_held", Some("poller")).await;
+            (held == 12.0).then_some(())
+        },
+    )
+    .await;
 }
