@@ -23,6 +23,15 @@
 # through ClickHouse node ch1 and one through ch3; calls are counted through ch1's
 # Distributed table.
 #
+# CM_E2E_LAG=1 also checks the lag gauge against the load generator's own clock: wrk
+# puts the millisecond it made each call into the call's id (CM_WRK_STAMP=1), the
+# script reads the processor's `kafka_group_lag_seconds` once a second, and after
+# the run compares each reading with the truth at that moment: the age of the oldest
+# call sent and not yet processed, processed meaning its event is on calls.enriched
+# (that record's Kafka timestamp). CM_E2E_PAUSE_S=N stops the processor (SIGSTOP) for
+# N seconds a third of the way in, so there is a backlog to measure (keep N under
+# the 10 s session timeout, or the group rebalances).
+#
 # Topics (prefix `e2e<time>.`) and the database (`e2e_bench`, dropped first) are the
 # run's own; the release binaries are used.
 set -euo pipefail
@@ -67,7 +76,7 @@ if [ "$CLUSTER" = 1 ]; then
   start_processor "$CH3" 18094 e2e-processor2
   PROCESSOR2_PID=$!
 fi
-trap 'kill $INGEST_PID $PROCESSOR_PID $INGEST2_PID $PROCESSOR2_PID $PROGRESS_PID $BENCH_TANSU_PID 2>/dev/null || true' EXIT
+trap 'kill $INGEST_PID $PROCESSOR_PID $INGEST2_PID $PROCESSOR2_PID $PROGRESS_PID $SAMPLER_PID $PAUSER_PID $BENCH_TANSU_PID 2>/dev/null || true' EXIT
 healthy() {
   local port
   for port in 18097 18096 ${INGEST2_PID:+18095} ${PROCESSOR2_PID:+18094}; do
@@ -86,6 +95,27 @@ if [ "$CLUSTER" = 1 ]; then
   echo "two wrk, -t1 -c$((CONNECTIONS / 2)) -d${DURATION}s each (one per ingest), distinct calls"
 else
   echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s, distinct calls"
+fi
+LAG_CHECK="${CM_E2E_LAG:-0}"
+PAUSE_S="${CM_E2E_PAUSE_S:-0}"
+SAMPLER_PID= PAUSER_PID=
+if [ "$LAG_CHECK" = 1 ]; then
+  export CM_WRK_STAMP=1
+  # Each reading: the midpoint of the scrape (ms) and the largest partition's age.
+  ( while :; do
+      a=$(date +%s%3N)
+      age=$(curl -s -m 2 http://127.0.0.1:18096/metrics | awk -v g="${PREFIX}processor" '
+        index($0, "kafka_group_lag_seconds{group=\"" g "\"") == 1 { n++; if ($2 > max) max = $2 }
+        END { if (n) print max + 0; else print "NA" }')
+      b=$(date +%s%3N)
+      echo "$(( (a + b) / 2 )) $(( b - a )) $age"
+      sleep 1
+    done ) > /tmp/e2e-lag.tsv &
+  SAMPLER_PID=$!
+fi
+if [ "$PAUSE_S" -gt 0 ]; then
+  ( sleep $((DURATION / 3)); kill -STOP "$PROCESSOR_PID"; sleep "$PAUSE_S"; kill -CONT "$PROCESSOR_PID" ) &
+  PAUSER_PID=$!
 fi
 start=$(date +%s.%N)
 # Progress each minute: calls stored so far (the processor's pace, for long runs).
@@ -143,6 +173,51 @@ print(f"edge: {edge:,.0f} calls/s accepted; end to end: {e2e:,.0f} calls/s store
       f"drain after the load stopped: {done - stopped:.1f} s")
 print(f"ratio: end to end = {e2e / edge:.3f} x edge")
 PY
+if [ "$LAG_CHECK" = 1 ]; then
+  kill "$SAMPLER_PID" 2>/dev/null || true
+  "$TARGET_DIR/release/raw_kafka" stamps "$CM_KAFKA_BROKERS" "${PREFIX}calls.enriched" e2e_ > /tmp/e2e-stamps.tsv
+  python3 - /tmp/e2e-lag.tsv /tmp/e2e-stamps.tsv <<'PY'
+import bisect, sys
+readings = []
+for line in open(sys.argv[1]):
+    parts = line.split()
+    if len(parts) == 3 and parts[2] != "NA":  # NA: no answer (the processor stopped)
+        readings.append((int(parts[0]), int(parts[1]), float(parts[2])))
+processed = {}
+for line in open(sys.argv[2]):
+    stamp, call = line.rstrip("\n").split("\t")
+    fields = call.split("_")
+    if len(fields) != 3:
+        continue
+    sent, stamp = int(fields[2]), int(stamp)
+    processed[call] = (sent, min(stamp, processed.get(call, (0, stamp))[1]))
+calls = sorted(processed.values())          # by send time
+sent_times = [s for s, _ in calls]
+# For a reading at t: the oldest call sent by t whose event came after t.
+# Suffix minimum is not enough (processing is not in send order across partitions):
+# scan the calls sent by t, oldest first, for the first one not yet processed.
+rows = []
+for at, took, gauge in readings:
+    end = bisect.bisect_right(sent_times, at)
+    truth = 0.0
+    for sent, done in calls[:end]:
+        if done > at:
+            truth = (at - sent) / 1000
+            break
+    rows.append((at, took, gauge, truth))
+busy = [r for r in rows if r[2] > 0.5 or r[3] > 0.5]
+errors = sorted(abs(g - t) for _, _, g, t in busy)
+print(f"lag check: {len(processed)} calls with the generator's send time; {len(rows)} readings, "
+      f"{len(busy)} with a backlog (gauge or truth over 0.5 s)")
+if errors:
+    within = sum(1 for e in errors if e <= 1.0)
+    pick = lambda q: errors[min(len(errors) - 1, int(q * len(errors)))]
+    print(f"  |gauge - truth| over those: median {pick(0.5):.2f} s, p90 {pick(0.9):.2f} s, max {errors[-1]:.2f} s; "
+          f"within 1 s: {within} of {len(errors)}; largest truth {max(r[3] for r in busy):.1f} s, largest gauge {max(r[2] for r in busy):.1f} s")
+    for at, took, gauge, truth in busy[:: max(1, len(busy) // 12)]:
+        print(f"    at {at} (scrape {took} ms): gauge {gauge:.2f} s, truth {truth:.2f} s")
+PY
+fi
 echo "processor, per batch, over the whole run (where the time went; the rollup worker's steps beside it):"
 benches/load/processor_steps.sh http://127.0.0.1:18096
 if [ "$CLUSTER" = 1 ]; then

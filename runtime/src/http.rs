@@ -220,6 +220,7 @@ pub fn require_json(request: &Request<Incoming>) -> Result<(), Problem> {
 }
 
 pub fn metrics(handle: &PrometheusHandle) -> Response<Body> {
+    crate::kafka::refresh_lag_seconds();
     let mut response = Response::new(full(handle.render()));
     response.headers_mut().insert(
         CONTENT_TYPE,

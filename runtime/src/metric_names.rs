@@ -11,6 +11,8 @@ pub const FAIR_SHARE_REFUSALS_TOTAL: &str = "fair_share_refusals_total";
 pub const KAFKA_GROUP_REJOINS_TOTAL: &str = "kafka_group_rejoins_total";
 /// gauge; labels: `group`, `topic`, `partition`. Records between the group's committed offset and the partition's end.
 pub const KAFKA_GROUP_LAG_RECORDS: &str = "kafka_group_lag_records";
+/// gauge; labels: `group`, `topic`, `partition`. Age of the oldest record read and not yet committed, at the scrape.
+pub const KAFKA_GROUP_LAG_SECONDS: &str = "kafka_group_lag_seconds";
 /// gauge; labels: `group`, `topic`, `partition`.
 pub const KAFKA_GROUP_COMMITTED_OFFSET: &str = "kafka_group_committed_offset";
 /// gauge; labels: `group`. Partitions this instance holds.

@@ -6,6 +6,9 @@
 //!                                     # prints records/s, p50 and p99 ack ms, records, bytes
 //!   raw_kafka consume BROKERS TOPIC RECORDS [FETCH_WAIT_MS]
 //!                                     # prints records/s and records, from the topic's start
+//!   raw_kafka stamps BROKERS TOPIC PREFIX
+//!                                     # prints each record's timestamp (ms) and the first
+//!                                     # string in its payload starting with PREFIX
 //!
 //! `produce` sends what ingest sends for the load scripts' webhook record: the same raw
 //! envelope (so the same size), keyed by caller, with the producer settings of
@@ -15,12 +18,15 @@
 //! acknowledgement before the next, as CONCURRENCY webhook connections with BATCH
 //! records per request do; the latency is the batch's.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
+use rdkafka::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 /// The body of `benches/load/post.lua`, wrapped as ingest wraps it.
@@ -142,9 +148,30 @@ async fn consume(
     if let Some(wait) = fetch_wait_ms {
         config.set("fetch.wait.max.ms", wait.to_string());
     }
+    let consumer = from_the_start(&config, topic)?;
+    let mut seen = 0_u64;
+    let mut started = None;
+    while seen < records {
+        match tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await {
+            Ok(Ok(_)) => {
+                // Timed from the first record: connecting is not the broker's rate.
+                started.get_or_insert_with(Instant::now);
+                seen += 1;
+            }
+            Ok(Err(error)) => bail!("consuming: {error}"),
+            Err(_) => bail!("no record for 30 s after {seen} of {records}"),
+        }
+    }
+    let elapsed = started.map(|s| s.elapsed()).unwrap_or_default();
+    println!("{:.0} {}", seen as f64 / elapsed.as_secs_f64(), seen);
+    Ok(())
+}
+
+/// A consumer with every partition of `topic` assigned by hand from its start, as
+/// the api's readers do: no group to join (a subscribing consumer got nothing from
+/// tansu within 30 s).
+fn from_the_start(config: &ClientConfig, topic: &str) -> anyhow::Result<StreamConsumer> {
     let consumer: StreamConsumer = config.create().context("creating the consumer")?;
-    // Every partition assigned by hand from its start, as the api's readers do: no
-    // group to join (a subscribing consumer got nothing from tansu within 30 s).
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .context("reading the topic's metadata")?;
@@ -161,21 +188,34 @@ async fn consume(
         bail!("topic {topic} has no partitions");
     }
     consumer.assign(&assignment)?;
-    let mut seen = 0_u64;
-    let mut started = None;
-    while seen < records {
-        match tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await {
-            Ok(Ok(_)) => {
-                // Timed from the first record: connecting is not the broker's rate.
-                started.get_or_insert_with(Instant::now);
-                seen += 1;
-            }
-            Ok(Err(error)) => bail!("consuming: {error}"),
-            Err(_) => bail!("no record for 30 s after {seen} of {records}"),
-        }
+    Ok(consumer)
+}
+
+/// Every record of `topic` whose payload holds a string starting with `prefix`:
+/// prints its Kafka timestamp (ms) and that string, one per line, until no record
+/// came for 5 s.
+async fn stamps(brokers: &str, topic: &str, prefix: &str) -> anyhow::Result<()> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("raw-kafka-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false");
+    let consumer = from_the_start(&config, topic)?;
+    let needle = format!("\"{prefix}");
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    while let Ok(received) = tokio::time::timeout(Duration::from_secs(5), consumer.recv()).await {
+        let message = received.context("consuming")?;
+        let Some(payload) = message.payload().and_then(|p| std::str::from_utf8(p).ok()) else {
+            continue;
+        };
+        let Some(at) = payload.find(&needle) else {
+            continue;
+        };
+        let rest = &payload[at + 1..];
+        let id = &rest[..rest.find('"').unwrap_or(rest.len())];
+        let stamp = message.timestamp().to_millis().unwrap_or(0);
+        writeln!(out, "{stamp}\t{id}")?;
     }
-    let elapsed = started.map(|s| s.elapsed()).unwrap_or_default();
-    println!("{:.0} {}", seen as f64 / elapsed.as_secs_f64(), seen);
     Ok(())
 }
 
@@ -198,8 +238,12 @@ async fn main() -> anyhow::Result<()> {
             let fetch_wait = if args.len() > 5 { Some(number(5, "FETCH_WAIT_MS")?) } else { None };
             consume(brokers, topic, number(4, "RECORDS")?, fetch_wait).await
         }
+        (Some("stamps"), Some(brokers), Some(topic)) => {
+            let prefix = args.get(4).context("missing PREFIX")?;
+            stamps(brokers, topic, prefix).await
+        }
         _ => bail!(
-            "usage: raw_kafka produce BROKERS TOPIC SECONDS CONCURRENCY [BATCH] | consume BROKERS TOPIC RECORDS [FETCH_WAIT_MS]"
+            "usage: raw_kafka produce BROKERS TOPIC SECONDS CONCURRENCY [BATCH] | consume BROKERS TOPIC RECORDS [FETCH_WAIT_MS] | stamps BROKERS TOPIC PREFIX"
         ),
     }
 }

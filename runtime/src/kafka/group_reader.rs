@@ -26,6 +26,7 @@ use tokio::time::Instant;
 
 use super::batch::{commit, next_batch_within, BatchWait};
 use super::consumer::{high_watermarks, ConsumerError};
+use super::lag_clock::LagClock;
 
 /// How long a member may hold no partition of a group that is behind and not
 /// moving before it joins again: three session timeouts (10 s each), time for the
@@ -65,6 +66,8 @@ pub struct GroupReader<C: ConsumerContext + 'static> {
     /// When the group's lag was last reported, and whether a report is in flight.
     lag_reported: Option<Instant>,
     lag_reporting: Arc<std::sync::atomic::AtomicBool>,
+    /// The records read and not yet committed, for `kafka_group_lag_seconds`.
+    clock: Arc<LagClock>,
 }
 
 impl<C: ConsumerContext + 'static> GroupReader<C> {
@@ -76,7 +79,9 @@ impl<C: ConsumerContext + 'static> GroupReader<C> {
         make: impl Fn(Membership) -> Result<StreamConsumer<C>, ConsumerError> + Send + Sync + 'static,
     ) -> Result<Self, ConsumerError> {
         let consumer = Arc::new(make(Membership::Configured)?);
+        let clock = LagClock::new(group.clone());
         Ok(Self {
+            clock,
             consumer,
             make: Box::new(make),
             group,
@@ -98,7 +103,13 @@ impl<C: ConsumerContext + 'static> GroupReader<C> {
             return;
         }
         self.lag_reported = Some(Instant::now());
-        let held = self.consumer.assignment().map(|a| a.count()).unwrap_or(0);
+        let assignment = self.consumer.assignment().ok();
+        let held = assignment.as_ref().map_or(0, |a| a.count());
+        self.clock.retain(|topic, partition| {
+            assignment
+                .as_ref()
+                .is_some_and(|a| a.find_partition(topic, partition).is_some())
+        });
         metrics::gauge!(crate::metric_names::KAFKA_GROUP_PARTITIONS_HELD, "group" => self.group.clone())
             .set(held as f64);
         let (consumer, topics, group) = (
@@ -167,6 +178,7 @@ impl<C: ConsumerContext + 'static> GroupReader<C> {
             let waited = next_batch_within(&self.consumer, max_records, wait, within);
             if let Some(batch) = waited.await {
                 self.watch.holding();
+                self.clock.read(&batch);
                 return Some(batch);
             }
             self.check().await;
@@ -189,6 +201,7 @@ impl<C: ConsumerContext + 'static> GroupReader<C> {
     /// Commits the offset after the last record of each partition in `batch`.
     pub fn commit(&self, batch: &[OwnedMessage]) {
         commit(&self.consumer, batch);
+        self.clock.committed(batch);
     }
 
     /// A handle that commits for the group member this reader is now, usable while
@@ -198,7 +211,7 @@ impl<C: ConsumerContext + 'static> GroupReader<C> {
     /// be given partitions nobody reads; its handle then commits nothing (callers
     /// commit only when no rebalance happened since the batch was decided anyway).
     pub fn committer(&self) -> Committer<C> {
-        Committer(Arc::downgrade(&self.consumer))
+        Committer(Arc::downgrade(&self.consumer), self.clock.clone())
     }
 
     async fn check(&mut self) {
@@ -238,6 +251,8 @@ impl<C: ConsumerContext + 'static> GroupReader<C> {
         match (self.make)(Membership::Dynamic) {
             Ok(fresh) => {
                 let old = std::mem::replace(&mut self.consumer, Arc::new(fresh));
+                // What the old member read is read again by whoever is given it.
+                self.clock.retain(|_, _| false);
                 // Closing leaves the group, a blocking exchange with the coordinator.
                 let _ = tokio::task::spawn_blocking(move || drop(old)).await;
             }
@@ -358,7 +373,10 @@ impl StallWatch {
 }
 
 /// See [`GroupReader::committer`].
-pub struct Committer<C: ConsumerContext + 'static>(std::sync::Weak<StreamConsumer<C>>);
+pub struct Committer<C: ConsumerContext + 'static>(
+    std::sync::Weak<StreamConsumer<C>>,
+    Arc<LagClock>,
+);
 
 impl<C: ConsumerContext + 'static> Committer<C> {
     /// Commits the offset after the last record of each partition in `batch`, if
@@ -366,6 +384,7 @@ impl<C: ConsumerContext + 'static> Committer<C> {
     pub fn commit(&self, batch: &[OwnedMessage]) {
         if let Some(consumer) = self.0.upgrade() {
             commit(&consumer, batch);
+            self.1.committed(batch);
         }
     }
 }

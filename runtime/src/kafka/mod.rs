@@ -5,6 +5,7 @@ mod admin;
 mod batch;
 mod consumer;
 mod group_reader;
+mod lag_clock;
 mod producer;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ pub use consumer::{
     ConsumerError, Rebalances, Watermarks,
 };
 pub use group_reader::{GroupReader, Membership, STALLED_AFTER};
+pub use lag_clock::refresh_lag_seconds;
 pub use producer::{
     AckedProducer, KeyedEntry, OutgoingMessage, ProduceError, ACKNOWLEDGED, TUNING_DEFAULTS,
 };
