@@ -106,7 +106,7 @@ if [ "$LAG_CHECK" = 1 ]; then
       a=$(date +%s%3N)
       age=$(curl -s -m 2 http://127.0.0.1:18096/metrics | awk -v g="${PREFIX}processor" '
         index($0, "kafka_group_lag_seconds{group=\"" g "\"") == 1 { n++; if ($2 > max) max = $2 }
-        END { if (n) print max + 0; else print "NA" }')
+        END { if (n) print max + 0; else print "NA" }' || true)
       b=$(date +%s%3N)
       echo "$(( (a + b) / 2 )) $(( b - a )) $age"
       sleep 1
@@ -175,9 +175,11 @@ print(f"ratio: end to end = {e2e / edge:.3f} x edge")
 PY
 if [ "$LAG_CHECK" = 1 ]; then
   kill "$SAMPLER_PID" 2>/dev/null || true
-  "$TARGET_DIR/release/raw_kafka" stamps "$CM_KAFKA_BROKERS" "${PREFIX}calls.enriched" e2e_ > /tmp/e2e-stamps.tsv
+  # Once more if the broker was too slow to answer the first metadata request.
+  "$TARGET_DIR/release/raw_kafka" stamps "$CM_KAFKA_BROKERS" "${PREFIX}calls.enriched" e2e_ > /tmp/e2e-stamps.tsv 2>/tmp/e2e-stamps.err ||
+    "$TARGET_DIR/release/raw_kafka" stamps "$CM_KAFKA_BROKERS" "${PREFIX}calls.enriched" e2e_ > /tmp/e2e-stamps.tsv
   python3 - /tmp/e2e-lag.tsv /tmp/e2e-stamps.tsv <<'PY'
-import bisect, sys
+import bisect, os, sys
 readings = []
 for line in open(sys.argv[1]):
     parts = line.split()
@@ -214,7 +216,7 @@ if errors:
     pick = lambda q: errors[min(len(errors) - 1, int(q * len(errors)))]
     print(f"  |gauge - truth| over those: median {pick(0.5):.2f} s, p90 {pick(0.9):.2f} s, max {errors[-1]:.2f} s; "
           f"within 1 s: {within} of {len(errors)}; largest truth {max(r[3] for r in busy):.1f} s, largest gauge {max(r[2] for r in busy):.1f} s")
-    for at, took, gauge, truth in busy[:: max(1, len(busy) // 12)]:
+    for at, took, gauge, truth in busy[:: max(1, len(busy) // int(os.environ.get("CM_E2E_LAG_SHOW", "12")))]:
         print(f"    at {at} (scrape {took} ms): gauge {gauge:.2f} s, truth {truth:.2f} s")
 PY
 fi

@@ -7,7 +7,14 @@
 #   tests/chaos/fault_matrix.sh [CYCLES] [PAUSE_S]
 #
 # CYCLES kills in all (default 20: four rounds over the five parts), PAUSE_S
-# seconds of load between a restart and the next kill (default 8). The short
+# seconds of load between a restart and the next kill (default 8).
+# CM_FAULT_OUTAGES="processor:100 clickhouse:400" adds an alert drill after the
+# cycles, load still running: each part is kept down that many seconds, then started
+# again and given CM_FAULT_OUTAGE_SETTLE_S (default 120) to recover, while
+# tests/chaos/alert_watch.py records when each alert of deploy/prometheus/rules.yml
+# went pending, fired and resolved in the stack's Prometheus (a table in
+# .data/chaos/run/alerts.md; the latest in docs/reliability.md). Not in CI: alerts
+# wait minutes before they fire. The short
 # version (5 cycles, one per part) runs in deploy/test.sh. The stack lives under
 # .data/chaos on ports of its own (27092, 27123/27000, 27080-27082: below Linux's
 # ephemeral range, 32768-60999, where an outgoing connection's local port once took
@@ -88,6 +95,27 @@ for cycle in $(seq 1 "$cycles"); do
   printf '[fault] cycle %2d/%d: %-45s %s records acknowledged %6d -> %6d (%ds)\n' \
     "$cycle" "$cycles" "$what" "${armed:+restarted with $armed;}" "$acked_before" "$acked_after" $((SECONDS - started))
 done
+if [ -n "${CM_FAULT_OUTAGES:-}" ]; then
+  stack revive > /dev/null
+  alerts_log="$run/alerts.log"
+  : > "$alerts_log"
+  python3 "$ROOT/tests/chaos/alert_watch.py" watch "http://127.0.0.1:$CM_PROMETHEUS_PORT" "$alerts_log" "$run/alerts.stop" &
+  watcher=$!
+  for outage in $CM_FAULT_OUTAGES; do
+    part="${outage%%:*}" down_s="${outage##*:}"
+    echo "[fault] alert drill: $part down for $down_s s ($((SECONDS - started)) s)"
+    echo "$(date +%s) down $part" >> "$alerts_log"
+    stack crash "$part" > /dev/null
+    sleep "$down_s"
+    stack revive > /dev/null
+    echo "$(date +%s) up $part" >> "$alerts_log"
+    sleep "${CM_FAULT_OUTAGE_SETTLE_S:-120}"
+  done
+  touch "$run/alerts.stop"
+  wait "$watcher" || true
+  python3 "$ROOT/tests/chaos/alert_watch.py" report "$alerts_log" | tee "$run/alerts.md"
+fi
+
 # A processor whose crash point fires after the last cycle is started again: a
 # watchdog revives whatever is down until the check is done.
 ( while [ ! -e "$run/sse-done" ]; do stack revive > /dev/null 2>&1 || true; sleep 3; done ) &

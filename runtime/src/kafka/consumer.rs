@@ -191,7 +191,8 @@ fn reader_with_context<C: rdkafka::consumer::ConsumerContext + Clone + 'static>(
     let (config, group_name) = (config.clone(), group.to_owned());
     let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
     let subscribed = topics.clone();
-    super::GroupReader::new(config.group_id(group), topics, move |membership| {
+    let peeker = super::peek::Peeker::new(&config, group);
+    super::GroupReader::new(config.group_id(group), topics, peeker, move |membership| {
         let mut config = config.clone();
         if membership == super::Membership::Dynamic {
             config.instance_id = None;

@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use super::batch::{commit, next_batch_within, BatchWait};
 use super::consumer::{high_watermarks, ConsumerError};
 use super::lag_clock::LagClock;
+use super::peek::Peeker;
 
 /// How long a member may hold no partition of a group that is behind and not
 /// moving before it joins again: three session timeouts (10 s each), time for the
@@ -41,6 +42,12 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often a reader reports its group's lag (`kafka_group_lag_records`).
 const LAG_EVERY: Duration = Duration::from_secs(15);
+
+/// How often a reader looks for held partitions whose records wait unread, and
+/// reads the oldest one's timestamp (`kafka_group_lag_seconds`, see `lag_clock`).
+/// Only partitions in hand or committed to lately are looked at: a watermark
+/// request each, and a fetch of one record when records wait with none in hand.
+const UNREAD_EVERY: Duration = Duration::from_secs(1);
 
 /// How a consumer joins its group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,22 +73,28 @@ pub struct GroupReader<C: ConsumerContext + 'static> {
     /// When the group's lag was last reported, and whether a report is in flight.
     lag_reported: Option<Instant>,
     lag_reporting: Arc<std::sync::atomic::AtomicBool>,
+    /// When waiting unread records were last looked for, and whether a look is in flight.
+    unread_checked: Option<Instant>,
+    unread_checking: Arc<std::sync::atomic::AtomicBool>,
     /// The records read and not yet committed, for `kafka_group_lag_seconds`.
     clock: Arc<LagClock>,
+    peeker: Arc<Peeker>,
 }
 
 impl<C: ConsumerContext + 'static> GroupReader<C> {
     /// `make` creates a consumer subscribed to `topics` in `group`; it is called
     /// again, with [`Membership::Dynamic`], for each new join.
-    pub fn new(
+    pub(crate) fn new(
         group: String,
         topics: Vec<String>,
+        peeker: Peeker,
         make: impl Fn(Membership) -> Result<StreamConsumer<C>, ConsumerError> + Send + Sync + 'static,
     ) -> Result<Self, ConsumerError> {
         let consumer = Arc::new(make(Membership::Configured)?);
         let clock = LagClock::new(group.clone());
         Ok(Self {
             clock,
+            peeker: Arc::new(peeker),
             consumer,
             make: Box::new(make),
             group,
@@ -89,6 +102,8 @@ impl<C: ConsumerContext + 'static> GroupReader<C> {
             watch: StallWatch::new(STALLED_AFTER),
             lag_reported: None,
             lag_reporting: Arc::default(),
+            unread_checked: None,
+            unread_checking: Arc::default(),
         })
     }
 
@@ -117,10 +132,31 @@ impl<C: ConsumerContext + 'static> GroupReader<C> {
             self.topics.clone(),
             self.group.clone(),
         );
+        let (clock, peeker) = (self.clock.clone(), self.peeker.clone());
         let reporting = self.lag_reporting.clone();
         tokio::task::spawn_blocking(move || {
             match group_positions(&*consumer, &topics) {
                 Ok(positions) => {
+                    // Held partitions with records waiting and none in hand (a
+                    // member given a backlog, before its first batch): how old
+                    // their oldest record is.
+                    let held: Vec<(String, i32, i64, bool)> = positions
+                        .iter()
+                        .filter(|p| {
+                            assignment
+                                .as_ref()
+                                .is_some_and(|a| a.find_partition(&p.topic, p.partition).is_some())
+                        })
+                        .map(|p| {
+                            (
+                                p.topic.clone(),
+                                p.partition,
+                                p.committed,
+                                p.committed < p.high,
+                            )
+                        })
+                        .collect();
+                    read_unread(&clock, &peeker, held);
                     for position in positions {
                         let labels = [
                             ("group", group.clone()),
@@ -138,6 +174,31 @@ impl<C: ConsumerContext + 'static> GroupReader<C> {
                 }
             }
             reporting.store(false, Ordering::Release);
+        });
+    }
+
+    /// Every [`UNREAD_EVERY`], in the background: the held partitions whose next
+    /// records wait in the broker with nothing of them in hand, and the timestamp
+    /// of the first of each, for the lag in seconds.
+    fn look_for_unread(&mut self) {
+        use std::sync::atomic::Ordering;
+        if self
+            .unread_checked
+            .is_some_and(|at| at.elapsed() < UNREAD_EVERY)
+            || self.unread_checking.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        self.unread_checked = Some(Instant::now());
+        let (consumer, clock, peeker) = (
+            self.consumer.clone(),
+            self.clock.clone(),
+            self.peeker.clone(),
+        );
+        let checking = self.unread_checking.clone();
+        tokio::task::spawn_blocking(move || {
+            read_unread(&clock, &peeker, waiting_at(&*consumer, &clock));
+            checking.store(false, Ordering::Release);
         });
     }
 
@@ -174,6 +235,7 @@ impl<C: ConsumerContext + 'static> GroupReader<C> {
                 return None;
             }
             self.report_lag();
+            self.look_for_unread();
             let within = (until - now).min(CHECK_EVERY);
             let waited = next_batch_within(&self.consumer, max_records, wait, within);
             if let Some(batch) = waited.await {
@@ -261,6 +323,42 @@ impl<C: ConsumerContext + 'static> GroupReader<C> {
             }
         }
     }
+}
+
+/// Tells the clock what a check found, and reads the timestamp of the oldest record
+/// of each partition waiting with nothing in hand. Blocking.
+fn read_unread(clock: &LagClock, peeker: &Peeker, checked: Vec<(String, i32, i64, bool)>) {
+    let unread = clock.waiting_unread(checked);
+    for (topic, partition, offset, stamp) in peeker.timestamps(&unread, CHECK_TIMEOUT) {
+        clock.unread(&topic, partition, offset, stamp);
+    }
+}
+
+/// `(topic, partition, next offset, records waiting)` of each held partition the
+/// clock says is active: waiting when its next record to deliver is below the
+/// partition's end. Blocking.
+fn waiting_at<C: ConsumerContext>(
+    consumer: &StreamConsumer<C>,
+    clock: &LagClock,
+) -> Vec<(String, i32, i64, bool)> {
+    let Ok(positions) = consumer.position() else {
+        return Vec::new();
+    };
+    let maybe = clock.active(positions.elements().iter().filter_map(
+        |element| match element.offset() {
+            Offset::Offset(next) => Some((element.topic().to_owned(), element.partition(), next)),
+            _ => None,
+        },
+    ));
+    maybe
+        .into_iter()
+        .filter_map(|(topic, partition, next)| {
+            let (_, high) = consumer
+                .fetch_watermarks(&topic, partition, UNREAD_EVERY)
+                .ok()?;
+            Some((topic, partition, next, next < high))
+        })
+        .collect()
 }
 
 /// One partition as the group sees it: the next offset it will read, and the end.

@@ -6,6 +6,7 @@ mod batch;
 mod consumer;
 mod group_reader;
 mod lag_clock;
+mod peek;
 mod producer;
 
 use std::collections::BTreeMap;
