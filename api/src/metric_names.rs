@@ -21,6 +21,8 @@ pub const API_ROWS_WITHHELD_TOTAL: &str = "api_rows_withheld_total";
 pub const API_SSE_CATCH_UP_WAITING: &str = "api_sse_catch_up_waiting";
 /// gauge; labels: none.
 pub const API_SSE_CLIENTS: &str = "api_sse_clients";
+/// gauge; labels: none. Events the slowest live SSE client of this instance has not taken yet; at the feed's buffer it is dropped (`api_sse_dropped_clients_total`).
+pub const API_SSE_SLOWEST_CLIENT_EVENTS: &str = "api_sse_slowest_client_events";
 /// counter; labels: none.
 pub const API_SSE_DROPPED_CLIENTS_TOTAL: &str = "api_sse_dropped_clients_total";
 /// counter; labels: none.

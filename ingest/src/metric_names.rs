@@ -11,6 +11,8 @@ pub const INGEST_POLL_RUN_SECONDS: &str = "ingest_poll_run_seconds";
 pub const INGEST_POLL_TOKENS_TOTAL: &str = "ingest_poll_tokens_total";
 /// counter; labels: `outcome`.
 pub const INGEST_POLL_RUNS_TOTAL: &str = "ingest_poll_runs_total";
+/// gauge; labels: `client_id`. How far past its scheduled time a polled integration's next run is and has not started (0 on time; 0 on instances not holding its lease).
+pub const INGEST_POLL_LATE_SECONDS: &str = "ingest_poll_late_seconds";
 /// counter; labels: none.
 pub const INGEST_RATE_LIMITED_TOTAL: &str = "ingest_rate_limited_total";
 /// counter; labels: `outcome`.

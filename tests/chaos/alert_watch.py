@@ -77,8 +77,17 @@ def report(log):
         if not seen:
             print(f"| {part} | {length} | (none) | | | |")
         for name, states in sorted(seen.items()):
+            if "pending" not in states and "firing" not in states:
+                # Raised before this part went down (an earlier step), ended now.
+                print(f"| {part} | {length} | {name} (from before) | | | ended {states['resolved'] - down} s after the kill |")
+                continue
             since = lambda s: f"{states[s] - down} s" if s in states else "-"
-            resolved = f"{states['resolved'] - up} s" if "resolved" in states and up else "not by the next step"
+            if "resolved" in states and up and states["resolved"] >= up:
+                resolved = f"{states['resolved'] - up} s"
+            elif "resolved" in states:
+                resolved = f"while still down ({states['resolved'] - down} s after the kill)"
+            else:
+                resolved = "not by the next step"
             print(f"| {part} | {length} | {name} | {since('pending')} | {since('firing')} | {resolved} |")
 
 

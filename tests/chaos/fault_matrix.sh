@@ -10,7 +10,9 @@
 # seconds of load between a restart and the next kill (default 8).
 # CM_FAULT_OUTAGES="processor:100 clickhouse:400" adds an alert drill after the
 # cycles, load still running: each part is kept down that many seconds, then started
-# again and given CM_FAULT_OUTAGE_SETTLE_S (default 120) to recover, while
+# again and given CM_FAULT_OUTAGE_SETTLE_S (default 360: the broker and ClickHouse
+# alerts read 5-minute rates, so they resolve 5 minutes after the errors stop) to
+# recover, while
 # tests/chaos/alert_watch.py records when each alert of deploy/prometheus/rules.yml
 # went pending, fired and resolved in the stack's Prometheus (a table in
 # .data/chaos/run/alerts.md; the latest in docs/reliability.md). Not in CI: alerts
@@ -101,6 +103,8 @@ if [ -n "${CM_FAULT_OUTAGES:-}" ]; then
   : > "$alerts_log"
   python3 "$ROOT/tests/chaos/alert_watch.py" watch "http://127.0.0.1:$CM_PROMETHEUS_PORT" "$alerts_log" "$run/alerts.stop" &
   watcher=$!
+  # What earlier cycles left pending is recorded before the first outage.
+  sleep 30
   for outage in $CM_FAULT_OUTAGES; do
     part="${outage%%:*}" down_s="${outage##*:}"
     echo "[fault] alert drill: $part down for $down_s s ($((SECONDS - started)) s)"
@@ -109,7 +113,7 @@ if [ -n "${CM_FAULT_OUTAGES:-}" ]; then
     sleep "$down_s"
     stack revive > /dev/null
     echo "$(date +%s) up $part" >> "$alerts_log"
-    sleep "${CM_FAULT_OUTAGE_SETTLE_S:-120}"
+    sleep "${CM_FAULT_OUTAGE_SETTLE_S:-360}"
   done
   touch "$run/alerts.stop"
   wait "$watcher" || true

@@ -154,9 +154,13 @@ impl HubShared {
                 accounts.remove(&event.account);
             }
         }
+        // A feed's length is what its slowest receiver has yet to take.
+        let slowest = accounts.values().map(|feed| feed.len()).max().unwrap_or(0);
         drop(accounts);
         // No subscribers is fine: nobody is watching.
         let _ = self.sender.send(event);
+        let slowest = slowest.max(self.sender.len());
+        metrics::gauge!(crate::metric_names::API_SSE_SLOWEST_CLIENT_EVENTS).set(slowest as f64);
     }
 }
 

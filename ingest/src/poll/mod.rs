@@ -231,7 +231,9 @@ impl Poller {
                 _ = tick.tick() => {}
             }
             let now = Utc::now();
-            for integration in self.registry.all() {
+            let integrations = self.registry.all();
+            self.report_late(&integrations, now);
+            for integration in integrations {
                 let Some(poll) = &integration.poll else {
                     continue;
                 };
@@ -273,6 +275,30 @@ impl Poller {
                     });
                 }
             }
+        }
+    }
+
+    /// `ingest_poll_late_seconds` for every polled integration: how long its next
+    /// run has been due without starting (slots taken by other runs, or the last
+    /// run still going past its interval); 0 where this instance does not hold it,
+    /// so the maximum over instances is the truth.
+    fn report_late(&self, integrations: &[Arc<Integration>], now: DateTime<Utc>) {
+        let statuses = self.lock_statuses();
+        for integration in integrations {
+            if integration.poll.is_none() {
+                continue;
+            }
+            let client = &integration.client_id;
+            let late = if integration.enabled && self.owns(client) {
+                statuses
+                    .get(client)
+                    .and_then(|status| status.next_run)
+                    .map_or(0.0, |due| late_seconds(due, now))
+            } else {
+                0.0
+            };
+            metrics::gauge!(crate::metric_names::INGEST_POLL_LATE_SECONDS, "client_id" => client.to_string())
+                .set(late);
         }
     }
 
@@ -446,6 +472,17 @@ impl Poller {
     }
 }
 
+/// Seconds past `due` at `now`; 0 before it. A run starts on the scheduler's
+/// one-second tick, so up to a second late is on time.
+fn late_seconds(due: DateTime<Utc>, now: DateTime<Utc>) -> f64 {
+    let late = (now - due).num_milliseconds() as f64 / 1000.0;
+    if late > 1.0 {
+        late
+    } else {
+        0.0
+    }
+}
+
 /// FNV-1a of the client id: stable across instances and releases.
 fn lease_partition(client: &ClientId, partitions: i32) -> i32 {
     let hash = client
@@ -460,6 +497,17 @@ fn lease_partition(client: &ClientId, partitions: i32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_is_late_only_past_the_schedulers_tick() {
+        let due = Utc::now();
+        assert_eq!(late_seconds(due, due - chrono::Duration::seconds(30)), 0.0);
+        assert_eq!(
+            late_seconds(due, due + chrono::Duration::milliseconds(900)),
+            0.0
+        );
+        assert_eq!(late_seconds(due, due + chrono::Duration::seconds(90)), 90.0);
+    }
 
     #[test]
     fn lease_partitions_are_stable_and_spread() {
