@@ -410,7 +410,10 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
             schemas::openapi::OPENAPI_JSON,
         )),
         (&Method::GET, "/healthz") => Ok(health(&state).await),
-        (&Method::GET, "/metrics") => Ok(metrics(&state.metrics)),
+        (&Method::GET, "/metrics") => {
+            state.events.report_slowest_client();
+            Ok(metrics(&state.metrics))
+        }
         (method, path) => Err(Problem::new(
             StatusCode::NOT_FOUND,
             "not_found",

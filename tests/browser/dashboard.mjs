@@ -14,23 +14,16 @@
 // Run by tests/tests/dashboard_browser.rs against the real stack; Debian's chromium
 // (CHROMIUM, default /usr/bin/chromium) driven by playwright-core.
 import { readFileSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { openPage } from "./launch.mjs";
 
 const [apiUrl, ingestUrl, screenshot] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-dev-shm-usage"],
-  headless: true,
-});
+// A zone other than UTC: the chart's hours are cut in the browser's zone.
+const { browser, page, errors } = await openPage({ timezoneId: "America/Chicago" });
 try {
-  // A zone other than UTC: the chart's hours are cut in the browser's zone.
   const post = async (call) => {
     const r = await fetch(ingestUrl + "/api/integrations/webhook/arroyo", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ call }) });
     if (r.status !== 202) throw new Error(`the webhook for ${call.id} answered ${r.status}`);
   };
-  const page = await browser.newPage({ viewport: { width: 1400, height: 900 }, timezoneId: "America/Chicago" });
-  const errors = [];
-  page.on("pageerror", (error) => errors.push(String(error)));
   await page.goto(apiUrl + "/");
   await page.waitForSelector("#status.live", { timeout: 30000 });
   await page.waitForFunction(() => document.getElementById("t-calls").textContent !== "–", null, { timeout: 30000 });

@@ -6,18 +6,11 @@
 //   node tests/browser/drift.mjs API_URL CLIENT_ID EXTERNAL_ID NEW_KEY SCREENSHOT_PATH
 //
 // Run by tests/tests/it/mapping_drift.rs once the api reports the drift.
-import { chromium } from "playwright-core";
+import { openPage } from "./launch.mjs";
 
 const [apiUrl, client, external, newKey, screenshot] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-dev-shm-usage"],
-  headless: true,
-});
+const { browser, page, errors } = await openPage();
 try {
-  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-  const errors = [];
-  page.on("pageerror", (error) => errors.push(String(error)));
   await page.goto(apiUrl + "/");
   const row = `#health tr[data-client="${client}"]`;
   await page.waitForFunction((row) => document.querySelector(row + " td:nth-child(2)")?.textContent.startsWith("drift"), row, { timeout: 30000 })

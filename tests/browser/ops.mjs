@@ -6,18 +6,11 @@
 //   node tests/browser/ops.mjs API_URL PROCESSOR_GROUP SCREENSHOT_PATH
 //
 // Run by tests/tests/it/ops_view.rs once Prometheus sees ingest down.
-import { chromium } from "playwright-core";
+import { openPage } from "./launch.mjs";
 
 const [apiUrl, group, screenshot] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-dev-shm-usage"],
-  headless: true,
-});
+const { browser, page, errors } = await openPage();
 try {
-  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-  const errors = [];
-  page.on("pageerror", (error) => errors.push(String(error)));
   await page.goto(apiUrl + "/");
   await page.waitForSelector("#ops:not([hidden])", { timeout: 30000 })
     .catch(async () => { throw new Error("the operations view did not appear"); });

@@ -616,6 +616,12 @@ pub async fn final_count(client: &clickhouse::Client, client_id: &str) -> u64 {
 
 /// The sum of every sample of `name` (any labels; `label` narrows to samples carrying
 /// it, e.g. `table="calls_hourly"`) on a binary's `/metrics` page.
+/// Sends `request` and reads its JSON body; `None` on any failure, for the polls of
+/// [`eventually`].
+pub async fn json_of(request: reqwest::RequestBuilder) -> Option<serde_json::Value> {
+    request.send().await.ok()?.json().await.ok()
+}
+
 pub async fn metric_sum(service: &Service, name: &str, label: Option<&str>) -> f64 {
     let text = reqwest::get(service.url("/metrics"))
         .await

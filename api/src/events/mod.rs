@@ -154,13 +154,17 @@ impl HubShared {
                 accounts.remove(&event.account);
             }
         }
-        // A feed's length is what its slowest receiver has yet to take.
-        let slowest = accounts.values().map(|feed| feed.len()).max().unwrap_or(0);
         drop(accounts);
         // No subscribers is fine: nobody is watching.
         let _ = self.sender.send(event);
-        let slowest = slowest.max(self.sender.len());
-        metrics::gauge!(crate::metric_names::API_SSE_SLOWEST_CLIENT_EVENTS).set(slowest as f64);
+    }
+
+    /// Events the slowest live client has yet to take: a feed's length is what its
+    /// slowest receiver has not received. Read at a scrape, not per event.
+    fn slowest_client(&self) -> usize {
+        let accounts = self.lock_accounts();
+        let slowest = accounts.values().map(|feed| feed.len()).max().unwrap_or(0);
+        slowest.max(self.sender.len())
     }
 }
 
@@ -190,6 +194,12 @@ impl EventsQuery {
 }
 
 impl EventHub {
+    /// Sets `api_sse_slowest_client_events`: call before rendering `/metrics`.
+    pub fn report_slowest_client(&self) {
+        metrics::gauge!(crate::metric_names::API_SSE_SLOWEST_CLIENT_EVENTS)
+            .set(self.shared.slowest_client() as f64);
+    }
+
     /// Starts tailing the enriched topic from its current end: events published
     /// after this returns reach live subscribers.
     pub async fn start(
@@ -616,5 +626,28 @@ mod tests {
             }
         }
         assert_eq!(got, [(2, 0), (1, 1), (0, 0)], "(1, 0) was seen already");
+    }
+    /// `api_sse_slowest_client_events` reads the feed furthest behind: an account's
+    /// client that has taken nothing, not the admin client that keeps up.
+    #[tokio::test]
+    async fn the_slowest_client_is_the_feed_furthest_behind() {
+        let (sender, _) = broadcast::channel(16);
+        let shared = HubShared {
+            sender,
+            by_account: Mutex::default(),
+            buffer: 16,
+            ring: Mutex::new(Ring::new(&Positions::default(), 16, 1 << 20)),
+        };
+        let mut admin = shared.subscribe(None);
+        let _idle = shared.subscribe(Some("acme"));
+        let payload = br#"{"client_id":"arroyo","account":"acme"}"#;
+        for offset in 0..5 {
+            let id = format!("0:{}", offset + 1);
+            shared.publish(Arc::new(render(&id, 0, offset, Some(payload)).unwrap()));
+        }
+        for _ in 0..5 {
+            admin.recv().await.unwrap();
+        }
+        assert_eq!(shared.slowest_client(), 5, "acme's client took nothing");
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use integration_tests::fake_http::{Canned, FakeHttp};
 use integration_tests::{
-    browser_check, eventually, fixture, repo_root, sample_integration, TestEnv,
+    browser_check, eventually, fixture, json_of, repo_root, sample_integration, TestEnv,
 };
 use serde_json::{json, Value};
 
@@ -153,30 +153,12 @@ async fn the_operations_view_reads_a_real_prometheus() {
 
     let query = |expr: String| {
         let (http, url) = (http.clone(), format!("{prometheus_url}/api/v1/query"));
-        async move {
-            let answer: Value = http
-                .get(url)
-                .query(&[("query", expr.as_str())])
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            Some(answer)
-        }
+        async move { json_of(http.get(url).query(&[("query", expr.as_str())])).await }
     };
     // Every recording rule's and Grafana panel's expression answers with data;
     // every alert's evaluates. The rules as Prometheus loaded them.
     let loaded: Value = eventually("the rules loaded", Duration::from_secs(30), || async {
-        let answer: Value = http
-            .get(format!("{prometheus_url}/api/v1/rules"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let answer = json_of(http.get(format!("{prometheus_url}/api/v1/rules"))).await?;
         (answer["status"] == "success").then_some(answer)
     })
     .await;
