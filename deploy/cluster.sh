@@ -18,6 +18,7 @@
 #              (ch1, ch2: shard 01; ch3, ch4: shard 02)
 #   ingest1/2  BASE+80 / BASE+83     api1/2  BASE+81 / BASE+84
 #   processor1/2 (ops port)  BASE+82 / BASE+85
+#   prometheus BASE+90 (scrapes all six instances, evaluates deploy/prometheus/rules.yml)
 # Each instance talks to its own ClickHouse node: processor1 ch1, processor2 ch3,
 # api1 ch2, api2 ch4 (a load balancer's job in production).
 #
@@ -61,6 +62,7 @@ port_of() {
     ingest2) echo $((BASE + 83)) ;;
     api2) echo $((BASE + 84)) ;;
     processor2) echo $((BASE + 85)) ;;
+    prometheus) echo $((BASE + 90)) ;;
   esac
 }
 # The ClickHouse node an app instance talks to.
@@ -176,7 +178,8 @@ app_env() { # app_env NAME: the environment of one instance, as `env` arguments
     api)
       printf '%s\n' "API_CLICKHOUSE__URL=$url" "API_CLICKHOUSE__DATABASE=$DATABASE" \
         "API_CLICKHOUSE__USER=callmatrix_reader" "API_CLICKHOUSE__PASSWORD=$CM_CLICKHOUSE_READER_PASSWORD" \
-        "API_AUTH__TOKENS_FILE=$CM_TOKENS_FILE" "API_INGEST__URL=http://127.0.0.1:$(port_of "ingest${name: -1}")" ;;
+        "API_AUTH__TOKENS_FILE=$CM_TOKENS_FILE" "API_INGEST__URL=http://127.0.0.1:$(port_of "ingest${name: -1}")" \
+        "API_OPS__PROMETHEUS_URL=http://127.0.0.1:$(port_of prometheus)" ;;
     ingest)
       printf '%s\n' "INGEST_AUTH__TOKENS_FILE=$CM_TOKENS_FILE" ;;
   esac
@@ -199,7 +202,13 @@ setup() {
   "$cmctl" callmatrix calls "$ROOT/deploy/callmatrix/calls.json"
 }
 
-status() { status_of zookeeper "${NODES[@]}" tansu "${APPS[@]}"; }
+status() { status_of zookeeper "${NODES[@]}" tansu "${APPS[@]}" prometheus; }
+
+# The same Prometheus as the single-node stack's, with every instance a target.
+start_cluster_prometheus() {
+  start_prometheus "$(port_of prometheus)" "$(port_of ingest1) $(port_of ingest2)" \
+    "$(port_of processor1) $(port_of processor2)" "$(port_of api1) $(port_of api2)"
+}
 
 command="${1:-}"; scope="${2:-all}"
 case "$command" in
@@ -213,11 +222,12 @@ case "$command" in
       (cd "$ROOT" && heartbeat "cargo build" cargo build --workspace --bins)
       setup
       for app in "${APPS[@]}"; do start_app "$app"; done
+      start_cluster_prometheus
     fi
     say "cluster is up (data under $DATA)"
     ;;
   stop)
-    for name in api2 api1 ingest2 ingest1 processor2 processor1 tansu ch4 ch3 ch2 ch1 zookeeper; do stop_one "$name"; done
+    for name in prometheus api2 api1 ingest2 ingest1 processor2 processor1 tansu ch4 ch3 ch2 ch1 zookeeper; do stop_one "$name"; done
     ;;
   status) status ;;
   crash) crash_one "${2:-}" ;;
@@ -233,6 +243,7 @@ case "$command" in
     running tansu || start_tansu
     export_env
     for app in "${APPS[@]}"; do running "$app" || start_app "$app"; done
+    running prometheus || start_cluster_prometheus
     ;;
   *)
     sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'

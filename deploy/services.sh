@@ -87,3 +87,35 @@ crash_one() { # crash_one NAME : kill -9, no shutdown and no flush (fault tests)
   kill -9 "$(cat "$(pid_file "$1")")"
   say "$1 killed (-9)"
 }
+
+# Prometheus scraping the binaries (jobs callmatrix-ingest, -processor and -api, as
+# deploy/prometheus/rules.yml expects; one target per instance) and evaluating the
+# rules; its UI shows the alerts at http://127.0.0.1:PORT/alerts (docs/operations.md).
+# Needs ROOT.
+start_prometheus() { # start_prometheus PORT "INGEST_PORT..." "PROCESSOR_PORT..." "API_PORT..."
+  local port="$1" ingest="$2" processor="$3" api="$4"
+  targets() { local p out=""; for p in $1; do out="$out${out:+, }\"127.0.0.1:$p\""; done; echo "$out"; }
+  mkdir -p "$DATA/prometheus/data"
+  cp "$ROOT/deploy/prometheus/rules.yml" "$DATA/prometheus/rules.yml"
+  cat >"$DATA/prometheus/prometheus.yml" <<YML
+global:
+  scrape_interval: 15s
+  evaluation_interval: 15s
+rule_files:
+  - $DATA/prometheus/rules.yml
+scrape_configs:
+  - job_name: callmatrix-ingest
+    static_configs: [{targets: [$(targets "$ingest")]}]
+  - job_name: callmatrix-processor
+    static_configs: [{targets: [$(targets "$processor")]}]
+  - job_name: callmatrix-api
+    static_configs: [{targets: [$(targets "$api")]}]
+YML
+  launch prometheus prometheus \
+    --config.file "$DATA/prometheus/prometheus.yml" \
+    --storage.tsdb.path "$DATA/prometheus/data" \
+    --storage.tsdb.retention.time 7d \
+    --web.listen-address "127.0.0.1:$port"
+  wait_until 60 prometheus curl -fsS "http://127.0.0.1:$port/-/ready"
+  say "prometheus ready on http://127.0.0.1:$port (alerts: /alerts)"
+}

@@ -24,6 +24,8 @@
 #   CM_CLICKHOUSE_TCP_PORT    ClickHouse native port         (default 19000)
 #   CM_INGEST_PORT / CM_API_PORT / CM_PROCESSOR_PORT        (default 8080 / 8081 / 8082)
 #   CM_PROMETHEUS_PORT        Prometheus (full stack only)   (default 9090)
+#   CM_BIN_DIR                run ingest, processor, api and cmctl from this directory
+#                             instead of building them (default: cargo build, debug)
 #   CM_TOPIC_PREFIX           prefix of topics and groups    (default empty)
 #   CM_DATABASE               ClickHouse database            (default callmatrix)
 #   CM_INTEGRATIONS           integrations file to publish   (default deploy/integrations/samples.json)
@@ -47,6 +49,7 @@ TOPIC_PREFIX="${CM_TOPIC_PREFIX:-}"
 DATABASE="${CM_DATABASE:-callmatrix}"
 INTEGRATIONS="${CM_INTEGRATIONS:-$ROOT/deploy/integrations/samples.json}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+BIN_DIR="${CM_BIN_DIR:-}"
 TANSU_VERSION="0.6.0"
 
 BROKERS="127.0.0.1:$KAFKA_PORT"
@@ -127,35 +130,6 @@ start_tansu() {
   wait_until 30 tansu bash -c "exec 3<>/dev/tcp/127.0.0.1/$KAFKA_PORT"
 }
 
-# Prometheus scraping the three binaries (jobs callmatrix-ingest, -processor, -api, as
-# deploy/prometheus/rules.yml expects) and evaluating the rules; its UI shows the
-# alerts at http://127.0.0.1:$PROMETHEUS_PORT/alerts (docs/operations.md).
-start_prometheus() {
-  mkdir -p "$DATA/prometheus/data"
-  cp "$ROOT/deploy/prometheus/rules.yml" "$DATA/prometheus/rules.yml"
-  cat >"$DATA/prometheus/prometheus.yml" <<YML
-global:
-  scrape_interval: 15s
-  evaluation_interval: 15s
-rule_files:
-  - $DATA/prometheus/rules.yml
-scrape_configs:
-  - job_name: callmatrix-ingest
-    static_configs: [{targets: ["127.0.0.1:$INGEST_PORT"]}]
-  - job_name: callmatrix-processor
-    static_configs: [{targets: ["127.0.0.1:$PROCESSOR_PORT"]}]
-  - job_name: callmatrix-api
-    static_configs: [{targets: ["127.0.0.1:$API_PORT"]}]
-YML
-  launch prometheus prometheus \
-    --config.file "$DATA/prometheus/prometheus.yml" \
-    --storage.tsdb.path "$DATA/prometheus/data" \
-    --storage.tsdb.retention.time 7d \
-    --web.listen-address "127.0.0.1:$PROMETHEUS_PORT"
-  wait_until 60 prometheus curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"
-  say "prometheus ready on http://127.0.0.1:$PROMETHEUS_PORT (alerts: /alerts)"
-}
-
 start_clickhouse() {
   mkdir -p "$DATA/clickhouse/tmp" "$DATA/clickhouse/user_files" "$DATA/clickhouse/format_schemas" "$DATA/logs"
   sed -e "s|@DATA@|$DATA|g" -e "s|@HTTP_PORT@|$CH_HTTP_PORT|g" -e "s|@TCP_PORT@|$CH_TCP_PORT|g" \
@@ -167,9 +141,13 @@ start_clickhouse() {
   wait_until 60 clickhouse curl -fsS "$CH_URL/ping"
 }
 
-cargo_bin() { echo "$TARGET_DIR/debug/$1"; }
+cargo_bin() { echo "${BIN_DIR:-$TARGET_DIR/debug}/$1"; }
 
 build() {
+  if [ -n "$BIN_DIR" ]; then
+    say "using the binaries in $BIN_DIR (CM_BIN_DIR; not building)"
+    return
+  fi
   # Not quiet: on a fresh 2-core machine this takes minutes, and cargo's lines are
   # the progress (crate by crate).
   say "building the workspace binaries (cargo build --workspace --bins; minutes on a fresh machine)"
@@ -249,7 +227,7 @@ case "$command" in
       build
       setup
       start_apps
-      start_prometheus
+      start_prometheus "$PROMETHEUS_PORT" "$INGEST_PORT" "$PROCESSOR_PORT" "$API_PORT"
     fi
     say "stack is up (data under $DATA)"
     ;;
@@ -277,7 +255,7 @@ case "$command" in
     if [ -z "$name" ]; then ls -1 "$DATA/logs"; else tail -n 100 -f "$DATA/logs/$name.log"; fi
     ;;
   *)
-    sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'
     [ -z "$command" ] || exit 2
     ;;
 esac

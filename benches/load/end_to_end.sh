@@ -67,7 +67,7 @@ start_ingest 18097 e2e-ingest
 INGEST_PID=$!
 start_processor "$CH" 18096 e2e-processor
 PROCESSOR_PID=$!
-PROGRESS_PID=
+PROGRESS_PID= SAMPLER_PID= PAUSER_PID=
 CLUSTER="${CM_BENCH_CLUSTER:-0}"
 INGEST2_PID= PROCESSOR2_PID=
 if [ "$CLUSTER" = 1 ]; then
@@ -98,7 +98,6 @@ else
 fi
 LAG_CHECK="${CM_E2E_LAG:-0}"
 PAUSE_S="${CM_E2E_PAUSE_S:-0}"
-SAMPLER_PID= PAUSER_PID=
 if [ "$LAG_CHECK" = 1 ]; then
   export CM_WRK_STAMP=1
   # Each reading: the midpoint of the scrape (ms) and the largest partition's age.

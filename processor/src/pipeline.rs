@@ -204,6 +204,8 @@ impl<S: Store> Pipeline<S> {
                 return ProcessorError::unless_shutdown(&shutdown, interrupted);
             }
             self.source_keys.stored();
+            // Visible to analysts: no longer lag (`kafka_group_lag_seconds`).
+            reader.settled(&batch);
             stored = Some(Stored {
                 batch,
                 processed,

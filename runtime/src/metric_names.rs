@@ -19,6 +19,8 @@ pub const KAFKA_GROUP_COMMITTED_OFFSET: &str = "kafka_group_committed_offset";
 pub const KAFKA_GROUP_PARTITIONS_HELD: &str = "kafka_group_partitions_held";
 /// counter; labels: `reader`.
 pub const KAFKA_CONSUME_ERRORS_TOTAL: &str = "kafka_consume_errors_total";
+/// counter; labels: none.
+pub const KAFKA_GROUP_POLL_TIMEOUTS_TOTAL: &str = "kafka_group_poll_timeouts_total";
 /// histogram; labels: none.
 pub const KAFKA_PRODUCE_BATCH_SECONDS: &str = "kafka_produce_batch_seconds";
 /// counter; labels: none.

@@ -33,7 +33,9 @@ export CM_DATA_DIR="$ROOT/.data/chaos"
 export CM_KAFKA_PORT=27092 CM_CLICKHOUSE_HTTP_PORT=27123 CM_CLICKHOUSE_TCP_PORT=27000
 export CM_INGEST_PORT=27080 CM_API_PORT=27081 CM_PROCESSOR_PORT=27082 CM_PROMETHEUS_PORT=27090
 export CM_TOPIC_PREFIX="chaos."
-target="${CARGO_TARGET_DIR:-$ROOT/target}"
+# CM_BIN_DIR (deploy/stack.sh): binaries built earlier, fault_load among them, so a
+# long drill does not hold the build directory.
+bin="${CM_BIN_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/debug}"
 stack() { "$ROOT/deploy/stack.sh" "$@"; }
 
 stack stop > /dev/null 2>&1 || true
@@ -61,7 +63,7 @@ export CM_CLICKHOUSE_USER=callmatrix_reader CM_CLICKHOUSE_PASSWORD="$CM_CLICKHOU
 export CM_TOKEN="$CM_ADMIN_TOKEN"
 run="$CM_DATA_DIR/run"
 mkdir -p "$run"
-"$target/debug/fault_load" load "$run" > "$run/load.out" 2>&1 &
+"$bin/fault_load" load "$run" > "$run/load.out" 2>&1 &
 load_pid=$!
 sleep "$pause"
 
@@ -131,7 +133,7 @@ for _ in $(seq 1 60); do kill -0 "$load_pid" 2> /dev/null && grep -q '^load:' "$
 fired=$(grep -c 'crash point .* aborting' "$CM_DATA_DIR/logs/processor.log" || true)
 echo "[fault] $cycles cycles over ${#parts[@]} parts in $((SECONDS - started)) s; processor crash points fired: $fired; checking"
 status=0
-"$target/debug/fault_load" check "$run" | tee "$run/figures.md" || status=$?
+"$bin/fault_load" check "$run" | tee "$run/figures.md" || status=$?
 touch "$run/sse-done"
 # A point armed in the last cycles may fire during the check, which waits for the
 # stored calls: a processor restarted after kill -9 often holds no partition until

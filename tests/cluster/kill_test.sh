@@ -129,6 +129,23 @@ else
   fail "nothing stored while ch1 and processor1 were down ($during calls, $during_shard1 on shard 1): no failover"
 fi
 
+# The cluster's Prometheus scrapes every instance and evaluates the shipped rules
+# (scrapes every 15 s: processor1 reads as up at its first scrape after the revive).
+prometheus="http://127.0.0.1:$((base + 90))"
+up=0
+for _ in $(seq 1 40); do
+  up="$(curl -fsS "$prometheus/api/v1/query" --data-urlencode 'query=count(up{job=~"callmatrix-.*"} == 1)' |
+    python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else 0)' || echo 0)"
+  [ "$up" = 6 ] && break
+  sleep 1
+done
+groups="$(curl -fsS "$prometheus/api/v1/rules" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["data"]["groups"]))' || echo 0)"
+if [ "$up" = 6 ] && [ "$groups" -gt 0 ]; then
+  say "prometheus scrapes the 6 instances and evaluates $groups rule groups"
+else
+  fail "prometheus: $up of 6 instances up, $groups rule groups loaded"
+fi
+
 # A batch retried after a replica stored its calls and died before its materialized
 # views ran (the kill above lands there only sometimes; it did in two runs of six
 # before insert_deduplicate=0): made on purpose. The probe's views' rows are deleted,

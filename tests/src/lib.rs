@@ -9,6 +9,7 @@
 pub mod fake_http;
 pub mod neighbours;
 pub mod sse;
+pub mod tcp_gate;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

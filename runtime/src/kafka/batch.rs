@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::time::Instant;
@@ -58,6 +59,15 @@ pub(crate) async fn next_batch_within<C: ConsumerContext + 'static>(
             Ok(message) => {
                 batch.push(message.detach());
                 deadline.get_or_insert_with(|| Instant::now() + wait.max);
+            }
+            Err(error) if error.rdkafka_error_code() == Some(RDKafkaErrorCode::PollExceeded) => {
+                // Not the broker's: this member's batch took longer than
+                // `max_poll_interval_ms` (a store that was down) and librdkafka took
+                // it out of the group; this read joins it again, and the batch's
+                // records come back from the last commit.
+                tracing::warn!(%error, "this member read nothing for longer than kafka.max_poll_interval_ms and left its group; joining again");
+                metrics::counter!(crate::metric_names::KAFKA_GROUP_POLL_TIMEOUTS_TOTAL)
+                    .increment(1);
             }
             Err(error) => {
                 tracing::warn!(%error, "consumer error");

@@ -135,6 +135,12 @@ fn group_client(config: &KafkaConfig, group: &str) -> rdkafka::ClientConfig {
             SESSION_TIMEOUT.as_millis().to_string(),
         )
         .set("heartbeat.interval.ms", "1000");
+    if !config.properties.contains_key("max.poll.interval.ms") {
+        client.set(
+            "max.poll.interval.ms",
+            config.max_poll_interval_ms.to_string(),
+        );
+    }
     if let Some(instance) = &config.instance_id {
         client.set("group.instance.id", instance);
     }

@@ -1,6 +1,10 @@
 //! Lag in seconds: how old the oldest record a group reader has read and not yet
-//! committed is, per partition, at the moment `/metrics` is scraped
-//! (`kafka_group_lag_seconds`).
+//! processed is, per partition, at the moment `/metrics` is scraped
+//! (`kafka_group_lag_seconds`). Processed means committed, or for a reader whose
+//! owner says so earlier (`GroupReader::settled`: the processor once a batch's calls
+//! are stored), written: the steps between a stored call and its commit (events
+//! sent, the keyed state's changelog) took up to 2 s a batch in a catch-up, and a
+//! call is visible to analysts once stored.
 //!
 //! The age is the scrape's time minus the record's Kafka timestamp (set by the
 //! producer when ingest acknowledged the record), so a processor stuck on a batch
@@ -99,8 +103,21 @@ impl LagClock {
         }
     }
 
+    /// A batch's output is written (for the processor: its calls are stored, its
+    /// events about to be sent): what it read is processed, as far as the lag in
+    /// seconds goes, though its offsets are committed a step later.
+    /// True when it left a partition's age a guess (see `Partition::backlog`).
+    pub(crate) fn settled(&self, batch: &[OwnedMessage]) -> bool {
+        self.processed(batch, false)
+    }
+
     /// A batch was committed: what it read is processed.
     pub(crate) fn committed(&self, batch: &[OwnedMessage]) {
+        self.processed(batch, true);
+    }
+
+    /// True when a partition's age is now a guess.
+    fn processed(&self, batch: &[OwnedMessage], committed: bool) -> bool {
         let mut ends: HashMap<(&str, i32), i64> = HashMap::new();
         for message in batch {
             let end = ends
@@ -109,11 +126,14 @@ impl LagClock {
             *end = (*end).max(message.offset() + 1);
         }
         let Ok(mut pending) = self.pending.lock() else {
-            return;
+            return false;
         };
+        let mut guessing = false;
         for ((topic, partition), end) in ends {
             if let Some(entry) = pending.get_mut(&(topic.to_owned(), partition)) {
-                entry.committed_at = Some(std::time::Instant::now());
+                if committed {
+                    entry.committed_at = Some(std::time::Instant::now());
+                }
                 while entry
                     .spans
                     .front()
@@ -124,11 +144,19 @@ impl LagClock {
                 if entry.unread.is_some_and(|(offset, _)| offset < end) {
                     entry.unread = None;
                 }
-                if entry.backlog && entry.spans.is_empty() && end >= entry.read_end {
+                // Settled then committed: the second must not replace a timestamp
+                // a check read in between with this estimate.
+                if entry.backlog
+                    && entry.spans.is_empty()
+                    && end >= entry.read_end
+                    && entry.unread.is_none()
+                {
                     entry.unread = Some((end, entry.read_last_stamp));
+                    guessing = true;
                 }
             }
         }
+        guessing
     }
 
     /// Forgets the partitions this member no longer holds (their batches will be
@@ -385,6 +413,25 @@ mod tests {
         clock.read(&next);
         clock.committed(&next);
         assert_eq!(age_of(&clock, 0, 9_000), 0.0);
+    }
+
+    #[test]
+    fn a_settled_batch_stops_counting_before_its_commit_and_the_commit_keeps_a_read_timestamp() {
+        let clock = LagClock::new("processor".into());
+        let batch = vec![record(0, 10, 1_000), record(0, 11, 1_100)];
+        clock.read(&batch);
+        clock.waiting_unread(vec![("calls.raw".to_owned(), 0, 12, true)]);
+        assert!(clock.settled(&batch), "a guess: the reader checks at once");
+        assert_eq!(
+            age_of(&clock, 0, 3_100),
+            2.0,
+            "stored: the backlog counts from the last record read"
+        );
+        // A check reads the waiting record's own timestamp; the commit after it
+        // must not put the estimate back.
+        clock.unread("calls.raw", 0, 12, 1_600);
+        clock.committed(&batch);
+        assert_eq!(age_of(&clock, 0, 3_100), 1.5);
     }
 
     #[test]

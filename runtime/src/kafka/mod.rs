@@ -59,6 +59,14 @@ pub struct KafkaConfig {
     /// more fetches of an idle topic.
     #[serde(default = "default_live_fetch_wait_ms")]
     pub live_fetch_wait_ms: u64,
+    /// How long a group member may go without reading (its batch waiting on a
+    /// store that is down) before it leaves its group, so that another instance can
+    /// take its partitions; it joins again at its next read, and the records of its
+    /// unfinished batch are read again (by it or another member) from the last
+    /// commit. librdkafka's `max.poll.interval.ms`; at least the 10 s session
+    /// timeout.
+    #[serde(default = "default_max_poll_interval_ms")]
+    pub max_poll_interval_ms: u64,
     /// Extra librdkafka properties (security, tuning), passed through verbatim. The
     /// producers' tuning defaults yield to them; their `acks`, idempotence and
     /// message timeout do not (`AckedProducer::new`).
@@ -74,6 +82,10 @@ fn default_live_fetch_wait_ms() -> u64 {
     25
 }
 
+fn default_max_poll_interval_ms() -> u64 {
+    300_000
+}
+
 impl KafkaConfig {
     /// `brokers` and `topic_prefix` with every other setting at its default.
     pub fn new(brokers: impl Into<String>, topic_prefix: impl Into<String>) -> Self {
@@ -83,6 +95,7 @@ impl KafkaConfig {
             message_timeout_ms: default_message_timeout_ms(),
             instance_id: None,
             live_fetch_wait_ms: default_live_fetch_wait_ms(),
+            max_poll_interval_ms: default_max_poll_interval_ms(),
             properties: BTreeMap::new(),
         }
     }
@@ -150,6 +163,12 @@ impl KafkaConfig {
             return Err(ConfigError::invalid(
                 &format!("{section}.live_fetch_wait_ms"),
                 "must be between 1 and 500",
+            ));
+        }
+        if !(10_000..=86_400_000).contains(&self.max_poll_interval_ms) {
+            return Err(ConfigError::invalid(
+                &format!("{section}.max_poll_interval_ms"),
+                "must be between 10000 (the session timeout) and 86400000",
             ));
         }
         if let Some(bad) = self

@@ -12,6 +12,7 @@ mod batching;
 mod broker_outage;
 mod call_story;
 mod calls_search;
+mod clickhouse_outage;
 mod config_docs;
 mod crash_points;
 mod custom_attributes;
