@@ -84,6 +84,27 @@ impl Auditor {
         .await
     }
 
+    /// Records an erasure asked for (its id, never the number).
+    pub async fn record_erasure(
+        &self,
+        actor: &Actor,
+        account: &str,
+        erasure: Uuid,
+    ) -> Result<(), Problem> {
+        self.write(AuditEntry {
+            id: Uuid::new_v4(),
+            at: Utc::now(),
+            account: account.to_owned(),
+            client_id: String::new(),
+            action: AuditAction::CallerErased,
+            actor: actor.clone(),
+            version: 0,
+            changes: Vec::new(),
+            detail: Some(serde_json::json!({ "erasure": erasure })),
+        })
+        .await
+    }
+
     async fn write(&self, entry: AuditEntry) -> Result<(), Problem> {
         let action = entry.action;
         let payload = serde_json::to_vec(&entry)

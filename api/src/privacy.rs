@@ -1,9 +1,11 @@
 //! `GET` and `PUT /api/privacy/retention`: an account's retention policy
 //! (`schemas::retention`) and its recent runs. `GET /api/privacy/erasures`: the
-//! account's erasure receipts (`schemas::erasure`; `cmctl privacy erase` erases). An account token reads and sets its
-//! own account's, an admin any (`account=`); a viewer reads. Setting one is recorded
-//! in the audit trail first, then published to the policies topic, which the
-//! processor's retention worker applies.
+//! account's erasure receipts (`schemas::erasure`); `POST /api/privacy/erasures`
+//! asks for one (as `cmctl privacy erase` does). An account token reads and sets its
+//! own account's, an admin any (`account=`); a viewer reads. A change is recorded
+//! in the audit trail first, then published (the policies topic, the erasures
+//! topic), where the processor's workers apply it: the api's ClickHouse user only
+//! reads.
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -24,7 +26,31 @@ pub struct Privacy {
     pub policies: CompactedTable<RetentionPolicy>,
     pub producer: AckedProducer,
     pub topic: String,
+    /// Where erasure orders go (`schemas::topics::ERASURES`).
+    pub erasures_topic: String,
     pub audit: crate::audit::Auditor,
+}
+
+/// The body of `POST /api/privacy/erasures`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ErasureBody {
+    /// The caller, in any spelling.
+    number: String,
+    /// Where a number without its country code is read (ISO 3166 code).
+    #[serde(default = "default_region")]
+    region: String,
+    /// Required with an admin token; an account token's own otherwise.
+    account: Option<String>,
+}
+
+fn default_region() -> String {
+    "US".to_owned()
+}
+
+fn invalid_erasure(field: &str, problem: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_erasure", problem)
+        .with_detail("field", field)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,6 +154,64 @@ impl Privacy {
         Ok(json(
             StatusCode::OK,
             &serde_json::json!({ "account": account, "erasures": receipts }),
+        ))
+    }
+
+    /// `POST /api/privacy/erasures`: records the order in the audit trail (its id,
+    /// never the number), publishes it for the processor's erasure worker and
+    /// answers 202 with the id; the receipt appears in `GET /api/privacy/erasures`
+    /// when the work is done.
+    pub async fn request_erasure(
+        &self,
+        scope: &Scope,
+        actor: &Actor,
+        request: Request<Incoming>,
+    ) -> Result<Response<Body>, Problem> {
+        require_json(&request)?;
+        let body = read_body(request, 4096, runtime::http::BODY_TIMEOUT).await?;
+        let asked: ErasureBody = serde_json::from_slice(&body).map_err(|e| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_erasure",
+                e.to_string(),
+            )
+        })?;
+        let account = account_of(scope, asked.account.as_deref())?;
+        let region = schemas::phone::region(asked.region.trim())
+            .map_err(|e| invalid_erasure("region", e.to_string()))?;
+        let number = schemas::E164::parse(&asked.number, region)
+            .map_err(|e| invalid_erasure("number", e.to_string()))?;
+        let order = schemas::erasure::ErasureOrder {
+            id: uuid::Uuid::new_v4(),
+            account,
+            number: number.as_str().to_owned(),
+            requested_by: actor.name.clone(),
+            requested_at: chrono::Utc::now(),
+        };
+        self.audit
+            .record_erasure(actor, &order.account, order.id)
+            .await?;
+        let payload = serde_json::to_vec(&order).unwrap_or_default();
+        self.producer
+            .send_pairs(&self.erasures_topic, &[(order.id.to_string(), payload)])
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, erasure = %order.id, "erasure order not published");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "broker_unavailable",
+                    "the erasure could not be ordered; retry shortly (the audit trail holds an order that was not sent)",
+                )
+                .retry_after(2)
+            })?;
+        Ok(json(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({
+                "id": order.id,
+                "account": order.account,
+                "status": "ordered",
+                "receipts": format!("/api/privacy/erasures?account={}", order.account),
+            }),
         ))
     }
 

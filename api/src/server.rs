@@ -17,6 +17,7 @@
 //! | GET    | /api/privacy/retention | an account's retention policy and its recent runs |
 //! | PUT    | /api/privacy/retention | set an account's retention policy          |
 //! | GET    | /api/privacy/erasures  | an account's erasure receipts              |
+//! | POST   | /api/privacy/erasures  | erase a caller of an account (done by the processor) |
 //! | GET    | /api/ops           | alerts, consumer lag, freshness, processes down (admin; from Prometheus) |
 //! | POST   | /api/integrations/{clientId}/replay | replay its dead letters (or all records) |
 //! | POST   | /api/integrations/{clientId}/poll/test | one page of its poll, stored nowhere (forwarded to ingest) |
@@ -193,6 +194,7 @@ pub async fn run(
         .await?,
         producer: runtime::kafka::AckedProducer::new(&config.kafka)?,
         topic: config.kafka.topics().retention,
+        erasures_topic: config.kafka.topics().erasures,
         audit: audit.clone(),
     };
     let replays = Replays::new(config.kafka.clone(), registry.clone(), audit);
@@ -354,6 +356,9 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
                 .privacy
                 .erasures(&state.clickhouse, query, &scope)
                 .await
+        }
+        (&Method::POST, "/api/privacy/erasures") => {
+            state.privacy.request_erasure(&scope, &actor, request).await
         }
         (&Method::PUT, "/api/privacy/retention") => {
             state.privacy.put(&scope, &actor, request).await

@@ -197,8 +197,13 @@ sent_times = [s for s, _ in calls]
 # For a reading at t: the oldest call sent by t whose event came after t.
 # Suffix minimum is not enough (processing is not in send order across partitions):
 # scan the calls sent by t, oldest first, for the first one not yet processed.
+# Readings from the generator's first call on: one taken before it sees the warm-up
+# call (no send time in its id) still in hand.
+first = sent_times[0] if sent_times else 0
 rows = []
 for at, took, gauge in readings:
+    if at < first:
+        continue
     end = bisect.bisect_right(sent_times, at)
     truth = 0.0
     for sent, done in calls[:end]:

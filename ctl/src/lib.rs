@@ -92,6 +92,16 @@ pub fn topic_specs(kafka: &KafkaConfig, partitions: i32) -> Vec<TopicSpec> {
         spec(&topics.audit, 1, vec![]),
         // Keyed by account, only the latest policy matters.
         spec(&topics.retention, 1, vec![("cleanup.policy", "compact")]),
+        // Erasure orders hold a caller's number until done: the worker's tombstone
+        // removes each at compaction, and nothing stays longer than a day.
+        spec(
+            &topics.erasures,
+            1,
+            vec![
+                ("cleanup.policy", "compact,delete"),
+                ("retention.ms", "86400000"),
+            ],
+        ),
         // A sample of refused deliveries, for their owners (7 days).
         spec(
             &topics.refusals,

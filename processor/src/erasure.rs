@@ -40,6 +40,17 @@ pub enum ErasureError {
     },
 }
 
+/// ClickHouse down or busy is worth another try (`sink::retry`); a number that is
+/// not one never will be.
+impl runtime::retry::Retryable for ErasureError {
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::NotANumber(_) => false,
+            Self::ClickHouse { source, .. } => source.is_transient(),
+        }
+    }
+}
+
 /// Erases `number` (E.164) of `account`, waiting up to `wait` for the mutations,
 /// and records the receipt. `id` names the erasure: give the same one to finish
 /// an earlier run (the caller's token stays the same).

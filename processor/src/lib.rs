@@ -16,6 +16,7 @@ mod audit;
 pub mod config;
 mod dead_letters;
 pub mod erasure;
+mod erasure_orders;
 mod error;
 mod linker;
 pub mod metric_names;

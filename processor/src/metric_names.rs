@@ -7,6 +7,8 @@ pub const CLICKHOUSE_ROWS_WRITTEN_TOTAL: &str = "clickhouse_rows_written_total";
 pub const DEADLETTER_UNREADABLE_TOTAL: &str = "deadletter_unreadable_total";
 /// counter; labels: none.
 pub const AUDIT_UNREADABLE_TOTAL: &str = "audit_unreadable_total";
+/// counter; labels: `outcome`.
+pub const PROCESSOR_ERASURE_ORDERS_TOTAL: &str = "processor_erasure_orders_total";
 /// counter; labels: `outcome` (`done`, `failed`).
 pub const RETENTION_RUNS_TOTAL: &str = "retention_runs_total";
 /// counter; labels: `table`.

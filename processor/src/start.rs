@@ -1,7 +1,8 @@
 //! Start-up: the registry, the producer, the store, the ops port, the managed
 //! numbers, and the workers (pipeline, dead-letter recorder, audit recorder,
 //! rollup, CallMatrix linker, parking, each a batch consumer that commits only
-//! after its writes; and retention, which applies the accounts' policies).
+//! after its writes; and retention, which applies the accounts' policies; the erasure worker, which
+//! carries out the erasures asked for through the api).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use crate::ops::{self, OpsState};
 use crate::pipeline::Pipeline;
 use crate::sink::BatchSink;
 use crate::store::ClickHouseStore;
-use crate::{audit, dead_letters, linker, parking, retention, rollup};
+use crate::{audit, dead_letters, erasure_orders, linker, parking, retention, rollup};
 
 /// The compacted managed-numbers topic, as the engine asks for it.
 struct ManagedTable(CompactedTable<ManagedNumber>);
@@ -103,6 +104,22 @@ pub async fn run(
                 async move { retention::run(&kafka, &sink, &retention, cluster, shutdown).await }
             }
         }));
+    }
+    {
+        let (kafka, sink) = (config.kafka.clone(), sink.clone());
+        let mutation_wait = Duration::from_secs(config.retention.mutation_wait_s);
+        let cluster = config.clickhouse.cluster.is_some();
+        handles.push(
+            workers.supervise("erasure-worker", shutdown.clone(), {
+                let shutdown = shutdown.clone();
+                move || {
+                    let (kafka, sink, shutdown) = (kafka.clone(), sink.clone(), shutdown.clone());
+                    async move {
+                        erasure_orders::run(&kafka, &sink, mutation_wait, cluster, shutdown).await
+                    }
+                }
+            }),
+        );
     }
     {
         let (kafka, sink) = (config.kafka.clone(), sink.clone());

@@ -21,6 +21,23 @@ pub fn erased_caller(id: Uuid) -> String {
     format!("{ERASED_PREFIX}{}", id.simple())
 }
 
+/// An erasure asked for through the api (`POST /api/privacy/erasures`), on the
+/// erasures topic (keyed by `id`) until the processor's erasure worker has done it
+/// and written its receipt; the worker then writes a tombstone for the key, so the
+/// number leaves the topic at its next compaction (and at the latest with its
+/// one-day retention).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureOrder {
+    pub id: Uuid,
+    pub account: String,
+    /// The caller, normalised (E.164).
+    pub number: String,
+    /// Who asked (an audit actor's name).
+    pub requested_by: String,
+    pub requested_at: DateTime<Utc>,
+}
+
 /// A receipt (`erasures`, migration 21): one run of one erasure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]

@@ -64,6 +64,10 @@ pub const AUDIT: &str = "audit.entries";
 /// Compacted, keyed by account: each account's retention policy
 /// (`schemas::retention`), set through the api, applied by the processor.
 pub const RETENTION: &str = "privacy.retention";
+/// Erasure orders from the api (`schemas::erasure::ErasureOrder`), keyed by
+/// erasure id, done by the processor's erasure worker, which then writes the key's
+/// tombstone: compacted, and kept a day at most, since an order holds a number.
+pub const ERASURES: &str = "privacy.erasures";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topics {
@@ -82,6 +86,7 @@ pub struct Topics {
     pub refusals: String,
     pub audit: String,
     pub retention: String,
+    pub erasures: String,
 }
 
 impl Topics {
@@ -102,10 +107,11 @@ impl Topics {
             refusals: format!("{prefix}{REFUSALS}"),
             audit: format!("{prefix}{AUDIT}"),
             retention: format!("{prefix}{RETENTION}"),
+            erasures: format!("{prefix}{ERASURES}"),
         }
     }
 
-    pub fn all(&self) -> [&str; 15] {
+    pub fn all(&self) -> [&str; 16] {
         [
             &self.raw,
             &self.enriched,
@@ -122,6 +128,7 @@ impl Topics {
             &self.refusals,
             &self.audit,
             &self.retention,
+            &self.erasures,
         ]
     }
 }

@@ -316,3 +316,172 @@ async fn rows_holding_digits(client: &clickhouse::Client) -> Vec<(String, u64)> 
     }
     holding
 }
+
+/// `POST /api/privacy/erasures`: the api (which only reads ClickHouse) records the
+/// order in the audit trail and publishes it; the processor's erasure worker erases
+/// the caller, writes the receipt and a tombstone for the order. Checked by the same
+/// search of every table, by the receipt listed through the api, by the audit entry
+/// (the erasure's id, not the number) and by the erasures topic, whose last record
+/// for the order's key is the tombstone. Bad orders are answered with the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_asked_through_the_api_is_carried_out_by_the_processor() {
+    let env = TestEnv::new("erasure-api").await;
+    let _processor = env
+        .start("processor", &[("PROCESSOR_BATCH__MAX_WAIT_MS", "20")])
+        .await;
+    let ingest = env.start("ingest", &[]).await;
+    let api = env.start("api", &[]).await;
+    let client = env.client();
+    let http = reqwest::Client::new();
+    let mallory = sample_integration("arroyo", |v| {
+        v["client_id"] = json!("erase-api-mallory");
+        v["account"] = json!("mallory");
+    });
+    cmctl::publish_integrations(&env.kafka, &[mallory])
+        .await
+        .unwrap();
+    ingest.wait_for_integration("erase-api-mallory", 1).await;
+    for (hook, id) in [("arroyo", "ea_acme"), ("erase-api-mallory", "ea_mallory")] {
+        let body = json!({"call": {"id": id, "caller": {"number": "(415) 555-2671"},
+            "started_at": "2026-11-21T10:00:00Z", "duration": "1:00", "payout": "5.00"}});
+        let (status, answer) = ingest
+            .post_webhook(hook, "application/json", body.to_string())
+            .await;
+        assert_eq!(status, 202, "{hook}: {answer}");
+    }
+    eventually("both calls", Duration::from_secs(60), || async {
+        let n: u64 = client
+            .query("SELECT count() FROM calls FINAL WHERE external_id IN ('ea_acme', 'ea_mallory')")
+            .fetch_one()
+            .await
+            .ok()?;
+        (n == 2).then_some(())
+    })
+    .await;
+    assert!(
+        !rows_holding_digits(&client).await.is_empty(),
+        "the check sees the number before the erasure"
+    );
+
+    // Orders that cannot be carried out say which field is wrong.
+    let order = |body: Value| {
+        let (http, url) = (http.clone(), api.url("/api/privacy/erasures"));
+        async move {
+            let response = http.post(url).json(&body).send().await.unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, answer) = order(json!({"number": "not a number", "account": "acme-leads"})).await;
+    assert_eq!(
+        (status, answer["error"]["field"].as_str()),
+        (422, Some("number")),
+        "{answer}"
+    );
+    let (status, answer) =
+        order(json!({"number": "4155552671", "region": "ZZ", "account": "acme-leads"})).await;
+    assert_eq!(
+        (status, answer["error"]["field"].as_str()),
+        (422, Some("region")),
+        "{answer}"
+    );
+    let (status, answer) = order(json!({"number": "4155552671"})).await;
+    assert_eq!(status, 400, "an admin names the account: {answer}");
+
+    let (status, answer) = order(json!({"number": "415.555.2671", "account": "acme-leads"})).await;
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["id"].as_str().expect("the order's id").to_owned();
+    let receipt = eventually("the receipt", Duration::from_secs(120), || {
+        let (http, url, id) = (
+            http.clone(),
+            api.url("/api/privacy/erasures?account=acme-leads"),
+            id.clone(),
+        );
+        async move {
+            let listed: Value = http.get(url).send().await.ok()?.json().await.ok()?;
+            listed["erasures"]
+                .as_array()?
+                .iter()
+                .find(|r| r["id"] == id.as_str())
+                .cloned()
+        }
+    })
+    .await;
+    assert_eq!(receipt["outcome"], "done", "{receipt}");
+    assert_eq!(receipt["rows_changed"]["calls"], 1, "{receipt}");
+    let holding = rows_holding_digits(&client).await;
+    assert!(holding.is_empty(), "the number is still in: {holding:?}");
+    let mallory_caller: String = client
+        .query("SELECT caller FROM calls FINAL WHERE external_id = 'ea_mallory'")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(mallory_caller, "+14155552671", "another account's call");
+
+    // The audit trail names the erasure, not the number.
+    let audit = eventually("the audit entry", Duration::from_secs(60), || {
+        let (http, url) = (http.clone(), api.url("/api/audit?account=acme-leads"));
+        async move {
+            let text = http.get(url).send().await.ok()?.text().await.ok()?;
+            text.contains("caller.erased").then_some(text)
+        }
+    })
+    .await;
+    assert!(audit.contains(&id), "{audit}");
+    let digits: String = audit.chars().filter(char::is_ascii_digit).collect();
+    assert!(!digits.contains(DIGITS), "{audit}");
+
+    // The order's key ends with a tombstone: the number leaves the topic at compaction.
+    let topic = env.kafka.topics().erasures;
+    let records = eventually("the order's tombstone", Duration::from_secs(30), || {
+        let (env, topic, id) = (&env, topic.clone(), id.clone());
+        async move {
+            let records = read_from_start(env, &topic);
+            let last = records.iter().rev().find(|(key, _)| *key == id)?;
+            last.1.is_none().then_some(records)
+        }
+    })
+    .await;
+    assert_eq!(
+        records
+            .iter()
+            .filter(|(key, payload)| *key == id && payload.is_some())
+            .count(),
+        1,
+        "one order, then its tombstone"
+    );
+}
+
+/// Every record of one-partition `topic`: (key, payload; `None` for a tombstone).
+fn read_from_start(env: &TestEnv, topic: &str) -> Vec<(String, Option<Vec<u8>>)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &env.kafka.brokers)
+        .set("group.id", format!("{}.erasure-check", env.name))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let (low, high) = consumer
+        .fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .unwrap();
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while seen.len() < (high - low).max(0) as usize && std::time::Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(500)) {
+            seen.push((
+                String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
+                message.payload().map(<[u8]>::to_vec),
+            ));
+        }
+    }
+    seen
+}
