@@ -26,8 +26,9 @@ pub struct Privacy {
     pub policies: CompactedTable<RetentionPolicy>,
     pub producer: AckedProducer,
     pub topic: String,
-    /// Where erasure orders go (`schemas::topics::ERASURES`).
-    pub erasures_topic: String,
+    /// Where erasure orders go: the raw topic, under the caller's key
+    /// (`schemas::topics::ERASE_HEADER`; `processor/src/erasure_orders.rs`).
+    pub raw_topic: String,
     pub audit: crate::audit::Auditor,
 }
 
@@ -187,13 +188,22 @@ impl Privacy {
             number: number.as_str().to_owned(),
             requested_by: actor.name.clone(),
             requested_at: chrono::Utc::now(),
+            clickhouse: true,
         };
         self.audit
             .record_erasure(actor, &order.account, order.id)
             .await?;
         let payload = serde_json::to_vec(&order).unwrap_or_default();
+        let key = schemas::ids::caller_key(&order.account, &order.number);
+        let header: [(&str, &[u8]); 1] = [(schemas::topics::ERASE_HEADER, b"1")];
+        let message = runtime::kafka::OutgoingMessage {
+            key: key.as_bytes(),
+            payload: &payload,
+            headers: &header,
+            partition: None,
+        };
         self.producer
-            .send_pairs(&self.erasures_topic, &[(order.id.to_string(), payload)])
+            .send_all(&self.raw_topic, std::slice::from_ref(&message))
             .await
             .map_err(|error| {
                 tracing::error!(%error, erasure = %order.id, "erasure order not published");

@@ -194,7 +194,7 @@ pub async fn run(
         .await?,
         producer: runtime::kafka::AckedProducer::new(&config.kafka)?,
         topic: config.kafka.topics().retention,
-        erasures_topic: config.kafka.topics().erasures,
+        raw_topic: config.kafka.topics().raw,
         audit: audit.clone(),
     };
     let replays = Replays::new(config.kafka.clone(), registry.clone(), audit);

@@ -259,10 +259,35 @@ pub async fn erase_caller(
     producer
         .send_pairs(&kafka.topics().audit, &[(account.to_owned(), payload)])
         .await?;
-    Ok(
+    let receipt =
         processor::erasure::erase(clickhouse, id, account, e164.as_str(), &actor.name, wait)
-            .await?,
-    )
+            .await?;
+    // The processor's keyed state keeps the caller's calls too (what a later record
+    // merges over): the caller's partition erases them when it meets this order
+    // (`processor/src/erasure_orders.rs`); ClickHouse is done already.
+    let order = schemas::erasure::ErasureOrder {
+        id,
+        account: account.to_owned(),
+        number: e164.as_str().to_owned(),
+        requested_by: actor.name.clone(),
+        requested_at: chrono::Utc::now(),
+        clickhouse: false,
+    };
+    let key = schemas::ids::caller_key(account, e164.as_str());
+    let payload = serde_json::to_vec(&order).unwrap_or_default();
+    let header: [(&str, &[u8]); 1] = [(schemas::topics::ERASE_HEADER, b"1")];
+    producer
+        .send_all(
+            &kafka.topics().raw,
+            &[runtime::kafka::OutgoingMessage {
+                key: key.as_bytes(),
+                payload: &payload,
+                headers: &header,
+                partition: None,
+            }],
+        )
+        .await?;
+    Ok(receipt)
 }
 
 /// Who runs cmctl, for the audit trail: the login and the host.

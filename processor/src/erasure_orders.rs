@@ -1,12 +1,21 @@
-//! The erasure worker: carries out the erasure orders the api publishes
-//! (`POST /api/privacy/erasures`, `schemas::erasure::ErasureOrder`) with the
-//! processor's writer credentials (the api's ClickHouse user only reads). One order
-//! at a time, in order; each is `erasure::erase` (idempotent for its id, so an order
-//! read again after a crash finishes the work and changes nothing twice), then a
-//! tombstone for its key, so the number it holds leaves the topic at compaction,
-//! then the commit. An order that fails for good (or cannot be carried out here: a
-//! ClickHouse cluster) gets a receipt saying so, so the account sees it; an
-//! unreadable one is logged with its position and counted.
+//! Erasure orders (`schemas::erasure::ErasureOrder`), in two steps:
+//!
+//! 1. The order goes to the raw topic under the caller's key
+//!    (`schemas::topics::ERASE_HEADER`; the api's `POST /api/privacy/erasures`,
+//!    `cmctl privacy erase`), so the partition keeping the caller meets it in order
+//!    with the caller's records: the pipeline erases the caller from its keyed state
+//!    ([`erase_state`]: the caller's window goes, its calls are kept as ClickHouse
+//!    will hold them), logged with the batch, so a later record of an erased call
+//!    merges over the erased call and cannot bring the number back. Once that batch
+//!    is stored, the order goes on to the erasures topic ([`forward`]).
+//! 2. The erasure worker ([`run`]) carries it out in ClickHouse with the processor's
+//!    writer credentials (the api's ClickHouse user only reads): `erasure::erase`
+//!    (idempotent for its id, so an order read again after a crash finishes the work
+//!    and changes nothing twice), then a tombstone for its key, so the number it
+//!    holds leaves the topic at compaction, then the commit. An order that fails for
+//!    good (or cannot be carried out here: a ClickHouse cluster) gets a receipt
+//!    saying so, so the account sees it; an unreadable one is logged with its
+//!    position and counted.
 
 use std::time::Duration;
 
@@ -17,7 +26,8 @@ use runtime::shutdown::Shutdown;
 use schemas::erasure::{ErasureOrder, ErasureReceipt};
 
 use crate::error::ProcessorError;
-use crate::sink::{insert, BatchSink};
+use crate::sink::{insert, BatchSink, Interrupted};
+use crate::state::{BatchWrites, KeyedState, StateError};
 
 pub const GROUP: &str = "erasure-worker";
 
@@ -80,7 +90,7 @@ async fn carry_out(
     mutation_wait: Duration,
     cluster: bool,
     shutdown: &Shutdown,
-) -> Result<(), crate::sink::Interrupted> {
+) -> Result<(), Interrupted> {
     let failed = if cluster {
         "not done: erasure on a ClickHouse cluster is not implemented yet (docs/privacy.md)"
             .to_owned()
@@ -103,7 +113,7 @@ async fn carry_out(
                 return Ok(());
             }
             Err(_) if shutdown.is_triggered() => {
-                return Err(crate::sink::Interrupted {
+                return Err(Interrupted {
                     last_error: "stopping".into(),
                 })
             }
@@ -128,4 +138,73 @@ async fn carry_out(
         insert(&sink.clickhouse, "erasures", std::slice::from_ref(&receipt))
     })
     .await
+}
+
+/// Erases `order`'s caller (kept in `partition`) from what `writes` will stage: the
+/// caller's window is removed (its key holds the number), and each of its calls the
+/// state keeps, in this batch's version if it made one, is kept erased
+/// (`schemas::erasure::erase_call`). Calls older than the window are ClickHouse's
+/// alone, and the worker erases them there.
+pub fn erase_state(
+    state: &KeyedState,
+    writes: &mut BatchWrites,
+    partition: i32,
+    order: &ErasureOrder,
+) -> Result<(), StateError> {
+    let Some(spellings) = schemas::erasure::spellings(&order.number) else {
+        tracing::error!(erasure = %order.id, "an erasure order without a phone number; the state is left as it is");
+        return Ok(());
+    };
+    let key = schemas::ids::caller_key(&order.account, &order.number);
+    let caller = match writes
+        .callers
+        .iter()
+        .position(|(p, k, _)| *p == partition && *k == key)
+    {
+        Some(at) => writes.callers.remove(at).2,
+        None => state
+            .callers(&[(partition, key.clone())])?
+            .remove(&key)
+            .unwrap_or_default(),
+    };
+    let ids: Vec<schemas::CallId> = caller.visits.iter().map(|v| v.id).collect();
+    let mut kept = state.calls(&ids)?;
+    for (_, call) in writes.calls.iter().filter(|(_, c)| ids.contains(&c.id)) {
+        kept.insert(call.id, call.clone());
+    }
+    writes.calls.retain(|(_, c)| !ids.contains(&c.id));
+    for (_, mut call) in kept {
+        if call.account != order.account {
+            continue;
+        }
+        schemas::erasure::erase_call(&mut call, order.id, &spellings);
+        writes.calls.push((call.raw.partition, call));
+    }
+    // An empty window is removed from the state (and tombstoned in the changelog).
+    writes
+        .callers
+        .push((partition, key, engine::state::CallerState::default()));
+    Ok(())
+}
+
+/// Sends the orders a stored batch carried out on the keyed state on to the
+/// erasure worker (those whose ClickHouse part is still to do).
+pub async fn forward(
+    sink: &BatchSink,
+    orders: &[ErasureOrder],
+    shutdown: &Shutdown,
+) -> Result<(), Interrupted> {
+    let pairs: Vec<(String, Vec<u8>)> = orders
+        .iter()
+        .filter(|o| o.clickhouse)
+        .map(|o| (o.id.to_string(), serde_json::to_vec(o).unwrap_or_default()))
+        .collect();
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    sink.retry("forward erasure orders", shutdown, || {
+        sink.producer.send_pairs(&sink.topics.erasures, &pairs)
+    })
+    .await
+    .map(|_| ())
 }

@@ -22,6 +22,7 @@ use runtime::kafka::{counting_group_reader, BatchWait, KafkaConfig};
 use runtime::registry::IntegrationRegistry;
 use runtime::shutdown::Shutdown;
 use schemas::callmatrix::{CmCall, MatchMethod, RelinkRequest};
+use schemas::erasure::ErasureOrder;
 use schemas::{CallId, CallRecord, ClientId, RawEnvelope};
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -55,6 +56,9 @@ pub struct Pipeline<S: Store> {
     pub max_message_bytes: usize,
     /// The keys partners' records carry, for drift detection.
     pub source_keys: crate::source_keys::SourceKeys,
+    /// Erasure orders the last decided batch carried out on the keyed state: sent
+    /// on to the erasure worker once the batch is stored (`schemas::topics::ERASE_HEADER`).
+    pub erasing: Vec<ErasureOrder>,
 }
 
 impl<S: Store> Pipeline<S> {
@@ -111,6 +115,11 @@ impl<S: Store> Pipeline<S> {
                         };
                         let sent = announce(sink, &done.processed, park_for, &shutdown);
                         tokio::try_join!(logged, sent)?;
+                        // The caller's state is erased (logged above) and the
+                        // batch's calls stored: ClickHouse's turn. Sent again if
+                        // the batch is decided again; the worker's erasure is
+                        // idempotent.
+                        crate::erasure_orders::forward(sink, &done.erasing, &shutdown).await?;
                         // Committed as soon as it is announced, not when the next
                         // batch arrives (on a quiet topic, never: its offsets would
                         // stay uncommitted and its metrics unrecorded). A rebalance
@@ -207,6 +216,7 @@ impl<S: Store> Pipeline<S> {
             // Visible to analysts: no longer lag (`kafka_group_lag_seconds`).
             reader.settled(&batch);
             stored = Some(Stored {
+                erasing: std::mem::take(&mut self.erasing),
                 batch,
                 processed,
                 staged,
@@ -237,6 +247,9 @@ impl<S: Store> Pipeline<S> {
             step = step.with_raw_partitions(partitions);
         }
         let mut gave_up = HashSet::new();
+        // Erasure orders for callers of this batch's partitions, applied to the
+        // state after the batch's own decisions.
+        let mut erasing: Vec<(i32, ErasureOrder)> = Vec::new();
         // CmCalls of this batch, by their caller's key (and the partition it lives in).
         let mut arrived: BTreeMap<String, (i32, Vec<Candidate>)> = BTreeMap::new();
         for message in batch {
@@ -248,6 +261,17 @@ impl<S: Store> Pipeline<S> {
                 offset: message.offset(),
                 parked: crate::parking::parked_count(message),
             };
+            if crate::parking::header_number(message, schemas::topics::ERASE_HEADER).is_some() {
+                match serde_json::from_slice::<ErasureOrder>(record.payload) {
+                    Ok(order) => erasing.push((record.partition, order)),
+                    Err(error) => {
+                        tracing::error!(%error, partition = record.partition, offset = record.offset, "unreadable erasure order on the raw topic; skipped");
+                        metrics::counter!(crate::metric_names::PROCESSOR_ERASURE_ORDERS_TOTAL, "outcome" => "unreadable")
+                            .increment(1);
+                    }
+                }
+                continue;
+            }
             if crate::parking::header_number(message, schemas::topics::RELINK_HEADER).is_some() {
                 match serde_json::from_slice::<RelinkRequest>(record.payload) {
                     Ok(request) => step.relink(request.client_id, request.id),
@@ -335,7 +359,7 @@ impl<S: Store> Pipeline<S> {
         stored.extend(self.stored_elsewhere(&older, shutdown).await?);
         step.redecide(changed, &stored);
         let processed = step.finish();
-        let writes = BatchWrites {
+        let mut writes = BatchWrites {
             calls: processed
                 .calls
                 .iter()
@@ -343,6 +367,12 @@ impl<S: Store> Pipeline<S> {
                 .collect(),
             callers,
         };
+        self.erasing.clear();
+        for (partition, order) in erasing {
+            crate::erasure_orders::erase_state(&self.state, &mut writes, partition, &order)
+                .map_err(stopped)?;
+            self.erasing.push(order);
+        }
         let staged = self.state.stage(writes, rebalances).map_err(stopped)?;
         Ok((processed, staged))
     }
@@ -583,6 +613,8 @@ fn record_age(batch: &[OwnedMessage], at: &'static str) {
 /// A batch between [`store`] and its commit.
 struct Stored {
     batch: Vec<OwnedMessage>,
+    /// Erasure orders its state changes carried out, for the erasure worker.
+    erasing: Vec<ErasureOrder>,
     processed: Processed,
     /// Its changes to the keyed state, for the changelog.
     staged: Staged,

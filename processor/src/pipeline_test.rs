@@ -75,6 +75,7 @@ fn test_pipeline(
         parking: crate::config::ParkingConfig::default(),
         max_message_bytes: schemas::limits::DEFAULT_MAX_MESSAGE_BYTES,
         source_keys: Default::default(),
+        erasing: Vec::new(),
     }
 }
 

@@ -216,6 +216,7 @@ pub async fn run(
                     parking: config.parking.clone(),
                     max_message_bytes: config.kafka.max_message_bytes(),
                     source_keys: Default::default(),
+                    erasing: Vec::new(),
                 };
                 let (sink, kafka, shutdown) =
                     (sink.clone(), config.kafka.clone(), shutdown.clone());

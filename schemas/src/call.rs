@@ -491,7 +491,7 @@ pub fn to_whole_seconds(instant: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::attribute::{AttributeType, AttributeValue};
     use phonenumber::country::Id;

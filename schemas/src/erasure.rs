@@ -21,11 +21,12 @@ pub fn erased_caller(id: Uuid) -> String {
     format!("{ERASED_PREFIX}{}", id.simple())
 }
 
-/// An erasure asked for through the api (`POST /api/privacy/erasures`), on the
-/// erasures topic (keyed by `id`) until the processor's erasure worker has done it
-/// and written its receipt; the worker then writes a tombstone for the key, so the
-/// number leaves the topic at its next compaction (and at the latest with its
-/// one-day retention).
+/// An erasure asked for (`POST /api/privacy/erasures`, `cmctl privacy erase`):
+/// first on the raw topic under the caller's key, where the caller's partition
+/// erases its keyed state, then (when `clickhouse`) on the erasures topic, keyed by
+/// `id`, until the processor's erasure worker has done it and written its receipt;
+/// the worker then writes a tombstone for the key, so the number leaves that topic
+/// at its next compaction (and at the latest with its one-day retention).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ErasureOrder {
@@ -36,6 +37,43 @@ pub struct ErasureOrder {
     /// Who asked (an audit actor's name).
     pub requested_by: String,
     pub requested_at: DateTime<Utc>,
+    /// Whether ClickHouse is still to be erased (by the processor's erasure worker,
+    /// once the caller's partition has erased its keyed state); false when the
+    /// order comes from `cmctl privacy erase`, which erased ClickHouse itself.
+    #[serde(default = "yes")]
+    pub clickhouse: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// [`spelling_pattern`] compiled for Rust (the processor's keyed state).
+pub fn spellings(e164: &str) -> Option<regex::Regex> {
+    regex::Regex::new(&spelling_pattern(e164)?).ok()
+}
+
+/// What an erasure leaves of a call, as ClickHouse's statements leave its row
+/// (`processor::erasure`): the caller replaced by the erasure's token, the ZIP,
+/// city and state emptied, every spelling of the number cut out of the warnings
+/// and the custom attributes' values.
+pub fn erase_call(call: &mut crate::call::CallRecord, id: Uuid, spellings: &regex::Regex) {
+    let scrub = |text: &str| {
+        spellings
+            .replace_all(text, format!("${{1}}{ERASED_TEXT}${{2}}"))
+            .into_owned()
+    };
+    call.caller = None;
+    call.caller_hash = Some(erased_caller(id));
+    call.zip = None;
+    call.city = None;
+    call.state = None;
+    for warning in &mut call.warnings {
+        *warning = scrub(warning);
+    }
+    for value in call.attributes.values_mut() {
+        value.value = scrub(&value.value);
+    }
 }
 
 /// A receipt (`erasures`, migration 21): one run of one erasure.
@@ -102,6 +140,37 @@ mod tests {
             .unwrap()
             .replace_all(text, format!("${{1}}{ERASED_TEXT}${{2}}"))
             .into_owned()
+    }
+
+    #[test]
+    fn an_erased_call_keeps_nothing_of_the_number() {
+        let mut call = crate::call::tests::sample();
+        call.zip = Some("94107".into());
+        call.city = Some("San Francisco".into());
+        call.warnings = vec!["caller (415) 555-2671 looked up".into()];
+        call.attributes.insert(
+            "callback".into(),
+            crate::attribute::AttributeValue {
+                kind: crate::attribute::AttributeType::String,
+                value: "call back on 415.555.2671 please".into(),
+            },
+        );
+        let id = Uuid::from_u128(7);
+        erase_call(&mut call, id, &spellings("+14155552671").unwrap());
+        assert_eq!(call.caller, None);
+        assert_eq!(
+            call.caller_hash.as_deref(),
+            Some(erased_caller(id).as_str())
+        );
+        assert_eq!((call.zip.as_deref(), call.city.as_deref()), (None, None));
+        assert_eq!(
+            call.warnings,
+            vec![format!("caller {ERASED_TEXT} looked up")]
+        );
+        assert_eq!(
+            call.attributes["callback"].value,
+            format!("call back on {ERASED_TEXT} please")
+        );
     }
 
     #[test]

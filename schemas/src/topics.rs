@@ -41,6 +41,10 @@ pub const PARKED_HEADER: &str = "cm-parked";
 pub const DUE_HEADER: &str = "cm-due-ms";
 /// Kafka header marking a raw-topic message as a `RelinkRequest`, not an envelope.
 pub const RELINK_HEADER: &str = "cm-relink";
+/// Kafka header marking a raw-topic message as an erasure order
+/// (`schemas::erasure::ErasureOrder`), sent under the caller's key so the
+/// partition keeping the caller erases its keyed state in order with its records.
+pub const ERASE_HEADER: &str = "cm-erase";
 /// Kafka header marking a raw-topic message as a CallMatrix call (`CmCall` with its
 /// account), sent by the linker under its caller's key so the caller's partition
 /// keeps it and links what it completes.
@@ -64,9 +68,10 @@ pub const AUDIT: &str = "audit.entries";
 /// Compacted, keyed by account: each account's retention policy
 /// (`schemas::retention`), set through the api, applied by the processor.
 pub const RETENTION: &str = "privacy.retention";
-/// Erasure orders from the api (`schemas::erasure::ErasureOrder`), keyed by
-/// erasure id, done by the processor's erasure worker, which then writes the key's
-/// tombstone: compacted, and kept a day at most, since an order holds a number.
+/// Erasure orders (`schemas::erasure::ErasureOrder`) whose caller's keyed state is
+/// erased, sent on by the pipeline for the erasure worker to carry out in
+/// ClickHouse; keyed by erasure id; the worker then writes the key's tombstone:
+/// compacted, and kept a day at most, since an order holds a number.
 pub const ERASURES: &str = "privacy.erasures";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

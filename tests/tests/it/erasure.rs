@@ -421,6 +421,30 @@ async fn an_erasure_asked_through_the_api_is_carried_out_by_the_processor() {
         .unwrap();
     assert_eq!(mallory_caller, "+14155552671", "another account's call");
 
+    // A later record of the erased call without a caller (a payout after the fact)
+    // merges over what the processor keeps of the call: it must not bring the
+    // number back.
+    let late = json!({"call": {"id": "ea_acme", "payout": "9.00"}});
+    let (status, answer) = ingest
+        .post_webhook("arroyo", "application/json", late.to_string())
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    let caller_after: String = eventually("the late payout", Duration::from_secs(60), || async {
+        client
+            .query("SELECT caller FROM calls FINAL WHERE external_id = 'ea_acme' AND payout = 9")
+            .fetch_optional::<String>()
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
+    assert!(
+        caller_after.starts_with(schemas::erasure::ERASED_PREFIX),
+        "the late record brought back {caller_after:?}"
+    );
+    let holding = rows_holding_digits(&client).await;
+    assert!(holding.is_empty(), "after the late record: {holding:?}");
+
     // The audit trail names the erasure, not the number.
     let audit = eventually("the audit entry", Duration::from_secs(60), || {
         let (http, url) = (http.clone(), api.url("/api/audit?account=acme-leads"));
