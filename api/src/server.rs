@@ -143,10 +143,12 @@ pub async fn run(
         config.registry.initial_load(),
     )
     .await?;
+    let accounts = registry.clone();
     let recent = RecentPayloads::start(
         &config.kafka,
         config.http.recent_payloads,
         config.limits.recent_payload_bytes,
+        move |client| accounts.get(client).map(|i| i.account.clone()),
         shutdown.clone(),
     )
     .await?;

@@ -363,6 +363,27 @@ async fn an_erasure_asked_through_the_api_is_carried_out_by_the_processor() {
         "the check sees the number before the erasure"
     );
 
+    // The api's recent payloads (dry runs on real traffic) hold the number too.
+    let previewed = || {
+        let (http, url) = (http.clone(), api.url("/api/mappings/preview"));
+        async move {
+            http.post(url)
+                .json(&json!({"client_id": "arroyo", "recent": true}))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()
+        }
+    };
+    eventually(
+        "the payload in the recent buffer",
+        Duration::from_secs(30),
+        || async { previewed().await.filter(|text| text.contains("ea_acme")) },
+    )
+    .await;
+
     // Orders that cannot be carried out say which field is wrong.
     let order = |body: Value| {
         let (http, url) = (http.clone(), api.url("/api/privacy/erasures"));
@@ -420,6 +441,10 @@ async fn an_erasure_asked_through_the_api_is_carried_out_by_the_processor() {
         .await
         .unwrap();
     assert_eq!(mallory_caller, "+14155552671", "another account's call");
+
+    // Gone from the recent payloads: no dry run shows the erased record.
+    let shown = previewed().await.unwrap_or_default();
+    assert!(!shown.contains("ea_acme"), "{shown}");
 
     // A later record of the erased call without a caller (a payout after the fact)
     // merges over what the processor keeps of the call: it must not bring the
