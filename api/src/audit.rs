@@ -91,18 +91,8 @@ impl Auditor {
         account: &str,
         erasure: Uuid,
     ) -> Result<(), Problem> {
-        self.write(AuditEntry {
-            id: Uuid::new_v4(),
-            at: Utc::now(),
-            account: account.to_owned(),
-            client_id: String::new(),
-            action: AuditAction::CallerErased,
-            actor: actor.clone(),
-            version: 0,
-            changes: Vec::new(),
-            detail: Some(serde_json::json!({ "erasure": erasure })),
-        })
-        .await
+        self.write(AuditEntry::caller_erased(account, actor, erasure))
+            .await
     }
 
     async fn write(&self, entry: AuditEntry) -> Result<(), Problem> {

@@ -49,6 +49,17 @@ fn default_region() -> String {
     "US".to_owned()
 }
 
+/// A JSON body of at most 4 KiB; one that does not read as `T` is a 422 with `code`.
+async fn small_json<T: serde::de::DeserializeOwned>(
+    request: Request<Incoming>,
+    code: &'static str,
+) -> Result<T, Problem> {
+    require_json(&request)?;
+    let body = read_body(request, 4096, runtime::http::BODY_TIMEOUT).await?;
+    serde_json::from_slice(&body)
+        .map_err(|e| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string()))
+}
+
 fn invalid_erasure(field: &str, problem: impl Into<String>) -> Problem {
     Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_erasure", problem)
         .with_detail("field", field)
@@ -168,15 +179,7 @@ impl Privacy {
         actor: &Actor,
         request: Request<Incoming>,
     ) -> Result<Response<Body>, Problem> {
-        require_json(&request)?;
-        let body = read_body(request, 4096, runtime::http::BODY_TIMEOUT).await?;
-        let asked: ErasureBody = serde_json::from_slice(&body).map_err(|e| {
-            Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_erasure",
-                e.to_string(),
-            )
-        })?;
+        let asked: ErasureBody = small_json(request, "invalid_erasure").await?;
         let account = account_of(scope, asked.account.as_deref())?;
         let region = schemas::phone::region(asked.region.trim())
             .map_err(|e| invalid_erasure("region", e.to_string()))?;
@@ -194,12 +197,11 @@ impl Privacy {
             .record_erasure(actor, &order.account, order.id)
             .await?;
         let payload = serde_json::to_vec(&order).unwrap_or_default();
-        let key = schemas::ids::caller_key(&order.account, &order.number);
-        let header: [(&str, &[u8]); 1] = [(schemas::topics::ERASE_HEADER, b"1")];
+        let key = order.raw_key();
         let message = runtime::kafka::OutgoingMessage {
             key: key.as_bytes(),
             payload: &payload,
-            headers: &header,
+            headers: &schemas::erasure::RAW_HEADERS,
             partition: None,
         };
         self.producer
@@ -231,15 +233,7 @@ impl Privacy {
         actor: &Actor,
         request: Request<Incoming>,
     ) -> Result<Response<Body>, Problem> {
-        require_json(&request)?;
-        let body = read_body(request, 4096, runtime::http::BODY_TIMEOUT).await?;
-        let mut policy: RetentionPolicy = serde_json::from_slice(&body).map_err(|e| {
-            Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_policy",
-                e.to_string(),
-            )
-        })?;
+        let mut policy: RetentionPolicy = small_json(request, "invalid_policy").await?;
         account_of(scope, Some(&policy.account))?;
         if let Some((field, problem)) = policy.problem() {
             return Err(Problem::new(

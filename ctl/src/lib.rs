@@ -232,7 +232,6 @@ pub async fn erase_caller(
     actor: &schemas::audit::Actor,
     wait: std::time::Duration,
 ) -> Result<schemas::erasure::ErasureReceipt, CtlError> {
-    use schemas::audit::{AuditAction, AuditEntry};
     let ErasureRequest {
         account,
         number,
@@ -243,17 +242,7 @@ pub async fn erase_caller(
     let e164 = schemas::E164::parse(number, region)
         .map_err(|e| CtlError::Number(format!("not a phone number: {e}")))?;
     let id = id.unwrap_or_else(uuid::Uuid::new_v4);
-    let entry = AuditEntry {
-        id: uuid::Uuid::new_v4(),
-        at: chrono::Utc::now(),
-        account: account.to_owned(),
-        client_id: String::new(),
-        action: AuditAction::CallerErased,
-        actor: actor.clone(),
-        version: 0,
-        changes: Vec::new(),
-        detail: Some(serde_json::json!({ "erasure": id })),
-    };
+    let entry = schemas::audit::AuditEntry::caller_erased(account, actor, id);
     let producer = AckedProducer::new(kafka)?;
     let payload = serde_json::to_vec(&entry).unwrap_or_default();
     producer
@@ -273,16 +262,17 @@ pub async fn erase_caller(
         requested_at: chrono::Utc::now(),
         clickhouse: false,
     };
-    let key = schemas::ids::caller_key(account, e164.as_str());
-    let payload = serde_json::to_vec(&order).unwrap_or_default();
-    let header: [(&str, &[u8]); 1] = [(schemas::topics::ERASE_HEADER, b"1")];
+    let (key, payload) = (
+        order.raw_key(),
+        serde_json::to_vec(&order).unwrap_or_default(),
+    );
     producer
         .send_all(
             &kafka.topics().raw,
             &[runtime::kafka::OutgoingMessage {
                 key: key.as_bytes(),
                 payload: &payload,
-                headers: &header,
+                headers: &schemas::erasure::RAW_HEADERS,
                 partition: None,
             }],
         )

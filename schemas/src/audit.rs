@@ -95,6 +95,23 @@ pub struct AuditEntry {
     pub detail: Option<Value>,
 }
 
+impl AuditEntry {
+    /// An erasure asked for by `actor`: its id, never the number.
+    pub fn caller_erased(account: &str, actor: &Actor, erasure: Uuid) -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            at: chrono::Utc::now(),
+            account: account.to_owned(),
+            client_id: String::new(),
+            action: AuditAction::CallerErased,
+            actor: actor.clone(),
+            version: 0,
+            changes: Vec::new(),
+            detail: Some(serde_json::json!({ "erasure": erasure })),
+        }
+    }
+}
+
 /// Most changes one entry lists; past them, one `…` change says how many more.
 pub const MAX_CHANGES: usize = 200;
 /// Longest value text kept in a change.

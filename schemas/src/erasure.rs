@@ -48,6 +48,17 @@ fn yes() -> bool {
     true
 }
 
+impl ErasureOrder {
+    /// Its key on the raw topic: the caller's, so it reaches the partition that
+    /// keeps the caller (sent with the header `crate::topics::ERASE_HEADER`).
+    pub fn raw_key(&self) -> String {
+        crate::ids::caller_key(&self.account, &self.number)
+    }
+}
+
+/// The headers an erasure order travels with on the raw topic.
+pub const RAW_HEADERS: [(&str, &[u8]); 1] = [(crate::topics::ERASE_HEADER, b"1")];
+
 /// [`spelling_pattern`] compiled for Rust (the processor's keyed state).
 pub fn spellings(e164: &str) -> Option<regex::Regex> {
     regex::Regex::new(&spelling_pattern(e164)?).ok()
