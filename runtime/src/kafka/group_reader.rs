@@ -92,6 +92,7 @@ impl<C: ConsumerContext + 'static> GroupReader<C> {
     ) -> Result<Self, ConsumerError> {
         let consumer = Arc::new(make(Membership::Configured)?);
         let clock = LagClock::new(group.clone());
+        clock.count_held_with(held_by(&consumer));
         Ok(Self {
             clock,
             peeker: Arc::new(peeker),
@@ -119,14 +120,11 @@ impl<C: ConsumerContext + 'static> GroupReader<C> {
         }
         self.lag_reported = Some(Instant::now());
         let assignment = self.consumer.assignment().ok();
-        let held = assignment.as_ref().map_or(0, |a| a.count());
         self.clock.retain(|topic, partition| {
             assignment
                 .as_ref()
                 .is_some_and(|a| a.find_partition(topic, partition).is_some())
         });
-        metrics::gauge!(crate::metric_names::KAFKA_GROUP_PARTITIONS_HELD, "group" => self.group.clone())
-            .set(held as f64);
         let (consumer, topics, group) = (
             self.consumer.clone(),
             self.topics.clone(),
@@ -328,6 +326,7 @@ impl<C: ConsumerContext + 'static> GroupReader<C> {
         match (self.make)(Membership::Dynamic) {
             Ok(fresh) => {
                 let old = std::mem::replace(&mut self.consumer, Arc::new(fresh));
+                self.clock.count_held_with(held_by(&self.consumer));
                 // What the old member read is read again by whoever is given it.
                 self.clock.retain(|_, _| false);
                 // Closing leaves the group, a blocking exchange with the coordinator.
@@ -338,6 +337,14 @@ impl<C: ConsumerContext + 'static> GroupReader<C> {
             }
         }
     }
+}
+
+/// Counts the partitions `consumer` holds, while it lives (a local call: no request).
+fn held_by<C: ConsumerContext + 'static>(
+    consumer: &Arc<StreamConsumer<C>>,
+) -> Box<dyn Fn() -> Option<usize> + Send + Sync> {
+    let consumer = Arc::downgrade(consumer);
+    Box::new(move || consumer.upgrade()?.assignment().ok().map(|a| a.count()))
 }
 
 /// Tells the clock what a check found, and reads the timestamp of the oldest record

@@ -54,10 +54,15 @@ const ACTIVE_FOR: std::time::Duration = std::time::Duration::from_secs(10);
 
 type Pending = HashMap<(String, i32), Partition>;
 
-/// One group reader's records in hand (see the module documentation).
+/// How many partitions the reader's current consumer holds (`None` once it is gone).
+type Held = Box<dyn Fn() -> Option<usize> + Send + Sync>;
+
+/// One group reader's records in hand (see the module documentation), and how to
+/// count the partitions it holds.
 pub(crate) struct LagClock {
     group: String,
     pending: Mutex<Pending>,
+    held: Mutex<Option<Held>>,
 }
 
 impl LagClock {
@@ -65,12 +70,25 @@ impl LagClock {
         let clock = Arc::new(Self {
             group,
             pending: Mutex::default(),
+            held: Mutex::new(None),
         });
         if let Ok(mut clocks) = CLOCKS.lock() {
             clocks.retain(|c| c.strong_count() > 0);
             clocks.push(Arc::downgrade(&clock));
         }
         clock
+    }
+
+    /// Counts the partitions held with `held` from now on (the reader's consumer,
+    /// replaced when it joins again).
+    pub(crate) fn count_held_with(&self, held: Held) {
+        if let Ok(mut slot) = self.held.lock() {
+            *slot = Some(held);
+        }
+    }
+
+    fn partitions_held(&self) -> Option<usize> {
+        self.held.lock().ok()?.as_ref()?()
     }
 
     /// A batch was read: its records are unprocessed until committed.
@@ -265,8 +283,13 @@ impl LagClock {
     }
 }
 
-/// Sets `kafka_group_lag_seconds` for every partition of every live reader: call
-/// right before rendering `/metrics`.
+/// Sets `kafka_group_lag_seconds` for every partition of every live reader, and
+/// `kafka_group_partitions_held` for each: call right before rendering `/metrics`.
+/// Partitions held are counted here, not by the reading loop: a loop held up by its
+/// batch (a store that is down) would leave the last count standing, and an
+/// assignment made just before was reported as none for the whole outage
+/// (`CallMatrixGroupWithoutMembers` fired in the alert drill with the processor
+/// holding every partition).
 pub fn refresh_lag_seconds() {
     let clocks: Vec<Arc<LagClock>> = match CLOCKS.lock() {
         Ok(clocks) => clocks.iter().filter_map(Weak::upgrade).collect(),
@@ -274,6 +297,10 @@ pub fn refresh_lag_seconds() {
     };
     let now_ms = chrono::Utc::now().timestamp_millis();
     for clock in clocks {
+        if let Some(held) = clock.partitions_held() {
+            metrics::gauge!(crate::metric_names::KAFKA_GROUP_PARTITIONS_HELD, "group" => clock.group.clone())
+                .set(held as f64);
+        }
         for (topic, partition, age) in clock.ages(now_ms) {
             let labels = [
                 ("group", clock.group.clone()),
@@ -432,6 +459,24 @@ mod tests {
         clock.unread("calls.raw", 0, 12, 1_600);
         clock.committed(&batch);
         assert_eq!(age_of(&clock, 0, 3_100), 1.5);
+    }
+
+    #[test]
+    fn partitions_held_are_counted_by_the_current_consumer_while_it_lives() {
+        let clock = LagClock::new("processor".into());
+        assert_eq!(clock.partitions_held(), None, "no consumer yet");
+        let first = Arc::new(3usize);
+        let weak = Arc::downgrade(&first);
+        clock.count_held_with(Box::new(move || weak.upgrade().map(|n| *n)));
+        assert_eq!(clock.partitions_held(), Some(3));
+        // Joined again: the new consumer counts, whatever the old one said.
+        let second = Arc::new(0usize);
+        let weak = Arc::downgrade(&second);
+        clock.count_held_with(Box::new(move || weak.upgrade().map(|n| *n)));
+        drop(first);
+        assert_eq!(clock.partitions_held(), Some(0));
+        drop(second);
+        assert_eq!(clock.partitions_held(), None, "gone: the last count stands");
     }
 
     #[test]
