@@ -113,7 +113,13 @@ if [ -n "${CM_FAULT_OUTAGES:-}" ]; then
     echo "$(date +%s) down $part" >> "$alerts_log"
     stack crash "$part" > /dev/null
     sleep "$down_s"
-    stack revive > /dev/null
+    # Said, not swallowed: run 4 of the drill ended here with nothing to say why.
+    if ! stack revive >> "$run/revive.log" 2>&1; then
+      echo "[fault] alert drill: revive failed (tail of $run/revive.log below); trying again"
+      tail -n 20 "$run/revive.log"
+      sleep 10
+      stack revive >> "$run/revive.log" 2>&1
+    fi
     echo "$(date +%s) up $part" >> "$alerts_log"
     sleep "${CM_FAULT_OUTAGE_SETTLE_S:-360}"
   done
