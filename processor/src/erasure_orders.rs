@@ -173,10 +173,8 @@ pub fn erase_state(
         kept.insert(call.id, call.clone());
     }
     writes.calls.retain(|(_, c)| !ids.contains(&c.id));
+    // The caller's key holds the account: these are the account's calls.
     for (_, mut call) in kept {
-        if call.account != order.account {
-            continue;
-        }
         schemas::erasure::erase_call(&mut call, order.id, &spellings);
         writes.calls.push((call.raw.partition, call));
     }

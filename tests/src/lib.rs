@@ -617,6 +617,53 @@ pub async fn final_count(client: &clickhouse::Client, client_id: &str) -> u64 {
 
 /// The sum of every sample of `name` (any labels; `label` narrows to samples carrying
 /// it, e.g. `table="calls_hourly"`) on a binary's `/metrics` page.
+/// One record of a topic read from its start.
+pub struct TopicRecord {
+    pub key: String,
+    pub partition: i32,
+    /// `None` for a tombstone.
+    pub payload: Option<Vec<u8>>,
+}
+
+/// Every record of partitions `0..partitions` of `topic`, from the start to each
+/// partition's end as it is when called (within 20 s). Blocking.
+pub fn read_topic(env: &TestEnv, topic: &str, partitions: i32) -> Vec<TopicRecord> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &env.kafka.brokers)
+        .set("group.id", format!("{}.read-topic", env.name))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("a reader");
+    let mut assignment = TopicPartitionList::new();
+    let mut expected = 0usize;
+    for partition in 0..partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("the ends of {topic}[{partition}]: {e}"));
+        expected += usize::try_from(high - low).unwrap_or(0);
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .expect("a partition to read");
+    }
+    consumer.assign(&assignment).expect("assigned");
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while seen.len() < expected && std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(message)) => seen.push(TopicRecord {
+                key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
+                partition: message.partition(),
+                payload: message.payload().map(<[u8]>::to_vec),
+            }),
+            Some(Err(error)) => panic!("reading {topic}: {error}"),
+            None => {}
+        }
+    }
+    seen
+}
+
 /// Sends `request` and reads its JSON body; `None` on any failure, for the polls of
 /// [`eventually`].
 pub async fn json_of(request: reqwest::RequestBuilder) -> Option<serde_json::Value> {

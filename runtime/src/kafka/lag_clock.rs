@@ -124,6 +124,7 @@ impl LagClock {
     /// A batch's output is written (for the processor: its calls are stored, its
     /// events about to be sent): what it read is processed, as far as the lag in
     /// seconds goes, though its offsets are committed a step later.
+    ///
     /// True when it left a partition's age a guess (see `Partition::backlog`).
     pub(crate) fn settled(&self, batch: &[OwnedMessage]) -> bool {
         self.processed(batch, false)

@@ -488,49 +488,18 @@ async fn an_erasure_asked_through_the_api_is_carried_out_by_the_processor() {
     let records = eventually("the order's tombstone", Duration::from_secs(30), || {
         let (env, topic, id) = (&env, topic.clone(), id.clone());
         async move {
-            let records = read_from_start(env, &topic);
-            let last = records.iter().rev().find(|(key, _)| *key == id)?;
-            last.1.is_none().then_some(records)
+            let records = integration_tests::read_topic(env, &topic, 1);
+            let last = records.iter().rev().find(|r| r.key == id)?;
+            last.payload.is_none().then_some(records)
         }
     })
     .await;
     assert_eq!(
         records
             .iter()
-            .filter(|(key, payload)| *key == id && payload.is_some())
+            .filter(|r| r.key == id && r.payload.is_some())
             .count(),
         1,
         "one order, then its tombstone"
     );
-}
-
-/// Every record of one-partition `topic`: (key, payload; `None` for a tombstone).
-fn read_from_start(env: &TestEnv, topic: &str) -> Vec<(String, Option<Vec<u8>>)> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &env.kafka.brokers)
-        .set("group.id", format!("{}.erasure-check", env.name))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&assignment).unwrap();
-    let (low, high) = consumer
-        .fetch_watermarks(topic, 0, Duration::from_secs(10))
-        .unwrap();
-    let mut seen = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while seen.len() < (high - low).max(0) as usize && std::time::Instant::now() < deadline {
-        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(500)) {
-            seen.push((
-                String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
-                message.payload().map(<[u8]>::to_vec),
-            ));
-        }
-    }
-    seen
 }

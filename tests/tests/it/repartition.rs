@@ -8,8 +8,6 @@
 use std::time::Duration;
 
 use integration_tests::{eventually, final_count, metric_sum, TestEnv};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use runtime::kafka::{AckedProducer, OutgoingMessage};
 use schemas::topics::partition_for;
 use schemas::{ClientId, RawEnvelope, Source};
@@ -32,37 +30,6 @@ fn envelope(n: u32, caller: &str) -> Vec<u8> {
         payload: serde_json::value::RawValue::from_string(payload).unwrap(),
     }
     .to_json()
-}
-
-/// Every record of `topic`: (key, partition).
-fn read_all(env: &TestEnv, topic: &str) -> Vec<(String, i32)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &env.kafka.brokers)
-        .set("group.id", format!("{}.repartition-check", env.name))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut assignment = TopicPartitionList::new();
-    for partition in 0..PARTITIONS {
-        assignment
-            .add_partition_offset(topic, partition, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&assignment).unwrap();
-    let mut seen = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::time::Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(500)) {
-            Some(Ok(message)) => seen.push((
-                String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
-                message.partition(),
-            )),
-            Some(Err(error)) => panic!("reading {topic}: {error}"),
-            None if !seen.is_empty() => break,
-            None => {}
-        }
-    }
-    seen
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +58,10 @@ async fn records_left_in_a_callers_old_partition_are_decided_in_its_new_one() {
         .collect();
     producer.send_pairs(&raw, &newer).await.unwrap();
     // librdkafka's partitioner is the one the processor computes.
-    let landed = read_all(&env, &raw);
+    let landed: Vec<(String, i32)> = integration_tests::read_topic(&env, &raw, PARTITIONS)
+        .into_iter()
+        .map(|r| (r.key, r.partition))
+        .collect();
     assert_eq!(landed.len(), moved.len());
     for (key, partition) in &landed {
         assert_eq!(
