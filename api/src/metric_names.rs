@@ -29,3 +29,5 @@ pub const API_SSE_DROPPED_CLIENTS_TOTAL: &str = "api_sse_dropped_clients_total";
 pub const API_SSE_EVENTS_TOTAL: &str = "api_sse_events_total";
 /// counter; labels: none.
 pub const API_SSE_RESUMES_TOTAL: &str = "api_sse_resumes_total";
+/// counter; labels: none. Call versions a stream had sent already (announced twice by the processor after a rebalance), not sent again.
+pub const API_SSE_REPEATS_SKIPPED_TOTAL: &str = "api_sse_repeats_skipped_total";

@@ -22,6 +22,8 @@ pub const PROCESSOR_CM_LINKS_TOTAL: &str = "processor_cm_links_total";
 /// counter; labels: none.
 pub const PROCESSOR_INTEGRATION_WAIT_TIMEOUTS_TOTAL: &str =
     "processor_integration_wait_timeouts_total";
+/// gauge; labels: none.
+pub const PROCESSOR_PARKED_IN_HAND: &str = "processor_parked_in_hand";
 /// counter; labels: none.
 pub const PROCESSOR_PARKED_RELEASED_TOTAL: &str = "processor_parked_released_total";
 /// counter; labels: none.

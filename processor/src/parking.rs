@@ -8,71 +8,100 @@
 //! becomes a dead letter with the reason.
 //!
 //! The delay is the same for every record, so each partition of `calls.parked` is
-//! in due order and the worker only ever waits for the record at its head. It
-//! commits after re-publishing, so a crash re-publishes at most a batch again (the
-//! raw record merges idempotently).
+//! in due order. The worker keeps what it has read and is not yet due in
+//! [`Waiting`] and pauses those partitions, reading on meanwhile: it used to sleep
+//! until the next record was due, holding its batch without reading, and a member
+//! that does not read cannot finish a rebalance (alert drill run 4: after a broker
+//! kill the group was without partitions for 16 minutes, joining again 12 times).
+//! It commits after re-publishing, so a crash re-publishes at most what was due
+//! again (the raw record merges idempotently); after a rebalance it forgets what
+//! waits, which the partition's next reader reads again from the last commit.
+
+mod waiting;
 
 use std::time::Duration;
 
 use chrono::Utc;
 use rdkafka::message::{Headers, Message, OwnedMessage};
-use runtime::kafka::{group_reader, KafkaConfig, OutgoingMessage};
+use runtime::kafka::{counting_group_reader, KafkaConfig, OutgoingMessage};
 use runtime::shutdown::Shutdown;
-use schemas::topics::{DUE_HEADER, PARKED_HEADER};
+use schemas::topics::PARKED_HEADER;
+use tokio::time::Instant;
 
 use crate::sink::{BatchSink, Interrupted};
+use waiting::Waiting;
 
 pub const GROUP: &str = "parking";
 
-/// Records re-published per batch at most.
+/// Records read per batch at most.
 const MAX_BATCH: usize = 500;
+
+/// How long a read waits for records when none is waiting to fall due.
+const IDLE_READ: Duration = Duration::from_secs(5);
 
 pub async fn run(
     kafka: &KafkaConfig,
     sink: &BatchSink,
     shutdown: Shutdown,
 ) -> Result<(), crate::error::ProcessorError> {
-    let mut reader = group_reader(kafka, GROUP, &[&sink.topics.parked])?;
+    let topic = sink.topics.parked.clone();
+    let (mut reader, rebalances) = counting_group_reader(kafka, GROUP, &[&topic])?;
+    let mut waiting = Waiting::default();
+    let mut paused: Vec<i32> = Vec::new();
+    let mut rebalanced = rebalances.count();
     let mut stop = shutdown.clone();
     loop {
+        let read_for = waiting
+            .next_due()
+            .map(|due| {
+                let wait = due.saturating_sub(Utc::now().timestamp_millis());
+                Duration::from_millis(wait.max(0).unsigned_abs())
+            })
+            .unwrap_or(IDLE_READ)
+            .min(IDLE_READ);
         let batch = tokio::select! {
             _ = stop.wait() => break,
-            batch = reader.next_batch(MAX_BATCH, Duration::from_millis(100)) => batch,
+            batch = reader.next_batch_until(MAX_BATCH, Duration::from_millis(100), Instant::now() + read_for) => batch,
         };
-        if let Err(interrupted) = release(sink, &batch, &shutdown).await {
-            tracing::warn!("stopping with parked records not re-published; they will be again");
-            return crate::error::ProcessorError::unless_shutdown(&shutdown, interrupted);
+        if rebalances.count() != rebalanced {
+            // What waits here may be another member's now; a partition this member
+            // keeps or is given starts again from the last commit (its first
+            // waiting record), unpaused.
+            rebalanced = rebalances.count();
+            waiting.clear();
+            reader.resume(&topic, &std::mem::take(&mut paused));
         }
-        reader.commit(&batch);
+        if let Some(batch) = batch {
+            waiting.add(batch);
+        }
+        let due = waiting.take_due(Utc::now().timestamp_millis());
+        if !due.is_empty() {
+            let refs: Vec<&OwnedMessage> = due.iter().collect();
+            if let Err(interrupted) = republish(sink, &refs, &shutdown).await {
+                tracing::warn!("stopping with parked records not re-published; they will be again");
+                return crate::error::ProcessorError::unless_shutdown(&shutdown, interrupted);
+            }
+            reader.commit(&due);
+        }
+        // Read on only where nothing waits: what follows a waiting record is not
+        // due before it.
+        let holding = waiting.partitions();
+        let released: Vec<i32> = paused
+            .iter()
+            .copied()
+            .filter(|p| !holding.contains(p))
+            .collect();
+        let newly: Vec<i32> = holding
+            .iter()
+            .copied()
+            .filter(|p| !paused.contains(p))
+            .collect();
+        reader.resume(&topic, &released);
+        reader.pause(&topic, &newly);
+        paused = holding;
+        metrics::gauge!(crate::metric_names::PROCESSOR_PARKED_IN_HAND).set(waiting.len() as f64);
     }
     Ok(())
-}
-
-/// Waits until each record is due, then re-publishes it to the raw topic under its
-/// key with its park count.
-async fn release(
-    sink: &BatchSink,
-    batch: &[OwnedMessage],
-    shutdown: &Shutdown,
-) -> Result<(), Interrupted> {
-    let mut stop = shutdown.clone();
-    let mut due_now: Vec<&OwnedMessage> = Vec::new();
-    for message in batch {
-        let wait = due_at(message)
-            .map(|due| due - Utc::now().timestamp_millis())
-            .unwrap_or(0);
-        if wait > 0 {
-            // Publish what is due before sleeping for the next one.
-            republish(sink, &due_now, shutdown).await?;
-            due_now.clear();
-            tokio::select! {
-                _ = stop.wait() => return Err(Interrupted { last_error: "shut down while parked records waited".into() }),
-                _ = tokio::time::sleep(Duration::from_millis(wait.unsigned_abs())) => {}
-            }
-        }
-        due_now.push(message);
-    }
-    republish(sink, &due_now, shutdown).await
 }
 
 async fn republish(
@@ -124,8 +153,4 @@ pub fn parked_count(message: &impl Message) -> u32 {
     header_number(message, PARKED_HEADER)
         .and_then(|n| u32::try_from(n).ok())
         .unwrap_or(0)
-}
-
-fn due_at(message: &impl Message) -> Option<i64> {
-    header_number(message, DUE_HEADER)
 }

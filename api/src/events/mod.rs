@@ -20,6 +20,7 @@
 
 mod catch_up;
 mod ring;
+mod sent_versions;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
@@ -40,6 +41,7 @@ use runtime::kafka::{assigned_consumer, spawn_tail, ConsumerError, KafkaConfig};
 pub use self::catch_up::CatchUpLimits;
 use self::catch_up::{CatchUp, Item, Refused, Request};
 use self::ring::Ring;
+use self::sent_versions::{SentVersions, REMEMBERED};
 use runtime::shutdown::Shutdown;
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
@@ -56,6 +58,8 @@ pub struct CallEvent {
     /// Where it sits in the topic.
     partition: i32,
     offset: i64,
+    /// A call event's call id and row version, to send each version once.
+    call: Option<(String, u64)>,
     frame: Bytes,
 }
 
@@ -176,7 +180,7 @@ pub struct ResumeLimits {
     pub catch_up: CatchUpLimits,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EventsQuery {
     client_id: Option<String>,
@@ -304,6 +308,7 @@ impl EventHub {
             preface: Some(Bytes::from(preface)),
             ended: false,
             last_id: None,
+            sent: SentVersions::new(REMEMBERED),
             _gauge: ClientGauge,
         };
         let frames = futures::stream::unfold(client, |mut client| async move {
@@ -403,6 +408,7 @@ struct SseClient {
     ended: bool,
     /// The id of the last event sent, for the `dropped` event.
     last_id: Option<String>,
+    sent: SentVersions,
     _gauge: ClientGauge,
 }
 
@@ -429,6 +435,13 @@ impl SseClient {
             };
             match next {
                 Next::Event(event) if self.filter.wants(&event) => {
+                    if let Some((call, version)) = &event.call {
+                        if !self.sent.is_new(call, *version) {
+                            metrics::counter!(crate::metric_names::API_SSE_REPEATS_SKIPPED_TOTAL)
+                                .increment(1);
+                            continue;
+                        }
+                    }
                     self.last_id = Some(event.id.clone());
                     return Some(event.frame.clone());
                 }
@@ -530,6 +543,10 @@ fn render(id: &str, partition: i32, offset: i64, payload: Option<&[u8]>) -> Opti
         /// `call.created`, `call.updated` or `import.progress`, set by the writer.
         #[serde(default = "created")]
         event: String,
+        /// A call's id and row version (call events only; other events may use
+        /// these names for anything).
+        id: Option<serde_json::Value>,
+        version: Option<serde_json::Value>,
     }
     fn created() -> String {
         "call.created".to_owned()
@@ -551,12 +568,19 @@ fn render(id: &str, partition: i32, offset: i64, payload: Option<&[u8]>) -> Opti
         "integration.error" => "integration.error",
         _ => "call.created",
     };
+    let call = match (event, scope.id, scope.version.and_then(|v| v.as_u64())) {
+        ("call.created" | "call.updated", Some(serde_json::Value::String(call)), Some(version)) => {
+            Some((call, version))
+        }
+        _ => None,
+    };
     Some(CallEvent {
         client_id: scope.client_id,
         account: scope.account,
         id: id.to_owned(),
         partition,
         offset,
+        call,
         frame: Bytes::from(format!("id: {id}\nevent: {event}\ndata: {data}\n\n")),
     })
 }
@@ -627,6 +651,53 @@ mod tests {
         }
         assert_eq!(got, [(2, 0), (1, 1), (0, 0)], "(1, 0) was seen already");
     }
+    /// A call version the processor announced twice (a batch decided again after a
+    /// rebalance) reaches a stream once; a later version of that call, another
+    /// call, and events that are not calls' pass.
+    #[tokio::test]
+    async fn a_stream_sends_each_call_version_once() {
+        let (sender, receiver) = broadcast::channel(16);
+        let payloads: [&[u8]; 6] = [
+            br#"{"client_id":"arroyo","account":"acme","id":"c1","version":7}"#,
+            br#"{"client_id":"arroyo","account":"acme","id":"c2","version":7}"#,
+            br#"{"client_id":"arroyo","account":"acme","id":"c1","version":7}"#,
+            br#"{"client_id":"arroyo","account":"acme","id":"c1","version":9,"event":"call.updated"}"#,
+            br#"{"client_id":"arroyo","account":"acme","event":"import.progress","id":"imp","version":1}"#,
+            br#"{"client_id":"arroyo","account":"acme","event":"import.progress","id":"imp","version":1}"#,
+        ];
+        for (offset, payload) in payloads.iter().enumerate() {
+            let offset = offset as i64;
+            let id = format!("0:{}", offset + 1);
+            sender
+                .send(Arc::new(render(&id, 0, offset, Some(payload)).unwrap()))
+                .unwrap();
+        }
+        let mut ticks = tokio::time::interval(Duration::from_secs(3600));
+        ticks.reset();
+        metrics::gauge!(crate::metric_names::API_SSE_CLIENTS).increment(1.0);
+        let mut client = SseClient {
+            source: Source::Live(Feed::new(receiver, Positions::default())),
+            ticks,
+            filter: EventsQuery::default(),
+            preface: None,
+            ended: false,
+            last_id: None,
+            sent: SentVersions::new(REMEMBERED),
+            _gauge: ClientGauge,
+        };
+        let mut ids = Vec::new();
+        for _ in 0..5 {
+            let frame = client.next_frame().await.unwrap();
+            let frame = std::str::from_utf8(&frame).unwrap().to_owned();
+            ids.push(frame.lines().next().unwrap().to_owned());
+        }
+        assert_eq!(
+            ids,
+            ["id: 0:1", "id: 0:2", "id: 0:4", "id: 0:5", "id: 0:6"],
+            "0:3 repeats c1's version 7"
+        );
+    }
+
     /// `api_sse_slowest_client_events` reads the feed furthest behind: an account's
     /// client that has taken nothing, not the admin client that keeps up.
     #[tokio::test]

@@ -75,6 +75,7 @@ mod tests {
             id: format!("{partition}:{}", offset + 1),
             partition,
             offset,
+            call: None,
             frame: Bytes::from(vec![b'x'; 10]),
         })
     }

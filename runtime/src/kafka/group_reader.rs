@@ -258,6 +258,40 @@ impl<C: ConsumerContext + 'static> GroupReader<C> {
             .unwrap_or_default()
     }
 
+    /// Stops fetching these partitions of `topic` while the reader goes on reading
+    /// the others (and so goes on taking part in its group: a member that stops
+    /// reading cannot finish a rebalance). Fetching starts again after the last
+    /// record handed out, on [`resume`](Self::resume) or when a rebalance gives the
+    /// partition out again (then from the group's committed offset). A partition no
+    /// longer held is skipped.
+    pub fn pause(&self, topic: &str, partitions: &[i32]) {
+        self.pause_or_resume(topic, partitions, true);
+    }
+
+    /// Fetches these partitions again (see [`pause`](Self::pause)).
+    pub fn resume(&self, topic: &str, partitions: &[i32]) {
+        self.pause_or_resume(topic, partitions, false);
+    }
+
+    fn pause_or_resume(&self, topic: &str, partitions: &[i32], pause: bool) {
+        let held = self.assigned(topic);
+        let mut list = TopicPartitionList::new();
+        for partition in partitions.iter().filter(|p| held.contains(p)) {
+            list.add_partition(topic, *partition);
+        }
+        if list.count() == 0 {
+            return;
+        }
+        let done = if pause {
+            self.consumer.pause(&list)
+        } else {
+            self.consumer.resume(&list)
+        };
+        if let Err(error) = done {
+            tracing::warn!(%error, group = %self.group, topic, ?partitions, pause, "pausing or resuming partitions failed");
+        }
+    }
+
     /// `batch`'s output is written, its commit to follow: its records stop counting
     /// in `kafka_group_lag_seconds`, which measures what users wait for (a stored
     /// call), not the group's bookkeeping after it.

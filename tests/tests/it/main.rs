@@ -32,6 +32,7 @@ mod metric_docs;
 mod noisy_neighbour;
 mod openapi;
 mod ops_view;
+mod parking_rejoin;
 mod poison_records;
 mod poll_connectors;
 mod poll_presets;
