@@ -95,6 +95,11 @@ impl Auditor {
             .await
     }
 
+    /// Writes an entry made elsewhere (`crate::token_audit`).
+    pub async fn write_entry(&self, entry: AuditEntry) -> Result<(), Problem> {
+        self.write(entry).await
+    }
+
     async fn write(&self, entry: AuditEntry) -> Result<(), Problem> {
         let action = entry.action;
         let payload = serde_json::to_vec(&entry)
@@ -195,19 +200,13 @@ pub async fn list(
         binds.push(client_id.clone());
     }
     if let Some(action) = &params.action {
-        const ACTIONS: [&str; 7] = [
-            "integration.created",
-            "integration.updated",
-            "integration.enabled",
-            "integration.disabled",
-            "integration.deleted",
-            "replay.started",
-            "retention.changed",
-        ];
-        if !ACTIONS.contains(&action.as_str()) {
+        // Every action the trail records (`caller.erased` was missing from a list
+        // kept here by hand: filtering by it was refused).
+        let actions: Vec<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+        if !actions.contains(&action.as_str()) {
             return Err(bad_parameter(
                 "action",
-                format!("must be one of {}", ACTIONS.join(", ")),
+                format!("must be one of {}", actions.join(", ")),
             ));
         }
         sql.push_str(" AND action = ?");

@@ -28,6 +28,7 @@ mod refusals;
 mod replays;
 mod server;
 mod story;
+mod token_audit;
 
 pub use config::ApiConfig;
 pub use server::{run, ApiError};

@@ -43,6 +43,10 @@ struct ErasureBody {
     region: String,
     /// Required with an admin token; an account token's own otherwise.
     account: Option<String>,
+    /// Also store the caller's later records without the number
+    /// (`schemas::suppression`); by default an erasure is not a block list.
+    #[serde(default)]
+    suppress: bool,
 }
 
 fn default_region() -> String {
@@ -192,6 +196,7 @@ impl Privacy {
             requested_by: actor.name.clone(),
             requested_at: chrono::Utc::now(),
             clickhouse: true,
+            suppress: asked.suppress,
         };
         self.audit
             .record_erasure(actor, &order.account, order.id)
@@ -222,6 +227,7 @@ impl Privacy {
                 "id": order.id,
                 "account": order.account,
                 "status": "ordered",
+                "suppress": order.suppress,
                 "receipts": format!("/api/privacy/erasures?account={}", order.account),
             }),
         ))

@@ -199,6 +199,7 @@ mod tests {
             requested_by: "test".into(),
             requested_at: chrono::Utc::now(),
             clickhouse: true,
+            suppress: false,
         };
         let account_of = |client: &ClientId| {
             Some(

@@ -166,6 +166,15 @@ pub async fn run(
         producer: runtime::kafka::AckedProducer::new(&config.kafka)?,
         topic: config.kafka.topics().audit,
     };
+    crate::token_audit::record_changes(
+        &config.kafka,
+        &tokens,
+        &config.auth.tokens_file,
+        &audit,
+        config.registry.initial_load(),
+        shutdown.clone(),
+    )
+    .await?;
     let integrations = IntegrationsApi {
         audit: audit.clone(),
         polls,

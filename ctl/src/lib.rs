@@ -90,6 +90,8 @@ pub fn topic_specs(kafka: &KafkaConfig, partitions: i32) -> Vec<TopicSpec> {
         ),
         // The audit trail: copied into ClickHouse, where it is kept.
         spec(&topics.audit, 1, vec![]),
+        // The tokens last recorded: only each token's latest grant matters.
+        spec(&topics.audit_tokens, 1, vec![("cleanup.policy", "compact")]),
         // Keyed by account, only the latest policy matters.
         spec(&topics.retention, 1, vec![("cleanup.policy", "compact")]),
         // Erasure orders hold a caller's number until done: the worker's tombstone
@@ -102,6 +104,8 @@ pub fn topic_specs(kafka: &KafkaConfig, partitions: i32) -> Vec<TopicSpec> {
                 ("retention.ms", "86400000"),
             ],
         ),
+        // The suppression list: an entry per caller, kept until removed.
+        spec(&topics.suppressions, 1, vec![("cleanup.policy", "compact")]),
         // A sample of refused deliveries, for their owners (7 days).
         spec(
             &topics.refusals,
@@ -220,6 +224,8 @@ pub struct ErasureRequest<'a> {
     pub number: &'a str,
     pub region: &'a str,
     pub id: Option<uuid::Uuid>,
+    /// Also store the caller's later records without the number.
+    pub suppress: bool,
 }
 
 /// Erases one caller (docs/privacy.md): the audit entry first (with the erasure's
@@ -237,6 +243,7 @@ pub async fn erase_caller(
         number,
         region,
         id,
+        suppress,
     } = *request;
     let region = schemas::phone::region(region).map_err(|e| CtlError::Number(e.to_string()))?;
     let e164 = schemas::E164::parse(number, region)
@@ -261,6 +268,7 @@ pub async fn erase_caller(
         requested_by: actor.name.clone(),
         requested_at: chrono::Utc::now(),
         clickhouse: false,
+        suppress,
     };
     let (key, payload) = (
         order.raw_key(),

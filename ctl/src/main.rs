@@ -167,6 +167,10 @@ enum PrivacyCommand {
         /// The id of an earlier run of this erasure, to finish it.
         #[arg(long)]
         id: Option<uuid::Uuid>,
+        /// Also store the caller's later calls without the number (the suppression
+        /// list); without it, later calls of the caller are stored as they come.
+        #[arg(long)]
+        suppress: bool,
         /// Seconds to wait for ClickHouse's mutations before reporting.
         #[arg(long, default_value_t = 120)]
         wait_s: u64,
@@ -321,6 +325,7 @@ async fn main() -> anyhow::Result<()> {
             number,
             region,
             id,
+            suppress,
             wait_s,
         }) => {
             if clickhouse.cluster.is_some() {
@@ -334,6 +339,7 @@ async fn main() -> anyhow::Result<()> {
                 number: &number,
                 region: &region,
                 id,
+                suppress,
             };
             let receipt = cmctl::erase_caller(
                 &kafka,

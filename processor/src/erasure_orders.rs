@@ -206,3 +206,24 @@ pub async fn forward(
     .await
     .map(|_| ())
 }
+
+/// Publishes the suppressions a stored batch added, for every processor
+/// (`crate::suppressions`). Sent again if the batch is decided again (same key).
+pub async fn publish_suppressions(
+    sink: &BatchSink,
+    entries: &[schemas::suppression::Suppression],
+    shutdown: &Shutdown,
+) -> Result<(), Interrupted> {
+    let pairs: Vec<(String, Vec<u8>)> = entries
+        .iter()
+        .map(|e| (e.key(), serde_json::to_vec(e).unwrap_or_default()))
+        .collect();
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    sink.retry("publish suppressions", shutdown, || {
+        sink.producer.send_pairs(&sink.topics.suppressions, &pairs)
+    })
+    .await
+    .map(|_| ())
+}

@@ -30,6 +30,7 @@ mod source_keys;
 mod start;
 pub mod state;
 pub mod store;
+mod suppressions;
 
 pub use config::ProcessorConfig;
 pub use error::ProcessorError;

@@ -28,6 +28,8 @@ pub const PROCESSOR_PARKED_IN_HAND: &str = "processor_parked_in_hand";
 pub const PROCESSOR_PARKED_RELEASED_TOTAL: &str = "processor_parked_released_total";
 /// counter; labels: none.
 pub const PROCESSOR_PARKED_TOTAL: &str = "processor_parked_total";
+/// counter; labels: none.
+pub const PROCESSOR_SUPPRESSED_CALLS_TOTAL: &str = "processor_suppressed_calls_total";
 /// histogram; labels: `at`.
 pub const PROCESSOR_RECORD_AGE_SECONDS: &str = "processor_record_age_seconds";
 /// counter; labels: `outcome`.

@@ -59,6 +59,10 @@ pub struct Pipeline<S: Store> {
     /// Erasure orders the last decided batch carried out on the keyed state: sent
     /// on to the erasure worker once the batch is stored (`schemas::topics::ERASE_HEADER`).
     pub erasing: Vec<ErasureOrder>,
+    /// Callers whose later records are stored erased (`crate::suppressions`).
+    pub suppressions: crate::suppressions::Suppressions,
+    /// Suppressions the last decided batch added, published once it is stored.
+    pub suppressing: Vec<schemas::suppression::Suppression>,
 }
 
 impl<S: Store> Pipeline<S> {
@@ -120,6 +124,12 @@ impl<S: Store> Pipeline<S> {
                         // the batch is decided again; the worker's erasure is
                         // idempotent.
                         crate::erasure_orders::forward(sink, &done.erasing, &shutdown).await?;
+                        crate::erasure_orders::publish_suppressions(
+                            sink,
+                            &done.suppressing,
+                            &shutdown,
+                        )
+                        .await?;
                         // Committed as soon as it is announced, not when the next
                         // batch arrives (on a quiet topic, never: its offsets would
                         // stay uncommitted and its metrics unrecorded). A rebalance
@@ -217,6 +227,7 @@ impl<S: Store> Pipeline<S> {
             reader.settled(&batch);
             stored = Some(Stored {
                 erasing: std::mem::take(&mut self.erasing),
+                suppressing: std::mem::take(&mut self.suppressing),
                 batch,
                 processed,
                 staged,
@@ -346,6 +357,11 @@ impl<S: Store> Pipeline<S> {
         let found = self.stored_elsewhere(&elsewhere, shutdown).await?;
         known.extend(found);
         step.assemble(known);
+        let suppressed = self.suppressions.apply(step.calls_mut());
+        if suppressed > 0 {
+            metrics::counter!(crate::metric_names::PROCESSOR_SUPPRESSED_CALLS_TOTAL)
+                .increment(suppressed as u64);
+        }
         let (changed, callers) = self
             .enrich(step.calls_mut(), cm_callers, arrived, shutdown)
             .await?;
@@ -368,9 +384,15 @@ impl<S: Store> Pipeline<S> {
             callers,
         };
         self.erasing.clear();
+        self.suppressing.clear();
         for (partition, order) in erasing {
             crate::erasure_orders::erase_state(&self.state, &mut writes, partition, &order)
                 .map_err(stopped)?;
+            if order.suppress {
+                // From the next batch on; this one's calls of the caller are in its
+                // window, erased just now.
+                self.suppressing.push(self.suppressions.add(&order));
+            }
             self.erasing.push(order);
         }
         let staged = self.state.stage(writes, rebalances).map_err(stopped)?;
@@ -615,6 +637,8 @@ struct Stored {
     batch: Vec<OwnedMessage>,
     /// Erasure orders its state changes carried out, for the erasure worker.
     erasing: Vec<ErasureOrder>,
+    /// Suppressions it added, for the suppressions topic.
+    suppressing: Vec<schemas::suppression::Suppression>,
     processed: Processed,
     /// Its changes to the keyed state, for the changelog.
     staged: Staged,

@@ -76,6 +76,11 @@ fn test_pipeline(
         max_message_bytes: schemas::limits::DEFAULT_MAX_MESSAGE_BYTES,
         source_keys: Default::default(),
         erasing: Vec::new(),
+        suppressions: crate::suppressions::Suppressions::new(
+            runtime::table::CompactedTable::fixed([]),
+            String::new(),
+        ),
+        suppressing: Vec::new(),
     }
 }
 

@@ -72,6 +72,21 @@ pub async fn run(
         )
         .await?,
     ));
+    let suppressions = crate::suppressions::Suppressions::new(
+        CompactedTable::start(
+            &config.kafka,
+            &topics.suppressions,
+            "suppressions",
+            initial_load,
+            shutdown.clone(),
+            crate::suppressions::decode,
+        )
+        .await?,
+        config.retention.hash_key.clone(),
+    );
+    if config.retention.hash_key.is_empty() {
+        tracing::warn!("retention.hash_key is not set: the suppression list names callers by an unkeyed hash, which a search over every number can reverse");
+    }
     // Built now so the first batch does not pay for it.
     engine::enrich::geo::geo();
     let store = Arc::new(ClickHouseStore {
@@ -217,6 +232,8 @@ pub async fn run(
                     max_message_bytes: config.kafka.max_message_bytes(),
                     source_keys: Default::default(),
                     erasing: Vec::new(),
+                    suppressions: suppressions.clone(),
+                    suppressing: Vec::new(),
                 };
                 let (sink, kafka, shutdown) =
                     (sink.clone(), config.kafka.clone(), shutdown.clone());

@@ -332,6 +332,28 @@ impl Tokens {
         self.entries.is_empty()
     }
 
+    /// Every configured token as the audit trail knows it (no token in it).
+    pub fn grants(&self) -> Vec<schemas::audit::TokenGrant> {
+        use sha2::Digest;
+        self.entries
+            .iter()
+            .map(|(token, scope, identity)| {
+                let digest = sha2::Sha256::digest(token.as_bytes());
+                let (role, account) = match scope {
+                    Scope::All => ("admin", None),
+                    Scope::Account(account) => ("account", Some(account.clone())),
+                    Scope::Viewer(account) => ("viewer", Some(account.clone())),
+                };
+                schemas::audit::TokenGrant {
+                    fingerprint: digest.iter().map(|b| format!("{b:02x}")).collect(),
+                    identity: identity.clone(),
+                    role: role.to_owned(),
+                    account,
+                }
+            })
+            .collect()
+    }
+
     /// The scope of a request, from its `Authorization` header or `access_token`.
     pub fn scope(&self, headers: &HeaderMap, query: Option<&str>) -> Result<Scope, Problem> {
         self.caller(headers, query).map(|(scope, _)| scope)

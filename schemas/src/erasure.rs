@@ -42,6 +42,10 @@ pub struct ErasureOrder {
     /// order comes from `cmctl privacy erase`, which erased ClickHouse itself.
     #[serde(default = "yes")]
     pub clickhouse: bool,
+    /// Whether the caller's later records are to be stored without the number too
+    /// (`crate::suppression`); an erasure alone is not a block list.
+    #[serde(default)]
+    pub suppress: bool,
 }
 
 fn yes() -> bool {

@@ -33,6 +33,7 @@ pub mod rollup;
 pub mod rule;
 pub mod rule_reader;
 pub mod source_keys;
+pub mod suppression;
 pub mod topics;
 pub mod webhook_auth;
 

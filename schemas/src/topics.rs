@@ -65,6 +65,10 @@ pub const POLL_LEASES: &str = "poll.leases";
 /// ClickHouse's `audit_log` by the processor. Kept as long as Kafka keeps it; the
 /// table is the record.
 pub const AUDIT: &str = "audit.entries";
+/// Compacted, keyed by a token's fingerprint: the api tokens the audit trail last
+/// recorded (`schemas::audit::TokenGrant`), so an api that starts with a changed
+/// tokens file records what changed. Holds no token.
+pub const AUDIT_TOKENS: &str = "audit.tokens";
 /// Compacted, keyed by account: each account's retention policy
 /// (`schemas::retention`), set through the api, applied by the processor.
 pub const RETENTION: &str = "privacy.retention";
@@ -73,6 +77,10 @@ pub const RETENTION: &str = "privacy.retention";
 /// ClickHouse; keyed by erasure id; the worker then writes the key's tombstone:
 /// compacted, and kept a day at most, since an order holds a number.
 pub const ERASURES: &str = "privacy.erasures";
+/// Compacted, keyed by account and caller hash: the suppression list
+/// (`schemas::suppression`), written by the pipeline when it meets an erasure
+/// asked with `suppress`, read by every processor.
+pub const SUPPRESSIONS: &str = "privacy.suppressions";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topics {
@@ -90,8 +98,10 @@ pub struct Topics {
     pub state: String,
     pub refusals: String,
     pub audit: String,
+    pub audit_tokens: String,
     pub retention: String,
     pub erasures: String,
+    pub suppressions: String,
 }
 
 impl Topics {
@@ -111,12 +121,14 @@ impl Topics {
             state: format!("{prefix}{STATE}"),
             refusals: format!("{prefix}{REFUSALS}"),
             audit: format!("{prefix}{AUDIT}"),
+            audit_tokens: format!("{prefix}{AUDIT_TOKENS}"),
             retention: format!("{prefix}{RETENTION}"),
             erasures: format!("{prefix}{ERASURES}"),
+            suppressions: format!("{prefix}{SUPPRESSIONS}"),
         }
     }
 
-    pub fn all(&self) -> [&str; 16] {
+    pub fn all(&self) -> [&str; 18] {
         [
             &self.raw,
             &self.enriched,
@@ -132,8 +144,10 @@ impl Topics {
             &self.state,
             &self.refusals,
             &self.audit,
+            &self.audit_tokens,
             &self.retention,
             &self.erasures,
+            &self.suppressions,
         ]
     }
 }

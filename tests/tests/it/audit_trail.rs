@@ -284,11 +284,18 @@ async fn every_change_is_recorded_once_with_who_where_and_what() {
     assert!(status == 400 && text.contains("action"), "{status} {text}");
 
     // Walls: mallory sees nothing of acme's; the viewer reads it.
+    // (mallory's own trail holds the api's record of mallory's token, below.)
     let (status, text) = send(reqwest::Method::GET, "/api/audit", MALLORY, None).await;
     assert_eq!(status, 200, "{text}");
+    let seen: Vec<(String, String)> = serde_json::from_str::<Value>(&text).unwrap()["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["account"].to_string(), e["action"].to_string()))
+        .collect();
     assert_eq!(
-        serde_json::from_str::<Value>(&text).unwrap()["entries"],
-        json!([]),
+        seen,
+        [("\"mallory\"".to_owned(), "\"token.added\"".to_owned())],
         "{text}"
     );
     let (status, _) = send(
@@ -349,4 +356,157 @@ async fn every_change_is_recorded_once_with_who_where_and_what() {
         .await
         .unwrap();
     assert_eq!(kept, 6);
+}
+
+/// Token role changes: tokens live in the api's tokens file, so a role changes when
+/// an operator edits the file and restarts the api. The api records, at start-up,
+/// each token added, changed or removed since the trail last saw the file (who: the
+/// tokens file; the token named by its identity, never shown); a restart with the
+/// same file records nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_tokens_file_is_recorded_when_the_api_starts() {
+    const ADMIN: &str = "adm_tokens_audit_0123456789abcdef";
+    const CAROL: &str = "acm_tokens_audit_0123456789abcdef";
+    const DAVE: &str = "dav_tokens_audit_0123456789abcdef";
+    const ERIN: &str = "eri_tokens_audit_0123456789abcdef";
+    let env = TestEnv::new("audit-tokens").await;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens_file = dir.path().join("tokens.json");
+    let tokens_path = tokens_file.to_str().unwrap().to_owned();
+    let _processor = env
+        .start("processor", &[("PROCESSOR_BATCH__MAX_WAIT_MS", "20")])
+        .await;
+    let api_with = |file: Value| {
+        std::fs::write(&tokens_file, file.to_string()).unwrap();
+        let (env, tokens_path) = (&env, tokens_path.clone());
+        async move {
+            env.start("api", &[("API_AUTH__TOKENS_FILE", tokens_path.as_str())])
+                .await
+        }
+    };
+    let token_entries = |api_url: String| async move {
+        let text = reqwest::Client::new()
+            .get(api_url)
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let answer: Value = serde_json::from_str(&text).ok()?;
+        let entries: Vec<Value> = answer["entries"]
+            .as_array()?
+            .iter()
+            .filter(|e| {
+                e["action"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("token."))
+            })
+            .cloned()
+            .collect();
+        Some((entries, text))
+    };
+
+    let first = api_with(json!({"admin": [{"token": ADMIN, "name": "ops"}],
+        "accounts": {"acme-leads": [{"token": CAROL, "name": "carol"}], "mallory": [DAVE]}}))
+    .await;
+    let url = first.url("/api/audit?limit=1000");
+    let (added, _) = eventually("three tokens added", Duration::from_secs(60), || async {
+        token_entries(url.clone())
+            .await
+            .filter(|(e, _)| e.len() == 3)
+    })
+    .await;
+    assert!(
+        added.iter().all(|e| e["action"] == "token.added"),
+        "{added:?}"
+    );
+    drop(first);
+
+    // Carol becomes a viewer, mallory's token goes, a token for globex comes.
+    let second = api_with(json!({"admin": [{"token": ADMIN, "name": "ops"}],
+        "viewers": {"acme-leads": [{"token": CAROL, "name": "carol"}]},
+        "accounts": {"globex": [{"token": ERIN, "name": "erin"}]}}))
+    .await;
+    let url = second.url("/api/audit?limit=1000");
+    let (entries, text) = eventually("three more entries", Duration::from_secs(60), || async {
+        token_entries(url.clone())
+            .await
+            .filter(|(e, _)| e.len() == 6)
+    })
+    .await;
+    let newest: Vec<(&str, &str)> = entries[..3]
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["account"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let mut sorted = newest.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            ("token.added", "globex"),
+            ("token.changed", "acme-leads"),
+            ("token.removed", "mallory")
+        ],
+        "{text}"
+    );
+    let changed = entries[..3]
+        .iter()
+        .find(|e| e["action"] == "token.changed")
+        .unwrap();
+    let role = changed["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["path"] == "role")
+        .unwrap_or_else(|| panic!("{changed}"));
+    assert_eq!(
+        (&role["before"], &role["after"]),
+        (&json!("account"), &json!("viewer"))
+    );
+    assert_eq!(
+        changed["detail"]["token"],
+        "viewer token \"carol\" (acme-leads)"
+    );
+    assert_eq!(changed["actor"]["role"], "config", "{changed}");
+    assert!(
+        changed["actor"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("tokens file "),
+        "{changed}"
+    );
+    for token in [ADMIN, CAROL, DAVE, ERIN] {
+        assert!(!text.contains(token), "a token in the audit trail: {text}");
+    }
+    // Carol, a viewer now, reads her account's record of it.
+    let (status, mine) = {
+        let response = reqwest::Client::new()
+            .get(second.url("/api/audit?action=token.changed"))
+            .bearer_auth(CAROL)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    };
+    assert_eq!(status, 200, "{mine}");
+    assert!(mine.contains("token.changed"), "{mine}");
+    drop(second);
+
+    // The same file again: nothing new.
+    let third = api_with(json!({"admin": [{"token": ADMIN, "name": "ops"}],
+        "viewers": {"acme-leads": [{"token": CAROL, "name": "carol"}]},
+        "accounts": {"globex": [{"token": ERIN, "name": "erin"}]}}))
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (entries, text) = token_entries(third.url("/api/audit?limit=1000"))
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 6, "a restart with the same file: {text}");
 }

@@ -120,6 +120,7 @@ async fn an_erased_caller_is_nowhere_and_the_numbers_stay_the_same() {
         number: "(415) 555-2671",
         region: "US",
         id: None,
+        suppress: false,
     };
     let receipt = cmctl::erase_caller(
         &env.kafka,
@@ -244,6 +245,7 @@ async fn an_erased_caller_is_nowhere_and_the_numbers_stay_the_same() {
         number: "4155552671",
         region: "US",
         id: Some(receipt.id),
+        suppress: false,
     };
     let again = cmctl::erase_caller(&env.kafka, &client, &again, &actor, Duration::from_secs(60))
         .await
@@ -502,4 +504,156 @@ async fn an_erasure_asked_through_the_api_is_carried_out_by_the_processor() {
         1,
         "one order, then its tombstone"
     );
+}
+
+/// An erasure asked with `suppress`: the caller's later calls are stored without
+/// the number (the erasure's token as their caller), while another caller of the
+/// account and the same number at another account are stored as sent. The
+/// suppression list names the caller by a keyed hash, never by the number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suppressed_caller_is_stored_without_the_number_later() {
+    let env = TestEnv::new("erasure-suppress").await;
+    let _processor = env
+        .start(
+            "processor",
+            &[
+                ("PROCESSOR_BATCH__MAX_WAIT_MS", "20"),
+                ("PROCESSOR_RETENTION__HASH_KEY", "a-test-deployment-key"),
+            ],
+        )
+        .await;
+    let ingest = env.start("ingest", &[]).await;
+    let api = env.start("api", &[]).await;
+    let client = env.client();
+    let http = reqwest::Client::new();
+    let mallory = sample_integration("arroyo", |v| {
+        v["client_id"] = json!("suppress-mallory");
+        v["account"] = json!("mallory");
+    });
+    cmctl::publish_integrations(&env.kafka, &[mallory])
+        .await
+        .unwrap();
+    ingest.wait_for_integration("suppress-mallory", 1).await;
+    let post = |hook: &'static str, id: &'static str, number: &'static str, start: &'static str| {
+        let ingest = &ingest;
+        async move {
+            let body = json!({"call": {"id": id, "caller": {"number": number},
+                "started_at": start, "duration": "1:00", "payout": "5.00"}});
+            let (status, answer) = ingest
+                .post_webhook(hook, "application/json", body.to_string())
+                .await;
+            assert_eq!(status, 202, "{id}: {answer}");
+        }
+    };
+    let caller_of = |id: &'static str| {
+        let client = client.clone();
+        async move {
+            client
+                .query("SELECT caller FROM calls FINAL WHERE external_id = ?")
+                .bind(id)
+                .fetch_optional::<String>()
+                .await
+                .ok()
+                .flatten()
+        }
+    };
+    post(
+        "arroyo",
+        "sp_before",
+        "(415) 555-2671",
+        "2026-11-21T10:00:00Z",
+    )
+    .await;
+    eventually("the first call", Duration::from_secs(60), || {
+        caller_of("sp_before")
+    })
+    .await;
+
+    let response = http
+        .post(api.url("/api/privacy/erasures"))
+        .json(&json!({"number": "4155552671", "account": "acme-leads", "suppress": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["suppress"], true, "{answer}");
+    let id: uuid::Uuid = answer["id"].as_str().unwrap().parse().unwrap();
+    let token = schemas::erasure::erased_caller(id);
+    // The list entry is published once the order's batch is stored.
+    let topic = env.kafka.topics().suppressions;
+    let entries = eventually("the suppression entry", Duration::from_secs(60), || {
+        let (env, topic) = (&env, topic.clone());
+        async move {
+            let records = integration_tests::read_topic(env, &topic, 1);
+            (!records.is_empty()).then_some(records)
+        }
+    })
+    .await;
+    assert_eq!(entries.len(), 1);
+    assert!(
+        entries[0].key.starts_with("acme-leads|"),
+        "{}",
+        entries[0].key
+    );
+    let entry = String::from_utf8(entries[0].payload.clone().unwrap()).unwrap();
+    assert!(entry.contains(&id.to_string()), "{entry}");
+    let digits: String = entry.chars().filter(char::is_ascii_digit).collect();
+    assert!(
+        !digits.contains(DIGITS),
+        "the list holds the number: {entry}"
+    );
+
+    // Later calls: the suppressed caller (another spelling), another caller of the
+    // account, and the same number at another account.
+    post(
+        "arroyo",
+        "sp_after",
+        "+1 415-555-2671",
+        "2026-11-22T10:00:00Z",
+    )
+    .await;
+    post(
+        "arroyo",
+        "sp_other",
+        "(312) 555-0142",
+        "2026-11-22T10:05:00Z",
+    )
+    .await;
+    post(
+        "suppress-mallory",
+        "sp_mallory",
+        "4155552671",
+        "2026-11-22T10:10:00Z",
+    )
+    .await;
+    let after = eventually(
+        "the suppressed caller's call",
+        Duration::from_secs(60),
+        || caller_of("sp_after"),
+    )
+    .await;
+    assert_eq!(after, token, "stored with the erasure's token");
+    let other = eventually("another caller's call", Duration::from_secs(60), || {
+        caller_of("sp_other")
+    })
+    .await;
+    assert_eq!(other, "+13125550142");
+    let mallory = eventually("mallory's call", Duration::from_secs(60), || {
+        caller_of("sp_mallory")
+    })
+    .await;
+    assert_eq!(
+        mallory, "+14155552671",
+        "another account's caller is not suppressed"
+    );
+    let before = eventually(
+        "the first call erased",
+        Duration::from_secs(120),
+        || async { caller_of("sp_before").await.filter(|c| *c == token) },
+    )
+    .await;
+    assert_eq!(before, token);
+    let holding = rows_holding_digits(&client).await;
+    assert!(holding.is_empty(), "the number is still in: {holding:?}");
 }

@@ -1,0 +1,102 @@
+//! Token role changes in the audit trail (issue 36). Tokens live in the api's tokens
+//! file (`auth.tokens_file`), not behind a route: a role changes when an operator
+//! edits the file and restarts the api. So at start-up the api compares the tokens
+//! it was given with the ones the audit trail recorded last (the compacted topic
+//! `audit.tokens`, by fingerprint), writes an entry for each token added, changed
+//! (role, account or name) or removed (`schemas::audit::token_changes`), then
+//! records the new set. Who: the tokens file on this host. Never a token: entries
+//! and the topic name a token by its identity and a SHA-256 fingerprint.
+//!
+//! Instances started together with the same new file may each record the same
+//! change (an entry apiece). An entry that cannot be written is logged and retried
+//! at the next start (the recorded set is updated only after the entries).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use runtime::access::Tokens;
+use runtime::kafka::{AckedProducer, KafkaConfig};
+use runtime::shutdown::Shutdown;
+use runtime::table::CompactedTable;
+use schemas::audit::{token_changes, Actor, TokenGrant};
+
+use crate::audit::Auditor;
+
+/// Records what changed in the tokens file since the audit trail last saw it.
+/// Returns how many entries it wrote.
+pub async fn record_changes(
+    kafka: &KafkaConfig,
+    tokens: &Tokens,
+    tokens_file: &str,
+    audit: &Auditor,
+    load_within: Duration,
+    shutdown: Shutdown,
+) -> Result<usize, crate::server::ApiError> {
+    if tokens.is_open() {
+        // No tokens file (local use): nothing to compare, and nothing was removed.
+        return Ok(0);
+    }
+    let topic = kafka.topics().audit_tokens;
+    let recorded: CompactedTable<TokenGrant> = CompactedTable::start(
+        kafka,
+        &topic,
+        "audit-tokens",
+        load_within,
+        shutdown,
+        |_, bytes| serde_json::from_slice(bytes).map_err(|e: serde_json::Error| e.to_string()),
+    )
+    .await?;
+    let before: BTreeMap<String, TokenGrant> = recorded
+        .values()
+        .iter()
+        .map(|g| (g.fingerprint.clone(), (**g).clone()))
+        .collect();
+    let now = tokens.grants();
+    let entries = token_changes(&before, &now, &file_actor(tokens_file));
+    if entries.is_empty() {
+        return Ok(0);
+    }
+    let written = entries.len();
+    for entry in entries {
+        if let Err(problem) = audit.write_entry(entry).await {
+            tracing::error!(error = %problem.message, "a token change was not recorded in the audit trail; it is tried again at the next start");
+            return Ok(0);
+        }
+    }
+    let producer = AckedProducer::new(kafka)?;
+    let pairs: Vec<(String, Vec<u8>)> = now
+        .iter()
+        .map(|g| {
+            (
+                g.fingerprint.clone(),
+                serde_json::to_vec(g).unwrap_or_default(),
+            )
+        })
+        .collect();
+    producer.send_pairs(&topic, &pairs).await?;
+    for gone in before
+        .keys()
+        .filter(|f| !now.iter().any(|g| g.fingerprint == **f))
+    {
+        producer.send_tombstone(&topic, gone.as_bytes()).await?;
+    }
+    tracing::info!(
+        entries = written,
+        "token changes recorded in the audit trail"
+    );
+    Ok(written)
+}
+
+/// The tokens file as the one who changed the tokens: its path and this host.
+fn file_actor(path: &str) -> Actor {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown host".into());
+    Actor {
+        name: format!("tokens file {path}"),
+        role: "config".into(),
+        from: host,
+    }
+}

@@ -1,0 +1,84 @@
+//! The suppression list: callers of an account whose later records are stored
+//! without their number. An erasure (`crate::erasure`) removes what is stored;
+//! asked with `suppress`, it also makes the caller's partition store every later
+//! call of that caller erased, with the erasure's token as its caller
+//! (`e:` and the erasure's id): the calls still count and share the token, they
+//! are decided as calls of a withheld number (no window, so no repeats), and the
+//! number is never written again.
+//!
+//! The list must recognise a number without holding it: an entry names the caller
+//! by [`caller_hash`], a SHA-256 of the deployment's `retention.hash_key`, the
+//! account and the number. Without that key a number could be found again by
+//! hashing every possible number; the processor says so at start-up.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// One suppressed caller, on the compacted suppressions topic under [`Suppression::key`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suppression {
+    pub account: String,
+    /// [`caller_hash`] of the caller.
+    pub caller_hash: String,
+    /// The erasure that asked for it: later calls carry its token.
+    pub erasure: Uuid,
+    /// Who asked (an audit actor's name).
+    pub requested_by: String,
+    pub requested_at: DateTime<Utc>,
+}
+
+impl Suppression {
+    pub fn key(&self) -> String {
+        key(&self.account, &self.caller_hash)
+    }
+}
+
+/// An entry's key: the account and the caller's hash.
+pub fn key(account: &str, caller_hash: &str) -> String {
+    format!("{account}|{caller_hash}")
+}
+
+/// How the list names a caller (`e164`, normalised) of `account`: hex SHA-256 of
+/// the deployment's key, the account and the number, each length-prefixed so no
+/// two different triples hash the same text.
+pub fn caller_hash(hash_key: &str, account: &str, e164: &str) -> String {
+    let mut hasher = Sha256::new();
+    for part in [hash_key, account, e164] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hex(&hasher.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_caller_hash_depends_on_key_account_and_number_and_hides_the_number() {
+        let hash = caller_hash("deployment-key-0001", "acme", "+14155552671");
+        assert_eq!(hash.len(), 64);
+        assert!(!hash.contains("4155552671"));
+        assert_eq!(
+            hash,
+            caller_hash("deployment-key-0001", "acme", "+14155552671"),
+            "the same caller, the same name"
+        );
+        for other in [
+            caller_hash("another-key-00001", "acme", "+14155552671"),
+            caller_hash("deployment-key-0001", "globex", "+14155552671"),
+            caller_hash("deployment-key-0001", "acme", "+14155552672"),
+            // Moving a character between parts changes the hash.
+            caller_hash("deployment-key-000", "1acme", "+14155552671"),
+        ] {
+            assert_ne!(hash, other);
+        }
+    }
+}
