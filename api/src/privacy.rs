@@ -24,6 +24,8 @@ const RUNS_SHOWN: u32 = 20;
 
 pub struct Privacy {
     pub policies: CompactedTable<RetentionPolicy>,
+    /// The suppression list (`schemas::suppression`), to show an account its own.
+    pub suppressions: CompactedTable<schemas::suppression::Suppression>,
     pub producer: AckedProducer,
     pub topic: String,
     /// Where erasure orders go: the raw topic, under the caller's key
@@ -167,9 +169,31 @@ impl Privacy {
                 })
             })
             .collect();
+        // Callers kept out of later calls: by the erasure that asked (never a number).
+        let mut suppressions: Vec<_> = self
+            .suppressions
+            .values()
+            .into_iter()
+            .filter(|s| s.account == account)
+            .collect();
+        suppressions.sort_by_key(|s| std::cmp::Reverse(s.requested_at));
+        let suppressions: Vec<serde_json::Value> = suppressions
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "erasure": s.erasure,
+                    "requested_by": s.requested_by,
+                    "requested_at": s.requested_at,
+                })
+            })
+            .collect();
         Ok(json(
             StatusCode::OK,
-            &serde_json::json!({ "account": account, "erasures": receipts }),
+            &serde_json::json!({
+                "account": account,
+                "erasures": receipts,
+                "suppressions": suppressions,
+            }),
         ))
     }
 

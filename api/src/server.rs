@@ -203,6 +203,15 @@ pub async fn run(
             |_, bytes| serde_json::from_slice(bytes).map_err(|e: serde_json::Error| e.to_string()),
         )
         .await?,
+        suppressions: runtime::table::CompactedTable::start(
+            &config.kafka,
+            &config.kafka.topics().suppressions,
+            "suppressions",
+            config.registry.initial_load(),
+            shutdown.clone(),
+            |_, bytes| serde_json::from_slice(bytes).map_err(|e: serde_json::Error| e.to_string()),
+        )
+        .await?,
         producer: runtime::kafka::AckedProducer::new(&config.kafka)?,
         topic: config.kafka.topics().retention,
         raw_topic: config.kafka.topics().raw,

@@ -197,14 +197,14 @@ pub async fn forward(
         .filter(|o| o.clickhouse)
         .map(|o| (o.id.to_string(), serde_json::to_vec(o).unwrap_or_default()))
         .collect();
-    if pairs.is_empty() {
-        return Ok(());
-    }
-    sink.retry("forward erasure orders", shutdown, || {
-        sink.producer.send_pairs(&sink.topics.erasures, &pairs)
-    })
+    send_keyed(
+        sink,
+        "forward erasure orders",
+        &sink.topics.erasures,
+        &pairs,
+        shutdown,
+    )
     .await
-    .map(|_| ())
 }
 
 /// Publishes the suppressions a stored batch added, for every processor
@@ -218,12 +218,29 @@ pub async fn publish_suppressions(
         .iter()
         .map(|e| (e.key(), serde_json::to_vec(e).unwrap_or_default()))
         .collect();
+    send_keyed(
+        sink,
+        "publish suppressions",
+        &sink.topics.suppressions,
+        &pairs,
+        shutdown,
+    )
+    .await
+}
+
+/// Sends keyed messages to `topic` until acknowledged (or stopped); nothing to send
+/// is done at once.
+async fn send_keyed(
+    sink: &BatchSink,
+    what: &'static str,
+    topic: &str,
+    pairs: &[(String, Vec<u8>)],
+    shutdown: &Shutdown,
+) -> Result<(), Interrupted> {
     if pairs.is_empty() {
         return Ok(());
     }
-    sink.retry("publish suppressions", shutdown, || {
-        sink.producer.send_pairs(&sink.topics.suppressions, &pairs)
-    })
-    .await
-    .map(|_| ())
+    sink.retry(what, shutdown, || sink.producer.send_pairs(topic, pairs))
+        .await
+        .map(|_| ())
 }

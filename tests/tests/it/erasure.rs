@@ -335,14 +335,7 @@ async fn an_erasure_asked_through_the_api_is_carried_out_by_the_processor() {
     let api = env.start("api", &[]).await;
     let client = env.client();
     let http = reqwest::Client::new();
-    let mallory = sample_integration("arroyo", |v| {
-        v["client_id"] = json!("erase-api-mallory");
-        v["account"] = json!("mallory");
-    });
-    cmctl::publish_integrations(&env.kafka, &[mallory])
-        .await
-        .unwrap();
-    ingest.wait_for_integration("erase-api-mallory", 1).await;
+    mallory_integration(&env, &ingest, "erase-api-mallory").await;
     for (hook, id) in [("arroyo", "ea_acme"), ("erase-api-mallory", "ea_mallory")] {
         let body = json!({"call": {"id": id, "caller": {"number": "(415) 555-2671"},
             "started_at": "2026-11-21T10:00:00Z", "duration": "1:00", "payout": "5.00"}});
@@ -526,14 +519,7 @@ async fn a_suppressed_caller_is_stored_without_the_number_later() {
     let api = env.start("api", &[]).await;
     let client = env.client();
     let http = reqwest::Client::new();
-    let mallory = sample_integration("arroyo", |v| {
-        v["client_id"] = json!("suppress-mallory");
-        v["account"] = json!("mallory");
-    });
-    cmctl::publish_integrations(&env.kafka, &[mallory])
-        .await
-        .unwrap();
-    ingest.wait_for_integration("suppress-mallory", 1).await;
+    mallory_integration(&env, &ingest, "suppress-mallory").await;
     let post = |hook: &'static str, id: &'static str, number: &'static str, start: &'static str| {
         let ingest = &ingest;
         async move {
@@ -656,4 +642,36 @@ async fn a_suppressed_caller_is_stored_without_the_number_later() {
     assert_eq!(before, token);
     let holding = rows_holding_digits(&client).await;
     assert!(holding.is_empty(), "the number is still in: {holding:?}");
+    // The account sees its suppressions by the erasure that asked, never the number.
+    let listed: Value = http
+        .get(api.url("/api/privacy/erasures?account=acme-leads"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["suppressions"][0]["erasure"],
+        id.to_string(),
+        "{listed}"
+    );
+    assert_eq!(
+        listed["suppressions"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+}
+
+/// An integration of account mallory (a copy of arroyo's), for a call of the same
+/// number at another account.
+async fn mallory_integration(env: &TestEnv, ingest: &integration_tests::Service, client_id: &str) {
+    let mallory = sample_integration("arroyo", |v| {
+        v["client_id"] = json!(client_id);
+        v["account"] = json!("mallory");
+    });
+    cmctl::publish_integrations(&env.kafka, &[mallory])
+        .await
+        .unwrap();
+    ingest.wait_for_integration(client_id, 1).await;
 }
