@@ -43,8 +43,9 @@ pub struct ErasureOrder {
     #[serde(default = "yes")]
     pub clickhouse: bool,
     /// Whether the caller's later records are to be stored without the number too
-    /// (`crate::suppression`); an erasure alone is not a block list.
-    #[serde(default)]
+    /// (`crate::suppression`); an erasure alone is not a block list. Written only
+    /// when set, so a processor of an earlier release still reads every other order.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suppress: bool,
 }
 
@@ -148,6 +149,25 @@ pub fn spelling_replacement() -> String {
 mod tests {
     use super::*;
     use regex::Regex;
+
+    #[test]
+    fn an_order_without_suppress_reads_as_an_earlier_releases_order() {
+        let mut order = ErasureOrder {
+            id: Uuid::nil(),
+            account: "acme".into(),
+            number: "+14155552671".into(),
+            requested_by: "test".into(),
+            requested_at: Utc::now(),
+            clickhouse: true,
+            suppress: false,
+        };
+        let plain = serde_json::to_value(&order).unwrap();
+        assert!(plain.get("suppress").is_none(), "{plain}");
+        order.suppress = true;
+        let text = serde_json::to_string(&order).unwrap();
+        assert!(text.contains(r#""suppress":true"#), "{text}");
+        assert_eq!(serde_json::from_str::<ErasureOrder>(&text).unwrap(), order);
+    }
 
     fn erase(pattern: &str, text: &str) -> String {
         // The same replacement as ClickHouse's `\1…\2`, in the regex crate's syntax.
