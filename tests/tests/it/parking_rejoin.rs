@@ -4,11 +4,11 @@
 //! batch, without reading, and a member that does not read cannot take part in a
 //! rebalance: the group waits for it.
 //!
-//! The broker kill itself did not reproduce it in a test (four variants passed
-//! with the sleeping worker: 15 to 60 s outages, delays of 15 and 30 s, a parked
-//! record a second, static and dynamic membership). What it rests on does: here a
-//! first processor waits for a parked record due in 90 s while a second
-//! processor joins. With the sleeping worker the group could not rebalance until
+//! The broker kill itself did not reproduce it in a test (five variants passed
+//! with the sleeping worker: 3 to 60 s outages, delays of 15 and 30 s, one parked
+//! record, fifteen, or a new one a second, static and dynamic membership). What
+//! it rests on does: here a first processor waits for a parked record due in 90 s
+//! while a second processor joins. With the sleeping worker the group could not rebalance until
 //! the record was due; a worker that reads while it waits lets the new member in
 //! at once. Then the parked record's call is sent, and its payout (counted by
 //! what the test sent) must land on it, whichever member holds it.
