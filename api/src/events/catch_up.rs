@@ -27,11 +27,19 @@ use tokio::sync::mpsc;
 
 use super::{render, CallEvent, EventsQuery, Feed, HubShared, Positions};
 
+/// How long a resume's look back may take at most (see `Item::Had`).
+const LOOK_BACK_WAIT: Duration = Duration::from_secs(10);
+
 /// What a resuming client receives from the catch-up reader, in order.
 pub enum Item {
     /// The topic no longer holds events from the client's id.
     Reset(&'static str),
     Event(Arc<CallEvent>),
+    /// The call versions (call id, row version) of a partition's events before the
+    /// client's id, read back so its stream knows what it had (`sent_versions`);
+    /// nothing is sent for them. One item per partition, so a look back cannot
+    /// fill the client's channel.
+    Had(Vec<(String, u64)>),
     /// Caught up: everything from here on comes from the live feed.
     Live(Feed),
 }
@@ -225,6 +233,9 @@ async fn serve(
     }
     let mut positions = Positions::default();
     let mut assignment = TopicPartitionList::new();
+    // Where the look back of each partition starts, and what it found (`Item::Had`).
+    let mut look_back: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut had: BTreeMap<i32, Vec<(String, u64)>> = BTreeMap::new();
     for (partition, (low, high)) in &marks {
         // A partition the id does not name was added since: read it whole.
         let at = from
@@ -234,8 +245,12 @@ async fn serve(
             .unwrap_or(*low)
             .clamp(*low, *high);
         positions.0.insert(*partition, at);
+        let start = (at - super::sent_versions::LOOK_BACK).max(*low);
+        if start < at {
+            look_back.insert(*partition, start);
+        }
         if assignment
-            .add_partition_offset(topic, *partition, Offset::Offset(at))
+            .add_partition_offset(topic, *partition, Offset::Offset(start))
             .is_err()
         {
             return;
@@ -244,6 +259,10 @@ async fn serve(
     if consumer.assign(&assignment).is_err() {
         return;
     }
+    // A look back that has not reached the id by then (a gap in the offsets) is
+    // given up: what it found is noted, the rest is sent as usual. Not sooner: the
+    // first fetch after an assignment can take longer than one wait below.
+    let look_back_until = tokio::time::Instant::now() + LOOK_BACK_WAIT;
     // Paced: after each `rate / 10` events, at least a tenth of a second has passed.
     let step = (limits.rate / 10).max(1) as usize;
     let mut read = 0_usize;
@@ -257,7 +276,9 @@ async fn serve(
         if sender.is_closed() {
             return;
         }
-        {
+        // The ring takes over once the look back is read (else its versions would
+        // not be noted).
+        if look_back.is_empty() {
             let ring = shared.lock_ring();
             if ring.covers(&positions) {
                 let live = shared.subscribe(filter.account.as_deref());
@@ -289,12 +310,52 @@ async fn serve(
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
-            Err(_) => continue,
+            Err(_) => {
+                if !look_back.is_empty() && tokio::time::Instant::now() >= look_back_until {
+                    look_back.clear();
+                    for (_, versions) in std::mem::take(&mut had) {
+                        if !give(Item::Had(versions)) {
+                            return;
+                        }
+                    }
+                }
+                continue;
+            }
         };
         read += 1;
         let (partition, offset) = (message.partition(), message.offset());
-        if positions.0.get(&partition).is_some_and(|at| offset < *at) {
-            continue; // fetched before this request's assignment
+        if let Some(at) = positions
+            .0
+            .get(&partition)
+            .copied()
+            .filter(|at| offset < *at)
+        {
+            // Before the client's id: read back to note what it had, or fetched
+            // before this request's assignment.
+            if look_back
+                .get(&partition)
+                .is_some_and(|start| offset >= *start)
+            {
+                let event = render("", partition, offset, message.payload());
+                if let Some(call) = event.filter(|e| filter.wants(e)).and_then(|e| e.call) {
+                    had.entry(partition).or_default().push(call);
+                }
+                if offset + 1 >= at {
+                    look_back.remove(&partition);
+                    let versions = had.remove(&partition).unwrap_or_default();
+                    if !give(Item::Had(versions)) {
+                        return;
+                    }
+                }
+            }
+            continue;
+        }
+        // Past the client's id in this partition: its look back is done.
+        if look_back.remove(&partition).is_some() {
+            let versions = had.remove(&partition).unwrap_or_default();
+            if !give(Item::Had(versions)) {
+                return;
+            }
         }
         positions.advance(partition, offset);
         let Some(event) = render(&positions.encode(), partition, offset, message.payload()) else {

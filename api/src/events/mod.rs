@@ -291,12 +291,19 @@ impl EventHub {
             })
             .transpose()?;
         let preface = String::from("retry: 3000\n: connected\n\n");
+        let mut sent = SentVersions::new(REMEMBERED);
         let source = match resume {
             None => Source::Live(Feed::new(
                 self.shared.subscribe(filter.account.as_deref()),
                 Positions::default(),
             )),
-            Some(from) => self.resume(from, filter_copy(&filter))?,
+            Some(from) => {
+                let (source, had) = self.resume(from, filter_copy(&filter))?;
+                for event in had.iter().filter(|e| filter.wants(e)) {
+                    sent.note(event);
+                }
+                source
+            }
         };
         metrics::gauge!(crate::metric_names::API_SSE_CLIENTS).increment(1.0);
         let mut ticks = tokio::time::interval(self.heartbeat);
@@ -308,7 +315,7 @@ impl EventHub {
             preface: Some(Bytes::from(preface)),
             ended: false,
             last_id: None,
-            sent: SentVersions::new(REMEMBERED),
+            sent,
             _gauge: ClientGauge,
         };
         let frames = futures::stream::unfold(client, |mut client| async move {
@@ -327,14 +334,21 @@ impl EventHub {
     /// Where a resuming client's events come from: the ring, when it holds every
     /// event after `from`; else the shared catch-up reader (503 when too many
     /// resumes wait for it already).
-    fn resume(&self, from: Positions, filter: EventsQuery) -> Result<Source, Problem> {
+    /// With the ring, the events before `from` it holds: what the client had, so its
+    /// stream knows which call versions it sent (`sent_versions`).
+    fn resume(
+        &self,
+        from: Positions,
+        filter: EventsQuery,
+    ) -> Result<(Source, Vec<Arc<CallEvent>>), Problem> {
         metrics::counter!(crate::metric_names::API_SSE_RESUMES_TOTAL).increment(1);
         {
             let ring = self.shared.lock_ring();
             if ring.covers(&from) {
                 let pending: VecDeque<Arc<CallEvent>> = ring.after(&from).into();
+                let had = ring.before(&from);
                 let live = Feed::new(self.shared.subscribe(filter.account.as_deref()), from);
-                return Ok(Source::Replay { pending, live });
+                return Ok((Source::Replay { pending, live }, had));
             }
         }
         let (sender, receiver) = mpsc::channel(self.buffer);
@@ -370,10 +384,13 @@ impl EventHub {
                 .retry_after(3))
             }
         }
-        Ok(Source::Resumed {
-            receiver,
-            overflowed,
-        })
+        Ok((
+            Source::Resumed {
+                receiver,
+                overflowed,
+            },
+            Vec::new(),
+        ))
     }
 }
 
@@ -414,6 +431,8 @@ struct SseClient {
 
 enum Next {
     Event(Arc<CallEvent>),
+    /// Call versions before a resuming client's id: it had them; only noted.
+    Had(Vec<(String, u64)>),
     Reset(&'static str),
     Behind(u64),
     Closed,
@@ -446,6 +465,12 @@ impl SseClient {
                     return Some(event.frame.clone());
                 }
                 Next::Event(_) => continue,
+                Next::Had(versions) => {
+                    for (call, version) in &versions {
+                        self.sent.is_new(call, *version);
+                    }
+                    continue;
+                }
                 Next::Reset(reason) => {
                     return Some(Bytes::from(format!(
                         "event: reset\ndata: {{\"reason\":\"{reason}\"}}\n\n"
@@ -483,6 +508,7 @@ async fn next_event(source: &mut Source) -> Next {
                 overflowed,
             } => match receiver.recv().await {
                 Some(Item::Event(event)) => return Next::Event(event),
+                Some(Item::Had(versions)) => return Next::Had(versions),
                 Some(Item::Reset(reason)) => return Next::Reset(reason),
                 Some(Item::Live(feed)) => *source = Source::Live(feed),
                 None if overflowed.load(Ordering::SeqCst) => return Next::Behind(1),

@@ -53,6 +53,16 @@ impl Ring {
         })
     }
 
+    /// The events it holds before `from` (what a client resuming from `from` has
+    /// had), to know which call versions it has already.
+    pub fn before(&self, from: &Positions) -> Vec<Arc<CallEvent>> {
+        self.events
+            .iter()
+            .filter(|e| from.0.get(&e.partition).is_some_and(|p| e.offset < *p))
+            .cloned()
+            .collect()
+    }
+
     /// The events after `from`, in order (call only when [`covers`](Self::covers)).
     pub fn after(&self, from: &Positions) -> Vec<Arc<CallEvent>> {
         self.events
