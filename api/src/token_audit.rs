@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use runtime::access::Tokens;
-use runtime::kafka::{AckedProducer, KafkaConfig};
+use runtime::kafka::KafkaConfig;
 use runtime::shutdown::Shutdown;
 use runtime::table::CompactedTable;
 use schemas::audit::{token_changes, Actor, TokenGrant};
@@ -63,7 +63,8 @@ pub async fn record_changes(
             return Ok(0);
         }
     }
-    let producer = AckedProducer::new(kafka)?;
+    // The audit trail's own producer: no second connection for one start-up write.
+    let producer = &audit.producer;
     let pairs: Vec<(String, Vec<u8>)> = now
         .iter()
         .map(|g| {
