@@ -615,8 +615,6 @@ pub async fn final_count(client: &clickhouse::Client, client_id: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// The sum of every sample of `name` (any labels; `label` narrows to samples carrying
-/// it, e.g. `table="calls_hourly"`) on a binary's `/metrics` page.
 /// One record of a topic read from its start.
 pub struct TopicRecord {
     pub key: String,
@@ -664,12 +662,44 @@ pub fn read_topic(env: &TestEnv, topic: &str, partitions: i32) -> Vec<TopicRecor
     seen
 }
 
+/// The SSE event id of `topic`'s end now (`partition:high` for every partition):
+/// what a client that had every event so far resumes from. Blocking.
+pub fn topic_end_id(env: &TestEnv, topic: &str) -> String {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::ClientConfig;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &env.kafka.brokers)
+        .create()
+        .expect("a reader");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("the partitions of {topic}: {e}"));
+    let mut partitions: Vec<i32> = metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| p.id())
+        .collect();
+    partitions.sort_unstable();
+    partitions
+        .into_iter()
+        .map(|partition| {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, partition, Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("the ends of {topic}[{partition}]: {e}"));
+            format!("{partition}:{high}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Sends `request` and reads its JSON body; `None` on any failure, for the polls of
 /// [`eventually`].
 pub async fn json_of(request: reqwest::RequestBuilder) -> Option<serde_json::Value> {
     request.send().await.ok()?.json().await.ok()
 }
 
+/// The sum of every sample of `name` (any labels; `label` narrows to samples carrying
+/// it, e.g. `table="calls_hourly"`) on a binary's `/metrics` page.
 pub async fn metric_sum(service: &Service, name: &str, label: Option<&str>) -> f64 {
     let text = reqwest::get(service.url("/metrics"))
         .await

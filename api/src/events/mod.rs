@@ -41,7 +41,7 @@ use runtime::kafka::{assigned_consumer, spawn_tail, ConsumerError, KafkaConfig};
 pub use self::catch_up::CatchUpLimits;
 use self::catch_up::{CatchUp, Item, Refused, Request};
 use self::ring::Ring;
-use self::sent_versions::{SentVersions, REMEMBERED};
+use self::sent_versions::{SentVersions, LOOK_BACK, REMEMBERED};
 use runtime::shutdown::Shutdown;
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
@@ -224,6 +224,7 @@ impl EventHub {
         )
         .await?;
         let mut positions = Positions(marks.iter().map(|m| (m.partition, m.high)).collect());
+        let low = Positions(marks.iter().map(|m| (m.partition, m.low)).collect());
         let (sender, _) = broadcast::channel(buffer);
         let shared = Arc::new(HubShared {
             sender,
@@ -231,6 +232,7 @@ impl EventHub {
             buffer,
             ring: Mutex::new(Ring::new(
                 &positions,
+                &low,
                 resumes.ring_events,
                 resumes.ring_bytes,
             )),
@@ -332,8 +334,8 @@ impl EventHub {
     }
 
     /// Where a resuming client's events come from: the ring, when it holds every
-    /// event after `from`; else the shared catch-up reader (503 when too many
-    /// resumes wait for it already).
+    /// event after `from` and the look back before it; else the shared catch-up
+    /// reader (503 when too many resumes wait for it already).
     /// With the ring, the events before `from` it holds: what the client had, so its
     /// stream knows which call versions it sent (`sent_versions`).
     fn resume(
@@ -344,7 +346,7 @@ impl EventHub {
         metrics::counter!(crate::metric_names::API_SSE_RESUMES_TOTAL).increment(1);
         {
             let ring = self.shared.lock_ring();
-            if ring.covers(&from) {
+            if ring.covers(&from) && ring.holds_look_back(&from, LOOK_BACK) {
                 let pending: VecDeque<Arc<CallEvent>> = ring.after(&from).into();
                 let had = ring.before(&from);
                 let live = Feed::new(self.shared.subscribe(filter.account.as_deref()), from);
@@ -733,7 +735,12 @@ mod tests {
             sender,
             by_account: Mutex::default(),
             buffer: 16,
-            ring: Mutex::new(Ring::new(&Positions::default(), 16, 1 << 20)),
+            ring: Mutex::new(Ring::new(
+                &Positions::default(),
+                &Positions::default(),
+                16,
+                1 << 20,
+            )),
         };
         let mut admin = shared.subscribe(None);
         let _idle = shared.subscribe(Some("acme"));

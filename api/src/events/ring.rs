@@ -16,17 +16,22 @@ pub struct Ring {
     /// Per partition, the offset from which the ring holds every event: where the
     /// hub's reader started, then one past each event that fell out.
     floor: BTreeMap<i32, i64>,
+    /// Per partition, the topic's first offset when the hub's reader started: a
+    /// ring whose floor is there holds everything before any id.
+    low: BTreeMap<i32, i64>,
 }
 
 impl Ring {
-    /// A ring whose reader starts at `start` (partition → next offset).
-    pub fn new(start: &Positions, max_events: usize, max_bytes: usize) -> Self {
+    /// A ring whose reader starts at `start` (partition → next offset) in a topic
+    /// that begins at `low` (partition → first offset).
+    pub fn new(start: &Positions, low: &Positions, max_events: usize, max_bytes: usize) -> Self {
         Self {
             events: VecDeque::new(),
             bytes: 0,
             max_events: max_events.max(1),
             max_bytes,
             floor: start.0.clone(),
+            low: low.0.clone(),
         }
     }
 
@@ -50,6 +55,21 @@ impl Ring {
             from.0
                 .get(partition)
                 .is_some_and(|position| position >= floor)
+        })
+    }
+
+    /// Whether it holds the `look_back` events a partition before `from` (or every
+    /// event before it, where the topic has fewer): then [`before`](Self::before)
+    /// is all a resuming stream needs to know what it had. Not so after an api
+    /// restart: the ring starts at the topic's end, and a client resuming from
+    /// there had events the ring never saw (the short fault matrix: versions sent
+    /// twice when the processor announced them again after the restart).
+    pub fn holds_look_back(&self, from: &Positions, look_back: i64) -> bool {
+        self.floor.iter().all(|(partition, floor)| {
+            let low = self.low.get(partition).copied().unwrap_or(0);
+            from.0
+                .get(partition)
+                .is_some_and(|position| *floor <= (position - look_back).max(low))
         })
     }
 
@@ -96,7 +116,7 @@ mod tests {
 
     #[test]
     fn recent_positions_are_covered_and_old_ones_are_not() {
-        let mut ring = Ring::new(&at(&[(0, 5), (1, 7)]), 3, 1000);
+        let mut ring = Ring::new(&at(&[(0, 5), (1, 7)]), &at(&[(0, 0), (1, 0)]), 3, 1000);
         for (p, o) in [(0, 5), (1, 7), (0, 6)] {
             ring.push(event(p, o));
         }
@@ -124,11 +144,35 @@ mod tests {
 
     #[test]
     fn bytes_are_bounded() {
-        let mut ring = Ring::new(&at(&[(0, 0)]), 1000, 35);
+        let mut ring = Ring::new(&at(&[(0, 0)]), &at(&[(0, 0)]), 1000, 35);
         for o in 0..10 {
             ring.push(event(0, o));
         }
         assert_eq!(ring.events.len(), 3);
         assert!(ring.covers(&at(&[(0, 7)])));
+    }
+
+    #[test]
+    fn a_ring_started_at_the_topics_end_does_not_know_what_came_before() {
+        // Started at 0:10, 1:4 in a topic that begins at 0:0, 1:4 (partition 1 was
+        // empty): a client at the start had partition 0's events the ring never saw.
+        let mut ring = Ring::new(&at(&[(0, 10), (1, 4)]), &at(&[(0, 0), (1, 4)]), 100, 10_000);
+        assert!(ring.covers(&at(&[(0, 10), (1, 4)])));
+        assert!(!ring.holds_look_back(&at(&[(0, 10), (1, 4)]), 3));
+        for o in 10..20 {
+            ring.push(event(0, o));
+        }
+        assert!(
+            !ring.holds_look_back(&at(&[(0, 12), (1, 4)]), 3),
+            "2 of 3 held"
+        );
+        assert!(ring.holds_look_back(&at(&[(0, 13), (1, 4)]), 3));
+        assert!(
+            !ring.holds_look_back(&at(&[(0, 13)]), 3),
+            "partition 1 unnamed"
+        );
+        // A ring started at a topic's beginning holds everything before any id.
+        let ring = Ring::new(&at(&[(0, 0)]), &at(&[(0, 0)]), 100, 10_000);
+        assert!(ring.holds_look_back(&at(&[(0, 0)]), 1024));
     }
 }

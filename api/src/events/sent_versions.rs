@@ -10,9 +10,9 @@
 //! drops a version of a call that is not newer than one it already sent: a call's
 //! versions reach a stream in order, so an older or equal one is a repeat.
 //!
-//! A resumed stream starts knowing the call versions of the events before its id
-//! that the instance can see cheaply (the ring's, or the catch-up reader's look
-//! back of [`LOOK_BACK`] events a partition): the api was killed in the short fault
+//! A resumed stream starts knowing the call versions of the [`LOOK_BACK`] events a
+//! partition before its id (from the ring when it holds them, else read back by the
+//! catch-up reader; an api just started holds none): the api was killed in the short fault
 //! matrix between a version and its repeat, and the client, resuming on the new
 //! instance, got the repeat (4 versions twice per client in one CI run). A version
 //! announced before the client first connected is skipped too if its repeat comes

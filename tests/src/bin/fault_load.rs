@@ -284,8 +284,8 @@ async fn deliver(http: &reqwest::Client, url: &str, key: &str, body: String, sto
 }
 
 /// Follows `/api/events` for arroyo, reconnecting with the last event id after
-/// every break, and logs `event external_id version` per event and `reconnect`
-/// per reconnection; stops once DIR/sse-done exists.
+/// every break, and logs `event external_id version event_id` per event and
+/// `reconnect resume_id` per reconnection; stops once DIR/sse-done exists.
 async fn follow(api: &str, token: &str, log: &Log, stop: &Path) {
     let done = stop.with_file_name("sse-done");
     let url = format!("{api}/api/events?client_id=arroyo");
@@ -300,8 +300,8 @@ async fn follow(api: &str, token: &str, log: &Log, stop: &Path) {
             tokio::time::sleep(Duration::from_millis(300)).await;
             continue;
         };
-        if last_id.is_some() {
-            log.line("reconnect");
+        if let Some(id) = &last_id {
+            log.line(&format!("reconnect {id}"));
         }
         loop {
             let event = tokio::select! {
@@ -317,11 +317,13 @@ async fn follow(api: &str, token: &str, log: &Log, stop: &Path) {
             }
             if event.event.starts_with("call.") {
                 let call: serde_json::Value = serde_json::from_str(&event.data).unwrap_or_default();
+                // The event id last: a version sent twice can be placed in the topic.
                 log.line(&format!(
-                    "{} {} {}",
+                    "{} {} {} {}",
                     event.event,
                     call["external_id"].as_str().unwrap_or("?"),
-                    call["version"].as_u64().unwrap_or(0)
+                    call["version"].as_u64().unwrap_or(0),
+                    last_id.as_deref().unwrap_or("-")
                 ));
             } else {
                 log.line(&format!("other {}", event.event));
@@ -517,8 +519,8 @@ async fn check(dir: &Path) -> anyhow::Result<()> {
         for line in text.lines() {
             let parts: Vec<&str> = line.split_whitespace().collect();
             match parts.as_slice() {
-                ["reconnect"] => reconnects += 1,
-                [kind, id, version] if kind.starts_with("call.") && id.starts_with("fm_") => {
+                ["reconnect", ..] => reconnects += 1,
+                [kind, id, version, ..] if kind.starts_with("call.") && id.starts_with("fm_") => {
                     *versions
                         .entry(((*id).to_owned(), (*version).to_owned()))
                         .or_default() += 1;
