@@ -153,15 +153,16 @@ pub async fn run(
     )
     .await?;
     let tokens = config.auth.tokens(config.http.listen)?;
-    let polls = runtime::table::CompactedTable::start(
-        &config.kafka,
-        &config.kafka.topics().poll_status,
-        "poll-status",
-        config.registry.initial_load(),
-        shutdown.clone(),
-        |_, bytes| serde_json::from_slice::<serde_json::Value>(bytes).map_err(|e| e.to_string()),
-    )
-    .await?;
+    let polls: runtime::table::CompactedTable<serde_json::Value> =
+        runtime::table::CompactedTable::start(
+            &config.kafka,
+            &config.kafka.topics().poll_status,
+            "poll-status",
+            config.registry.initial_load(),
+            shutdown.clone(),
+            runtime::table::json,
+        )
+        .await?;
     let audit = crate::audit::Auditor {
         producer: runtime::kafka::AckedProducer::new(&config.kafka)?,
         topic: config.kafka.topics().audit,
@@ -172,7 +173,6 @@ pub async fn run(
         &config.auth.tokens_file,
         &audit,
         config.registry.initial_load(),
-        shutdown.clone(),
     )
     .await?;
     let integrations = IntegrationsApi {
@@ -200,7 +200,7 @@ pub async fn run(
             "retention-policies",
             config.registry.initial_load(),
             shutdown.clone(),
-            |_, bytes| serde_json::from_slice(bytes).map_err(|e: serde_json::Error| e.to_string()),
+            runtime::table::json,
         )
         .await?,
         suppressions: runtime::table::CompactedTable::start(
@@ -209,7 +209,7 @@ pub async fn run(
             "suppressions",
             config.registry.initial_load(),
             shutdown.clone(),
-            |_, bytes| serde_json::from_slice(bytes).map_err(|e: serde_json::Error| e.to_string()),
+            runtime::table::json,
         )
         .await?,
         producer: runtime::kafka::AckedProducer::new(&config.kafka)?,

@@ -30,20 +30,22 @@ pub async fn record_changes(
     tokens_file: &str,
     audit: &Auditor,
     load_within: Duration,
-    shutdown: Shutdown,
 ) -> Result<usize, crate::server::ApiError> {
     if tokens.is_open() {
         // No tokens file (local use): nothing to compare, and nothing was removed.
         return Ok(0);
     }
     let topic = kafka.topics().audit_tokens;
+    // Read once, at start-up: the table stops tailing the topic when this returns
+    // (its shutdown's trigger is dropped).
+    let (_stop_reading, reading) = Shutdown::new();
     let recorded: CompactedTable<TokenGrant> = CompactedTable::start(
         kafka,
         &topic,
         "audit-tokens",
         load_within,
-        shutdown,
-        |_, bytes| serde_json::from_slice(bytes).map_err(|e: serde_json::Error| e.to_string()),
+        reading,
+        runtime::table::json,
     )
     .await?;
     let before: BTreeMap<String, TokenGrant> = recorded

@@ -41,13 +41,13 @@ pub async fn run(
     cluster: bool,
     shutdown: Shutdown,
 ) -> Result<(), ProcessorError> {
-    let policies = CompactedTable::start(
+    let policies: CompactedTable<RetentionPolicy> = CompactedTable::start(
         kafka,
         &kafka.topics().retention,
         "retention-policies",
         Duration::from_secs(30),
         shutdown.clone(),
-        |_, bytes| serde_json::from_slice::<RetentionPolicy>(bytes).map_err(|e| e.to_string()),
+        runtime::table::json,
     )
     .await?;
     let mut stop = shutdown.clone();

@@ -79,7 +79,7 @@ pub async fn run(
             "suppressions",
             initial_load,
             shutdown.clone(),
-            crate::suppressions::decode,
+            runtime::table::json,
         )
         .await?,
         config.retention.hash_key.clone(),

@@ -78,10 +78,6 @@ impl Suppressions {
 }
 
 /// A suppression entry from the topic.
-pub fn decode(_key: &str, payload: &[u8]) -> Result<Suppression, String> {
-    serde_json::from_slice(payload).map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

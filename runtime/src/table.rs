@@ -99,6 +99,11 @@ impl<V: Send + Sync + 'static> CompactedTable<V> {
     }
 }
 
+/// The `decode` of a table whose values are JSON documents.
+pub fn json<V: serde::de::DeserializeOwned>(_key: &str, bytes: &[u8]) -> Result<V, String> {
+    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+}
+
 impl<V> CompactedTable<V> {
     fn snapshot(&self) -> Snapshot<V> {
         match self.current.read() {
