@@ -1,7 +1,9 @@
 //! `GET` and `PUT /api/privacy/retention`: an account's retention policy
 //! (`schemas::retention`) and its recent runs. `GET /api/privacy/erasures`: the
 //! account's erasure receipts (`schemas::erasure`); `POST /api/privacy/erasures`
-//! asks for one (as `cmctl privacy erase` does). An account token reads and sets its
+//! asks for one (as `cmctl privacy erase` does); `POST
+//! /api/privacy/suppression-lifts` takes a suppressed caller off the suppression
+//! list (as `cmctl privacy lift` does). An account token reads and sets its
 //! own account's, an admin any (`account=`); a viewer reads. A change is recorded
 //! in the audit trail first, then published (the policies topic, the erasures
 //! topic), where the processor's workers apply it: the api's ClickHouse user only
@@ -49,6 +51,18 @@ struct ErasureBody {
     /// (`schemas::suppression`); by default an erasure is not a block list.
     #[serde(default)]
     suppress: bool,
+}
+
+/// The body of `POST /api/privacy/suppression-lifts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LiftBody {
+    /// The suppressed caller, in any spelling.
+    number: String,
+    #[serde(default = "default_region")]
+    region: String,
+    /// Required with an admin token; an account token's own otherwise.
+    account: Option<String>,
 }
 
 fn default_region() -> String {
@@ -253,6 +267,75 @@ impl Privacy {
                 "status": "ordered",
                 "suppress": order.suppress,
                 "receipts": format!("/api/privacy/erasures?account={}", order.account),
+            }),
+        ))
+    }
+
+    /// `POST /api/privacy/suppression-lifts`: records the lift in the audit trail
+    /// (its id, never the number), publishes it on the raw topic under the caller's
+    /// key and answers 202. The caller's records after it are stored with their
+    /// number; the entry leaves the list in `GET /api/privacy/erasures` once the
+    /// caller's partition has met the lift. The api cannot tell whether the caller
+    /// is suppressed (the list holds keyed hashes, and the key is the processor's):
+    /// a lift of a caller not on the list changes nothing
+    /// (`processor_suppression_lifts_total{outcome="not_suppressed"}`).
+    pub async fn lift_suppression(
+        &self,
+        scope: &Scope,
+        actor: &Actor,
+        request: Request<Incoming>,
+    ) -> Result<Response<Body>, Problem> {
+        let asked: LiftBody = small_json(request, "invalid_lift").await?;
+        let account = account_of(scope, asked.account.as_deref())?;
+        let invalid = |field: &str, problem: String| {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_lift", problem)
+                .with_detail("field", field)
+        };
+        let region = schemas::phone::region(asked.region.trim())
+            .map_err(|e| invalid("region", e.to_string()))?;
+        let number = schemas::E164::parse(&asked.number, region)
+            .map_err(|e| invalid("number", e.to_string()))?;
+        let lift = schemas::suppression::SuppressionLift {
+            id: uuid::Uuid::new_v4(),
+            account,
+            number: number.as_str().to_owned(),
+            requested_by: actor.name.clone(),
+            requested_at: chrono::Utc::now(),
+        };
+        self.audit
+            .write_entry(schemas::audit::AuditEntry::suppression_lifted(
+                &lift.account,
+                actor,
+                lift.id,
+            ))
+            .await?;
+        let payload = serde_json::to_vec(&lift).unwrap_or_default();
+        let key = lift.raw_key();
+        let message = runtime::kafka::OutgoingMessage {
+            key: key.as_bytes(),
+            payload: &payload,
+            headers: &schemas::suppression::RAW_HEADERS,
+            partition: None,
+        };
+        self.producer
+            .send_all(&self.raw_topic, std::slice::from_ref(&message))
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, lift = %lift.id, "suppression lift not published");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "broker_unavailable",
+                    "the lift could not be ordered; retry shortly (the audit trail holds a lift that was not sent)",
+                )
+                .retry_after(2)
+            })?;
+        Ok(json(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({
+                "id": lift.id,
+                "account": lift.account,
+                "status": "ordered",
+                "suppressions": format!("/api/privacy/erasures?account={}", lift.account),
             }),
         ))
     }

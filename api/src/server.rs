@@ -18,6 +18,7 @@
 //! | PUT    | /api/privacy/retention | set an account's retention policy          |
 //! | GET    | /api/privacy/erasures  | an account's erasure receipts              |
 //! | POST   | /api/privacy/erasures  | erase a caller of an account (done by the processor) |
+//! | POST   | /api/privacy/suppression-lifts | take a caller off the suppression list |
 //! | GET    | /api/ops           | alerts, consumer lag, freshness, processes down (admin; from Prometheus) |
 //! | POST   | /api/integrations/{clientId}/replay | replay its dead letters (or all records) |
 //! | POST   | /api/integrations/{clientId}/poll/test | one page of its poll, stored nowhere (forwarded to ingest) |
@@ -379,6 +380,12 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
         }
         (&Method::POST, "/api/privacy/erasures") => {
             state.privacy.request_erasure(&scope, &actor, request).await
+        }
+        (&Method::POST, "/api/privacy/suppression-lifts") => {
+            state
+                .privacy
+                .lift_suppression(&scope, &actor, request)
+                .await
         }
         (&Method::PUT, "/api/privacy/retention") => {
             state.privacy.put(&scope, &actor, request).await

@@ -288,6 +288,51 @@ pub async fn erase_caller(
     Ok(receipt)
 }
 
+/// Lifts the suppression of one caller of one account (docs/privacy.md): the audit
+/// entry first (the lift's id, never the number), then the lift on the raw topic
+/// under the caller's key, where the caller's partition meets it in order with the
+/// caller's records. Returns the lift's id.
+pub async fn lift_suppression(
+    kafka: &KafkaConfig,
+    account: &str,
+    number: &str,
+    region: &str,
+    actor: &schemas::audit::Actor,
+) -> Result<uuid::Uuid, CtlError> {
+    let region = schemas::phone::region(region).map_err(|e| CtlError::Number(e.to_string()))?;
+    let e164 = schemas::E164::parse(number, region)
+        .map_err(|e| CtlError::Number(format!("not a phone number: {e}")))?;
+    let lift = schemas::suppression::SuppressionLift {
+        id: uuid::Uuid::new_v4(),
+        account: account.to_owned(),
+        number: e164.as_str().to_owned(),
+        requested_by: actor.name.clone(),
+        requested_at: chrono::Utc::now(),
+    };
+    let entry = schemas::audit::AuditEntry::suppression_lifted(account, actor, lift.id);
+    let producer = AckedProducer::new(kafka)?;
+    let payload = serde_json::to_vec(&entry).unwrap_or_default();
+    producer
+        .send_pairs(&kafka.topics().audit, &[(account.to_owned(), payload)])
+        .await?;
+    let (key, payload) = (
+        lift.raw_key(),
+        serde_json::to_vec(&lift).unwrap_or_default(),
+    );
+    producer
+        .send_all(
+            &kafka.topics().raw,
+            &[runtime::kafka::OutgoingMessage {
+                key: key.as_bytes(),
+                payload: &payload,
+                headers: &schemas::suppression::RAW_HEADERS,
+                partition: None,
+            }],
+        )
+        .await?;
+    Ok(lift.id)
+}
+
 /// Who runs cmctl, for the audit trail: the login and the host.
 pub fn cli_actor() -> schemas::audit::Actor {
     let user = std::env::var("USER")

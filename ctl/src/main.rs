@@ -175,6 +175,17 @@ enum PrivacyCommand {
         #[arg(long, default_value_t = 120)]
         wait_s: u64,
     },
+    /// Take a caller off the suppression list (`erase --suppress`): the caller's
+    /// records after the lift are stored with their number; those stored while it
+    /// was suppressed stay erased. Audited; never prints the number.
+    Lift {
+        account: String,
+        /// The caller's number, in any spelling.
+        number: String,
+        /// Region of a number written without its country code.
+        #[arg(long, default_value = "US")]
+        region: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -362,6 +373,18 @@ async fn main() -> anyhow::Result<()> {
                 places.join(", "),
                 receipt.outcome,
                 started.elapsed().as_secs_f64()
+            );
+        }
+        Command::Privacy(PrivacyCommand::Lift {
+            account,
+            number,
+            region,
+        }) => {
+            let id =
+                cmctl::lift_suppression(&kafka, &account, &number, &region, &cmctl::cli_actor())
+                    .await?;
+            println!(
+                "lift {id} of a caller of {account} sent: the caller's partition applies it with its next batch (processor_suppression_lifts_total)"
             );
         }
         Command::RollupBackfill => {

@@ -207,25 +207,38 @@ pub async fn forward(
     .await
 }
 
-/// Publishes the suppressions a stored batch added, for every processor
+/// Publishes the suppressions a stored batch added or lifted, for every processor
 /// (`crate::suppressions`). Sent again if the batch is decided again (same key).
 pub async fn publish_suppressions(
     sink: &BatchSink,
-    entries: &[schemas::suppression::Suppression],
+    changes: &[crate::suppressions::ListChange],
     shutdown: &Shutdown,
 ) -> Result<(), Interrupted> {
-    let pairs: Vec<(String, Vec<u8>)> = entries
-        .iter()
-        .map(|e| (e.key(), serde_json::to_vec(e).unwrap_or_default()))
-        .collect();
-    send_keyed(
-        sink,
-        "publish suppressions",
-        &sink.topics.suppressions,
-        &pairs,
-        shutdown,
-    )
-    .await
+    // One at a time, in order: a batch may add a caller and lift it again (rare:
+    // an order and a lift of the same caller in one batch).
+    for change in changes {
+        match change {
+            crate::suppressions::ListChange::Add(entry) => {
+                let pairs = [(entry.key(), serde_json::to_vec(entry).unwrap_or_default())];
+                send_keyed(
+                    sink,
+                    "publish suppressions",
+                    &sink.topics.suppressions,
+                    &pairs,
+                    shutdown,
+                )
+                .await?;
+            }
+            crate::suppressions::ListChange::Lift(key) => {
+                sink.retry("publish a lifted suppression", shutdown, || {
+                    sink.producer
+                        .send_tombstone(&sink.topics.suppressions, key.as_bytes())
+                })
+                .await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Sends keyed messages to `topic` until acknowledged (or stopped); nothing to send

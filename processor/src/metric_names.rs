@@ -30,6 +30,8 @@ pub const PROCESSOR_PARKED_RELEASED_TOTAL: &str = "processor_parked_released_tot
 pub const PROCESSOR_PARKED_TOTAL: &str = "processor_parked_total";
 /// counter; labels: none.
 pub const PROCESSOR_SUPPRESSED_CALLS_TOTAL: &str = "processor_suppressed_calls_total";
+/// counter; labels: `outcome`.
+pub const PROCESSOR_SUPPRESSION_LIFTS_TOTAL: &str = "processor_suppression_lifts_total";
 /// histogram; labels: `at`.
 pub const PROCESSOR_RECORD_AGE_SECONDS: &str = "processor_record_age_seconds";
 /// counter; labels: `outcome`.

@@ -23,6 +23,9 @@ use runtime::registry::IntegrationRegistry;
 use runtime::shutdown::Shutdown;
 use schemas::callmatrix::{CmCall, MatchMethod, RelinkRequest};
 use schemas::erasure::ErasureOrder;
+use schemas::suppression::SuppressionLift;
+
+use crate::suppressions::{At, ListChange};
 use schemas::{CallId, CallRecord, ClientId, RawEnvelope};
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -61,8 +64,9 @@ pub struct Pipeline<S: Store> {
     pub erasing: Vec<ErasureOrder>,
     /// Callers whose later records are stored erased (`crate::suppressions`).
     pub suppressions: crate::suppressions::Suppressions,
-    /// Suppressions the last decided batch added, published once it is stored.
-    pub suppressing: Vec<schemas::suppression::Suppression>,
+    /// Suppressions the last decided batch added or lifted, in order, published
+    /// once it is stored.
+    pub suppressing: Vec<crate::suppressions::ListChange>,
 }
 
 impl<S: Store> Pipeline<S> {
@@ -260,7 +264,9 @@ impl<S: Store> Pipeline<S> {
         let mut gave_up = HashSet::new();
         // Erasure orders for callers of this batch's partitions, applied to the
         // state after the batch's own decisions.
-        let mut erasing: Vec<(i32, ErasureOrder)> = Vec::new();
+        let mut erasing: Vec<(At, ErasureOrder)> = Vec::new();
+        // Suppressions lifted by this batch's records, met before its calls.
+        let mut lifting: Vec<(At, SuppressionLift)> = Vec::new();
         // CmCalls of this batch, by their caller's key (and the partition it lives in).
         let mut arrived: BTreeMap<String, (i32, Vec<Candidate>)> = BTreeMap::new();
         for message in batch {
@@ -274,10 +280,21 @@ impl<S: Store> Pipeline<S> {
             };
             if crate::parking::header_number(message, schemas::topics::ERASE_HEADER).is_some() {
                 match serde_json::from_slice::<ErasureOrder>(record.payload) {
-                    Ok(order) => erasing.push((record.partition, order)),
+                    Ok(order) => erasing.push((At::of(&record), order)),
                     Err(error) => {
                         tracing::error!(%error, partition = record.partition, offset = record.offset, "unreadable erasure order on the raw topic; skipped");
                         metrics::counter!(crate::metric_names::PROCESSOR_ERASURE_ORDERS_TOTAL, "outcome" => "unreadable")
+                            .increment(1);
+                    }
+                }
+                continue;
+            }
+            if crate::parking::header_number(message, schemas::topics::LIFT_HEADER).is_some() {
+                match serde_json::from_slice::<SuppressionLift>(record.payload) {
+                    Ok(lift) => lifting.push((At::of(&record), lift)),
+                    Err(error) => {
+                        tracing::error!(%error, partition = record.partition, offset = record.offset, "unreadable suppression lift on the raw topic; skipped");
+                        metrics::counter!(crate::metric_names::PROCESSOR_SUPPRESSION_LIFTS_TOTAL, "outcome" => "unreadable")
                             .increment(1);
                     }
                 }
@@ -357,6 +374,16 @@ impl<S: Store> Pipeline<S> {
         let found = self.stored_elsewhere(&elsewhere, shutdown).await?;
         known.extend(found);
         step.assemble(known);
+        self.suppressing.clear();
+        self.suppressions.settle();
+        for (at, lift) in lifting {
+            let (key, was) = self.suppressions.lift(&lift, at);
+            let outcome = if was { "lifted" } else { "not_suppressed" };
+            tracing::info!(lift = %lift.id, account = %lift.account, outcome, "suppression lift met");
+            metrics::counter!(crate::metric_names::PROCESSOR_SUPPRESSION_LIFTS_TOTAL, "outcome" => outcome)
+                .increment(1);
+            self.suppressing.push(ListChange::Lift(key));
+        }
         let suppressed = self.suppressions.apply(step.calls_mut());
         if suppressed > 0 {
             metrics::counter!(crate::metric_names::PROCESSOR_SUPPRESSED_CALLS_TOTAL)
@@ -384,14 +411,15 @@ impl<S: Store> Pipeline<S> {
             callers,
         };
         self.erasing.clear();
-        self.suppressing.clear();
-        for (partition, order) in erasing {
-            crate::erasure_orders::erase_state(&self.state, &mut writes, partition, &order)
+        for (at, order) in erasing {
+            crate::erasure_orders::erase_state(&self.state, &mut writes, at.partition, &order)
                 .map_err(stopped)?;
             if order.suppress {
                 // From the next batch on; this one's calls of the caller are in its
                 // window, erased just now.
-                self.suppressing.push(self.suppressions.add(&order));
+                if let Some(entry) = self.suppressions.add(&order, &at) {
+                    self.suppressing.push(ListChange::Add(entry));
+                }
             }
             self.erasing.push(order);
         }
@@ -637,8 +665,8 @@ struct Stored {
     batch: Vec<OwnedMessage>,
     /// Erasure orders its state changes carried out, for the erasure worker.
     erasing: Vec<ErasureOrder>,
-    /// Suppressions it added, for the suppressions topic.
-    suppressing: Vec<schemas::suppression::Suppression>,
+    /// Suppressions it added or lifted, for the suppressions topic.
+    suppressing: Vec<crate::suppressions::ListChange>,
     processed: Processed,
     /// Its changes to the keyed state, for the changelog.
     staged: Staged,

@@ -34,6 +34,10 @@ pub enum AuditAction {
     /// erasure, never the number.
     #[serde(rename = "caller.erased")]
     CallerErased,
+    /// A caller's suppression lifted (`crate::suppression::SuppressionLift`);
+    /// `detail` names the lift, never the number.
+    #[serde(rename = "suppression.lifted")]
+    SuppressionLifted,
     /// A token appeared in, changed in or left the api's tokens file
     /// ([`TokenGrant`], [`token_changes`]); `client_id` is empty, `detail` names
     /// the token by its identity, never the token.
@@ -47,7 +51,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, for a filter's list of what it accepts.
-    pub const ALL: [AuditAction; 11] = [
+    pub const ALL: [AuditAction; 12] = [
         Self::IntegrationCreated,
         Self::IntegrationUpdated,
         Self::IntegrationEnabled,
@@ -56,6 +60,7 @@ impl AuditAction {
         Self::ReplayStarted,
         Self::RetentionChanged,
         Self::CallerErased,
+        Self::SuppressionLifted,
         Self::TokenAdded,
         Self::TokenChanged,
         Self::TokenRemoved,
@@ -71,6 +76,7 @@ impl AuditAction {
             Self::ReplayStarted => "replay.started",
             Self::RetentionChanged => "retention.changed",
             Self::CallerErased => "caller.erased",
+            Self::SuppressionLifted => "suppression.lifted",
             Self::TokenAdded => "token.added",
             Self::TokenChanged => "token.changed",
             Self::TokenRemoved => "token.removed",
@@ -135,6 +141,15 @@ impl AuditEntry {
             version: 0,
             changes: Vec::new(),
             detail: Some(serde_json::json!({ "erasure": erasure })),
+        }
+    }
+
+    /// A suppression lifted by `actor`: the lift's id, never the number.
+    pub fn suppression_lifted(account: &str, actor: &Actor, lift: Uuid) -> Self {
+        Self {
+            action: AuditAction::SuppressionLifted,
+            detail: Some(serde_json::json!({ "lift": lift })),
+            ..Self::caller_erased(account, actor, lift)
         }
     }
 }
@@ -409,6 +424,7 @@ mod tests {
                 | AuditAction::ReplayStarted
                 | AuditAction::RetentionChanged
                 | AuditAction::CallerErased
+                | AuditAction::SuppressionLifted
                 | AuditAction::TokenAdded
                 | AuditAction::TokenChanged
                 | AuditAction::TokenRemoved => true,

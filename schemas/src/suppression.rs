@@ -36,6 +36,35 @@ impl Suppression {
     }
 }
 
+/// A suppression lifted (`POST /api/privacy/suppression-lifts`, `cmctl privacy
+/// lift`): the caller's records after it are stored with their number again. On
+/// the raw topic under the caller's key (with [`RAW_HEADERS`]), so the caller's
+/// partition meets it in order with the caller's records: those before it are
+/// still stored without the number, those after it with. Its partition then
+/// writes a tombstone for the entry on the suppressions topic. The number travels
+/// in it as in an erasure order, on the raw topic only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuppressionLift {
+    pub id: Uuid,
+    pub account: String,
+    /// The caller, normalised (E.164).
+    pub number: String,
+    /// Who asked (an audit actor's name).
+    pub requested_by: String,
+    pub requested_at: DateTime<Utc>,
+}
+
+impl SuppressionLift {
+    /// Its key on the raw topic: the caller's.
+    pub fn raw_key(&self) -> String {
+        crate::ids::caller_key(&self.account, &self.number)
+    }
+}
+
+/// The headers a lift travels with on the raw topic.
+pub const RAW_HEADERS: [(&str, &[u8]); 1] = [(crate::topics::LIFT_HEADER, b"1")];
+
 /// An entry's key: the account and the caller's hash.
 pub fn key(account: &str, caller_hash: &str) -> String {
     format!("{account}|{caller_hash}")

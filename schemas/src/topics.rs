@@ -45,6 +45,10 @@ pub const RELINK_HEADER: &str = "cm-relink";
 /// (`schemas::erasure::ErasureOrder`), sent under the caller's key so the
 /// partition keeping the caller erases its keyed state in order with its records.
 pub const ERASE_HEADER: &str = "cm-erase";
+/// Kafka header marking a raw-topic message as a suppression lifted
+/// (`schemas::suppression::SuppressionLift`), under the caller's key as an erasure
+/// order is, so the caller's partition stops suppressing in order with its records.
+pub const LIFT_HEADER: &str = "cm-lift-suppression";
 /// Kafka header marking a raw-topic message as a CallMatrix call (`CmCall` with its
 /// account), sent by the linker under its caller's key so the caller's partition
 /// keeps it and links what it completes.

@@ -506,7 +506,7 @@ async fn an_erasure_asked_through_the_api_is_carried_out_by_the_processor() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_suppressed_caller_is_stored_without_the_number_later() {
     let env = TestEnv::new("erasure-suppress").await;
-    let _processor = env
+    let processor = env
         .start(
             "processor",
             &[
@@ -661,6 +661,105 @@ async fn a_suppressed_caller_is_stored_without_the_number_later() {
         Some(1),
         "{listed}"
     );
+
+    // The caller consents again: the suppression is lifted (the number in another
+    // spelling), the entry leaves the list (a tombstone), and a later call is stored
+    // with its number.
+    let response = http
+        .post(api.url("/api/privacy/suppression-lifts"))
+        .json(&json!({"number": "+1 (415) 555-2671", "account": "acme-leads"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let answer: Value = response.json().await.unwrap();
+    let lift = answer["id"].as_str().unwrap().to_owned();
+    let entries = eventually("the entry's tombstone", Duration::from_secs(60), || {
+        let (env, topic) = (&env, topic.clone());
+        async move {
+            let records = integration_tests::read_topic(env, &topic, 1);
+            (records.len() == 2).then_some(records)
+        }
+    })
+    .await;
+    assert_eq!(entries[1].key, entries[0].key, "the same caller's entry");
+    assert!(entries[1].payload.is_none(), "a tombstone");
+    let listed = eventually(
+        "the list without the caller",
+        Duration::from_secs(30),
+        || {
+            let http = http.clone();
+            let url = api.url("/api/privacy/erasures?account=acme-leads");
+            async move {
+                let listed: Value = http.get(url).send().await.ok()?.json().await.ok()?;
+                (listed["suppressions"].as_array()?.is_empty()).then_some(listed)
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        listed["erasures"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+    post(
+        "arroyo",
+        "sp_lifted",
+        "415.555.2671",
+        "2026-11-23T10:00:00Z",
+    )
+    .await;
+    let lifted = eventually("the call after the lift", Duration::from_secs(60), || {
+        caller_of("sp_lifted")
+    })
+    .await;
+    assert_eq!(lifted, "+14155552671", "stored with its number again");
+    assert_eq!(
+        caller_of("sp_after").await.as_deref(),
+        Some(token.as_str()),
+        "the calls stored while suppressed stay erased"
+    );
+    // The audit trail names the lift, not the number.
+    let audit = eventually("the lift's audit entry", Duration::from_secs(60), || {
+        let http = http.clone();
+        let url = api.url("/api/audit?account=acme-leads&action=suppression.lifted");
+        async move {
+            let audit: Value = http.get(url).send().await.ok()?.json().await.ok()?;
+            (audit.to_string().contains("suppression.lifted")).then_some(audit)
+        }
+    })
+    .await;
+    let text = audit.to_string();
+    assert!(text.contains(&lift), "{audit}");
+    assert!(!text.contains("2671"), "{audit}");
+    // The same lift from cmctl: the caller is no longer suppressed, so it changes
+    // nothing, and says so.
+    cmctl::lift_suppression(
+        &env.kafka,
+        "acme-leads",
+        "4155552671",
+        "US",
+        &cmctl::cli_actor(),
+    )
+    .await
+    .unwrap();
+    let lifts = |outcome: &'static str| {
+        let processor = &processor;
+        async move {
+            let label = format!("outcome=\"{outcome}\"");
+            integration_tests::metric_sum(
+                processor,
+                "processor_suppression_lifts_total",
+                Some(&label),
+            )
+            .await
+        }
+    };
+    eventually("the second lift met", Duration::from_secs(60), || async {
+        (lifts("not_suppressed").await >= 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(lifts("lifted").await, 1.0);
 }
 
 /// An integration of account mallory (a copy of arroyo's), for a call of the same

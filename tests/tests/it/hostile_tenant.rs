@@ -395,6 +395,18 @@ async fn another_account_reaches_nothing_of_ours_and_our_network_is_not_reachabl
         .await,
         &[403],
     );
+    // Nor lift a suppression of A's (which would bring a number A had withheld back).
+    refused(
+        "a suppression lift in A's account",
+        http.send(
+            http.client
+                .post(api_get("/api/privacy/suppression-lifts"))
+                .json(&json!({"account": "acme-leads", "number": "(415) 555-2671"})),
+            Some(B),
+        )
+        .await,
+        &[403],
+    );
     // Control for the refusals row above: the route exists and answers A (a 404 for
     // B is then the wall, not a missing route).
     let (status, refusals) = http

@@ -277,6 +277,11 @@ async fn a_viewer_sees_no_full_number_on_any_route_and_changes_nothing() {
         ),
         (
             reqwest::Method::POST,
+            api.url("/api/privacy/suppression-lifts"),
+            json!({"number": "4155550123"}),
+        ),
+        (
+            reqwest::Method::POST,
             ingest.url("/api/integrations/arroyo/imports"),
             json!({}),
         ),
