@@ -5,8 +5,14 @@
 //! the last `capacity` messages of every partition. An erasure order on the same
 //! topic (`schemas::topics::ERASE_HEADER`) drops the payloads of the order's
 //! account that hold a spelling of the number (other accounts' stay theirs).
+//!
+//! Nothing is shown before the warm-up has read every partition to where it stood
+//! at start-up: the raw topic holds an erased caller's records until its
+//! retention, and a buffer half warmed has read such a record and not yet the
+//! order after it (the erasure test saw the number in a new api's first answer).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +30,8 @@ pub struct RecentPayloads {
     by_client: Arc<Mutex<HashMap<ClientId, Recent>>>,
     capacity: usize,
     max_bytes: usize,
+    /// Whether the warm-up has read every partition to its start-up end.
+    warm: Arc<AtomicBool>,
 }
 
 /// One integration's payloads and their bytes.
@@ -35,42 +43,73 @@ struct Recent {
 
 impl RecentPayloads {
     /// `account_of` says which account an integration belongs to (for erasures).
+    /// Waits up to `warm_within` for the warm-up; past it, shows nothing until the
+    /// warm-up is done.
     pub async fn start(
         kafka: &KafkaConfig,
         capacity: usize,
         max_bytes: usize,
         account_of: impl Fn(&ClientId) -> Option<String> + Send + Sync + 'static,
+        warm_within: Duration,
         shutdown: Shutdown,
     ) -> Result<Self, ConsumerError> {
         let recent = Self {
             by_client: Arc::default(),
             capacity,
             max_bytes,
+            warm: Arc::new(AtomicBool::new(capacity == 0)),
         };
         if capacity == 0 {
             return Ok(recent);
         }
         let topic = kafka.topics().raw;
-        let consumer = tail_last(kafka, &topic, capacity as i64).await?;
+        let (consumer, mut remaining) = tail_last(kafka, &topic, capacity as i64).await?;
+        let (warmed, mut warmed_rx) = tokio::sync::watch::channel(remaining.is_empty());
+        recent.warm.store(remaining.is_empty(), Ordering::SeqCst);
         let writer = recent.clone();
         spawn_tail(consumer, shutdown, "recent-payloads", move |message| {
-            if is_erasure(message) {
-                let order = message
-                    .payload()
-                    .and_then(|p| serde_json::from_slice::<ErasureOrder>(p).ok());
-                if let Some(order) = order {
-                    writer.erase(&order, &account_of);
+            writer.take(message, &account_of);
+            if let Some(end) = remaining.get(&message.partition()) {
+                if message.offset() + 1 >= *end {
+                    remaining.remove(&message.partition());
+                    if remaining.is_empty() {
+                        writer.warm.store(true, Ordering::SeqCst);
+                        let _ = warmed.send(true);
+                    }
                 }
-                return;
-            }
-            let envelope = message
-                .payload()
-                .and_then(|p| serde_json::from_slice::<RawEnvelope>(p).ok());
-            if let Some(envelope) = envelope {
-                writer.push(envelope.client_id, envelope.payload);
             }
         });
+        let ready = tokio::time::timeout(warm_within, warmed_rx.wait_for(|warm| *warm)).await;
+        if !ready.is_ok_and(|r| r.is_ok()) {
+            tracing::warn!(
+                waited_s = warm_within.as_secs(),
+                "recent payloads still warming: dry runs on recent traffic show nothing until they are"
+            );
+        }
         Ok(recent)
+    }
+
+    /// One message of the raw topic: an erasure order, or a record to keep.
+    fn take(
+        &self,
+        message: &rdkafka::message::BorrowedMessage<'_>,
+        account_of: &dyn Fn(&ClientId) -> Option<String>,
+    ) {
+        if is_erasure(message) {
+            let order = message
+                .payload()
+                .and_then(|p| serde_json::from_slice::<ErasureOrder>(p).ok());
+            if let Some(order) = order {
+                self.erase(&order, account_of);
+            }
+            return;
+        }
+        let envelope = message
+            .payload()
+            .and_then(|p| serde_json::from_slice::<RawEnvelope>(p).ok());
+        if let Some(envelope) = envelope {
+            self.push(envelope.client_id, envelope.payload);
+        }
     }
 
     fn push(&self, client: ClientId, payload: Box<RawValue>) {
@@ -113,8 +152,11 @@ impl RecentPayloads {
         }
     }
 
-    /// Oldest first.
+    /// Oldest first; nothing while the warm-up runs.
     pub fn of(&self, client: &ClientId) -> Vec<Box<RawValue>> {
+        if !self.warm.load(Ordering::SeqCst) {
+            return Vec::new();
+        }
         let map = match self.by_client.lock() {
             Ok(map) => map,
             Err(poisoned) => poisoned.into_inner(),
@@ -134,17 +176,24 @@ fn is_erasure(message: &rdkafka::message::BorrowedMessage<'_>) -> bool {
     })
 }
 
+/// A consumer of the last `last` messages of every partition, and where each
+/// partition with messages to read ended at the start (its high mark).
 async fn tail_last(
     kafka: &KafkaConfig,
     topic: &str,
     last: i64,
-) -> Result<StreamConsumer, ConsumerError> {
-    let (consumer, _) =
+) -> Result<(StreamConsumer, HashMap<i32, i64>), ConsumerError> {
+    let (consumer, marks) =
         assigned_consumer(kafka, "api-recent", topic, Duration::from_secs(10), |m| {
             Offset::Offset((m.high - last).max(m.low))
         })
         .await?;
-    Ok(consumer)
+    let ends = marks
+        .iter()
+        .filter(|m| m.high > (m.high - last).max(m.low))
+        .map(|m| (m.partition, m.high))
+        .collect();
+    Ok((consumer, ends))
 }
 
 #[cfg(test)]
@@ -157,6 +206,7 @@ mod tests {
             by_client: Arc::default(),
             capacity: 2,
             max_bytes: 1024,
+            warm: Arc::new(AtomicBool::new(true)),
         };
         let a = ClientId::parse("a").unwrap();
         for n in 0..3 {
@@ -180,6 +230,7 @@ mod tests {
             by_client: Arc::default(),
             capacity: 50,
             max_bytes: 10_000,
+            warm: Arc::new(AtomicBool::new(true)),
         };
         let (acme, other, mallory) = (
             ClientId::parse("acme-hook").unwrap(),
@@ -236,6 +287,7 @@ mod tests {
             by_client: Arc::default(),
             capacity: 50,
             max_bytes: 1000,
+            warm: Arc::new(AtomicBool::new(true)),
         };
         let a = ClientId::parse("a").unwrap();
         let payload = |n: usize| RawValue::from_string(format!("\"{}\"", "x".repeat(n))).unwrap();
@@ -251,5 +303,20 @@ mod tests {
         );
         let held: usize = recent.of(&a).iter().map(|p| p.get().len()).sum();
         assert!(held <= 1000);
+    }
+
+    #[test]
+    fn nothing_is_shown_while_warming() {
+        let recent = RecentPayloads {
+            by_client: Arc::default(),
+            capacity: 50,
+            max_bytes: 1000,
+            warm: Arc::new(AtomicBool::new(false)),
+        };
+        let a = ClientId::parse("a").unwrap();
+        recent.push(a.clone(), RawValue::from_string("{}".into()).unwrap());
+        assert!(recent.of(&a).is_empty());
+        recent.warm.store(true, Ordering::SeqCst);
+        assert_eq!(recent.of(&a).len(), 1);
     }
 }

@@ -150,6 +150,7 @@ pub async fn run(
         config.http.recent_payloads,
         config.limits.recent_payload_bytes,
         move |client| accounts.get(client).map(|i| i.account.clone()),
+        config.registry.initial_load(),
         shutdown.clone(),
     )
     .await?;

@@ -372,12 +372,17 @@ async fn an_erasure_asked_through_the_api_is_carried_out_by_the_processor() {
                 .ok()
         }
     };
-    eventually(
+    let shown = eventually(
         "the payload in the recent buffer",
         Duration::from_secs(30),
         || async { previewed().await.filter(|text| text.contains("ea_acme")) },
     )
     .await;
+    let spellings = schemas::erasure::spellings("+14155552671").unwrap();
+    assert!(
+        spellings.is_match(&shown),
+        "the check sees the number: {shown}"
+    );
 
     // Orders that cannot be carried out say which field is wrong.
     let order = |body: Value| {
@@ -464,6 +469,36 @@ async fn an_erasure_asked_through_the_api_is_carried_out_by_the_processor() {
     );
     let holding = rows_holding_digits(&client).await;
     assert!(holding.is_empty(), "after the late record: {holding:?}");
+
+    // An api started after the order warms its recent payloads from the raw topic,
+    // which still holds the erased record: it meets the order after it (the same
+    // partition, the caller's) and drops the record again, before it answers (it
+    // answered from a buffer half warmed before: the record, not yet the order).
+    // Its first answer holds the late payout (no number), and only that (it
+    // answered nothing at all before it waited for its warm-up).
+    let second = env.start("api", &[]).await;
+    let warmed: Value = http
+        .post(second.url("/api/mappings/preview"))
+        .json(&json!({"client_id": "arroyo", "recent": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        !spellings.is_match(&warmed.to_string()),
+        "the new api's recent payloads hold the number: {warmed}"
+    );
+    let results = warmed["results"].as_array().expect("results");
+    assert_eq!(results.len(), 1, "{warmed}");
+    // The late payout alone has no caller and no start: the dry run refuses it.
+    assert!(
+        results[0]["rejected"]["errors"]
+            .to_string()
+            .contains("caller"),
+        "{warmed}"
+    );
 
     // The audit trail names the erasure, not the number.
     let audit = eventually("the audit entry", Duration::from_secs(60), || {
