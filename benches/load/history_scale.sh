@@ -13,12 +13,17 @@
 #   5. the processor stopped, DURATION s of distinct webhook calls queued at ingest
 #      (benches/load/history_calls.lua: callers from the same pool, starts after the
 #      history), the processor started again (its local copy still valid) and timed
-#      until every accepted call is stored;
+#      until every accepted call is stored; or, with CM_HS_LIVE=1, the processor
+#      kept running and the calls timed from the first sent to the last stored (no
+#      restart: on tansu's memory storage a restart drops the local copy, whose
+#      changelog end the broker reports below what it acknowledged);
 # and reports per size: the drain rate (calls stored per second from the restart to
 # the last one stored), ClickHouse rows read by the pipeline per raw batch
 # (`system.query_log`, the writer user's queries during the drain, by kind), the
-# processor's RSS (now and peak), its state on disk. Then the ratio of each size's
-# rate to the first size's, measured in the same run, same script, same box.
+# processor's RSS (now and peak), its state on disk, and the processor's own time
+# per call (the sum of its batch times over the calls: what the store's size costs
+# it, whether or not it is the bottleneck of the rate). Then the ratio of each
+# size's rate and time per call to the first size's, same run, same script, same box.
 #
 #   benches/load/history_scale.sh [sizes="0 10000000"] [duration_s=30] [connections=16]
 #
@@ -85,7 +90,7 @@ wait_restored() { # until every partition of calls.raw is caught up (3), at most
 }
 rss() { awk '/^VmRSS|^VmHWM/ { printf "%s %.0f MB  ", $1, $2 / 1024 }' "/proc/$1/status"; }
 
-declare -A RATE
+declare -A RATE PER_CALL
 for SIZE in $SIZES; do
   echo "=== $SIZE calls of $ACCOUNT stored before the run ==="
   PREFIX="hs$(date +%s)."
@@ -146,7 +151,12 @@ for SIZE in $SIZES; do
     "{\"call\":{\"id\":\"hs_warmup\",\"caller\":{\"number\":\"4152200001\"},\"started_at\":\"$(date -u -d "@$BASE" +%FT%TZ)\",\"duration\":\"1:00\"}}" \
     "http://127.0.0.1:$INGEST_PORT/api/integrations/webhook/arroyo"
   for _ in $(seq 1 600); do [ "$(stored)" -ge 1 ] && break; sleep 0.2; done
-  stop_processor
+  live="${CM_HS_LIVE:-0}"
+  [ "$live" = 1 ] || stop_processor
+  busy_before=0
+  [ "$live" = 1 ] && busy_before=$(metric processor_batch_seconds_sum)
+  t0=$(date +%s)
+  start=$(date +%s.%N)
 
   summary="$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s benches/load/history_calls.lua \
     "http://127.0.0.1:$INGEST_PORT/api/integrations/webhook/arroyo" | grep '^sent')"
@@ -154,9 +164,11 @@ for SIZE in $SIZES; do
   expected=$((sent - bad + 1))
   echo "  queued: wrk counted $sent requests answered, $bad not 2xx, in ${DURATION} s"
 
-  t0=$(date +%s)
-  start=$(date +%s.%N)
-  start_processor
+  if [ "$live" != 1 ]; then
+    t0=$(date +%s)
+    start=$(date +%s.%N)
+    start_processor
+  fi
   last=-1; changed=$(date +%s.%N)
   while :; do
     now_stored="$(stored)"; now=$(date +%s.%N)
@@ -171,7 +183,10 @@ for SIZE in $SIZES; do
   rate=$(python3 -c "print(f'{$calls / ($changed - $start):.0f}')")
   RATE[$SIZE]=$rate
   batches=$(metric processor_batch_seconds_count)
-  echo "  drain: $calls calls stored in $(python3 -c "print(f'{$changed - $start:.1f}')") s from the restart = $rate calls/s; $batches raw batches; $(rss "$PROCESSOR_PID")"
+  busy=$(python3 -c "print($(metric processor_batch_seconds_sum) - $busy_before)")
+  PER_CALL[$SIZE]=$(python3 -c "print(f'{$busy / $calls * 1e6:.0f}')")
+  what=$([ "$live" = 1 ] && echo "from the first sent" || echo "from the restart")
+  echo "  drain: $calls calls stored in $(python3 -c "print(f'{$changed - $start:.1f}')") s $what = $rate calls/s; $batches raw batches; processor busy $(python3 -c "print(f'{$busy:.1f}')") s = ${PER_CALL[$SIZE]} µs a call; $(rss "$PROCESSOR_PID")"
   echo "  state: $(du -sm "$STATE_DIR" | cut -f1) MB on disk; entries $(metric processor_state_entries)"
   q "SYSTEM FLUSH LOGS" >/dev/null
   echo "  ClickHouse reads by the pipeline during the drain (system.query_log, user callmatrix_writer):"
@@ -197,5 +212,5 @@ for SIZE in $SIZES; do
 done
 first=${SIZES%% *}
 for SIZE in $SIZES; do
-  echo "stored before: $SIZE calls; drain ${RATE[$SIZE]} calls/s; ratio to $first: $(python3 -c "print(f'{${RATE[$SIZE]} / ${RATE[$first]}:.3f}')")"
+  echo "stored before: $SIZE calls; drain ${RATE[$SIZE]} calls/s; ratio to $first: $(python3 -c "print(f'{${RATE[$SIZE]} / ${RATE[$first]}:.3f}')"); processor ${PER_CALL[$SIZE]} µs a call, ratio $(python3 -c "print(f'{${PER_CALL[$SIZE]} / ${PER_CALL[$first]}:.3f}')")"
 done

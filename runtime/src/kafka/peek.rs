@@ -99,3 +99,26 @@ impl Peeker {
         found
     }
 }
+
+impl Drop for Peeker {
+    /// Drops the consumer on a thread of its own that nobody waits for: librdkafka's
+    /// destroy of a consumer with a group id can wait forever for its broker threads
+    /// (confluentinc/librdkafka#4674). Seen here: a release processor stopped with
+    /// SIGTERM after the history bench's load hung with two consumers of no
+    /// context in `rd_kafka_destroy_app`, their broker threads still serving. A
+    /// process that exits does not wait for that thread.
+    fn drop(&mut self) {
+        let consumer = match self.consumer.get_mut() {
+            Ok(slot) => slot.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(consumer) = consumer {
+            let dropped = std::thread::Builder::new()
+                .name("peek-drop".into())
+                .spawn(move || drop(consumer));
+            if let Err(error) = dropped {
+                tracing::debug!(%error, "no thread for the peek consumer's drop: dropped here");
+            }
+        }
+    }
+}
