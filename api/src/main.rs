@@ -22,6 +22,6 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config: api::ApiConfig = runtime::config::load(args.config.as_deref(), "API")?;
     let metrics = runtime::telemetry::init_metrics()?;
-    api::run(config, metrics, runtime::shutdown::Shutdown::on_signals()).await?;
-    Ok(())
+    let shutdown = runtime::shutdown::Shutdown::on_signals();
+    runtime::shutdown::finish(api::run(config, metrics, shutdown.clone()), shutdown).await
 }

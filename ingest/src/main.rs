@@ -22,6 +22,6 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config: ingest::IngestConfig = runtime::config::load(args.config.as_deref(), "INGEST")?;
     let metrics = runtime::telemetry::init_metrics()?;
-    ingest::run(config, metrics, runtime::shutdown::Shutdown::on_signals()).await?;
-    Ok(())
+    let shutdown = runtime::shutdown::Shutdown::on_signals();
+    runtime::shutdown::finish(ingest::run(config, metrics, shutdown.clone()), shutdown).await
 }

@@ -23,6 +23,6 @@ async fn main() -> anyhow::Result<()> {
     let config: processor::ProcessorConfig =
         runtime::config::load(args.config.as_deref(), "PROCESSOR")?;
     let metrics = runtime::telemetry::init_metrics()?;
-    processor::run(config, metrics, runtime::shutdown::Shutdown::on_signals()).await?;
-    Ok(())
+    let shutdown = runtime::shutdown::Shutdown::on_signals();
+    runtime::shutdown::finish(processor::run(config, metrics, shutdown.clone()), shutdown).await
 }
