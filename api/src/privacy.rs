@@ -240,15 +240,13 @@ impl Privacy {
             .record_erasure(actor, &order.account, order.id)
             .await?;
         let payload = serde_json::to_vec(&order).unwrap_or_default();
-        let key = order.raw_key();
-        let message = runtime::kafka::OutgoingMessage {
-            key: key.as_bytes(),
-            payload: &payload,
-            headers: &schemas::erasure::RAW_HEADERS,
-            partition: None,
-        };
         self.producer
-            .send_all(&self.raw_topic, std::slice::from_ref(&message))
+            .send_keyed(
+                &self.raw_topic,
+                &order.raw_key(),
+                &payload,
+                &schemas::erasure::RAW_HEADERS,
+            )
             .await
             .map_err(|error| {
                 tracing::error!(%error, erasure = %order.id, "erasure order not published");
@@ -310,15 +308,13 @@ impl Privacy {
             ))
             .await?;
         let payload = serde_json::to_vec(&lift).unwrap_or_default();
-        let key = lift.raw_key();
-        let message = runtime::kafka::OutgoingMessage {
-            key: key.as_bytes(),
-            payload: &payload,
-            headers: &schemas::suppression::RAW_HEADERS,
-            partition: None,
-        };
         self.producer
-            .send_all(&self.raw_topic, std::slice::from_ref(&message))
+            .send_keyed(
+                &self.raw_topic,
+                &lift.raw_key(),
+                &payload,
+                &schemas::suppression::RAW_HEADERS,
+            )
             .await
             .map_err(|error| {
                 tracing::error!(%error, lift = %lift.id, "suppression lift not published");

@@ -270,19 +270,13 @@ pub async fn erase_caller(
         clickhouse: false,
         suppress,
     };
-    let (key, payload) = (
-        order.raw_key(),
-        serde_json::to_vec(&order).unwrap_or_default(),
-    );
+    let payload = serde_json::to_vec(&order).unwrap_or_default();
     producer
-        .send_all(
+        .send_keyed(
             &kafka.topics().raw,
-            &[runtime::kafka::OutgoingMessage {
-                key: key.as_bytes(),
-                payload: &payload,
-                headers: &schemas::erasure::RAW_HEADERS,
-                partition: None,
-            }],
+            &order.raw_key(),
+            &payload,
+            &schemas::erasure::RAW_HEADERS,
         )
         .await?;
     Ok(receipt)
@@ -315,19 +309,13 @@ pub async fn lift_suppression(
     producer
         .send_pairs(&kafka.topics().audit, &[(account.to_owned(), payload)])
         .await?;
-    let (key, payload) = (
-        lift.raw_key(),
-        serde_json::to_vec(&lift).unwrap_or_default(),
-    );
+    let payload = serde_json::to_vec(&lift).unwrap_or_default();
     producer
-        .send_all(
+        .send_keyed(
             &kafka.topics().raw,
-            &[runtime::kafka::OutgoingMessage {
-                key: key.as_bytes(),
-                payload: &payload,
-                headers: &schemas::suppression::RAW_HEADERS,
-                partition: None,
-            }],
+            &lift.raw_key(),
+            &payload,
+            &schemas::suppression::RAW_HEADERS,
         )
         .await?;
     Ok(lift.id)

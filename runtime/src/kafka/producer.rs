@@ -164,6 +164,24 @@ impl AckedProducer {
 
     /// Sends every message and waits for every ack. On error some messages may have
     /// been written: senders retry, and deterministic ids make the retry harmless.
+    /// One message under `key` (partitioned by it), with `headers`: an order on the
+    /// raw topic (an erasure, a suppression lift), acknowledged or an error.
+    pub async fn send_keyed(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        headers: &[(&str, &[u8])],
+    ) -> Result<(), ProduceError> {
+        let message = OutgoingMessage {
+            key: key.as_bytes(),
+            payload,
+            headers,
+            partition: None,
+        };
+        self.send_all(topic, std::slice::from_ref(&message)).await
+    }
+
     pub async fn send_all(
         &self,
         topic: &str,

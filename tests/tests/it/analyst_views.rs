@@ -323,19 +323,29 @@ async fn documented_queries_answer_what_the_doc_says() {
         .fetch_one::<u64>()
         .await
         .unwrap();
-    writer.query("SYSTEM FLUSH LOGS").execute().await.unwrap();
+    // Flushed, and still looked for a while: in one CI run the reader's query was
+    // not in the log right after the flush (RowNotFound).
     let read_rows = |who: &'static str| {
         let writer = writer.clone();
-        async move {
-            writer
-                .query(&format!(
-                    "SELECT read_rows FROM system.query_log WHERE type = 2 AND query LIKE '%{who}%' \
-                     AND query NOT LIKE '%query_log%' ORDER BY event_time DESC LIMIT 1"
-                ))
-                .fetch_one::<u64>()
-                .await
-                .unwrap()
-        }
+        eventually(
+            "the query in system.query_log",
+            Duration::from_secs(30),
+            move || {
+                let writer = writer.clone();
+                async move {
+                    writer.query("SYSTEM FLUSH LOGS").execute().await.ok()?;
+                    writer
+                        .query(&format!(
+                            "SELECT read_rows FROM system.query_log WHERE type = 2 AND query LIKE '%{who}%' \
+                             AND query NOT LIKE '%query_log%' ORDER BY event_time DESC LIMIT 1"
+                        ))
+                        .fetch_optional::<u64>()
+                        .await
+                        .ok()
+                        .flatten()
+                }
+            },
+        )
     };
     let (reader_rows, writer_rows) = (
         read_rows("reader-check").await,
