@@ -106,6 +106,25 @@ impl rdkafka::consumer::ConsumerContext for Rebalances {
         tracing::info!(?rebalance, "consumer group rebalance");
         self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
+
+    /// A partition given to this member is fetched, even one it had paused
+    /// (`GroupReader::pause`) before a rebalance took it away: librdkafka keeps a
+    /// partition's pause across rebalances, and a member that no longer knows it
+    /// paused it never resumed it (the cluster kill test: two partitions of
+    /// `calls.parked` never read again, 122 late payouts never stored).
+    fn post_rebalance(
+        &self,
+        consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if let rdkafka::consumer::Rebalance::Assign(assigned) = rebalance {
+            if assigned.count() > 0 {
+                if let Err(error) = consumer.resume(assigned) {
+                    tracing::warn!(%error, "resuming the partitions given to this member failed");
+                }
+            }
+        }
+    }
 }
 
 fn subscribe<C: rdkafka::consumer::ConsumerContext>(

@@ -262,7 +262,9 @@ impl<C: ConsumerContext + 'static> GroupReader<C> {
     /// the others (and so goes on taking part in its group: a member that stops
     /// reading cannot finish a rebalance). Fetching starts again after the last
     /// record handed out, on [`resume`](Self::resume) or when a rebalance gives the
-    /// partition out again (then from the group's committed offset). A partition no
+    /// partition out again (then from the group's committed offset; only for a
+    /// reader made by `counting_group_reader`, whose context resumes what a
+    /// rebalance assigns: librdkafka keeps the pause otherwise). A partition no
     /// longer held is skipped.
     pub fn pause(&self, topic: &str, partitions: &[i32]) {
         self.pause_or_resume(topic, partitions, true);

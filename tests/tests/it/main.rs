@@ -20,6 +20,7 @@ mod dashboard_browser;
 mod enrichment;
 mod erasure;
 mod grafana_dashboard;
+mod group_pause;
 mod hostile_requests;
 mod hostile_tenant;
 mod imports;
