@@ -92,14 +92,9 @@ pub async fn record_changes(
 
 /// The tokens file as the one who changed the tokens: its path and this host.
 fn file_actor(path: &str) -> Actor {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown host".into());
     Actor {
         name: format!("tokens file {path}"),
         role: "config".into(),
-        from: host,
+        from: runtime::host::name(),
     }
 }

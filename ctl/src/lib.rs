@@ -326,12 +326,7 @@ pub fn cli_actor() -> schemas::audit::Actor {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown host".into());
+    let host = runtime::host::name();
     schemas::audit::Actor {
         name: format!("cmctl as {user}@{host}"),
         role: "cli".into(),

@@ -32,10 +32,10 @@ impl At {
         }
     }
 
-    /// Whether a call read from `raw` came before this position: the same topic
+    /// Whether this position comes after a call read from `raw`: the same topic
     /// and partition, an earlier offset. A record from elsewhere (a parked record
     /// back from the parking topic) counts as after.
-    fn follows(&self, raw: &schemas::call::RawPosition) -> bool {
+    fn is_after(&self, raw: &schemas::call::RawPosition) -> bool {
         raw.topic == self.topic && raw.partition == self.partition && raw.offset < self.offset
     }
 }
@@ -87,7 +87,7 @@ impl Suppressions {
         &self,
         account: &str,
         e164: &str,
-        raw: Option<&schemas::call::RawPosition>,
+        raw: &schemas::call::RawPosition,
     ) -> Option<Uuid> {
         if self.added.is_empty() && self.lifted.is_empty() && self.table.is_empty() {
             return None;
@@ -97,9 +97,7 @@ impl Suppressions {
             return Some(*erasure);
         }
         if let Some(lifted) = self.lifted.get(&key) {
-            return lifted
-                .erasure
-                .filter(|_| raw.is_some_and(|raw| lifted.at.follows(raw)));
+            return lifted.erasure.filter(|_| lifted.at.is_after(raw));
         }
         self.table.get(&key).map(|s| s.erasure)
     }
@@ -167,8 +165,7 @@ impl Suppressions {
             let Some(caller) = call.caller.as_ref() else {
                 continue;
             };
-            let Some(erasure) = self.erasure_of(&call.account, caller.as_str(), Some(&call.raw))
-            else {
+            let Some(erasure) = self.erasure_of(&call.account, caller.as_str(), &call.raw) else {
                 continue;
             };
             let Some(spellings) = schemas::erasure::spellings(caller.as_str()) else {

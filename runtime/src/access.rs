@@ -238,9 +238,8 @@ impl TokenEntry {
     fn split(self, role: &str, account: Option<&str>) -> (String, String) {
         let (token, who) = match self {
             Self::Plain(token) => {
-                use sha2::Digest;
-                let digest = sha2::Sha256::digest(token.as_bytes());
-                let short: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+                let mut short = schemas::digest::sha256_hex(token.as_bytes());
+                short.truncate(8);
                 (token, short)
             }
             Self::Named { token, name } => (token, format!("{name:?}")),
@@ -334,18 +333,16 @@ impl Tokens {
 
     /// Every configured token as the audit trail knows it (no token in it).
     pub fn grants(&self) -> Vec<schemas::audit::TokenGrant> {
-        use sha2::Digest;
         self.entries
             .iter()
             .map(|(token, scope, identity)| {
-                let digest = sha2::Sha256::digest(token.as_bytes());
                 let (role, account) = match scope {
                     Scope::All => ("admin", None),
                     Scope::Account(account) => ("account", Some(account.clone())),
                     Scope::Viewer(account) => ("viewer", Some(account.clone())),
                 };
                 schemas::audit::TokenGrant {
-                    fingerprint: digest.iter().map(|b| format!("{b:02x}")).collect(),
+                    fingerprint: schemas::digest::sha256_hex(token.as_bytes()),
                     identity: identity.clone(),
                     role: role.to_owned(),
                     account,

@@ -8,6 +8,7 @@ pub mod clickhouse;
 pub mod config;
 pub mod crash_point;
 pub mod fair;
+pub mod host;
 pub mod http;
 pub mod kafka;
 pub mod metric_names;

@@ -105,11 +105,9 @@ impl DeadLetter {
         let room = max_bytes.saturating_sub(rest);
         self.payload = payload;
         if crate::limits::escaped_len(&self.payload) > room {
-            use sha2::Digest;
-            let digest = sha2::Sha256::digest(self.payload.as_bytes());
             self.truncated = Some(TruncatedPayload {
                 bytes: self.payload.len() as u64,
-                sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
+                sha256: crate::digest::sha256_hex(self.payload.as_bytes()),
             });
             let keep = crate::limits::prefix_within(&self.payload, room).len();
             self.payload.truncate(keep);

@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod condition;
 pub mod csv_dialect;
 pub mod dead_letter;
+pub mod digest;
 pub mod digits;
 pub mod enrichment;
 pub mod envelope;

@@ -79,11 +79,7 @@ pub fn caller_hash(hash_key: &str, account: &str, e164: &str) -> String {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part.as_bytes());
     }
-    hex(&hasher.finalize())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::digest::hex(&hasher.finalize())
 }
 
 #[cfg(test)]

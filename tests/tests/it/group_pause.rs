@@ -8,7 +8,10 @@
 use std::time::{Duration, Instant};
 
 use integration_tests::TestEnv;
-use runtime::kafka::{counting_group_reader, AckedProducer, OutgoingMessage};
+use rdkafka::message::{Message, OwnedMessage};
+use runtime::kafka::{
+    counting_group_reader, AckedProducer, GroupReader, OutgoingMessage, Rebalances,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_partition_given_back_by_a_rebalance_is_read_again() {
@@ -28,27 +31,10 @@ async fn a_paused_partition_given_back_by_a_rebalance_is_read_again() {
         .await
         .unwrap();
     let (mut first, _) = counting_group_reader(&env.kafka, "pause-test", &[&topic]).unwrap();
-    let read_waiting = |batch: Option<Vec<rdkafka::message::OwnedMessage>>| {
-        use rdkafka::Message;
-        batch
-            .unwrap_or_default()
-            .iter()
-            .any(|m| m.partition() == 0 && m.payload() == Some(b"waiting".as_slice()))
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let batch = first
-            .next_batch_until(
-                10,
-                Duration::from_millis(100),
-                tokio::time::Instant::now() + Duration::from_secs(1),
-            )
-            .await;
-        if read_waiting(batch) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the record was never read");
-    }
+    assert!(
+        read_until(&mut first, Duration::from_secs(60)).await,
+        "the record was never read"
+    );
     // Not due yet: paused, not committed (as the parking worker does).
     first.pause(&topic, &[0]);
 
@@ -61,28 +47,39 @@ async fn a_paused_partition_given_back_by_a_rebalance_is_read_again() {
             first.next_batch_until(10, Duration::from_millis(100), soon),
             second.next_batch_until(10, Duration::from_millis(100), soon),
         );
-        // Read again already (the partition moved and came back unpaused): fine.
-        if read_waiting(a) {
+        // Read again already (the rebalance gave partition 0 back unpaused): done.
+        if holds_waiting(a) {
             return;
         }
     }
     // Dropped on a thread of its own: librdkafka's destroy may take a while.
     std::thread::spawn(move || drop(second));
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let batch = first
-            .next_batch_until(
-                10,
-                Duration::from_millis(100),
-                tokio::time::Instant::now() + Duration::from_secs(1),
-            )
-            .await;
-        if read_waiting(batch) {
-            break;
+    assert!(
+        read_until(&mut first, Duration::from_secs(90)).await,
+        "partition 0 came back to the first member and was never read again: still paused"
+    );
+}
+
+/// Whether a batch holds the record waiting on partition 0.
+fn holds_waiting(batch: Option<Vec<OwnedMessage>>) -> bool {
+    batch
+        .unwrap_or_default()
+        .iter()
+        .any(|m| m.partition() == 0 && m.payload() == Some(b"waiting".as_slice()))
+}
+
+/// Reads until the waiting record comes, for at most `within`.
+async fn read_until(reader: &mut GroupReader<Rebalances>, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let soon = tokio::time::Instant::now() + Duration::from_secs(1);
+        if holds_waiting(
+            reader
+                .next_batch_until(10, Duration::from_millis(100), soon)
+                .await,
+        ) {
+            return true;
         }
-        assert!(
-            Instant::now() < deadline,
-            "partition 0 came back to the first member and was never read again: still paused"
-        );
     }
+    false
 }

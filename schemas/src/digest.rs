@@ -1,0 +1,28 @@
+//! Hex digests: how the pipeline names a thing it must not hold (a token, a
+//! truncated payload, a suppressed caller) yet must recognise again.
+
+use sha2::{Digest, Sha256};
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Lowercase hex SHA-256 of `data` (64 characters).
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_known_digest() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(hex(&[0, 15, 255]), "000fff");
+    }
+}
