@@ -6,6 +6,7 @@ pub mod ingest_client;
 pub mod replay;
 
 use std::path::Path;
+use std::time::Duration;
 
 use runtime::clickhouse::ClickHouseConfig;
 use runtime::kafka::{ensure_topics, AckedProducer, AdminError, KafkaConfig, TopicSpec};
@@ -41,82 +42,158 @@ pub enum CtlError {
     Number(String),
 }
 
-/// How long `calls.enriched` keeps events (7 days): the SSE resume window.
-pub const ENRICHED_RETENTION_MS: &str = "604800000";
+/// How long the topics keep records (docs/privacy.md, "The topics").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicRetention {
+    /// The topics that carry callers' records (raw, enriched, dead letters,
+    /// parked, CallMatrix calls, refused deliveries): a caller's number leaves them
+    /// at most this long after it was written (plus the broker's cleanup interval).
+    /// Also how far back an SSE client can resume (docs/api.md). 7 days by default.
+    pub calls: Duration,
+}
+
+impl Default for TopicRetention {
+    fn default() -> Self {
+        Self {
+            calls: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// The longest a topic may keep callers' records: a year.
+pub const MAX_CALLS_RETENTION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+impl TopicRetention {
+    /// From `cmctl topics --retention-hours`.
+    pub fn from_hours(hours: u64) -> Result<Self, CtlError> {
+        let calls = Duration::from_secs(hours.saturating_mul(3600));
+        if hours == 0 || calls > MAX_CALLS_RETENTION {
+            return Err(CtlError::Parse {
+                path: "--retention-hours".into(),
+                message: format!("{hours} must be between 1 and 8760 (a year)"),
+            });
+        }
+        Ok(Self { calls })
+    }
+}
+
+/// What `cmctl topics` did.
+#[derive(Debug, Default)]
+pub struct TopicsReport {
+    pub created: Vec<String>,
+    /// Settings of existing topics brought to their spec.
+    pub changed: Vec<runtime::kafka::SettingChange>,
+}
+
+/// How long the rollup worker's dirty hours and the audit topic keep records:
+/// neither carries a caller, and each is read continuously by one worker.
+const DIRTY_HOURS_RETENTION_MS: &str = "604800000";
+const AUDIT_RETENTION_MS: &str = "2592000000";
 
 /// The pipeline's topics. `partitions` bounds processor parallelism: one consumer
 /// per partition at most, so size it for the instance count you expect.
-pub fn topic_specs(kafka: &KafkaConfig, partitions: i32) -> Vec<TopicSpec> {
+///
+/// Every topic names its cleanup policy: tansu deletes old records only from a
+/// topic whose `cleanup.policy` says `delete` (a `retention.ms` alone is ignored,
+/// tansu-storage `policy_delete.sql`), where Apache Kafka's default is `delete`.
+pub fn topic_specs(
+    kafka: &KafkaConfig,
+    partitions: i32,
+    retention: &TopicRetention,
+) -> Vec<TopicSpec> {
     let topics = kafka.topics();
-    let spec = |name: &str, partitions: i32, settings: Vec<(&str, &str)>| TopicSpec {
+    let spec = |name: &str, partitions: i32, settings: Vec<(&str, String)>| TopicSpec {
         name: name.to_owned(),
         partitions,
         replication: 1,
         settings: settings
             .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .map(|(k, v)| (k.to_owned(), v))
             .collect(),
     };
+    let calls_ms = retention.calls.as_millis().to_string();
+    // Kafka deletes whole segments: one rolled at least hourly leaves a record at
+    // most an hour past its retention.
+    let segment_ms = retention.calls.as_millis().min(3_600_000).to_string();
+    let calls = || {
+        vec![
+            ("cleanup.policy", "delete".to_owned()),
+            ("retention.ms", calls_ms.clone()),
+            ("segment.ms", segment_ms.clone()),
+        ]
+    };
+    let deleted_after = |ms: &str| {
+        vec![
+            ("cleanup.policy", "delete".to_owned()),
+            ("retention.ms", ms.to_owned()),
+        ]
+    };
+    let compacted = || vec![("cleanup.policy", "compact".to_owned())];
     vec![
-        spec(&topics.raw, partitions, vec![]),
+        spec(&topics.raw, partitions, calls()),
         // The event stream resumes from positions in this topic: its retention is
         // how far back a reconnecting SSE client can resume (docs/api.md).
-        spec(
-            &topics.enriched,
-            partitions,
-            vec![("retention.ms", ENRICHED_RETENTION_MS)],
-        ),
-        spec(&topics.dead_letter, 1, vec![]),
+        spec(&topics.enriched, partitions, calls()),
+        spec(&topics.dead_letter, 1, calls()),
         // Keyed by client id, only the latest definition matters.
-        spec(&topics.integrations, 1, vec![("cleanup.policy", "compact")]),
+        spec(&topics.integrations, 1, compacted()),
         // Keyed by number; every processor instance reads all of it.
-        spec(&topics.cm_numbers, 1, vec![("cleanup.policy", "compact")]),
-        spec(&topics.cm_calls, partitions, vec![]),
-        spec(&topics.poll_cursors, 1, vec![("cleanup.policy", "compact")]),
+        spec(&topics.cm_numbers, 1, compacted()),
+        spec(&topics.cm_calls, partitions, calls()),
+        spec(&topics.poll_cursors, 1, compacted()),
         // Polled integrations are spread over ingest instances by partition; the
         // only records are the ticks of instances holding none (an hour is plenty).
-        spec(&topics.poll_leases, 12, vec![("retention.ms", "3600000")]),
+        spec(&topics.poll_leases, 12, deleted_after("3600000")),
         // One partition: one rollup worker at a time, recomputing in order.
-        spec(&topics.rollup_dirty, 1, vec![]),
-        spec(&topics.poll_status, 1, vec![("cleanup.policy", "compact")]),
+        spec(
+            &topics.rollup_dirty,
+            1,
+            deleted_after(DIRTY_HOURS_RETENTION_MS),
+        ),
+        spec(&topics.poll_status, 1, compacted()),
         // Partitioned as the raw topic, by the same key.
-        spec(&topics.parked, partitions, vec![]),
+        spec(&topics.parked, partitions, calls()),
         // The processor's state, a partition per raw partition; the latest entry of
         // each key is the state.
-        spec(
-            &topics.state,
-            partitions,
-            vec![("cleanup.policy", "compact")],
-        ),
+        spec(&topics.state, partitions, compacted()),
         // The audit trail: copied into ClickHouse, where it is kept.
-        spec(&topics.audit, 1, vec![]),
+        spec(&topics.audit, 1, deleted_after(AUDIT_RETENTION_MS)),
         // The tokens last recorded: only each token's latest grant matters.
-        spec(&topics.audit_tokens, 1, vec![("cleanup.policy", "compact")]),
+        spec(&topics.audit_tokens, 1, compacted()),
         // Keyed by account, only the latest policy matters.
-        spec(&topics.retention, 1, vec![("cleanup.policy", "compact")]),
+        spec(&topics.retention, 1, compacted()),
         // Erasure orders hold a caller's number until done: the worker's tombstone
         // removes each at compaction, and nothing stays longer than a day.
         spec(
             &topics.erasures,
             1,
             vec![
-                ("cleanup.policy", "compact,delete"),
-                ("retention.ms", "86400000"),
+                ("cleanup.policy", "compact,delete".to_owned()),
+                ("retention.ms", "86400000".to_owned()),
             ],
         ),
         // The suppression list: an entry per caller, kept until removed.
-        spec(&topics.suppressions, 1, vec![("cleanup.policy", "compact")]),
-        // A sample of refused deliveries, for their owners (7 days).
-        spec(
-            &topics.refusals,
-            1,
-            vec![("retention.ms", ENRICHED_RETENTION_MS)],
-        ),
+        spec(&topics.suppressions, 1, compacted()),
+        // A sample of refused deliveries (payloads as sent), for their owners.
+        spec(&topics.refusals, 1, calls()),
     ]
 }
 
-pub async fn create_topics(kafka: &KafkaConfig, partitions: i32) -> Result<Vec<String>, CtlError> {
-    Ok(ensure_topics(kafka, &topic_specs(kafka, partitions)).await?)
+/// Creates the topics that do not exist yet and brings the settings of those that
+/// do to their spec.
+pub async fn create_topics(
+    kafka: &KafkaConfig,
+    partitions: i32,
+    retention: &TopicRetention,
+) -> Result<TopicsReport, CtlError> {
+    let specs = topic_specs(kafka, partitions, retention);
+    let created = ensure_topics(kafka, &specs).await?;
+    let existing: Vec<TopicSpec> = specs
+        .into_iter()
+        .filter(|spec| !created.contains(&spec.name))
+        .collect();
+    let changed = runtime::kafka::align_topic_settings(kafka, &existing).await?;
+    Ok(TopicsReport { created, changed })
 }
 
 pub async fn migrate(clickhouse: &ClickHouseConfig) -> Result<Vec<u32>, CtlError> {
@@ -358,5 +435,58 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("x1") && err.contains("timezone"), "{err}");
+    }
+
+    #[test]
+    fn every_topic_names_its_cleanup_and_those_deleting_a_retention() {
+        let kafka = KafkaConfig::new("127.0.0.1:9092", "p.");
+        let retention = TopicRetention::from_hours(24).unwrap();
+        let specs = topic_specs(&kafka, 3, &retention);
+        assert_eq!(specs.len(), kafka.topics().all().len(), "a spec per topic");
+        for spec in &specs {
+            let get = |key: &str| {
+                spec.settings
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.as_str())
+            };
+            let policy = get("cleanup.policy")
+                .unwrap_or_else(|| panic!("{} names no cleanup.policy", spec.name));
+            if policy.contains("delete") {
+                assert!(
+                    get("retention.ms").is_some(),
+                    "{} has no retention",
+                    spec.name
+                );
+            }
+        }
+        let topics = kafka.topics();
+        for topic in [
+            &topics.raw,
+            &topics.enriched,
+            &topics.dead_letter,
+            &topics.parked,
+        ] {
+            let spec = specs.iter().find(|s| &s.name == topic).unwrap();
+            assert!(
+                spec.settings
+                    .contains(&("retention.ms".into(), "86400000".into()))
+                    && spec
+                        .settings
+                        .contains(&("segment.ms".into(), "3600000".into())),
+                "{topic}: {:?}",
+                spec.settings
+            );
+        }
+    }
+
+    #[test]
+    fn a_retention_outside_an_hour_to_a_year_is_refused_by_name() {
+        assert!(TopicRetention::from_hours(1).is_ok());
+        assert!(TopicRetention::from_hours(8760).is_ok());
+        for bad in [0, 8761, u64::MAX] {
+            let err = TopicRetention::from_hours(bad).unwrap_err().to_string();
+            assert!(err.contains("--retention-hours"), "{err}");
+        }
     }
 }

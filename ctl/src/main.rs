@@ -60,11 +60,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create the pipeline's topics that do not exist yet.
+    /// Create the pipeline's topics that do not exist yet, and give those that do
+    /// the settings they should have (retention, cleanup policy).
     Topics {
         /// Partitions of the raw and enriched topics.
         #[arg(long, default_value_t = 3)]
         partitions: i32,
+        /// How long the topics that carry callers' records keep them (raw,
+        /// enriched, dead letters, parked, CallMatrix calls, refused deliveries),
+        /// in hours: 1 to 8760. Also how far back an SSE client can resume.
+        #[arg(long, default_value_t = 168)]
+        retention_hours: u64,
     },
     /// Apply the ClickHouse migrations not applied yet.
     Migrate,
@@ -267,16 +273,23 @@ async fn main() -> anyhow::Result<()> {
     };
     clickhouse.validate("clickhouse")?;
     match cli.command {
-        Command::Topics { partitions } => {
-            let created = cmctl::create_topics(&kafka, partitions).await?;
+        Command::Topics {
+            partitions,
+            retention_hours,
+        } => {
+            let retention = cmctl::TopicRetention::from_hours(retention_hours)?;
+            let report = cmctl::create_topics(&kafka, partitions, &retention).await?;
             println!(
                 "topics created: {}",
-                if created.is_empty() {
+                if report.created.is_empty() {
                     "none (all exist)".into()
                 } else {
-                    created.join(", ")
+                    report.created.join(", ")
                 }
             );
+            for change in &report.changed {
+                println!("topic setting changed: {change}");
+            }
         }
         Command::Migrate => {
             let applied = cmctl::migrate(&clickhouse).await?;

@@ -58,7 +58,7 @@ pub const CM_CALL_HEADER: &str = "cm-call";
 /// a partition it is given.
 pub const STATE: &str = "processor.state";
 /// Webhook deliveries the edge refused (a sample per integration), for their
-/// owners (`schemas::refusal`). Kept 7 days.
+/// owners (`schemas::refusal`). Kept as the topics carrying calls (`cmctl topics`).
 pub const REFUSALS: &str = "ingest.refusals";
 /// Ingest instances join its consumer group so Kafka assigns each polled
 /// integration (by partition) to exactly one of them. Its only records are ticks
@@ -66,7 +66,7 @@ pub const REFUSALS: &str = "ingest.refusals";
 /// (`ingest::poll::Leases`). Kept an hour.
 pub const POLL_LEASES: &str = "poll.leases";
 /// The audit trail (`schemas::audit`): one entry per change, copied into
-/// ClickHouse's `audit_log` by the processor. Kept as long as Kafka keeps it; the
+/// ClickHouse's `audit_log` by the processor. Kept 30 days (`cmctl topics`); the
 /// table is the record.
 pub const AUDIT: &str = "audit.entries";
 /// Compacted, keyed by a token's fingerprint: the api tokens the audit trail last

@@ -63,7 +63,7 @@ impl TestEnv {
         {
             unreachable("ClickHouse", e);
         }
-        if let Err(e) = cmctl::create_topics(&kafka, 3).await {
+        if let Err(e) = cmctl::create_topics(&kafka, 3, &cmctl::TopicRetention::default()).await {
             unreachable("the Kafka broker", e.to_string());
         }
         cmctl::migrate(&clickhouse).await.expect("migrations apply");
@@ -626,11 +626,16 @@ pub struct TopicRecord {
 /// Every record of partitions `0..partitions` of `topic`, from the start to each
 /// partition's end as it is when called (within 20 s). Blocking.
 pub fn read_topic(env: &TestEnv, topic: &str, partitions: i32) -> Vec<TopicRecord> {
+    read_topic_at(&env.kafka.brokers, &env.name, topic, partitions)
+}
+
+/// [`read_topic`] on any broker; `group` names the reader's group.
+pub fn read_topic_at(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<TopicRecord> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &env.kafka.brokers)
-        .set("group.id", format!("{}.read-topic", env.name))
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("{group}.read-topic"))
         .set("enable.auto.commit", "false")
         .create()
         .expect("a reader");

@@ -1,9 +1,10 @@
 //! Topic creation through the Kafka admin API, so the same command sets up tansu
-//! locally and Apache Kafka in production. Idempotent: existing topics are left alone.
+//! locally and Apache Kafka in production. Idempotent: existing topics keep their
+//! partitions, and get the settings their spec names (`align_topic_settings`).
 
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
@@ -21,6 +22,35 @@ pub enum AdminError {
         topic: String,
         code: RDKafkaErrorCode,
     },
+    #[error("reading the settings of topic {topic}: {message}")]
+    Describe { topic: String, message: String },
+    #[error(transparent)]
+    Alter(#[from] super::alter_configs::AlterError),
+    #[error("changing topic settings: {0}")]
+    Join(String),
+}
+
+/// One setting of an existing topic changed to what its spec says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingChange {
+    pub topic: String,
+    pub key: String,
+    /// `None`: the topic did not have it (the broker's default applied).
+    pub before: Option<String>,
+    pub after: String,
+}
+
+impl std::fmt::Display for SettingChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {} -> {}",
+            self.topic,
+            self.key,
+            self.before.as_deref().unwrap_or("(unset)"),
+            self.after
+        )
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -69,4 +99,75 @@ pub async fn ensure_topics(
         }
     }
     Ok(created)
+}
+
+/// Gives each existing topic of `specs` the settings its spec names where they
+/// differ (other settings are left alone); returns what changed. For a deployment
+/// whose topics were created before a setting was part of their spec.
+pub async fn align_topic_settings(
+    config: &KafkaConfig,
+    specs: &[TopicSpec],
+) -> Result<Vec<SettingChange>, AdminError> {
+    if specs.is_empty() {
+        // librdkafka refuses a request about no resource (InvalidArgument).
+        return Ok(Vec::new());
+    }
+    let admin: AdminClient<DefaultClientContext> = config
+        .client_config()
+        .create()
+        .map_err(AdminError::Create)?;
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let resources: Vec<ResourceSpecifier<'_>> = specs
+        .iter()
+        .map(|spec| ResourceSpecifier::Topic(&spec.name))
+        .collect();
+    let described = admin
+        .describe_configs(resources.iter(), &options)
+        .await
+        .map_err(|e| AdminError::Describe {
+            topic: specs
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            message: e.to_string(),
+        })?;
+    let mut changes = Vec::new();
+    for (spec, result) in specs.iter().zip(described) {
+        let resource = result.map_err(|code| AdminError::Describe {
+            topic: spec.name.clone(),
+            message: format!("{code:?}"),
+        })?;
+        for (key, value) in &spec.settings {
+            let before = resource.get(key).and_then(|entry| entry.value.clone());
+            if before.as_deref() != Some(value.as_str()) {
+                changes.push(SettingChange {
+                    topic: spec.name.clone(),
+                    key: key.clone(),
+                    before,
+                    after: value.clone(),
+                });
+            }
+        }
+    }
+    if changes.is_empty() {
+        return Ok(changes);
+    }
+    let mut by_topic: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    for change in &changes {
+        let setting = (change.key.clone(), change.after.clone());
+        match by_topic
+            .iter_mut()
+            .find(|(topic, _)| *topic == change.topic)
+        {
+            Some((_, settings)) => settings.push(setting),
+            None => by_topic.push((change.topic.clone(), vec![setting])),
+        }
+    }
+    tokio::task::spawn_blocking(move || {
+        super::alter_configs::set_topic_settings(&admin, &by_topic, Duration::from_secs(10))
+    })
+    .await
+    .map_err(|e| AdminError::Join(e.to_string()))??;
+    Ok(changes)
 }

@@ -2,6 +2,7 @@
 //! same code runs against tansu here and Apache Kafka in production.
 
 mod admin;
+mod alter_configs;
 mod batch;
 mod consumer;
 mod group_reader;
@@ -15,7 +16,8 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
-pub use admin::{ensure_topics, AdminError, TopicSpec};
+pub use admin::{align_topic_settings, ensure_topics, AdminError, SettingChange, TopicSpec};
+pub use alter_configs::AlterError;
 pub use batch::BatchWait;
 pub use consumer::{
     assigned_consumer, counting_group_reader, group_consumer, group_reader, spawn_tail,

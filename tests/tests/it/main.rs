@@ -48,6 +48,7 @@ mod schema;
 mod secrets_in_logs;
 mod sse_library;
 mod sse_resume;
+mod topic_retention;
 mod viewer_tokens;
 mod webhook_auth;
 mod webhook_forms;
