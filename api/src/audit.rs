@@ -224,7 +224,11 @@ pub async fn list(
         }
     }
     sql.push_str(&range_sql);
-    sql.push_str(&format!(" ORDER BY at DESC, seq DESC LIMIT {limit}"));
+    // One row per id: api instances started together may each record the same
+    // token change (the same id, written at two times, `crate::token_audit`).
+    sql.push_str(&format!(
+        " ORDER BY at DESC, seq DESC LIMIT 1 BY id LIMIT {limit}"
+    ));
     let mut statement = client.query(&sql);
     for bind in &binds {
         statement = statement.bind(bind.as_str());

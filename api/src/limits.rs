@@ -46,6 +46,11 @@ pub struct LimitsConfig {
     /// `http.recent_payloads` records at most).
     #[serde(default = "default_recent_payload_bytes")]
     pub recent_payload_bytes: usize,
+    /// Erasure orders and suppression lifts one account may ask per minute (0: no
+    /// limit): each costs the processor ClickHouse mutations of every table that
+    /// holds calls.
+    #[serde(default = "default_privacy_orders_per_minute")]
+    pub privacy_orders_per_minute: u32,
 }
 
 fn default_queries_in_flight() -> u32 {
@@ -78,6 +83,9 @@ fn default_definition_bytes() -> usize {
 fn default_recent_payload_bytes() -> usize {
     1024 * 1024
 }
+fn default_privacy_orders_per_minute() -> u32 {
+    30
+}
 
 impl Default for LimitsConfig {
     fn default() -> Self {
@@ -92,6 +100,7 @@ impl Default for LimitsConfig {
             integrations: default_integrations(),
             definition_bytes: default_definition_bytes(),
             recent_payload_bytes: default_recent_payload_bytes(),
+            privacy_orders_per_minute: default_privacy_orders_per_minute(),
         }
     }
 }
@@ -128,6 +137,7 @@ pub struct ApiLimits {
     streams: AccountGate,
     resumes: AccountGate,
     previews: AccountGate,
+    privacy_orders: AccountGate,
 }
 
 impl ApiLimits {
@@ -157,6 +167,14 @@ impl ApiLimits {
                 limit("(no concurrency limit)", 0),
                 limit("limits.previews_per_minute", config.previews_per_minute),
             ),
+            privacy_orders: AccountGate::new(
+                "erasure orders and suppression lifts",
+                limit("(no concurrency limit)", 0),
+                limit(
+                    "limits.privacy_orders_per_minute",
+                    config.privacy_orders_per_minute,
+                ),
+            ),
             config,
         }
     }
@@ -176,5 +194,10 @@ impl ApiLimits {
 
     pub fn preview(&self, scope: &Scope) -> Result<Pass, Problem> {
         self.previews.enter(scope)
+    }
+
+    /// An erasure order or a suppression lift.
+    pub fn privacy_order(&self, scope: &Scope) -> Result<Pass, Problem> {
+        self.privacy_orders.enter(scope)
     }
 }

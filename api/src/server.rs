@@ -95,6 +95,8 @@ enum Gate {
     /// An event stream.
     Stream,
     Preview,
+    /// An erasure order or a suppression lift: ClickHouse mutations later.
+    PrivacyOrder,
     None,
 }
 
@@ -102,6 +104,9 @@ fn gate_of(method: &Method, path: &str) -> Gate {
     match (method, path) {
         (&Method::GET, "/api/events") => Gate::Stream,
         (&Method::POST, "/api/mappings/preview") => Gate::Preview,
+        (&Method::POST, "/api/privacy/erasures" | "/api/privacy/suppression-lifts") => {
+            Gate::PrivacyOrder
+        }
         (
             &Method::GET,
             "/api/calls" | "/api/calls/export.csv" | "/api/aggregates" | "/api/audit",
@@ -280,7 +285,8 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
     let actor = crate::audit::actor(&state.tokens, &scope, identity, &request);
     let query = access::without_token(raw_query.as_deref());
     let query = query.as_deref();
-    // Fair shares: one account's reads, streams and previews never take another's.
+    // Fair shares: one account's reads, streams, previews and privacy orders never
+    // take another's.
     let gate = gate_of(&method, &path);
     let resuming = request.headers().contains_key("last-event-id")
         || query.is_some_and(|q| q.contains("last_event_id="));
@@ -293,6 +299,7 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
             .map(Some),
         Gate::Stream => state.limits.stream(&scope).map(Some),
         Gate::Preview => state.limits.preview(&scope).map(Some),
+        Gate::PrivacyOrder => state.limits.privacy_order(&scope).map(Some),
         Gate::None => Ok(None),
     };
     let pass = match pass {

@@ -8,8 +8,11 @@
 //! and the topic name a token by its identity and a SHA-256 fingerprint.
 //!
 //! Instances started together with the same new file may each record the same
-//! change (an entry apiece). An entry that cannot be written is logged and retried
-//! at the next start (the recorded set is updated only after the entries).
+//! change: they write the same entries (ids from the recording's generation, the
+//! token and the action: `schemas::audit::token_changes`), which the trail shows
+//! once (`GET /api/audit` reads one row per id). An entry that cannot be written is
+//! logged and retried at the next start (the recorded set is updated only after the
+//! entries).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -55,6 +58,7 @@ pub async fn record_changes(
         .collect();
     let now = tokens.grants();
     let entries = token_changes(&before, &now, &file_actor(tokens_file));
+    let generation = schemas::audit::next_token_generation(&before);
     if entries.is_empty() {
         return Ok(0);
     }
@@ -70,9 +74,13 @@ pub async fn record_changes(
     let pairs: Vec<(String, Vec<u8>)> = now
         .iter()
         .map(|g| {
+            let recorded = TokenGrant {
+                generation,
+                ..g.clone()
+            };
             (
                 g.fingerprint.clone(),
-                serde_json::to_vec(g).unwrap_or_default(),
+                serde_json::to_vec(&recorded).unwrap_or_default(),
             )
         })
         .collect();

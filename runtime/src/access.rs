@@ -346,6 +346,7 @@ impl Tokens {
                     identity: identity.clone(),
                     role: role.to_owned(),
                     account,
+                    generation: 0,
                 }
             })
             .collect()

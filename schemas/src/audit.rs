@@ -167,6 +167,13 @@ pub struct TokenGrant {
     /// The account of an account or viewer token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
+    /// Which recording of the tokens wrote it: each recording writes every token
+    /// with one more than the newest before it. The entries of one change are named
+    /// by it (`token_changes`), so that api instances started together with the
+    /// same new file, each recording the same change, write the same entries (the
+    /// same ids), which the audit trail shows once. 0 in a tokens file's grants.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 impl TokenGrant {
@@ -180,18 +187,36 @@ impl TokenGrant {
     }
 }
 
+/// The generation the next recording of the tokens writes: one more than the
+/// newest recorded.
+pub fn next_token_generation(before: &std::collections::BTreeMap<String, TokenGrant>) -> u64 {
+    before.values().map(|g| g.generation).max().unwrap_or(0) + 1
+}
+
 /// The entries for the difference between the tokens recorded last (`before`, by
 /// fingerprint) and the tokens configured now, by `actor` (the tokens file):
 /// a token added, one whose role, account or name changed, one removed. An
 /// account token's entry belongs to its account (the new one when it moved; the
 /// old one when it was removed); an admin token's to none (`""`: admins read it).
+/// Each entry's id follows from the recording it belongs to
+/// ([`next_token_generation`]), the token and the action: the same change recorded
+/// by two instances from the same recorded set is the same entry.
 pub fn token_changes(
     before: &std::collections::BTreeMap<String, TokenGrant>,
     now: &[TokenGrant],
     actor: &Actor,
 ) -> Vec<AuditEntry> {
+    let generation = next_token_generation(before);
     let entry = |grant: &TokenGrant, action: AuditAction, changes: Vec<Change>| AuditEntry {
-        id: Uuid::new_v4(),
+        id: Uuid::new_v5(
+            &Uuid::NAMESPACE_OID,
+            format!(
+                "callmatrix token change {generation} {} {}",
+                grant.fingerprint,
+                action.as_str()
+            )
+            .as_bytes(),
+        ),
         at: chrono::Utc::now(),
         account: grant.account.clone().unwrap_or_default(),
         client_id: String::new(),
@@ -209,7 +234,7 @@ pub fn token_changes(
                 AuditAction::TokenAdded,
                 changes(None, &grant.shown()),
             )),
-            Some(old) if old != grant => entries.push(entry(
+            Some(old) if old.shown() != grant.shown() => entries.push(entry(
                 grant,
                 AuditAction::TokenChanged,
                 changes(Some(&old.shown()), &grant.shown()),
@@ -405,6 +430,7 @@ mod tests {
             identity: identity.into(),
             role: role.into(),
             account: account.map(str::to_owned),
+            generation: 0,
         }
     }
 
@@ -498,6 +524,27 @@ mod tests {
             &actor
         )
         .is_empty());
+        // Two instances recording the same change from the same recorded set write
+        // the same entries; the next recording's entries are others.
+        let again = token_changes(&before, &now, &actor);
+        let ids = |entries: &[AuditEntry]| entries.iter().map(|e| e.id).collect::<Vec<_>>();
+        assert_eq!(ids(&again), ids(&entries));
+        let recorded: std::collections::BTreeMap<String, TokenGrant> = now
+            .iter()
+            .map(|g| {
+                let mut g = g.clone();
+                g.generation = next_token_generation(&before);
+                (g.fingerprint.clone(), g)
+            })
+            .collect();
+        assert!(
+            token_changes(&recorded, &now, &actor).is_empty(),
+            "a recorded generation is not a change"
+        );
+        let back: Vec<TokenGrant> = before.values().cloned().collect();
+        let undone = token_changes(&recorded, &back, &actor);
+        assert_eq!(undone.len(), 3);
+        assert!(undone.iter().all(|e| !ids(&entries).contains(&e.id)));
         let text = serde_json::to_string(&entries).unwrap();
         assert!(
             !text.contains("\"aa\"") && !text.contains("fingerprint"),

@@ -509,4 +509,66 @@ async fn a_changed_tokens_file_is_recorded_when_the_api_starts() {
         .await
         .unwrap();
     assert_eq!(entries.len(), 6, "a restart with the same file: {text}");
+    drop(third);
+
+    // Two instances started together with the same new file (erin's token gone)
+    // each record the change. Made certain here: the second reads the recorded set
+    // as it was before the first wrote (put back as the first found it). The trail
+    // shows the change once.
+    let topic = env.kafka.topics().audit_tokens;
+    let mut as_found: std::collections::BTreeMap<String, Option<Vec<u8>>> = Default::default();
+    for record in integration_tests::read_topic(&env, &topic, 1) {
+        as_found.insert(record.key, record.payload);
+    }
+    let fourth_file = json!({"admin": [{"token": ADMIN, "name": "ops"}],
+        "viewers": {"acme-leads": [{"token": CAROL, "name": "carol"}]}});
+    let fourth = api_with(fourth_file.clone()).await;
+    let url = fourth.url("/api/audit?limit=1000");
+    eventually("erin's token removed", Duration::from_secs(60), || async {
+        token_entries(url.clone()).await.filter(|(e, _)| {
+            e.iter()
+                .any(|e| e["action"] == "token.removed" && e["account"] == "globex")
+        })
+    })
+    .await;
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &env.kafka.brokers)
+        .create()
+        .unwrap();
+    for (key, payload) in &as_found {
+        let mut record = rdkafka::producer::FutureRecord::<str, Vec<u8>>::to(&topic).key(key);
+        if let Some(payload) = payload {
+            record = record.payload(payload);
+        }
+        producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    let twin = api_with(fourth_file).await;
+    // Both instances' entries reach ClickHouse (two rows: one each)...
+    let client = env.client();
+    eventually("both rows copied", Duration::from_secs(60), || async {
+        let rows: u64 = client
+            .query("SELECT count() FROM audit_log WHERE action = 'token.removed' AND account = 'globex'")
+            .fetch_one()
+            .await
+            .ok()?;
+        (rows == 2).then_some(())
+    })
+    .await;
+    // ...and the trail shows the change once.
+    let (entries, text) = token_entries(twin.url("/api/audit?limit=1000"))
+        .await
+        .unwrap();
+    let removed = entries
+        .iter()
+        .filter(|e| e["action"] == "token.removed" && e["account"] == "globex")
+        .count();
+    assert_eq!(
+        (entries.len(), removed),
+        (7, 1),
+        "one change recorded by two instances is one entry: {text}"
+    );
 }

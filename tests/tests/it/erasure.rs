@@ -809,3 +809,103 @@ async fn mallory_integration(env: &TestEnv, ingest: &integration_tests::Service,
         .unwrap();
     ingest.wait_for_integration(client_id, 1).await;
 }
+
+/// Erasure orders and suppression lifts are limited per account
+/// (`limits.privacy_orders_per_minute`): each one costs the processor ClickHouse
+/// mutations of every table holding calls, so one account asking thousands would
+/// hold everyone's erasures (and inserts) up. Past the limit an account gets 429
+/// naming it, with `Retry-After`, and nothing is recorded; another account's orders
+/// still pass. A lift with a malformed number or region is answered 422 naming the
+/// field (an admin's, which no limit counts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accounts_privacy_orders_past_its_limit_are_refused_and_no_one_elses() {
+    const ADMIN: &str = "adm_privacy_limit_0123456789abcdefgh";
+    const A: &str = "acme_privacy_limit_0123456789abcdefgh";
+    const B: &str = "noisy_privacy_limit_0123456789abcdefg";
+    let env = TestEnv::new("privacy-limit").await;
+    let tokens = tempfile::tempdir().unwrap();
+    let tokens_file = tokens.path().join("tokens.json");
+    std::fs::write(
+        &tokens_file,
+        json!({"admin": [ADMIN], "accounts": {"acme-leads": [A], "noisy": [B]}}).to_string(),
+    )
+    .unwrap();
+    let api = env
+        .start(
+            "api",
+            &[
+                ("API_AUTH__TOKENS_FILE", tokens_file.to_str().unwrap()),
+                ("API_LIMITS__PRIVACY_ORDERS_PER_MINUTE", "3"),
+            ],
+        )
+        .await;
+    let http = reqwest::Client::new();
+    let order = |path: &'static str, token: &'static str, body: Value| {
+        let (http, url) = (http.clone(), api.url(path));
+        async move {
+            let response = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let retry_after = response.headers().get("retry-after").is_some();
+            let answer = response.json::<Value>().await.unwrap_or(Value::Null);
+            (status, retry_after, answer)
+        }
+    };
+
+    // Malformed lifts name their field.
+    let lifts = "/api/privacy/suppression-lifts";
+    for (body, field) in [
+        (
+            json!({"number": "not a number", "account": "noisy"}),
+            "number",
+        ),
+        (json!({"number": "12", "account": "noisy"}), "number"),
+        (
+            json!({"number": DIGITS, "region": "ZZ", "account": "noisy"}),
+            "region",
+        ),
+    ] {
+        let (status, _, answer) = order(lifts, ADMIN, body.clone()).await;
+        assert_eq!(
+            (status, answer["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{body}: {answer}"
+        );
+    }
+    let (status, _, answer) = order(lifts, ADMIN, json!({"number": DIGITS})).await;
+    assert_eq!(status, 400, "an admin names the account: {answer}");
+
+    // B asks three orders (its limit), then a fourth and a fifth of either kind.
+    for n in 0..3 {
+        let (path, body) = if n % 2 == 0 {
+            (lifts, json!({"number": format!("415555260{n}")}))
+        } else {
+            (
+                "/api/privacy/erasures",
+                json!({"number": format!("415555260{n}")}),
+            )
+        };
+        let (status, _, answer) = order(path, B, body).await;
+        assert_eq!(status, 202, "B's order {n}: {answer}");
+    }
+    for path in [lifts, "/api/privacy/erasures"] {
+        let (status, retry_after, answer) = order(path, B, json!({"number": "4155552609"})).await;
+        assert_eq!(status, 429, "B past its limit, {path}: {answer}");
+        assert!(retry_after, "429 says when to retry");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("limits.privacy_orders_per_minute") && message.contains("noisy"),
+            "names the limit and the account: {answer}"
+        );
+    }
+    // A's orders are its own share.
+    for path in [lifts, "/api/privacy/erasures"] {
+        let (status, _, answer) = order(path, A, json!({"number": DIGITS})).await;
+        assert_eq!(status, 202, "A beside B, {path}: {answer}");
+    }
+}
