@@ -163,8 +163,8 @@ impl Privacy {
         let account = account_of(scope, params.account.as_deref())?;
         let receipts: Vec<schemas::erasure::ErasureReceipt> = clickhouse
             .query(&format!(
-                "SELECT id, account, requested_by, started_at, finished_at, places, rows, outcome \
-                 FROM erasures WHERE account = ? ORDER BY started_at DESC LIMIT {RUNS_SHOWN}"
+                "SELECT id, account, requested_by, started_at, finished_at, places, rows, outcome, \
+                 topics_clear_by FROM erasures WHERE account = ? ORDER BY started_at DESC LIMIT {RUNS_SHOWN}"
             ))
             .bind(account.as_str())
             .fetch_all()
@@ -180,6 +180,9 @@ impl Privacy {
                     "finished_at": r.finished_at,
                     "rows_changed": r.places.iter().zip(&r.rows).map(|(p, n)| (p.clone(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
                     "outcome": r.outcome,
+                    // When the topics hold none of the caller's records written
+                    // before the erasure (their retention); null: not known.
+                    "topics_clear_by": schemas::erasure::known_time(r.topics_clear_by),
                 })
             })
             .collect();

@@ -332,9 +332,17 @@ pub async fn erase_caller(
     producer
         .send_pairs(&kafka.topics().audit, &[(account.to_owned(), payload)])
         .await?;
-    let receipt =
-        processor::erasure::erase(clickhouse, id, account, e164.as_str(), &actor.name, wait)
-            .await?;
+    let topics_retention = processor::erasure::topics_retention(kafka).await;
+    let receipt = processor::erasure::erase(
+        clickhouse,
+        id,
+        account,
+        e164.as_str(),
+        &actor.name,
+        wait,
+        topics_retention,
+    )
+    .await?;
     // The processor's keyed state keeps the caller's calls too (what a later record
     // merges over): the caller's partition erases them when it meets this order
     // (`processor/src/erasure_orders.rs`); ClickHouse is done already.

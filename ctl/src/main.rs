@@ -387,6 +387,15 @@ async fn main() -> anyhow::Result<()> {
                 receipt.outcome,
                 started.elapsed().as_secs_f64()
             );
+            match schemas::erasure::known_time(receipt.topics_clear_by) {
+                Some(at) => println!(
+                    "the topics hold none of the caller's earlier records by {} (their retention)",
+                    at.to_rfc3339()
+                ),
+                None => println!(
+                    "when the topics will be clear of the caller is not known: a topic carrying calls keeps records for ever, or the broker did not answer (cmctl topics sets their retention)"
+                ),
+            }
         }
         Command::Privacy(PrivacyCommand::Lift {
             account,

@@ -51,9 +51,29 @@ impl runtime::retry::Retryable for ErasureError {
     }
 }
 
+/// The longest retention of the topics that carry calls, for an erasure's receipt
+/// (`schemas::erasure::topics_clear_by`): `None` when one keeps records for ever or
+/// the broker could not be asked (logged).
+pub async fn topics_retention(kafka: &runtime::kafka::KafkaConfig) -> Option<Duration> {
+    let topics = kafka.topics();
+    match runtime::kafka::longest_retention(kafka, &topics.carrying_calls()).await {
+        Ok(Some(retention)) => Some(retention),
+        Ok(None) => {
+            tracing::warn!("a topic carrying calls keeps records for ever: run `cmctl topics` to give it its retention (docs/privacy.md)");
+            None
+        }
+        Err(error) => {
+            tracing::warn!(%error, "the topics' retention could not be read; the erasure's receipt says their clearing time is not known");
+            None
+        }
+    }
+}
+
 /// Erases `number` (E.164) of `account`, waiting up to `wait` for the mutations,
 /// and records the receipt. `id` names the erasure: give the same one to finish
-/// an earlier run (the caller's token stays the same).
+/// an earlier run (the caller's token stays the same). `topics_retention`
+/// ([`topics_retention`]) dates when the topics will be clear of the caller.
+#[allow(clippy::too_many_arguments)]
 pub async fn erase(
     client: &clickhouse::Client,
     id: Uuid,
@@ -61,6 +81,7 @@ pub async fn erase(
     number: &str,
     requested_by: &str,
     wait: Duration,
+    topics_retention: Option<Duration>,
 ) -> Result<ErasureReceipt, ErasureError> {
     let pattern =
         spelling_pattern(number).ok_or_else(|| ErasureError::NotANumber(number.to_owned()))?;
@@ -191,15 +212,17 @@ pub async fn erase(
             wait.as_secs()
         )
     };
+    let finished_at = schemas::call::to_whole_seconds(Utc::now());
     let receipt = ErasureReceipt {
         id,
         account: account.to_owned(),
         requested_by: requested_by.to_owned(),
         started_at,
-        finished_at: schemas::call::to_whole_seconds(Utc::now()),
+        finished_at,
         places,
         rows,
         outcome,
+        topics_clear_by: schemas::erasure::topics_clear_by(finished_at, topics_retention),
     };
     insert(client, "erasures", std::slice::from_ref(&receipt))
         .await

@@ -62,8 +62,16 @@ pub async fn run(
                     continue;
                 }
             };
-            if let Err(interrupted) =
-                carry_out(sink, &order, mutation_wait, cluster, &shutdown).await
+            let topics_retention = crate::erasure::topics_retention(kafka).await;
+            if let Err(interrupted) = carry_out(
+                sink,
+                &order,
+                mutation_wait,
+                cluster,
+                topics_retention,
+                &shutdown,
+            )
+            .await
             {
                 return ProcessorError::unless_shutdown(&shutdown, interrupted);
             }
@@ -89,6 +97,7 @@ async fn carry_out(
     order: &ErasureOrder,
     mutation_wait: Duration,
     cluster: bool,
+    topics_retention: Option<Duration>,
     shutdown: &Shutdown,
 ) -> Result<(), Interrupted> {
     let failed = if cluster {
@@ -104,6 +113,7 @@ async fn carry_out(
                     &order.number,
                     &order.requested_by,
                     mutation_wait,
+                    topics_retention,
                 )
             })
             .await;
@@ -133,6 +143,7 @@ async fn carry_out(
         places: Vec::new(),
         rows: Vec::new(),
         outcome: failed,
+        topics_clear_by: chrono::DateTime::<Utc>::UNIX_EPOCH,
     };
     sink.retry("record a failed erasure", shutdown, || {
         insert(&sink.clickhouse, "erasures", std::slice::from_ref(&receipt))

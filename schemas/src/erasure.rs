@@ -117,6 +117,38 @@ pub struct ErasureReceipt {
     pub rows: Vec<u64>,
     /// `done`, or what stopped it (a run again finishes it).
     pub outcome: String,
+    /// By when the topics hold none of the caller's records written before the
+    /// erasure ([`topics_clear_by`]); the epoch when not known (migration 22).
+    #[cfg_attr(
+        feature = "clickhouse",
+        serde(with = "clickhouse::serde::chrono::datetime")
+    )]
+    pub topics_clear_by: DateTime<Utc>,
+}
+
+/// How long past a record's retention a broker may still hold it: Apache Kafka
+/// deletes whole segments (`cmctl topics` rolls them hourly) and checks every 5
+/// minutes; tansu cleans every 10 minutes.
+pub const TOPICS_CLEANUP_SLACK: std::time::Duration = std::time::Duration::from_secs(70 * 60);
+
+/// When the topics that carry calls hold nothing written up to `finished_at`:
+/// their longest retention (`None`: one keeps records for ever, or it is not known)
+/// plus [`TOPICS_CLEANUP_SLACK`], to the second; the epoch for "not known".
+pub fn topics_clear_by(
+    finished_at: DateTime<Utc>,
+    longest_retention: Option<std::time::Duration>,
+) -> DateTime<Utc> {
+    longest_retention
+        .and_then(|retention| retention.checked_add(TOPICS_CLEANUP_SLACK))
+        .and_then(|wait| chrono::Duration::from_std(wait).ok())
+        .and_then(|wait| finished_at.checked_add_signed(wait))
+        .map(crate::call::to_whole_seconds)
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+/// The epoch that [`topics_clear_by`] gives for "not known", as `None`.
+pub fn known_time(at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    (at != DateTime::<Utc>::UNIX_EPOCH).then_some(at)
 }
 
 /// An RE2 pattern (ClickHouse's `match`, `replaceRegexpAll`) for the spellings of
@@ -148,6 +180,22 @@ pub fn spelling_replacement() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_topics_are_clear_a_retention_and_the_slack_after_the_erasure() {
+        let done = "2026-12-07T18:00:00.700Z".parse::<DateTime<Utc>>().unwrap();
+        let week = std::time::Duration::from_secs(7 * 24 * 3600);
+        assert_eq!(
+            topics_clear_by(done, Some(week)).to_rfc3339(),
+            "2026-12-14T19:10:00+00:00"
+        );
+        assert_eq!(known_time(topics_clear_by(done, None)), None);
+        // A retention no date can hold is "not known", not a panic.
+        assert_eq!(
+            known_time(topics_clear_by(done, Some(std::time::Duration::MAX))),
+            None
+        );
+    }
     use regex::Regex;
 
     #[test]

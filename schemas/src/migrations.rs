@@ -126,6 +126,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "erasures",
         sql: include_str!("../migrations/0021_erasures.sql"),
     },
+    Migration {
+        version: 22,
+        name: "erasure_topics",
+        sql: include_str!("../migrations/0022_erasure_topics.sql"),
+    },
 ];
 
 /// Rolls up every stored call at version 0, below every version the rollup worker

@@ -132,6 +132,19 @@ impl Topics {
         }
     }
 
+    /// The topics that carry callers' records (numbers, payloads as sent): deleted
+    /// by one retention (`cmctl topics --retention-hours`, docs/privacy.md).
+    pub fn carrying_calls(&self) -> [&str; 6] {
+        [
+            &self.raw,
+            &self.enriched,
+            &self.dead_letter,
+            &self.parked,
+            &self.cm_calls,
+            &self.refusals,
+        ]
+    }
+
     pub fn all(&self) -> [&str; 18] {
         [
             &self.raw,

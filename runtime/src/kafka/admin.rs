@@ -67,10 +67,7 @@ pub async fn ensure_topics(
     config: &KafkaConfig,
     specs: &[TopicSpec],
 ) -> Result<Vec<String>, AdminError> {
-    let admin: AdminClient<DefaultClientContext> = config
-        .client_config()
-        .create()
-        .map_err(AdminError::Create)?;
+    let admin = admin_client(config)?;
     let new_topics: Vec<NewTopic<'_>> = specs
         .iter()
         .map(|spec| {
@@ -112,32 +109,11 @@ pub async fn align_topic_settings(
         // librdkafka refuses a request about no resource (InvalidArgument).
         return Ok(Vec::new());
     }
-    let admin: AdminClient<DefaultClientContext> = config
-        .client_config()
-        .create()
-        .map_err(AdminError::Create)?;
-    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
-    let resources: Vec<ResourceSpecifier<'_>> = specs
-        .iter()
-        .map(|spec| ResourceSpecifier::Topic(&spec.name))
-        .collect();
-    let described = admin
-        .describe_configs(resources.iter(), &options)
-        .await
-        .map_err(|e| AdminError::Describe {
-            topic: specs
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            message: e.to_string(),
-        })?;
+    let admin = admin_client(config)?;
+    let names: Vec<&str> = specs.iter().map(|spec| spec.name.as_str()).collect();
+    let described = describe_topics(&admin, &names).await?;
     let mut changes = Vec::new();
-    for (spec, result) in specs.iter().zip(described) {
-        let resource = result.map_err(|code| AdminError::Describe {
-            topic: spec.name.clone(),
-            message: format!("{code:?}"),
-        })?;
+    for (spec, resource) in specs.iter().zip(described) {
         for (key, value) in &spec.settings {
             let before = resource.get(key).and_then(|entry| entry.value.clone());
             if before.as_deref() != Some(value.as_str()) {
@@ -170,4 +146,93 @@ pub async fn align_topic_settings(
     .await
     .map_err(|e| AdminError::Join(e.to_string()))??;
     Ok(changes)
+}
+
+fn admin_client(config: &KafkaConfig) -> Result<AdminClient<DefaultClientContext>, AdminError> {
+    config.client_config().create().map_err(AdminError::Create)
+}
+
+/// The settings of each of `topics`, in order (every one, or the error naming the
+/// topic that could not be described).
+async fn describe_topics(
+    admin: &AdminClient<DefaultClientContext>,
+    topics: &[&str],
+) -> Result<Vec<rdkafka::admin::ConfigResource>, AdminError> {
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let resources: Vec<ResourceSpecifier<'_>> =
+        topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
+    let described = admin
+        .describe_configs(resources.iter(), &options)
+        .await
+        .map_err(|e| AdminError::Describe {
+            topic: topics.join(", "),
+            message: e.to_string(),
+        })?;
+    topics
+        .iter()
+        .zip(described)
+        .map(|(topic, result)| {
+            result.map_err(|code| AdminError::Describe {
+                topic: (*topic).to_owned(),
+                message: format!("{code:?}"),
+            })
+        })
+        .collect()
+}
+
+/// Apache Kafka's `log.retention.hours` default, which tansu applies too to a topic
+/// that deletes and names no `retention.ms`.
+const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The longest time any of `topics` keeps a record, from their settings: `None`
+/// when one keeps records for ever (no `delete` in its `cleanup.policy`, which is
+/// tansu's reading of a topic without one, or a `retention.ms` of -1).
+pub async fn longest_retention(
+    config: &KafkaConfig,
+    topics: &[&str],
+) -> Result<Option<Duration>, AdminError> {
+    let described = describe_topics(&admin_client(config)?, topics).await?;
+    let mut longest = Duration::ZERO;
+    for resource in described {
+        let setting = |key: &str| resource.get(key).and_then(|entry| entry.value.clone());
+        let Some(retention) = retention_of(
+            setting("cleanup.policy").as_deref(),
+            setting("retention.ms").as_deref(),
+        ) else {
+            return Ok(None);
+        };
+        longest = longest.max(retention);
+    }
+    Ok(Some(longest))
+}
+
+/// How long a topic with these settings keeps a record; `None`: for ever.
+fn retention_of(policy: Option<&str>, retention_ms: Option<&str>) -> Option<Duration> {
+    if !policy.is_some_and(|p| p.split(',').any(|p| p.trim() == "delete")) {
+        return None;
+    }
+    match retention_ms.map(|ms| ms.trim().parse::<i64>()) {
+        None => Some(DEFAULT_RETENTION),
+        Some(Ok(ms)) if ms >= 0 => Some(Duration::from_millis(ms.unsigned_abs())),
+        // -1 (for ever), or a value the broker should not have taken.
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_topic_keeps_records_for_its_retention_only_when_it_deletes() {
+        let day = Some(Duration::from_secs(86_400));
+        assert_eq!(retention_of(Some("delete"), Some("86400000")), day);
+        assert_eq!(retention_of(Some("compact,delete"), Some("86400000")), day);
+        assert_eq!(retention_of(Some("delete"), None), Some(DEFAULT_RETENTION));
+        // tansu ignores a retention without a delete policy.
+        assert_eq!(retention_of(None, Some("86400000")), None);
+        assert_eq!(retention_of(Some("compact"), Some("86400000")), None);
+        assert_eq!(retention_of(Some("delete"), Some("-1")), None);
+        assert_eq!(retention_of(Some("delete"), Some("soon")), None);
+    }
 }

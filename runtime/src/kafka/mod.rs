@@ -16,7 +16,9 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
-pub use admin::{align_topic_settings, ensure_topics, AdminError, SettingChange, TopicSpec};
+pub use admin::{
+    align_topic_settings, ensure_topics, longest_retention, AdminError, SettingChange, TopicSpec,
+};
 pub use alter_configs::AlterError;
 pub use batch::BatchWait;
 pub use consumer::{

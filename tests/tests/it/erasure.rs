@@ -1,5 +1,6 @@
-//! Issue 36's erasure on the real stack (ClickHouse; the topics are not covered:
-//! docs/privacy.md). acme-leads' caller (415) 555-2671 has the arroyo samples' calls,
+//! Issue 36's erasure on the real stack (ClickHouse; the topics go by their
+//! retention, `topic_retention.rs`, docs/privacy.md). acme-leads' caller (415)
+//! 555-2671 has the arroyo samples' calls,
 //! a CallMatrix call (cm_0001), a call whose custom attribute holds the number in
 //! another spelling, and a dead letter whose payload holds it; mallory has a call of
 //! the same number. After `cmctl privacy erase`, no column of any table holds the
@@ -234,6 +235,21 @@ async fn an_erased_caller_is_nowhere_and_the_numbers_stay_the_same() {
     );
     assert_eq!(
         parsed["erasures"][0]["rows_changed"]["cm_calls"], 1,
+        "{receipts}"
+    );
+    // The topics go by their retention (the test's topics: 7 days): the receipt
+    // says by when they hold none of the caller's earlier records.
+    assert_eq!(
+        receipt.topics_clear_by,
+        schemas::erasure::topics_clear_by(
+            receipt.finished_at,
+            Some(Duration::from_secs(7 * 24 * 3600))
+        ),
+        "{receipt:?}"
+    );
+    assert_eq!(
+        parsed["erasures"][0]["topics_clear_by"],
+        json!(receipt.topics_clear_by),
         "{receipts}"
     );
     let digits: String = receipts.chars().filter(char::is_ascii_digit).collect();
