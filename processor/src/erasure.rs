@@ -73,7 +73,6 @@ pub async fn topics_retention(kafka: &runtime::kafka::KafkaConfig) -> Option<Dur
 /// and records the receipt. `id` names the erasure: give the same one to finish
 /// an earlier run (the caller's token stays the same). `topics_retention`
 /// ([`topics_retention`]) dates when the topics will be clear of the caller.
-#[allow(clippy::too_many_arguments)]
 pub async fn erase(
     client: &clickhouse::Client,
     id: Uuid,
