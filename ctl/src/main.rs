@@ -203,6 +203,15 @@ enum StateCommand {
         /// Days of calls kept per caller: the processors' `state.retention_days`.
         #[arg(long, default_value_t = 45)]
         retention_days: u32,
+        /// The deployment's hash key (the processors' retention.hash_key): the
+        /// state names callers by it.
+        #[arg(
+            long,
+            env = "CM_RETENTION_HASH_KEY",
+            hide_env_values = true,
+            default_value = ""
+        )]
+        hash_key: String,
     },
 }
 
@@ -417,13 +426,20 @@ async fn main() -> anyhow::Result<()> {
                 started.elapsed().as_secs_f64()
             );
         }
-        Command::State(StateCommand::Build { retention_days }) => {
+        Command::State(StateCommand::Build {
+            retention_days,
+            hash_key,
+        }) => {
             let started = std::time::Instant::now();
             let producer = runtime::kafka::AckedProducer::new(&kafka)?;
             let changelog = processor::state::Changelog::new(producer, &kafka);
             let mut last = std::time::Instant::now();
-            let done =
-                processor::state::build(&changelog, &clickhouse.client(), retention_days, |p| {
+            let done = processor::state::build(
+                &changelog,
+                &clickhouse.client(),
+                &processor::state::CallerNames::new(&hash_key),
+                retention_days,
+                |p| {
                     if last.elapsed() >= std::time::Duration::from_secs(5) {
                         last = std::time::Instant::now();
                         eprintln!(
@@ -434,8 +450,9 @@ async fn main() -> anyhow::Result<()> {
                             started.elapsed().as_secs_f64()
                         );
                     }
-                })
-                .await?;
+                },
+            )
+            .await?;
             println!(
                 "state built for {} partitions: {} calls, {} callers, {} CmCalls started since {} (newest {}), in {:.1} s",
                 done.partitions,

@@ -2,7 +2,7 @@
 //! records, with and without stored calls, without a broker or a database.
 
 use super::*;
-use crate::state::{Changelog, KeyedState, MemoryEngine};
+use crate::state::{CallerNames, Changelog, KeyedState, MemoryEngine};
 use crate::store::MemoryStore;
 use rdkafka::message::Timestamp;
 use schemas::Source;
@@ -45,6 +45,7 @@ impl Default for World {
         let state = KeyedState::with_engine(
             Arc::new(MemoryEngine::default()),
             Changelog::new(producer, &kafka),
+            CallerNames::new(""),
             45,
             1000,
         );

@@ -207,6 +207,7 @@ pub async fn run(
         crate::state::KeyedState::open(
             &config.state.dir,
             crate::state::Changelog::new(sink.producer.clone(), &config.kafka),
+            crate::state::CallerNames::new(&config.retention.hash_key),
             config.state.retention_days,
             config.state.sweep_per_batch,
         )

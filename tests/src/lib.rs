@@ -667,9 +667,8 @@ pub fn read_topic_at(brokers: &str, group: &str, topic: &str, partitions: i32) -
     seen
 }
 
-/// The SSE event id of `topic`'s end now (`partition:high` for every partition):
-/// what a client that had every event so far resumes from. Blocking.
-pub fn topic_end_id(env: &TestEnv, topic: &str) -> String {
+/// How many partitions `topic` has. Blocking.
+pub fn partition_count(env: &TestEnv, topic: &str) -> i32 {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::ClientConfig;
     let consumer: BaseConsumer = ClientConfig::new()
@@ -679,14 +678,19 @@ pub fn topic_end_id(env: &TestEnv, topic: &str) -> String {
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("the partitions of {topic}: {e}"));
-    let mut partitions: Vec<i32> = metadata.topics()[0]
-        .partitions()
-        .iter()
-        .map(|p| p.id())
-        .collect();
-    partitions.sort_unstable();
-    partitions
-        .into_iter()
+    i32::try_from(metadata.topics()[0].partitions().len()).unwrap_or(i32::MAX)
+}
+
+/// The SSE event id of `topic`'s end now (`partition:high` for every partition):
+/// what a client that had every event so far resumes from. Blocking.
+pub fn topic_end_id(env: &TestEnv, topic: &str) -> String {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::ClientConfig;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &env.kafka.brokers)
+        .create()
+        .expect("a reader");
+    (0..partition_count(env, topic))
         .map(|partition| {
             let (_, high) = consumer
                 .fetch_watermarks(topic, partition, Duration::from_secs(10))

@@ -5,9 +5,9 @@
 //! Read: every call that started within the retention window behind the newest
 //! start (`calls FINAL`), written as `c` entries to its caller's partition; the same
 //! calls' visits grouped by caller (`calls_by_caller FINAL`, sorted by account and
-//! caller: ClickHouse sorts, so memory here stays flat), written as `k` entries with
-//! the caller's CmCalls of the window (`cm_calls FINAL`); then each partition's
-//! `watermark` and `built` marks. Idempotent: a second run writes the same entries
+//! caller: ClickHouse sorts, so memory here stays flat), written as `h` entries (by the caller's hashed name,
+//! `CallerNames`) with the caller's CmCalls of the window (`cm_calls FINAL`); then
+//! each partition's `watermark`, `callernames` and `built` marks. Idempotent: a second run writes the same entries
 //! again, the newest of each key wins. Run it with the processors stopped (or
 //! before starting the new version): a batch decided meanwhile could be written
 //! under an entry the build then replaces with an older one.
@@ -23,7 +23,9 @@ use schemas::callmatrix::{CmCallRow, CM_CALL_COLUMNS};
 use schemas::{CallRecord, CallRow};
 
 use super::changelog::ChangelogEntry;
-use super::{call_key, caller_key, partition_of, Changelog, StateError, BUILT, WATERMARK};
+use super::{
+    call_key, partition_of, CallerNames, Changelog, StateError, BUILT, CALLER_NAMES, WATERMARK,
+};
 use crate::store::history::VisitRow;
 
 /// Entries written per changelog send.
@@ -53,6 +55,7 @@ pub enum BuildError {
 pub async fn build(
     changelog: &Changelog,
     clickhouse: &clickhouse::Client,
+    names: &CallerNames,
     retention_days: u32,
     mut progress: impl FnMut(&BuildProgress),
 ) -> Result<BuildProgress, BuildError> {
@@ -151,7 +154,7 @@ pub async fn build(
             Some((k, state)) if *k == key => state.visits.push(visit),
             _ => {
                 if let Some((k, state)) = current.take() {
-                    emit(k, state, &mut cm, n, &mut pending)?;
+                    emit(names, k, state, &mut cm, n, &mut pending)?;
                     done.callers += 1;
                 }
                 current = Some((
@@ -170,13 +173,13 @@ pub async fn build(
         }
     }
     if let Some((k, state)) = current.take() {
-        emit(k, state, &mut cm, n, &mut pending)?;
+        emit(names, k, state, &mut cm, n, &mut pending)?;
         done.callers += 1;
     }
     // Callers with CmCalls and no call of their own in the window.
     let rest: Vec<String> = cm.keys().cloned().collect();
     for key in rest {
-        emit(key, CallerState::default(), &mut cm, n, &mut pending)?;
+        emit(names, key, CallerState::default(), &mut cm, n, &mut pending)?;
         done.callers += 1;
     }
     // The marks, last: a partition counts as built once everything is in.
@@ -186,6 +189,7 @@ pub async fn build(
             WATERMARK.to_vec(),
             Some(watermark.timestamp().to_be_bytes().to_vec()),
         ));
+        pending.push((partition, CALLER_NAMES.to_vec(), Some(names.fingerprint())));
         pending.push((partition, BUILT.to_vec(), Some(b"1".to_vec())));
     }
     for chunk in pending.chunks(CHUNK) {
@@ -213,6 +217,7 @@ async fn write(changelog: &Changelog, entries: &[ChangelogEntry]) -> Result<(), 
 
 /// One caller's entry, with its CmCalls, visits in start order.
 fn emit(
+    names: &CallerNames,
     key: String,
     mut state: CallerState,
     cm: &mut HashMap<String, Vec<Candidate>>,
@@ -228,6 +233,6 @@ fn emit(
         partition,
         message: e.to_string(),
     })?;
-    pending.push((partition, caller_key(&key), Some(value)));
+    pending.push((partition, names.key(&key), Some(value)));
     Ok(())
 }

@@ -5,11 +5,13 @@
 //! Per raw partition (the partition of each caller's key):
 //! - `c` + call id → the call as stored (what a later record merges over, what a
 //!   repeat re-decision or a link updates);
-//! - `k` + caller key → the caller's calls within the retention window and the
+//! - `h` + the caller's name (a keyed hash of its caller key, never the number:
+//!   [`CallerNames`]) → the caller's calls within the retention window and the
 //!   CallMatrix calls routed from it (`engine::state::CallerState`);
 //! - `m` + name → bookkeeping: `built` (the partition's state is complete: made
 //!   empty for a new deployment, or by `cmctl state build` from an existing
-//!   database), `watermark` (the newest start seen: windows expire behind it), and,
+//!   database), `watermark` (the newest start seen: windows expire behind it),
+//!   `callernames` (the fingerprint of the key callers are named by), and,
 //!   locally only, `checkpoint` (the changelog offset the local copy reflects).
 //!
 //! A new caller or a new call id costs no read at all: what is not in the state does
@@ -29,6 +31,7 @@
 //! and versions only go up, so it decides the same.
 
 mod build;
+mod caller_names;
 mod changelog;
 mod fjall_engine;
 mod kv;
@@ -46,16 +49,18 @@ use schemas::{CallId, CallRecord};
 use changelog::ChangelogEntry;
 
 pub use self::build::{build, BuildError, BuildProgress};
+pub use self::caller_names::CallerNames;
+use self::caller_names::{CALLER, CLEAR_CALLER};
 pub use self::changelog::{Changelog, ChangelogError};
 pub use self::fjall_engine::FjallEngine;
 pub use self::kv::{EngineError, StateEngine};
 pub use self::memory_engine::MemoryEngine;
 
 const CALL: u8 = b'c';
-const CALLER: u8 = b'k';
 // Bookkeeping keys start with `m`.
 const BUILT: &[u8] = b"mbuilt";
 const WATERMARK: &[u8] = b"mwatermark";
+const CALLER_NAMES: &[u8] = b"mcallernames";
 /// Local only: never logged.
 const CHECKPOINT: &[u8] = b"mcheckpoint";
 /// How many times, and how far apart, a changelog's end is asked for before a
@@ -79,13 +84,25 @@ pub enum StateError {
          run `cmctl state build` once (docs/architecture.md, \"Keyed state\")"
     )]
     NotBuilt { partition: i32 },
+    /// The partition's callers are named by another key than `retention.hash_key`
+    /// is now: deciding with this one would take every kept caller for a new one.
+    #[error(
+        "the state of raw partition {partition} names its callers by another \
+         retention.hash_key than this processor has: set the key it was written with, or \
+         build the state again under this one (`cmctl state build --hash-key`, processors \
+         stopped; docs/privacy.md, \"Keyed state\")"
+    )]
+    CallerNamesChanged { partition: i32 },
 }
 
 impl runtime::retry::Retryable for StateError {
     fn is_transient(&self) -> bool {
         match self {
             Self::Changelog(error) => runtime::retry::Retryable::is_transient(error),
-            Self::Engine(_) | Self::Corrupt { .. } | Self::NotBuilt { .. } => false,
+            Self::Engine(_)
+            | Self::Corrupt { .. }
+            | Self::NotBuilt { .. }
+            | Self::CallerNamesChanged { .. } => false,
         }
     }
 }
@@ -95,13 +112,6 @@ fn call_key(id: CallId) -> Vec<u8> {
     key.push(CALL);
     key.extend_from_slice(id.0.as_bytes());
     key
-}
-
-fn caller_key(key: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + key.len());
-    out.push(CALLER);
-    out.extend_from_slice(key.as_bytes());
-    out
 }
 
 /// Where a partition stands on this instance.
@@ -170,6 +180,7 @@ pub struct BatchWrites {
 
 pub struct KeyedState {
     engine: Arc<dyn StateEngine>,
+    names: CallerNames,
     changelog: Arc<Changelog>,
     retention: Duration,
     sweep_per_batch: usize,
@@ -188,6 +199,7 @@ impl KeyedState {
     pub fn open(
         dir: &str,
         changelog: Changelog,
+        names: CallerNames,
         retention_days: u32,
         sweep_per_batch: usize,
     ) -> Result<Self, StateError> {
@@ -199,6 +211,7 @@ impl KeyedState {
         Ok(Self::with_engine(
             engine,
             changelog,
+            names,
             retention_days,
             sweep_per_batch,
         ))
@@ -207,11 +220,13 @@ impl KeyedState {
     pub fn with_engine(
         engine: Arc<dyn StateEngine>,
         changelog: Changelog,
+        names: CallerNames,
         retention_days: u32,
         sweep_per_batch: usize,
     ) -> Self {
         Self {
             engine,
+            names,
             changelog: Arc::new(changelog),
             retention: Duration::days(i64::from(retention_days)),
             sweep_per_batch,
@@ -283,7 +298,12 @@ impl KeyedState {
                         message: e.to_string(),
                     })??;
                 let marks: Vec<ChangelogEntry> = (0..count)
-                    .map(|p| (p, BUILT.to_vec(), Some(b"1".to_vec())))
+                    .flat_map(|p| {
+                        [
+                            (p, CALLER_NAMES.to_vec(), Some(self.names.fingerprint())),
+                            (p, BUILT.to_vec(), Some(b"1".to_vec())),
+                        ]
+                    })
                     .collect();
                 self.changelog.write(&marks).await?;
                 tracing::info!(
@@ -299,6 +319,9 @@ impl KeyedState {
                 return Err(StateError::NotBuilt { partition });
             }
         }
+        let (after, more) = self.rename_callers(partition, next).await?;
+        next = after;
+        entries += more;
         let seconds = started.elapsed().as_secs_f64();
         metrics::histogram!(crate::metric_names::PROCESSOR_STATE_RESTORE_SECONDS).record(seconds);
         metrics::counter!(crate::metric_names::PROCESSOR_STATE_RESTORED_ENTRIES_TOTAL)
@@ -312,6 +335,51 @@ impl KeyedState {
             "keyed state caught up with its changelog"
         );
         self.mark_ready(partition, rebalance, next)
+    }
+
+    /// Checks that `partition` names its callers by this processor's key, and renames
+    /// the callers of a state from before the hashed names (each `k` entry becomes
+    /// an `h` entry and a tombstone, through the changelog), recording the key's
+    /// fingerprint. Returns where the changelog was read to and the entries read.
+    async fn rename_callers(&self, partition: i32, from: i64) -> Result<(i64, u64), StateError> {
+        const CHUNK: usize = 10_000;
+        let fingerprint = self.names.fingerprint();
+        match self.engine.get(partition, CALLER_NAMES)? {
+            Some(recorded) if recorded == fingerprint => return Ok((from, 0)),
+            Some(_) => return Err(StateError::CallerNamesChanged { partition }),
+            None => {}
+        }
+        let (mut next, mut read) = (from, 0);
+        let mut renamed = 0_u64;
+        loop {
+            let clear = self.engine.scan(partition, &[CLEAR_CALLER], None, CHUNK)?;
+            let last = clear.len() < CHUNK;
+            let mut entries: Vec<ChangelogEntry> = Vec::with_capacity(2 * clear.len() + 1);
+            for (key, value) in clear {
+                let name = String::from_utf8_lossy(&key[1..]).into_owned();
+                entries.push((partition, self.names.key(&name), Some(value)));
+                entries.push((partition, key, None));
+                renamed += 1;
+            }
+            if last {
+                entries.push((partition, CALLER_NAMES.to_vec(), Some(fingerprint.clone())));
+            }
+            self.changelog.write(&entries).await?;
+            let (after, more) = self.read_changelog(partition, next).await?;
+            next = after;
+            read += more;
+            if last {
+                break;
+            }
+        }
+        if renamed > 0 {
+            tracing::info!(
+                partition,
+                callers = renamed,
+                "keyed state: callers renamed by their hashed names"
+            );
+        }
+        Ok((next, read))
     }
 
     /// Reads `partition`'s changelog from `from` into the local copy.
@@ -438,7 +506,7 @@ impl KeyedState {
     ) -> Result<HashMap<String, CallerState>, StateError> {
         let mut found = HashMap::new();
         for (partition, key) in keys {
-            let state = match self.get(*partition, &caller_key(key))? {
+            let state = match self.get(*partition, &self.names.key(key))? {
                 Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
                     partition: *partition,
                     message: format!("caller {key}: {e}"),
@@ -486,7 +554,7 @@ impl KeyedState {
                 .map_or(DateTime::UNIX_EPOCH, |r| r.watermark - self.retention)
         };
         let mut expired_calls: Vec<(i32, CallId)> = Vec::new();
-        let mut written_callers: BTreeSet<(i32, String)> = BTreeSet::new();
+        let mut written_callers: BTreeSet<(i32, Vec<u8>)> = BTreeSet::new();
         for (partition, key, mut state) in writes.callers {
             let value = expired(
                 partition,
@@ -494,8 +562,9 @@ impl KeyedState {
                 horizon(&ready, partition),
                 &mut expired_calls,
             )?;
+            let key = self.names.key(&key);
             written_callers.insert((partition, key.clone()));
-            entries.push((partition, caller_key(&key), value));
+            entries.push((partition, key, value));
         }
         for (partition, call) in &writes.calls {
             if call.started_at < horizon(&ready, *partition) {
@@ -526,10 +595,9 @@ impl KeyedState {
             };
             let staged_before = self.lock_unlogged();
             for (key, bytes) in scanned {
-                let name = String::from_utf8_lossy(&key[1..]).into_owned();
                 // A caller a batch in flight wrote was expired then, and its
                 // copy here is older than what the next batch reads.
-                if written_callers.contains(&(partition, name))
+                if written_callers.contains(&(partition, key.clone()))
                     || staged_before
                         .entries
                         .contains_key(&(partition, key.clone()))

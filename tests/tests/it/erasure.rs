@@ -255,6 +255,24 @@ async fn an_erased_caller_is_nowhere_and_the_numbers_stay_the_same() {
     let digits: String = receipts.chars().filter(char::is_ascii_digit).collect();
     assert!(!digits.contains(DIGITS), "{receipts}");
 
+    // The keyed state's changelog (compacted: the broker keeps the newest record of
+    // each key, and tansu keeps a tombstone's key for ever): no key of any record
+    // names the caller (mallory's neither: keys name callers by a keyed hash), and
+    // no newest value of acme-leads holds the number.
+    let state_topic = env.kafka.topics().state;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let holding = loop {
+        let holding = state_records_holding_digits(&env, &state_topic).await;
+        if holding.is_empty() || std::time::Instant::now() > deadline {
+            break holding;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(
+        holding.is_empty(),
+        "the keyed state's changelog holds the erased number: {holding:#?}"
+    );
+
     // The same erasure again: nothing left to change.
     let again = cmctl::ErasureRequest {
         account: "acme-leads",
@@ -284,6 +302,61 @@ async fn an_erased_caller_is_nowhere_and_the_numbers_stay_the_same() {
         (caller == "+14155552671").then_some(())
     })
     .await;
+}
+
+/// What of `topic` (the keyed state's changelog) holds the number: every key with
+/// its digits (keys outlive their values), and every newest value of a key whose
+/// strings hold them, but for mallory's calls (they keep the number). Empty when
+/// nothing does.
+async fn state_records_holding_digits(env: &TestEnv, topic: &str) -> Vec<String> {
+    let (env_name, brokers, topic) = (
+        env.name.clone(),
+        env.kafka.brokers.clone(),
+        topic.to_owned(),
+    );
+    let partitions = integration_tests::partition_count(env, &topic);
+    let records = tokio::task::spawn_blocking(move || {
+        integration_tests::read_topic_at(&brokers, &env_name, &topic, partitions)
+    })
+    .await
+    .unwrap();
+    let mut found = Vec::new();
+    let mut newest = std::collections::HashMap::new();
+    for record in records {
+        let digits: String = record.key.chars().filter(char::is_ascii_digit).collect();
+        if digits.contains(DIGITS) {
+            found.push(format!("key {:?}", record.key));
+        }
+        newest.insert((record.partition, record.key), record.payload);
+    }
+    for ((partition, key), payload) in newest {
+        let Some(payload) = payload else { continue };
+        let Ok(value) = serde_json::from_slice::<Value>(&payload) else {
+            continue;
+        };
+        if value["account"] == "mallory" {
+            continue;
+        }
+        if strings_hold_digits(&value) {
+            found.push(format!(
+                "the value of {key:?} in partition {partition}: {value}"
+            ));
+        }
+    }
+    found
+}
+
+/// Whether any string in `value` holds the number's digits (separators removed).
+fn strings_hold_digits(value: &Value) -> bool {
+    match value {
+        Value::String(text) => {
+            let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+            digits.contains(DIGITS)
+        }
+        Value::Array(items) => items.iter().any(strings_hold_digits),
+        Value::Object(fields) => fields.values().any(strings_hold_digits),
+        _ => false,
+    }
 }
 
 /// (table, rows) of every table of the database whose rows of acme-leads (or every

@@ -236,9 +236,15 @@ async fn an_existing_database_gets_its_state_built_once_then_decides_against_it(
 
     let producer = runtime::kafka::AckedProducer::new(&env.kafka).unwrap();
     let changelog = processor::state::Changelog::new(producer, &env.kafka);
-    let built = processor::state::build(&changelog, &client, 45, |_| {})
-        .await
-        .unwrap();
+    let built = processor::state::build(
+        &changelog,
+        &client,
+        &processor::state::CallerNames::new(""),
+        45,
+        |_| {},
+    )
+    .await
+    .unwrap();
     assert_eq!((built.calls, built.callers), (1, 1));
 
     // The pipeline starts again by itself and decides the new call a repeat of the
@@ -254,4 +260,159 @@ async fn an_existing_database_gets_its_state_built_once_then_decides_against_it(
         .await
         .unwrap();
     assert_eq!(decided.repeat_of, old_id);
+}
+
+/// The newest value of each key of the state changelog, every partition. Blocking.
+fn newest_entries(
+    changelog: &processor::state::Changelog,
+) -> std::collections::HashMap<(i32, Vec<u8>), Option<Vec<u8>>> {
+    let mut newest = std::collections::HashMap::new();
+    for partition in 0..changelog.partitions().unwrap() {
+        changelog
+            .read(partition, 0, |key, value, _| {
+                newest.insert((partition, key.to_vec()), value.map(<[u8]>::to_vec));
+            })
+            .unwrap();
+    }
+    newest
+}
+
+/// A state written before callers were named by a keyed hash (`k` and the caller
+/// key in clear) is renamed when a processor restores it, and decided against as
+/// before; a processor with another `retention.hash_key` refuses the state instead
+/// of taking every kept caller for a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_from_before_hashed_names_is_renamed_and_another_key_is_refused() {
+    let env = TestEnv::new("state_names").await;
+    let client = env.client();
+    let mut first = env.start("processor", &[]).await;
+    let ingest = env.start("ingest", &[]).await;
+    let old = r#"{"call": {"id": "old_1", "caller": {"number": "3125550777"}, "started_at": "2026-11-10T10:00:00Z", "duration": "2:00", "payout": "$5.00"}}"#;
+    let (status, _) = ingest.post_webhook("arroyo", "application/json", old).await;
+    assert_eq!(status, 202);
+    let old_id: String = eventually("the old call", Duration::from_secs(60), || async {
+        client
+            .query("SELECT toString(id) FROM calls FINAL WHERE external_id = 'old_1'")
+            .fetch_one()
+            .await
+            .ok()
+    })
+    .await;
+    // The caller's entry as the state kept it before: the number in the key, no
+    // fingerprint of a hash key.
+    let producer = runtime::kafka::AckedProducer::new(&env.kafka).unwrap();
+    let changelog = std::sync::Arc::new(processor::state::Changelog::new(producer, &env.kafka));
+    let caller_key = schemas::ids::caller_key("acme-leads", "+13125550777");
+    let hashed = processor::state::CallerNames::new("").key(&caller_key);
+    let mut clear = b"k".to_vec();
+    clear.extend_from_slice(caller_key.as_bytes());
+    // (The changelog is written beside the insert: waited for.)
+    let (partition, value) = eventually(
+        "the caller kept by its hashed name",
+        Duration::from_secs(60),
+        || {
+            let (reader, hashed) = (changelog.clone(), hashed.clone());
+            async move {
+                let newest = tokio::task::spawn_blocking(move || newest_entries(&reader))
+                    .await
+                    .ok()?;
+                newest
+                    .into_iter()
+                    .find_map(|((p, k), v)| (k == hashed).then_some((p, v?)))
+            }
+        },
+    )
+    .await;
+    first.kill();
+    let value = Some(value);
+    let mut old_format = vec![
+        (partition, clear.clone(), value),
+        (partition, hashed.clone(), None),
+    ];
+    for p in 0..changelog.partitions().unwrap() {
+        old_format.push((p, b"mcallernames".to_vec(), None));
+    }
+    changelog.write(&old_format).await.unwrap();
+
+    // A new processor (its state in memory: restored from the changelog) renames
+    // the caller and decides the caller's next call a repeat of the old one.
+    let mut second = env.start("processor", &[]).await;
+    let record = r#"{"call": {"id": "new_1", "caller": {"number": "3125550777"}, "started_at": "2026-11-20T10:00:00Z", "duration": "1:00", "payout": "$5.00"}}"#;
+    let (status, _) = ingest
+        .post_webhook("arroyo", "application/json", record)
+        .await;
+    assert_eq!(status, 202);
+    let decided = eventually("the new call decided", Duration::from_secs(120), || async {
+        decisions(&client).await.remove("new_1")
+    })
+    .await;
+    assert_eq!(decided.status, "repeat", "{decided:?}");
+    assert_eq!(decided.repeat_of, old_id, "{decided:?}");
+    let reader = changelog.clone();
+    let newest = tokio::task::spawn_blocking(move || newest_entries(&reader))
+        .await
+        .unwrap();
+    assert_eq!(
+        newest.get(&(partition, clear.clone())),
+        Some(&None),
+        "the clear name is tombstoned"
+    );
+    assert!(
+        matches!(newest.get(&(partition, hashed.clone())), Some(Some(_))),
+        "the caller is kept by its hashed name again"
+    );
+    // (A partition is caught up when a batch first needs it: the caller's was.)
+    assert!(
+        matches!(
+            newest.get(&(partition, b"mcallernames".to_vec())),
+            Some(Some(_))
+        ),
+        "the caller's partition records its hash key's fingerprint"
+    );
+    assert!(
+        !newest
+            .iter()
+            .any(|((_, k), v)| k.first() == Some(&b'k') && v.is_some()),
+        "no caller left under a clear name"
+    );
+    second.kill();
+
+    // Another hash key: the state is not decided with it, and health says why.
+    let third = env
+        .start_unhealthy_ok(
+            "processor",
+            &[(
+                "PROCESSOR_RETENTION__HASH_KEY",
+                "another-deployment-key-0001",
+            )],
+        )
+        .await;
+    // (A partition is caught up when a batch first needs it.)
+    let record = r#"{"call": {"id": "new_2", "caller": {"number": "3125550777"}, "started_at": "2026-11-21T10:00:00Z", "duration": "1:00"}}"#;
+    let (status, _) = ingest
+        .post_webhook("arroyo", "application/json", record)
+        .await;
+    assert_eq!(status, 202);
+    let health = eventually(
+        "health to name the hash key",
+        Duration::from_secs(60),
+        || async {
+            let health: serde_json::Value = reqwest::get(third.url("/healthz"))
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            health
+                .to_string()
+                .contains("retention.hash_key")
+                .then_some(health)
+        },
+    )
+    .await;
+    assert_eq!(health["status"], "unavailable", "{health}");
+    assert!(
+        !decisions(&client).await.contains_key("new_2"),
+        "a call decided with callers taken for new"
+    );
 }
