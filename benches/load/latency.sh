@@ -24,7 +24,9 @@
 #                                  # a private tansu with memory storage as the broker
 #                                  # (benches/load/world.sh)
 #   CM_BENCH_RSS_EVERY_S=60 benches/load/latency.sh 1300 1800
-#                                  # a soak: also prints the binaries' RSS every 60 s
+#                                  # a soak: also prints every 60 s the binaries' RSS,
+#                                  # each process's CPU and the processor's batch
+#                                  # steps over the minute (interval_steps.py)
 #
 # Topics (prefix `lat<time>.`) and the database (`lat_bench`, dropped first) are the
 # run's own. On a ClickHouse disk of ext4 without a journal, a run right after another
@@ -81,22 +83,41 @@ for _ in $(seq 1 300); do
   [ "$(curl -s -u "$CH_USER" "$CH/?database=$DB" --data-binary "SELECT count() FROM calls")" -ge 1 ] && break
   sleep 0.1
 done
-if [ -n "${CM_BENCH_RSS_EVERY_S:-}" ]; then
-  (
-    while sleep "$CM_BENCH_RSS_EVERY_S"; do
-      printf 'rss_kib %s ingest %s processor %s api %s\n' "$(date -u +%T)" \
-        "$(awk '/^VmRSS/ {print $2}' /proc/"${PIDS[0]}"/status)" \
-        "$(awk '/^VmRSS/ {print $2}' /proc/"${PIDS[1]}"/status)" \
-        "$(awk '/^VmRSS/ {print $2}' /proc/"${PIDS[2]}"/status)"
-    done
-  ) &
-  PIDS+=($!)
-fi
 echo "$(date -u +%FT%TZ) latency at $RATE calls/s for ${SECONDS_TO_RUN}s (tansu ${CM_BENCH_STORAGE:-sqlite}, ClickHouse 18.16, release binaries, 2 cores shared)"
 INFRA_RUN="${CM_DATA_DIR:-$ROOT/.data/stack}/run"
 INFRA_PIDS=()
 if [ "${CM_BENCH_CLUSTER:-0}" != 1 ]; then
   INFRA_PIDS=("tansu=${BENCH_TANSU_PID:-$(cat "$INFRA_RUN/tansu.pid")}" "clickhouse=$(cat "$INFRA_RUN/clickhouse.pid")")
+fi
+if [ -n "${CM_BENCH_RSS_EVERY_S:-}" ]; then
+  # A soak: every interval, the binaries' RSS, each process's CPU over the interval
+  # (cores), and what the processor's batches did meanwhile (interval_steps.py), so
+  # a latency that grows through the run shows what grows with it.
+  SNAPS="$(mktemp -d)"
+  (
+    WATCHED=("ingest=${PIDS[0]}" "processor=${PIDS[1]}" "api=${PIDS[2]}" "${INFRA_PIDS[@]}")
+    declare -A last
+    for pair in "${WATCHED[@]}"; do last[$pair]="$(cpu_process_ticks "${pair#*=}")"; done
+    curl -fsS http://127.0.0.1:18086/metrics >"$SNAPS/prev.prom" 2>/dev/null || true
+    while sleep "$CM_BENCH_RSS_EVERY_S"; do
+      printf 'rss_kib %s ingest %s processor %s api %s\n' "$(date -u +%T)" \
+        "$(awk '/^VmRSS/ {print $2}' /proc/"${PIDS[0]}"/status)" \
+        "$(awk '/^VmRSS/ {print $2}' /proc/"${PIDS[1]}"/status)" \
+        "$(awk '/^VmRSS/ {print $2}' /proc/"${PIDS[2]}"/status)"
+      line="cpu_cores"
+      for pair in "${WATCHED[@]}"; do
+        now="$(cpu_process_ticks "${pair#*=}")"
+        line+=" ${pair%%=*} $(awk -v a="${last[$pair]}" -v b="$now" -v t="$CPU_TICKS_PER_S" -v s="$CM_BENCH_RSS_EVERY_S" 'BEGIN {printf "%.2f", (b - a) / t / s}' 2>/dev/null)"
+        last[$pair]="$now"
+      done
+      echo "$line"
+      if curl -fsS http://127.0.0.1:18086/metrics >"$SNAPS/now.prom" 2>/dev/null; then
+        python3 benches/load/interval_steps.py "$SNAPS/prev.prom" "$SNAPS/now.prom" || true
+        mv "$SNAPS/now.prom" "$SNAPS/prev.prom"
+      fi
+    done
+  ) &
+  PIDS+=($!)
 fi
 ch_events() {
   curl -s -u "$CH_USER" "$CH/" --data-binary "SELECT groupArray(value) FROM (SELECT event, value FROM system.events WHERE event IN ('InsertQuery', 'MergeTreeDataWriterBlocks', 'MergedRows', 'MergesTimeMilliseconds', 'InsertedRows') ORDER BY event) FORMAT TSV"

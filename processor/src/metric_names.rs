@@ -42,6 +42,10 @@ pub const PROCESSOR_ROLLUP_HOURS_TOTAL: &str = "processor_rollup_hours_total";
 pub const PROCESSOR_STEP_SECONDS: &str = "processor_step_seconds";
 /// gauge; labels: none. Bytes the keyed state takes on this instance.
 pub const PROCESSOR_STATE_BYTES: &str = "processor_state_bytes";
+/// gauge; labels: none. Bytes of the keyed state's memtables (writes not yet flushed
+/// to disk; the on-disk store only): with its 128 MiB block cache, the state's share
+/// of the processor's memory.
+pub const PROCESSOR_STATE_WRITE_BUFFER_BYTES: &str = "processor_state_write_buffer_bytes";
 /// gauge; labels: `partition`. Entries of a raw partition's keyed state (approximate).
 pub const PROCESSOR_STATE_ENTRIES: &str = "processor_state_entries";
 /// counter; labels: none. Calls that left the keyed state (older than its retention).

@@ -133,6 +133,10 @@ impl StateEngine for FjallEngine {
         self.keyspace.disk_space()
     }
 
+    fn write_buffer_bytes(&self) -> Option<u64> {
+        Some(self.keyspace.write_buffer_size())
+    }
+
     fn entries(&self, partition: i32) -> u64 {
         self.partition(partition)
             .map(|h| h.approximate_len() as u64)

@@ -39,6 +39,13 @@ pub trait StateEngine: Send + Sync + 'static {
 
     /// Entries kept for `partition` (approximate for the LSM store).
     fn entries(&self, partition: i32) -> u64;
+
+    /// Bytes of memory the store holds besides its block cache, where it knows
+    /// them (the LSM store's memtables): the part of the process's memory that
+    /// grows with writes not yet flushed.
+    fn write_buffer_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -755,6 +755,10 @@ impl KeyedState {
     fn report_size(&self, partition: i32) {
         metrics::gauge!(crate::metric_names::PROCESSOR_STATE_BYTES)
             .set(self.engine.size_bytes() as f64);
+        if let Some(bytes) = self.engine.write_buffer_bytes() {
+            metrics::gauge!(crate::metric_names::PROCESSOR_STATE_WRITE_BUFFER_BYTES)
+                .set(bytes as f64);
+        }
         metrics::gauge!(crate::metric_names::PROCESSOR_STATE_ENTRIES, "partition" => partition.to_string())
             .set(self.engine.entries(partition) as f64);
     }
