@@ -47,12 +47,12 @@ def main():
         f"calls/batch {calls / batches:.0f}" if batches else "calls/batch -",
         f"batch {mean_ms('processor_batch_seconds'):.0f} ms",
     ]
-    steps = sorted({labels for (name, labels) in after if isinstance(name, str) and name == "processor_step_seconds_count"})
+    steps = sorted({key[1] for key in after if isinstance(key, tuple) and key[0] == "processor_step_seconds_count"})
     for labels in steps:
         what = re.search(r'step="([^"]*)"', labels)
         if delta(("processor_step_seconds_count", labels)) > 0:
             parts.append(f"{what.group(1) if what else labels} {mean_ms('processor_step_seconds', labels):.0f}")
-    ages = sorted({labels for (name, labels) in after if isinstance(name, str) and name == "processor_record_age_seconds_count"})
+    ages = sorted({key[1] for key in after if isinstance(key, tuple) and key[0] == "processor_record_age_seconds_count"})
     for labels in ages:
         at = re.search(r'at="([^"]*)"', labels)
         if delta(("processor_record_age_seconds_count", labels)) > 0:
