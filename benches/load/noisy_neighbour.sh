@@ -4,7 +4,8 @@
 # SECONDS alone, then as long again while account B ("noisy", integrations noisy-hook
 # and noisy-signed) sends the worst it can (tests/src/neighbours.rs: records too large,
 # signature floods, integrations, heavy queries, event streams resumed from the start,
-# imports, a webhook flood). Reports A's acknowledged-to-dashboard latency (p50, p99,
+# imports, a webhook flood), then alone again (the control: the broker as full as B
+# left it, without B). Reports A's acknowledged-to-dashboard latency (p50, p99,
 # max), A's refused and lost calls (by A's own log of partner ids), and every answer B
 # got by attack and status. The box is shared by the load generator: its CPU is
 # reported (benches/load/cpu_share.sh). Figures in docs/reliability.md.
@@ -89,13 +90,19 @@ for line in open(sys.argv[1]):
     name, _, body = line.partition(" ")
     if body.startswith("{"):
         runs[name] = json.loads(body)
-alone, beside = runs.get("alone"), runs.get("beside_b")
+alone, beside, after = runs.get("alone"), runs.get("beside_b"), runs.get("alone_after")
 if alone and beside:
-    for name, r in (("A alone", alone), ("A beside B", beside)):
+    for name, r in (("A alone", alone), ("A beside B", beside), ("A alone after B", after)):
+        if r is None:
+            continue
         print(f"{name}: sent {r['a_sent']}, refused {r['a_refused']}, lost {r['a_lost']}, "
               f"p50 {r['a_p50_ms']} ms, p99 {r['a_p99_ms']} ms, max {r['a_max_ms']} ms, reconnects {r['a_reconnects']}")
     ratio = beside["a_p99_ms"] / max(alone["a_p99_ms"], 1)
-    print(f"A's p99 beside B / alone: {ratio:.2f}")
+    print(f"A's p99 beside B / alone before: {ratio:.2f}")
+    if after:
+        # The control: the same broker, as full as B left it, without B.
+        ratio = beside["a_p99_ms"] / max(after["a_p99_ms"], 1)
+        print(f"A's p99 beside B / alone after: {ratio:.2f}")
     for attack, statuses in beside["b_answers"].items():
         print(f"B {attack}: " + ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items())))
     print(f"B refusals naming no limit: {len(beside['b_unnamed'])}")

@@ -1,6 +1,9 @@
 //! The noisy-neighbour run (`benches/load/noisy_neighbour.sh`): account A alone, then
-//! beside account B's attacks, on a stack the script started. Prints one JSON line
-//! per run (`integration_tests::neighbours::Report`).
+//! beside account B's attacks, then alone again, on a stack the script started. The
+//! run after is the control: a broker whose cost grows with what its topics hold
+//! (tansu's memory storage lists a partition's every batch at each fetch,
+//! docs/deploy.md) makes A slower later whatever B does, and B's attack leaves the
+//! topics fuller. Prints one JSON line per run (`integration_tests::neighbours::Report`).
 //!
 //!   noisy_neighbour INGEST_URL API_URL TOKEN_A TOKEN_B RATE SECONDS
 
@@ -27,7 +30,11 @@ async fn main() -> anyhow::Result<()> {
     let rate: u32 = rate.parse()?;
     let duration = Duration::from_secs(seconds.parse()?);
     let tag = chrono::Utc::now().timestamp();
-    for (name, attack) in [("alone", false), ("beside_b", true)] {
+    for (name, attack) in [
+        ("alone", false),
+        ("beside_b", true),
+        ("alone_after", false),
+    ] {
         let plan = Plan {
             duration,
             a_rate: rate,
