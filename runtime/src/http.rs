@@ -280,3 +280,7 @@ where
         tracing::info!("open connections cut after the grace period");
     }
 }
+
+#[cfg(test)]
+#[path = "http_refusal_test.rs"]
+mod refusal_test;

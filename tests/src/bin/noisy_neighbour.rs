@@ -30,11 +30,7 @@ async fn main() -> anyhow::Result<()> {
     let rate: u32 = rate.parse()?;
     let duration = Duration::from_secs(seconds.parse()?);
     let tag = chrono::Utc::now().timestamp();
-    for (name, attack) in [
-        ("alone", false),
-        ("beside_b", true),
-        ("alone_after", false),
-    ] {
+    for (name, attack) in [("alone", false), ("beside_b", true), ("alone_after", false)] {
         let plan = Plan {
             duration,
             a_rate: rate,
