@@ -71,6 +71,7 @@ start_processor() { # the state directory persists between starts of one size
   PROCESSOR_KAFKA__BROKERS="$CM_KAFKA_BROKERS" PROCESSOR_KAFKA__TOPIC_PREFIX="$PREFIX" \
   PROCESSOR_CLICKHOUSE__URL="$CH" PROCESSOR_CLICKHOUSE__DATABASE="$DB" PROCESSOR_CLICKHOUSE__PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD" \
   PROCESSOR_HTTP__LISTEN="127.0.0.1:$PROCESSOR_PORT" PROCESSOR_STATE__DIR="$STATE_DIR" \
+  PROCESSOR_RETENTION__HASH_KEY="$CM_RETENTION_HASH_KEY" \
   RUST_LOG="warn,processor::state=info" \
     "$TARGET_DIR/release/processor" --config deploy/config/processor.toml >>"/tmp/hs-processor-$SIZE.log" 2>&1 &
   PROCESSOR_PID=$!
