@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use runtime::clickhouse::ClickHouseConfig;
 use runtime::kafka::KafkaConfig;
 use runtime::replay::ReplaySource;
@@ -132,14 +132,8 @@ enum Command {
         /// Empty the callers' numbers instead of hashing them.
         #[arg(long)]
         nullify: bool,
-        /// The deployment's hash key (the processor's retention.hash_key).
-        #[arg(
-            long,
-            env = "CM_RETENTION_HASH_KEY",
-            hide_env_values = true,
-            default_value = ""
-        )]
-        hash_key: String,
+        #[command(flatten)]
+        key: HashKey,
     },
     /// Callers' personal data (docs/privacy.md).
     #[command(subcommand)]
@@ -203,16 +197,23 @@ enum StateCommand {
         /// Days of calls kept per caller: the processors' `state.retention_days`.
         #[arg(long, default_value_t = 45)]
         retention_days: u32,
-        /// The deployment's hash key (the processors' retention.hash_key): the
-        /// state names callers by it.
-        #[arg(
-            long,
-            env = "CM_RETENTION_HASH_KEY",
-            hide_env_values = true,
-            default_value = ""
-        )]
-        hash_key: String,
+        // The keyed state names callers by it.
+        #[command(flatten)]
+        key: HashKey,
     },
+}
+
+/// The deployment's hash key: the processors' `retention.hash_key`.
+#[derive(Args)]
+struct HashKey {
+    /// The deployment's hash key (the processors' retention.hash_key).
+    #[arg(
+        long,
+        env = "CM_RETENTION_HASH_KEY",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    hash_key: String,
 }
 
 #[derive(Subcommand)]
@@ -316,7 +317,7 @@ async fn main() -> anyhow::Result<()> {
             personal_days,
             dead_letter_days,
             nullify,
-            hash_key,
+            key: HashKey { hash_key },
         } => {
             let policy = schemas::retention::RetentionPolicy {
                 account,
@@ -428,7 +429,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::State(StateCommand::Build {
             retention_days,
-            hash_key,
+            key: HashKey { hash_key },
         }) => {
             let started = std::time::Instant::now();
             let producer = runtime::kafka::AckedProducer::new(&kafka)?;

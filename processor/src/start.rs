@@ -85,7 +85,7 @@ pub async fn run(
         config.retention.hash_key.clone(),
     );
     if config.retention.hash_key.is_empty() {
-        tracing::warn!("retention.hash_key is not set: the suppression list names callers by an unkeyed hash, which a search over every number can reverse");
+        tracing::warn!("retention.hash_key is not set: the suppression list and the keyed state name callers by an unkeyed hash, which a search over every number can reverse");
     }
     // Built now so the first batch does not pay for it.
     engine::enrich::geo::geo();

@@ -215,24 +215,7 @@ async fn an_existing_database_gets_its_state_built_once_then_decides_against_it(
         .await;
     assert_eq!(status, 202);
     // Not decided without the state: the pipeline says why, health fails.
-    let health = eventually(
-        "health to name the missing state",
-        Duration::from_secs(60),
-        || async {
-            let health: serde_json::Value = reqwest::get(processor.url("/healthz"))
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            health
-                .to_string()
-                .contains("cmctl state build")
-                .then_some(health)
-        },
-    )
-    .await;
-    assert_eq!(health["status"], "unavailable", "{health}");
+    unhealthy_naming(&processor, "cmctl state build").await;
 
     let producer = runtime::kafka::AckedProducer::new(&env.kafka).unwrap();
     let changelog = processor::state::Changelog::new(producer, &env.kafka);
@@ -260,6 +243,25 @@ async fn an_existing_database_gets_its_state_built_once_then_decides_against_it(
         .await
         .unwrap();
     assert_eq!(decided.repeat_of, old_id);
+}
+
+/// Waits until `service`'s health is unavailable and says `words`.
+async fn unhealthy_naming(service: &Service, words: &str) {
+    let health = eventually(
+        &format!("health to say {words:?}"),
+        Duration::from_secs(60),
+        || async {
+            let health: serde_json::Value = reqwest::get(service.url("/healthz"))
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            health.to_string().contains(words).then_some(health)
+        },
+    )
+    .await;
+    assert_eq!(health["status"], "unavailable", "{health}");
 }
 
 /// The newest value of each key of the state changelog, every partition. Blocking.
@@ -393,24 +395,7 @@ async fn a_state_from_before_hashed_names_is_renamed_and_another_key_is_refused(
         .post_webhook("arroyo", "application/json", record)
         .await;
     assert_eq!(status, 202);
-    let health = eventually(
-        "health to name the hash key",
-        Duration::from_secs(60),
-        || async {
-            let health: serde_json::Value = reqwest::get(third.url("/healthz"))
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            health
-                .to_string()
-                .contains("retention.hash_key")
-                .then_some(health)
-        },
-    )
-    .await;
-    assert_eq!(health["status"], "unavailable", "{health}");
+    unhealthy_naming(&third, "retention.hash_key").await;
     assert!(
         !decisions(&client).await.contains_key("new_2"),
         "a call decided with callers taken for new"
