@@ -105,7 +105,8 @@ fn placement(table: &str) -> Option<Placement> {
 }
 
 impl Migration {
-    /// The migration's statements for `cluster`: every DDL statement `ON CLUSTER`,
+    /// The migration's statements for `cluster`: every DDL statement `ON CLUSTER`
+    /// (but an ALTER of a table replicated on every node, which replication carries),
     /// every table name qualified with the database (a statement queued for other
     /// nodes must not depend on a session's current database).
     pub fn cluster_statements(&self, cluster: Cluster<'_>) -> Result<Vec<String>, ClusterError> {
@@ -213,9 +214,14 @@ impl Migration {
                     format!("DROP TABLE IF EXISTS {database}.{table} ON CLUSTER {on}"),
                     distributed(cluster, table, key),
                 ]),
-                Placement::OnEveryNode => Ok(vec![format!(
-                    "ALTER TABLE {database}.{table} ON CLUSTER {on} {change}"
-                )]),
+                // One replication group spans every node: an ALTER on this node
+                // reaches every replica through it. `ON CLUSTER` would run it once
+                // per shard, and the later runs fail when the first has already
+                // replicated ("column with this name already exists", seen in CI
+                // run 14; ClickHouse 18.16 has no `ADD COLUMN IF NOT EXISTS`).
+                Placement::OnEveryNode => {
+                    Ok(vec![format!("ALTER TABLE {database}.{table} {change}")])
+                }
             };
         }
         if let Some(rest) = strip_words(statement, &["DROP", "TABLE", "IF", "EXISTS"]) {

@@ -504,7 +504,7 @@ CREATE TABLE IF NOT EXISTS callmatrix.erasures ON CLUSTER callmatrix
 ENGINE = ReplicatedMergeTree('/clickhouse/callmatrix/tables/all/callmatrix/erasures', '{replica}')
 PARTITION BY toYYYYMM(started_at)
 ORDER BY (account, started_at, id);
-ALTER TABLE callmatrix.erasures ON CLUSTER callmatrix ADD COLUMN topics_clear_by DateTime('UTC');
+ALTER TABLE callmatrix.erasures ADD COLUMN topics_clear_by DateTime('UTC');
 INSERT INTO callmatrix.calls_hourly
 SELECT account, toStartOfHour(started_at) AS hour, status, 0 AS version, count() AS calls,
        sum(ifNull(payout, toDecimal64(0, 4))) AS payout, sum(ifNull(revenue, toDecimal64(0, 4))) AS revenue,
