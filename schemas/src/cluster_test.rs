@@ -36,14 +36,9 @@ fn every_ddl_statement_runs_on_the_whole_cluster() {
     for statement in converted() {
         // An ALTER of a table replicated on every node runs once: replication
         // carries it (`alter_of_a_table_on_every_node_runs_once`).
-        let on_every_node = [
-            "schema_migrations",
-            "audit_log",
-            "retention_runs",
-            "erasures",
-        ]
-        .iter()
-        .any(|t| statement.starts_with(&format!("ALTER TABLE cmdb.{t} ")));
+        let on_every_node = ON_EVERY_NODE
+            .iter()
+            .any(|t| statement.starts_with(&format!("ALTER TABLE cmdb.{t} ")));
         if !statement.starts_with("INSERT") && !on_every_node {
             assert!(statement.contains(" ON CLUSTER callmatrix"), "{statement}");
         }

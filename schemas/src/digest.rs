@@ -9,6 +9,17 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Lowercase hex SHA-256 of `data` (64 characters).
+/// SHA-256 over `parts`, each length-prefixed, so no two part lists hash the same
+/// text (the suppression list's and the keyed state's names of callers).
+pub fn sha256_parts(parts: &[&str]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher.finalize().into()
+}
+
 pub fn sha256_hex(data: &[u8]) -> String {
     hex(&Sha256::digest(data))
 }

@@ -13,7 +13,6 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// One suppressed caller, on the compacted suppressions topic under [`Suppression::key`].
@@ -74,12 +73,7 @@ pub fn key(account: &str, caller_hash: &str) -> String {
 /// the deployment's key, the account and the number, each length-prefixed so no
 /// two different triples hash the same text.
 pub fn caller_hash(hash_key: &str, account: &str, e164: &str) -> String {
-    let mut hasher = Sha256::new();
-    for part in [hash_key, account, e164] {
-        hasher.update((part.len() as u64).to_be_bytes());
-        hasher.update(part.as_bytes());
-    }
-    crate::digest::hex(&hasher.finalize())
+    crate::digest::hex(&crate::digest::sha256_parts(&[hash_key, account, e164]))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! Each partition records a fingerprint of it (`mcallernames`), and a partition
 //! whose fingerprint differs is not decided ([`super::StateError::CallerNamesChanged`]).
 
-use sha2::{Digest, Sha256};
+use schemas::digest::sha256_parts as digest;
 
 /// The prefix of a caller's entry.
 pub(super) const CALLER: u8 = b'h';
@@ -43,16 +43,6 @@ impl CallerNames {
     pub fn fingerprint(&self) -> Vec<u8> {
         digest(&["state caller names", &self.hash_key])[..16].to_vec()
     }
-}
-
-/// SHA-256 over the parts, each length-prefixed (no two part lists hash the same text).
-fn digest(parts: &[&str]) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    for part in parts {
-        hasher.update((part.len() as u64).to_be_bytes());
-        hasher.update(part.as_bytes());
-    }
-    hasher.finalize().into()
 }
 
 #[cfg(test)]
