@@ -21,6 +21,10 @@ use tokio::net::TcpListener;
 
 use crate::shutdown::Shutdown;
 
+#[path = "http_drain.rs"]
+mod drain;
+pub use drain::{drain, worth_draining, Unread, DRAIN_MAX_BYTES, DRAIN_TIME};
+
 pub type Body = BoxBody<Bytes, Infallible>;
 
 #[derive(Debug, thiserror::Error)]
@@ -178,6 +182,11 @@ pub async fn read_incoming(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|length| length > limit) {
+        // Answered from the head; what the sender still writes is read and dropped
+        // (up to a bound) so that it reads this answer instead of a reset.
+        if worth_draining(headers) {
+            drain(body);
+        }
         return Err(too_large());
     }
     let collect = Limited::new(body, limit).collect();

@@ -159,6 +159,9 @@ async fn accept(
     body: Incoming,
     notes: &mut super::refusals::Notes,
 ) -> Result<Response<Body>, Problem> {
+    // Refused before it is read, the body is read and dropped (up to a bound), so a
+    // sender still writing it reads the refusal instead of a reset connection.
+    let body = runtime::http::Unread::new(body, &parts.headers);
     // An unknown id, a disabled integration and failed credentials are answered
     // alike: the answer says nothing about which integrations exist.
     let integration = state
@@ -210,7 +213,15 @@ async fn accept(
     let key = idempotency_key(&parts.headers);
     let bytes = match &pixel {
         Some(record) => bytes::Bytes::from(record.clone().into_bytes()),
-        None => read_incoming(&parts.headers, body, state.body_limit, state.body_timeout).await?,
+        None => {
+            read_incoming(
+                &parts.headers,
+                body.into_body(),
+                state.body_limit,
+                state.body_timeout,
+            )
+            .await?
+        }
     };
     notes.body = Some(bytes.clone());
     if declared.is_none() {
