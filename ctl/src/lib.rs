@@ -310,7 +310,7 @@ pub struct ErasureRequest<'a> {
 /// receipt.
 pub async fn erase_caller(
     kafka: &KafkaConfig,
-    clickhouse: &clickhouse::Client,
+    clickhouse: &processor::mutations::Mutations,
     request: &ErasureRequest<'_>,
     actor: &schemas::audit::Actor,
     wait: std::time::Duration,

@@ -333,18 +333,13 @@ async fn main() -> anyhow::Result<()> {
             if let Some((field, problem)) = policy.problem() {
                 anyhow::bail!("--{}: {problem}", field.replace('_', "-"));
             }
-            if clickhouse.cluster.is_some() {
-                anyhow::bail!(
-                    "retention on a ClickHouse cluster is not implemented yet (docs/privacy.md)"
-                );
-            }
             let config = processor::config::RetentionConfig {
                 hash_key,
                 ..Default::default()
             };
             let started = std::time::Instant::now();
-            let run =
-                processor::retention::run_once(&clickhouse.client(), &policy, &config).await?;
+            let target = processor::mutations::Mutations::new(clickhouse.client(), &clickhouse);
+            let run = processor::retention::run_once(&target, &policy, &config).await?;
             println!(
                 "retention of {}: {} call rows changed, {} dead letters deleted, {} ({:.1} s)",
                 run.account,
@@ -362,11 +357,6 @@ async fn main() -> anyhow::Result<()> {
             suppress,
             wait_s,
         }) => {
-            if clickhouse.cluster.is_some() {
-                anyhow::bail!(
-                    "erasure on a ClickHouse cluster is not implemented yet (docs/privacy.md)"
-                );
-            }
             let started = std::time::Instant::now();
             let request = cmctl::ErasureRequest {
                 account: &account,
@@ -377,7 +367,7 @@ async fn main() -> anyhow::Result<()> {
             };
             let receipt = cmctl::erase_caller(
                 &kafka,
-                &clickhouse.client(),
+                &processor::mutations::Mutations::new(clickhouse.client(), &clickhouse),
                 &request,
                 &cmctl::cli_actor(),
                 std::time::Duration::from_secs(wait_s),

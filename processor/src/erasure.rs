@@ -12,7 +12,12 @@
 //! - `dead_letters`: spellings cut out of the payload, the reason and the errors
 //!   of the account's letters that hold one (the letter stays, so a replay of it is
 //!   still possible; the number it needs is gone);
-//! - it waits for the mutations, then writes the receipt (`erasures`).
+//! - it waits for the mutations (and until no row holds the number), then writes
+//!   the receipt (`erasures`).
+//!
+//! On a ClickHouse cluster the mutations change the shard tables on every shard
+//! (`crate::mutations`); the counts and re-inserts go through the `Distributed`
+//! tables.
 //!
 //! Every statement selects only rows that still hold the number, so a run again
 //! after a crash or a timeout finishes the work and changes nothing twice. Records
@@ -27,6 +32,7 @@ use runtime::clickhouse::string_list;
 use schemas::erasure::{erased_caller, spelling_pattern, spelling_replacement, ErasureReceipt};
 use uuid::Uuid;
 
+use crate::mutations::Mutations;
 use crate::sink::insert;
 
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +80,7 @@ pub async fn topics_retention(kafka: &runtime::kafka::KafkaConfig) -> Option<Dur
 /// an earlier run (the caller's token stays the same). `topics_retention`
 /// ([`topics_retention`]) dates when the topics will be clear of the caller.
 pub async fn erase(
-    client: &clickhouse::Client,
+    target: &Mutations,
     id: Uuid,
     account: &str,
     number: &str,
@@ -96,11 +102,11 @@ pub async fn erase(
     };
     let holds = |column: &str| format!("arrayExists(v -> match(v, {pattern}), {column})");
     let of_caller = format!("account = {account_sql} AND caller = {caller}");
+    let client = target.client();
 
-    let run = |what: &'static str, sql: String| async move {
-        client
-            .query(&sql)
-            .execute()
+    let mutate = |what: &'static str, table: &'static str, change: String| async move {
+        target
+            .start(table, &change)
             .await
             .map_err(|source| ErasureError::ClickHouse { what, source })
     };
@@ -121,10 +127,11 @@ pub async fn erase(
     )
     .await?;
     if calls > 0 {
-        run(
+        mutate(
             "erasing the caller in calls",
+            "calls",
             format!(
-                "ALTER TABLE calls UPDATE caller = {token}, zip = '', city = '', state = '', \
+                "UPDATE caller = {token}, zip = '', city = '', state = '', \
                  warnings = {}, attr_values = {} WHERE {of_caller}",
                 scrub_all("warnings"),
                 scrub_all("attr_values")
@@ -147,7 +154,7 @@ pub async fn erase(
     .await?;
     for (table, found) in [("calls_by_caller", by_caller), ("cm_calls", cm_calls)] {
         if found > 0 {
-            crate::retention::rekey_callers(client, table, &of_caller, &token)
+            crate::retention::rekey_callers(target, table, &of_caller, &token)
                 .await
                 .map_err(|source| ErasureError::ClickHouse {
                     what: "re-keying the caller's rows",
@@ -167,10 +174,11 @@ pub async fn erase(
     )
     .await?;
     if by_time > 0 {
-        run(
+        mutate(
             "erasing the number from calls_by_time's attributes",
+            "calls_by_time",
             format!(
-                "ALTER TABLE calls_by_time UPDATE attr_values = {} WHERE {by_time_holds}",
+                "UPDATE attr_values = {} WHERE {by_time_holds}",
                 scrub_all("attr_values")
             ),
         )
@@ -189,10 +197,11 @@ pub async fn erase(
     )
     .await?;
     if letters > 0 {
-        run(
+        mutate(
             "erasing the number from dead letters",
+            "dead_letters",
             format!(
-                "ALTER TABLE dead_letters UPDATE payload = {}, reason = {}, errors = {} WHERE {letters_hold}",
+                "UPDATE payload = {}, reason = {}, errors = {} WHERE {letters_hold}",
                 scrub("payload"),
                 scrub("reason"),
                 scrub_all("errors")
@@ -203,7 +212,15 @@ pub async fn erase(
     places.push("dead_letters".to_owned());
     rows.push(letters);
 
-    let outcome = if crate::retention::wait_for_mutations(client, wait).await {
+    // Done when no row of the account holds the number any more.
+    let left = [
+        format!("SELECT count() FROM calls WHERE {of_caller}"),
+        format!("SELECT count() FROM calls_by_caller WHERE {of_caller}"),
+        format!("SELECT count() FROM cm_calls WHERE {of_caller}"),
+        format!("SELECT count() FROM calls_by_time WHERE {by_time_holds}"),
+        format!("SELECT count() FROM dead_letters WHERE {letters_hold}"),
+    ];
+    let outcome = if target.wait(wait, &left).await {
         "done".to_owned()
     } else {
         format!(

@@ -13,9 +13,9 @@
 //!    (idempotent for its id, so an order read again after a crash finishes the work
 //!    and changes nothing twice), then a tombstone for its key, so the number it
 //!    holds leaves the topic at compaction, then the commit. An order that fails for
-//!    good (or cannot be carried out here: a ClickHouse cluster) gets a receipt
-//!    saying so, so the account sees it; an unreadable one is logged with its
-//!    position and counted.
+//!    good gets a receipt saying so, so the account sees it; an unreadable one is
+//!    logged with its position and counted. On a ClickHouse cluster the mutations
+//!    change every shard (`crate::mutations`).
 
 use std::time::Duration;
 
@@ -26,6 +26,7 @@ use runtime::shutdown::Shutdown;
 use schemas::erasure::{ErasureOrder, ErasureReceipt};
 
 use crate::error::ProcessorError;
+use crate::mutations::Mutations;
 use crate::sink::{insert, BatchSink, Interrupted};
 use crate::state::{BatchWrites, KeyedState, StateError};
 
@@ -38,7 +39,7 @@ pub async fn run(
     kafka: &runtime::kafka::KafkaConfig,
     sink: &BatchSink,
     mutation_wait: Duration,
-    cluster: bool,
+    target: &Mutations,
     shutdown: Shutdown,
 ) -> Result<(), ProcessorError> {
     let topic = kafka.topics().erasures;
@@ -67,7 +68,7 @@ pub async fn run(
                 sink,
                 &order,
                 mutation_wait,
-                cluster,
+                target,
                 topics_retention,
                 &shutdown,
             )
@@ -96,18 +97,15 @@ async fn carry_out(
     sink: &BatchSink,
     order: &ErasureOrder,
     mutation_wait: Duration,
-    cluster: bool,
+    target: &Mutations,
     topics_retention: Option<Duration>,
     shutdown: &Shutdown,
 ) -> Result<(), Interrupted> {
-    let failed = if cluster {
-        "not done: erasure on a ClickHouse cluster is not implemented yet (docs/privacy.md)"
-            .to_owned()
-    } else {
+    let failed = {
         let erased = sink
             .retry("erase a caller", shutdown, || {
                 crate::erasure::erase(
-                    &sink.clickhouse,
+                    target,
                     order.id,
                     &order.account,
                     &order.number,

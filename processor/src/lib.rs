@@ -20,6 +20,7 @@ mod erasure_orders;
 mod error;
 mod linker;
 pub mod metric_names;
+pub mod mutations;
 mod ops;
 mod parking;
 mod pipeline;

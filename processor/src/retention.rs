@@ -19,8 +19,8 @@
 //! Every statement selects only rows not yet changed, so a run after a crash, or
 //! two processors running it, change nothing twice. The hash is the same for the
 //! same number (a keyed SHA-256), so an account's old calls of one caller still
-//! match each other. Not on a ClickHouse cluster yet (the statements would have to
-//! name the shard tables `ON CLUSTER`): a run there records that it did nothing.
+//! match each other. On a ClickHouse cluster the mutations change the shard tables
+//! on every shard (`crate::mutations`).
 
 use std::time::Duration;
 
@@ -32,13 +32,14 @@ use schemas::retention::{hashed_sql, CallerAction, RetentionPolicy, RetentionRun
 
 use crate::config::RetentionConfig;
 use crate::error::ProcessorError;
+use crate::mutations::Mutations;
 use crate::sink::{insert, BatchSink};
 
 pub async fn run(
     kafka: &runtime::kafka::KafkaConfig,
     sink: &BatchSink,
     config: &RetentionConfig,
-    cluster: bool,
+    target: &Mutations,
     shutdown: Shutdown,
 ) -> Result<(), ProcessorError> {
     let policies: CompactedTable<RetentionPolicy> = CompactedTable::start(
@@ -57,11 +58,7 @@ pub async fn run(
                 continue;
             }
             let started = Utc::now();
-            let result = if cluster {
-                Err("not applied: ClickHouse cluster mode (mutations on shard tables are not implemented yet)".to_owned())
-            } else {
-                apply(&sink.clickhouse, &policy, config, started).await
-            };
+            let result = apply(target, &policy, config, started).await;
             let record = run_record(&policy, started, result);
             let written = sink
                 .retry("record a retention run", &shutdown, || {
@@ -87,7 +84,7 @@ pub async fn run(
 /// One account's run now, recorded in `retention_runs` (what `cmctl retention`
 /// does; the worker runs the same per policy).
 pub async fn run_once(
-    client: &clickhouse::Client,
+    target: &Mutations,
     policy: &RetentionPolicy,
     config: &RetentionConfig,
 ) -> Result<RetentionRun, clickhouse::error::Error> {
@@ -95,9 +92,14 @@ pub async fn run_once(
     let record = run_record(
         policy,
         started,
-        apply(client, policy, config, started).await,
+        apply(target, policy, config, started).await,
     );
-    insert(client, "retention_runs", std::slice::from_ref(&record)).await?;
+    insert(
+        target.client(),
+        "retention_runs",
+        std::slice::from_ref(&record),
+    )
+    .await?;
     Ok(record)
 }
 
@@ -137,11 +139,13 @@ fn run_record(
 
 /// One account's run: (call rows changed, dead letters deleted, outcome).
 async fn apply(
-    client: &clickhouse::Client,
+    target: &Mutations,
     policy: &RetentionPolicy,
     config: &RetentionConfig,
     now: DateTime<Utc>,
 ) -> Result<(u64, u64, String), String> {
+    let client = target.client();
+    let mut left = Vec::new();
     let account = string_list([policy.account.as_str()]);
     let failed = |what: &str, e: clickhouse::error::Error| format!("{what}: {e}");
     let mut calls_changed = 0;
@@ -171,14 +175,16 @@ async fn apply(
                     .await
                     .map_err(|e| failed("counting calls", e))?;
                 if calls_changed > 0 {
-                    client
-                        .query(&format!(
-                            "ALTER TABLE calls UPDATE caller = {replacement}, zip = '', city = '' WHERE {pending}"
-                        ))
-                        .execute()
+                    target
+                        .start(
+                            "calls",
+                            &format!(
+                                "UPDATE caller = {replacement}, zip = '', city = '' WHERE {pending}"
+                            ),
+                        )
                         .await
                         .map_err(|e| failed("changing calls", e))?;
-                    rekey_callers(client, "calls_by_caller", &pending, &replacement)
+                    rekey_callers(target, "calls_by_caller", &pending, &replacement)
                         .await
                         .map_err(|e| failed("changing calls", e))?;
                 }
@@ -189,8 +195,11 @@ async fn apply(
                     .fetch_one::<u64>()
                     .await
                     .map_err(|e| failed("counting CallMatrix calls", e))?;
+                for table in ["calls", "calls_by_caller", "cm_calls"] {
+                    left.push(format!("SELECT count() FROM {table} WHERE {pending}"));
+                }
                 if cm_rows > 0 {
-                    rekey_callers(client, "cm_calls", &pending, &replacement)
+                    rekey_callers(target, "cm_calls", &pending, &replacement)
                         .await
                         .map_err(|e| failed("changing CallMatrix calls", e))?;
                 }
@@ -207,14 +216,17 @@ async fn apply(
             .await
             .map_err(|e| failed("counting dead letters", e))?;
         if letters > 0 {
-            client
-                .query(&format!("ALTER TABLE dead_letters DELETE WHERE {old}"))
-                .execute()
+            target
+                .start("dead_letters", &format!("DELETE WHERE {old}"))
                 .await
                 .map_err(|e| failed("deleting dead letters", e))?;
         }
+        left.push(format!("SELECT count() FROM dead_letters WHERE {old}"));
     }
-    if !wait_for_mutations(client, Duration::from_secs(config.mutation_wait_s)).await {
+    if !target
+        .wait(Duration::from_secs(config.mutation_wait_s), &left)
+        .await
+    {
         outcome = format!(
             "mutations still running after {} s (retention.mutation_wait_s); the next run finishes them",
             config.mutation_wait_s
@@ -248,7 +260,7 @@ const CALLER_KEYED: &[(&str, &str)] = &[
 /// reads, and no row would be copied), then the old rows deleted. Shared by
 /// retention and erasure (`crate::erasure`).
 pub(crate) async fn rekey_callers(
-    client: &clickhouse::Client,
+    target: &Mutations,
     table: &str,
     condition: &str,
     replacement: &str,
@@ -258,39 +270,18 @@ pub(crate) async fn rekey_callers(
         .find(|(name, _)| *name == table)
         .map(|(_, columns)| columns.replace("{caller}", &format!("{replacement} AS new_caller")))
         .unwrap_or_default();
-    client
+    // On a cluster through the `Distributed` table: each row goes to the shard its
+    // new key picks, before the statement returns (`insert_distributed_sync`).
+    target
+        .client()
         .query(&format!(
             "INSERT INTO {table} SELECT {columns} FROM {table} WHERE {condition}"
         ))
         .execute()
         .await?;
-    client
-        .query(&format!("ALTER TABLE {table} DELETE WHERE {condition}"))
-        .execute()
+    target
+        .start(table, &format!("DELETE WHERE {condition}"))
         .await
-}
-
-/// Whether the database's mutations (of the tables retention and erasure change)
-/// finished within `wait`.
-pub(crate) async fn wait_for_mutations(client: &clickhouse::Client, wait: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let running = client
-            .query(
-                "SELECT count() FROM system.mutations WHERE database = currentDatabase() AND is_done = 0 \
-                 AND table IN ('calls', 'calls_by_caller', 'cm_calls', 'calls_by_time', 'dead_letters')",
-            )
-            .fetch_one::<u64>()
-            .await
-            .unwrap_or(1);
-        if running == 0 {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[cfg(test)]

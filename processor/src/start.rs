@@ -17,6 +17,7 @@ use schemas::callmatrix::ManagedNumber;
 
 use crate::config::ProcessorConfig;
 use crate::error::ProcessorError;
+use crate::mutations::Mutations;
 use crate::ops::{self, OpsState};
 use crate::pipeline::Pipeline;
 use crate::sink::BatchSink;
@@ -106,31 +107,37 @@ pub async fn run(
     {
         let (kafka, sink, retention) =
             (config.kafka.clone(), sink.clone(), config.retention.clone());
-        let cluster = config.clickhouse.cluster.is_some();
+        let target = Mutations::new(sink.clickhouse.clone(), &config.clickhouse);
         handles.push(workers.supervise("retention", shutdown.clone(), {
             let shutdown = shutdown.clone();
             move || {
-                let (kafka, sink, retention, shutdown) = (
+                let (kafka, sink, retention, target, shutdown) = (
                     kafka.clone(),
                     sink.clone(),
                     retention.clone(),
+                    target.clone(),
                     shutdown.clone(),
                 );
-                async move { retention::run(&kafka, &sink, &retention, cluster, shutdown).await }
+                async move { retention::run(&kafka, &sink, &retention, &target, shutdown).await }
             }
         }));
     }
     {
         let (kafka, sink) = (config.kafka.clone(), sink.clone());
         let mutation_wait = Duration::from_secs(config.retention.mutation_wait_s);
-        let cluster = config.clickhouse.cluster.is_some();
+        let target = Mutations::new(sink.clickhouse.clone(), &config.clickhouse);
         handles.push(
             workers.supervise("erasure-worker", shutdown.clone(), {
                 let shutdown = shutdown.clone();
                 move || {
-                    let (kafka, sink, shutdown) = (kafka.clone(), sink.clone(), shutdown.clone());
+                    let (kafka, sink, target, shutdown) = (
+                        kafka.clone(),
+                        sink.clone(),
+                        target.clone(),
+                        shutdown.clone(),
+                    );
                     async move {
-                        erasure_orders::run(&kafka, &sink, mutation_wait, cluster, shutdown).await
+                        erasure_orders::run(&kafka, &sink, mutation_wait, &target, shutdown).await
                     }
                 }
             }),

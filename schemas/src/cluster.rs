@@ -250,6 +250,32 @@ impl Migration {
     }
 }
 
+/// A mutation of the data (`UPDATE … WHERE …`, `DELETE WHERE …`) of `table` on
+/// `cluster`, as erasure and retention run them: a sharded table's shard tables,
+/// `ON CLUSTER` (the DDL queue runs a replicated ALTER once per shard, on one of its
+/// replicas, and replication carries the mutation to the others; a `Distributed`
+/// table cannot be mutated); a table every node holds, on this node. `None` for a
+/// table with no place on a cluster. `change` names columns only, never a table.
+pub fn mutation(cluster: Cluster<'_>, table: &str, change: &str) -> Option<String> {
+    let Cluster { name: on, database } = cluster;
+    Some(match placement(table)? {
+        Placement::Sharded(_) => {
+            format!("ALTER TABLE {database}.{table}{SHARD_SUFFIX} ON CLUSTER {on} {change}")
+        }
+        Placement::OnEveryNode => format!("ALTER TABLE {database}.{table} {change}"),
+    })
+}
+
+/// The name a sharded table's rows are stored under on each node (what
+/// `system.mutations` and `system.parts` call it); a table every node holds keeps
+/// its name.
+pub fn stored_name(table: &str) -> String {
+    match placement(table) {
+        Some(Placement::Sharded(_)) => format!("{table}{SHARD_SUFFIX}"),
+        _ => table.to_owned(),
+    }
+}
+
 /// The `Distributed` table `table` over its shard tables.
 fn distributed(cluster: Cluster<'_>, table: &str, key: &str) -> String {
     let Cluster { name: on, database } = cluster;

@@ -205,3 +205,29 @@ fn a_table_with_no_place_or_a_statement_unknown_is_refused() {
         Err(ClusterError::Unrecognised { .. })
     ));
 }
+
+#[test]
+fn a_mutation_changes_the_shard_tables_on_every_shard() {
+    let cluster = Cluster {
+        name: "callmatrix",
+        database: "cm",
+    };
+    assert_eq!(
+        mutation(cluster, "calls", "UPDATE zip = '' WHERE account = 'a'").as_deref(),
+        Some(
+            "ALTER TABLE cm.calls_shard ON CLUSTER callmatrix UPDATE zip = '' WHERE account = 'a'"
+        )
+    );
+    assert_eq!(
+        mutation(cluster, "dead_letters", "DELETE WHERE account = 'a'").as_deref(),
+        Some("ALTER TABLE cm.dead_letters_shard ON CLUSTER callmatrix DELETE WHERE account = 'a'")
+    );
+    // Replication carries it to every node; `ON CLUSTER` would run it per shard.
+    assert_eq!(
+        mutation(cluster, "erasures", "DELETE WHERE 1").as_deref(),
+        Some("ALTER TABLE cm.erasures DELETE WHERE 1")
+    );
+    assert_eq!(mutation(cluster, "no_such_table", "DELETE WHERE 1"), None);
+    assert_eq!(stored_name("calls_by_caller"), "calls_by_caller_shard");
+    assert_eq!(stored_name("erasures"), "erasures");
+}

@@ -22,7 +22,11 @@
 #        the rollups and with exact=true;
 #      - both replicas of each shard hold the same rows (count and a hash of every
 #        (id, version)) in calls, calls_by_time, call_ids and the rollups;
-#      - a batch retried after its first insert lost its views' rows gets them.
+#      - a batch retried after its first insert lost its views' rows gets them;
+#   4. erase one of the load's callers (`cmctl privacy erase`) and run a retention over
+#      an old call (`cmctl retention`): no replica's shard tables keep either number,
+#      the old call reads hashed, the rollups' totals are unchanged (docs/privacy.md,
+#      "On a cluster").
 #
 #   tests/cluster/kill_test.sh [PAUSE_S=12]
 #
@@ -221,6 +225,55 @@ for what, (c, p) in checks.items():
     print(f"[cluster-test] {'ok' if same else 'FAILED'}: {what}: {c} calls" + ("" if p is None else f", payout {p}"))
 sys.exit(0 if ok else 1)
 PY
+
+# Erasure and retention on the cluster (issue 36): one caller of the load erased by
+# cmctl, then no replica's shard tables hold the number; an old call's caller hashed
+# by a retention run on every replica; the rollups' totals unchanged by either.
+cmctl_env=(env CM_KAFKA_BROKERS="127.0.0.1:$((base + 92))" CM_TOPIC_PREFIX="" CM_DATABASE=callmatrix
+  CM_CLICKHOUSE_URL="http://127.0.0.1:$((base + 121))" CM_CLICKHOUSE_CLUSTER=callmatrix
+  CM_CLICKHOUSE_USER=callmatrix_writer CM_CLICKHOUSE_PASSWORD="$CM_CLICKHOUSE_WRITER_PASSWORD")
+totals() { curl -fsS -H "authorization: Bearer $CM_TOKEN" "$api1/api/aggregates?$range" \
+  | python3 -c 'import json,sys; r=json.load(sys.stdin)["rows"]; print(sum(x["calls"] for x in r), sum(float(x["payout"]) for x in r))'; }
+before="$(totals)"
+number="$(node_query 1 "SELECT caller FROM calls WHERE client_id = 'arroyo' AND startsWith(external_id, 'fm_') ORDER BY external_id LIMIT 1")"
+holding() { # holding N NUMBER: rows of the number in node N's shard tables
+  node_query "$1" "SELECT (SELECT count() FROM calls_shard WHERE caller = '$2') + (SELECT count() FROM calls_by_caller_shard WHERE caller = '$2') + (SELECT count() FROM cm_calls_shard WHERE caller = '$2') + (SELECT count() FROM dead_letters_shard WHERE position(payload, substring('$2', 3)) > 0)"
+}
+held=0
+for n in 1 2 3 4; do held=$((held + $(holding "$n" "$number"))); done
+if [ "$held" -gt 0 ] && erased="$("${cmctl_env[@]}" "$target/debug/cmctl" privacy erase acme-leads "$number" --wait-s 120 2>"$run/erase.err")"; then
+  say "cmctl privacy erase: ${erased%%$'\n'*}"
+  case "$erased" in *"; done ("*) ;; *) fail "the erasure did not finish: $erased" ;; esac
+  # Each replica runs the mutation from its replication log: give the second of each
+  # shard a little time.
+  for n in 1 2 3 4; do
+    left=1
+    for _ in $(seq 1 100); do left="$(holding "$n" "$number")"; [ "$left" = 0 ] && break; sleep 0.3; done
+    [ "$left" = 0 ] || fail "ch$n still holds the erased number in $left rows"
+  done
+  say "erased on the cluster: $held rows held the number before, none on any replica after"
+else
+  fail "erasure on the cluster: the number held $held rows before; cmctl said: ${erased:-nothing} $(tail -3 "$run/erase.err" 2>/dev/null)"
+fi
+# A call older than the retention, its caller kept in calls and (by the view) in
+# calls_by_caller on its shard's replicas.
+node_query 3 "INSERT INTO calls (id, version, account, client_id, caller, started_at) VALUES (toUUID('00000000-0000-0000-0000-0000000001d0'), 1, 'acme-leads', 'arroyo', '+14155550777', toDateTime('2026-01-10 10:00:00', 'UTC'))"
+if kept="$("${cmctl_env[@]}" CM_RETENTION_HASH_KEY="$CM_RETENTION_HASH_KEY" "$target/debug/cmctl" retention acme-leads --personal-days 60 2>"$run/retention.err")"; then
+  say "cmctl retention: $kept"
+  for n in 1 2 3 4; do
+    clear=1
+    for _ in $(seq 1 100); do clear="$(holding "$n" "+14155550777")"; [ "$clear" = 0 ] && break; sleep 0.3; done
+    [ "$clear" = 0 ] || fail "ch$n keeps the old call's caller in $clear rows after the retention run"
+  done
+  hashed="$(node_query 1 "SELECT count() FROM calls WHERE id = toUUID('00000000-0000-0000-0000-0000000001d0') AND startsWith(caller, 'h:')")"
+  [ "$hashed" -ge 1 ] && say "the old call's caller hashed on every replica" || fail "the old call's caller is not hashed ($hashed rows)"
+else
+  fail "retention on the cluster: $kept $(tail -3 "$run/retention.err" 2>/dev/null)"
+fi
+after="$(totals)"
+[ "$before" = "$after" ] && say "rollup totals unchanged by the erasure and the retention run: $after" \
+  || fail "rollup totals changed: $before before, $after after"
+
 wait "$load_pid" 2>/dev/null || true
 cat "$run/load.out"
 if [ "$status" -eq 0 ]; then say "passed"; else say "failed (logs under $CM_CLUSTER_DATA_DIR/logs)"; fi

@@ -123,9 +123,10 @@ async fn an_erased_caller_is_nowhere_and_the_numbers_stay_the_same() {
         id: None,
         suppress: false,
     };
+    let target = processor::mutations::Mutations::single(client.clone());
     let receipt = cmctl::erase_caller(
         &env.kafka,
-        &client,
+        &target,
         &request,
         &actor,
         Duration::from_secs(60),
@@ -281,7 +282,7 @@ async fn an_erased_caller_is_nowhere_and_the_numbers_stay_the_same() {
         id: Some(receipt.id),
         suppress: false,
     };
-    let again = cmctl::erase_caller(&env.kafka, &client, &again, &actor, Duration::from_secs(60))
+    let again = cmctl::erase_caller(&env.kafka, &target, &again, &actor, Duration::from_secs(60))
         .await
         .unwrap();
     assert!(again.rows.iter().all(|&n| n == 0), "{again:?}");
