@@ -36,8 +36,8 @@ pub enum CtlError {
     Replay(String),
     #[error("{0}")]
     Remote(String),
-    #[error(transparent)]
-    Erasure(#[from] processor::erasure::ErasureError),
+    #[error("erasure {id} is queued, but no processor has carried it out within {waited_s} s: its receipt appears in `GET /api/privacy/erasures` once one has (or run this again with `--id {id}` to wait for it)")]
+    ErasurePending { id: uuid::Uuid, waited_s: u64 },
     #[error("the number: {0}")]
     Number(String),
 }
@@ -305,12 +305,18 @@ pub struct ErasureRequest<'a> {
     pub suppress: bool,
 }
 
-/// Erases one caller (docs/privacy.md): the audit entry first (with the erasure's
-/// id, never the number), then the work (`processor::erasure`), which writes the
-/// receipt.
+/// Erases one caller (docs/privacy.md) the way an order through the api is carried
+/// out: the audit entry first (the erasure's id, never the number), then the order
+/// on the raw topic under the caller's key, so the caller's partition erases its
+/// keyed state in order with the caller's records before the processor's erasure
+/// worker erases ClickHouse (`processor::erasure`, which writes the receipt). Erasing
+/// ClickHouse first, as this did before, let a record of the caller queued ahead of
+/// the order merge over the call as the state kept it and store the number again
+/// (`erasure::a_record_queued_before_a_cli_erasure_does_not_bring_the_number_back`).
+/// Waits up to `wait` for the receipt.
 pub async fn erase_caller(
     kafka: &KafkaConfig,
-    clickhouse: &processor::mutations::Mutations,
+    clickhouse: &clickhouse::Client,
     request: &ErasureRequest<'_>,
     actor: &schemas::audit::Actor,
     wait: std::time::Duration,
@@ -332,29 +338,30 @@ pub async fn erase_caller(
     producer
         .send_pairs(&kafka.topics().audit, &[(account.to_owned(), payload)])
         .await?;
-    let topics_retention = processor::erasure::topics_retention(kafka).await;
-    let receipt = processor::erasure::erase(
-        clickhouse,
-        id,
-        account,
-        e164.as_str(),
-        &actor.name,
-        wait,
-        topics_retention,
-    )
-    .await?;
-    // The processor's keyed state keeps the caller's calls too (what a later record
-    // merges over): the caller's partition erases them when it meets this order
-    // (`processor/src/erasure_orders.rs`); ClickHouse is done already.
     let order = schemas::erasure::ErasureOrder {
         id,
         account: account.to_owned(),
         number: e164.as_str().to_owned(),
         requested_by: actor.name.clone(),
         requested_at: chrono::Utc::now(),
-        clickhouse: false,
+        clickhouse: true,
         suppress,
     };
+    // This run's receipt is the one not there before the order (a run again with
+    // the same id adds one).
+    let receipts = format!(
+        "SELECT id, account, requested_by, started_at, finished_at, places, rows, outcome, \
+         topics_clear_by FROM erasures WHERE id = toUUID('{id}') ORDER BY finished_at DESC"
+    );
+    let read = || async {
+        clickhouse
+            .query(&receipts)
+            .fetch_all::<schemas::erasure::ErasureReceipt>()
+            .await
+    };
+    let before = read()
+        .await
+        .map_err(|e| CtlError::Remote(format!("reading earlier receipts of erasure {id}: {e}")))?;
     let payload = serde_json::to_vec(&order).unwrap_or_default();
     producer
         .send_keyed(
@@ -364,7 +371,25 @@ pub async fn erase_caller(
             &schemas::erasure::RAW_HEADERS,
         )
         .await?;
-    Ok(receipt)
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match read().await {
+            Ok(now) if now.len() > before.len() => {
+                let new = now.iter().find(|r| !before.contains(r)).unwrap_or(&now[0]);
+                return Ok(new.clone());
+            }
+            Ok(_) => {}
+            // ClickHouse away for a moment: the order is queued all the same.
+            Err(error) => tracing::debug!(%error, "reading the erasure's receipt"),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(CtlError::ErasurePending {
+                id,
+                waited_s: wait.as_secs(),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 /// Lifts the suppression of one caller of one account (docs/privacy.md): the audit

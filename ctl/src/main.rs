@@ -152,11 +152,12 @@ enum Command {
 
 #[derive(Subcommand)]
 enum PrivacyCommand {
-    /// Erase one caller of one account from ClickHouse: the number replaced by the
-    /// erasure's token in every call, ZIP, city and state emptied, every spelling
-    /// cut out of warnings, attributes and dead letters; counts and money kept.
-    /// Prints the receipt (rows changed per place), which `GET /api/privacy/erasures`
-    /// lists; never prints the number. Audited.
+    /// Erase one caller of one account: the order goes to the caller's partition
+    /// (its keyed state first), then a processor erases ClickHouse: the number
+    /// replaced by the erasure's token in every call, ZIP, city and state emptied,
+    /// every spelling cut out of warnings, attributes and dead letters; counts and
+    /// money kept. Waits for the processor's receipt and prints it (rows changed per
+    /// place; `GET /api/privacy/erasures` lists it); never prints the number. Audited.
     Erase {
         account: String,
         /// The caller's number, in any spelling.
@@ -171,7 +172,7 @@ enum PrivacyCommand {
         /// list); without it, later calls of the caller are stored as they come.
         #[arg(long)]
         suppress: bool,
-        /// Seconds to wait for ClickHouse's mutations before reporting.
+        /// Seconds to wait for the processor's receipt (its mutations included).
         #[arg(long, default_value_t = 120)]
         wait_s: u64,
     },
@@ -367,7 +368,7 @@ async fn main() -> anyhow::Result<()> {
             };
             let receipt = cmctl::erase_caller(
                 &kafka,
-                &processor::mutations::Mutations::new(clickhouse.client(), &clickhouse),
+                &clickhouse.client(),
                 &request,
                 &cmctl::cli_actor(),
                 std::time::Duration::from_secs(wait_s),

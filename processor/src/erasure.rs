@@ -1,5 +1,7 @@
 //! Erasing one caller of one account from ClickHouse (`schemas::erasure`), run by
-//! `cmctl privacy erase`, with the processor's writer credentials. What a run does:
+//! the processor's erasure worker (`crate::erasure_orders`) with the writer's
+//! credentials, once the caller's partition has erased its keyed state (orders from
+//! the api and from `cmctl privacy erase` alike). What a run does:
 //!
 //! - `calls`: `ALTER TABLE … UPDATE` the caller to the erasure's token, the ZIP,
 //!   city and state emptied, and every spelling of the number cut out of the

@@ -135,6 +135,25 @@ impl Mutations {
     }
 }
 
+/// Logs an error when the database is in cluster mode (its `calls` a `Distributed`
+/// table) but `clickhouse.cluster` is not set: every erasure and retention run would
+/// then fail ("Mutations are not supported by storage Distributed") until it is.
+/// Run once at start-up; says nothing when ClickHouse cannot be asked.
+pub async fn check_cluster_setting(client: &clickhouse::Client, config: &ClickHouseConfig) {
+    if config.cluster.is_some() {
+        return;
+    }
+    let engine = client
+        .query("SELECT engine FROM system.tables WHERE database = currentDatabase() AND name = 'calls'")
+        .fetch_optional::<String>()
+        .await;
+    if let Ok(Some(engine)) = engine {
+        if engine == "Distributed" {
+            tracing::error!("clickhouse.cluster is not set, but the database is in cluster mode: erasures and retention runs fail until it names the cluster (PROCESSOR_CLICKHOUSE__CLUSTER)");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,6 +46,10 @@ pub async fn run(
         IntegrationRegistry::start(&config.kafka, shutdown.clone(), initial_load).await?;
     let producer = AckedProducer::new(&config.kafka)?;
     let clickhouse = config.clickhouse.client();
+    tokio::spawn({
+        let (client, config) = (clickhouse.clone(), config.clickhouse.clone());
+        async move { crate::mutations::check_cluster_setting(&client, &config).await }
+    });
 
     let listener = runtime::http::bind(config.http.listen).await?;
     let workers = runtime::workers::Workers::default();

@@ -38,8 +38,9 @@ pub struct ErasureOrder {
     pub requested_by: String,
     pub requested_at: DateTime<Utc>,
     /// Whether ClickHouse is still to be erased (by the processor's erasure worker,
-    /// once the caller's partition has erased its keyed state); false when the
-    /// order comes from `cmctl privacy erase`, which erased ClickHouse itself.
+    /// once the caller's partition has erased its keyed state). Every order is sent
+    /// with it set now; false only in orders of `cmctl privacy erase` from before
+    /// that release, which erased ClickHouse itself.
     #[serde(default = "yes")]
     pub clickhouse: bool,
     /// Whether the caller's later records are to be stored without the number too

@@ -253,7 +253,7 @@ if [ "$held" -gt 0 ] && erased="$("${cmctl_env[@]}" "$target/debug/cmctl" privac
   done
   say "erased on the cluster: $held rows held the number before, none on any replica after"
 else
-  fail "erasure on the cluster: the number held $held rows before; cmctl said: ${erased:-nothing} $(tail -3 "$run/erase.err" 2>/dev/null)"
+  fail "erasure on the cluster: the number held $held rows before; cmctl said: ${erased:-nothing} $(head -1 "$run/erase.err" 2>/dev/null)"
 fi
 # A call older than the retention, its caller kept in calls and (by the view) in
 # calls_by_caller on its shard's replicas.
@@ -268,7 +268,7 @@ if kept="$("${cmctl_env[@]}" CM_RETENTION_HASH_KEY="$CM_RETENTION_HASH_KEY" "$ta
   hashed="$(node_query 1 "SELECT count() FROM calls WHERE id = toUUID('00000000-0000-0000-0000-0000000001d0') AND startsWith(caller, 'h:')")"
   [ "$hashed" -ge 1 ] && say "the old call's caller hashed on every replica" || fail "the old call's caller is not hashed ($hashed rows)"
 else
-  fail "retention on the cluster: $kept $(tail -3 "$run/retention.err" 2>/dev/null)"
+  fail "retention on the cluster: $kept $(head -1 "$run/retention.err" 2>/dev/null)"
 fi
 after="$(totals)"
 [ "$before" = "$after" ] && say "rollup totals unchanged by the erasure and the retention run: $after" \
