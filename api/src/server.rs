@@ -259,6 +259,19 @@ fn story_id(path: &str) -> Option<&str> {
     path.strip_prefix("/api/calls/")?.strip_suffix("/story")
 }
 
+/// A refusal before any route read the request: counted, and what the sender still
+/// writes of a body read and dropped in the background (`runtime::http::drain`), so
+/// that a client pushing a definition with an expired token reads its 401 instead of
+/// a reset connection.
+fn refuse(request: Request<Incoming>, problem: Problem) -> Response<Body> {
+    metrics::counter!(crate::metric_names::API_REQUESTS_TOTAL, "status" => problem.status.as_u16().to_string()).increment(1);
+    let (parts, body) = request.into_parts();
+    if runtime::http::worth_draining(&parts.headers) {
+        runtime::http::drain(body);
+    }
+    problem.into_response()
+}
+
 async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
     // Owned copies, so the preview arm can take the request (it reads the body).
     let method = request.method().clone();
@@ -268,18 +281,14 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
     let (scope, identity) = if path.starts_with("/api/") && path != "/api/openapi.json" {
         match state.tokens.caller(request.headers(), raw_query.as_deref()) {
             Ok(found) => found,
-            Err(problem) => {
-                metrics::counter!(crate::metric_names::API_REQUESTS_TOTAL, "status" => problem.status.as_u16().to_string()).increment(1);
-                return problem.into_response();
-            }
+            Err(problem) => return refuse(request, problem),
         }
     } else {
         (Scope::All, String::new())
     };
     // A viewer token changes nothing, here for every route.
     if let Err(problem) = scope.check_write(&method) {
-        metrics::counter!(crate::metric_names::API_REQUESTS_TOTAL, "status" => problem.status.as_u16().to_string()).increment(1);
-        return problem.into_response();
+        return refuse(request, problem);
     }
     // Who asks, for the audit trail of what they change.
     let actor = crate::audit::actor(&state.tokens, &scope, identity, &request);
@@ -304,10 +313,7 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
     };
     let pass = match pass {
         Ok(pass) => pass,
-        Err(problem) => {
-            metrics::counter!(crate::metric_names::API_REQUESTS_TOTAL, "status" => problem.status.as_u16().to_string()).increment(1);
-            return problem.into_response();
-        }
+        Err(problem) => return refuse(request, problem),
     };
     // Every read that names a client id is checked against the token here, once.
     if method == Method::GET && path.starts_with("/api/") {
@@ -315,8 +321,7 @@ async fn route(state: Arc<Api>, request: Request<Incoming>) -> Response<Body> {
             .iter()
             .try_for_each(|client| scope.check_client(&state.registry, client))
         {
-            metrics::counter!(crate::metric_names::API_REQUESTS_TOTAL, "status" => problem.status.as_u16().to_string()).increment(1);
-            return problem.into_response();
+            return refuse(request, problem);
         }
     }
     let result = match (&method, path.as_str()) {

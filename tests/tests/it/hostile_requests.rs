@@ -262,6 +262,38 @@ async fn replay(ingest: u16, api: u16) {
     }
     let answer = raw(api, &get("/api/replays/1%27%20OR%201"), b"", 1, none).await;
     assert_eq!(answer.status, 404, "a job id that is no id: {answer:?}");
+
+    // 1.5 MB to an integration that does not exist, sent slowly: refused from the
+    // head, and the rest read and dropped, so the sender's writes all go through
+    // and it reads its answer. Before, the connection was reset under it: an HTTP
+    // client (reqwest, curl) then reports the failed write ("Broken pipe"), not the
+    // answer; `raw` above reads on regardless, so this case writes for itself.
+    let big = vec![b' '; 1_500_000];
+    let mut stream = TcpStream::connect(("127.0.0.1", ingest))
+        .await
+        .expect("connect");
+    let mut head = post(
+        "/api/integrations/webhook/nobody-here",
+        "application/json",
+        &big,
+    )
+    .into_bytes();
+    head.extend_from_slice(b"\r\n\r\n");
+    stream.write_all(&head).await.expect("the head is sent");
+    for (n, piece) in big.chunks(50_000).enumerate() {
+        if let Err(error) = stream.write_all(piece).await {
+            panic!("a refused body still arriving was cut at piece {n}: {error}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut answer = vec![0; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .expect("an answer")
+        .expect("an answer, not a reset");
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains("not_accepted"), "{answer}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
