@@ -49,14 +49,28 @@ pub enum ErasureError {
 }
 
 /// ClickHouse down or busy is worth another try (`sink::retry`); a number that is
-/// not one never will be.
+/// not one never will be, nor a statement ClickHouse cannot run as written (a
+/// mutation of a `Distributed` table when `clickhouse.cluster` is not set, an
+/// unknown table or column): the order then gets a receipt saying why instead of
+/// being retried for ever.
 impl runtime::retry::Retryable for ErasureError {
     fn is_transient(&self) -> bool {
         match self {
             Self::NotANumber(_) => false,
-            Self::ClickHouse { source, .. } => source.is_transient(),
+            Self::ClickHouse { source, .. } => {
+                source.is_transient() && !cannot_run_as_written(&source.to_string())
+            }
         }
     }
+}
+
+/// ClickHouse's error codes for a statement that will fail the same way every time:
+/// 47 unknown identifier, 48 not implemented ("Mutations are not supported by
+/// storage Distributed"), 60 unknown table, 62 syntax error.
+fn cannot_run_as_written(message: &str) -> bool {
+    ["Code: 47,", "Code: 48,", "Code: 60,", "Code: 62,"]
+        .iter()
+        .any(|code| message.contains(code))
 }
 
 /// The longest retention of the topics that carry calls, for an erasure's receipt
@@ -250,4 +264,37 @@ pub async fn erase(
         })?;
     tracing::info!(erasure = %id, account, outcome = %receipt.outcome, "caller erased");
     Ok(receipt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runtime::retry::Retryable;
+
+    fn failed(message: &str) -> ErasureError {
+        ErasureError::ClickHouse {
+            what: "erasing the caller in calls",
+            source: clickhouse::error::Error::BadResponse(message.to_owned()),
+        }
+    }
+
+    #[test]
+    fn a_statement_clickhouse_cannot_run_is_not_retried() {
+        // What a processor without `clickhouse.cluster` met on a cluster (CI run of
+        // the cluster test, 2026-12-07).
+        assert!(!failed("Code: 48, e.displayText() = DB::Exception: Mutations are not supported by storage Distributed").is_transient());
+        assert!(!failed(
+            "Code: 60, e.displayText() = DB::Exception: Table callmatrix.calls doesn't exist."
+        )
+        .is_transient());
+        // Busy or restarting: tried again.
+        assert!(failed(
+            "Code: 202, e.displayText() = DB::Exception: Too many simultaneous queries"
+        )
+        .is_transient());
+        assert!(
+            failed("Code: 210, e.displayText() = DB::NetException: Connection refused")
+                .is_transient()
+        );
+    }
 }
