@@ -126,22 +126,25 @@ pub async fn erase(
             .await
             .map_err(|source| ErasureError::ClickHouse { what, source })
     };
-    let count = |what: &'static str, sql: String| async move {
-        client
-            .query(&sql)
-            .fetch_one::<u64>()
-            .await
-            .map_err(|source| ErasureError::ClickHouse { what, source })
+    // Each count of the rows holding the number is asked again at the end: done
+    // when every one reads 0 (`Mutations::wait`).
+    let mut left: Vec<String> = Vec::new();
+    let mut count = |what: &'static str, table: &str, condition: &str| {
+        let sql = format!("SELECT count() FROM {table} WHERE {condition}");
+        left.push(sql.clone());
+        async move {
+            client
+                .query(&sql)
+                .fetch_one::<u64>()
+                .await
+                .map_err(|source| ErasureError::ClickHouse { what, source })
+        }
     };
 
     let mut places = Vec::new();
     let mut rows = Vec::new();
 
-    let calls = count(
-        "counting the caller's calls",
-        format!("SELECT count() FROM calls WHERE {of_caller}"),
-    )
-    .await?;
+    let calls = count("counting the caller's calls", "calls", &of_caller).await?;
     if calls > 0 {
         mutate(
             "erasing the caller in calls",
@@ -160,12 +163,14 @@ pub async fn erase(
 
     let by_caller = count(
         "counting the caller's index rows",
-        format!("SELECT count() FROM calls_by_caller WHERE {of_caller}"),
+        "calls_by_caller",
+        &of_caller,
     )
     .await?;
     let cm_calls = count(
         "counting the caller's CallMatrix calls",
-        format!("SELECT count() FROM cm_calls WHERE {of_caller}"),
+        "cm_calls",
+        &of_caller,
     )
     .await?;
     for (table, found) in [("calls_by_caller", by_caller), ("cm_calls", cm_calls)] {
@@ -186,7 +191,8 @@ pub async fn erase(
     let by_time_holds = format!("account = {account_sql} AND {}", holds("attr_values"));
     let by_time = count(
         "counting attributes that hold the number",
-        format!("SELECT count() FROM calls_by_time WHERE {by_time_holds}"),
+        "calls_by_time",
+        &by_time_holds,
     )
     .await?;
     if by_time > 0 {
@@ -209,7 +215,8 @@ pub async fn erase(
     );
     let letters = count(
         "counting dead letters that hold the number",
-        format!("SELECT count() FROM dead_letters WHERE {letters_hold}"),
+        "dead_letters",
+        &letters_hold,
     )
     .await?;
     if letters > 0 {
@@ -229,13 +236,6 @@ pub async fn erase(
     rows.push(letters);
 
     // Done when no row of the account holds the number any more.
-    let left = [
-        format!("SELECT count() FROM calls WHERE {of_caller}"),
-        format!("SELECT count() FROM calls_by_caller WHERE {of_caller}"),
-        format!("SELECT count() FROM cm_calls WHERE {of_caller}"),
-        format!("SELECT count() FROM calls_by_time WHERE {by_time_holds}"),
-        format!("SELECT count() FROM dead_letters WHERE {letters_hold}"),
-    ];
     let outcome = if target.wait(wait, &left).await {
         "done".to_owned()
     } else {

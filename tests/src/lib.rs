@@ -8,6 +8,7 @@
 
 pub mod fake_http;
 pub mod neighbours;
+pub mod slow_sender;
 pub mod sse;
 pub mod tcp_gate;
 

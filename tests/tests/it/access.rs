@@ -151,6 +151,15 @@ async fn one_accounts_token_never_reads_another_accounts_data() {
     );
     let (status, _) = get(&calls(""), Some("not-a-token-at-all-0000000000")).await;
     assert_eq!(status, 401);
+    // A definition of 1.5 MB pushed slowly without a token: refused before routing,
+    // the rest of the body read and dropped, so the pusher reads its 401 rather
+    // than a cut connection.
+    let big = vec![b' '; 1_500_000];
+    let answer = integration_tests::slow_sender::post_slowly(api.port, "/api/integrations", &big)
+        .await
+        .expect("a refused body still arriving goes through");
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains("missing_token"), "{answer}");
     let (status, _) = get(
         &api.url(&format!("/api/events?account=other-co&access_token={ACME}")),
         None,
