@@ -266,9 +266,7 @@ fn story_id(path: &str) -> Option<&str> {
 fn refuse(request: Request<Incoming>, problem: Problem) -> Response<Body> {
     metrics::counter!(crate::metric_names::API_REQUESTS_TOTAL, "status" => problem.status.as_u16().to_string()).increment(1);
     let (parts, body) = request.into_parts();
-    if runtime::http::worth_draining(&parts.headers) {
-        runtime::http::drain(body);
-    }
+    runtime::http::drain(body, &parts.headers);
     problem.into_response()
 }
 

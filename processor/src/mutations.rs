@@ -37,14 +37,6 @@ impl Mutations {
         }
     }
 
-    /// On one server, through `client`.
-    pub fn single(client: clickhouse::Client) -> Self {
-        Self {
-            client,
-            cluster: None,
-        }
-    }
-
     /// The client, for reads (through the `Distributed` tables on a cluster) and
     /// inserts.
     pub fn client(&self) -> &clickhouse::Client {
@@ -158,20 +150,24 @@ pub async fn check_cluster_setting(client: &clickhouse::Client, config: &ClickHo
 mod tests {
     use super::*;
 
-    fn on_cluster() -> Mutations {
+    fn mutations(cluster: Option<&str>) -> Mutations {
         let config = ClickHouseConfig {
             url: "http://127.0.0.1:8123".into(),
             database: "cm".into(),
             user: "callmatrix_writer".into(),
             password: String::new(),
-            cluster: Some("callmatrix".into()),
+            cluster: cluster.map(str::to_string),
         };
         Mutations::new(clickhouse::Client::default(), &config)
     }
 
+    fn on_cluster() -> Mutations {
+        mutations(Some("callmatrix"))
+    }
+
     #[test]
     fn one_server_mutates_its_tables_by_name() {
-        let single = Mutations::single(clickhouse::Client::default());
+        let single = mutations(None);
         assert_eq!(
             single.statement("calls", "DELETE WHERE account = 'a'"),
             "ALTER TABLE calls DELETE WHERE account = 'a'"

@@ -137,6 +137,20 @@ fn run_record(
     }
 }
 
+/// The rows of `table` matching `condition`; the query is kept in `left`, for the
+/// wait to ask again until it reads 0.
+async fn count(
+    client: &clickhouse::Client,
+    table: &str,
+    condition: &str,
+    left: &mut Vec<String>,
+) -> Result<u64, clickhouse::error::Error> {
+    let query = format!("SELECT count() FROM {table} WHERE {condition}");
+    let rows = client.query(&query).fetch_one::<u64>().await?;
+    left.push(query);
+    Ok(rows)
+}
+
 /// One account's run: (call rows changed, dead letters deleted, outcome).
 async fn apply(
     target: &Mutations,
@@ -169,9 +183,7 @@ async fn apply(
                     "account = {account} AND started_at < toDateTime({cutoff}) AND caller != '' \
                      AND NOT startsWith(caller, '{HASH_PREFIX}')"
                 );
-                calls_changed = client
-                    .query(&format!("SELECT count() FROM calls WHERE {pending}"))
-                    .fetch_one::<u64>()
+                calls_changed = count(client, "calls", &pending, &mut left)
                     .await
                     .map_err(|e| failed("counting calls", e))?;
                 if calls_changed > 0 {
@@ -190,14 +202,12 @@ async fn apply(
                 }
                 // CallMatrix's own calls on the account's numbers: the same columns
                 // and condition.
-                let cm_rows = client
-                    .query(&format!("SELECT count() FROM cm_calls WHERE {pending}"))
-                    .fetch_one::<u64>()
+                let cm_rows = count(client, "cm_calls", &pending, &mut left)
                     .await
                     .map_err(|e| failed("counting CallMatrix calls", e))?;
-                for table in ["calls", "calls_by_caller", "cm_calls"] {
-                    left.push(format!("SELECT count() FROM {table} WHERE {pending}"));
-                }
+                left.push(format!(
+                    "SELECT count() FROM calls_by_caller WHERE {pending}"
+                ));
                 if cm_rows > 0 {
                     rekey_callers(target, "cm_calls", &pending, &replacement)
                         .await
@@ -210,9 +220,7 @@ async fn apply(
     if let Some(days) = policy.dead_letter_days {
         let cutoff = (now - chrono::Duration::days(i64::from(days))).timestamp();
         let old = format!("account = {account} AND failed_at < toDateTime({cutoff})");
-        letters = client
-            .query(&format!("SELECT count() FROM dead_letters WHERE {old}"))
-            .fetch_one::<u64>()
+        letters = count(client, "dead_letters", &old, &mut left)
             .await
             .map_err(|e| failed("counting dead letters", e))?;
         if letters > 0 {
@@ -221,7 +229,6 @@ async fn apply(
                 .await
                 .map_err(|e| failed("deleting dead letters", e))?;
         }
-        left.push(format!("SELECT count() FROM dead_letters WHERE {old}"));
     }
     if !target
         .wait(Duration::from_secs(config.mutation_wait_s), &left)

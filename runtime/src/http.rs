@@ -23,7 +23,7 @@ use crate::shutdown::Shutdown;
 
 #[path = "http_drain.rs"]
 mod drain;
-pub use drain::{drain, worth_draining, Unread, DRAIN_MAX_BYTES, DRAIN_TIME};
+pub use drain::{drain, Unread, DRAIN_MAX_BYTES, DRAIN_TIME};
 
 pub type Body = BoxBody<Bytes, Infallible>;
 
@@ -184,9 +184,7 @@ pub async fn read_incoming(
     if declared.is_some_and(|length| length > limit) {
         // Answered from the head; what the sender still writes is read and dropped
         // (up to a bound) so that it reads this answer instead of a reset.
-        if worth_draining(headers) {
-            drain(body);
-        }
+        drain(body, headers);
         return Err(too_large());
     }
     let collect = Limited::new(body, limit).collect();

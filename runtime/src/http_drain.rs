@@ -28,7 +28,7 @@ pub const DRAIN_TIME: Duration = Duration::from_secs(5);
 /// Whether a body declared as `headers` say is worth reading to drop: when its
 /// length is declared, only up to [`DRAIN_MAX_BYTES`]; an undeclared (chunked) body is
 /// read until the bound.
-pub fn worth_draining(headers: &HeaderMap) -> bool {
+fn worth_draining(headers: &HeaderMap) -> bool {
     match headers.get(CONTENT_LENGTH) {
         None => true,
         Some(value) => value
@@ -39,9 +39,17 @@ pub fn worth_draining(headers: &HeaderMap) -> bool {
     }
 }
 
-/// Reads `body` to its end in the background and drops it, up to the bounds.
-/// Outside a tokio runtime (never in a server) the body is dropped at once.
-pub fn drain(body: Incoming) {
+/// Reads a refused `body` (whose request's head is `headers`) to its end in the
+/// background and drops it, up to the bounds; a body declared longer than
+/// [`DRAIN_MAX_BYTES`] is dropped at once (its connection cut), as is any body
+/// outside a tokio runtime (never in a server).
+pub fn drain(body: Incoming, headers: &HeaderMap) {
+    if worth_draining(headers) {
+        drain_unchecked(body);
+    }
+}
+
+fn drain_unchecked(body: Incoming) {
     use hyper::body::Body as _;
     if body.is_end_stream() {
         return;
@@ -67,7 +75,7 @@ pub fn drain(body: Incoming) {
 }
 
 /// A request body a handler may refuse before reading: taken to be read, or, when
-/// dropped unread, drained (when [`worth_draining`]).
+/// dropped unread, drained (as [`drain`] would).
 pub struct Unread {
     body: Option<Incoming>,
     drain: bool,
@@ -94,7 +102,7 @@ impl Drop for Unread {
     fn drop(&mut self) {
         if let Some(body) = self.body.take() {
             if self.drain {
-                drain(body);
+                drain_unchecked(body);
             }
         }
     }
