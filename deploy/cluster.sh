@@ -174,7 +174,7 @@ app_env() { # app_env NAME: the environment of one instance, as `env` arguments
     processor)
       printf '%s\n' "PROCESSOR_CLICKHOUSE__URL=$url" "PROCESSOR_CLICKHOUSE__DATABASE=$DATABASE" \
         "PROCESSOR_CLICKHOUSE__CLUSTER=$CLUSTER" "PROCESSOR_CLICKHOUSE__USER=callmatrix_writer" "PROCESSOR_CLICKHOUSE__PASSWORD=$CM_CLICKHOUSE_WRITER_PASSWORD" \
-        "PROCESSOR_STATE__DIR=$DATA/$name-state" ;;
+        "PROCESSOR_STATE__DIR=$DATA/$name-state" "PROCESSOR_STATE__STANDBY_INTERVAL_MS=1000" ;;
     api)
       printf '%s\n' "API_CLICKHOUSE__URL=$url" "API_CLICKHOUSE__DATABASE=$DATABASE" \
         "API_CLICKHOUSE__USER=callmatrix_reader" "API_CLICKHOUSE__PASSWORD=$CM_CLICKHOUSE_READER_PASSWORD" \

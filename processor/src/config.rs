@@ -129,6 +129,12 @@ pub struct StateConfig {
     /// time, so a caller never seen again still leaves the state.
     #[serde(default = "default_sweep_per_batch")]
     pub sweep_per_batch: usize,
+    /// A standby (0: off): this often, the local copy of each partition another
+    /// instance owns is caught up with its changelog, so that taking one over after
+    /// a rebalance or a crash reads only what was written since. Costs the
+    /// other partitions' state on this instance's disk and their changelog reads.
+    #[serde(default)]
+    pub standby_interval_ms: u64,
 }
 
 fn default_retention_days() -> u32 {
@@ -144,6 +150,7 @@ impl Default for StateConfig {
             dir: String::new(),
             retention_days: default_retention_days(),
             sweep_per_batch: default_sweep_per_batch(),
+            standby_interval_ms: 0,
         }
     }
 }
@@ -277,6 +284,19 @@ impl Validate for ProcessorConfig {
             self.state.sweep_per_batch as u64,
             1..=1_000_000,
         )?;
+        if self.state.standby_interval_ms != 0 {
+            runtime::config::within(
+                "state.standby_interval_ms",
+                self.state.standby_interval_ms,
+                100..=3_600_000,
+            )?;
+            if self.state.dir.is_empty() {
+                return Err(ConfigError::invalid(
+                    "state.standby_interval_ms",
+                    "a standby needs state.dir: a copy in memory is gone at the restart it would spare",
+                ));
+            }
+        }
         runtime::config::within("parking.delay_ms", self.parking.delay_ms, 100..=3_600_000)?;
         runtime::config::within(
             "retention.interval_s",
@@ -337,6 +357,40 @@ mod tests {
         );
         batch.idle_ms = 0;
         assert_eq!(batch.wait().idle, None);
+    }
+
+    #[test]
+    fn a_standby_needs_a_state_dir_and_a_sane_interval() {
+        let config = |state: serde_json::Value| {
+            let mut config: ProcessorConfig = serde_json::from_value(serde_json::json!({
+                "kafka": { "brokers": "b:9092" },
+                "clickhouse": { "url": "http://c:8123" },
+                "http": { "listen": "127.0.0.1:0" },
+                "state": state,
+            }))
+            .expect("parses");
+            config.clickhouse.password = "x".into();
+            config.validate().map_err(|e| e.to_string())
+        };
+        let in_memory = config(serde_json::json!({ "standby_interval_ms": 1000 }));
+        assert!(
+            in_memory
+                .as_ref()
+                .is_err_and(|e| e.contains("state.standby_interval_ms") && e.contains("state.dir")),
+            "{in_memory:?}"
+        );
+        let too_often = config(serde_json::json!({ "dir": "/s", "standby_interval_ms": 10 }));
+        assert!(
+            too_often
+                .as_ref()
+                .is_err_and(|e| e.contains("state.standby_interval_ms")),
+            "{too_often:?}"
+        );
+        assert!(config(serde_json::json!({ "dir": "/s", "standby_interval_ms": 1000 })).is_ok());
+        assert!(
+            config(serde_json::json!({})).is_ok(),
+            "off by default, without a dir"
+        );
     }
 
     #[test]

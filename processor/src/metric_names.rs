@@ -52,6 +52,9 @@ pub const PROCESSOR_STATE_ENTRIES: &str = "processor_state_entries";
 pub const PROCESSOR_STATE_EXPIRED_TOTAL: &str = "processor_state_expired_total";
 /// counter; labels: none. Changelog entries applied while catching a partition up.
 pub const PROCESSOR_STATE_RESTORED_ENTRIES_TOTAL: &str = "processor_state_restored_entries_total";
+/// counter; labels: none. Changelog entries a standby (`state.standby_interval_ms`)
+/// applied to its copy of partitions another instance owns.
+pub const PROCESSOR_STATE_STANDBY_ENTRIES_TOTAL: &str = "processor_state_standby_entries_total";
 /// histogram; labels: none. One partition caught up with its changelog.
 pub const PROCESSOR_STATE_RESTORE_SECONDS: &str = "processor_state_restore_seconds";
 /// counter; labels: `what` (`calls`, `histories`). What a batch still asked of

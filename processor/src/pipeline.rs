@@ -49,6 +49,9 @@ pub struct Pipeline<S: Store> {
     pub store: Arc<S>,
     /// What a batch is decided against (`crate::state`).
     pub state: Arc<KeyedState>,
+    /// How often the partitions other instances own are followed
+    /// (`crate::state::standby`); `None`: not followed.
+    pub standby: Option<Duration>,
     /// Longest pause between retries of a failed read.
     pub max_backoff: Duration,
     /// Compiled once per integration version.
@@ -82,6 +85,15 @@ impl<S: Store> Pipeline<S> {
         let topic = kafka.topics().raw;
         let (mut reader, rebalances) = counting_group_reader(&kafka.live(), GROUP, &[&topic])?;
         tracing::info!(%topic, group = %kafka.group_id(GROUP), "processor consuming");
+        // Ends with this run: a pipeline started again starts its own.
+        let _standby = self.standby.map(|every| {
+            AbortOnDrop(tokio::spawn(crate::state::standby::run(
+                self.state.clone(),
+                rebalances.clone(),
+                every,
+                shutdown.clone(),
+            )))
+        });
         let mut stop = shutdown.clone();
         // The raw topic's partition count, read again after every rebalance (a
         // topic that gained partitions makes the group rebalance): records outside
@@ -835,5 +847,14 @@ impl PartitionCount {
             }
         }
         self.count
+    }
+}
+
+/// A task that ends when its owner does.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

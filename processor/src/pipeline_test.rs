@@ -68,6 +68,7 @@ fn test_pipeline(
         registry_wait: wait,
         store: world.store,
         state: world.state,
+        standby: None,
         max_backoff: wait,
         mappings: HashMap::new(),
         enricher: Enricher {

@@ -235,6 +235,8 @@ pub async fn run(
                     registry_wait: Duration::from_millis(config.registry.wait_ms),
                     store: store.clone(),
                     state: state.clone(),
+                    standby: (config.state.standby_interval_ms > 0)
+                        .then(|| Duration::from_millis(config.state.standby_interval_ms)),
                     max_backoff: sink.max_backoff,
                     mappings: HashMap::new(),
                     enricher: Enricher {

@@ -150,6 +150,18 @@ else
   fail "prometheus: $up of 6 instances up, $groups rule groups loaded"
 fi
 
+# Each processor is the other's standby (deploy/cluster.sh sets
+# state.standby_interval_ms): both follow the partitions the other owns, processor1
+# again since its revive.
+for port in $((base + 82)) $((base + 85)); do
+  followed="$(curl -fsS "http://127.0.0.1:$port/metrics" | awk '$1 == "processor_state_standby_entries_total" { print $2 }')"
+  if [ "${followed%.*}" -gt 0 ] 2>/dev/null; then
+    say "the processor on port $port followed $followed changelog entries of the other's partitions (standby)"
+  else
+    fail "the processor on port $port followed no changelog entry of the other's partitions (standby): '${followed}'"
+  fi
+done
+
 # A batch retried after a replica stored its calls and died before its materialized
 # views ran (the kill above lands there only sometimes; it did in two runs of six
 # before insert_deduplicate=0): made on purpose. The probe's views' rows are deleted,

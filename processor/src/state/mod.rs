@@ -36,6 +36,7 @@ mod changelog;
 mod fjall_engine;
 mod kv;
 mod memory_engine;
+pub mod standby;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -192,6 +193,10 @@ pub struct KeyedState {
     writing: Arc<tokio::sync::RwLock<()>>,
     /// Held while a restore decides whether to mark a new deployment's partitions.
     marking: Arc<tokio::sync::Mutex<()>>,
+    /// One per partition, held while its local copy is caught up (a restore, a
+    /// standby's follow): two readers of one partition's changelog at once could
+    /// leave the copy's checkpoint behind entries it holds.
+    catching_up: Arc<Mutex<HashMap<i32, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl KeyedState {
@@ -234,7 +239,17 @@ impl KeyedState {
             unlogged: Arc::default(),
             writing: Arc::default(),
             marking: Arc::default(),
+            catching_up: Arc::default(),
         }
+    }
+
+    fn catching_up(&self, partition: i32) -> Arc<tokio::sync::Mutex<()>> {
+        self.catching_up
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(partition)
+            .or_default()
+            .clone()
     }
 
     fn lock_ready(&self) -> std::sync::MutexGuard<'_, HashMap<i32, Ready>> {
@@ -276,6 +291,8 @@ impl KeyedState {
         clickhouse_is_empty: impl std::future::Future<Output = bool>,
     ) -> Result<(), StateError> {
         let started = Instant::now();
+        let catching_up = self.catching_up(partition);
+        let _catching_up = catching_up.lock().await;
         // Never while this instance's own entries are in flight.
         let _writing = self.writing.read().await;
         let checkpoint = self.valid_checkpoint(partition).await?;
@@ -335,6 +352,48 @@ impl KeyedState {
             "keyed state caught up with its changelog"
         );
         self.mark_ready(partition, rebalance, next)
+    }
+
+    /// A standby's step: catches the local copy of `partition` up with its
+    /// changelog while another instance owns it, so that taking it over later reads
+    /// only what was written since (`restore` starts at the local checkpoint).
+    /// Skipped when `owned` says this instance decides its records now (its own
+    /// writes keep its copy). Returns the entries read.
+    ///
+    /// It does not wait for this instance's own writes (`writing`), as a restore
+    /// does: it never follows a partition this instance decides, and a revoked
+    /// partition's last writes, if they land, are the changelog's entries read
+    /// again in order, which leaves the copy as the changelog's end has it.
+    pub async fn follow(
+        &self,
+        partition: i32,
+        owned: impl Fn(i32) -> bool,
+    ) -> Result<u64, StateError> {
+        let catching_up = self.catching_up(partition);
+        let _catching_up = catching_up.lock().await;
+        if owned(partition) {
+            return Ok(0);
+        }
+        let checkpoint = self.valid_checkpoint(partition).await?;
+        let (_, entries) = self.read_changelog(partition, checkpoint).await?;
+        metrics::counter!(crate::metric_names::PROCESSOR_STATE_STANDBY_ENTRIES_TOTAL)
+            .increment(entries);
+        if entries > 0 {
+            self.report_size(partition);
+        }
+        Ok(entries)
+    }
+
+    /// The changelog's partition count (the raw topic's).
+    pub async fn partitions(&self) -> Result<i32, StateError> {
+        let changelog = self.changelog.clone();
+        tokio::task::spawn_blocking(move || changelog.partitions())
+            .await
+            .map_err(|e| StateError::Corrupt {
+                partition: -1,
+                message: e.to_string(),
+            })?
+            .map_err(StateError::from)
     }
 
     /// Checks that `partition` names its callers by this processor's key, and renames

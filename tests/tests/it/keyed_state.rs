@@ -128,19 +128,40 @@ async fn settled(client: &clickhouse::Client) -> BTreeMap<String, Decision> {
     panic!("the decisions did not settle: {last:?}")
 }
 
+/// The decisions of a processor that ran through every delivery, in a world of
+/// its own named `name`.
+async fn decided_through(bodies: &[String], name: &str) -> BTreeMap<String, Decision> {
+    let through = TestEnv::new(name).await;
+    load_callmatrix_samples(&through).await;
+    let _processor = through.start("processor", &[]).await;
+    let ingest = through.start("ingest", &[]).await;
+    let mut expected = 0;
+    deliver(&through, &ingest, bodies, &mut expected).await;
+    settled(&through.client()).await
+}
+
+/// Repeat links are by call id, the same in both worlds (ids are deterministic).
+fn same_decisions(
+    want: &BTreeMap<String, Decision>,
+    got: &BTreeMap<String, Decision>,
+    after: &str,
+) {
+    assert_eq!(got.len(), want.len());
+    for (id, decision) in want {
+        assert_eq!(
+            got.get(id),
+            Some(decision),
+            "{id} decided differently {after}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decisions_after_a_restore_from_the_changelog_are_the_same_as_without_one() {
     let bodies = deliveries();
     let half = bodies.len() / 2;
 
-    // Through, without a restart.
-    let through = TestEnv::new("state_through").await;
-    load_callmatrix_samples(&through).await;
-    let _processor = through.start("processor", &[]).await;
-    let ingest = through.start("ingest", &[]).await;
-    let mut expected = 0;
-    deliver(&through, &ingest, &bodies, &mut expected).await;
-    let want = settled(&through.client()).await;
+    let want = decided_through(&bodies, "state_through").await;
 
     // Killed between batches half way; its replacement has no local copy (another
     // directory) and restores every partition from the changelog.
@@ -174,21 +195,85 @@ async fn decisions_after_a_restore_from_the_changelog_are_the_same_as_without_on
         "the replacement restored nothing from the changelog"
     );
 
-    // Repeat links are by call id, the same in both worlds (ids are deterministic).
-    assert_eq!(got.len(), want.len());
-    for (id, decision) in &want {
-        assert_eq!(
-            got.get(id),
-            Some(decision),
-            "{id} decided differently after a restore"
-        );
-    }
+    same_decisions(&want, &got, "after a restore");
     // The workload did exercise each kind of decision.
     let statuses: Vec<&str> = want.values().map(|d| d.status.as_str()).collect();
     for status in ["repeat", "qualified", "unqualified", "duplicate"] {
         assert!(statuses.contains(&status), "no {status} in {statuses:?}");
     }
     assert_eq!(want["ks_cm"].cm_call_id, "cm_0001");
+}
+
+/// A standby (`state.standby_interval_ms`) follows the partitions the other
+/// instance owns; when that one leaves (stopped, as in a rolling deploy: a killed
+/// member leaves only after its session times out on Apache Kafka, and tansu 0.6
+/// never evicts one, `processor_crash.rs`), it takes them over from its copy (the
+/// changelog's tail, not the whole of it) and decides as a processor that ran
+/// through would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_over_from_its_copy_and_decides_the_same() {
+    let bodies = deliveries();
+    let half = bodies.len() / 2;
+    let want = decided_through(&bodies, "standby_through").await;
+
+    let env = TestEnv::new("state_standby").await;
+    load_callmatrix_samples(&env).await;
+    let dirs = tempfile::tempdir().unwrap();
+    let (owner_dir, standby_dir) = (dirs.path().join("owner"), dirs.path().join("standby"));
+    let mut owner = env
+        .start(
+            "processor",
+            &[("PROCESSOR_STATE__DIR", owner_dir.to_str().unwrap())],
+        )
+        .await;
+    let ingest = env.start("ingest", &[]).await;
+    let mut expected = 0;
+    // One call through first: the owner holds every partition before the standby
+    // joins, so that the owner keeps some of them after.
+    deliver(&env, &ingest, &bodies[..1], &mut expected).await;
+    let standby = env
+        .start(
+            "processor",
+            &[
+                ("PROCESSOR_STATE__DIR", standby_dir.to_str().unwrap()),
+                ("PROCESSOR_STATE__STANDBY_INTERVAL_MS", "200"),
+            ],
+        )
+        .await;
+    deliver(&env, &ingest, &bodies[1..half], &mut expected).await;
+    // The owner's last entries followed: what the standby read stops growing.
+    let mut followed = 0.0;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = metric_sum(&standby, "processor_state_standby_entries_total", None).await;
+        if now > 0.0 && now == followed {
+            break;
+        }
+        followed = now;
+    }
+    assert!(followed > 0.0, "the standby followed nothing");
+    let restored_before =
+        metric_sum(&standby, "processor_state_restored_entries_total", None).await;
+    let pid = owner.pid().expect("the owner runs").to_string();
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill -TERM");
+    assert!(stopped.success());
+    assert!(
+        owner.exited(Duration::from_secs(30)).await.is_some(),
+        "the owner did not stop on SIGTERM"
+    );
+    deliver(&env, &ingest, &bodies[half..], &mut expected).await;
+    let got = settled(&env.client()).await;
+    let taken_over = metric_sum(&standby, "processor_state_restored_entries_total", None).await
+        - restored_before;
+    eprintln!("standby: followed {followed} changelog entries; the takeover read {taken_over}");
+    assert!(
+        taken_over < followed,
+        "the takeover read {taken_over} changelog entries, no fewer than the {followed} its standby had followed"
+    );
+    same_decisions(&want, &got, "after a takeover by a standby");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
