@@ -155,7 +155,17 @@ pub fn topic_specs(
         spec(&topics.parked, partitions, calls()),
         // The processor's state, a partition per raw partition; the latest entry of
         // each key is the state.
-        spec(&topics.state, partitions, compacted()),
+        spec(
+            &topics.state,
+            partitions,
+            vec![
+                ("cleanup.policy", "compact".to_owned()),
+                (
+                    "delete.retention.ms",
+                    schemas::topics::STATE_DELETE_RETENTION_MS.to_string(),
+                ),
+            ],
+        ),
         // The audit trail: copied into ClickHouse, where it is kept.
         spec(&topics.audit, 1, deleted_after(AUDIT_RETENTION_MS)),
         // The tokens last recorded: only each token's latest grant matters.

@@ -55,6 +55,10 @@ pub const PROCESSOR_STATE_RESTORED_ENTRIES_TOTAL: &str = "processor_state_restor
 /// counter; labels: none. Changelog entries a standby (`state.standby_interval_ms`)
 /// applied to its copy of partitions another instance owns.
 pub const PROCESSOR_STATE_STANDBY_ENTRIES_TOTAL: &str = "processor_state_standby_entries_total";
+/// counter; labels: `why` (`too_old`: caught up longer ago than the changelog keeps
+/// tombstones; `ahead`: past the changelog's end, made from another). A partition's
+/// local copy dropped and restored from the start.
+pub const PROCESSOR_STATE_COPIES_DROPPED_TOTAL: &str = "processor_state_copies_dropped_total";
 /// histogram; labels: none. One partition caught up with its changelog.
 pub const PROCESSOR_STATE_RESTORE_SECONDS: &str = "processor_state_restore_seconds";
 /// counter; labels: `what` (`calls`, `histories`). What a batch still asked of

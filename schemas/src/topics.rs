@@ -57,6 +57,12 @@ pub const CM_CALL_HEADER: &str = "cm-call";
 /// state (each raw partition's callers and calls), from which any instance restores
 /// a partition it is given.
 pub const STATE: &str = "processor.state";
+/// How long the state changelog keeps a tombstone after compaction reached it
+/// (`delete.retention.ms`, set on the topic by `cmctl topics`): a local copy of the
+/// state caught up longer ago than this may have missed deletions (an erased
+/// caller, an expired call) that compaction has since removed, so it is restored
+/// from the start instead of from its checkpoint.
+pub const STATE_DELETE_RETENTION_MS: u64 = 86_400_000;
 /// Webhook deliveries the edge refused (a sample per integration), for their
 /// owners (`schemas::refusal`). Kept as the topics carrying calls (`cmctl topics`).
 pub const REFUSALS: &str = "ingest.refusals";

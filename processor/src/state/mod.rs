@@ -38,6 +38,10 @@ mod kv;
 mod memory_engine;
 pub mod standby;
 
+#[cfg(test)]
+#[path = "copy_age_test.rs"]
+mod copy_age_test;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -64,6 +68,14 @@ const WATERMARK: &[u8] = b"mwatermark";
 const CALLER_NAMES: &[u8] = b"mcallernames";
 /// Local only: never logged.
 const CHECKPOINT: &[u8] = b"mcheckpoint";
+/// Local only: when the checkpoint was last written (seconds since the epoch, this
+/// host's clock). A copy older than the changelog keeps tombstones is not valid.
+const CHECKPOINT_AT: &[u8] = b"mcheckpointat";
+/// Of the changelog's tombstone retention, how much a copy may have been caught up
+/// before now to be caught up from its checkpoint: an hour less, for clocks and
+/// for the time a restore takes.
+const COPY_MAX_AGE: std::time::Duration =
+    std::time::Duration::from_millis(schemas::topics::STATE_DELETE_RETENTION_MS - 3_600_000);
 /// How many times, and how far apart, a changelog's end is asked for before a
 /// local copy ahead of it is dropped (`KeyedState::valid_checkpoint`).
 const END_CHECKS: u32 = 10;
@@ -106,6 +118,24 @@ impl runtime::retry::Retryable for StateError {
             | Self::CallerNamesChanged { .. } => false,
         }
     }
+}
+
+/// The local writes recording that `partition`'s copy reflects its changelog up to
+/// (not including) `next`, as of now.
+fn checkpoint_writes(partition: i32, next: i64) -> [(i32, kv::Write); 2] {
+    [
+        (
+            partition,
+            (CHECKPOINT.to_vec(), Some(next.to_be_bytes().to_vec())),
+        ),
+        (
+            partition,
+            (
+                CHECKPOINT_AT.to_vec(),
+                Some(Utc::now().timestamp().to_be_bytes().to_vec()),
+            ),
+        ),
+    ]
 }
 
 fn call_key(id: CallId) -> Vec<u8> {
@@ -487,6 +517,27 @@ impl KeyedState {
         if checkpoint == 0 {
             return Ok(0);
         }
+        // Compaction may have removed, since, the tombstones of what was deleted
+        // after the copy's checkpoint (an erased caller would come back).
+        let caught_up_at = self
+            .engine
+            .get(partition, CHECKPOINT_AT)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+            .map(i64::from_be_bytes)
+            .and_then(|s| DateTime::from_timestamp(s, 0));
+        let max_age = Duration::from_std(COPY_MAX_AGE).unwrap_or(Duration::MAX);
+        let too_old = caught_up_at.is_none_or(|at| Utc::now() - at > max_age);
+        if too_old {
+            tracing::warn!(
+                partition,
+                checkpoint,
+                caught_up_at = %caught_up_at.map_or("never recorded".to_owned(), |at| at.to_rfc3339()),
+                "the local state was caught up longer ago than the changelog keeps its tombstones (delete.retention.ms): dropped, restoring from the start"
+            );
+            metrics::counter!(crate::metric_names::PROCESSOR_STATE_COPIES_DROPPED_TOTAL, "why" => "too_old").increment(1);
+            self.engine.clear(partition)?;
+            return Ok(0);
+        }
         // A broker may report an end a few offsets behind what it acknowledged
         // (tansu 0.6 with memory storage did, for seconds, and a valid copy was
         // dropped and restored from the start): asked again for a while before the
@@ -513,6 +564,7 @@ impl KeyedState {
             end,
             "the local state is ahead of its changelog (made from another one): dropped, restoring from the start"
         );
+        metrics::counter!(crate::metric_names::PROCESSOR_STATE_COPIES_DROPPED_TOTAL, "why" => "ahead").increment(1);
         self.engine.clear(partition)?;
         Ok(0)
     }
@@ -748,10 +800,7 @@ impl KeyedState {
                 if first.get(partition) == Some(&r.checkpoint) {
                     r.checkpoint = last + 1;
                     checkpoints.push(*partition);
-                    local.push((
-                        *partition,
-                        (CHECKPOINT.to_vec(), Some((last + 1).to_be_bytes().to_vec())),
-                    ));
+                    local.extend(checkpoint_writes(*partition, last + 1));
                 } else {
                     tracing::warn!(
                         partition,
@@ -860,14 +909,8 @@ fn restore_blocking(
         }
         pending.push((partition, (key.to_vec(), value.map(<[u8]>::to_vec))));
         if pending.len() >= CHUNK {
-            pending.push((
-                partition,
-                (
-                    CHECKPOINT.to_vec(),
-                    Some((offset + 1).to_be_bytes().to_vec()),
-                ),
-            ));
-            applied += (pending.len() - 1) as u64;
+            applied += pending.len() as u64;
+            pending.extend(checkpoint_writes(partition, offset + 1));
             if let Err(e) = engine.apply(&pending) {
                 failed = Some(e);
             }
@@ -878,10 +921,7 @@ fn restore_blocking(
         return Err(error.into());
     }
     applied += pending.len() as u64;
-    pending.push((
-        partition,
-        (CHECKPOINT.to_vec(), Some(next.to_be_bytes().to_vec())),
-    ));
+    pending.extend(checkpoint_writes(partition, next));
     engine.apply(&pending)?;
     Ok((next, applied))
 }
