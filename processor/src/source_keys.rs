@@ -30,6 +30,10 @@ pub struct SourceKeys {
     pending: Vec<SourceKeyRow>,
     pending_shapes: Vec<((String, String), i64, u64)>,
     pending_keys: HashSet<(String, String, String, JsonKind)>,
+    /// The newest hour a record was received in: integrations quiet since the hour
+    /// before it are forgotten, so what is kept is bounded by the integrations
+    /// active now, not by every integration this instance ever saw.
+    newest_hour: i64,
 }
 
 #[derive(Default)]
@@ -57,6 +61,10 @@ impl SourceKeys {
             return;
         };
         let hour = hour_of(envelope.received_at);
+        if hour > self.newest_hour {
+            self.newest_hour = hour;
+            self.known.retain(|_, known| known.hour >= hour - 1);
+        }
         let client = envelope.client_id.as_str();
         if !self.known.contains_key(client) {
             self.known.insert(client.to_owned(), Known::default());
@@ -255,6 +263,32 @@ mod tests {
             ["zip:number"],
             "a type change is a new row"
         );
+    }
+
+    #[test]
+    fn integrations_quiet_for_an_hour_are_forgotten() {
+        let mut keys = SourceKeys::default();
+        let at = |client: &str, time: &str| {
+            let mut record = envelope(r#"{"id": "1", "payout": 10}"#, time);
+            record.client_id = ClientId::parse(client).unwrap();
+            record
+        };
+        for client in ["one", "two", "three"] {
+            keys.observe("acme", &at(client, "2026-11-20T10:05:00Z"));
+        }
+        keys.stored();
+        assert_eq!(keys.known.len(), 3);
+        // The next hour: the last one's integrations are still kept (a record near
+        // the boundary may come late).
+        keys.observe("acme", &at("one", "2026-11-20T11:05:00Z"));
+        keys.stored();
+        assert_eq!(keys.known.len(), 3);
+        // Two hours on: only what was active in the hour before stays.
+        keys.observe("acme", &at("four", "2026-11-20T12:05:00Z"));
+        keys.stored();
+        let mut kept: Vec<&str> = keys.known.keys().map(String::as_str).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["four", "one"]);
     }
 
     #[test]
