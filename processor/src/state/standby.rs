@@ -24,12 +24,15 @@ pub async fn run(
     let mut stop = shutdown.clone();
     // The last failure, said once per cause, not every interval.
     let mut failure: Option<String> = None;
+    // The partition count, asked of the broker again only after a rebalance (a
+    // topic that gains partitions makes the group rebalance).
+    let mut count: Option<(u64, i32)> = None;
     loop {
         tokio::select! {
             _ = stop.wait() => return,
             () = tokio::time::sleep(every) => {}
         }
-        let outcome = follow_all(&state, &rebalances).await;
+        let outcome = follow_all(&state, &rebalances, &mut count).await;
         match outcome {
             Ok(followed) => {
                 if failure.take().is_some() {
@@ -51,8 +54,17 @@ pub async fn run(
 async fn follow_all(
     state: &KeyedState,
     rebalances: &Rebalances,
+    count: &mut Option<(u64, i32)>,
 ) -> Result<BTreeSet<i32>, super::StateError> {
-    let partitions = state.partitions().await?;
+    let rebalanced = rebalances.count();
+    let partitions = match *count {
+        Some((at, partitions)) if at == rebalanced => partitions,
+        _ => {
+            let partitions = state.partitions().await?;
+            *count = Some((rebalanced, partitions));
+            partitions
+        }
+    };
     let mut followed = BTreeSet::new();
     for partition in 0..partitions {
         let owned = |p: i32| state.is_ready(p, rebalances.count());
